@@ -1,0 +1,1337 @@
+//! `Archive` and `ArchiveBuilder`: open or create a store, put, get, map, list, verify,
+//! reindex. Orchestration only: byte layouts live in `format`, files in `segment`, keys in
+//! `index`, codecs in `codec`.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use memmap2::Mmap;
+
+use crate::codec::{self, CHUNK_SIZE, Codec};
+use crate::error::{Error, Result};
+use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::meta::{EntryMeta, FrameMeta, ObjectMeta};
+use crate::format::store_header::{STORE_MAGIC, Settings, StoreHeader, VERSION_OFFSET};
+use crate::format::{le_u16, version};
+use crate::hash::ObjectHash;
+use crate::index::{EntryRec, Index, ObjectLoc, Update};
+use crate::object::canonical::Descriptor;
+use crate::object::record::Record;
+use crate::object::tensor::{Dtype, Shape, Tensor, TensorView};
+use crate::object::{CATEGORICAL, Categorical, Kind, Object};
+use crate::segment::reader::{Maps, map_file};
+use crate::segment::scan::{Frame, read_frame, scan};
+use crate::segment::writer::{SegmentWriter, sync_dir, try_lock};
+
+/// Name of the store header file.
+pub const HEADER_FILE: &str = "ARCHIVE";
+/// Name of the segments directory.
+pub const SEGMENTS_DIR: &str = "segments";
+/// Name of the index directory.
+pub const INDEX_DIR: &str = "index";
+/// Name of the file whose lock guards the index.
+pub const LOCK_FILE: &str = "index.lock";
+
+/// Longest tag key, in bytes.
+pub const MAX_TAG_KEY: usize = 128;
+/// Longest tag value, in bytes.
+pub const MAX_TAG_VALUE: usize = 1024;
+/// Longest descriptor (dtype name, media type, record schema), in bytes.
+pub const MAX_DESC: usize = 255;
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// An id for this writer that no other process or machine picks: a hash of the process id,
+/// the time and an address, so segment names never collide without coordination.
+fn new_writer_id() -> u64 {
+    let marker = 0u8;
+    let mut h = blake3::Hasher::new();
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&now_ns().to_le_bytes());
+    h.update(&(&marker as *const u8 as usize as u64).to_le_bytes());
+    let bytes = h.finalize();
+    let [a, b, c, d, e, f, g, i, ..] = *bytes.as_bytes();
+    u64::from_le_bytes([a, b, c, d, e, f, g, i])
+}
+
+/// Options for one put.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// The codec; `None` chooses per object (shuffle+zstd for multi-byte tensors, zstd
+    /// otherwise, raw where compression saves less than 10 %).
+    pub codec: Option<Codec>,
+    /// The zstd level; `None` uses the store's setting, else the codec's default.
+    pub level: Option<i32>,
+}
+
+/// Configures and opens or creates an archive.
+///
+/// ## Defaults
+/// - `zstd_level`: none (level 1 behind a byte shuffle, 3 for plain zstd)
+/// - `lock_timeout`: 10 s waiting for another process to release the index
+/// - `segment_size`: 1 GiB before a writer starts a new segment
+#[derive(Clone, Debug)]
+pub struct ArchiveBuilder {
+    zstd_level: Option<i32>,
+    lock_timeout: Duration,
+    segment_size: u64,
+}
+
+impl Default for ArchiveBuilder {
+    fn default() -> Self {
+        ArchiveBuilder {
+            zstd_level: None,
+            lock_timeout: Duration::from_secs(10),
+            segment_size: 1 << 30,
+        }
+    }
+}
+
+impl ArchiveBuilder {
+    /// The zstd level recorded in a new store and used by puts that give none.
+    pub fn zstd_level(&mut self, level: i32) -> &mut Self {
+        self.zstd_level = Some(level);
+        self
+    }
+
+    /// How long to wait for another process that holds the index.
+    pub fn lock_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Size past which a writer seals its segment and starts a new one.
+    pub fn segment_size(&mut self, bytes: u64) -> &mut Self {
+        self.segment_size = bytes.max(SEGMENT_HEADER_LEN as u64 + 1);
+        self
+    }
+
+    /// Create a new store at `path` (which must not exist, or be an empty directory).
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        let root = path.as_ref();
+        let non_empty = std::fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
+        if non_empty || root.is_file() {
+            return Err(Error::AlreadyExists { path: root.to_owned() });
+        }
+        std::fs::create_dir_all(root.join(SEGMENTS_DIR))
+            .map_err(|e| Error::io(root.join(SEGMENTS_DIR), e))?;
+        let header = StoreHeader {
+            version: version::SCHEMA_VERSION,
+            settings: Settings { created_ns: now_ns(), zstd_level: self.zstd_level },
+        };
+        // Write to a temp name, sync, rename, sync the directory: a crash leaves either no
+        // header (not a store yet) or a whole one.
+        let tmp = root.join(format!("{HEADER_FILE}.tmp"));
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&header.encode()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        let dst = root.join(HEADER_FILE);
+        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+        sync_dir(root)?;
+        sync_dir(&root.join(SEGMENTS_DIR))?;
+        self.open(root)
+    }
+
+    /// Open the store at `path`, catching the index up with the segments.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        let root = path.as_ref().to_owned();
+        let header_path = root.join(HEADER_FILE);
+        let mut buf = Vec::new();
+        match File::open(&header_path) {
+            Ok(f) => f
+                .take(1 << 20)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io(&header_path, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoStore { path: root });
+            }
+            Err(e) => return Err(Error::io(&header_path, e)),
+        };
+        if buf.get(..STORE_MAGIC.len()) != Some(&STORE_MAGIC[..]) {
+            return Err(Error::corrupt(&header_path, 0, "not an archive store header (wrong magic)"));
+        }
+        // The version comes first so that a newer store is refused as newer, not as corrupt.
+        let found = le_u16(&buf, VERSION_OFFSET)
+            .ok_or_else(|| Error::corrupt(&header_path, 0, "store header is truncated"))?;
+        version::check(&root, found)?;
+        let header =
+            StoreHeader::decode(&buf).map_err(|reason| Error::corrupt(&header_path, 0, reason))?;
+        let lock = lock_index(&root.join(LOCK_FILE), self.lock_timeout)?;
+        let (index, _fresh) = Index::open(&root.join(INDEX_DIR))?;
+        let archive = Archive {
+            segments_dir: root.join(SEGMENTS_DIR),
+            root,
+            settings: header.settings,
+            index,
+            maps: Maps::default(),
+            writer: Mutex::new(WriterSlot {
+                current: None,
+                writer_id: new_writer_id(),
+                next_seq: 0,
+                failures: 0,
+            }),
+            segment_size: self.segment_size,
+            warnings: Mutex::new(Vec::new()),
+            _lock: lock,
+        };
+        archive.catch_up(&|_, _| {})?;
+        Ok(archive)
+    }
+
+    /// Open the store at `path`, creating it if there is none.
+    pub fn open_or_create(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        match self.open(path.as_ref()) {
+            Err(Error::NoStore { .. }) => self.create(path),
+            other => other,
+        }
+    }
+}
+
+/// Take the index lock, waiting up to `timeout`; on time-out, say who holds it. The kernel
+/// drops the lock when its holder dies, so a dead holder never blocks anyone.
+fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut owner = String::new();
+                let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut owner));
+                let owner = owner.trim();
+                return Err(Error::Locked {
+                    path: path.to_owned(),
+                    owner: if owner.is_empty() { "another process".into() } else { owner.into() },
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+    }
+    let cmd: Vec<String> = std::env::args().collect();
+    let owner = format!("pid {} ({})", std::process::id(), cmd.join(" "));
+    file.set_len(0)
+        .and_then(|()| file.write_all(owner.as_bytes()))
+        .and_then(|()| file.flush())
+        .map_err(|e| Error::io(path, e))?;
+    Ok(file)
+}
+
+struct WriterSlot {
+    current: Option<(SegmentWriter, u32)>,
+    writer_id: u64,
+    next_seq: u64,
+    /// Failed appends or syncs so far; a batch that saw this change lost frames.
+    failures: u64,
+}
+
+/// An open archive. `Send + Sync`: share it between threads by reference or `Arc`.
+pub struct Archive {
+    root: PathBuf,
+    segments_dir: PathBuf,
+    settings: Settings,
+    index: Index,
+    maps: Maps,
+    writer: Mutex<WriterSlot>,
+    segment_size: u64,
+    warnings: Mutex<Vec<String>>,
+    _lock: File,
+}
+
+/// What `info` shows about an object; everything comes from the index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectInfo {
+    /// The address.
+    pub hash: ObjectHash,
+    /// The kind.
+    pub kind: Kind,
+    /// Dtype (tensors).
+    pub dtype: Option<Dtype>,
+    /// Shape (tensors).
+    pub shape: Option<Shape>,
+    /// Media type (bytes) or record schema (records), if any.
+    pub desc: Option<String>,
+    /// Decoded size.
+    pub raw_len: u64,
+    /// Stored size.
+    pub stored_len: u64,
+    /// How it is stored.
+    pub codec: Codec,
+    /// Segment file name.
+    pub segment: String,
+    /// Offset of its frame in the segment.
+    pub offset: u64,
+}
+
+/// One entry, as `entries` lists them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryInfo {
+    /// Sequence number, in logging order.
+    pub seq: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The object logged.
+    pub hash: ObjectHash,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// Counts and sizes of a store.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    /// Distinct objects.
+    pub objects: u64,
+    /// Entries.
+    pub entries: u64,
+    /// Sum over entries of their object's decoded size: what a store without dedup holds.
+    pub logical_bytes: u64,
+    /// Sum of decoded object sizes.
+    pub raw_bytes: u64,
+    /// Sum of stored object sizes.
+    pub stored_bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes in segment files.
+    pub segment_bytes: u64,
+    /// Bytes of the index on disk.
+    pub index_bytes: u64,
+    /// Objects by kind name.
+    pub by_kind: Vec<(String, u64)>,
+}
+
+/// One problem `verify` found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The object, when the problem is an object's.
+    pub hash: Option<ObjectHash>,
+    /// The segment file.
+    pub path: PathBuf,
+    /// The frame's offset.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    /// Object frames decoded and re-hashed.
+    pub objects_checked: u64,
+    /// Decoded bytes re-hashed.
+    pub bytes_checked: u64,
+    /// Frames read.
+    pub frames: u64,
+    /// Everything that is wrong.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// True if nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The bytes of an object from `map`: a view into the segment's memory map when stored raw,
+/// a decoded buffer otherwise.
+#[derive(Debug)]
+pub struct MappedObject {
+    info: ObjectInfo,
+    data: Data,
+}
+
+#[derive(Debug)]
+enum Data {
+    Mapped { map: Arc<Mmap>, start: usize, len: usize },
+    Owned(Vec<u8>),
+}
+
+impl MappedObject {
+    /// What the object is.
+    pub fn info(&self) -> &ObjectInfo {
+        &self.info
+    }
+
+    /// The decoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.data {
+            Data::Mapped { map, start, len } => map.get(*start..start + len).unwrap_or_default(),
+            Data::Owned(v) => v,
+        }
+    }
+
+    /// True when `bytes` points into the memory map (no copy was made).
+    pub fn is_zero_copy(&self) -> bool {
+        matches!(self.data, Data::Mapped { .. })
+    }
+
+    /// The whole mapped segment, when zero-copy (to check where `bytes` lies).
+    pub fn mapping(&self) -> Option<&[u8]> {
+        match &self.data {
+            Data::Mapped { map, .. } => Some(&map[..]),
+            Data::Owned(_) => None,
+        }
+    }
+
+    /// The object as a tensor view, if it is a tensor.
+    pub fn tensor(&self) -> Option<(Dtype, &Shape, &[u8])> {
+        Some((self.info.dtype?, self.info.shape.as_ref()?, self.bytes()))
+    }
+
+    /// The elements as a typed slice (`f32`, `i64` …). Fails if the element size differs from
+    /// the dtype's, or if the bytes are not aligned for `T` (mapped payloads are 64-byte
+    /// aligned, so this does not happen for them). Little-endian hosts only.
+    pub fn as_slice<T: bytemuck::Pod>(&self) -> Result<&[T]> {
+        let input = self.info.hash.to_string();
+        if cfg!(target_endian = "big") {
+            return Err(Error::invalid(input, "typed views need a little-endian host"));
+        }
+        let size = self.info.dtype.map(|d| d.size()).unwrap_or(1);
+        if size != std::mem::size_of::<T>() {
+            return Err(Error::invalid(
+                input,
+                format!("elements are {size} bytes, the type asked for is {}", size_of::<T>()),
+            ));
+        }
+        bytemuck::try_cast_slice(self.bytes())
+            .map_err(|e| Error::invalid(input, format!("cannot view as a typed slice: {e}")))
+    }
+}
+
+/// An object ready to put: descriptor and payload bytes.
+struct Prepared<'a> {
+    kind: Kind,
+    desc: String,
+    shape: Vec<u64>,
+    payload: Cow<'a, [u8]>,
+    elem: usize,
+    /// Objects this one refers to (records), which must exist.
+    refs: Vec<ObjectHash>,
+}
+
+impl Archive {
+    /// Open the store at `path` with default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
+        ArchiveBuilder::default().open(path)
+    }
+
+    /// Create a store at `path` with default settings.
+    pub fn create(path: impl AsRef<Path>) -> Result<Archive> {
+        ArchiveBuilder::default().create(path)
+    }
+
+    /// A builder for non-default settings.
+    pub fn builder() -> ArchiveBuilder {
+        ArchiveBuilder::default()
+    }
+
+    /// The store's root directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Problems found while opening (damaged frames skipped, torn tails cut), for display.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    fn warn(&self, msg: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(msg);
+        }
+    }
+
+    fn segment_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        let dir = &self.segments_dir;
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let item = item.map_err(|e| Error::io(dir, e))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".seg") {
+                out.push((name, item.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn slot(&self) -> Result<MutexGuard<'_, WriterSlot>> {
+        self.writer.lock().map_err(|_| Error::invalid("archive", "writer lock poisoned"))
+    }
+
+    /// Index every frame past each segment's high-water mark; cut torn tails of segments that
+    /// no writer holds. `progress(done, total)` counts bytes scanned.
+    fn catch_up(&self, progress: &dyn Fn(u64, u64)) -> Result<()> {
+        let files = self.segment_files()?;
+        let own = self.slot()?.current.as_ref().map(|(w, _)| w.name().to_owned());
+        let mut todo = Vec::new();
+        for (name, path) in files {
+            let id = self.index.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
+            let from = self.index.segment(id)?.indexed_to;
+            let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            if len > from && Some(&name) != own.as_ref() {
+                todo.push((id, path, from, len));
+            }
+        }
+        let total: u64 = todo.iter().map(|(_, _, from, len)| len - from).sum();
+        let mut done = 0;
+        for (id, path, from, _) in todo {
+            let Some(map) = map_file(&path)? else { continue };
+            if from == SEGMENT_HEADER_LEN as u64 {
+                self.check_segment_header(&path, &map)?;
+            }
+            let found = scan(&map, from);
+            for d in &found.damage {
+                self.warn(format!("{}: damaged frame at byte {}: {}", path.display(), d.offset, d.reason));
+            }
+            let mut update = Update::default();
+            for frame in &found.frames {
+                add_frame(&mut update, id, frame);
+            }
+            update.marks.push((id, found.valid_end));
+            self.index.apply(update)?;
+            if let Some(tail) = &found.tail {
+                self.cut_tail(&path, found.valid_end, &tail.reason)?;
+            }
+            done += map.len() as u64 - from;
+            progress(done, total);
+        }
+        Ok(())
+    }
+
+    fn check_segment_header(&self, path: &Path, map: &[u8]) -> Result<()> {
+        match SegmentHeader::decode(map) {
+            Ok(h) => version::check(path, h.version),
+            Err(reason) => {
+                // Frames describe themselves, so a damaged segment header costs nothing else.
+                self.warn(format!("{}: {reason}", path.display()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Truncate a torn tail, if no writer holds the segment (a writer's unfinished frame
+    /// looks the same, and is left alone).
+    fn cut_tail(&self, path: &Path, valid_end: u64, reason: &str) -> Result<()> {
+        if let Some(file) = try_lock(path)? {
+            let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+            if len > valid_end {
+                file.set_len(valid_end).and_then(|()| file.sync_all()).map_err(|e| Error::io(path, e))?;
+                self.warn(format!(
+                    "{}: cut {} bytes of torn tail at byte {valid_end} ({reason})",
+                    path.display(),
+                    len - valid_end
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer's current segment, opening one if needed: an existing segment no other
+    /// writer holds and that has room, else a new one.
+    fn ensure_segment<'s>(&self, slot: &'s mut WriterSlot) -> Result<&'s mut (SegmentWriter, u32)> {
+        if slot.current.as_ref().is_some_and(|(w, _)| w.len() >= self.segment_size) {
+            if let Some((mut w, _)) = slot.current.take() {
+                w.sync()?;
+            }
+        }
+        if slot.current.is_none() {
+            slot.current = Some(self.adopt_or_create(slot)?);
+        }
+        slot.current.as_mut().ok_or_else(|| Error::invalid("archive", "no segment"))
+    }
+
+    fn adopt_or_create(&self, slot: &mut WriterSlot) -> Result<(SegmentWriter, u32)> {
+        for (name, path) in self.segment_files()?.into_iter().rev() {
+            let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            if len >= self.segment_size {
+                continue;
+            }
+            let Some(file) = try_lock(&path)? else { continue };
+            // Holding the lock, index what the last writer left, then cut any torn tail.
+            let id = self.index.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
+            let from = self.index.segment(id)?.indexed_to;
+            let mut valid_end = from;
+            if let Some(map) = map_file(&path)? {
+                if SegmentHeader::decode(&map).is_err() {
+                    continue;
+                }
+                let found = scan(&map, from);
+                let mut update = Update::default();
+                for frame in &found.frames {
+                    add_frame(&mut update, id, frame);
+                }
+                update.marks.push((id, found.valid_end));
+                self.index.apply(update)?;
+                valid_end = found.valid_end;
+            }
+            return Ok((SegmentWriter::adopt(&path, file, valid_end)?, id));
+        }
+        let w = SegmentWriter::create(&self.segments_dir, slot.writer_id, slot.next_seq, now_ns())?;
+        slot.next_seq += 1;
+        let id = self.index.segment_id(w.name(), SEGMENT_HEADER_LEN as u64)?;
+        Ok((w, id))
+    }
+
+    /// Start a batch: many puts, one fsync at `commit`.
+    pub fn writer(&self) -> Writer<'_> {
+        Writer {
+            archive: self,
+            update: Update::default(),
+            pending: HashSet::new(),
+            failures_at_start: None,
+            count: 0,
+        }
+    }
+
+    fn put_one(&self, p: Prepared<'_>, tags: &[(&str, &str)], opts: &PutOptions) -> Result<ObjectHash> {
+        let mut w = self.writer();
+        let h = w.put_prepared(p, tags, opts, true)?;
+        w.commit()?;
+        Ok(h)
+    }
+
+    /// Put a tensor with an entry carrying `tags`; returns its address.
+    pub fn put_tensor(&self, view: &TensorView<'_>, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+        self.put_one(Prepared::tensor(view), tags, &PutOptions::default())
+    }
+
+    /// `put_tensor` with explicit codec options.
+    pub fn put_tensor_with(
+        &self,
+        view: &TensorView<'_>,
+        tags: &[(&str, &str)],
+        opts: &PutOptions,
+    ) -> Result<ObjectHash> {
+        self.put_one(Prepared::tensor(view), tags, opts)
+    }
+
+    /// Put UTF-8 text.
+    pub fn put_text(&self, text: &str, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+        self.put_one(Prepared::text(text), tags, &PutOptions::default())
+    }
+
+    /// Put opaque bytes with an optional media type (`image/png` …).
+    pub fn put_bytes(
+        &self,
+        data: &[u8],
+        media_type: Option<&str>,
+        tags: &[(&str, &str)],
+    ) -> Result<ObjectHash> {
+        self.put_one(Prepared::bytes(data, media_type), tags, &PutOptions::default())
+    }
+
+    /// Put a record. Every object it refers to must already be in the archive.
+    pub fn put_record(&self, record: &Record, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+        self.put_one(Prepared::record(record, ""), tags, &PutOptions::default())
+    }
+
+    /// Put categorical outputs: integer `codes` (stored as a tensor of their own) and the
+    /// label of each code. Every code must index into `labels`. Returns the categorical
+    /// record's address.
+    pub fn put_categorical(
+        &self,
+        codes: &TensorView<'_>,
+        labels: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<ObjectHash> {
+        let mut w = self.writer();
+        let h = w.put_categorical(codes, labels, tags)?;
+        w.commit()?;
+        Ok(h)
+    }
+
+    /// Resolve a full hash or a unique prefix (at least 4 hex digits).
+    pub fn resolve(&self, prefix: &str) -> Result<ObjectHash> {
+        self.index.resolve(prefix)
+    }
+
+    /// True if the object is in the archive.
+    pub fn contains(&self, hash: &ObjectHash) -> Result<bool> {
+        self.index.contains(hash)
+    }
+
+    fn loc(&self, hash: &ObjectHash) -> Result<ObjectLoc> {
+        self.index.get(hash)?.ok_or_else(|| Error::NotFound(hash.to_string()))
+    }
+
+    fn info_of(&self, hash: ObjectHash, loc: &ObjectLoc) -> Result<ObjectInfo> {
+        let seg = self.index.segment(loc.seg)?;
+        let kind = Kind::from_code(loc.kind)
+            .ok_or_else(|| Error::corrupt(self.root.join(INDEX_DIR), 0, "unknown kind in index"))?;
+        let (dtype, shape, desc) = match kind {
+            Kind::Tensor => {
+                (Some(loc.desc.parse::<Dtype>()?), Some(Shape::new(loc.shape.clone())), None)
+            }
+            _ => (None, None, Some(loc.desc.clone()).filter(|d| !d.is_empty())),
+        };
+        Ok(ObjectInfo {
+            hash,
+            kind,
+            dtype,
+            shape,
+            desc,
+            raw_len: loc.raw_len,
+            stored_len: loc.stored_len,
+            codec: Codec::from_code(loc.codec).unwrap_or(Codec::Raw),
+            segment: seg.name,
+            offset: loc.offset,
+        })
+    }
+
+    /// What an object is, from the index alone.
+    pub fn info(&self, hash: &ObjectHash) -> Result<ObjectInfo> {
+        let loc = self.loc(hash)?;
+        self.info_of(*hash, &loc)
+    }
+
+    /// The entries that logged an object, oldest first.
+    pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<EntryInfo>> {
+        Ok(self.index.entries_of(hash)?.into_iter().map(|(seq, e)| entry_info(seq, e)).collect())
+    }
+
+    /// Every entry, newest first.
+    pub fn entries(&self) -> impl Iterator<Item = Result<EntryInfo>> + '_ {
+        self.index.entries_newest_first().map(|r| r.map(|(seq, e)| entry_info(seq, e)))
+    }
+
+    /// The frame of an object and the map holding it; checks it is the object asked for.
+    fn frame_of(&self, hash: &ObjectHash, loc: &ObjectLoc) -> Result<(Arc<Mmap>, Frame, usize, PathBuf)> {
+        let seg = self.index.segment(loc.seg)?;
+        let path = self.segments_dir.join(&seg.name);
+        let head_end = loc.offset + crate::format::frame::FRAME_HEADER_LEN as u64;
+        let map = self.maps.get(&path, head_end)?;
+        let corrupt = |reason: String| Error::corrupt(&path, loc.offset, reason);
+        // Remap if the frame runs past the current map (the segment grew since it was mapped).
+        let header = crate::format::frame::FrameHeader::decode(
+            map.get(loc.offset as usize..).unwrap_or_default(),
+        )
+        .map_err(|e| corrupt(format!("{e:?}")))?;
+        let map = self.maps.get(&path, loc.offset + header.frame_len())?;
+        let (frame, payload) = read_frame(&map, loc.offset).map_err(|e| corrupt(format!("{e:?}")))?;
+        if frame.header.hash != *hash || frame.header.kind != FrameKind::Object {
+            return Err(corrupt("frame holds another object than the index says".into()));
+        }
+        let start = payload.as_ptr() as usize - map.as_ptr() as usize;
+        Ok((map, frame, start, path))
+    }
+
+    /// Decode and verify an object.
+    pub fn get(&self, hash: &ObjectHash) -> Result<Object> {
+        let loc = self.loc(hash)?;
+        let (map, frame, start, path) = self.frame_of(hash, &loc)?;
+        let meta = object_meta(&frame, &path)?;
+        let payload = map.get(start..start + frame.header.payload_len as usize).unwrap_or_default();
+        let bytes = decode_payload(&frame, meta, payload, &path)?;
+        verify_hash(hash, meta, &bytes, &path, frame.offset)?;
+        build_object(meta, bytes.into_owned(), &path, frame.offset)
+    }
+
+    /// The bytes of an object, verified: zero-copy from the memory map when stored raw.
+    pub fn map(&self, hash: &ObjectHash) -> Result<MappedObject> {
+        self.map_impl(hash, true)
+    }
+
+    /// `map` without re-hashing: O(1) in the object's size for raw objects. The bytes are not
+    /// checked against the address; `verify` checks everything.
+    pub fn map_unchecked(&self, hash: &ObjectHash) -> Result<MappedObject> {
+        self.map_impl(hash, false)
+    }
+
+    fn map_impl(&self, hash: &ObjectHash, verify: bool) -> Result<MappedObject> {
+        let loc = self.loc(hash)?;
+        let info = self.info_of(*hash, &loc)?;
+        let (map, frame, start, path) = self.frame_of(hash, &loc)?;
+        let meta = object_meta(&frame, &path)?;
+        let len = frame.header.payload_len as usize;
+        let payload = map.get(start..start + len).unwrap_or_default();
+        let data = if frame.header.codec == Codec::Raw {
+            if meta.raw_len != len as u64 {
+                return Err(Error::corrupt(&path, frame.offset, "raw length disagrees"));
+            }
+            if verify {
+                verify_hash(hash, meta, payload, &path, frame.offset)?;
+            }
+            Data::Mapped { map: Arc::clone(&map), start, len }
+        } else {
+            let bytes = decode_payload(&frame, meta, payload, &path)?.into_owned();
+            if verify {
+                verify_hash(hash, meta, &bytes, &path, frame.offset)?;
+            }
+            Data::Owned(bytes)
+        };
+        Ok(MappedObject { info, data })
+    }
+
+    /// Re-read every segment: check every frame, decode and re-hash every object, and check
+    /// that every indexed object points at a good frame. `progress(done, total)` counts bytes.
+    pub fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let files = self.segment_files()?;
+        let total: u64 = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let mut done = 0;
+        let mut good: HashSet<(String, u64)> = HashSet::new();
+        let own = self.slot()?.current.as_ref().map(|(w, _)| w.name().to_owned());
+        for (name, path) in &files {
+            let Some(map) = map_file(path)? else { continue };
+            let problem = |offset, reason: String, hash| Problem { hash, path: path.clone(), offset, reason };
+            if let Err(reason) = SegmentHeader::decode(&map) {
+                report.problems.push(problem(0, reason, None));
+            }
+            let found = scan(&map, SEGMENT_HEADER_LEN as u64);
+            for d in found.damage {
+                report.problems.push(problem(d.offset, d.reason, None));
+            }
+            if let Some(t) = found.tail {
+                // A segment some writer holds may end in the frame it is writing.
+                let busy = own.as_ref() == Some(name) || try_lock(path)?.is_none();
+                if !busy {
+                    report.problems.push(problem(t.offset, format!("torn tail: {}", t.reason), None));
+                }
+            }
+            for frame in &found.frames {
+                report.frames += 1;
+                if frame.header.kind != FrameKind::Object {
+                    continue;
+                }
+                report.objects_checked += 1;
+                let h = frame.header.hash;
+                let checked = (|| {
+                    let meta = object_meta(frame, path)?;
+                    let (_, payload) = read_frame(&map, frame.offset)
+                        .map_err(|e| Error::corrupt(path, frame.offset, format!("{e:?}")))?;
+                    let bytes = decode_payload(frame, meta, payload, path)?;
+                    verify_hash(&h, meta, &bytes, path, frame.offset)?;
+                    Ok::<u64, Error>(bytes.len() as u64)
+                })();
+                match checked {
+                    Ok(n) => {
+                        report.bytes_checked += n;
+                        good.insert((name.clone(), frame.offset));
+                    }
+                    Err(e) => report.problems.push(problem(frame.offset, e.to_string(), Some(h))),
+                }
+            }
+            done += map.len() as u64;
+            progress(done, total);
+        }
+        let segs = self.index.segments()?;
+        for item in self.index.objects() {
+            let (h, loc) = item?;
+            let name = segs.get(loc.seg as usize).map(|s| s.name.clone()).unwrap_or_default();
+            if !good.contains(&(name.clone(), loc.offset)) {
+                let already = report.problems.iter().any(|p| p.hash == Some(h));
+                if !already {
+                    report.problems.push(Problem {
+                        hash: Some(h),
+                        path: self.segments_dir.join(name),
+                        offset: loc.offset,
+                        reason: "the index points at no good frame for this object".into(),
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Rebuild the index from the segments alone.
+    pub fn reindex(&mut self, progress: &dyn Fn(u64, u64)) -> Result<()> {
+        // Make our own frames durable and visible to the scan first.
+        {
+            let mut slot = self.slot()?;
+            if let Some((w, _)) = slot.current.as_mut() {
+                w.sync()?;
+            }
+            slot.current = None;
+        }
+        self.index.clear()?;
+        self.maps.clear();
+        self.catch_up(progress)?;
+        self.index.flush()
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        let mut raw_of: HashMap<ObjectHash, u64> = HashMap::new();
+        let mut kinds: HashMap<&'static str, u64> = HashMap::new();
+        for item in self.index.objects() {
+            let (h, loc) = item?;
+            s.objects += 1;
+            s.raw_bytes += loc.raw_len;
+            s.stored_bytes += loc.stored_len;
+            raw_of.insert(h, loc.raw_len);
+            let kind = Kind::from_code(loc.kind).map_or("unknown", |k| k.name());
+            *kinds.entry(kind).or_default() += 1;
+        }
+        for item in self.index.entries_newest_first() {
+            let (_, e) = item?;
+            s.entries += 1;
+            s.logical_bytes += raw_of.get(&e.hash).copied().unwrap_or(0);
+        }
+        for (_, path) in self.segment_files()? {
+            s.segments += 1;
+            s.segment_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        }
+        s.index_bytes = self.index.size_on_disk();
+        let mut by_kind: Vec<(String, u64)> = kinds.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        by_kind.sort();
+        s.by_kind = by_kind;
+        Ok(s)
+    }
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.writer.lock() {
+            if let Some((w, _)) = slot.current.as_mut() {
+                let _ = w.sync();
+            }
+        }
+        let _ = self.index.flush();
+    }
+}
+
+fn entry_info(seq: u64, e: EntryRec) -> EntryInfo {
+    EntryInfo { seq, time_ns: e.time_ns, hash: e.hash, tags: e.tags }
+}
+
+/// Add what a frame holds to an index update.
+fn add_frame(update: &mut Update, seg: u32, frame: &Frame) {
+    let h = frame.header.hash;
+    if let Some(o) = &frame.meta.object {
+        let kind = o.kind.parse::<Kind>().map(|k| k as u8).unwrap_or(0);
+        update.objects.push((
+            h,
+            ObjectLoc {
+                seg,
+                offset: frame.offset,
+                kind,
+                desc: o.desc.clone(),
+                shape: o.shape.clone(),
+                raw_len: o.raw_len,
+                stored_len: frame.header.payload_len,
+                codec: frame.header.codec as u8,
+            },
+        ));
+    }
+    if let Some(e) = &frame.meta.entry {
+        update.entries.push(EntryRec {
+            time_ns: e.time_ns,
+            hash: h,
+            tags: e.tags.clone(),
+            seg,
+            offset: frame.offset,
+        });
+    }
+}
+
+fn object_meta<'f>(frame: &'f Frame, path: &Path) -> Result<&'f ObjectMeta> {
+    frame
+        .meta
+        .object
+        .as_ref()
+        .ok_or_else(|| Error::corrupt(path, frame.offset, "object frame without object metadata"))
+}
+
+fn descriptor(meta: &ObjectMeta) -> std::result::Result<Descriptor<'_>, String> {
+    let kind = meta.kind.parse::<Kind>().map_err(|e| e.to_string())?;
+    Ok(Descriptor { kind, desc: &meta.desc, shape: &meta.shape })
+}
+
+fn elem_size(meta: &ObjectMeta) -> usize {
+    if meta.kind == Kind::Tensor.name() {
+        meta.desc.parse::<Dtype>().map(|d| d.size()).unwrap_or(1)
+    } else {
+        1
+    }
+}
+
+/// Decode a payload to its raw bytes, bounded by the declared length.
+fn decode_payload<'p>(
+    frame: &Frame,
+    meta: &ObjectMeta,
+    payload: &'p [u8],
+    path: &Path,
+) -> Result<Cow<'p, [u8]>> {
+    let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
+    if frame.header.codec == Codec::Raw {
+        if meta.raw_len != payload.len() as u64 {
+            return Err(corrupt(format!(
+                "raw payload of {} bytes, metadata says {}",
+                payload.len(),
+                meta.raw_len
+            )));
+        }
+        return Ok(Cow::Borrowed(payload));
+    }
+    if meta.chunk_size != CHUNK_SIZE as u64 {
+        return Err(corrupt(format!("unsupported chunk size {}", meta.chunk_size)));
+    }
+    if meta.raw_len > crate::format::frame::MAX_PAYLOAD_LEN {
+        return Err(corrupt(format!("claims {} decoded bytes", meta.raw_len)));
+    }
+    let mut parts = Vec::with_capacity(meta.chunks.len().min(1 << 20));
+    let mut at = 0usize;
+    for &len in &meta.chunks {
+        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l));
+        let part = end.and_then(|e| payload.get(at..e)).ok_or_else(|| {
+            corrupt("chunk lengths run past the payload".into())
+        })?;
+        parts.push(part);
+        at += part.len();
+    }
+    if at != payload.len() {
+        return Err(corrupt("chunk lengths do not add up to the payload".into()));
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(meta.raw_len as usize)
+        .map_err(|_| corrupt(format!("cannot allocate {} bytes to decode", meta.raw_len)))?;
+    out.resize(meta.raw_len as usize, 0);
+    codec::decode_chunks(frame.header.codec, elem_size(meta), &parts, &mut out).map_err(corrupt)?;
+    Ok(Cow::Owned(out))
+}
+
+fn verify_hash(h: &ObjectHash, meta: &ObjectMeta, bytes: &[u8], path: &Path, offset: u64) -> Result<()> {
+    let desc = descriptor(meta).map_err(|r| Error::corrupt(path, offset, r))?;
+    if desc.hash(bytes) != *h {
+        return Err(Error::corrupt(path, offset, "content does not hash back to its address"));
+    }
+    Ok(())
+}
+
+fn build_object(meta: &ObjectMeta, bytes: Vec<u8>, path: &Path, offset: u64) -> Result<Object> {
+    let corrupt = |reason: String| Error::corrupt(path, offset, reason);
+    let kind = meta.kind.parse::<Kind>().map_err(|e| corrupt(e.to_string()))?;
+    Ok(match kind {
+        Kind::Tensor => {
+            let dtype = meta.desc.parse::<Dtype>().map_err(|e| corrupt(e.to_string()))?;
+            Object::Tensor(
+                Tensor::new(dtype, Shape::new(meta.shape.clone()), bytes)
+                    .map_err(|e| corrupt(e.to_string()))?,
+            )
+        }
+        Kind::Text => Object::Text(String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?),
+        Kind::Bytes => Object::Bytes { media_type: Some(meta.desc.clone()).filter(|d| !d.is_empty()), data: bytes },
+        Kind::Record => {
+            let rec = Record::from_msgpack(&path.display().to_string(), &bytes)
+                .map_err(|e| corrupt(e.to_string()))?;
+            if meta.desc == CATEGORICAL {
+                Object::Categorical(
+                    Categorical::from_record("record", &rec).map_err(|e| corrupt(e.to_string()))?,
+                )
+            } else {
+                Object::Record(rec)
+            }
+        }
+    })
+}
+
+impl<'a> Prepared<'a> {
+    fn tensor(view: &TensorView<'a>) -> Self {
+        Prepared {
+            kind: Kind::Tensor,
+            desc: view.dtype().name().to_owned(),
+            shape: view.shape().dims().to_vec(),
+            payload: Cow::Borrowed(view.data()),
+            elem: view.dtype().size(),
+            refs: Vec::new(),
+        }
+    }
+
+    fn text(text: &'a str) -> Self {
+        Prepared {
+            kind: Kind::Text,
+            desc: String::new(),
+            shape: Vec::new(),
+            payload: Cow::Borrowed(text.as_bytes()),
+            elem: 1,
+            refs: Vec::new(),
+        }
+    }
+
+    fn bytes(data: &'a [u8], media_type: Option<&str>) -> Self {
+        Prepared {
+            kind: Kind::Bytes,
+            desc: media_type.unwrap_or_default().to_owned(),
+            shape: Vec::new(),
+            payload: Cow::Borrowed(data),
+            elem: 1,
+            refs: Vec::new(),
+        }
+    }
+
+    fn record(record: &Record, schema: &str) -> Self {
+        Prepared {
+            kind: Kind::Record,
+            desc: schema.to_owned(),
+            shape: Vec::new(),
+            payload: Cow::Owned(record.to_msgpack()),
+            elem: 1,
+            refs: record.refs(),
+        }
+    }
+}
+
+fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+    tags.iter()
+        .map(|(k, v)| {
+            let input = format!("tag {k}={v}");
+            if k.is_empty() || k.len() > MAX_TAG_KEY {
+                return Err(Error::invalid(input, format!("a tag key takes 1 to {MAX_TAG_KEY} bytes")));
+            }
+            if k.chars().any(|c| c == '=' || c.is_whitespace() || c.is_control()) {
+                return Err(Error::invalid(input, "a tag key cannot hold `=`, spaces or control characters"));
+            }
+            if v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    input,
+                    format!("a tag value takes at most {MAX_TAG_VALUE} bytes and no control characters"),
+                ));
+            }
+            Ok(((*k).to_owned(), (*v).to_owned()))
+        })
+        .collect()
+}
+
+/// A batch of puts that become durable together, with one fsync, at `commit`. Dropping an
+/// uncommitted writer commits it; call `commit` to see the error if that fails.
+pub struct Writer<'a> {
+    archive: &'a Archive,
+    update: Update,
+    pending: HashSet<ObjectHash>,
+    failures_at_start: Option<u64>,
+    count: usize,
+}
+
+impl Writer<'_> {
+    /// Put a tensor.
+    pub fn put_tensor(&mut self, view: &TensorView<'_>, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+        self.put_prepared(Prepared::tensor(view), tags, &PutOptions::default(), true)
+    }
+
+    /// Put a tensor with explicit codec options.
+    pub fn put_tensor_with(
+        &mut self,
+        view: &TensorView<'_>,
+        tags: &[(&str, &str)],
+        opts: &PutOptions,
+    ) -> Result<ObjectHash> {
+        self.put_prepared(Prepared::tensor(view), tags, opts, true)
+    }
+
+    /// Put UTF-8 text.
+    pub fn put_text(&mut self, text: &str, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+        self.put_prepared(Prepared::text(text), tags, &PutOptions::default(), true)
+    }
+
+    /// Put opaque bytes.
+    pub fn put_bytes(
+        &mut self,
+        data: &[u8],
+        media_type: Option<&str>,
+        tags: &[(&str, &str)],
+    ) -> Result<ObjectHash> {
+        self.put_prepared(Prepared::bytes(data, media_type), tags, &PutOptions::default(), true)
+    }
+
+    /// Put a record.
+    pub fn put_record(&mut self, record: &Record, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+        self.put_prepared(Prepared::record(record, ""), tags, &PutOptions::default(), true)
+    }
+
+    /// Put categorical outputs (see `Archive::put_categorical`).
+    pub fn put_categorical(
+        &mut self,
+        codes: &TensorView<'_>,
+        labels: &[String],
+        tags: &[(&str, &str)],
+    ) -> Result<ObjectHash> {
+        let dtype = codes.dtype();
+        if !dtype.is_integer() {
+            return Err(Error::invalid("codes", format!("categorical codes must be integers, not {dtype}")));
+        }
+        let size = dtype.size();
+        for (i, c) in codes.data().chunks_exact(size).enumerate() {
+            let mut le = [0u8; 8];
+            le.get_mut(..size).unwrap_or_default().copy_from_slice(c);
+            let signed_neg = matches!(dtype, Dtype::I8 | Dtype::I16 | Dtype::I32 | Dtype::I64)
+                && c.last().is_some_and(|b| b & 0x80 != 0);
+            let v = u64::from_le_bytes(le);
+            if signed_neg || v >= labels.len() as u64 {
+                return Err(Error::invalid(
+                    "codes",
+                    format!("code at index {i} is outside the {} labels", labels.len()),
+                ));
+            }
+        }
+        let codes_hash = self.put_prepared(Prepared::tensor(codes), &[], &PutOptions::default(), false)?;
+        let cat = Categorical { codes: codes_hash, labels: labels.to_vec() };
+        self.put_prepared(Prepared::record(&cat.to_record(), CATEGORICAL), tags, &PutOptions::default(), true)
+    }
+
+    fn put_prepared(
+        &mut self,
+        p: Prepared<'_>,
+        tags: &[(&str, &str)],
+        opts: &PutOptions,
+        with_entry: bool,
+    ) -> Result<ObjectHash> {
+        let archive = self.archive;
+        let tags = check_tags(tags)?;
+        if p.desc.len() > MAX_DESC {
+            return Err(Error::invalid(&p.desc, format!("longer than {MAX_DESC} bytes")));
+        }
+        for r in &p.refs {
+            if !self.pending.contains(r) && !archive.index.contains(r)? {
+                return Err(Error::invalid(
+                    format!("reference {r}"),
+                    "a record may only refer to objects already in the archive",
+                ));
+            }
+        }
+        let desc = Descriptor { kind: p.kind, desc: &p.desc, shape: &p.shape };
+        let level = opts.level.or(archive.settings.zstd_level);
+        let payload: &[u8] = &p.payload;
+        // Big payloads: hash and compress at once on every core. Small ones: hash first, so a
+        // duplicate costs no compression.
+        let (hash, encoded) = if payload.len() >= CHUNK_SIZE {
+            let (h, e) = rayon::join(|| desc.hash(payload), || codec::encode(payload, p.elem, opts.codec, level));
+            (h, Some(e?))
+        } else {
+            (desc.hash(payload), None)
+        };
+        let known = self.pending.contains(&hash) || archive.index.contains(&hash)?;
+        let entry = with_entry.then(|| EntryMeta { time_ns: now_ns(), tags: tags.clone() });
+        if known && entry.is_none() {
+            return Ok(hash);
+        }
+        let encoded = match (known, encoded) {
+            (true, _) => None,
+            (false, Some(e)) => Some(e),
+            (false, None) => Some(codec::encode(payload, p.elem, opts.codec, level)?),
+        };
+        let meta = FrameMeta {
+            object: encoded.as_ref().map(|e| ObjectMeta {
+                kind: p.kind.name().to_owned(),
+                desc: p.desc.clone(),
+                shape: p.shape.clone(),
+                raw_len: payload.len() as u64,
+                chunk_size: if e.codec() == Codec::Raw { 0 } else { CHUNK_SIZE as u64 },
+                chunks: e.chunk_lens(),
+                level: (e.codec() != Codec::Raw).then(|| level.unwrap_or(e.codec().default_level())),
+            }),
+            entry: entry.clone(),
+        };
+        let meta_bytes = meta.encode();
+        let (kind, codec, parts) = match &encoded {
+            Some(e) => (FrameKind::Object, e.codec(), e.parts()),
+            None => (FrameKind::Entry, Codec::Raw, Vec::new()),
+        };
+        let (seg, offset) = {
+            let mut slot = archive.slot()?;
+            let failures = slot.failures;
+            let (w, seg) = match archive.ensure_segment(&mut slot) {
+                Ok(s) => s,
+                Err(e) => {
+                    slot.failures += 1;
+                    return Err(e);
+                }
+            };
+            let seg = *seg;
+            let offset = match w.append(kind, codec, hash, &meta_bytes, &parts) {
+                Ok(o) => o,
+                Err(e) => {
+                    slot.failures += 1;
+                    return Err(e);
+                }
+            };
+            self.failures_at_start.get_or_insert(failures);
+            (seg, offset)
+        };
+        if let Some(e) = &encoded {
+            self.pending.insert(hash);
+            self.update.objects.push((
+                hash,
+                ObjectLoc {
+                    seg,
+                    offset,
+                    kind: p.kind as u8,
+                    desc: p.desc.clone(),
+                    shape: p.shape.clone(),
+                    raw_len: payload.len() as u64,
+                    stored_len: e.stored_len(),
+                    codec: e.codec() as u8,
+                },
+            ));
+        }
+        if let Some(e) = entry {
+            self.update.entries.push(EntryRec { time_ns: e.time_ns, hash, tags: e.tags, seg, offset });
+        }
+        self.count += 1;
+        Ok(hash)
+    }
+
+    /// Number of puts since the last commit.
+    pub fn pending(&self) -> usize {
+        self.count
+    }
+
+    /// Make every put of this batch durable (one fsync) and visible to readers.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let archive = self.archive;
+        {
+            let mut slot = archive.slot()?;
+            if self.failures_at_start.is_some_and(|f| f != slot.failures) {
+                let n = self.count;
+                self.reset();
+                return Err(Error::invalid(
+                    "batch",
+                    format!("a write failed before this commit; the batch's {n} puts were not stored"),
+                ));
+            }
+            if let Some((w, _)) = slot.current.as_mut() {
+                if let Err(e) = w.sync() {
+                    slot.failures += 1;
+                    self.reset();
+                    return Err(e);
+                }
+            }
+        }
+        let update = std::mem::take(&mut self.update);
+        self.reset();
+        archive.index.apply(update)?;
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.update = Update::default();
+        self.pending.clear();
+        self.failures_at_start = None;
+        self.count = 0;
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        let _ = self.commit();
+    }
+}

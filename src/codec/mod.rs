@@ -1,0 +1,272 @@
+//! Payload codecs: `raw` (memory-mappable), `zstd`, and `zstd` over a byte shuffle. Compressed
+//! payloads are cut in independently compressed chunks of `CHUNK_SIZE` raw bytes, so that puts
+//! and gets use every core and a bounded amount of memory per task.
+
+pub mod shuffle;
+
+use std::fmt;
+use std::str::FromStr;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Raw bytes per compressed chunk. A multiple of every element size (16 at most), so a chunk
+/// never splits an element and each chunk shuffles on its own.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Compression must save at least this fraction of the bytes, or the payload is kept raw
+/// (where it can be memory-mapped).
+pub const MIN_SAVING: f64 = 0.10;
+
+/// How a payload is stored. The number is its byte in the frame header (FORMAT.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Codec {
+    /// Stored as is; raw tensors can be memory-mapped with zero copies.
+    Raw = 0,
+    /// zstd, chunk by chunk.
+    Zstd = 1,
+    /// Byte shuffle of each chunk, then zstd.
+    ShuffleZstd = 2,
+}
+
+impl Codec {
+    /// The codec from its frame-header byte.
+    pub fn from_code(code: u8) -> Option<Codec> {
+        match code {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            2 => Some(Codec::ShuffleZstd),
+            _ => None,
+        }
+    }
+
+    /// The name shown to people and taken by `--codec`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Raw => "raw",
+            Codec::Zstd => "zstd",
+            Codec::ShuffleZstd => "shuffle-zstd",
+        }
+    }
+
+    /// The zstd level used when none is given: 1 behind a shuffle (higher levels add time
+    /// and almost nothing else on float outputs), 3 (zstd's own default) otherwise.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Codec::ShuffleZstd => 1,
+            _ => 3,
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Codec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "raw" => Ok(Codec::Raw),
+            "zstd" => Ok(Codec::Zstd),
+            "shuffle-zstd" | "shuffle" => Ok(Codec::ShuffleZstd),
+            _ => Err(Error::invalid(s, "unknown codec; expected raw, zstd or shuffle-zstd")),
+        }
+    }
+}
+
+/// An encoded payload: either the input itself (raw) or its compressed chunks.
+#[derive(Debug)]
+pub enum Encoded<'a> {
+    /// The payload as is.
+    Raw(&'a [u8]),
+    /// Compressed chunks, in order; chunk `i` holds raw bytes `i*CHUNK_SIZE..`.
+    Chunks {
+        /// `Zstd` or `ShuffleZstd`.
+        codec: Codec,
+        /// The compressed bytes of each chunk.
+        chunks: Vec<Vec<u8>>,
+    },
+}
+
+impl Encoded<'_> {
+    /// The codec used.
+    pub fn codec(&self) -> Codec {
+        match self {
+            Encoded::Raw(_) => Codec::Raw,
+            Encoded::Chunks { codec, .. } => *codec,
+        }
+    }
+
+    /// Stored bytes.
+    pub fn stored_len(&self) -> u64 {
+        match self {
+            Encoded::Raw(b) => b.len() as u64,
+            Encoded::Chunks { chunks, .. } => chunks.iter().map(|c| c.len() as u64).sum(),
+        }
+    }
+
+    /// Stored length of each chunk (empty when raw).
+    pub fn chunk_lens(&self) -> Vec<u64> {
+        match self {
+            Encoded::Raw(_) => Vec::new(),
+            Encoded::Chunks { chunks, .. } => chunks.iter().map(|c| c.len() as u64).collect(),
+        }
+    }
+
+    /// The stored bytes as slices, in order, ready to be written.
+    pub fn parts(&self) -> Vec<&[u8]> {
+        match self {
+            Encoded::Raw(b) => vec![b],
+            Encoded::Chunks { chunks, .. } => chunks.iter().map(|c| c.as_slice()).collect(),
+        }
+    }
+}
+
+fn compress_chunk(codec: Codec, level: i32, elem: usize, chunk: &[u8]) -> Result<Vec<u8>> {
+    let fail = |e: std::io::Error| Error::invalid("payload", format!("zstd failed: {e}"));
+    match codec {
+        Codec::ShuffleZstd if elem > 1 => {
+            let mut shuffled = vec![0u8; chunk.len()];
+            shuffle::shuffle(chunk, &mut shuffled, elem);
+            zstd::bulk::compress(&shuffled, level).map_err(fail)
+        }
+        _ => zstd::bulk::compress(chunk, level).map_err(fail),
+    }
+}
+
+/// Encode `payload` of elements of `elem` bytes. `codec: None` chooses: shuffle+zstd for
+/// multi-byte elements, zstd otherwise, and raw where that saves less than `MIN_SAVING` (tried
+/// on the first chunk before the rest is compressed).
+pub fn encode(
+    payload: &[u8],
+    elem: usize,
+    codec: Option<Codec>,
+    level: Option<i32>,
+) -> Result<Encoded<'_>> {
+    let auto = codec.is_none();
+    let codec = codec.unwrap_or(if elem > 1 { Codec::ShuffleZstd } else { Codec::Zstd });
+    if codec == Codec::Raw || (auto && payload.is_empty()) {
+        return Ok(Encoded::Raw(payload));
+    }
+    let level = level.unwrap_or(codec.default_level());
+    let mut pieces = payload.chunks(CHUNK_SIZE);
+    let Some(first) = pieces.next() else {
+        return Ok(Encoded::Chunks { codec, chunks: Vec::new() });
+    };
+    let first_out = compress_chunk(codec, level, elem, first)?;
+    let pays = |stored: usize, raw: usize| (stored as f64) <= (raw as f64) * (1.0 - MIN_SAVING);
+    if auto && !pays(first_out.len(), first.len()) {
+        return Ok(Encoded::Raw(payload));
+    }
+    let rest: Vec<&[u8]> = pieces.collect();
+    let mut chunks = Vec::with_capacity(rest.len() + 1);
+    chunks.push(first_out);
+    chunks.extend(
+        rest.par_iter()
+            .map(|c| compress_chunk(codec, level, elem, c))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    let enc = Encoded::Chunks { codec, chunks };
+    if auto && !pays(enc.stored_len() as usize, payload.len()) {
+        return Ok(Encoded::Raw(payload));
+    }
+    Ok(enc)
+}
+
+/// Number of chunks a payload of `raw_len` bytes is cut into.
+pub fn chunk_count(raw_len: u64) -> u64 {
+    raw_len.div_ceil(CHUNK_SIZE as u64)
+}
+
+/// Decode compressed `chunks` (slices of the stored payload) into `out`, whose length is the
+/// declared raw length. Each chunk must decompress to exactly its share of `out`: a chunk that
+/// claims more is refused before it is written, so hostile input cannot make us allocate or
+/// write beyond the declared size. Errors are a reason string; the caller adds path and offset.
+pub fn decode_chunks(
+    codec: Codec,
+    elem: usize,
+    chunks: &[&[u8]],
+    out: &mut [u8],
+) -> std::result::Result<(), String> {
+    if chunks.len() as u64 != chunk_count(out.len() as u64) {
+        return Err(format!(
+            "{} chunks for {} raw bytes, expected {}",
+            chunks.len(),
+            out.len(),
+            chunk_count(out.len() as u64)
+        ));
+    }
+    out.par_chunks_mut(CHUNK_SIZE).zip(chunks.par_iter()).try_for_each(|(dst, src)| {
+        let n = match codec {
+            Codec::ShuffleZstd if elem > 1 => {
+                let mut tmp = vec![0u8; dst.len()];
+                let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..])
+                    .map_err(|e| format!("zstd chunk does not decode: {e}"))?;
+                shuffle::unshuffle(&tmp, dst, elem);
+                n
+            }
+            Codec::Raw => return Err("raw payloads have no chunks".to_string()),
+            _ => zstd::bulk::decompress_to_buffer(src, dst)
+                .map_err(|e| format!("zstd chunk does not decode: {e}"))?,
+        };
+        if n != dst.len() {
+            return Err(format!("chunk decodes to {n} bytes, expected {}", dst.len()));
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(payload: &[u8], elem: usize, codec: Option<Codec>) -> Codec {
+        let enc = encode(payload, elem, codec, None).expect("encode");
+        let c = enc.codec();
+        let mut out = vec![0u8; payload.len()];
+        match &enc {
+            Encoded::Raw(b) => out.copy_from_slice(b),
+            Encoded::Chunks { chunks, .. } => {
+                let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+                decode_chunks(c, elem, &parts, &mut out).expect("decode");
+            }
+        }
+        assert_eq!(out, payload);
+        c
+    }
+
+    #[test]
+    fn every_codec_round_trips_across_chunks() {
+        let floats: Vec<u8> =
+            (0..(CHUNK_SIZE / 4 + 1000)).flat_map(|i| ((i as f32).sin()).to_le_bytes()).collect();
+        for codec in [Codec::Raw, Codec::Zstd, Codec::ShuffleZstd] {
+            assert_eq!(round_trip(&floats, 4, Some(codec)), codec);
+        }
+    }
+
+    #[test]
+    fn auto_keeps_incompressible_data_raw() {
+        // blake3's output stream is incompressible.
+        let mut noise = vec![0u8; 100_000];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        assert_eq!(round_trip(&noise, 4, None), Codec::Raw);
+        let zeros = vec![0u8; 100_000];
+        assert_eq!(round_trip(&zeros, 4, None), Codec::ShuffleZstd);
+        assert_eq!(round_trip(&zeros, 1, None), Codec::Zstd);
+        assert_eq!(round_trip(&[], 4, None), Codec::Raw);
+    }
+
+    #[test]
+    fn a_chunk_that_claims_more_than_declared_is_refused() {
+        let big = zstd::bulk::compress(&vec![1u8; 5000], 1).expect("compress");
+        let mut out = vec![0u8; 100];
+        assert!(decode_chunks(Codec::Zstd, 1, &[&big], &mut out).is_err());
+        let mut out = vec![0u8; 10_000];
+        assert!(decode_chunks(Codec::Zstd, 1, &[&big], &mut out).is_err());
+    }
+}

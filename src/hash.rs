@@ -1,0 +1,112 @@
+//! `ObjectHash`: the blake3 address of an object, printed as lowercase hex; short prefixes
+//! resolve as git's short hashes do (see `Archive::resolve`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// Length of an object hash in bytes.
+pub const HASH_LEN: usize = 32;
+
+/// The content address of an object: blake3 over its canonical encoding (FORMAT.md).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectHash(pub [u8; HASH_LEN]);
+
+impl ObjectHash {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; HASH_LEN] {
+        &self.0
+    }
+
+    /// The first `n` hex digits (`n` is clamped to 64).
+    pub fn short(&self, n: usize) -> String {
+        let mut s = self.to_string();
+        s.truncate(n.min(HASH_LEN * 2));
+        s
+    }
+
+    /// Parse from a byte slice of exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; HASH_LEN]>::try_from(bytes).ok().map(ObjectHash)
+    }
+}
+
+impl From<blake3::Hash> for ObjectHash {
+    fn from(h: blake3::Hash) -> Self {
+        ObjectHash(*h.as_bytes())
+    }
+}
+
+impl fmt::Display for ObjectHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ObjectHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectHash({self})")
+    }
+}
+
+/// Decode a hex string of even or odd length into nibbles; `None` if any digit is not hex.
+pub(crate) fn parse_hex_nibbles(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok())).collect()
+}
+
+impl FromStr for ObjectHash {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::invalid(s, "not a hash: expected 64 hexadecimal digits");
+        if s.len() != HASH_LEN * 2 {
+            return Err(bad());
+        }
+        let nibbles = parse_hex_nibbles(s).ok_or_else(bad)?;
+        let mut out = [0u8; HASH_LEN];
+        for (o, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
+            if let [hi, lo] = pair {
+                *o = (hi << 4) | lo;
+            }
+        }
+        Ok(ObjectHash(out))
+    }
+}
+
+impl serde::Serialize for ObjectHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ObjectHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: serde_bytes::ByteBuf = serde::Deserialize::deserialize(d)?;
+        ObjectHash::from_slice(&bytes)
+            .ok_or_else(|| serde::de::Error::invalid_length(bytes.len(), &"32 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let h = ObjectHash::from(blake3::hash(b"x"));
+        let s = h.to_string();
+        assert_eq!(s.len(), 64);
+        assert_eq!(s.parse::<ObjectHash>().ok(), Some(h));
+        assert_eq!(h.short(8), s[..8]);
+    }
+
+    #[test]
+    fn bad_hex_is_rejected() {
+        assert!("zz".repeat(32).parse::<ObjectHash>().is_err());
+        assert!("ab".parse::<ObjectHash>().is_err());
+    }
+}

@@ -1,0 +1,312 @@
+//! The sled index: a cache derived from the segments, rebuildable at any time. It maps hashes
+//! to frame locations (with a summary, so `info` and `ls` never touch the segments), keeps
+//! entries in logging order, and records how far each segment has been indexed.
+
+pub mod keys;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hash::{ObjectHash, parse_hex_nibbles};
+
+/// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
+/// "migrate".
+const INDEX_VERSION: u32 = 1;
+
+/// sled's page cache. Small, because every lookup is one key: the default 1 GiB cache holds
+/// ~300 MB resident on a million-key index and buys nothing for single lookups.
+const CACHE_BYTES: u64 = 32 << 20;
+
+/// Where an object is and what it is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObjectLoc {
+    /// Segment id (see `SegRec`).
+    pub seg: u32,
+    /// Offset of the frame in the segment.
+    pub offset: u64,
+    /// Kind byte.
+    pub kind: u8,
+    /// Dtype, media type or record schema.
+    pub desc: String,
+    /// Tensor shape.
+    pub shape: Vec<u64>,
+    /// Decoded bytes.
+    pub raw_len: u64,
+    /// Stored bytes.
+    pub stored_len: u64,
+    /// Codec byte.
+    pub codec: u8,
+}
+
+/// An entry as indexed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EntryRec {
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The object logged.
+    pub hash: ObjectHash,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// Segment id of the frame that logged it.
+    pub seg: u32,
+    /// Offset of that frame.
+    pub offset: u64,
+}
+
+/// A segment and how far it has been indexed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SegRec {
+    /// File name under `segments/`.
+    pub name: String,
+    /// Frames before this offset are indexed.
+    pub indexed_to: u64,
+}
+
+/// A set of changes applied atomically.
+#[derive(Default, Debug)]
+pub struct Update {
+    /// New objects (duplicates of indexed ones are skipped).
+    pub objects: Vec<(ObjectHash, ObjectLoc)>,
+    /// New entries, in order; they get the next sequence numbers.
+    pub entries: Vec<EntryRec>,
+    /// Segments indexed up to an offset.
+    pub marks: Vec<(u32, u64)>,
+}
+
+struct Segs {
+    recs: Vec<SegRec>,
+    by_name: HashMap<String, u32>,
+}
+
+/// The open index.
+pub struct Index {
+    path: PathBuf,
+    db: sled::Db,
+    segs: Mutex<Segs>,
+    /// Next entry sequence number; the lock also serializes `apply`.
+    next_seq: Mutex<u64>,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec(v).unwrap_or_default()
+}
+
+impl Index {
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Index { path: self.path.clone(), reason: e.to_string() }
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(&self, bytes: &[u8]) -> Result<T> {
+        rmp_serde::from_slice(bytes).map_err(|e| self.err(format!("bad index value: {e}")))
+    }
+
+    /// Open (or create) the index at `path`. Returns the index and whether it was found empty
+    /// or of another layout (then it has been cleared and must be rebuilt from the segments).
+    pub fn open(path: &Path) -> Result<(Index, bool)> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| Error::Index { path: path.to_owned(), reason: e.to_string() })?;
+        let mut index = Index {
+            path: path.to_owned(),
+            db,
+            segs: Mutex::new(Segs { recs: Vec::new(), by_name: HashMap::new() }),
+            next_seq: Mutex::new(0),
+        };
+        let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
+        let current = INDEX_VERSION.to_be_bytes();
+        let fresh = version.as_deref() != Some(&current[..]);
+        if fresh {
+            index.clear()?;
+        } else {
+            index.load()?;
+        }
+        Ok((index, fresh))
+    }
+
+    fn load(&mut self) -> Result<()> {
+        let mut segs = Segs { recs: Vec::new(), by_name: HashMap::new() };
+        for item in self.db.scan_prefix([keys::SEGMENT]) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let rec: SegRec = self.decode(&v)?;
+            let id = k.get(1..5).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+            if id != Some(segs.recs.len() as u32) {
+                return Err(self.err("segment ids are not contiguous"));
+            }
+            segs.by_name.insert(rec.name.clone(), segs.recs.len() as u32);
+            segs.recs.push(rec);
+        }
+        let last = self.db.scan_prefix([keys::ENTRY]).next_back();
+        let next = match last {
+            Some(item) => {
+                let (k, _) = item.map_err(|e| self.err(e))?;
+                keys::entry_seq(&k).map_or(0, |s| s + 1)
+            }
+            None => 0,
+        };
+        self.segs = Mutex::new(segs);
+        self.next_seq = Mutex::new(next);
+        Ok(())
+    }
+
+    /// Drop everything (before a rebuild).
+    pub fn clear(&mut self) -> Result<()> {
+        self.db.clear().map_err(|e| self.err(e))?;
+        self.db.insert(keys::VERSION, &INDEX_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.segs = Mutex::new(Segs { recs: Vec::new(), by_name: HashMap::new() });
+        self.next_seq = Mutex::new(0);
+        Ok(())
+    }
+
+    /// Make the index durable now (sled also flushes on its own every half second).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// The id of segment `name`, registering it (indexed to `start`) if new.
+    pub fn segment_id(&self, name: &str, start: u64) -> Result<u32> {
+        let mut segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        if let Some(id) = segs.by_name.get(name) {
+            return Ok(*id);
+        }
+        let id = segs.recs.len() as u32;
+        let rec = SegRec { name: name.to_owned(), indexed_to: start };
+        self.db.insert(keys::segment(id), encode(&rec)).map_err(|e| self.err(e))?;
+        segs.by_name.insert(name.to_owned(), id);
+        segs.recs.push(rec);
+        Ok(id)
+    }
+
+    /// The record of segment `id`.
+    pub fn segment(&self, id: u32) -> Result<SegRec> {
+        let segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        segs.recs.get(id as usize).cloned().ok_or_else(|| self.err(format!("no segment {id}")))
+    }
+
+    /// All segment records by id.
+    pub fn segments(&self) -> Result<Vec<SegRec>> {
+        let segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        Ok(segs.recs.clone())
+    }
+
+    /// The location of an object.
+    pub fn get(&self, hash: &ObjectHash) -> Result<Option<ObjectLoc>> {
+        match self.db.get(keys::object(hash)).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(self.decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// True if the object is indexed.
+    pub fn contains(&self, hash: &ObjectHash) -> Result<bool> {
+        self.db.contains_key(keys::object(hash)).map_err(|e| self.err(e))
+    }
+
+    /// Resolve a full hash or a unique prefix of at least 4 hex digits.
+    pub fn resolve(&self, prefix: &str) -> Result<ObjectHash> {
+        let nibbles = parse_hex_nibbles(prefix)
+            .filter(|n| (4..=64).contains(&n.len()))
+            .ok_or_else(|| {
+                Error::invalid(prefix, "not a hash or hash prefix (4 to 64 hex digits)")
+            })?;
+        let bytes: Vec<u8> =
+            nibbles.chunks_exact(2).map(|p| p.iter().fold(0u8, |a, n| (a << 4) | n)).collect();
+        let odd = nibbles.get(bytes.len() * 2).copied();
+        let mut found = Vec::new();
+        for item in self.db.scan_prefix(keys::object_prefix(&bytes)) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let Some(h) = k.get(1..).and_then(ObjectHash::from_slice) else { continue };
+            if let Some(n) = odd {
+                if h.as_bytes().get(bytes.len()).map(|b| b >> 4) != Some(n) {
+                    continue;
+                }
+            }
+            found.push(h);
+            if found.len() > 8 {
+                break;
+            }
+        }
+        match found.as_slice() {
+            [] => Err(Error::NotFound(prefix.to_owned())),
+            [one] => Ok(*one),
+            _ => Err(Error::Ambiguous { prefix: prefix.to_owned(), candidates: found }),
+        }
+    }
+
+    /// Apply an update atomically: objects not yet indexed, entries with the next sequence
+    /// numbers, segment marks. Returns the number of objects that were new.
+    pub fn apply(&self, update: Update) -> Result<usize> {
+        let mut next = self.next_seq.lock().map_err(|_| self.err("sequence lock poisoned"))?;
+        let mut batch = sled::Batch::default();
+        let mut seen = HashSet::new();
+        let mut new_objects = 0;
+        for (hash, loc) in &update.objects {
+            if !seen.insert(*hash) || self.contains(hash)? {
+                continue;
+            }
+            batch.insert(&keys::object(hash)[..], encode(loc));
+            new_objects += 1;
+        }
+        let mut seq = *next;
+        for e in &update.entries {
+            batch.insert(&keys::entry(seq)[..], encode(e));
+            batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+            seq += 1;
+        }
+        let mut segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        for (id, to) in &update.marks {
+            if let Some(rec) = segs.recs.get_mut(*id as usize) {
+                rec.indexed_to = rec.indexed_to.max(*to);
+                batch.insert(&keys::segment(*id)[..], encode(rec));
+            }
+        }
+        self.db.apply_batch(batch).map_err(|e| self.err(e))?;
+        *next = seq;
+        Ok(new_objects)
+    }
+
+    /// Entries, newest first (highest sequence number first).
+    pub fn entries_newest_first(&self) -> impl Iterator<Item = Result<(u64, EntryRec)>> + '_ {
+        self.db.scan_prefix([keys::ENTRY]).rev().map(move |item| {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let seq = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
+            Ok((seq, self.decode(&v)?))
+        })
+    }
+
+    /// The entries of one object, oldest first.
+    pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<(u64, EntryRec)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(keys::object_entries(hash)) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let seq = k
+                .get(33..41)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.err("bad object-entry key"))?;
+            if let Some(v) = self.db.get(keys::entry(seq)).map_err(|e| self.err(e))? {
+                out.push((seq, self.decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every object, in hash order.
+    pub fn objects(&self) -> impl Iterator<Item = Result<(ObjectHash, ObjectLoc)>> + '_ {
+        self.db.scan_prefix([keys::OBJECT]).map(move |item| {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let h = k.get(1..).and_then(ObjectHash::from_slice).ok_or_else(|| self.err("bad key"))?;
+            Ok((h, self.decode(&v)?))
+        })
+    }
+
+    /// Bytes the index takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}

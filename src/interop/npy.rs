@@ -1,0 +1,311 @@
+//! numpy's `.npy` format, versions 1.0, 2.0 and 3.0. Fortran-ordered and big-endian arrays are
+//! converted to C order, little-endian on the way in; object arrays (pickles) are refused.
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result};
+use crate::object::tensor::{Dtype, Shape, check_len};
+
+/// The magic string that starts every `.npy` file.
+pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
+/// Headers longer than this are refused (numpy itself refuses past 10,000 by default).
+pub const MAX_HEADER_LEN: usize = 1 << 20;
+
+/// An array read from `.npy`: C order, little-endian, borrowing the input where it could.
+#[derive(Debug)]
+pub struct NpyArray<'a> {
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape.
+    pub shape: Shape,
+    /// The elements.
+    pub data: Cow<'a, [u8]>,
+}
+
+/// The numpy `descr` of a dtype, or `None` where numpy has no name for it.
+pub fn descr(dtype: Dtype) -> Option<&'static str> {
+    Some(match dtype {
+        Dtype::Bool => "|b1",
+        Dtype::U8 => "|u1",
+        Dtype::I8 => "|i1",
+        Dtype::U16 => "<u2",
+        Dtype::U32 => "<u4",
+        Dtype::U64 => "<u8",
+        Dtype::I16 => "<i2",
+        Dtype::I32 => "<i4",
+        Dtype::I64 => "<i8",
+        Dtype::F16 => "<f2",
+        Dtype::F32 => "<f4",
+        Dtype::F64 => "<f8",
+        Dtype::C64 => "<c8",
+        Dtype::C128 => "<c16",
+        _ => return None,
+    })
+}
+
+/// Parse a `descr` into a dtype and whether it is big-endian.
+fn parse_descr(input: &str, d: &str) -> Result<(Dtype, bool)> {
+    let bad = |why: String| Error::invalid(input, why);
+    if d.contains('O') {
+        return Err(bad(format!(
+            "holds Python objects (dtype `{d}`), which numpy stores as pickles; pickles can run \
+             code when loaded, so they are refused. Convert to a numeric array first \
+             (e.g. `np.asarray(x, dtype=np.float32)`)"
+        )));
+    }
+    let (order, rest) = match d.chars().next() {
+        Some(c @ ('<' | '>' | '|' | '=')) => (c, d.get(1..).unwrap_or_default()),
+        _ => ('=', d),
+    };
+    let dtype = match rest {
+        "b1" => Dtype::Bool,
+        "u1" => Dtype::U8,
+        "i1" => Dtype::I8,
+        "u2" => Dtype::U16,
+        "u4" => Dtype::U32,
+        "u8" => Dtype::U64,
+        "i2" => Dtype::I16,
+        "i4" => Dtype::I32,
+        "i8" => Dtype::I64,
+        "f2" => Dtype::F16,
+        "f4" => Dtype::F32,
+        "f8" => Dtype::F64,
+        "c8" => Dtype::C64,
+        "c16" => Dtype::C128,
+        _ => return Err(bad(format!("unsupported numpy dtype `{d}`"))),
+    };
+    Ok((dtype, order == '>' && dtype.size() > 1))
+}
+
+/// A tiny reader for the Python dict literal of a `.npy` header.
+struct Lit<'s> {
+    s: &'s str,
+    pos: usize,
+}
+
+enum Val {
+    Str(String),
+    Bool(bool),
+    Tuple(Vec<u64>),
+}
+
+impl Lit<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.pos..).is_some_and(|r| r.starts_with(|c: char| c.is_whitespace())) {
+            self.pos += 1;
+        }
+    }
+    fn eat(&mut self, c: char) -> bool {
+        self.ws();
+        if self.s.get(self.pos..).is_some_and(|r| r.starts_with(c)) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+    fn string(&mut self) -> Option<String> {
+        self.ws();
+        let rest = self.s.get(self.pos..)?;
+        let q = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let end = rest.get(1..)?.find(q)? + 1;
+        self.pos += end + 1;
+        rest.get(1..end).map(str::to_owned)
+    }
+    fn value(&mut self) -> Option<Val> {
+        self.ws();
+        let rest = self.s.get(self.pos..)?;
+        if rest.starts_with("True") {
+            self.pos += 4;
+            return Some(Val::Bool(true));
+        }
+        if rest.starts_with("False") {
+            self.pos += 5;
+            return Some(Val::Bool(false));
+        }
+        if self.eat('(') {
+            let mut dims = Vec::new();
+            loop {
+                if self.eat(')') {
+                    return Some(Val::Tuple(dims));
+                }
+                self.ws();
+                let rest = self.s.get(self.pos..)?;
+                let n = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+                dims.push(rest.get(..n)?.parse().ok()?);
+                self.pos += n;
+                if !self.eat(',') && !self.s.get(self.pos..)?.trim_start().starts_with(')') {
+                    return None;
+                }
+            }
+        }
+        self.string().map(Val::Str)
+    }
+}
+
+/// Read a `.npy` file's bytes. `input` names the file in errors.
+pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
+    let bad = |why: &str| Error::invalid(input, format!("not a valid .npy file: {why}"));
+    if bytes.get(..6) != Some(&MAGIC[..]) {
+        return Err(bad("wrong magic (expected \\x93NUMPY)"));
+    }
+    let major = *bytes.get(6).ok_or_else(|| bad("truncated"))?;
+    let (len, start) = match major {
+        1 => (crate::format::le_u16(bytes, 8).map(usize::from), 10),
+        2 | 3 => (crate::format::le_u32(bytes, 8).map(|l| l as usize), 12),
+        v => return Err(bad(&format!("format version {v}.x is not 1, 2 or 3"))),
+    };
+    let len = len.ok_or_else(|| bad("truncated header"))?;
+    if len > MAX_HEADER_LEN {
+        return Err(bad(&format!("header claims {len} bytes")));
+    }
+    let header = bytes.get(start..start + len).ok_or_else(|| bad("header runs past the end"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
+    let mut lit = Lit { s: header, pos: 0 };
+    let (mut descr, mut fortran, mut shape) = (None, None, None);
+    if !lit.eat('{') {
+        return Err(bad("header is not a dict"));
+    }
+    while !lit.eat('}') {
+        let key = lit.string().ok_or_else(|| bad("bad header key"))?;
+        if !lit.eat(':') {
+            return Err(bad("bad header"));
+        }
+        match (key.as_str(), lit.value()) {
+            ("descr", Some(Val::Str(d))) => descr = Some(d),
+            ("fortran_order", Some(Val::Bool(b))) => fortran = Some(b),
+            ("shape", Some(Val::Tuple(t))) => shape = Some(t),
+            _ => return Err(bad(&format!("bad header entry `{key}`"))),
+        }
+        lit.eat(',');
+    }
+    let descr = descr.ok_or_else(|| bad("header has no descr"))?;
+    let (dtype, big_endian) = parse_descr(input, &descr)?;
+    let shape = Shape::new(shape.ok_or_else(|| bad("header has no shape"))?);
+    let fortran = fortran.ok_or_else(|| bad("header has no fortran_order"))?;
+    let data = bytes.get(start + len..).unwrap_or_default();
+    check_len(input, dtype, &shape, data.len())?;
+    let mut data = Cow::Borrowed(data);
+    if big_endian {
+        // Complex numbers swap each component, not the pair.
+        let unit = match dtype {
+            Dtype::C64 | Dtype::C128 => dtype.size() / 2,
+            _ => dtype.size(),
+        };
+        data.to_mut().chunks_exact_mut(unit).for_each(<[u8]>::reverse);
+    }
+    if fortran && shape.rank() > 1 {
+        data = Cow::Owned(fortran_to_c(&data, shape.dims(), dtype.size()));
+    }
+    Ok(NpyArray { dtype, shape, data })
+}
+
+/// Reorder the elements of a Fortran-ordered array into C order.
+fn fortran_to_c(src: &[u8], dims: &[u64], size: usize) -> Vec<u8> {
+    let rank = dims.len();
+    // Fortran strides, in elements: the first index varies fastest.
+    let mut strides = vec![0u64; rank];
+    let mut acc = 1u64;
+    for (s, d) in strides.iter_mut().zip(dims) {
+        *s = acc;
+        acc = acc.saturating_mul(*d);
+    }
+    let mut out = Vec::with_capacity(src.len());
+    let mut idx = vec![0u64; rank];
+    let total = src.len() / size.max(1);
+    for _ in 0..total {
+        let off: u64 = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
+        let at = off as usize * size;
+        out.extend_from_slice(src.get(at..at + size).unwrap_or_default());
+        // Advance the C-order index: the last index varies fastest.
+        for (i, d) in idx.iter_mut().zip(dims).rev() {
+            *i += 1;
+            if *i < *d {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    out
+}
+
+/// Encode a tensor as `.npy` (format 1.0, or 2.0 if the header needs it), C order.
+pub fn write(input: &str, dtype: Dtype, shape: &Shape, data: &[u8]) -> Result<Vec<u8>> {
+    let d = descr(dtype).ok_or_else(|| {
+        Error::invalid(
+            input,
+            format!("numpy has no dtype for {dtype}; write it as raw bytes (.bin) instead"),
+        )
+    })?;
+    let dims: Vec<String> = shape.dims().iter().map(u64::to_string).collect();
+    let shape_lit = match dims.len() {
+        1 => format!("({},)", dims.join("")),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '{d}', 'fortran_order': False, 'shape': {shape_lit}, }}");
+    // numpy pads with spaces so the data starts on a 64-byte boundary, and ends with '\n'.
+    let (version, prefix) = if header.len() + 11 < 65536 { (1u8, 10) } else { (2u8, 12) };
+    let total = (prefix + header.len() + 1).div_ceil(64) * 64;
+    header.push_str(&" ".repeat(total - prefix - header.len() - 1));
+    header.push('\n');
+    let mut out = Vec::with_capacity(total + data.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let shape = Shape::new(vec![2, 3]);
+        let data: Vec<u8> = (0..6u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let bytes = write("t", Dtype::F32, &shape, &data).expect("write");
+        assert_eq!((bytes.len() - data.len()) % 64, 0);
+        let arr = read("t", &bytes).expect("read");
+        assert_eq!((arr.dtype, &arr.shape, &arr.data[..]), (Dtype::F32, &shape, &data[..]));
+        let scalar = write("t", Dtype::I64, &Shape::new(vec![]), &7i64.to_le_bytes()).expect("w");
+        assert_eq!(read("t", &scalar).expect("read").shape.rank(), 0);
+    }
+
+    #[test]
+    fn fortran_and_big_endian_are_converted() {
+        // 2x3 array [[0,1,2],[3,4,5]] as big-endian i16 in Fortran order: 0,3,1,4,2,5.
+        let vals: [i16; 6] = [0, 3, 1, 4, 2, 5];
+        let data: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let header = "{'descr': '>i2', 'fortran_order': True, 'shape': (2, 3), }";
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[1, 0]);
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&data);
+        let arr = read("t", &bytes).expect("read");
+        let expect: Vec<u8> = (0..6i16).flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&arr.data[..], &expect[..]);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_reasons() {
+        let good = write("t", Dtype::U8, &Shape::new(vec![4]), &[1, 2, 3, 4]).expect("write");
+        for cut in 0..good.len() {
+            assert!(read("t", good.get(..cut).unwrap_or_default()).is_err(), "cut at {cut}");
+        }
+        let at = good.windows(3).position(|w| w == b"|u1").expect("descr");
+        let mut obj = good.clone();
+        obj.splice(at..at + 3, b"|O8".iter().copied());
+        let err = read("t", &obj).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|m| m.contains("pickle")));
+        let mut bad = good.clone();
+        bad[0] = b'x';
+        assert!(read("t", &bad).is_err());
+    }
+}

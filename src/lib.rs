@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod archive;
+pub mod codec;
+pub mod error;
+pub mod format;
+pub mod hash;
+mod index;
+pub mod interop;
+pub mod object;
+mod segment;
+
+pub use archive::{
+    Archive, ArchiveBuilder, EntryInfo, MappedObject, ObjectInfo, PutOptions, Stats, VerifyReport,
+    Writer,
+};
+pub use codec::Codec;
+pub use error::{Error, Result};
+pub use hash::ObjectHash;
+pub use object::record::{Record, Value};
+pub use object::tensor::{Dtype, Shape, Tensor, TensorView};
+pub use object::{Categorical, Kind, Object};

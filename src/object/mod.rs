@@ -1,0 +1,144 @@
+//! What the archive stores: the object kinds, their owned forms, and the canonical encoding
+//! whose blake3 hash is an object's address.
+
+pub mod canonical;
+pub mod record;
+pub mod tensor;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::hash::ObjectHash;
+use record::{Record, Value};
+use tensor::Tensor;
+
+/// The kinds of object. The number is the kind's byte in the canonical encoding (FORMAT.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Dtype + shape + little-endian C-order bytes.
+    Tensor = 1,
+    /// UTF-8 text.
+    Text = 2,
+    /// Opaque bytes with an optional media type.
+    Bytes = 3,
+    /// A structured record; categorical outputs are records of a known shape.
+    Record = 4,
+}
+
+impl Kind {
+    /// The kind's name (`tensor`, `text`, `bytes`, `record`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tensor => "tensor",
+            Kind::Text => "text",
+            Kind::Bytes => "bytes",
+            Kind::Record => "record",
+        }
+    }
+
+    /// The kind from its canonical byte.
+    pub fn from_code(code: u8) -> Option<Kind> {
+        match code {
+            1 => Some(Kind::Tensor),
+            2 => Some(Kind::Text),
+            3 => Some(Kind::Bytes),
+            4 => Some(Kind::Record),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tensor" => Ok(Kind::Tensor),
+            "text" => Ok(Kind::Text),
+            "bytes" => Ok(Kind::Bytes),
+            "record" => Ok(Kind::Record),
+            _ => Err(Error::invalid(s, "unknown kind; expected tensor, text, bytes or record")),
+        }
+    }
+}
+
+/// The record schema name that marks a categorical record.
+pub const CATEGORICAL: &str = "categorical";
+
+/// Categorical outputs: integer codes (a tensor stored as its own object) and the label of
+/// each code. Stored as a record `{codes: <ref>, labels: [..]}` whose schema is `categorical`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Categorical {
+    /// The integer tensor of codes.
+    pub codes: ObjectHash,
+    /// Label of code `i` at index `i`.
+    pub labels: Vec<String>,
+}
+
+impl Categorical {
+    pub(crate) fn to_record(&self) -> Record {
+        let labels = self.labels.iter().map(|l| Value::Str(l.clone())).collect();
+        Record::new()
+            .with("codes", Value::Ref(self.codes))
+            .and_then(|r| r.with("labels", Value::List(labels)))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn from_record(input: &str, r: &Record) -> Result<Self> {
+        let bad = |why: &str| Error::invalid(input, format!("not a categorical record: {why}"));
+        let Some(Value::Ref(codes)) = r.get("codes") else {
+            return Err(bad("`codes` is not a reference"));
+        };
+        let Some(Value::List(items)) = r.get("labels") else {
+            return Err(bad("`labels` is not a list"));
+        };
+        let labels = items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(bad("a label is not a string")),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Categorical { codes: *codes, labels })
+    }
+}
+
+/// A decoded object, as `Archive::get` returns it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Object {
+    /// A tensor.
+    Tensor(Tensor),
+    /// UTF-8 text.
+    Text(String),
+    /// Opaque bytes.
+    Bytes {
+        /// The media type, if one was given (`image/png` …).
+        media_type: Option<String>,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A record.
+    Record(Record),
+    /// A categorical record.
+    Categorical(Categorical),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Tensor(_) => Kind::Tensor,
+            Object::Text(_) => Kind::Text,
+            Object::Bytes { .. } => Kind::Bytes,
+            Object::Record(_) | Object::Categorical(_) => Kind::Record,
+        }
+    }
+}

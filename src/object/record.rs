@@ -1,0 +1,360 @@
+//! Records: structured outputs. An ordered map of field name to scalar (null, bool, int, float,
+//! string), list, nested record, or a reference to another object by hash.
+//!
+//! The msgpack encoding is the canonical form that gets hashed: maps keep their field order,
+//! integers take msgpack's shortest form, floats are always float64, and a reference is a
+//! 32-byte `bin` (records have no other binary values, so the two cannot be confused).
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::hash::ObjectHash;
+
+/// Deepest nesting of lists and records accepted, so that hostile input cannot overflow the
+/// stack while decoding.
+pub const MAX_DEPTH: usize = 64;
+
+/// One value in a record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// No value.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float (NaN payloads and signed zeros are kept bit for bit).
+    Float(f64),
+    /// A UTF-8 string.
+    Str(String),
+    /// A list of values.
+    List(Vec<Value>),
+    /// A nested record.
+    Record(Record),
+    /// A reference to another object in the archive.
+    Ref(ObjectHash),
+}
+
+/// An ordered map of field name to value. Field names are unique.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Record {
+    fields: Vec<(String, Value)>,
+}
+
+impl Record {
+    /// An empty record.
+    pub fn new() -> Self {
+        Record::default()
+    }
+
+    /// Append a field; fails if the name is already present.
+    pub fn insert(&mut self, name: impl Into<String>, value: Value) -> Result<()> {
+        let name = name.into();
+        if self.get(&name).is_some() {
+            return Err(Error::invalid(name, "field appears twice in one record"));
+        }
+        self.fields.push((name, value));
+        Ok(())
+    }
+
+    /// Builder form of `insert`, for literals in code and tests.
+    pub fn with(mut self, name: impl Into<String>, value: Value) -> Result<Self> {
+        self.insert(name, value)?;
+        Ok(self)
+    }
+
+    /// A field by name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The fields in order.
+    pub fn fields(&self) -> &[(String, Value)] {
+        &self.fields
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True if there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Every object this record refers to, depth first.
+    pub fn refs(&self) -> Vec<ObjectHash> {
+        fn walk(v: &Value, out: &mut Vec<ObjectHash>) {
+            match v {
+                Value::Ref(h) => out.push(*h),
+                Value::List(items) => items.iter().for_each(|i| walk(i, out)),
+                Value::Record(r) => r.fields.iter().for_each(|(_, v)| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        self.fields.iter().for_each(|(_, v)| walk(v, &mut out));
+        out
+    }
+
+    /// The canonical msgpack bytes (what is hashed and stored).
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        // Serializing our own types into a Vec cannot fail: every value has a msgpack form.
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decode canonical msgpack; `input` names the source in errors.
+    pub fn from_msgpack(input: &str, bytes: &[u8]) -> Result<Self> {
+        let mut de = rmp_serde::Deserializer::new(bytes);
+        let rec = Record::deserialize(&mut de)
+            .map_err(|e| Error::invalid(input, format!("not a record: {e}")))?;
+        if de.get_ref().len() != 0 {
+            // rmp's reader over a slice advances it; leftover bytes mean trailing garbage.
+            return Err(Error::invalid(input, "trailing bytes after the record"));
+        }
+        Ok(rec)
+    }
+
+    /// Convert from a JSON object. `{"$ref": "<64 hex digits>"}` is a reference; integers
+    /// beyond i64 are refused rather than rounded.
+    pub fn from_json(input: &str, json: &serde_json::Value) -> Result<Self> {
+        match json_to_value(input, json, 0)? {
+            Value::Record(r) => Ok(r),
+            _ => Err(Error::invalid(input, "a record must be a JSON object")),
+        }
+    }
+
+    /// Convert to JSON; references become `{"$ref": "<hex>"}`, non-finite floats strings.
+    pub fn to_json(&self) -> serde_json::Value {
+        value_to_json(&Value::Record(self.clone()))
+    }
+}
+
+fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<Value> {
+    use serde_json::Value as J;
+    if depth > MAX_DEPTH {
+        return Err(Error::invalid(input, format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(match json {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if n.is_u64() {
+                return Err(Error::invalid(input, format!("integer {n} does not fit in i64")));
+            } else {
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        J::String(s) => Value::Str(s.clone()),
+        J::Array(items) => Value::List(
+            items.iter().map(|i| json_to_value(input, i, depth + 1)).collect::<Result<_>>()?,
+        ),
+        J::Object(map) => {
+            if map.len() == 1 {
+                if let Some(J::String(h)) = map.get("$ref") {
+                    return Ok(Value::Ref(h.parse()?));
+                }
+            }
+            let mut rec = Record::new();
+            for (k, v) in map {
+                rec.insert(k.clone(), json_to_value(input, v, depth + 1)?)?;
+            }
+            Value::Record(rec)
+        }
+    })
+}
+
+fn value_to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map(J::Number).unwrap_or_else(|| J::from(f.to_string()))
+        }
+        Value::Str(s) => J::String(s.clone()),
+        Value::List(items) => J::Array(items.iter().map(value_to_json).collect()),
+        Value::Record(r) => {
+            J::Object(r.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
+        }
+        Value::Ref(h) => serde_json::json!({ "$ref": h.to_string() }),
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(t) => s.serialize_str(t),
+            Value::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            Value::Record(r) => r.serialize(s),
+            Value::Ref(h) => s.serialize_bytes(h.as_bytes()),
+        }
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for (k, v) in &self.fields {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Decodes values while counting depth, so hostile nesting is an error, not a stack overflow.
+struct ValueVisitor {
+    depth: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for ValueVisitor {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.depth > MAX_DEPTH {
+            return Err(de::Error::custom(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        i64::try_from(u)
+            .map(Value::Int)
+            .map_err(|_| E::custom(format!("integer {u} does not fit in i64")))
+    }
+    fn visit_f32<E>(self, f: f32) -> Result<Value, E> {
+        Ok(Value::Float(f64::from(f)))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Str(s.to_owned()))
+    }
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Value, E> {
+        ObjectHash::from_slice(b)
+            .map(Value::Ref)
+            .ok_or_else(|| E::custom("binary value is not a 32-byte object reference"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(v) = seq.next_element_seed(ValueVisitor { depth: self.depth + 1 })? {
+            items.push(v);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut rec = Record::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(ValueVisitor { depth: self.depth + 1 })?;
+            rec.insert(k, v).map_err(de::Error::custom)?;
+        }
+        Ok(Value::Record(rec))
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        de::DeserializeSeed::deserialize(ValueVisitor { depth: 0 }, d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Record(r) => Ok(r),
+            _ => Err(de::Error::custom("expected a map")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let inner = Record::new().with("x", Value::Float(-0.0)).expect("field");
+        Record::new()
+            .with("label", Value::Int(3))
+            .and_then(|r| r.with("text", Value::Str("cat".into())))
+            .and_then(|r| r.with("probs", Value::List(vec![Value::Float(0.25), Value::Null])))
+            .and_then(|r| r.with("nested", Value::Record(inner)))
+            .and_then(|r| r.with("ref", Value::Ref(ObjectHash([7; 32]))))
+            .expect("fields")
+    }
+
+    #[test]
+    fn msgpack_round_trips_in_order() {
+        let r = sample();
+        let bytes = r.to_msgpack();
+        let back = Record::from_msgpack("test", &bytes).expect("decode");
+        assert_eq!(back, r);
+        assert_eq!(back.fields()[0].0, "label");
+        assert_eq!(r.refs(), vec![ObjectHash([7; 32])]);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let r = sample();
+        let back = Record::from_json("test", &r.to_json()).expect("decode");
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn duplicate_fields_and_deep_nesting_are_rejected() {
+        let json: serde_json::Value = serde_json::from_str(r#"{"a":1}"#).expect("json");
+        assert!(Record::from_json("t", &json).is_ok());
+        // msgpack map with the key "a" twice: 0x82 (map of 2) "a" 1 "a" 2
+        let dup = [0x82, 0xa1, b'a', 0x01, 0xa1, b'a', 0x02];
+        assert!(Record::from_msgpack("t", &dup).is_err());
+        // 100 nested single-element arrays inside a map
+        let mut deep = vec![0x81, 0xa1, b'a'];
+        deep.extend(std::iter::repeat_n(0x91, 100));
+        deep.push(0xc0);
+        let err = Record::from_msgpack("t", &deep).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|m| m.contains("deeper")));
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = sample().to_msgpack();
+        bytes.push(0xc0);
+        assert!(Record::from_msgpack("t", &bytes).is_err());
+    }
+}
