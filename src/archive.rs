@@ -592,6 +592,7 @@ impl Archive {
     pub fn writer(&self) -> Writer<'_> {
         Writer {
             archive: self,
+            opts: PutOptions::default(),
             update: Update::default(),
             pending: HashSet::new(),
             failures_at_start: None,
@@ -1113,6 +1114,7 @@ fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
 /// uncommitted writer commits it; call `commit` to see the error if that fails.
 pub struct Writer<'a> {
     archive: &'a Archive,
+    opts: PutOptions,
     update: Update,
     pending: HashSet<ObjectHash>,
     failures_at_start: Option<u64>,
@@ -1120,9 +1122,15 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Codec options for the puts of this batch that give none.
+    pub fn set_options(&mut self, opts: PutOptions) -> &mut Self {
+        self.opts = opts;
+        self
+    }
+
     /// Put a tensor.
     pub fn put_tensor(&mut self, view: &TensorView<'_>, tags: &[(&str, &str)]) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::tensor(view), tags, &PutOptions::default(), true)
+        self.put_prepared(Prepared::tensor(view), tags, &self.opts.clone(), true)
     }
 
     /// Put a tensor with explicit codec options.
@@ -1137,7 +1145,7 @@ impl Writer<'_> {
 
     /// Put UTF-8 text.
     pub fn put_text(&mut self, text: &str, tags: &[(&str, &str)]) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::text(text), tags, &PutOptions::default(), true)
+        self.put_prepared(Prepared::text(text), tags, &self.opts.clone(), true)
     }
 
     /// Put opaque bytes.
@@ -1147,12 +1155,12 @@ impl Writer<'_> {
         media_type: Option<&str>,
         tags: &[(&str, &str)],
     ) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::bytes(data, media_type), tags, &PutOptions::default(), true)
+        self.put_prepared(Prepared::bytes(data, media_type), tags, &self.opts.clone(), true)
     }
 
     /// Put a record.
     pub fn put_record(&mut self, record: &Record, tags: &[(&str, &str)]) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::record(record, ""), tags, &PutOptions::default(), true)
+        self.put_prepared(Prepared::record(record, ""), tags, &self.opts.clone(), true)
     }
 
     /// Put categorical outputs (see `Archive::put_categorical`).
@@ -1180,9 +1188,9 @@ impl Writer<'_> {
                 ));
             }
         }
-        let codes_hash = self.put_prepared(Prepared::tensor(codes), &[], &PutOptions::default(), false)?;
+        let codes_hash = self.put_prepared(Prepared::tensor(codes), &[], &self.opts.clone(), false)?;
         let cat = Categorical { codes: codes_hash, labels: labels.to_vec() };
-        self.put_prepared(Prepared::record(&cat.to_record(), CATEGORICAL), tags, &PutOptions::default(), true)
+        self.put_prepared(Prepared::record(&cat.to_record(), CATEGORICAL), tags, &self.opts.clone(), true)
     }
 
     fn put_prepared(
@@ -1262,6 +1270,13 @@ impl Writer<'_> {
                 }
             };
             self.failures_at_start.get_or_insert(failures);
+            // The index's high-water mark for this segment moves past this frame at commit,
+            // so reopening does not index it a second time.
+            let end = w.len();
+            match self.update.marks.iter_mut().find(|(s, _)| *s == seg) {
+                Some((_, to)) => *to = (*to).max(end),
+                None => self.update.marks.push((seg, end)),
+            }
             (seg, offset)
         };
         if let Some(e) = &encoded {

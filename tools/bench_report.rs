@@ -1,1 +1,20 @@
-fn main(){}
+//! scratch
+use model_archive::{Archive, Record, Value};
+fn main() {
+    let dir = std::path::PathBuf::from("target/tmp/markbug");
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let a = Archive::create(&dir).expect("create");
+        let mut w = a.writer();
+        for i in 0..3 {
+            let r = Record::new().with("i", Value::Int(i)).expect("rec");
+            w.put_record(&r, &[]).expect("put");
+        }
+        w.commit().expect("commit");
+        println!("entries after write: {}", a.stats().expect("stats").entries);
+    }
+    for k in 0..3 {
+        let a = Archive::open(&dir).expect("open");
+        println!("entries after open {k}: {}", a.stats().expect("stats").entries);
+    }
+}

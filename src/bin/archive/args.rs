@@ -1,0 +1,163 @@
+//! Command-line arguments (clap derive). Parsing only: validation happens in each command,
+//! which then calls the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+The store is found as git finds its repository: --store PATH, else $ARCHIVE_STORE, else the
+nearest `.archive` directory from the current directory upward.
+
+Exit codes:
+  0  success
+  1  other error (I/O, ...)
+  2  bad input or usage (unknown flag, malformed file, shape that disagrees with the bytes)
+  3  not found (unknown hash, no store)
+  4  corrupt data (or `verify` found problems)
+  5  the index is locked by another process
+  6  schema version: the store is newer than this program, or needs `archive migrate`";
+
+/// A content-addressed, compressed archive for model outputs: tensors, text, bytes, records.
+#[derive(Parser, Debug)]
+#[command(name = "archive", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The store to use (default: $ARCHIVE_STORE, else the nearest `.archive` upward).
+    #[arg(long, global = true, env = "ARCHIVE_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+
+    /// Print JSON (one object per line for listings) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for another process that holds the index.
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
+    pub wait: f64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a store (default: ./.archive).
+    Init {
+        /// Where to create it.
+        path: Option<PathBuf>,
+    },
+    /// Store files or text; prints one hash per input.
+    #[command(after_help = "\
+Examples:
+  archive put probs.npy --tag run=exp1 --tag split=test
+  archive put --text \"the generated summary\" --tag run=exp1
+  archive put logits.bin --dtype F32 --shape 128,1000
+  archive put preds.npy --labels labels.json      # categorical: codes + label vocabulary
+  archive put photo.png --media-type image/png
+  cat out.txt | archive put - --kind text
+
+What a file holds is told by its extension: .npy (tensor), .txt (text), .json (record).
+Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).")]
+    Put(PutArgs),
+    /// Write an object back out (a unique hash prefix is enough).
+    #[command(after_help = "\
+Examples:
+  archive get 3f9a2c -o probs_back.npy     # tensor as .npy (by extension; --format overrides)
+  archive get 3f9a2c -o logits.bin         # tensor as raw little-endian bytes
+  archive get 7b1e                         # text, records (JSON) and bytes to stdout")]
+    Get(GetArgs),
+    /// Print text (or a record as JSON, or categorical labels) to stdout.
+    Cat {
+        /// Hash or unique prefix.
+        hash: String,
+    },
+    /// Show what an object is: kind, dtype, shape, sizes, codec, entries and tags.
+    Info {
+        /// Hash or unique prefix.
+        hash: String,
+    },
+    /// List entries, newest first.
+    Ls(LsArgs),
+    /// Re-read and re-hash everything; exits 4 if anything is damaged.
+    Verify,
+    /// Rebuild the index from the segments alone.
+    Reindex,
+    /// Objects, entries, raw and stored bytes, dedup and compression savings.
+    Stats,
+}
+
+/// `archive put`.
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// Files to store (`-` reads stdin).
+    pub files: Vec<PathBuf>,
+
+    /// Store this text instead of a file.
+    #[arg(long, conflicts_with = "files")]
+    pub text: Option<String>,
+
+    /// A tag for the entry, `key=value` (repeatable).
+    #[arg(long = "tag", short = 't', value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+
+    /// Element type of raw bytes (F32, I64, BF16 ... or numpy names like float32).
+    #[arg(long, requires = "shape")]
+    pub dtype: Option<String>,
+
+    /// Shape of raw bytes, e.g. 128,1000 (empty for a scalar).
+    #[arg(long, requires = "dtype", allow_hyphen_values = true)]
+    pub shape: Option<String>,
+
+    /// Store the file as opaque bytes with this media type (image/png, audio/wav ...).
+    #[arg(long, value_name = "TYPE")]
+    pub media_type: Option<String>,
+
+    /// What the input holds, when the extension does not say: tensor (.npy), text, record
+    /// (JSON object).
+    #[arg(long, value_parser = ["tensor", "text", "record"])]
+    pub kind: Option<String>,
+
+    /// Label vocabulary (a JSON list of strings): store the .npy integer codes as categorical.
+    #[arg(long, value_name = "FILE.json")]
+    pub labels: Option<PathBuf>,
+
+    /// Codec: raw, zstd or shuffle-zstd (default: chosen per object).
+    #[arg(long)]
+    pub codec: Option<String>,
+
+    /// zstd level (default: 1 behind a shuffle, 3 otherwise).
+    #[arg(long, allow_hyphen_values = true)]
+    pub level: Option<i32>,
+}
+
+/// `archive get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Hash or unique prefix.
+    pub hash: String,
+
+    /// Output file (`-` for stdout; default stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Output format for tensors: npy or raw (default: by extension, npy otherwise).
+    #[arg(long, value_parser = ["npy", "raw"])]
+    pub format: Option<String>,
+
+    /// Skip re-hashing (O(1) for raw tensors); `archive verify` checks everything.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// `archive ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Show at most this many entries.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: usize,
+
+    /// Show every entry.
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+}

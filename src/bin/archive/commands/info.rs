@@ -1,0 +1,77 @@
+//! `archive info`: what an object is, from the index (plus labels for categoricals).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use model_archive::{Codec, Kind, Object, ObjectInfo};
+
+use super::{Ctx, resolve};
+use crate::output::{size, tags, time_local, time_rfc3339};
+
+fn ratio(info: &ObjectInfo) -> f64 {
+    if info.raw_len == 0 { 1.0 } else { info.stored_len as f64 / info.raw_len as f64 }
+}
+
+pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
+    let archive = ctx.open()?;
+    let hash = resolve(&archive, prefix)?;
+    let info = archive.info(&hash)?;
+    let entries = archive.entries_of(&hash)?;
+    let labels = match (info.kind, info.desc.as_deref()) {
+        (Kind::Record, Some("categorical")) => match archive.get(&hash)? {
+            Object::Categorical(c) => Some((c.labels.clone(), archive.info(&c.codes)?)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if ctx.json {
+        let v = serde_json::json!({
+            "hash": hash.to_string(),
+            "kind": info.kind.name(),
+            "dtype": info.dtype.map(|d| d.name()),
+            "shape": info.shape.as_ref().map(|s| s.dims().to_vec()),
+            "desc": info.desc,
+            "raw_bytes": info.raw_len,
+            "stored_bytes": info.stored_len,
+            "codec": info.codec.name(),
+            "ratio": ratio(&info),
+            "segment": info.segment,
+            "offset": info.offset,
+            "labels": labels.as_ref().map(|(l, _)| l),
+            "codes": labels.as_ref().map(|(_, c)| c.hash.to_string()),
+            "entries": entries.iter().map(|e| serde_json::json!({
+                "seq": e.seq, "time": time_rfc3339(e.time_ns),
+                "tags": e.tags.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                    .collect::<serde_json::Map<_, _>>(),
+            })).collect::<Vec<_>>(),
+        });
+        crate::output::json_line(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("hash     {hash}");
+    match (info.dtype, &info.shape) {
+        (Some(d), Some(s)) => println!("kind     tensor {d} {s}"),
+        _ => match &info.desc {
+            Some(desc) => println!("kind     {} ({desc})", info.kind),
+            None => println!("kind     {}", info.kind),
+        },
+    }
+    if let Some((labels, codes)) = &labels {
+        let n = codes.shape.as_ref().and_then(|s| s.elements()).unwrap_or(0);
+        println!("labels   {} labels: {}", labels.len(), labels.join(", "));
+        println!("codes    {} ({n} codes, {})", codes.hash.short(12), codes.dtype.map(|d| d.name()).unwrap_or("?"));
+    }
+    println!("size     {} raw, {} stored", size(info.raw_len), size(info.stored_len));
+    let saving = (1.0 - ratio(&info)) * 100.0;
+    let codec = match info.codec {
+        Codec::Raw => "raw (memory-mappable)".to_owned(),
+        c => format!("{c}, {saving:.1} % smaller"),
+    };
+    println!("codec    {codec}");
+    println!("location {} @ {}", info.segment, info.offset);
+    println!("entries  {}", entries.len());
+    for e in &entries {
+        println!("  #{:<6} {}  {}", e.seq, time_local(e.time_ns), tags(&e.tags));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,110 @@
+//! One module per subcommand, and what they share: finding and opening the store.
+
+mod get;
+mod info;
+mod init;
+mod ls;
+mod put;
+mod stats;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use model_archive::{Archive, Error, ObjectHash};
+
+use crate::args::{Cli, Command};
+
+/// A mistake in how the command was called (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Global options every command sees.
+pub struct Ctx {
+    store: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    pub json: bool,
+    wait: Duration,
+}
+
+/// Name of the directory `init` creates and discovery looks for.
+pub const DEFAULT_DIR: &str = ".archive";
+
+impl Ctx {
+    /// The store path: --store / $ARCHIVE_STORE, else the nearest `.archive` upward.
+    fn store_path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.store {
+            return Ok(p.clone());
+        }
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        for dir in cwd.ancestors() {
+            let candidate = dir.join(DEFAULT_DIR);
+            if candidate.join("ARCHIVE").is_file() {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::NoStore { path: cwd.join(DEFAULT_DIR) }).context(
+            "no store given and no `.archive` found here or above; pass --store PATH, set \
+             ARCHIVE_STORE, or run `archive init`",
+        )
+    }
+
+    /// Open the store, printing what recovery did.
+    pub fn open(&self) -> Result<Archive> {
+        let path = self.store_path()?;
+        let archive = Archive::builder().lock_timeout(self.wait).open(&path)?;
+        for w in archive.warnings() {
+            eprintln!("archive: warning: {w}");
+        }
+        Ok(archive)
+    }
+}
+
+/// Resolve a hash or prefix, with the prefix named in the error.
+pub fn resolve(archive: &Archive, prefix: &str) -> Result<ObjectHash> {
+    Ok(archive.resolve(prefix.trim())?)
+}
+
+/// Write `bytes` to `path` atomically (temp file, then rename), or to stdout for `-`.
+pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    match path {
+        None => std::io::stdout().lock().write_all(bytes).map_err(Into::into),
+        Some(p) if p == Path::new("-") => {
+            std::io::stdout().lock().write_all(bytes).map_err(Into::into)
+        }
+        Some(p) => {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let tmp = p.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, p))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    e
+                })
+                .with_context(|| format!("{}: cannot write", p.display()))
+        }
+    }
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    if !(cli.wait.is_finite() && cli.wait >= 0.0) {
+        return Err(UsageError(format!("--wait {}: expected a number of seconds", cli.wait)).into());
+    }
+    let ctx = Ctx { store: cli.store, json: cli.json, wait: Duration::from_secs_f64(cli.wait) };
+    match cli.command {
+        Command::Init { path } => init::run(&ctx, path),
+        Command::Put(args) => put::run(&ctx, args),
+        Command::Get(args) => get::run(&ctx, args),
+        Command::Cat { hash } => get::cat(&ctx, &hash),
+        Command::Info { hash } => info::run(&ctx, &hash),
+        Command::Ls(args) => ls::run(&ctx, args),
+        Command::Verify => verify::run(&ctx),
+        Command::Reindex => verify::reindex(&ctx),
+        Command::Stats => stats::run(&ctx),
+    }
+}

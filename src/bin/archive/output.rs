@@ -1,0 +1,92 @@
+//! Output for people and scripts: sizes, times, tables, JSON lines.
+
+use std::io::Write;
+
+use anyhow::Result;
+use comfy_table::{Table, presets};
+
+/// `1536` -> `1.5 KiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in UNITS.iter().skip(1) {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// RFC 3339 in UTC, for JSON.
+pub fn time_rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns)).map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// Local time to the second, for people.
+pub fn time_local(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// A borderless table with a header, as `ls` and `stats` print.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(header.to_vec());
+    t
+}
+
+/// Print a table, trimming the padding comfy-table leaves at line ends.
+pub fn print_table(t: &Table) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in t.to_string().lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Print one JSON value on its own line.
+pub fn json_line(v: &serde_json::Value) -> Result<()> {
+    writeln!(std::io::stdout().lock(), "{v}")?;
+    Ok(())
+}
+
+/// Tags as `k=v k=v`.
+pub fn tags(tags: &[(String, String)]) -> String {
+    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+pub fn progress(what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(10), "10 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(64 << 20), "64.0 MiB");
+    }
+}
