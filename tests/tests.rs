@@ -1,1 +1,10 @@
+//! The one integration-test binary (one link step): shared helpers in `util`, one module per
+//! area.
 
+mod util;
+
+mod cli;
+mod corrupt;
+mod crash;
+mod format;
+mod roundtrip;

@@ -13,8 +13,15 @@ fn main() {
         w.commit().expect("commit");
         println!("entries after write: {}", a.stats().expect("stats").entries);
     }
+    {
+        let db = sled::open(dir.join("index")).expect("sled");
+        for kv in db.iter() { let (k, v) = kv.expect("kv"); println!("{:?} => {} bytes {:?}", &k[..k.len().min(10)], v.len(), &v[..v.len().min(40)]); }
+    }
     for k in 0..3 {
         let a = Archive::open(&dir).expect("open");
         println!("entries after open {k}: {}", a.stats().expect("stats").entries);
+        for e in a.entries() { let e = e.expect("e"); println!("  seq {} time {}", e.seq, e.time_ns); }
     }
 }
+#[allow(dead_code)]
+fn dump() {}

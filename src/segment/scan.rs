@@ -53,6 +53,10 @@ pub fn read_frame(bytes: &[u8], offset: u64) -> Result<(Frame, &[u8]), HeaderErr
         .and_then(|l| payload_start.checked_add(l))
         .ok_or(HeaderError::Truncated)?;
     let payload = rest.get(payload_start..payload_end).ok_or(HeaderError::Truncated)?;
+    // The closing padding belongs to the frame: a frame without it is a torn write.
+    if (rest.len() as u64) < header.frame_len() {
+        return Err(HeaderError::Truncated);
+    }
     if checksum(meta_bytes) != header.meta_sum {
         return Err(HeaderError::Invalid("frame metadata checksum does not match".into()));
     }

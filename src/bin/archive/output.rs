@@ -39,7 +39,9 @@ pub fn time_local(ns: i64) -> String {
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
-    t.set_header(header.to_vec());
+    if !header.is_empty() {
+        t.set_header(header.to_vec());
+    }
     t
 }
 

@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
     }
     let dedup = s.logical_bytes.saturating_sub(s.raw_bytes);
     let compression = s.raw_bytes.saturating_sub(s.stored_bytes);
-    let mut t = table(&["", "", ""]);
+    let mut t = table(&[]);
     let kinds = s.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ");
     t.add_row(vec!["objects".into(), s.objects.to_string(), kinds]);
     t.add_row(vec!["entries".into(), s.entries.to_string(), String::new()]);

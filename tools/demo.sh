@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The demo: put real model outputs (samples/, made by tools/make_samples.py from scikit-learn
+# classifiers on its bundled digits dataset) into a fresh store, look at them, and get every
+# one back bit-exact. Run from anywhere: tools/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin archive
+A=$PWD/target/release/archive
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export ARCHIVE_STORE=$work/demo.archive
+S=samples
+
+run() { printf '\n$ archive %s\n' "$*"; "$A" "$@"; }
+
+run init "$ARCHIVE_STORE"
+probs=$("$A" put $S/digits_test_probs.npy --tag model=logreg --tag split=test)
+relu=$("$A" put $S/mlp_hidden_relu.npy --tag model=mlp --tag layer=hidden --tag split=test)
+images=$("$A" put $S/digits_test_images.npy --tag split=test)
+report=$("$A" put $S/texts/classification_report.txt --tag model=logreg)
+preds=$("$A" put $S/digits_test_pred.npy --labels $S/labels.json --tag model=logreg --tag split=test)
+# The same probabilities logged again by a second run: one object, two entries.
+"$A" put $S/digits_test_probs.npy --tag model=logreg --tag split=test --tag run=2 >/dev/null
+
+run ls
+run info "${probs:0:8}"
+run info "${relu:0:8}"
+run info "${preds:0:8}"
+printf '\n$ archive cat %s | head -4\n' "${report:0:8}"
+"$A" cat "${report:0:8}" | head -4
+printf '\n$ archive cat %s | head -3   # categorical: each code as its label\n' "${preds:0:8}"
+"$A" cat "${preds:0:8}" | head -3
+
+for pair in "$probs:digits_test_probs.npy" "$relu:mlp_hidden_relu.npy" \
+            "$images:digits_test_images.npy" "$preds:digits_test_pred.npy"; do
+  hash=${pair%%:*} file=${pair#*:}
+  "$A" get "${hash:0:10}" -o "$work/$file"
+  cmp "$work/$file" "$S/$file"
+done
+"$A" get "${report:0:10}" -o "$work/report.txt"
+cmp "$work/report.txt" $S/texts/classification_report.txt
+
+run verify
+run stats
+printf '\nevery output came back bit-exact\n'
