@@ -45,7 +45,9 @@ pub const MAX_TAG_VALUE: usize = 1024;
 pub const MAX_DESC: usize = 255;
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// An id for this writer that no other process or machine picks: a hash of the process id,
@@ -116,21 +118,30 @@ impl ArchiveBuilder {
     /// Create a new store at `path` (which must not exist, or be an empty directory).
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Archive> {
         let root = path.as_ref();
-        let non_empty = std::fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
+        let non_empty = std::fs::read_dir(root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
         if non_empty || root.is_file() {
-            return Err(Error::AlreadyExists { path: root.to_owned() });
+            return Err(Error::AlreadyExists {
+                path: root.to_owned(),
+            });
         }
         std::fs::create_dir_all(root.join(SEGMENTS_DIR))
             .map_err(|e| Error::io(root.join(SEGMENTS_DIR), e))?;
         let header = StoreHeader {
             version: version::SCHEMA_VERSION,
-            settings: Settings { created_ns: now_ns(), zstd_level: self.zstd_level },
+            settings: Settings {
+                created_ns: now_ns(),
+                zstd_level: self.zstd_level,
+            },
         };
         // Write to a temp name, sync, rename, sync the directory: a crash leaves either no
         // header (not a store yet) or a whole one.
         let tmp = root.join(format!("{HEADER_FILE}.tmp"));
         let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&header.encode()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&header.encode())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
         let dst = root.join(HEADER_FILE);
         std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
         sync_dir(root)?;
@@ -154,7 +165,11 @@ impl ArchiveBuilder {
             Err(e) => return Err(Error::io(&header_path, e)),
         };
         if buf.get(..STORE_MAGIC.len()) != Some(&STORE_MAGIC[..]) {
-            return Err(Error::corrupt(&header_path, 0, "not an archive store header (wrong magic)"));
+            return Err(Error::corrupt(
+                &header_path,
+                0,
+                "not an archive store header (wrong magic)",
+            ));
         }
         // The version comes first so that a newer store is refused as newer, not as corrupt.
         let found = le_u16(&buf, VERSION_OFFSET)
@@ -216,7 +231,11 @@ fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
                 let owner = owner.trim();
                 return Err(Error::Locked {
                     path: path.to_owned(),
-                    owner: if owner.is_empty() { "another process".into() } else { owner.into() },
+                    owner: if owner.is_empty() {
+                        "another process".into()
+                    } else {
+                        owner.into()
+                    },
                     waited_ms: start.elapsed().as_millis() as u64,
                 });
             }
@@ -357,7 +376,11 @@ pub struct MappedObject {
 
 #[derive(Debug)]
 enum Data {
-    Mapped { map: Arc<Mmap>, start: usize, len: usize },
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
     Owned(Vec<u8>),
 }
 
@@ -399,13 +422,19 @@ impl MappedObject {
     pub fn as_slice<T: bytemuck::Pod>(&self) -> Result<&[T]> {
         let input = self.info.hash.to_string();
         if cfg!(target_endian = "big") {
-            return Err(Error::invalid(input, "typed views need a little-endian host"));
+            return Err(Error::invalid(
+                input,
+                "typed views need a little-endian host",
+            ));
         }
         let size = self.info.dtype.map(|d| d.size()).unwrap_or(1);
         if size != std::mem::size_of::<T>() {
             return Err(Error::invalid(
                 input,
-                format!("elements are {size} bytes, the type asked for is {}", size_of::<T>()),
+                format!(
+                    "elements are {size} bytes, the type asked for is {}",
+                    size_of::<T>()
+                ),
             ));
         }
         bytemuck::try_cast_slice(self.bytes())
@@ -471,19 +500,27 @@ impl Archive {
     }
 
     fn slot(&self) -> Result<MutexGuard<'_, WriterSlot>> {
-        self.writer.lock().map_err(|_| Error::invalid("archive", "writer lock poisoned"))
+        self.writer
+            .lock()
+            .map_err(|_| Error::invalid("archive", "writer lock poisoned"))
     }
 
     /// Index every frame past each segment's high-water mark; cut torn tails of segments that
     /// no writer holds. `progress(done, total)` counts bytes scanned.
     fn catch_up(&self, progress: &dyn Fn(u64, u64)) -> Result<()> {
         let files = self.segment_files()?;
-        let own = self.slot()?.current.as_ref().map(|(w, _)| w.name().to_owned());
+        let own = self
+            .slot()?
+            .current
+            .as_ref()
+            .map(|(w, _)| w.name().to_owned());
         let mut todo = Vec::new();
         for (name, path) in files {
             let id = self.index.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
             let from = self.index.segment(id)?.indexed_to;
-            let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
             if len > from && Some(&name) != own.as_ref() {
                 todo.push((id, path, from, len));
             }
@@ -491,13 +528,20 @@ impl Archive {
         let total: u64 = todo.iter().map(|(_, _, from, len)| len - from).sum();
         let mut done = 0;
         for (id, path, from, _) in todo {
-            let Some(map) = map_file(&path)? else { continue };
+            let Some(map) = map_file(&path)? else {
+                continue;
+            };
             if from == SEGMENT_HEADER_LEN as u64 {
                 self.check_segment_header(&path, &map)?;
             }
             let found = scan(&map, from);
             for d in &found.damage {
-                self.warn(format!("{}: damaged frame at byte {}: {}", path.display(), d.offset, d.reason));
+                self.warn(format!(
+                    "{}: damaged frame at byte {}: {}",
+                    path.display(),
+                    d.offset,
+                    d.reason
+                ));
             }
             let mut update = Update::default();
             for frame in &found.frames {
@@ -531,7 +575,9 @@ impl Archive {
         if let Some(file) = try_lock(path)? {
             let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
             if len > valid_end {
-                file.set_len(valid_end).and_then(|()| file.sync_all()).map_err(|e| Error::io(path, e))?;
+                file.set_len(valid_end)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io(path, e))?;
                 self.warn(format!(
                     "{}: cut {} bytes of torn tail at byte {valid_end} ({reason})",
                     path.display(),
@@ -545,24 +591,32 @@ impl Archive {
     /// The writer's current segment, opening one if needed: an existing segment no other
     /// writer holds and that has room, else a new one.
     fn ensure_segment<'s>(&self, slot: &'s mut WriterSlot) -> Result<&'s mut (SegmentWriter, u32)> {
-        if slot.current.as_ref().is_some_and(|(w, _)| w.len() >= self.segment_size) {
-            if let Some((mut w, _)) = slot.current.take() {
-                w.sync()?;
-            }
+        let full = slot
+            .current
+            .as_ref()
+            .is_some_and(|(w, _)| w.len() >= self.segment_size);
+        if full && let Some((mut w, _)) = slot.current.take() {
+            w.sync()?;
         }
         if slot.current.is_none() {
             slot.current = Some(self.adopt_or_create(slot)?);
         }
-        slot.current.as_mut().ok_or_else(|| Error::invalid("archive", "no segment"))
+        slot.current
+            .as_mut()
+            .ok_or_else(|| Error::invalid("archive", "no segment"))
     }
 
     fn adopt_or_create(&self, slot: &mut WriterSlot) -> Result<(SegmentWriter, u32)> {
         for (name, path) in self.segment_files()?.into_iter().rev() {
-            let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
             if len >= self.segment_size {
                 continue;
             }
-            let Some(file) = try_lock(&path)? else { continue };
+            let Some(file) = try_lock(&path)? else {
+                continue;
+            };
             // Holding the lock, index what the last writer left, then cut any torn tail.
             let id = self.index.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
             let from = self.index.segment(id)?.indexed_to;
@@ -600,7 +654,12 @@ impl Archive {
         }
     }
 
-    fn put_one(&self, p: Prepared<'_>, tags: &[(&str, &str)], opts: &PutOptions) -> Result<ObjectHash> {
+    fn put_one(
+        &self,
+        p: Prepared<'_>,
+        tags: &[(&str, &str)],
+        opts: &PutOptions,
+    ) -> Result<ObjectHash> {
         let mut w = self.writer();
         let h = w.put_prepared(p, tags, opts, true)?;
         w.commit()?;
@@ -634,7 +693,11 @@ impl Archive {
         media_type: Option<&str>,
         tags: &[(&str, &str)],
     ) -> Result<ObjectHash> {
-        self.put_one(Prepared::bytes(data, media_type), tags, &PutOptions::default())
+        self.put_one(
+            Prepared::bytes(data, media_type),
+            tags,
+            &PutOptions::default(),
+        )
     }
 
     /// Put a record. Every object it refers to must already be in the archive.
@@ -668,7 +731,9 @@ impl Archive {
     }
 
     fn loc(&self, hash: &ObjectHash) -> Result<ObjectLoc> {
-        self.index.get(hash)?.ok_or_else(|| Error::NotFound(hash.to_string()))
+        self.index
+            .get(hash)?
+            .ok_or_else(|| Error::NotFound(hash.to_string()))
     }
 
     fn info_of(&self, hash: ObjectHash, loc: &ObjectLoc) -> Result<ObjectInfo> {
@@ -676,9 +741,11 @@ impl Archive {
         let kind = Kind::from_code(loc.kind)
             .ok_or_else(|| Error::corrupt(self.root.join(INDEX_DIR), 0, "unknown kind in index"))?;
         let (dtype, shape, desc) = match kind {
-            Kind::Tensor => {
-                (Some(loc.desc.parse::<Dtype>()?), Some(Shape::new(loc.shape.clone())), None)
-            }
+            Kind::Tensor => (
+                Some(loc.desc.parse::<Dtype>()?),
+                Some(Shape::new(loc.shape.clone())),
+                None,
+            ),
             _ => (None, None, Some(loc.desc.clone()).filter(|d| !d.is_empty())),
         };
         Ok(ObjectInfo {
@@ -703,16 +770,27 @@ impl Archive {
 
     /// The entries that logged an object, oldest first.
     pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<EntryInfo>> {
-        Ok(self.index.entries_of(hash)?.into_iter().map(|(seq, e)| entry_info(seq, e)).collect())
+        Ok(self
+            .index
+            .entries_of(hash)?
+            .into_iter()
+            .map(|(seq, e)| entry_info(seq, e))
+            .collect())
     }
 
     /// Every entry, newest first.
     pub fn entries(&self) -> impl Iterator<Item = Result<EntryInfo>> + '_ {
-        self.index.entries_newest_first().map(|r| r.map(|(seq, e)| entry_info(seq, e)))
+        self.index
+            .entries_newest_first()
+            .map(|r| r.map(|(seq, e)| entry_info(seq, e)))
     }
 
     /// The frame of an object and the map holding it; checks it is the object asked for.
-    fn frame_of(&self, hash: &ObjectHash, loc: &ObjectLoc) -> Result<(Arc<Mmap>, Frame, usize, PathBuf)> {
+    fn frame_of(
+        &self,
+        hash: &ObjectHash,
+        loc: &ObjectLoc,
+    ) -> Result<(Arc<Mmap>, Frame, usize, PathBuf)> {
         let seg = self.index.segment(loc.seg)?;
         let path = self.segments_dir.join(&seg.name);
         let head_end = loc.offset + crate::format::frame::FRAME_HEADER_LEN as u64;
@@ -724,9 +802,12 @@ impl Archive {
         )
         .map_err(|e| corrupt(format!("{e:?}")))?;
         let map = self.maps.get(&path, loc.offset + header.frame_len())?;
-        let (frame, payload) = read_frame(&map, loc.offset).map_err(|e| corrupt(format!("{e:?}")))?;
+        let (frame, payload) =
+            read_frame(&map, loc.offset).map_err(|e| corrupt(format!("{e:?}")))?;
         if frame.header.hash != *hash || frame.header.kind != FrameKind::Object {
-            return Err(corrupt("frame holds another object than the index says".into()));
+            return Err(corrupt(
+                "frame holds another object than the index says".into(),
+            ));
         }
         let start = payload.as_ptr() as usize - map.as_ptr() as usize;
         Ok((map, frame, start, path))
@@ -737,7 +818,9 @@ impl Archive {
         let loc = self.loc(hash)?;
         let (map, frame, start, path) = self.frame_of(hash, &loc)?;
         let meta = object_meta(&frame, &path)?;
-        let payload = map.get(start..start + frame.header.payload_len as usize).unwrap_or_default();
+        let payload = map
+            .get(start..start + frame.header.payload_len as usize)
+            .unwrap_or_default();
         let bytes = decode_payload(&frame, meta, payload, &path)?;
         verify_hash(hash, meta, &bytes, &path, frame.offset)?;
         build_object(meta, bytes.into_owned(), &path, frame.offset)
@@ -768,7 +851,11 @@ impl Archive {
             if verify {
                 verify_hash(hash, meta, payload, &path, frame.offset)?;
             }
-            Data::Mapped { map: Arc::clone(&map), start, len }
+            Data::Mapped {
+                map: Arc::clone(&map),
+                start,
+                len,
+            }
         } else {
             let bytes = decode_payload(&frame, meta, payload, &path)?.into_owned();
             if verify {
@@ -784,13 +871,26 @@ impl Archive {
     pub fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let files = self.segment_files()?;
-        let total: u64 = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let total: u64 = files
+            .iter()
+            .filter_map(|(_, p)| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
         let mut done = 0;
         let mut good: HashSet<(String, u64)> = HashSet::new();
-        let own = self.slot()?.current.as_ref().map(|(w, _)| w.name().to_owned());
+        let own = self
+            .slot()?
+            .current
+            .as_ref()
+            .map(|(w, _)| w.name().to_owned());
         for (name, path) in &files {
             let Some(map) = map_file(path)? else { continue };
-            let problem = |offset, reason: String, hash| Problem { hash, path: path.clone(), offset, reason };
+            let problem = |offset, reason: String, hash| Problem {
+                hash,
+                path: path.clone(),
+                offset,
+                reason,
+            };
             if let Err(reason) = SegmentHeader::decode(&map) {
                 report.problems.push(problem(0, reason, None));
             }
@@ -802,7 +902,11 @@ impl Archive {
                 // A segment some writer holds may end in the frame it is writing.
                 let busy = own.as_ref() == Some(name) || try_lock(path)?.is_none();
                 if !busy {
-                    report.problems.push(problem(t.offset, format!("torn tail: {}", t.reason), None));
+                    report.problems.push(problem(
+                        t.offset,
+                        format!("torn tail: {}", t.reason),
+                        None,
+                    ));
                 }
             }
             for frame in &found.frames {
@@ -825,7 +929,9 @@ impl Archive {
                         report.bytes_checked += n;
                         good.insert((name.clone(), frame.offset));
                     }
-                    Err(e) => report.problems.push(problem(frame.offset, e.to_string(), Some(h))),
+                    Err(e) => report
+                        .problems
+                        .push(problem(frame.offset, e.to_string(), Some(h))),
                 }
             }
             done += map.len() as u64;
@@ -834,7 +940,10 @@ impl Archive {
         let segs = self.index.segments()?;
         for item in self.index.objects() {
             let (h, loc) = item?;
-            let name = segs.get(loc.seg as usize).map(|s| s.name.clone()).unwrap_or_default();
+            let name = segs
+                .get(loc.seg as usize)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
             if !good.contains(&(name.clone(), loc.offset)) {
                 let already = report.problems.iter().any(|p| p.hash == Some(h));
                 if !already {
@@ -890,7 +999,8 @@ impl Archive {
             s.segment_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         }
         s.index_bytes = self.index.size_on_disk();
-        let mut by_kind: Vec<(String, u64)> = kinds.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        let mut by_kind: Vec<(String, u64)> =
+            kinds.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
         by_kind.sort();
         s.by_kind = by_kind;
         Ok(s)
@@ -899,17 +1009,22 @@ impl Archive {
 
 impl Drop for Archive {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.writer.lock() {
-            if let Some((w, _)) = slot.current.as_mut() {
-                let _ = w.sync();
-            }
+        if let Ok(mut slot) = self.writer.lock()
+            && let Some((w, _)) = slot.current.as_mut()
+        {
+            let _ = w.sync();
         }
         let _ = self.index.flush();
     }
 }
 
 fn entry_info(seq: u64, e: EntryRec) -> EntryInfo {
-    EntryInfo { seq, time_ns: e.time_ns, hash: e.hash, tags: e.tags }
+    EntryInfo {
+        seq,
+        time_ns: e.time_ns,
+        hash: e.hash,
+        tags: e.tags,
+    }
 }
 
 /// Add what a frame holds to an index update.
@@ -952,7 +1067,11 @@ fn object_meta<'f>(frame: &'f Frame, path: &Path) -> Result<&'f ObjectMeta> {
 
 fn descriptor(meta: &ObjectMeta) -> std::result::Result<Descriptor<'_>, String> {
     let kind = meta.kind.parse::<Kind>().map_err(|e| e.to_string())?;
-    Ok(Descriptor { kind, desc: &meta.desc, shape: &meta.shape })
+    Ok(Descriptor {
+        kind,
+        desc: &meta.desc,
+        shape: &meta.shape,
+    })
 }
 
 fn elem_size(meta: &ObjectMeta) -> usize {
@@ -982,7 +1101,10 @@ fn decode_payload<'p>(
         return Ok(Cow::Borrowed(payload));
     }
     if meta.chunk_size != CHUNK_SIZE as u64 {
-        return Err(corrupt(format!("unsupported chunk size {}", meta.chunk_size)));
+        return Err(corrupt(format!(
+            "unsupported chunk size {}",
+            meta.chunk_size
+        )));
     }
     if meta.raw_len > crate::format::frame::MAX_PAYLOAD_LEN {
         return Err(corrupt(format!("claims {} decoded bytes", meta.raw_len)));
@@ -991,9 +1113,9 @@ fn decode_payload<'p>(
     let mut at = 0usize;
     for &len in &meta.chunks {
         let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l));
-        let part = end.and_then(|e| payload.get(at..e)).ok_or_else(|| {
-            corrupt("chunk lengths run past the payload".into())
-        })?;
+        let part = end
+            .and_then(|e| payload.get(at..e))
+            .ok_or_else(|| corrupt("chunk lengths run past the payload".into()))?;
         parts.push(part);
         at += part.len();
     }
@@ -1008,27 +1130,46 @@ fn decode_payload<'p>(
     Ok(Cow::Owned(out))
 }
 
-fn verify_hash(h: &ObjectHash, meta: &ObjectMeta, bytes: &[u8], path: &Path, offset: u64) -> Result<()> {
+fn verify_hash(
+    h: &ObjectHash,
+    meta: &ObjectMeta,
+    bytes: &[u8],
+    path: &Path,
+    offset: u64,
+) -> Result<()> {
     let desc = descriptor(meta).map_err(|r| Error::corrupt(path, offset, r))?;
     if desc.hash(bytes) != *h {
-        return Err(Error::corrupt(path, offset, "content does not hash back to its address"));
+        return Err(Error::corrupt(
+            path,
+            offset,
+            "content does not hash back to its address",
+        ));
     }
     Ok(())
 }
 
 fn build_object(meta: &ObjectMeta, bytes: Vec<u8>, path: &Path, offset: u64) -> Result<Object> {
     let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-    let kind = meta.kind.parse::<Kind>().map_err(|e| corrupt(e.to_string()))?;
+    let kind = meta
+        .kind
+        .parse::<Kind>()
+        .map_err(|e| corrupt(e.to_string()))?;
     Ok(match kind {
         Kind::Tensor => {
-            let dtype = meta.desc.parse::<Dtype>().map_err(|e| corrupt(e.to_string()))?;
+            let dtype = meta
+                .desc
+                .parse::<Dtype>()
+                .map_err(|e| corrupt(e.to_string()))?;
             Object::Tensor(
                 Tensor::new(dtype, Shape::new(meta.shape.clone()), bytes)
                     .map_err(|e| corrupt(e.to_string()))?,
             )
         }
         Kind::Text => Object::Text(String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?),
-        Kind::Bytes => Object::Bytes { media_type: Some(meta.desc.clone()).filter(|d| !d.is_empty()), data: bytes },
+        Kind::Bytes => Object::Bytes {
+            media_type: Some(meta.desc.clone()).filter(|d| !d.is_empty()),
+            data: bytes,
+        },
         Kind::Record => {
             let rec = Record::from_msgpack(&path.display().to_string(), &bytes)
                 .map_err(|e| corrupt(e.to_string()))?;
@@ -1094,15 +1235,25 @@ fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
         .map(|(k, v)| {
             let input = format!("tag {k}={v}");
             if k.is_empty() || k.len() > MAX_TAG_KEY {
-                return Err(Error::invalid(input, format!("a tag key takes 1 to {MAX_TAG_KEY} bytes")));
+                return Err(Error::invalid(
+                    input,
+                    format!("a tag key takes 1 to {MAX_TAG_KEY} bytes"),
+                ));
             }
-            if k.chars().any(|c| c == '=' || c.is_whitespace() || c.is_control()) {
-                return Err(Error::invalid(input, "a tag key cannot hold `=`, spaces or control characters"));
+            if k.chars()
+                .any(|c| c == '=' || c.is_whitespace() || c.is_control())
+            {
+                return Err(Error::invalid(
+                    input,
+                    "a tag key cannot hold `=`, spaces or control characters",
+                ));
             }
             if v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control) {
                 return Err(Error::invalid(
                     input,
-                    format!("a tag value takes at most {MAX_TAG_VALUE} bytes and no control characters"),
+                    format!(
+                        "a tag value takes at most {MAX_TAG_VALUE} bytes and no control characters"
+                    ),
                 ));
             }
             Ok(((*k).to_owned(), (*v).to_owned()))
@@ -1129,7 +1280,11 @@ impl Writer<'_> {
     }
 
     /// Put a tensor.
-    pub fn put_tensor(&mut self, view: &TensorView<'_>, tags: &[(&str, &str)]) -> Result<ObjectHash> {
+    pub fn put_tensor(
+        &mut self,
+        view: &TensorView<'_>,
+        tags: &[(&str, &str)],
+    ) -> Result<ObjectHash> {
         self.put_prepared(Prepared::tensor(view), tags, &self.opts.clone(), true)
     }
 
@@ -1155,7 +1310,12 @@ impl Writer<'_> {
         media_type: Option<&str>,
         tags: &[(&str, &str)],
     ) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::bytes(data, media_type), tags, &self.opts.clone(), true)
+        self.put_prepared(
+            Prepared::bytes(data, media_type),
+            tags,
+            &self.opts.clone(),
+            true,
+        )
     }
 
     /// Put a record.
@@ -1172,7 +1332,10 @@ impl Writer<'_> {
     ) -> Result<ObjectHash> {
         let dtype = codes.dtype();
         if !dtype.is_integer() {
-            return Err(Error::invalid("codes", format!("categorical codes must be integers, not {dtype}")));
+            return Err(Error::invalid(
+                "codes",
+                format!("categorical codes must be integers, not {dtype}"),
+            ));
         }
         let size = dtype.size();
         for (i, c) in codes.data().chunks_exact(size).enumerate() {
@@ -1188,9 +1351,18 @@ impl Writer<'_> {
                 ));
             }
         }
-        let codes_hash = self.put_prepared(Prepared::tensor(codes), &[], &self.opts.clone(), false)?;
-        let cat = Categorical { codes: codes_hash, labels: labels.to_vec() };
-        self.put_prepared(Prepared::record(&cat.to_record(), CATEGORICAL), tags, &self.opts.clone(), true)
+        let codes_hash =
+            self.put_prepared(Prepared::tensor(codes), &[], &self.opts.clone(), false)?;
+        let cat = Categorical {
+            codes: codes_hash,
+            labels: labels.to_vec(),
+        };
+        self.put_prepared(
+            Prepared::record(&cat.to_record(), CATEGORICAL),
+            tags,
+            &self.opts.clone(),
+            true,
+        )
     }
 
     fn put_prepared(
@@ -1203,7 +1375,10 @@ impl Writer<'_> {
         let archive = self.archive;
         let tags = check_tags(tags)?;
         if p.desc.len() > MAX_DESC {
-            return Err(Error::invalid(&p.desc, format!("longer than {MAX_DESC} bytes")));
+            return Err(Error::invalid(
+                &p.desc,
+                format!("longer than {MAX_DESC} bytes"),
+            ));
         }
         for r in &p.refs {
             if !self.pending.contains(r) && !archive.index.contains(r)? {
@@ -1213,19 +1388,29 @@ impl Writer<'_> {
                 ));
             }
         }
-        let desc = Descriptor { kind: p.kind, desc: &p.desc, shape: &p.shape };
+        let desc = Descriptor {
+            kind: p.kind,
+            desc: &p.desc,
+            shape: &p.shape,
+        };
         let level = opts.level.or(archive.settings.zstd_level);
         let payload: &[u8] = &p.payload;
         // Big payloads: hash and compress at once on every core. Small ones: hash first, so a
         // duplicate costs no compression.
         let (hash, encoded) = if payload.len() >= CHUNK_SIZE {
-            let (h, e) = rayon::join(|| desc.hash(payload), || codec::encode(payload, p.elem, opts.codec, level));
+            let (h, e) = rayon::join(
+                || desc.hash(payload),
+                || codec::encode(payload, p.elem, opts.codec, level),
+            );
             (h, Some(e?))
         } else {
             (desc.hash(payload), None)
         };
         let known = self.pending.contains(&hash) || archive.index.contains(&hash)?;
-        let entry = with_entry.then(|| EntryMeta { time_ns: now_ns(), tags: tags.clone() });
+        let entry = with_entry.then(|| EntryMeta {
+            time_ns: now_ns(),
+            tags: tags.clone(),
+        });
         if known && entry.is_none() {
             return Ok(hash);
         }
@@ -1240,9 +1425,14 @@ impl Writer<'_> {
                 desc: p.desc.clone(),
                 shape: p.shape.clone(),
                 raw_len: payload.len() as u64,
-                chunk_size: if e.codec() == Codec::Raw { 0 } else { CHUNK_SIZE as u64 },
+                chunk_size: if e.codec() == Codec::Raw {
+                    0
+                } else {
+                    CHUNK_SIZE as u64
+                },
                 chunks: e.chunk_lens(),
-                level: (e.codec() != Codec::Raw).then(|| level.unwrap_or(e.codec().default_level())),
+                level: (e.codec() != Codec::Raw)
+                    .then(|| level.unwrap_or(e.codec().default_level())),
             }),
             entry: entry.clone(),
         };
@@ -1296,7 +1486,13 @@ impl Writer<'_> {
             ));
         }
         if let Some(e) = entry {
-            self.update.entries.push(EntryRec { time_ns: e.time_ns, hash, tags: e.tags, seg, offset });
+            self.update.entries.push(EntryRec {
+                time_ns: e.time_ns,
+                hash,
+                tags: e.tags,
+                seg,
+                offset,
+            });
         }
         self.count += 1;
         Ok(hash)
@@ -1320,15 +1516,17 @@ impl Writer<'_> {
                 self.reset();
                 return Err(Error::invalid(
                     "batch",
-                    format!("a write failed before this commit; the batch's {n} puts were not stored"),
+                    format!(
+                        "a write failed before this commit; the batch's {n} puts were not stored"
+                    ),
                 ));
             }
-            if let Some((w, _)) = slot.current.as_mut() {
-                if let Err(e) = w.sync() {
-                    slot.failures += 1;
-                    self.reset();
-                    return Err(e);
-                }
+            if let Some((w, _)) = slot.current.as_mut()
+                && let Err(e) = w.sync()
+            {
+                slot.failures += 1;
+                self.reset();
+                return Err(e);
             }
         }
         let update = std::mem::take(&mut self.update);

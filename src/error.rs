@@ -117,7 +117,11 @@ pub enum Error {
 }
 
 fn list_hashes(hashes: &[ObjectHash]) -> String {
-    hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+    hashes
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The library's result type.
@@ -125,14 +129,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn invalid(input: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidInput { input: input.into(), reason: reason.into() }
+        Error::InvalidInput {
+            input: input.into(),
+            reason: reason.into(),
+        }
     }
 
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
-        Error::Corrupt { path: path.into(), offset, reason: reason.into() }
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 }

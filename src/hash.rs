@@ -55,7 +55,9 @@ impl fmt::Debug for ObjectHash {
 
 /// Decode a hex string of even or odd length into nibbles; `None` if any digit is not hex.
 pub(crate) fn parse_hex_nibbles(s: &str) -> Option<Vec<u8>> {
-    s.chars().map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok())).collect()
+    s.chars()
+        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .collect()
 }
 
 impl FromStr for ObjectHash {

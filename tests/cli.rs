@@ -6,7 +6,15 @@ use predicates::prelude::*;
 use crate::util::{TempStore, sample};
 
 fn put(t: &TempStore, args: &[&str]) -> String {
-    let out = t.cmd().arg("put").args(args).assert().success().get_output().stdout.clone();
+    let out = t
+        .cmd()
+        .arg("put")
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     String::from_utf8(out).expect("utf8").trim().to_owned()
 }
 
@@ -15,27 +23,68 @@ fn put_get_info_ls_cat_round_trip_real_outputs() {
     let t = TempStore::new();
     t.cmd().arg("init").arg(t.path()).assert().success();
     let probs = sample("digits_test_probs.npy");
-    let h = put(&t, &[probs.to_str().expect("path"), "--tag", "run=exp1", "--tag", "split=test"]);
+    let h = put(
+        &t,
+        &[
+            probs.to_str().expect("path"),
+            "--tag",
+            "run=exp1",
+            "--tag",
+            "split=test",
+        ],
+    );
     assert_eq!(h.len(), 64);
     let out = t.dir.path().join("back.npy");
-    t.cmd().args(["get", &h[..6], "-o"]).arg(&out).assert().success();
-    assert_eq!(std::fs::read(&out).expect("out"), std::fs::read(&probs).expect("in"), "bit-exact .npy");
-    let raw = t.dir.path().join("back.bin");
-    t.cmd().args(["get", &h[..8], "-o"]).arg(&raw).assert().success();
-    assert_eq!(std::fs::read(&raw).expect("raw").len(), 450 * 10 * 4);
     t.cmd()
-        .args(["info", &h[..8]])
+        .args(["get", &h[..6], "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(&out).expect("out"),
+        std::fs::read(&probs).expect("in"),
+        "bit-exact .npy"
+    );
+    let raw = t.dir.path().join("back.bin");
+    t.cmd()
+        .args(["get", &h[..8], "-o"])
+        .arg(&raw)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&raw).expect("raw").len(), 450 * 10 * 4);
+    t.cmd().args(["info", &h[..8]]).assert().success().stdout(
+        predicate::str::contains("F32 [450, 10]")
+            .and(predicate::str::contains("run=exp1 split=test")),
+    );
+    let th = put(
+        &t,
+        &["--text", "the generated summary", "--tag", "run=exp1"],
+    );
+    t.cmd()
+        .args(["cat", &th[..10]])
         .assert()
         .success()
-        .stdout(predicate::str::contains("F32 [450, 10]").and(predicate::str::contains("run=exp1 split=test")));
-    let th = put(&t, &["--text", "the generated summary", "--tag", "run=exp1"]);
-    t.cmd().args(["cat", &th[..10]]).assert().success().stdout("the generated summary");
-    t.cmd().arg("ls").assert().success().stdout(
-        predicate::str::contains(&h[..12]).and(predicate::str::contains(&th[..12])),
-    );
-    t.cmd().args(["--json", "ls"]).assert().success().stdout(predicate::str::contains("\"split\":\"test\""));
-    t.cmd().arg("verify").assert().success().stdout(predicate::str::contains("all good"));
-    t.cmd().arg("stats").assert().success().stdout(predicate::str::contains("entries"));
+        .stdout("the generated summary");
+    t.cmd()
+        .arg("ls")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(&h[..12]).and(predicate::str::contains(&th[..12])));
+    t.cmd()
+        .args(["--json", "ls"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"split\":\"test\""));
+    t.cmd()
+        .arg("verify")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("all good"));
+    t.cmd()
+        .arg("stats")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("entries"));
 }
 
 #[test]
@@ -45,19 +94,53 @@ fn raw_bytes_need_dtype_and_shape_and_must_agree() {
     let f = t.dir.path().join("logits.bin");
     std::fs::write(&f, vec![0u8; 128 * 10 * 4]).expect("write");
     let path = f.to_str().expect("path");
-    t.cmd().args(["put", path]).assert().code(2).stderr(predicate::str::contains("--dtype"));
+    t.cmd()
+        .args(["put", path])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--dtype"));
     let before = t.snapshot();
-    t.cmd().args(["put", path, "--dtype", "F32", "--shape", "128,11"]).assert().code(2)
-        .stderr(predicate::str::contains("logits.bin").and(predicate::str::contains("needs 5632 bytes")));
-    t.cmd().args(["put", path, "--dtype", "F32", "--shape", "18446744073709551615,2"]).assert().code(2)
+    t.cmd()
+        .args(["put", path, "--dtype", "F32", "--shape", "128,11"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("logits.bin")
+                .and(predicate::str::contains("needs 5632 bytes")),
+        );
+    t.cmd()
+        .args([
+            "put",
+            path,
+            "--dtype",
+            "F32",
+            "--shape",
+            "18446744073709551615,2",
+        ])
+        .assert()
+        .code(2)
         .stderr(predicate::str::contains("overflows"));
     let bad_text = t.dir.path().join("bad.txt");
     std::fs::write(&bad_text, b"ok \xff\xfe").expect("write");
-    t.cmd().arg("put").arg(&bad_text).assert().code(2).stderr(predicate::str::contains("UTF-8"));
+    t.cmd()
+        .arg("put")
+        .arg(&bad_text)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("UTF-8"));
     let bad_npy = t.dir.path().join("bad.npy");
     std::fs::write(&bad_npy, b"\x93NUMPY\x01\x00\xff\xff{'descr'").expect("write");
-    t.cmd().arg("put").arg(&bad_npy).assert().code(2).stderr(predicate::str::contains("bad.npy"));
-    assert_eq!(t.snapshot(), before, "refused puts leave the store unchanged");
+    t.cmd()
+        .arg("put")
+        .arg(&bad_npy)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.npy"));
+    assert_eq!(
+        t.snapshot(),
+        before,
+        "refused puts leave the store unchanged"
+    );
     let h = put(&t, &[path, "--dtype", "float32", "--shape", "128,10"]);
     assert_eq!(h.len(), 64);
 }
@@ -68,28 +151,74 @@ fn categorical_outputs_show_their_labels() {
     t.cmd().arg("init").arg(t.path()).assert().success();
     let pred = sample("digits_test_pred.npy");
     let labels = sample("labels.json");
-    let h = put(&t, &[pred.to_str().expect("p"), "--labels", labels.to_str().expect("l")]);
-    t.cmd().args(["info", &h[..8]]).assert().success().stdout(predicate::str::contains("zero, one, two"));
-    let out = t.cmd().args(["cat", &h[..8]]).assert().success().get_output().stdout.clone();
-    let lines: Vec<String> = String::from_utf8(out).expect("utf8").lines().map(String::from).collect();
+    let h = put(
+        &t,
+        &[
+            pred.to_str().expect("p"),
+            "--labels",
+            labels.to_str().expect("l"),
+        ],
+    );
+    t.cmd()
+        .args(["info", &h[..8]])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("zero, one, two"));
+    let out = t
+        .cmd()
+        .args(["cat", &h[..8]])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<String> = String::from_utf8(out)
+        .expect("utf8")
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(lines.len(), 450);
-    assert!(lines.iter().all(|l| ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"].contains(&l.as_str())));
+    assert!(lines.iter().all(|l| {
+        [
+            "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        ]
+        .contains(&l.as_str())
+    }));
     let back = t.dir.path().join("codes.npy");
-    t.cmd().args(["get", &h[..8], "-o"]).arg(&back).assert().success();
-    assert_eq!(std::fs::read(back).expect("codes"), std::fs::read(&pred).expect("pred"));
+    t.cmd()
+        .args(["get", &h[..8], "-o"])
+        .arg(&back)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(back).expect("codes"),
+        std::fs::read(&pred).expect("pred")
+    );
 }
 
 #[test]
 fn unknown_hashes_missing_stores_and_usage_errors_have_exit_codes() {
     let t = TempStore::new();
     t.cmd().arg("init").arg(t.path()).assert().success();
-    t.cmd().args(["get", "abcdef"]).assert().code(3).stderr(predicate::str::contains("abcdef"));
+    t.cmd()
+        .args(["get", "abcdef"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("abcdef"));
     t.cmd().args(["get", "xyz!"]).assert().code(2);
     let mut c = assert_cmd::Command::cargo_bin("archive").expect("bin");
-    c.current_dir(t.dir.path()).env_remove("ARCHIVE_STORE").arg("ls").assert().code(3)
+    c.current_dir(t.dir.path())
+        .env_remove("ARCHIVE_STORE")
+        .arg("ls")
+        .assert()
+        .code(3)
         .stderr(predicate::str::contains("archive init"));
     t.cmd().arg("frobnicate").assert().code(2);
-    t.cmd().arg("--help").assert().success().stdout(predicate::str::contains("Exit codes"));
+    t.cmd()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes"));
 }
 
 #[test]
@@ -97,15 +226,28 @@ fn the_store_is_found_upward_and_through_the_environment() {
     let t = TempStore::new();
     let root = t.dir.path();
     let mut c = assert_cmd::Command::cargo_bin("archive").expect("bin");
-    c.current_dir(root).env_remove("ARCHIVE_STORE").arg("init").assert().success();
+    c.current_dir(root)
+        .env_remove("ARCHIVE_STORE")
+        .arg("init")
+        .assert()
+        .success();
     let deep = root.join("a/b/c");
     std::fs::create_dir_all(&deep).expect("mkdir");
     let mut c = assert_cmd::Command::cargo_bin("archive").expect("bin");
-    let out = c.current_dir(&deep).env_remove("ARCHIVE_STORE").args(["put", "--text", "found"]).assert().success();
+    let out = c
+        .current_dir(&deep)
+        .env_remove("ARCHIVE_STORE")
+        .args(["put", "--text", "found"])
+        .assert()
+        .success();
     let h = String::from_utf8(out.get_output().stdout.clone()).expect("utf8");
     let mut c = assert_cmd::Command::cargo_bin("archive").expect("bin");
-    c.current_dir("/").env("ARCHIVE_STORE", root.join(".archive")).args(["cat", &h.trim()[..8]])
-        .assert().success().stdout("found");
+    c.current_dir("/")
+        .env("ARCHIVE_STORE", root.join(".archive"))
+        .args(["cat", &h.trim()[..8]])
+        .assert()
+        .success()
+        .stdout("found");
 }
 
 #[test]
@@ -113,9 +255,14 @@ fn a_held_index_names_its_holder_after_a_bounded_wait() {
     let t = TempStore::new();
     let a = t.create();
     let started = std::time::Instant::now();
-    t.cmd().args(["--wait", "0.3", "ls"]).assert().code(5).stderr(
-        predicate::str::contains(format!("pid {}", std::process::id())).and(predicate::str::contains("in use")),
-    );
+    t.cmd()
+        .args(["--wait", "0.3", "ls"])
+        .assert()
+        .code(5)
+        .stderr(
+            predicate::str::contains(format!("pid {}", std::process::id()))
+                .and(predicate::str::contains("in use")),
+        );
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     drop(a);
     t.cmd().args(["--wait", "0.3", "ls"]).assert().success();

@@ -16,10 +16,19 @@ fn a_flipped_payload_byte_is_reported_never_served() {
     for codec in [Codec::Raw, Codec::Zstd, Codec::ShuffleZstd] {
         let t = TempStore::new();
         let a = t.create();
-        let opts = PutOptions { codec: Some(codec), level: None };
+        let opts = PutOptions {
+            codec: Some(codec),
+            level: None,
+        };
         let data = noise(4000, 3);
         let shape = Shape::new(vec![1000]);
-        let bad = a.put_tensor_with(&TensorView::new(Dtype::F32, &shape, &data).expect("v"), &[], &opts).expect("put");
+        let bad = a
+            .put_tensor_with(
+                &TensorView::new(Dtype::F32, &shape, &data).expect("v"),
+                &[],
+                &opts,
+            )
+            .expect("put");
         let good = a.put_text("undamaged", &[]).expect("put");
         let info = a.info(&bad).expect("info");
         let next = a.info(&good).expect("info").offset;
@@ -56,11 +65,20 @@ fn a_flipped_header_or_metadata_byte_costs_that_frame_alone() {
         flip(&t.segments()[0], at);
         std::fs::remove_dir_all(t.path().join("index")).expect("drop index");
         let a = Archive::open(t.path()).expect("open");
-        assert!(a.get(&first).is_ok() && a.get(&last).is_ok(), "delta {delta}");
-        assert!(matches!(a.get(&middle), Err(Error::NotFound(_))), "delta {delta}");
+        assert!(
+            a.get(&first).is_ok() && a.get(&last).is_ok(),
+            "delta {delta}"
+        );
+        assert!(
+            matches!(a.get(&middle), Err(Error::NotFound(_))),
+            "delta {delta}"
+        );
         let report = a.verify(&|_, _| {}).expect("verify");
         assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert!(!a.warnings().is_empty(), "opening reports the damaged frame");
+        assert!(
+            !a.warnings().is_empty(),
+            "opening reports the damaged frame"
+        );
     }
 }
 
@@ -88,8 +106,14 @@ fn a_damaged_store_header_is_corrupt_not_a_panic() {
         let mut bad = good.clone();
         bad[at] ^= 0x40;
         std::fs::write(&header, &bad).expect("write");
-        assert!(matches!(Archive::open(t.path()), Err(Error::Corrupt { .. })), "byte {at}");
+        assert!(
+            matches!(Archive::open(t.path()), Err(Error::Corrupt { .. })),
+            "byte {at}"
+        );
     }
     std::fs::write(&header, &good[..5]).expect("write");
-    assert!(matches!(Archive::open(t.path()), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Archive::open(t.path()),
+        Err(Error::Corrupt { .. })
+    ));
 }

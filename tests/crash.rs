@@ -14,7 +14,9 @@ fn store_with_last_frame(t: &TempStore) -> (Vec<model_archive::ObjectHash>, u64,
     let h1 = a.put_text("first", &[]).expect("put");
     let data = noise(300, 1);
     let shape = Shape::new(vec![300]);
-    let h2 = a.put_tensor(&TensorView::new(Dtype::U8, &shape, &data).expect("v"), &[]).expect("put");
+    let h2 = a
+        .put_tensor(&TensorView::new(Dtype::U8, &shape, &data).expect("v"), &[])
+        .expect("put");
     let before = std::fs::metadata(&t.segments()[0]).expect("meta").len();
     let h3 = a.put_text("the last frame", &[("k", "v")]).expect("put");
     let after = std::fs::metadata(&t.segments()[0]).expect("meta").len();
@@ -31,16 +33,30 @@ fn last_frame_cut_at_every_offset_recovers_to_the_previous_frame() {
         std::fs::write(&seg, &whole[..cut as usize]).expect("cut");
         std::fs::remove_dir_all(t.path().join("index")).expect("drop index");
         let a = t.open();
-        assert!(a.get(&hashes[0]).is_ok() && a.get(&hashes[1]).is_ok(), "cut at {cut}");
-        assert!(a.get(&hashes[2]).is_err(), "a torn frame is never served (cut at {cut})");
-        assert_eq!(std::fs::metadata(&seg).expect("meta").len(), start, "tail cut at {cut}: {:?}", a.warnings());
+        assert!(
+            a.get(&hashes[0]).is_ok() && a.get(&hashes[1]).is_ok(),
+            "cut at {cut}"
+        );
+        assert!(
+            a.get(&hashes[2]).is_err(),
+            "a torn frame is never served (cut at {cut})"
+        );
+        assert_eq!(
+            std::fs::metadata(&seg).expect("meta").len(),
+            start,
+            "tail cut at {cut}: {:?}",
+            a.warnings()
+        );
         drop(a);
     }
     // And the store takes new puts after recovery.
     std::fs::write(&seg, &whole[..(start + 10) as usize]).expect("cut");
     let a = t.open();
     let h = a.put_text("after the crash", &[]).expect("put");
-    assert_eq!(a.get(&h).expect("get"), Object::Text("after the crash".into()));
+    assert_eq!(
+        a.get(&h).expect("get"),
+        Object::Text("after the crash".into())
+    );
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
 }
 
@@ -67,7 +83,9 @@ fn acknowledged_puts_survive_a_lost_index_and_unsynced_index_updates() {
     let t = TempStore::new();
     let hashes: Vec<_> = {
         let a = t.create();
-        (0..20).map(|i| a.put_text(&format!("record {i}"), &[]).expect("put")).collect()
+        (0..20)
+            .map(|i| a.put_text(&format!("record {i}"), &[]).expect("put"))
+            .collect()
     };
     // Simulate an index that lost its last updates: an empty index with the segments intact.
     std::fs::remove_dir_all(t.path().join("index")).expect("drop index");

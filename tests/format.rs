@@ -13,7 +13,12 @@ use crate::util::TempStore;
 /// tag run=demo, stored raw, as the first frame of a segment.
 fn golden_frame() -> Vec<u8> {
     let payload = b"hi";
-    let hash = Descriptor { kind: Kind::Text, desc: "", shape: &[] }.hash(payload);
+    let hash = Descriptor {
+        kind: Kind::Text,
+        desc: "",
+        shape: &[],
+    }
+    .hash(payload);
     let meta = FrameMeta {
         object: Some(ObjectMeta {
             kind: "text".into(),
@@ -61,7 +66,10 @@ fn format_md_hex() -> Vec<u8> {
     block
         .lines()
         .filter_map(|l| l.split_once(": "))
-        .flat_map(|(_, hex)| hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("hex byte")))
+        .flat_map(|(_, hex)| {
+            hex.split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        })
         .collect()
 }
 
@@ -101,12 +109,27 @@ fn the_writer_writes_what_the_format_describes() {
     let header = FrameHeader::decode(written).expect("header");
     let expect = FrameHeader::decode(&golden).expect("golden header");
     assert_eq!(header.hash, h);
-    assert_eq!((header.kind, header.codec, header.payload_len), (expect.kind, expect.codec, 2));
+    assert_eq!(
+        (header.kind, header.codec, header.payload_len),
+        (expect.kind, expect.codec, 2)
+    );
     let meta_end = 64 + header.meta_len as usize;
     let meta = FrameMeta::decode(&written[64..meta_end]).expect("meta");
-    assert_eq!(meta.object, FrameMeta::decode(&golden[64..64 + expect.meta_len as usize]).expect("m").object);
+    assert_eq!(
+        meta.object,
+        FrameMeta::decode(&golden[64..64 + expect.meta_len as usize])
+            .expect("m")
+            .object
+    );
     let off = header.payload_off as usize;
     assert_eq!(&written[off..off + 2], b"hi");
-    assert_eq!((SEGMENT_HEADER_LEN + off) % 64, 0, "raw payloads are 64-byte aligned");
-    assert_eq!(seg.len() as u64, align_up(seg.len() as u64, 8).expect("align"));
+    assert_eq!(
+        (SEGMENT_HEADER_LEN + off) % 64,
+        0,
+        "raw payloads are 64-byte aligned"
+    );
+    assert_eq!(
+        seg.len() as u64,
+        align_up(seg.len() as u64, 8).expect("align")
+    );
 }

@@ -14,12 +14,26 @@ use crate::util::{TempStore, noise, sample_tensor};
 fn real_outputs_round_trip_bit_exact() {
     let t = TempStore::new();
     let a = t.create();
-    for name in ["digits_test_probs.npy", "mlp_hidden_relu.npy", "digits_test_images.npy"] {
+    for name in [
+        "digits_test_probs.npy",
+        "mlp_hidden_relu.npy",
+        "digits_test_images.npy",
+    ] {
         let (dtype, shape, data) = sample_tensor(name);
-        let h = a.put_tensor(&TensorView::new(dtype, &shape, &data).expect("view"), &[("f", name)])
+        let h = a
+            .put_tensor(
+                &TensorView::new(dtype, &shape, &data).expect("view"),
+                &[("f", name)],
+            )
             .expect("put");
-        let Object::Tensor(back) = a.get(&h).expect("get") else { panic!("not a tensor") };
-        assert_eq!((back.dtype, &back.shape, &back.data), (dtype, &shape, &data), "{name}");
+        let Object::Tensor(back) = a.get(&h).expect("get") else {
+            panic!("not a tensor")
+        };
+        assert_eq!(
+            (back.dtype, &back.shape, &back.data),
+            (dtype, &shape, &data),
+            "{name}"
+        );
     }
 }
 
@@ -32,8 +46,12 @@ fn every_dtype_scalar_and_empty_shape_round_trips() {
             let shape = Shape::new(dims);
             let len = shape.byte_len(dtype).expect("len") as usize;
             let data = noise(len, len as u64);
-            let h = a.put_tensor(&TensorView::new(dtype, &shape, &data).expect("view"), &[]).expect("put");
-            let Object::Tensor(back) = a.get(&h).expect("get") else { panic!("not a tensor") };
+            let h = a
+                .put_tensor(&TensorView::new(dtype, &shape, &data).expect("view"), &[])
+                .expect("put");
+            let Object::Tensor(back) = a.get(&h).expect("get") else {
+                panic!("not a tensor")
+            };
             assert_eq!((back.dtype, back.shape, back.data), (dtype, shape, data));
         }
     }
@@ -50,25 +68,44 @@ fn text_bytes_records_and_categoricals_round_trip() {
     let hb = a.put_bytes(png, Some("image/png"), &[]).expect("bytes");
     assert_eq!(
         a.get(&hb).expect("get"),
-        Object::Bytes { media_type: Some("image/png".into()), data: png.to_vec() }
+        Object::Bytes {
+            media_type: Some("image/png".into()),
+            data: png.to_vec()
+        }
     );
     let rec = Record::new()
         .with("probs", Value::Ref(ht))
         .and_then(|r| r.with("label", Value::Int(3)))
         .and_then(|r| r.with("score", Value::Float(0.875)))
-        .and_then(|r| r.with("tags", Value::List(vec![Value::Str("a".into()), Value::Null])))
+        .and_then(|r| {
+            r.with(
+                "tags",
+                Value::List(vec![Value::Str("a".into()), Value::Null]),
+            )
+        })
         .expect("record");
     let hr = a.put_record(&rec, &[]).expect("record");
     assert_eq!(a.get(&hr).expect("get"), Object::Record(rec));
-    let codes: Vec<u8> = [2i64, 0, 1, 2].iter().flat_map(|c| c.to_le_bytes()).collect();
+    let codes: Vec<u8> = [2i64, 0, 1, 2]
+        .iter()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
     let shape = Shape::new(vec![4]);
     let labels: Vec<String> = ["cat", "dog", "fish"].map(String::from).to_vec();
     let hc = a
-        .put_categorical(&TensorView::new(Dtype::I64, &shape, &codes).expect("v"), &labels, &[])
+        .put_categorical(
+            &TensorView::new(Dtype::I64, &shape, &codes).expect("v"),
+            &labels,
+            &[],
+        )
         .expect("categorical");
-    let Object::Categorical(cat) = a.get(&hc).expect("get") else { panic!("not categorical") };
+    let Object::Categorical(cat) = a.get(&hc).expect("get") else {
+        panic!("not categorical")
+    };
     assert_eq!(cat.labels, labels);
-    let Object::Tensor(back) = a.get(&cat.codes).expect("codes") else { panic!("codes") };
+    let Object::Tensor(back) = a.get(&cat.codes).expect("codes") else {
+        panic!("codes")
+    };
     assert_eq!(back.data, codes);
     // The codes tensor is an object without an entry of its own.
     assert!(a.entries_of(&cat.codes).expect("entries").is_empty());
@@ -81,14 +118,31 @@ fn bad_categoricals_and_dangling_references_are_refused() {
     let shape = Shape::new(vec![2]);
     let labels = vec!["a".to_string()];
     let codes: Vec<u8> = [0i32, 1].iter().flat_map(|c| c.to_le_bytes()).collect();
-    let err = a.put_categorical(&TensorView::new(Dtype::I32, &shape, &codes).expect("v"), &labels, &[]);
+    let err = a.put_categorical(
+        &TensorView::new(Dtype::I32, &shape, &codes).expect("v"),
+        &labels,
+        &[],
+    );
     assert!(matches!(err, Err(Error::InvalidInput { .. })), "{err:?}");
     let floats = vec![0u8; 8];
-    let err = a.put_categorical(&TensorView::new(Dtype::F32, &shape, &floats).expect("v"), &labels, &[]);
+    let err = a.put_categorical(
+        &TensorView::new(Dtype::F32, &shape, &floats).expect("v"),
+        &labels,
+        &[],
+    );
     assert!(matches!(err, Err(Error::InvalidInput { .. })), "{err:?}");
-    let dangling = Record::new().with("x", Value::Ref(model_archive::ObjectHash([1; 32]))).expect("r");
-    assert!(matches!(a.put_record(&dangling, &[]), Err(Error::InvalidInput { .. })));
-    assert_eq!(a.stats().expect("stats").objects, 0, "nothing stored by refused puts");
+    let dangling = Record::new()
+        .with("x", Value::Ref(model_archive::ObjectHash([1; 32])))
+        .expect("r");
+    assert!(matches!(
+        a.put_record(&dangling, &[]),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert_eq!(
+        a.stats().expect("stats").objects,
+        0,
+        "nothing stored by refused puts"
+    );
 }
 
 #[test]
@@ -98,16 +152,29 @@ fn same_content_is_one_object_with_two_entries_whatever_the_codec() {
     let (dtype, shape, data) = sample_tensor("mlp_hidden_relu.npy");
     let view = TensorView::new(dtype, &shape, &data).expect("view");
     let mut hashes = Vec::new();
-    for (codec, level) in [(None, None), (Some(Codec::Raw), None), (Some(Codec::Zstd), Some(19))] {
+    for (codec, level) in [
+        (None, None),
+        (Some(Codec::Raw), None),
+        (Some(Codec::Zstd), Some(19)),
+    ] {
         let opts = PutOptions { codec, level };
-        hashes.push(a.put_tensor_with(&view, &[("run", "x")], &opts).expect("put"));
+        hashes.push(
+            a.put_tensor_with(&view, &[("run", "x")], &opts)
+                .expect("put"),
+        );
     }
     assert!(hashes.iter().all(|h| *h == hashes[0]));
     // A second store that stores it raw gives the same address.
     let t2 = TempStore::new();
     let b = t2.create();
-    let opts = PutOptions { codec: Some(Codec::Raw), level: None };
-    assert_eq!(b.put_tensor_with(&view, &[], &opts).expect("put"), hashes[0]);
+    let opts = PutOptions {
+        codec: Some(Codec::Raw),
+        level: None,
+    };
+    assert_eq!(
+        b.put_tensor_with(&view, &[], &opts).expect("put"),
+        hashes[0]
+    );
     let s = a.stats().expect("stats");
     assert_eq!((s.objects, s.entries), (1, 3));
     assert_eq!(a.entries_of(&hashes[0]).expect("entries").len(), 3);
@@ -118,13 +185,17 @@ fn default_codec_compresses_floats_and_keeps_noise_raw() {
     let t = TempStore::new();
     let a = t.create();
     let (dtype, shape, data) = sample_tensor("mlp_hidden_relu.npy");
-    let h = a.put_tensor(&TensorView::new(dtype, &shape, &data).expect("v"), &[]).expect("put");
+    let h = a
+        .put_tensor(&TensorView::new(dtype, &shape, &data).expect("v"), &[])
+        .expect("put");
     let info = a.info(&h).expect("info");
     assert_eq!(info.codec, Codec::ShuffleZstd);
     assert!(info.stored_len < info.raw_len * 9 / 10, "{info:?}");
     let rnd = noise(1 << 16, 9);
     let shape = Shape::new(vec![1 << 14]);
-    let h = a.put_tensor(&TensorView::new(Dtype::F32, &shape, &rnd).expect("v"), &[]).expect("put");
+    let h = a
+        .put_tensor(&TensorView::new(Dtype::F32, &shape, &rnd).expect("v"), &[])
+        .expect("put");
     assert_eq!(a.info(&h).expect("info").codec, Codec::Raw);
 }
 
@@ -132,20 +203,34 @@ fn default_codec_compresses_floats_and_keeps_noise_raw() {
 fn map_of_a_raw_tensor_points_into_the_segment_aligned() {
     let t = TempStore::new();
     let a = t.create();
-    let raw = PutOptions { codec: Some(Codec::Raw), level: None };
+    let raw = PutOptions {
+        codec: Some(Codec::Raw),
+        level: None,
+    };
     for len in [100usize, 4096 + 12, 3 << 20] {
         // A text put first shifts the next frame off any natural alignment.
         a.put_text(&"x".repeat(len % 97 + 1), &[]).expect("text");
         let data = noise(len * 4, len as u64);
         let shape = Shape::new(vec![len as u64]);
         let h = a
-            .put_tensor_with(&TensorView::new(Dtype::F32, &shape, &data).expect("v"), &[], &raw)
+            .put_tensor_with(
+                &TensorView::new(Dtype::F32, &shape, &data).expect("v"),
+                &[],
+                &raw,
+            )
             .expect("put");
         for m in [a.map(&h).expect("map"), a.map_unchecked(&h).expect("map")] {
             assert!(m.is_zero_copy());
             let map = m.mapping().expect("mapping");
-            let (p, start, end) = (m.bytes().as_ptr() as usize, map.as_ptr() as usize, map.as_ptr() as usize + map.len());
-            assert!(p >= start && p + m.bytes().len() <= end, "inside the mapping");
+            let (p, start, end) = (
+                m.bytes().as_ptr() as usize,
+                map.as_ptr() as usize,
+                map.as_ptr() as usize + map.len(),
+            );
+            assert!(
+                p >= start && p + m.bytes().len() <= end,
+                "inside the mapping"
+            );
             assert_eq!(p % 64, 0, "64-byte aligned");
             assert_eq!(m.bytes(), &data[..]);
             let floats: &[f32] = m.as_slice().expect("typed view");
@@ -155,7 +240,12 @@ fn map_of_a_raw_tensor_points_into_the_segment_aligned() {
     // A compressed object maps to a decoded buffer.
     let zeros = vec![0u8; 4096];
     let shape = Shape::new(vec![1024]);
-    let h = a.put_tensor(&TensorView::new(Dtype::F32, &shape, &zeros).expect("v"), &[]).expect("put");
+    let h = a
+        .put_tensor(
+            &TensorView::new(Dtype::F32, &shape, &zeros).expect("v"),
+            &[],
+        )
+        .expect("put");
     let m = a.map(&h).expect("map");
     assert!(!m.is_zero_copy());
     assert_eq!(m.bytes(), &zeros[..]);
@@ -169,9 +259,15 @@ fn batch_writer_commits_many_puts_and_survives_reopen() {
         let a = t.create();
         let mut w = a.writer();
         for i in 0..500 {
-            hashes.push(w.put_text(&format!("prediction {i}"), &[("i", &i.to_string())]).expect("put"));
+            hashes.push(
+                w.put_text(&format!("prediction {i}"), &[("i", &i.to_string())])
+                    .expect("put"),
+            );
         }
-        assert!(!a.contains(&hashes[0]).expect("contains"), "not visible before commit");
+        assert!(
+            !a.contains(&hashes[0]).expect("contains"),
+            "not visible before commit"
+        );
         w.commit().expect("commit");
         assert!(a.contains(&hashes[499]).expect("contains"));
         // Dropping an uncommitted writer commits it.
@@ -182,7 +278,11 @@ fn batch_writer_commits_many_puts_and_survives_reopen() {
     for h in &hashes {
         assert!(matches!(a.get(h).expect("get"), Object::Text(_)));
     }
-    assert_eq!(a.stats().expect("stats").entries, 501, "reopening indexes nothing twice");
+    assert_eq!(
+        a.stats().expect("stats").entries,
+        501,
+        "reopening indexes nothing twice"
+    );
 }
 
 #[test]
@@ -190,7 +290,9 @@ fn prefixes_resolve_and_ambiguous_ones_list_candidates() {
     let t = TempStore::new();
     let a = t.create();
     let mut w = a.writer();
-    let hashes: Vec<_> = (0..600).map(|i| w.put_text(&i.to_string(), &[]).expect("put")).collect();
+    let hashes: Vec<_> = (0..600)
+        .map(|i| w.put_text(&i.to_string(), &[]).expect("put"))
+        .collect();
     w.commit().expect("commit");
     drop(w);
     let h = hashes[7].to_string();
@@ -201,7 +303,10 @@ fn prefixes_resolve_and_ambiguous_ones_list_candidates() {
     for x in &hashes {
         *by_prefix.entry(x.short(4)).or_default() += 1;
     }
-    let (shared, _) = by_prefix.iter().find(|(_, n)| **n > 1).expect("a shared prefix");
+    let (shared, _) = by_prefix
+        .iter()
+        .find(|(_, n)| **n > 1)
+        .expect("a shared prefix");
     match a.resolve(shared) {
         Err(Error::Ambiguous { candidates, .. }) => assert!(candidates.len() >= 2),
         other => panic!("expected ambiguous, got {other:?}"),
@@ -223,18 +328,24 @@ fn archive_is_send_and_sync_and_threads_put_and_get_at_once() {
                 for i in 0..50 {
                     let data = noise(256 + i, n * 1000 + i as u64);
                     let shape = Shape::new(vec![data.len() as u64]);
-                    let h = a.put_tensor(&TensorView::new(Dtype::U8, &shape, &data).expect("v"), &[])
+                    let h = a
+                        .put_tensor(&TensorView::new(Dtype::U8, &shape, &data).expect("v"), &[])
                         .expect("put");
                     mine.push((h, data));
                     let (h0, d0) = &mine[i / 2];
-                    let Object::Tensor(t) = a.get(h0).expect("get") else { panic!("tensor") };
+                    let Object::Tensor(t) = a.get(h0).expect("get") else {
+                        panic!("tensor")
+                    };
                     assert_eq!(&t.data, d0);
                 }
                 mine
             })
         })
         .collect();
-    let all: Vec<_> = threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+    let all: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
     assert_eq!(a.stats().expect("stats").objects, 200);
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     for (h, d) in all {

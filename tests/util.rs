@@ -13,7 +13,9 @@ pub struct TempStore {
 
 impl TempStore {
     pub fn new() -> Self {
-        TempStore { dir: tempfile::tempdir().expect("tempdir") }
+        TempStore {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -40,20 +42,27 @@ impl TempStore {
 
     /// Every byte of every segment, to check a failed command changed nothing.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        self.segments().into_iter().map(|p| (p.clone(), std::fs::read(&p).expect("read"))).collect()
+        self.segments()
+            .into_iter()
+            .map(|p| (p.clone(), std::fs::read(&p).expect("read")))
+            .collect()
     }
 
     /// The CLI, pointed at this store.
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("archive").expect("archive binary");
-        c.arg("--store").arg(self.path()).env_remove("ARCHIVE_STORE");
+        c.arg("--store")
+            .arg(self.path())
+            .env_remove("ARCHIVE_STORE");
         c
     }
 }
 
 /// A committed sample file.
 pub fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 /// A sample .npy read into (dtype, shape, bytes).
@@ -66,6 +75,9 @@ pub fn sample_tensor(name: &str) -> (Dtype, Shape, Vec<u8>) {
 /// Deterministic pseudo-random bytes.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut out = vec![0u8; len];
-    blake3::Hasher::new().update(&seed.to_le_bytes()).finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
     out
 }

@@ -74,7 +74,10 @@ impl FromStr for Codec {
             "raw" => Ok(Codec::Raw),
             "zstd" => Ok(Codec::Zstd),
             "shuffle-zstd" | "shuffle" => Ok(Codec::ShuffleZstd),
-            _ => Err(Error::invalid(s, "unknown codec; expected raw, zstd or shuffle-zstd")),
+            _ => Err(Error::invalid(
+                s,
+                "unknown codec; expected raw, zstd or shuffle-zstd",
+            )),
         }
     }
 }
@@ -149,14 +152,21 @@ pub fn encode(
     level: Option<i32>,
 ) -> Result<Encoded<'_>> {
     let auto = codec.is_none();
-    let codec = codec.unwrap_or(if elem > 1 { Codec::ShuffleZstd } else { Codec::Zstd });
+    let codec = codec.unwrap_or(if elem > 1 {
+        Codec::ShuffleZstd
+    } else {
+        Codec::Zstd
+    });
     if codec == Codec::Raw || (auto && payload.is_empty()) {
         return Ok(Encoded::Raw(payload));
     }
     let level = level.unwrap_or(codec.default_level());
     let mut pieces = payload.chunks(CHUNK_SIZE);
     let Some(first) = pieces.next() else {
-        return Ok(Encoded::Chunks { codec, chunks: Vec::new() });
+        return Ok(Encoded::Chunks {
+            codec,
+            chunks: Vec::new(),
+        });
     };
     let first_out = compress_chunk(codec, level, elem, first)?;
     let pays = |stored: usize, raw: usize| (stored as f64) <= (raw as f64) * (1.0 - MIN_SAVING);
@@ -201,24 +211,29 @@ pub fn decode_chunks(
             chunk_count(out.len() as u64)
         ));
     }
-    out.par_chunks_mut(CHUNK_SIZE).zip(chunks.par_iter()).try_for_each(|(dst, src)| {
-        let n = match codec {
-            Codec::ShuffleZstd if elem > 1 => {
-                let mut tmp = vec![0u8; dst.len()];
-                let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..])
-                    .map_err(|e| format!("zstd chunk does not decode: {e}"))?;
-                shuffle::unshuffle(&tmp, dst, elem);
-                n
+    out.par_chunks_mut(CHUNK_SIZE)
+        .zip(chunks.par_iter())
+        .try_for_each(|(dst, src)| {
+            let n = match codec {
+                Codec::ShuffleZstd if elem > 1 => {
+                    let mut tmp = vec![0u8; dst.len()];
+                    let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..])
+                        .map_err(|e| format!("zstd chunk does not decode: {e}"))?;
+                    shuffle::unshuffle(&tmp, dst, elem);
+                    n
+                }
+                Codec::Raw => return Err("raw payloads have no chunks".to_string()),
+                _ => zstd::bulk::decompress_to_buffer(src, dst)
+                    .map_err(|e| format!("zstd chunk does not decode: {e}"))?,
+            };
+            if n != dst.len() {
+                return Err(format!(
+                    "chunk decodes to {n} bytes, expected {}",
+                    dst.len()
+                ));
             }
-            Codec::Raw => return Err("raw payloads have no chunks".to_string()),
-            _ => zstd::bulk::decompress_to_buffer(src, dst)
-                .map_err(|e| format!("zstd chunk does not decode: {e}"))?,
-        };
-        if n != dst.len() {
-            return Err(format!("chunk decodes to {n} bytes, expected {}", dst.len()));
-        }
-        Ok(())
-    })
+            Ok(())
+        })
 }
 
 #[cfg(test)]
@@ -242,8 +257,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_across_chunks() {
-        let floats: Vec<u8> =
-            (0..(CHUNK_SIZE / 4 + 1000)).flat_map(|i| ((i as f32).sin()).to_le_bytes()).collect();
+        let floats: Vec<u8> = (0..(CHUNK_SIZE / 4 + 1000))
+            .flat_map(|i| ((i as f32).sin()).to_le_bytes())
+            .collect();
         for codec in [Codec::Raw, Codec::Zstd, Codec::ShuffleZstd] {
             assert_eq!(round_trip(&floats, 4, Some(codec)), codec);
         }

@@ -24,7 +24,10 @@ pub fn unshuffle(src: &[u8], dst: &mut [u8], size: usize) {
     }
 }
 
-#[expect(clippy::indexing_slicing, reason = "j < N and i < n bound every index by construction")]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "j < N and i < n bound every index by construction"
+)]
 fn shuffle_n<const N: usize>(src: &[u8], dst: &mut [u8]) {
     let n = src.len() / N;
     let (body, tail) = dst.split_at_mut(n * N);
@@ -37,7 +40,10 @@ fn shuffle_n<const N: usize>(src: &[u8], dst: &mut [u8]) {
     }
 }
 
-#[expect(clippy::indexing_slicing, reason = "j < N and i < n bound every index by construction")]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "j < N and i < n bound every index by construction"
+)]
 fn unshuffle_n<const N: usize>(src: &[u8], dst: &mut [u8]) {
     let n = src.len() / N;
     let (body, tail) = src.split_at(n * N);

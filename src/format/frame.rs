@@ -86,8 +86,11 @@ impl SegmentHeader {
         if buf.get(..SEGMENT_MAGIC.len()) != Some(&SEGMENT_MAGIC[..]) {
             return Err("not a segment (wrong magic)".into());
         }
-        let head = buf.get(..SEGMENT_HEADER_LEN).ok_or("segment header is truncated")?;
-        if le_u32(head, SEG_CHECKSUM) != Some(checksum(head.get(..SEG_CHECKSUM).unwrap_or_default()))
+        let head = buf
+            .get(..SEGMENT_HEADER_LEN)
+            .ok_or("segment header is truncated")?;
+        if le_u32(head, SEG_CHECKSUM)
+            != Some(checksum(head.get(..SEG_CHECKSUM).unwrap_or_default()))
         {
             return Err("segment header checksum does not match".into());
         }
@@ -201,7 +204,9 @@ impl FrameHeader {
         }
         let sum = checksum(head.get(..F_HEADER_SUM).unwrap_or_default());
         if le_u32(head, F_HEADER_SUM) != Some(sum) {
-            return Err(HeaderError::NotAFrame("frame header checksum does not match"));
+            return Err(HeaderError::NotAFrame(
+                "frame header checksum does not match",
+            ));
         }
         let field = |v: Option<u64>| v.ok_or(HeaderError::Truncated);
         let version = field(le_u16(head, F_VERSION).map(u64::from))? as u16;
@@ -211,7 +216,11 @@ impl FrameHeader {
         let kind = match head.get(F_KIND) {
             Some(1) => FrameKind::Object,
             Some(2) => FrameKind::Entry,
-            other => return Err(HeaderError::Invalid(format!("unknown frame kind {other:?}"))),
+            other => {
+                return Err(HeaderError::Invalid(format!(
+                    "unknown frame kind {other:?}"
+                )));
+            }
         };
         let codec_byte = head.get(F_CODEC).copied().unwrap_or(u8::MAX);
         let codec = Codec::from_code(codec_byte)
@@ -225,14 +234,20 @@ impl FrameHeader {
             .ok_or(HeaderError::Truncated)?;
         let meta_sum = field(le_u32(head, F_META_SUM).map(u64::from))? as u32;
         if meta_len > MAX_META_LEN {
-            return Err(HeaderError::Invalid(format!("metadata of {meta_len} bytes")));
+            return Err(HeaderError::Invalid(format!(
+                "metadata of {meta_len} bytes"
+            )));
         }
         if payload_len > MAX_PAYLOAD_LEN {
-            return Err(HeaderError::Invalid(format!("payload of {payload_len} bytes")));
+            return Err(HeaderError::Invalid(format!(
+                "payload of {payload_len} bytes"
+            )));
         }
         let meta_end = FRAME_HEADER_LEN as u64 + u64::from(meta_len);
         if u64::from(payload_off) < meta_end || u64::from(payload_off) > meta_end + PAGE_ALIGN {
-            return Err(HeaderError::Invalid(format!("payload offset {payload_off}")));
+            return Err(HeaderError::Invalid(format!(
+                "payload offset {payload_off}"
+            )));
         }
         if kind == FrameKind::Entry && payload_len != 0 {
             return Err(HeaderError::Invalid("entry frame with a payload".into()));
@@ -290,21 +305,36 @@ mod tests {
     fn hostile_lengths_are_refused() {
         let mut h = header();
         h.payload_len = MAX_PAYLOAD_LEN + 1;
-        assert!(matches!(FrameHeader::decode(&h.encode()), Err(HeaderError::Invalid(_))));
+        assert!(matches!(
+            FrameHeader::decode(&h.encode()),
+            Err(HeaderError::Invalid(_))
+        ));
         let mut h = header();
         h.meta_len = u32::MAX;
-        assert!(matches!(FrameHeader::decode(&h.encode()), Err(HeaderError::Invalid(_))));
+        assert!(matches!(
+            FrameHeader::decode(&h.encode()),
+            Err(HeaderError::Invalid(_))
+        ));
         let mut h = header();
         h.payload_off = 3;
-        assert!(matches!(FrameHeader::decode(&h.encode()), Err(HeaderError::Invalid(_))));
+        assert!(matches!(
+            FrameHeader::decode(&h.encode()),
+            Err(HeaderError::Invalid(_))
+        ));
         let mut h = header();
         h.version = 99;
-        assert_eq!(FrameHeader::decode(&h.encode()), Err(HeaderError::TooNew(99)));
+        assert_eq!(
+            FrameHeader::decode(&h.encode()),
+            Err(HeaderError::TooNew(99))
+        );
     }
 
     #[test]
     fn payload_alignment() {
-        assert_eq!(FrameHeader::payload_offset(64, 10, Codec::Raw, 100) as u64 % 64, 0);
+        assert_eq!(
+            FrameHeader::payload_offset(64, 10, Codec::Raw, 100) as u64 % 64,
+            0
+        );
         let off = FrameHeader::payload_offset(72, 10, Codec::Raw, 100) as u64 + 72;
         assert_eq!(off % 64, 0);
         let off = FrameHeader::payload_offset(72, 10, Codec::Raw, 1 << 20) as u64 + 72;
@@ -314,9 +344,20 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips() {
-        let s = SegmentHeader { version: 1, writer_id: 0xabc, seq: 3, created_ns: 5 };
+        let s = SegmentHeader {
+            version: 1,
+            writer_id: 0xabc,
+            seq: 3,
+            created_ns: 5,
+        };
         assert_eq!(SegmentHeader::decode(&s.encode()), Ok(s));
-        let mut bad = SegmentHeader { version: 1, writer_id: 1, seq: 0, created_ns: 0 }.encode();
+        let mut bad = SegmentHeader {
+            version: 1,
+            writer_id: 1,
+            seq: 0,
+            created_ns: 0,
+        }
+        .encode();
         bad[20] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());
     }

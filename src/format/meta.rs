@@ -73,7 +73,10 @@ mod tests {
             added_later: u32,
         }
         let bytes = rmp_serde::to_vec_named(&Future {
-            entry: EntryMeta { time_ns: 5, tags: vec![("a".into(), "b".into())] },
+            entry: EntryMeta {
+                time_ns: 5,
+                tags: vec![("a".into(), "b".into())],
+            },
             added_later: 7,
         })
         .expect("encode");

@@ -17,17 +17,26 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 
 /// Read a little-endian u16 at `at`; `None` if out of bounds.
 pub(crate) fn le_u16(buf: &[u8], at: usize) -> Option<u16> {
-    buf.get(at..at.checked_add(2)?)?.try_into().ok().map(u16::from_le_bytes)
+    buf.get(at..at.checked_add(2)?)?
+        .try_into()
+        .ok()
+        .map(u16::from_le_bytes)
 }
 
 /// Read a little-endian u32 at `at`; `None` if out of bounds.
 pub(crate) fn le_u32(buf: &[u8], at: usize) -> Option<u32> {
-    buf.get(at..at.checked_add(4)?)?.try_into().ok().map(u32::from_le_bytes)
+    buf.get(at..at.checked_add(4)?)?
+        .try_into()
+        .ok()
+        .map(u32::from_le_bytes)
 }
 
 /// Read a little-endian u64 at `at`; `None` if out of bounds.
 pub(crate) fn le_u64(buf: &[u8], at: usize) -> Option<u64> {
-    buf.get(at..at.checked_add(8)?)?.try_into().ok().map(u64::from_le_bytes)
+    buf.get(at..at.checked_add(8)?)?
+        .try_into()
+        .ok()
+        .map(u64::from_le_bytes)
 }
 
 /// Round `n` up to a multiple of `align` (a power of two); `None` on overflow.

@@ -86,7 +86,10 @@ mod tests {
     fn header_round_trips_and_detects_flips() {
         let h = StoreHeader {
             version: 1,
-            settings: Settings { created_ns: 42, zstd_level: Some(5) },
+            settings: Settings {
+                created_ns: 42,
+                zstd_level: Some(5),
+            },
         };
         let bytes = h.encode();
         assert_eq!(StoreHeader::decode(&bytes), Ok(h));

@@ -14,7 +14,11 @@ pub const OLDEST_READABLE: u16 = 1;
 /// Check a version read from `path`.
 pub fn check(path: &Path, found: u16) -> Result<()> {
     if found > SCHEMA_VERSION {
-        return Err(Error::TooNew { path: path.to_owned(), found, current: SCHEMA_VERSION });
+        return Err(Error::TooNew {
+            path: path.to_owned(),
+            found,
+            current: SCHEMA_VERSION,
+        });
     }
     if found < OLDEST_READABLE {
         return Err(Error::NeedsMigration {

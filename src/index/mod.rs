@@ -97,7 +97,10 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 impl Index {
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::Index { path: self.path.clone(), reason: e.to_string() }
+        Error::Index {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
     }
 
     fn decode<T: for<'de> Deserialize<'de>>(&self, bytes: &[u8]) -> Result<T> {
@@ -111,11 +114,17 @@ impl Index {
             .path(path)
             .cache_capacity(CACHE_BYTES)
             .open()
-            .map_err(|e| Error::Index { path: path.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| Error::Index {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
         let mut index = Index {
             path: path.to_owned(),
             db,
-            segs: Mutex::new(Segs { recs: Vec::new(), by_name: HashMap::new() }),
+            segs: Mutex::new(Segs {
+                recs: Vec::new(),
+                by_name: HashMap::new(),
+            }),
             next_seq: Mutex::new(0),
         };
         let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
@@ -130,15 +139,22 @@ impl Index {
     }
 
     fn load(&mut self) -> Result<()> {
-        let mut segs = Segs { recs: Vec::new(), by_name: HashMap::new() };
+        let mut segs = Segs {
+            recs: Vec::new(),
+            by_name: HashMap::new(),
+        };
         for item in self.db.scan_prefix([keys::SEGMENT]) {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let rec: SegRec = self.decode(&v)?;
-            let id = k.get(1..5).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+            let id = k
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
             if id != Some(segs.recs.len() as u32) {
                 return Err(self.err("segment ids are not contiguous"));
             }
-            segs.by_name.insert(rec.name.clone(), segs.recs.len() as u32);
+            segs.by_name
+                .insert(rec.name.clone(), segs.recs.len() as u32);
             segs.recs.push(rec);
         }
         let last = self.db.scan_prefix([keys::ENTRY]).next_back();
@@ -157,8 +173,13 @@ impl Index {
     /// Drop everything (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         self.db.clear().map_err(|e| self.err(e))?;
-        self.db.insert(keys::VERSION, &INDEX_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
-        self.segs = Mutex::new(Segs { recs: Vec::new(), by_name: HashMap::new() });
+        self.db
+            .insert(keys::VERSION, &INDEX_VERSION.to_be_bytes())
+            .map_err(|e| self.err(e))?;
+        self.segs = Mutex::new(Segs {
+            recs: Vec::new(),
+            by_name: HashMap::new(),
+        });
         self.next_seq = Mutex::new(0);
         Ok(())
     }
@@ -170,13 +191,21 @@ impl Index {
 
     /// The id of segment `name`, registering it (indexed to `start`) if new.
     pub fn segment_id(&self, name: &str, start: u64) -> Result<u32> {
-        let mut segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        let mut segs = self
+            .segs
+            .lock()
+            .map_err(|_| self.err("segment table lock poisoned"))?;
         if let Some(id) = segs.by_name.get(name) {
             return Ok(*id);
         }
         let id = segs.recs.len() as u32;
-        let rec = SegRec { name: name.to_owned(), indexed_to: start };
-        self.db.insert(keys::segment(id), encode(&rec)).map_err(|e| self.err(e))?;
+        let rec = SegRec {
+            name: name.to_owned(),
+            indexed_to: start,
+        };
+        self.db
+            .insert(keys::segment(id), encode(&rec))
+            .map_err(|e| self.err(e))?;
         segs.by_name.insert(name.to_owned(), id);
         segs.recs.push(rec);
         Ok(id)
@@ -184,13 +213,22 @@ impl Index {
 
     /// The record of segment `id`.
     pub fn segment(&self, id: u32) -> Result<SegRec> {
-        let segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
-        segs.recs.get(id as usize).cloned().ok_or_else(|| self.err(format!("no segment {id}")))
+        let segs = self
+            .segs
+            .lock()
+            .map_err(|_| self.err("segment table lock poisoned"))?;
+        segs.recs
+            .get(id as usize)
+            .cloned()
+            .ok_or_else(|| self.err(format!("no segment {id}")))
     }
 
     /// All segment records by id.
     pub fn segments(&self) -> Result<Vec<SegRec>> {
-        let segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        let segs = self
+            .segs
+            .lock()
+            .map_err(|_| self.err("segment table lock poisoned"))?;
         Ok(segs.recs.clone())
     }
 
@@ -204,7 +242,9 @@ impl Index {
 
     /// True if the object is indexed.
     pub fn contains(&self, hash: &ObjectHash) -> Result<bool> {
-        self.db.contains_key(keys::object(hash)).map_err(|e| self.err(e))
+        self.db
+            .contains_key(keys::object(hash))
+            .map_err(|e| self.err(e))
     }
 
     /// Resolve a full hash or a unique prefix of at least 4 hex digits.
@@ -214,17 +254,21 @@ impl Index {
             .ok_or_else(|| {
                 Error::invalid(prefix, "not a hash or hash prefix (4 to 64 hex digits)")
             })?;
-        let bytes: Vec<u8> =
-            nibbles.chunks_exact(2).map(|p| p.iter().fold(0u8, |a, n| (a << 4) | n)).collect();
+        let bytes: Vec<u8> = nibbles
+            .chunks_exact(2)
+            .map(|p| p.iter().fold(0u8, |a, n| (a << 4) | n))
+            .collect();
         let odd = nibbles.get(bytes.len() * 2).copied();
         let mut found = Vec::new();
         for item in self.db.scan_prefix(keys::object_prefix(&bytes)) {
             let (k, _) = item.map_err(|e| self.err(e))?;
-            let Some(h) = k.get(1..).and_then(ObjectHash::from_slice) else { continue };
-            if let Some(n) = odd {
-                if h.as_bytes().get(bytes.len()).map(|b| b >> 4) != Some(n) {
-                    continue;
-                }
+            let Some(h) = k.get(1..).and_then(ObjectHash::from_slice) else {
+                continue;
+            };
+            if let Some(n) = odd
+                && h.as_bytes().get(bytes.len()).map(|b| b >> 4) != Some(n)
+            {
+                continue;
             }
             found.push(h);
             if found.len() > 8 {
@@ -234,14 +278,20 @@ impl Index {
         match found.as_slice() {
             [] => Err(Error::NotFound(prefix.to_owned())),
             [one] => Ok(*one),
-            _ => Err(Error::Ambiguous { prefix: prefix.to_owned(), candidates: found }),
+            _ => Err(Error::Ambiguous {
+                prefix: prefix.to_owned(),
+                candidates: found,
+            }),
         }
     }
 
     /// Apply an update atomically: objects not yet indexed, entries with the next sequence
     /// numbers, segment marks. Returns the number of objects that were new.
     pub fn apply(&self, update: Update) -> Result<usize> {
-        let mut next = self.next_seq.lock().map_err(|_| self.err("sequence lock poisoned"))?;
+        let mut next = self
+            .next_seq
+            .lock()
+            .map_err(|_| self.err("sequence lock poisoned"))?;
         let mut batch = sled::Batch::default();
         let mut seen = HashSet::new();
         let mut new_objects = 0;
@@ -258,7 +308,10 @@ impl Index {
             batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
             seq += 1;
         }
-        let mut segs = self.segs.lock().map_err(|_| self.err("segment table lock poisoned"))?;
+        let mut segs = self
+            .segs
+            .lock()
+            .map_err(|_| self.err("segment table lock poisoned"))?;
         for (id, to) in &update.marks {
             if let Some(rec) = segs.recs.get_mut(*id as usize) {
                 rec.indexed_to = rec.indexed_to.max(*to);
@@ -300,7 +353,10 @@ impl Index {
     pub fn objects(&self) -> impl Iterator<Item = Result<(ObjectHash, ObjectLoc)>> + '_ {
         self.db.scan_prefix([keys::OBJECT]).map(move |item| {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            let h = k.get(1..).and_then(ObjectHash::from_slice).ok_or_else(|| self.err("bad key"))?;
+            let h = k
+                .get(1..)
+                .and_then(ObjectHash::from_slice)
+                .ok_or_else(|| self.err("bad key"))?;
             Ok((h, self.decode(&v)?))
         })
     }

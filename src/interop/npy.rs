@@ -91,7 +91,11 @@ enum Val {
 
 impl Lit<'_> {
     fn ws(&mut self) {
-        while self.s.get(self.pos..).is_some_and(|r| r.starts_with(|c: char| c.is_whitespace())) {
+        while self
+            .s
+            .get(self.pos..)
+            .is_some_and(|r| r.starts_with(|c: char| c.is_whitespace()))
+        {
             self.pos += 1;
         }
     }
@@ -131,7 +135,9 @@ impl Lit<'_> {
                 }
                 self.ws();
                 let rest = self.s.get(self.pos..)?;
-                let n = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+                let n = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
                 dims.push(rest.get(..n)?.parse().ok()?);
                 self.pos += n;
                 if !self.eat(',') && !self.s.get(self.pos..)?.trim_start().starts_with(')') {
@@ -159,7 +165,9 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
     if len > MAX_HEADER_LEN {
         return Err(bad(&format!("header claims {len} bytes")));
     }
-    let header = bytes.get(start..start + len).ok_or_else(|| bad("header runs past the end"))?;
+    let header = bytes
+        .get(start..start + len)
+        .ok_or_else(|| bad("header runs past the end"))?;
     let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
     let mut lit = Lit { s: header, pos: 0 };
     let (mut descr, mut fortran, mut shape) = (None, None, None);
@@ -192,7 +200,9 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
             Dtype::C64 | Dtype::C128 => dtype.size() / 2,
             _ => dtype.size(),
         };
-        data.to_mut().chunks_exact_mut(unit).for_each(<[u8]>::reverse);
+        data.to_mut()
+            .chunks_exact_mut(unit)
+            .for_each(<[u8]>::reverse);
     }
     if fortran && shape.rank() > 1 {
         data = Cow::Owned(fortran_to_c(&data, shape.dims(), dtype.size()));
@@ -244,7 +254,11 @@ pub fn write(input: &str, dtype: Dtype, shape: &Shape, data: &[u8]) -> Result<Ve
     };
     let mut header = format!("{{'descr': '{d}', 'fortran_order': False, 'shape': {shape_lit}, }}");
     // numpy pads with spaces so the data starts on a 64-byte boundary, and ends with '\n'.
-    let (version, prefix) = if header.len() + 11 < 65536 { (1u8, 10) } else { (2u8, 12) };
+    let (version, prefix) = if header.len() + 11 < 65536 {
+        (1u8, 10)
+    } else {
+        (2u8, 12)
+    };
     let total = (prefix + header.len() + 1).div_ceil(64) * 64;
     header.push_str(&" ".repeat(total - prefix - header.len() - 1));
     header.push('\n');
@@ -272,7 +286,10 @@ mod tests {
         let bytes = write("t", Dtype::F32, &shape, &data).expect("write");
         assert_eq!((bytes.len() - data.len()) % 64, 0);
         let arr = read("t", &bytes).expect("read");
-        assert_eq!((arr.dtype, &arr.shape, &arr.data[..]), (Dtype::F32, &shape, &data[..]));
+        assert_eq!(
+            (arr.dtype, &arr.shape, &arr.data[..]),
+            (Dtype::F32, &shape, &data[..])
+        );
         let scalar = write("t", Dtype::I64, &Shape::new(vec![]), &7i64.to_le_bytes()).expect("w");
         assert_eq!(read("t", &scalar).expect("read").shape.rank(), 0);
     }
@@ -297,7 +314,10 @@ mod tests {
     fn bad_files_are_refused_with_reasons() {
         let good = write("t", Dtype::U8, &Shape::new(vec![4]), &[1, 2, 3, 4]).expect("write");
         for cut in 0..good.len() {
-            assert!(read("t", good.get(..cut).unwrap_or_default()).is_err(), "cut at {cut}");
+            assert!(
+                read("t", good.get(..cut).unwrap_or_default()).is_err(),
+                "cut at {cut}"
+            );
         }
         let at = good.windows(3).position(|w| w == b"|u1").expect("descr");
         let mut obj = good.clone();

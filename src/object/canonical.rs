@@ -57,7 +57,11 @@ mod tests {
 
     #[test]
     fn prefix_layout_matches_format_md() {
-        let d = Descriptor { kind: Kind::Tensor, desc: "F32", shape: &[2, 3] };
+        let d = Descriptor {
+            kind: Kind::Tensor,
+            desc: "F32",
+            shape: &[2, 3],
+        };
         let p = d.prefix(24);
         let expected: Vec<u8> = [
             &[1u8][..],
@@ -75,17 +79,41 @@ mod tests {
     #[test]
     fn kind_descriptor_and_shape_change_the_hash() {
         let bytes = [0u8; 8];
-        let a = Descriptor { kind: Kind::Tensor, desc: "F32", shape: &[2] }.hash(&bytes);
-        let b = Descriptor { kind: Kind::Tensor, desc: "I32", shape: &[2] }.hash(&bytes);
-        let c = Descriptor { kind: Kind::Tensor, desc: "F32", shape: &[1, 2] }.hash(&bytes);
-        let d = Descriptor { kind: Kind::Bytes, desc: "", shape: &[] }.hash(&bytes);
+        let a = Descriptor {
+            kind: Kind::Tensor,
+            desc: "F32",
+            shape: &[2],
+        }
+        .hash(&bytes);
+        let b = Descriptor {
+            kind: Kind::Tensor,
+            desc: "I32",
+            shape: &[2],
+        }
+        .hash(&bytes);
+        let c = Descriptor {
+            kind: Kind::Tensor,
+            desc: "F32",
+            shape: &[1, 2],
+        }
+        .hash(&bytes);
+        let d = Descriptor {
+            kind: Kind::Bytes,
+            desc: "",
+            shape: &[],
+        }
+        .hash(&bytes);
         assert!(a != b && a != c && a != d && b != c);
     }
 
     #[test]
     fn parallel_and_serial_hashing_agree() {
         let big = vec![5u8; PARALLEL_HASH_MIN + 3];
-        let d = Descriptor { kind: Kind::Bytes, desc: "", shape: &[] };
+        let d = Descriptor {
+            kind: Kind::Bytes,
+            desc: "",
+            shape: &[],
+        };
         let mut h = blake3::Hasher::new();
         h.update(&d.prefix(big.len() as u64));
         h.update(&big);

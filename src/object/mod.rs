@@ -64,7 +64,10 @@ impl FromStr for Kind {
             "text" => Ok(Kind::Text),
             "bytes" => Ok(Kind::Bytes),
             "record" => Ok(Kind::Record),
-            _ => Err(Error::invalid(s, "unknown kind; expected tensor, text, bytes or record")),
+            _ => Err(Error::invalid(
+                s,
+                "unknown kind; expected tensor, text, bytes or record",
+            )),
         }
     }
 }
@@ -106,7 +109,10 @@ impl Categorical {
                 _ => Err(bad("a label is not a string")),
             })
             .collect::<Result<_>>()?;
-        Ok(Categorical { codes: *codes, labels })
+        Ok(Categorical {
+            codes: *codes,
+            labels,
+        })
     }
 }
 

@@ -113,7 +113,7 @@ impl Record {
         let mut de = rmp_serde::Deserializer::new(bytes);
         let rec = Record::deserialize(&mut de)
             .map_err(|e| Error::invalid(input, format!("not a record: {e}")))?;
-        if de.get_ref().len() != 0 {
+        if !de.get_ref().is_empty() {
             // rmp's reader over a slice advances it; leftover bytes mean trailing garbage.
             return Err(Error::invalid(input, "trailing bytes after the record"));
         }
@@ -138,7 +138,10 @@ impl Record {
 fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<Value> {
     use serde_json::Value as J;
     if depth > MAX_DEPTH {
-        return Err(Error::invalid(input, format!("nested deeper than {MAX_DEPTH} levels")));
+        return Err(Error::invalid(
+            input,
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
     Ok(match json {
         J::Null => Value::Null,
@@ -147,20 +150,26 @@ fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<
             if let Some(i) = n.as_i64() {
                 Value::Int(i)
             } else if n.is_u64() {
-                return Err(Error::invalid(input, format!("integer {n} does not fit in i64")));
+                return Err(Error::invalid(
+                    input,
+                    format!("integer {n} does not fit in i64"),
+                ));
             } else {
                 Value::Float(n.as_f64().unwrap_or(f64::NAN))
             }
         }
         J::String(s) => Value::Str(s.clone()),
         J::Array(items) => Value::List(
-            items.iter().map(|i| json_to_value(input, i, depth + 1)).collect::<Result<_>>()?,
+            items
+                .iter()
+                .map(|i| json_to_value(input, i, depth + 1))
+                .collect::<Result<_>>()?,
         ),
         J::Object(map) => {
-            if map.len() == 1 {
-                if let Some(J::String(h)) = map.get("$ref") {
-                    return Ok(Value::Ref(h.parse()?));
-                }
+            if map.len() == 1
+                && let Some(J::String(h)) = map.get("$ref")
+            {
+                return Ok(Value::Ref(h.parse()?));
             }
             let mut rec = Record::new();
             for (k, v) in map {
@@ -177,14 +186,17 @@ fn value_to_json(v: &Value) -> serde_json::Value {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map(J::Number).unwrap_or_else(|| J::from(f.to_string()))
-        }
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .unwrap_or_else(|| J::from(f.to_string())),
         Value::Str(s) => J::String(s.clone()),
         Value::List(items) => J::Array(items.iter().map(value_to_json).collect()),
-        Value::Record(r) => {
-            J::Object(r.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
-        }
+        Value::Record(r) => J::Object(
+            r.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_json(v)))
+                .collect(),
+        ),
         Value::Ref(h) => serde_json::json!({ "$ref": h.to_string() }),
     }
 }
@@ -229,7 +241,9 @@ impl<'de> de::DeserializeSeed<'de> for ValueVisitor {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         if self.depth > MAX_DEPTH {
-            return Err(de::Error::custom(format!("nested deeper than {MAX_DEPTH} levels")));
+            return Err(de::Error::custom(format!(
+                "nested deeper than {MAX_DEPTH} levels"
+            )));
         }
         d.deserialize_any(self)
     }
@@ -274,7 +288,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(v) = seq.next_element_seed(ValueVisitor { depth: self.depth + 1 })? {
+        while let Some(v) = seq.next_element_seed(ValueVisitor {
+            depth: self.depth + 1,
+        })? {
             items.push(v);
         }
         Ok(Value::List(items))
@@ -282,7 +298,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut rec = Record::new();
         while let Some(k) = map.next_key::<String>()? {
-            let v = map.next_value_seed(ValueVisitor { depth: self.depth + 1 })?;
+            let v = map.next_value_seed(ValueVisitor {
+                depth: self.depth + 1,
+            })?;
             rec.insert(k, v).map_err(de::Error::custom)?;
         }
         Ok(Value::Record(rec))
@@ -347,7 +365,9 @@ mod tests {
         let mut deep = vec![0x81, 0xa1, b'a'];
         deep.extend(std::iter::repeat_n(0x91, 100));
         deep.push(0xc0);
-        let err = Record::from_msgpack("t", &deep).err().map(|e| e.to_string());
+        let err = Record::from_msgpack("t", &deep)
+            .err()
+            .map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.contains("deeper")));
     }
 

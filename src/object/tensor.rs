@@ -133,8 +133,10 @@ impl FromStr for Dtype {
     /// (`float32`, `int64`, `bool`, `bfloat16`, `float8_e4m3fn` …).
     fn from_str(s: &str) -> Result<Self> {
         let lower = s.to_ascii_lowercase();
-        let found = Dtype::ALL.into_iter().find(|d| d.name().eq_ignore_ascii_case(s)).or(
-            match lower.as_str() {
+        let found = Dtype::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s))
+            .or(match lower.as_str() {
                 "bool" => Some(Dtype::Bool),
                 "uint8" => Some(Dtype::U8),
                 "uint16" => Some(Dtype::U16),
@@ -153,8 +155,7 @@ impl FromStr for Dtype {
                 "float8_e4m3fn" | "f8e4m3" => Some(Dtype::F8E4M3),
                 "float8_e5m2" | "f8e5m2" => Some(Dtype::F8E5M2),
                 _ => None,
-            },
-        );
+            });
         found.ok_or_else(|| {
             Error::invalid(
                 s,
@@ -215,7 +216,11 @@ impl FromStr for Shape {
 
     /// `128,1000` or `[128, 1000]`; an empty string or `[]` is a scalar.
     fn from_str(s: &str) -> Result<Self> {
-        let inner = s.trim().trim_start_matches('[').trim_end_matches(']').trim();
+        let inner = s
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim();
         if inner.is_empty() {
             return Ok(Shape(Vec::new()));
         }
@@ -223,7 +228,10 @@ impl FromStr for Shape {
             .split([',', 'x'])
             .map(|part| {
                 part.trim().parse::<u64>().map_err(|_| {
-                    Error::invalid(s, format!("bad shape: `{}` is not a dimension", part.trim()))
+                    Error::invalid(
+                        s,
+                        format!("bad shape: `{}` is not a dimension", part.trim()),
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()
@@ -308,7 +316,11 @@ impl Tensor {
 
     /// Borrow as a view.
     pub fn view(&self) -> TensorView<'_> {
-        TensorView { dtype: self.dtype, shape: &self.shape, data: &self.data }
+        TensorView {
+            dtype: self.dtype,
+            shape: &self.shape,
+            data: &self.data,
+        }
     }
 }
 
@@ -340,7 +352,9 @@ mod tests {
     #[test]
     fn overflowing_shape_is_rejected() {
         let s = Shape::new(vec![u64::MAX, 2]);
-        let err = TensorView::new(Dtype::U8, &s, &[]).err().map(|e| e.to_string());
+        let err = TensorView::new(Dtype::U8, &s, &[])
+            .err()
+            .map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.contains("overflows")));
     }
 

@@ -40,10 +40,10 @@ pub struct Maps {
 impl Maps {
     /// A map of `path` covering at least `end` bytes.
     pub fn get(&self, path: &Path, end: u64) -> Result<Arc<Mmap>> {
-        if let Ok(maps) = self.maps.read() {
-            if let Some(m) = maps.get(path).filter(|m| m.len() as u64 >= end) {
-                return Ok(Arc::clone(m));
-            }
+        if let Ok(maps) = self.maps.read()
+            && let Some(m) = maps.get(path).filter(|m| m.len() as u64 >= end)
+        {
+            return Ok(Arc::clone(m));
         }
         let map = map_file(path)?
             .filter(|m| m.len() as u64 >= end)

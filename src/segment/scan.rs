@@ -52,16 +52,27 @@ pub fn read_frame(bytes: &[u8], offset: u64) -> Result<(Frame, &[u8]), HeaderErr
         .ok()
         .and_then(|l| payload_start.checked_add(l))
         .ok_or(HeaderError::Truncated)?;
-    let payload = rest.get(payload_start..payload_end).ok_or(HeaderError::Truncated)?;
+    let payload = rest
+        .get(payload_start..payload_end)
+        .ok_or(HeaderError::Truncated)?;
     // The closing padding belongs to the frame: a frame without it is a torn write.
     if (rest.len() as u64) < header.frame_len() {
         return Err(HeaderError::Truncated);
     }
     if checksum(meta_bytes) != header.meta_sum {
-        return Err(HeaderError::Invalid("frame metadata checksum does not match".into()));
+        return Err(HeaderError::Invalid(
+            "frame metadata checksum does not match".into(),
+        ));
     }
     let meta = FrameMeta::decode(meta_bytes).map_err(HeaderError::Invalid)?;
-    Ok((Frame { offset, header, meta }, payload))
+    Ok((
+        Frame {
+            offset,
+            header,
+            meta,
+        },
+        payload,
+    ))
 }
 
 /// The next offset at or after `from` (8-aligned) where a checksummed frame header starts.
@@ -90,7 +101,10 @@ fn describe(e: &HeaderError) -> String {
 
 /// Walk the frames of `bytes` from `from` (a frame boundary) to the end.
 pub fn scan(bytes: &[u8], from: u64) -> Scan {
-    let mut out = Scan { valid_end: from, ..Scan::default() };
+    let mut out = Scan {
+        valid_end: from,
+        ..Scan::default()
+    };
     let len = bytes.len() as u64;
     let mut pos = from;
     while pos < len {
@@ -108,11 +122,17 @@ pub fn scan(bytes: &[u8], from: u64) -> Scan {
         // another frame follows; so is anything with no checksummed header after it.
         match resync(bytes, pos + FRAME_ALIGN) {
             Some(next) => {
-                out.damage.push(Damage { offset: pos, reason: describe(&err) });
+                out.damage.push(Damage {
+                    offset: pos,
+                    reason: describe(&err),
+                });
                 pos = next;
             }
             None => {
-                out.tail = Some(Damage { offset: pos, reason: describe(&err) });
+                out.tail = Some(Damage {
+                    offset: pos,
+                    reason: describe(&err),
+                });
                 break;
             }
         }

@@ -27,12 +27,18 @@ pub fn segment_name(writer_id: u64, seq: u64) -> String {
 
 /// fsync a directory, so that a file created or renamed in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Try to take the write lock of an existing segment; `None` if another writer holds it.
 pub fn try_lock(path: &Path) -> Result<Option<File>> {
-    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -63,8 +69,14 @@ impl SegmentWriter {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.try_lock().map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
-        let header = SegmentHeader { version: SCHEMA_VERSION, writer_id, seq, created_ns: now_ns };
+        file.try_lock()
+            .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
+        let header = SegmentHeader {
+            version: SCHEMA_VERSION,
+            writer_id,
+            seq,
+            created_ns: now_ns,
+        };
         let written = file
             .write_all(&header.encode())
             .and_then(|()| file.sync_data())
@@ -74,7 +86,14 @@ impl SegmentWriter {
             return Err(e);
         }
         let len = SEGMENT_HEADER_LEN as u64;
-        Ok(SegmentWriter { path, name, file, buf: Vec::new(), written: len, synced: len })
+        Ok(SegmentWriter {
+            path,
+            name,
+            file,
+            buf: Vec::new(),
+            written: len,
+            synced: len,
+        })
     }
 
     /// Take over an existing segment whose lock is held in `file` and whose last whole frame
@@ -82,12 +101,17 @@ impl SegmentWriter {
     pub fn adopt(path: &Path, file: File, valid_end: u64) -> Result<Self> {
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len != valid_end {
-            file.set_len(valid_end).and_then(|()| file.sync_all()).map_err(|e| Error::io(path, e))?;
+            file.set_len(valid_end)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io(path, e))?;
         }
         let mut file = file;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(valid_end))
             .map_err(|e| Error::io(path, e))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(SegmentWriter {
             path: path.to_owned(),
             name,
@@ -138,11 +162,11 @@ impl SegmentWriter {
         let result = (|| {
             self.push(&header.encode())?;
             self.push(meta)?;
-            self.push(&[0u8; 4096][..pad_meta.min(4096)])?;
+            self.push(vec![0u8; pad_meta].as_slice())?;
             for part in payload {
                 self.push(part)?;
             }
-            self.push(&[0u8; 8][..pad_end])
+            self.push(vec![0u8; pad_end].as_slice())
         })();
         match result {
             Ok(()) => Ok(offset),
@@ -163,7 +187,9 @@ impl SegmentWriter {
             self.buf.extend_from_slice(bytes);
             return Ok(());
         }
-        self.file.write_all(bytes).map_err(|e| Error::io(&self.path, e))?;
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.path, e))?;
         self.written += bytes.len() as u64;
         Ok(())
     }

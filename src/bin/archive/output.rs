@@ -25,13 +25,19 @@ pub fn size(bytes: u64) -> String {
 
 /// RFC 3339 in UTC, for JSON.
 pub fn time_rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns)).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// Local time to the second, for people.
 pub fn time_local(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns))
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -62,7 +68,10 @@ pub fn json_line(v: &serde_json::Value) -> Result<()> {
 
 /// Tags as `k=v k=v`.
 pub fn tags(tags: &[(String, String)]) -> String {
-    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.

@@ -23,7 +23,9 @@ fn categorical_json(archive: &Archive, cat: &Categorical) -> Result<serde_json::
 /// The label of each code, in order.
 pub fn categorical_values(archive: &Archive, cat: &Categorical) -> Result<Vec<String>> {
     let Object::Tensor(codes) = archive.get(&cat.codes)? else {
-        return Err(UsageError(format!("{}: categorical codes are not a tensor", cat.codes)).into());
+        return Err(
+            UsageError(format!("{}: categorical codes are not a tensor", cat.codes)).into(),
+        );
     };
     let size = codes.dtype.size();
     codes
@@ -53,14 +55,16 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     let archive = ctx.open()?;
     let hash = resolve(&archive, &args.hash)?;
     let out = args.output.as_deref();
-    let to_terminal = matches!(out, None) || out == Some(Path::new("-"));
+    let to_terminal = out.is_none() || out == Some(Path::new("-"));
     let object = if args.no_verify {
         // Unverified reads go through the memory map; decode from the raw bytes.
         let mapped = archive.map_unchecked(&hash)?;
         match mapped.tensor() {
-            Some((dtype, shape, bytes)) => {
-                Object::Tensor(model_archive::Tensor::new(dtype, shape.clone(), bytes.to_vec())?)
-            }
+            Some((dtype, shape, bytes)) => Object::Tensor(model_archive::Tensor::new(
+                dtype,
+                shape.clone(),
+                bytes.to_vec(),
+            )?),
             None => archive.get(&hash)?,
         }
     } else {
@@ -68,7 +72,9 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     };
     let bytes = match &object {
         Object::Tensor(t) => {
-            let ext = out.and_then(|p| p.extension()).map(|e| e.to_string_lossy().to_lowercase());
+            let ext = out
+                .and_then(|p| p.extension())
+                .map(|e| e.to_string_lossy().to_lowercase());
             let raw = match (args.format.as_deref(), ext.as_deref()) {
                 (Some(f), _) => f == "raw",
                 (None, Some("bin" | "raw")) => true,
@@ -92,7 +98,9 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         Object::Bytes { data, .. } => data.clone(),
         Object::Record(r) => pretty(&r.to_json()),
         Object::Categorical(cat) => {
-            let ext = out.and_then(|p| p.extension()).map(|e| e.to_string_lossy().to_lowercase());
+            let ext = out
+                .and_then(|p| p.extension())
+                .map(|e| e.to_string_lossy().to_lowercase());
             if ext.as_deref() == Some("npy") {
                 let Object::Tensor(codes) = archive.get(&cat.codes)? else {
                     return Err(UsageError("categorical codes are not a tensor".into()).into());

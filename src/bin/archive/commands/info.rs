@@ -9,7 +9,11 @@ use super::{Ctx, resolve};
 use crate::output::{size, tags, time_local, time_rfc3339};
 
 fn ratio(info: &ObjectInfo) -> f64 {
-    if info.raw_len == 0 { 1.0 } else { info.stored_len as f64 / info.raw_len as f64 }
+    if info.raw_len == 0 {
+        1.0
+    } else {
+        info.stored_len as f64 / info.raw_len as f64
+    }
 }
 
 pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
@@ -59,9 +63,17 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
     if let Some((labels, codes)) = &labels {
         let n = codes.shape.as_ref().and_then(|s| s.elements()).unwrap_or(0);
         println!("labels   {} labels: {}", labels.len(), labels.join(", "));
-        println!("codes    {} ({n} codes, {})", codes.hash.short(12), codes.dtype.map(|d| d.name()).unwrap_or("?"));
+        println!(
+            "codes    {} ({n} codes, {})",
+            codes.hash.short(12),
+            codes.dtype.map(|d| d.name()).unwrap_or("?")
+        );
     }
-    println!("size     {} raw, {} stored", size(info.raw_len), size(info.stored_len));
+    println!(
+        "size     {} raw, {} stored",
+        size(info.raw_len),
+        size(info.stored_len)
+    );
     let saving = (1.0 - ratio(&info)) * 100.0;
     let codec = match info.codec {
         Codec::Raw => "raw (memory-mappable)".to_owned(),
@@ -71,7 +83,12 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
     println!("location {} @ {}", info.segment, info.offset);
     println!("entries  {}", entries.len());
     for e in &entries {
-        println!("  #{:<6} {}  {}", e.seq, time_local(e.time_ns), tags(&e.tags));
+        println!(
+            "  #{:<6} {}  {}",
+            e.seq,
+            time_local(e.time_ns),
+            tags(&e.tags)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

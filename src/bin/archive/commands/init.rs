@@ -10,7 +10,9 @@ use super::{Ctx, DEFAULT_DIR};
 
 /// Create a store at PATH, else --store, else ./.archive.
 pub fn run(ctx: &Ctx, path: Option<PathBuf>) -> Result<ExitCode> {
-    let path = path.or_else(|| ctx.store.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+    let path = path
+        .or_else(|| ctx.store.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
     let archive = Archive::create(&path)?;
     if ctx.json {
         crate::output::json_line(&serde_json::json!({ "created": archive.path() }))?;

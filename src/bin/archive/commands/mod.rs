@@ -46,7 +46,10 @@ impl Ctx {
                 return Ok(candidate);
             }
         }
-        Err(Error::NoStore { path: cwd.join(DEFAULT_DIR) }).context(
+        Err(Error::NoStore {
+            path: cwd.join(DEFAULT_DIR),
+        })
+        .context(
             "no store given and no `.archive` found here or above; pass --store PATH, set \
              ARCHIVE_STORE, or run `archive init`",
         )
@@ -72,18 +75,24 @@ pub fn resolve(archive: &Archive, prefix: &str) -> Result<ObjectHash> {
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     match path {
-        None => std::io::stdout().lock().write_all(bytes).map_err(Into::into),
-        Some(p) if p == Path::new("-") => {
-            std::io::stdout().lock().write_all(bytes).map_err(Into::into)
-        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .map_err(Into::into),
+        Some(p) if p == Path::new("-") => std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .map_err(Into::into),
         Some(p) => {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let tmp = p.with_file_name(format!(".{name}.tmp{}", std::process::id()));
             std::fs::write(&tmp, bytes)
                 .and_then(|()| std::fs::rename(&tmp, p))
-                .map_err(|e| {
+                .inspect_err(|_| {
                     let _ = std::fs::remove_file(&tmp);
-                    e
                 })
                 .with_context(|| format!("{}: cannot write", p.display()))
         }
@@ -93,9 +102,15 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if !(cli.wait.is_finite() && cli.wait >= 0.0) {
-        return Err(UsageError(format!("--wait {}: expected a number of seconds", cli.wait)).into());
+        return Err(
+            UsageError(format!("--wait {}: expected a number of seconds", cli.wait)).into(),
+        );
     }
-    let ctx = Ctx { store: cli.store, json: cli.json, wait: Duration::from_secs_f64(cli.wait) };
+    let ctx = Ctx {
+        store: cli.store,
+        json: cli.json,
+        wait: Duration::from_secs_f64(cli.wait),
+    };
     match cli.command {
         Command::Init { path } => init::run(&ctx, path),
         Command::Put(args) => put::run(&ctx, args),

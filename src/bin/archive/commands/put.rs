@@ -48,13 +48,21 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
     let mut stored = Vec::new();
     if let Some(text) = &args.text {
         let hash = writer.put_text(text, &tag_refs)?;
-        stored.push(Stored { input: "--text".into(), hash, kind: "text" });
+        stored.push(Stored {
+            input: "--text".into(),
+            hash,
+            kind: "text",
+        });
     }
     for file in &args.files {
         let name = file.display().to_string();
         let bytes = read_input(file)?;
         let (hash, kind) = put_file(&mut writer, &name, file, &bytes, &args, &tag_refs)?;
-        stored.push(Stored { input: name, hash, kind });
+        stored.push(Stored {
+            input: name,
+            hash,
+            kind,
+        });
     }
     writer.commit()?;
     for s in &stored {
@@ -74,7 +82,10 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
 fn read_input(file: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     if file == Path::new("-") {
-        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("cannot read stdin")?;
     } else {
         bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     }
@@ -98,7 +109,9 @@ fn put_file(
     if let Some(media_type) = &args.media_type {
         return Ok((w.put_bytes(bytes, Some(media_type), tags)?, "bytes"));
     }
-    let ext = file.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
     let kind = match (args.kind.as_deref(), ext.as_deref()) {
         (Some(k), _) => k,
         (None, Some("npy")) => "tensor",
@@ -123,7 +136,8 @@ fn put_file(
     match kind {
         "tensor" => {
             let arr = npy::read(name, bytes)?;
-            let view = TensorView::new(arr.dtype, &arr.shape, &arr.data).map_err(|e| named(name, e))?;
+            let view =
+                TensorView::new(arr.dtype, &arr.shape, &arr.data).map_err(|e| named(name, e))?;
             if let Some(labels) = &args.labels {
                 let labels = read_labels(labels)?;
                 return Ok((w.put_categorical(&view, &labels, tags)?, "record"));
@@ -142,7 +156,10 @@ fn put_file(
         _ => {
             let json: serde_json::Value = serde_json::from_slice(bytes)
                 .map_err(|e| UsageError(format!("{name}: not JSON: {e}")))?;
-            Ok((w.put_record(&Record::from_json(name, &json)?, tags)?, "record"))
+            Ok((
+                w.put_record(&Record::from_json(name, &json)?, tags)?,
+                "record",
+            ))
         }
     }
 }
@@ -150,9 +167,10 @@ fn put_file(
 /// Put the file's name on an error about "the tensor".
 fn named(name: &str, e: model_archive::Error) -> model_archive::Error {
     match e {
-        model_archive::Error::InvalidInput { reason, .. } => {
-            model_archive::Error::InvalidInput { input: name.to_owned(), reason }
-        }
+        model_archive::Error::InvalidInput { reason, .. } => model_archive::Error::InvalidInput {
+            input: name.to_owned(),
+            reason,
+        },
         other => other,
     }
 }
@@ -160,6 +178,10 @@ fn named(name: &str, e: model_archive::Error) -> model_archive::Error {
 fn read_labels(path: &Path) -> Result<Vec<String>> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("{name}: cannot read"))?;
-    serde_json::from_slice::<Vec<String>>(&bytes)
-        .map_err(|e| UsageError(format!("{name}: expected a JSON list of label strings: {e}")).into())
+    serde_json::from_slice::<Vec<String>>(&bytes).map_err(|e| {
+        UsageError(format!(
+            "{name}: expected a JSON list of label strings: {e}"
+        ))
+        .into()
+    })
 }

@@ -29,8 +29,16 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
         }))?;
     } else {
         for p in &report.problems {
-            let what = p.hash.map(|h| format!("object {}: ", h.short(12))).unwrap_or_default();
-            println!("BAD  {what}{} @ {}: {}", p.path.display(), p.offset, p.reason);
+            let what = p
+                .hash
+                .map(|h| format!("object {}: ", h.short(12)))
+                .unwrap_or_default();
+            println!(
+                "BAD  {what}{} @ {}: {}",
+                p.path.display(),
+                p.offset,
+                p.reason
+            );
         }
         println!(
             "{} objects ({}) in {} frames checked: {}",
@@ -44,7 +52,11 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
             }
         );
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(4) })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    })
 }
 
 pub fn reindex(ctx: &Ctx) -> Result<ExitCode> {
@@ -57,9 +69,14 @@ pub fn reindex(ctx: &Ctx) -> Result<ExitCode> {
     bar.finish_and_clear();
     let s = archive.stats()?;
     if ctx.json {
-        crate::output::json_line(&serde_json::json!({ "objects": s.objects, "entries": s.entries }))?;
+        crate::output::json_line(
+            &serde_json::json!({ "objects": s.objects, "entries": s.entries }),
+        )?;
     } else {
-        println!("reindexed {} objects and {} entries from {} segments", s.objects, s.entries, s.segments);
+        println!(
+            "reindexed {} objects and {} entries from {} segments",
+            s.objects, s.entries, s.segments
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
