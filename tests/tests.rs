@@ -7,4 +7,5 @@ mod cli;
 mod corrupt;
 mod crash;
 mod format;
+mod interop;
 mod roundtrip;
