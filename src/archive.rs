@@ -1043,6 +1043,7 @@ fn add_frame(update: &mut Update, seg: u32, frame: &Frame) {
                 raw_len: o.raw_len,
                 stored_len: frame.header.payload_len,
                 codec: frame.header.codec as u8,
+                first_entry: None,
             },
         ));
     }
@@ -1482,6 +1483,7 @@ impl Writer<'_> {
                     raw_len: payload.len() as u64,
                     stored_len: e.stored_len(),
                     codec: e.codec() as u8,
+                    first_entry: None,
                 },
             ));
         }

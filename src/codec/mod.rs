@@ -4,6 +4,7 @@
 
 pub mod shuffle;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -130,15 +131,46 @@ impl Encoded<'_> {
     }
 }
 
+thread_local! {
+    // zstd contexts are costly to create (hundreds of KiB, tens of microseconds): each thread
+    // keeps one, so a small record costs a context reset, not an allocation.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+fn zstd_compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let ctx = match &mut *slot {
+            Some((l, c)) if *l == level => c,
+            other => &mut other.insert((level, zstd::bulk::Compressor::new(level)?)).1,
+        };
+        ctx.compress(data)
+    })
+}
+
+fn zstd_decompress_to(src: &[u8], dst: &mut [u8]) -> std::io::Result<usize> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let ctx = match &mut *slot {
+            Some(c) => c,
+            other => other.insert(zstd::bulk::Decompressor::new()?),
+        };
+        ctx.decompress_to_buffer(src, dst)
+    })
+}
+
 fn compress_chunk(codec: Codec, level: i32, elem: usize, chunk: &[u8]) -> Result<Vec<u8>> {
     let fail = |e: std::io::Error| Error::invalid("payload", format!("zstd failed: {e}"));
     match codec {
         Codec::ShuffleZstd if elem > 1 => {
             let mut shuffled = vec![0u8; chunk.len()];
             shuffle::shuffle(chunk, &mut shuffled, elem);
-            zstd::bulk::compress(&shuffled, level).map_err(fail)
+            zstd_compress(&shuffled, level).map_err(fail)
         }
-        _ => zstd::bulk::compress(chunk, level).map_err(fail),
+        _ => zstd_compress(chunk, level).map_err(fail),
     }
 }
 
@@ -217,13 +249,13 @@ pub fn decode_chunks(
             let n = match codec {
                 Codec::ShuffleZstd if elem > 1 => {
                     let mut tmp = vec![0u8; dst.len()];
-                    let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..])
+                    let n = zstd_decompress_to(src, &mut tmp[..])
                         .map_err(|e| format!("zstd chunk does not decode: {e}"))?;
                     shuffle::unshuffle(&tmp, dst, elem);
                     n
                 }
                 Codec::Raw => return Err("raw payloads have no chunks".to_string()),
-                _ => zstd::bulk::decompress_to_buffer(src, dst)
+                _ => zstd_decompress_to(src, dst)
                     .map_err(|e| format!("zstd chunk does not decode: {e}"))?,
             };
             if n != dst.len() {

@@ -40,6 +40,10 @@ pub struct ObjectLoc {
     pub stored_len: u64,
     /// Codec byte.
     pub codec: u8,
+    /// The entry logged by the object's own frame, if any. Other entries of the object (puts
+    /// of content already stored) have `r` keys; this spares the common case a key.
+    #[serde(default)]
+    pub first_entry: Option<u64>,
 }
 
 /// An entry as indexed.
@@ -293,19 +297,32 @@ impl Index {
             .lock()
             .map_err(|_| self.err("sequence lock poisoned"))?;
         let mut batch = sled::Batch::default();
+        let first = *next;
+        let seq_at: HashMap<(u32, u64), u64> = update
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((e.seg, e.offset), first + i as u64))
+            .collect();
         let mut seen = HashSet::new();
+        let mut own_entries = HashSet::new();
         let mut new_objects = 0;
         for (hash, loc) in &update.objects {
             if !seen.insert(*hash) || self.contains(hash)? {
                 continue;
             }
-            batch.insert(&keys::object(hash)[..], encode(loc));
+            let mut loc = loc.clone();
+            loc.first_entry = seq_at.get(&(loc.seg, loc.offset)).copied();
+            own_entries.extend(loc.first_entry);
+            batch.insert(&keys::object(hash)[..], encode(&loc));
             new_objects += 1;
         }
-        let mut seq = *next;
+        let mut seq = first;
         for e in &update.entries {
             batch.insert(&keys::entry(seq)[..], encode(e));
-            batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+            if !own_entries.contains(&seq) {
+                batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+            }
             seq += 1;
         }
         let mut segs = self
@@ -334,7 +351,11 @@ impl Index {
 
     /// The entries of one object, oldest first.
     pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<(u64, EntryRec)>> {
-        let mut out = Vec::new();
+        let mut seqs: Vec<u64> = self
+            .get(hash)?
+            .and_then(|loc| loc.first_entry)
+            .into_iter()
+            .collect();
         for item in self.db.scan_prefix(keys::object_entries(hash)) {
             let (k, _) = item.map_err(|e| self.err(e))?;
             let seq = k
@@ -342,6 +363,11 @@ impl Index {
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| self.err("bad object-entry key"))?;
+            seqs.push(seq);
+        }
+        seqs.sort_unstable();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
             if let Some(v) = self.db.get(keys::entry(seq)).map_err(|e| self.err(e))? {
                 out.push((seq, self.decode(&v)?));
             }
