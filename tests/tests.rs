@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod corrupt;
 mod crash;
+mod fixtures;
 mod format;
 mod interop;
 mod roundtrip;

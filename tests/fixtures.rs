@@ -1,0 +1,138 @@
+//! Frozen stores of released schema versions. `tests/fixtures/v1/` was written by schema v1
+//! from the committed samples; this test opens a copy (the index is rebuilt from the segments)
+//! and reads every object back bit-exact, so a change that breaks v1 stores fails here.
+//!
+//! The fixture is written once per released version; `UPDATE_FIXTURES=1 cargo test fixtures`
+//! rewrites it only when it is missing.
+
+use std::path::{Path, PathBuf};
+
+use model_archive::{Archive, Codec, Dtype, Object, PutOptions, Shape, TensorView};
+
+use crate::util::{sample, sample_tensor};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+}
+
+/// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
+const OBJECTS: &[(&str, &str)] = &[
+    ("probs", "digits_test_probs.npy shuffle-zstd"),
+    ("relu", "mlp_hidden_relu.npy raw"),
+    ("images", "digits_test_images.npy zstd"),
+    ("report", "texts/classification_report.txt"),
+    ("preds", "digits_test_pred.npy categorical"),
+];
+
+fn write_fixture(dir: &Path) -> Vec<(String, String)> {
+    let a = Archive::create(dir).expect("create fixture");
+    let mut out = Vec::new();
+    for (name, how) in OBJECTS {
+        let mut parts = how.split(' ');
+        let file = parts.next().expect("file");
+        let mode = parts.next().unwrap_or("");
+        let tags = [("fixture", "v1"), ("name", *name)];
+        let h = if file.ends_with(".npy") {
+            let (dtype, shape, data) = sample_tensor(file);
+            let view = TensorView::new(dtype, &shape, &data).expect("view");
+            match mode {
+                "categorical" => {
+                    let labels: Vec<String> = serde_json::from_slice(
+                        &std::fs::read(sample("labels.json")).expect("labels"),
+                    )
+                    .expect("json");
+                    a.put_categorical(&view, &labels, &tags).expect("put")
+                }
+                codec => {
+                    let opts = PutOptions {
+                        codec: Some(codec.parse::<Codec>().expect("codec")),
+                        level: None,
+                    };
+                    a.put_tensor_with(&view, &tags, &opts).expect("put")
+                }
+            }
+        } else {
+            let text = std::fs::read_to_string(sample(file)).expect("text");
+            a.put_text(&text, &tags).expect("put")
+        };
+        out.push(((*name).to_owned(), h.to_string()));
+    }
+    // The same text logged again: one object, two entries.
+    a.put_text(
+        &std::fs::read_to_string(sample("texts/classification_report.txt")).expect("t"),
+        &[("again", "yes")],
+    )
+    .expect("put");
+    drop(a);
+    std::fs::remove_dir_all(dir.join("index")).expect("drop index");
+    std::fs::remove_file(dir.join("index.lock")).expect("drop lock");
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn v1_fixture_store_opens_and_reads_back_bit_exact() {
+    let dir = fixture_dir();
+    let hashes_file = dir.join("hashes.json");
+    if !dir.join("ARCHIVE").exists() {
+        assert!(
+            std::env::var_os("UPDATE_FIXTURES").is_some(),
+            "tests/fixtures/v1 is missing"
+        );
+        let hashes = write_fixture(&dir);
+        std::fs::write(
+            &hashes_file,
+            serde_json::to_vec_pretty(&hashes).expect("json"),
+        )
+        .expect("write");
+    }
+    let hashes: Vec<(String, String)> =
+        serde_json::from_slice(&std::fs::read(&hashes_file).expect("hashes.json")).expect("json");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = tmp.path().join("v1");
+    copy_dir(&dir, &store);
+    let a = Archive::open(&store).expect("open the v1 fixture");
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+    let stats = a.stats().expect("stats");
+    assert_eq!(
+        (stats.objects, stats.entries),
+        (6, 6),
+        "5 logged objects + the categorical's codes"
+    );
+    for (name, hash) in &hashes {
+        let h = a.resolve(hash).expect("hash in fixture");
+        let (_, how) = OBJECTS
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("known object");
+        let file = how.split(' ').next().expect("file");
+        match a.get(&h).expect("get") {
+            Object::Tensor(t) => {
+                let (dtype, shape, data): (Dtype, Shape, Vec<u8>) = sample_tensor(file);
+                assert_eq!((t.dtype, t.shape, t.data), (dtype, shape, data), "{name}");
+            }
+            Object::Text(s) => assert_eq!(s, std::fs::read_to_string(sample(file)).expect("t")),
+            Object::Categorical(c) => {
+                assert_eq!(c.labels.len(), 10);
+                let Object::Tensor(codes) = a.get(&c.codes).expect("codes") else {
+                    panic!("codes")
+                };
+                assert_eq!(codes.data, sample_tensor(file).2);
+            }
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+        assert!(!a.entries_of(&h).expect("entries").is_empty());
+    }
+}
