@@ -800,10 +800,10 @@ impl Archive {
         let header = crate::format::frame::FrameHeader::decode(
             map.get(loc.offset as usize..).unwrap_or_default(),
         )
-        .map_err(|e| corrupt(format!("{e:?}")))?;
+        .map_err(|e| corrupt(e.to_string()))?;
         let map = self.maps.get(&path, loc.offset + header.frame_len())?;
         let (frame, payload) =
-            read_frame(&map, loc.offset).map_err(|e| corrupt(format!("{e:?}")))?;
+            read_frame(&map, loc.offset).map_err(|e| corrupt(e.to_string()))?;
         if frame.header.hash != *hash || frame.header.kind != FrameKind::Object {
             return Err(corrupt(
                 "frame holds another object than the index says".into(),
@@ -919,7 +919,7 @@ impl Archive {
                 let checked = (|| {
                     let meta = object_meta(frame, path)?;
                     let (_, payload) = read_frame(&map, frame.offset)
-                        .map_err(|e| Error::corrupt(path, frame.offset, format!("{e:?}")))?;
+                        .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))?;
                     let bytes = decode_payload(frame, meta, payload, path)?;
                     verify_hash(&h, meta, &bytes, path, frame.offset)?;
                     Ok::<u64, Error>(bytes.len() as u64)

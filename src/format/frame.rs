@@ -148,6 +148,19 @@ pub enum HeaderError {
     Invalid(String),
 }
 
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::Truncated => f.write_str("frame is cut short"),
+            HeaderError::NotAFrame(why) => f.write_str(why),
+            HeaderError::TooNew(v) => {
+                write!(f, "frame schema v{v} is newer than this program knows")
+            }
+            HeaderError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
 impl FrameHeader {
     /// Where the payload should start for a frame at `frame_start`: 64-byte aligned for raw
     /// payloads (4096 for big ones), directly after the metadata for compressed ones, which are

@@ -90,14 +90,6 @@ fn resync(bytes: &[u8], from: u64) -> Option<u64> {
     None
 }
 
-fn describe(e: &HeaderError) -> String {
-    match e {
-        HeaderError::Truncated => "frame is cut short".into(),
-        HeaderError::NotAFrame(why) => (*why).into(),
-        HeaderError::TooNew(v) => format!("frame schema v{v} is newer than this program knows"),
-        HeaderError::Invalid(why) => why.clone(),
-    }
-}
 
 /// Walk the frames of `bytes` from `from` (a frame boundary) to the end.
 pub fn scan(bytes: &[u8], from: u64) -> Scan {
@@ -124,14 +116,14 @@ pub fn scan(bytes: &[u8], from: u64) -> Scan {
             Some(next) => {
                 out.damage.push(Damage {
                     offset: pos,
-                    reason: describe(&err),
+                    reason: err.to_string(),
                 });
                 pos = next;
             }
             None => {
                 out.tail = Some(Damage {
                     offset: pos,
-                    reason: describe(&err),
+                    reason: err.to_string(),
                 });
                 break;
             }
