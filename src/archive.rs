@@ -802,8 +802,7 @@ impl Archive {
         )
         .map_err(|e| corrupt(e.to_string()))?;
         let map = self.maps.get(&path, loc.offset + header.frame_len())?;
-        let (frame, payload) =
-            read_frame(&map, loc.offset).map_err(|e| corrupt(e.to_string()))?;
+        let (frame, payload) = read_frame(&map, loc.offset).map_err(|e| corrupt(e.to_string()))?;
         if frame.header.hash != *hash || frame.header.kind != FrameKind::Object {
             return Err(corrupt(
                 "frame holds another object than the index says".into(),

@@ -90,7 +90,6 @@ fn resync(bytes: &[u8], from: u64) -> Option<u64> {
     None
 }
 
-
 /// Walk the frames of `bytes` from `from` (a frame boundary) to the end.
 pub fn scan(bytes: &[u8], from: u64) -> Scan {
     let mut out = Scan {
