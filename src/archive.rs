@@ -1298,6 +1298,12 @@ impl Writer<'_> {
         self.put_prepared(Prepared::tensor(view), tags, opts, true)
     }
 
+    /// Store a tensor without logging an entry for it: for the parts of a record (the arrays
+    /// of an `.npz`, say), whose record is what gets logged.
+    pub fn put_tensor_part(&mut self, view: &TensorView<'_>) -> Result<ObjectHash> {
+        self.put_prepared(Prepared::tensor(view), &[], &self.opts.clone(), false)
+    }
+
     /// Put UTF-8 text.
     pub fn put_text(&mut self, text: &str, tags: &[(&str, &str)]) -> Result<ObjectHash> {
         self.put_prepared(Prepared::text(text), tags, &self.opts.clone(), true)
