@@ -1,4 +1,695 @@
 //! Reading and writing the formats model outputs live in today. Each reader works on bytes
 //! and names its input in every error; each writer is bit-exact with what it read.
+//!
+//! Every format meets the archive through one neutral tree, [`Document`]: tensors, maps of
+//! named values, lists and scalars. A reader turns bytes into a `Document` ([`read`]); a
+//! writer turns a `Document` into bytes ([`write`]); [`put_document`] stores one (a lone
+//! tensor as a tensor, anything else as a record whose tensors are references to tensors
+//! stored beside it) and [`get_document`] gives it back. How each format maps onto the tree
+//! is written down in FORMAT.md, "Interop mappings".
+//!
+//! One file per format: [`npy`], [`npz`], [`safetensors`], [`msgpack_numpy`], [`json_b64`],
+//! [`onnx`].
 
+pub mod json_b64;
+pub mod msgpack_numpy;
 pub mod npy;
+pub mod npz;
+pub mod onnx;
+pub mod safetensors;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::archive::{Archive, MAX_TAG_KEY, MAX_TAG_VALUE, Writer};
+use crate::error::{Error, Result};
+use crate::hash::ObjectHash;
+use crate::object::record::{MAX_DEPTH, Record, Value};
+use crate::object::tensor::{Dtype, Shape, Tensor, TensorView, check_len};
+use crate::object::{Kind, Object};
+
+/// The field under which a record keeps a document whose root is not a map (a list, a
+/// scalar), or a map whose only field is itself named `$root`. See FORMAT.md.
+pub const ROOT_FIELD: &str = "$root";
+
+/// Deepest nesting of maps and lists a reader accepts: one less than a record's
+/// [`MAX_DEPTH`], because a root that is not a map is kept one level down, under
+/// [`ROOT_FIELD`].
+pub const MAX_DOCUMENT_DEPTH: usize = MAX_DEPTH - 1;
+
+/// The formats a document can be read from and written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// numpy `.npy`: one tensor.
+    Npy,
+    /// numpy `.npz`: a zip of `.npy` members, a record of named tensors.
+    Npz,
+    /// Hugging Face `.safetensors`: named tensors and string metadata.
+    Safetensors,
+    /// msgpack with msgpack-numpy's array encoding, arrays nested anywhere.
+    MsgpackNumpy,
+    /// JSON, with tensors as `{"shape": [..], "dtype": "float32", "data_b64": ".."}` objects.
+    JsonB64,
+    /// One ONNX `TensorProto`, protobuf-encoded (ONNX test data's `.pb` files).
+    Onnx,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 6] = [
+        Format::Npy,
+        Format::Npz,
+        Format::Safetensors,
+        Format::MsgpackNumpy,
+        Format::JsonB64,
+        Format::Onnx,
+    ];
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Npy => "npy",
+            Format::Npz => "npz",
+            Format::Safetensors => "safetensors",
+            Format::MsgpackNumpy => "msgpack",
+            Format::JsonB64 => "json",
+            Format::Onnx => "onnx",
+        }
+    }
+
+    /// The file extensions that mean this format, lower case, the usual one first.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Format::Npy => &["npy"],
+            Format::Npz => &["npz"],
+            Format::Safetensors => &["safetensors"],
+            Format::MsgpackNumpy => &["msgpack", "mpk", "msgpk"],
+            Format::JsonB64 => &["json"],
+            Format::Onnx => &["pb", "tensorproto"],
+        }
+    }
+
+    /// The format a file extension means (case-insensitive), if any.
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        let ext = ext.to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.extensions().contains(&ext.as_str()))
+    }
+
+    /// True if the format holds nothing but tensors (no scalars, lists or strings).
+    pub fn tensors_only(self) -> bool {
+        matches!(
+            self,
+            Format::Npy | Format::Npz | Format::Safetensors | Format::Onnx
+        )
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    /// A format's name, one of its extensions, or `msgpack-numpy` / `tensorproto`.
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        let alias = match lower.as_str() {
+            "msgpack-numpy" | "msgpack_numpy" => Some(Format::MsgpackNumpy),
+            "json-b64" | "json_b64" => Some(Format::JsonB64),
+            _ => None,
+        };
+        alias
+            .or_else(|| Format::ALL.into_iter().find(|f| f.name() == lower))
+            .or_else(|| Format::from_extension(&lower))
+            .ok_or_else(|| {
+                Error::invalid(
+                    s,
+                    "unknown format; expected npy, npz, safetensors, msgpack, json or onnx",
+                )
+            })
+    }
+}
+
+/// A tensor in a document: dtype, shape and little-endian C-order bytes, checked to agree,
+/// borrowing the input where the format allows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array<'a> {
+    dtype: Dtype,
+    shape: Shape,
+    data: Cow<'a, [u8]>,
+}
+
+impl<'a> Array<'a> {
+    /// An array; fails, naming `input`, if the shape's byte length is not `data.len()`.
+    pub fn new(input: &str, dtype: Dtype, shape: Shape, data: Cow<'a, [u8]>) -> Result<Self> {
+        check_len(input, dtype, &shape, data.len())?;
+        Ok(Array { dtype, shape, data })
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The elements, little-endian, C order.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Borrow as the view the archive's puts take. (The length was checked when the array
+    /// was made, so this does not fail in practice.)
+    pub fn view(&self) -> Result<TensorView<'_>> {
+        TensorView::new(self.dtype, &self.shape, &self.data)
+    }
+
+    /// An owned copy, free of the input's lifetime.
+    pub fn into_owned(self) -> Array<'static> {
+        Array {
+            dtype: self.dtype,
+            shape: self.shape,
+            data: Cow::Owned(self.data.into_owned()),
+        }
+    }
+
+    /// The owned tensor the archive's gets return.
+    pub fn into_tensor(self) -> Tensor {
+        Tensor {
+            dtype: self.dtype,
+            shape: self.shape,
+            data: self.data.into_owned(),
+        }
+    }
+}
+
+impl From<Tensor> for Array<'static> {
+    fn from(t: Tensor) -> Self {
+        Array {
+            dtype: t.dtype,
+            shape: t.shape,
+            data: Cow::Owned(t.data),
+        }
+    }
+}
+
+/// The neutral tree every format reads into and writes from.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Document<'a> {
+    /// A tensor.
+    Tensor(Array<'a>),
+    /// Named values in order. Names are unique.
+    Map(Vec<(String, Document<'a>)>),
+    /// Values in order.
+    List(Vec<Document<'a>>),
+    /// A scalar: null, bool, int, float, string, or a reference to an object in the archive
+    /// (never a `Value::List` or `Value::Record`: those are `List` and `Map`).
+    Scalar(Value),
+}
+
+impl Document<'_> {
+    /// An owned copy, free of the input's lifetime.
+    pub fn into_owned(self) -> Document<'static> {
+        match self {
+            Document::Tensor(a) => Document::Tensor(a.into_owned()),
+            Document::Map(fields) => Document::Map(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_owned()))
+                    .collect(),
+            ),
+            Document::List(items) => {
+                Document::List(items.into_iter().map(Document::into_owned).collect())
+            }
+            Document::Scalar(v) => Document::Scalar(v),
+        }
+    }
+
+    /// The number of tensors in the tree.
+    pub fn tensor_count(&self) -> usize {
+        match self {
+            Document::Tensor(_) => 1,
+            Document::Map(fields) => fields.iter().map(|(_, v)| v.tensor_count()).sum(),
+            Document::List(items) => items.iter().map(Document::tensor_count).sum(),
+            Document::Scalar(_) => 0,
+        }
+    }
+
+    /// A word for what this node is, for error messages.
+    pub(crate) fn what(&self) -> &'static str {
+        match self {
+            Document::Tensor(_) => "a tensor",
+            Document::Map(_) => "a map",
+            Document::List(_) => "a list",
+            Document::Scalar(Value::Null) => "null",
+            Document::Scalar(Value::Bool(_)) => "a boolean",
+            Document::Scalar(Value::Int(_)) => "an integer",
+            Document::Scalar(Value::Float(_)) => "a float",
+            Document::Scalar(Value::Str(_)) => "a string",
+            Document::Scalar(Value::Ref(_)) => "a reference",
+            Document::Scalar(_) => "a nested value",
+        }
+    }
+}
+
+/// Read one document. A msgpack stream of several values is refused here; [`read_all`]
+/// takes it.
+pub fn read<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Document<'a>> {
+    Ok(match format {
+        Format::Npy => {
+            let arr = npy::read(input, bytes)?;
+            Document::Tensor(Array::new(input, arr.dtype, arr.shape, arr.data)?)
+        }
+        Format::Npz => npz::read(input, bytes)?,
+        Format::Safetensors => safetensors::read(input, bytes)?,
+        Format::MsgpackNumpy => msgpack_numpy::read(input, bytes)?,
+        Format::JsonB64 => json_b64::read(input, bytes)?,
+        Format::Onnx => Document::Tensor(onnx::read(input, bytes)?.array),
+    })
+}
+
+/// Read every document in the input: each value of a msgpack stream (values written one
+/// after another, as `msgpack.Packer` does), or the one document of any other format.
+pub fn read_all<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>> {
+    match format {
+        Format::MsgpackNumpy => msgpack_numpy::read_stream(input, bytes),
+        _ => Ok(vec![read(format, input, bytes)?]),
+    }
+}
+
+/// Write a document. `output` names the destination in errors (a file, a hash).
+pub fn write(format: Format, output: &str, doc: &Document<'_>) -> Result<Vec<u8>> {
+    match format {
+        Format::Npy => match doc {
+            Document::Tensor(a) => npy::write(output, a.dtype, &a.shape, &a.data),
+            other => Err(Error::invalid(
+                output,
+                format!(
+                    ".npy holds one tensor, and this is {}; write it as .npz, .safetensors, \
+                     .json or .msgpack",
+                    other.what()
+                ),
+            )),
+        },
+        Format::Npz => npz::write(output, doc),
+        Format::Safetensors => safetensors::write(output, doc),
+        Format::MsgpackNumpy => msgpack_numpy::write(output, doc),
+        Format::JsonB64 => json_b64::write(output, doc),
+        Format::Onnx => match doc {
+            Document::Tensor(a) => onnx::write(output, "", a),
+            other => Err(Error::invalid(
+                output,
+                format!(
+                    "an ONNX TensorProto holds one tensor, and this is {}; write it as .npz, \
+                     .safetensors, .json or .msgpack",
+                    other.what()
+                ),
+            )),
+        },
+    }
+}
+
+/// Store a document: a lone tensor as a tensor (so its hash is the same whichever format it
+/// came in by), anything else as a record whose tensors are stored beside it (without
+/// entries) and referred to by hash. Returns the address of what was logged with `tags`.
+///
+/// The record is built and checked (duplicate names, depth, tags) before anything is
+/// appended, so a refused document leaves the store as it was.
+pub fn put_document(
+    w: &mut Writer<'_>,
+    doc: &Document<'_>,
+    tags: &[(&str, &str)],
+) -> Result<ObjectHash> {
+    if let Document::Tensor(a) = doc {
+        return w.put_tensor(&a.view()?, tags);
+    }
+    check_tags(tags)?;
+    to_record(doc, &mut |_| Ok(ObjectHash([0; 32])))?;
+    let record = to_record(doc, &mut |a| w.put_tensor_part(&a.view()?))?;
+    w.put_record(&record, tags)
+}
+
+/// Read an object back as a document: a tensor as a tensor, a record as the tree it was put
+/// as (references to tensors become the tensors; references to anything else stay
+/// references), a categorical as `{codes, labels}`, text as a string scalar.
+pub fn get_document(archive: &Archive, hash: &ObjectHash) -> Result<Document<'static>> {
+    match archive.get(hash)? {
+        Object::Tensor(t) => Ok(Document::Tensor(t.into())),
+        Object::Record(r) => record_to_document(archive, &r),
+        Object::Categorical(c) => {
+            let codes = value_to_document(archive, &Value::Ref(c.codes))?;
+            let labels = c
+                .labels
+                .into_iter()
+                .map(|l| Document::Scalar(Value::Str(l)))
+                .collect();
+            Ok(Document::Map(vec![
+                ("codes".into(), codes),
+                ("labels".into(), Document::List(labels)),
+            ]))
+        }
+        Object::Text(s) => Ok(Document::Scalar(Value::Str(s))),
+        other => Err(Error::invalid(
+            hash.to_string(),
+            format!(
+                "is {}, which no tensor format can hold; `archive get -o FILE` writes it as it is",
+                other.kind()
+            ),
+        )),
+    }
+}
+
+fn record_to_document(archive: &Archive, r: &Record) -> Result<Document<'static>> {
+    if let [(name, value)] = r.fields()
+        && name == ROOT_FIELD
+    {
+        return value_to_document(archive, value);
+    }
+    let mut fields = Vec::with_capacity(r.len());
+    for (k, v) in r.fields() {
+        fields.push((k.clone(), value_to_document(archive, v)?));
+    }
+    Ok(Document::Map(fields))
+}
+
+fn value_to_document(archive: &Archive, v: &Value) -> Result<Document<'static>> {
+    Ok(match v {
+        Value::Ref(h) if archive.info(h)?.kind == Kind::Tensor => match archive.get(h)? {
+            Object::Tensor(t) => Document::Tensor(t.into()),
+            _ => Document::Scalar(Value::Ref(*h)),
+        },
+        Value::List(items) => Document::List(
+            items
+                .iter()
+                .map(|i| value_to_document(archive, i))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Record(r) => {
+            let mut fields = Vec::with_capacity(r.len());
+            for (k, v) in r.fields() {
+                fields.push((k.clone(), value_to_document(archive, v)?));
+            }
+            Document::Map(fields)
+        }
+        other => Document::Scalar(other.clone()),
+    })
+}
+
+/// The record a non-tensor document is stored as; `put` stores each tensor and returns its
+/// address.
+fn to_record<'d>(
+    doc: &'d Document<'_>,
+    put: &mut dyn FnMut(&'d Array<'_>) -> Result<ObjectHash>,
+) -> Result<Record> {
+    let root_is_plain_map = match doc {
+        Document::Map(fields) => !matches!(fields.as_slice(), [(name, _)] if name == ROOT_FIELD),
+        _ => false,
+    };
+    let value = to_value(doc, put, 0)?;
+    match value {
+        Value::Record(r) if root_is_plain_map => Ok(r),
+        other => {
+            let mut r = Record::new();
+            r.insert(ROOT_FIELD, other)?;
+            Ok(r)
+        }
+    }
+}
+
+fn to_value<'d>(
+    doc: &'d Document<'_>,
+    put: &mut dyn FnMut(&'d Array<'_>) -> Result<ObjectHash>,
+    depth: usize,
+) -> Result<Value> {
+    if depth > MAX_DOCUMENT_DEPTH {
+        return Err(Error::invalid(
+            "document",
+            format!("nested deeper than {MAX_DOCUMENT_DEPTH} levels"),
+        ));
+    }
+    Ok(match doc {
+        Document::Tensor(a) => Value::Ref(put(a)?),
+        Document::Map(fields) => {
+            let mut r = Record::new();
+            for (k, v) in fields {
+                r.insert(k.clone(), to_value(v, put, depth + 1)?)?;
+            }
+            Value::Record(r)
+        }
+        Document::List(items) => Value::List(
+            items
+                .iter()
+                .map(|i| to_value(i, put, depth + 1))
+                .collect::<Result<_>>()?,
+        ),
+        Document::Scalar(Value::List(_) | Value::Record(_)) => {
+            return Err(Error::invalid(
+                "document",
+                "a scalar holds a list or record; use Document::List or Document::Map",
+            ));
+        }
+        Document::Scalar(v) => v.clone(),
+    })
+}
+
+/// The archive's tag rules (see `Writer`), checked before a document's tensors are appended
+/// so that a refused put appends nothing.
+fn check_tags(tags: &[(&str, &str)]) -> Result<()> {
+    for (k, v) in tags {
+        let bad_key = k.is_empty()
+            || k.len() > MAX_TAG_KEY
+            || k.chars()
+                .any(|c| c == '=' || c.is_whitespace() || c.is_control());
+        let bad_value = v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control);
+        if bad_key || bad_value {
+            return Err(Error::invalid(
+                format!("tag {k}={v}"),
+                format!(
+                    "a tag key takes 1 to {MAX_TAG_KEY} bytes without `=`, spaces or control \
+                     characters; a value at most {MAX_TAG_VALUE} bytes and no control characters"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Join a path for error messages and flattened names: `a` + `b` = `a<sep>b`, `` + `b` = `b`.
+pub(crate) fn join_path(prefix: &str, sep: char, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}{sep}{name}")
+    }
+}
+
+/// Flatten a document into named tensors, joining nested names with `sep` (as PyTorch state
+/// dicts do with `.`): for the formats that hold only named tensors. `lone` names a document
+/// that is a single tensor; `skip` names a top-level field the caller handles itself. Anything
+/// but tensors, maps and lists is refused, naming `output` and the field.
+pub(crate) fn flatten_tensors<'d, 'a>(
+    output: &str,
+    format: &str,
+    doc: &'d Document<'a>,
+    sep: char,
+    lone: &str,
+    skip: Option<&str>,
+) -> Result<Vec<(String, &'d Array<'a>)>> {
+    fn walk<'d, 'a>(
+        output: &str,
+        format: &str,
+        doc: &'d Document<'a>,
+        sep: char,
+        path: String,
+        out: &mut Vec<(String, &'d Array<'a>)>,
+    ) -> Result<()> {
+        match doc {
+            Document::Tensor(a) => out.push((path, a)),
+            Document::Map(fields) => {
+                for (k, v) in fields {
+                    walk(output, format, v, sep, join_path(&path, sep, k), out)?;
+                }
+            }
+            Document::List(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(
+                        output,
+                        format,
+                        v,
+                        sep,
+                        join_path(&path, sep, &i.to_string()),
+                        out,
+                    )?;
+                }
+            }
+            Document::Scalar(_) => {
+                return Err(Error::invalid(
+                    output,
+                    format!(
+                        "{format} holds only named tensors, and `{path}` is {}; write this \
+                         record as .json or .msgpack",
+                        doc.what()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    match doc {
+        Document::Tensor(_) => walk(output, format, doc, sep, lone.to_owned(), &mut out)?,
+        Document::Map(fields) => {
+            for (k, v) in fields {
+                if skip != Some(k.as_str()) {
+                    walk(output, format, v, sep, k.clone(), &mut out)?;
+                }
+            }
+        }
+        _ => walk(output, format, doc, sep, String::new(), &mut out)?,
+    }
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    for (name, _) in &out {
+        if !seen.insert(name.as_str()) {
+            return Err(Error::invalid(
+                output,
+                format!("two tensors would both be named `{name}` in {format}"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32s(vals: &[f32]) -> Array<'static> {
+        let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Array::new(
+            "t",
+            Dtype::F32,
+            Shape::new(vec![vals.len() as u64]),
+            data.into(),
+        )
+        .expect("array")
+    }
+
+    #[test]
+    fn formats_parse_by_name_extension_and_alias() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>().ok(), Some(f));
+            for e in f.extensions() {
+                assert_eq!(Format::from_extension(e), Some(f));
+            }
+        }
+        assert_eq!(
+            "msgpack-numpy".parse::<Format>().ok(),
+            Some(Format::MsgpackNumpy)
+        );
+        assert_eq!(Format::from_extension("PB"), Some(Format::Onnx));
+        assert!("pickle".parse::<Format>().is_err());
+    }
+
+    #[test]
+    fn documents_round_trip_through_the_archive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = Archive::create(dir.path().join("s")).expect("create");
+        let docs = [
+            Document::Tensor(f32s(&[1.0, 2.0])),
+            Document::Map(vec![
+                ("probs".into(), Document::Tensor(f32s(&[0.5]))),
+                ("id".into(), Document::Scalar(Value::Int(7))),
+                (
+                    "nested".into(),
+                    Document::Map(vec![(
+                        "xs".into(),
+                        Document::List(vec![
+                            Document::Tensor(f32s(&[])),
+                            Document::Scalar(Value::Str("a".into())),
+                        ]),
+                    )]),
+                ),
+            ]),
+            Document::List(vec![Document::Tensor(f32s(&[3.0]))]),
+            Document::Scalar(Value::Float(-0.0)),
+            Document::Map(vec![(ROOT_FIELD.into(), Document::Scalar(Value::Null))]),
+            Document::Map(vec![]),
+        ];
+        let mut hashes = Vec::new();
+        for doc in &docs {
+            let mut w = archive.writer();
+            hashes.push(put_document(&mut w, doc, &[("run", "t")]).expect("put"));
+            w.commit().expect("commit");
+        }
+        for (doc, h) in docs.iter().zip(&hashes) {
+            assert_eq!(&get_document(&archive, h).expect("get"), doc);
+        }
+        // A lone tensor is a tensor: the same hash as putting it directly.
+        let direct = archive
+            .put_tensor(&f32s(&[1.0, 2.0]).view().expect("view"), &[])
+            .expect("put");
+        assert_eq!(hashes[0], direct);
+        assert_eq!(archive.info(&hashes[1]).expect("info").kind, Kind::Record);
+    }
+
+    #[test]
+    fn refused_documents_append_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = Archive::create(dir.path().join("s")).expect("create");
+        let dup = Document::Map(vec![
+            ("a".into(), Document::Tensor(f32s(&[1.0]))),
+            ("a".into(), Document::Tensor(f32s(&[2.0]))),
+        ]);
+        let mut deep = Document::Tensor(f32s(&[1.0]));
+        for _ in 0..=MAX_DOCUMENT_DEPTH {
+            deep = Document::List(vec![deep]);
+        }
+        let ok = Document::Map(vec![("a".into(), Document::Tensor(f32s(&[1.0])))]);
+        let mut w = archive.writer();
+        assert!(put_document(&mut w, &dup, &[]).is_err());
+        assert!(put_document(&mut w, &deep, &[]).is_err());
+        assert!(put_document(&mut w, &ok, &[("bad key", "v")]).is_err());
+        assert_eq!(w.pending(), 0);
+    }
+
+    #[test]
+    fn flattening_names_nested_tensors_and_refuses_scalars() {
+        let doc = Document::Map(vec![
+            (
+                "layer".into(),
+                Document::Map(vec![("w".into(), Document::Tensor(f32s(&[1.0])))]),
+            ),
+            (
+                "xs".into(),
+                Document::List(vec![Document::Tensor(f32s(&[2.0]))]),
+            ),
+        ]);
+        let flat = flatten_tensors("o", "safetensors", &doc, '.', "tensor", None).expect("flatten");
+        let names: Vec<&str> = flat.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["layer.w", "xs.0"]);
+        let clash = Document::Map(vec![
+            ("a.b".into(), Document::Tensor(f32s(&[1.0]))),
+            (
+                "a".into(),
+                Document::Map(vec![("b".into(), Document::Tensor(f32s(&[1.0])))]),
+            ),
+        ]);
+        assert!(flatten_tensors("o", "safetensors", &clash, '.', "t", None).is_err());
+        let scalar = Document::Map(vec![("n".into(), Document::Scalar(Value::Int(1)))]);
+        let err = flatten_tensors("o", "npz", &scalar, '/', "t", None)
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|m| m.contains("`n` is an integer")));
+    }
+}

@@ -1,5 +1,11 @@
 //! numpy's `.npy` format, versions 1.0, 2.0 and 3.0. Fortran-ordered and big-endian arrays are
 //! converted to C order, little-endian on the way in; object arrays (pickles) are refused.
+//!
+//! numpy has no names of its own for bfloat16 and fp8: `ml_dtypes` registers them
+//! (`bfloat16`, `float8_e4m3fn`, `float8_e5m2`), and a header whose `descr` is one of those
+//! names loads with `np.load` wherever `ml_dtypes` is imported. That is how they go out, and
+//! they are read back the same way. (`np.save` itself writes such arrays as void `<V2`,
+//! which says nothing of the type; those are refused with a message saying how to save them.)
 
 use std::borrow::Cow;
 
@@ -22,7 +28,9 @@ pub struct NpyArray<'a> {
     pub data: Cow<'a, [u8]>,
 }
 
-/// The numpy `descr` of a dtype, or `None` where numpy has no name for it.
+/// The numpy `descr` of a dtype: the byte-order form (`<f4`) where numpy has one, the
+/// `ml_dtypes` name for bfloat16 and fp8. `None` for none today; kept an `Option` so that a
+/// dtype numpy cannot name gets a clear error rather than a wrong header.
 pub fn descr(dtype: Dtype) -> Option<&'static str> {
     Some(match dtype {
         Dtype::Bool => "|b1",
@@ -39,24 +47,72 @@ pub fn descr(dtype: Dtype) -> Option<&'static str> {
         Dtype::F64 => "<f8",
         Dtype::C64 => "<c8",
         Dtype::C128 => "<c16",
-        _ => return None,
+        Dtype::BF16 => "bfloat16",
+        Dtype::F8E4M3 => "float8_e4m3fn",
+        Dtype::F8E5M2 => "float8_e5m2",
     })
 }
 
-/// Parse a `descr` into a dtype and whether it is big-endian.
-fn parse_descr(input: &str, d: &str) -> Result<(Dtype, bool)> {
+/// The name numpy (with `ml_dtypes` for bfloat16 and fp8) gives a dtype: `dtype.name`.
+pub fn numpy_name(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::Bool => "bool",
+        Dtype::U8 => "uint8",
+        Dtype::U16 => "uint16",
+        Dtype::U32 => "uint32",
+        Dtype::U64 => "uint64",
+        Dtype::I8 => "int8",
+        Dtype::I16 => "int16",
+        Dtype::I32 => "int32",
+        Dtype::I64 => "int64",
+        Dtype::F16 => "float16",
+        Dtype::BF16 => "bfloat16",
+        Dtype::F32 => "float32",
+        Dtype::F64 => "float64",
+        Dtype::C64 => "complex64",
+        Dtype::C128 => "complex128",
+        Dtype::F8E4M3 => "float8_e4m3fn",
+        Dtype::F8E5M2 => "float8_e5m2",
+    }
+}
+
+/// What a refused pickle is told: why, and how to convert safely.
+pub(crate) fn pickle_refusal(what: &str) -> String {
+    format!(
+        "{what}, which numpy stores as pickles; pickles can run code when loaded, so they are \
+         refused. Convert to a numeric array first (e.g. `np.asarray(x, dtype=np.float32)`) \
+         and save that"
+    )
+}
+
+/// Parse a numpy dtype as `.npy` headers, msgpack-numpy and JSON name it: a `descr` (`<f4`,
+/// `|b1`, `>i8`), a `dtype.name` (`float32`, `bfloat16`, `float8_e4m3fn`) or an archive
+/// name (`F32`). Returns the dtype and whether its bytes are big-endian.
+pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
     let bad = |why: String| Error::invalid(input, why);
+    if let Some(dtype) = Dtype::ALL
+        .into_iter()
+        .find(|t| numpy_name(*t) == d || t.name() == d)
+    {
+        return Ok((dtype, false));
+    }
     if d.contains('O') {
-        return Err(bad(format!(
-            "holds Python objects (dtype `{d}`), which numpy stores as pickles; pickles can run \
-             code when loaded, so they are refused. Convert to a numeric array first \
-             (e.g. `np.asarray(x, dtype=np.float32)`)"
-        )));
+        return Err(bad(pickle_refusal(&format!(
+            "holds Python objects (dtype `{d}`)"
+        ))));
     }
     let (order, rest) = match d.chars().next() {
         Some(c @ ('<' | '>' | '|' | '=')) => (c, d.get(1..).unwrap_or_default()),
         _ => ('=', d),
     };
+    if rest.starts_with('V') {
+        return Err(bad(format!(
+            "holds void elements (dtype `{d}`): numpy writes ml_dtypes arrays (bfloat16, \
+             float8) this way and loses which type they were. Save them with safetensors, or \
+             write the descr as its ml_dtypes name (`bfloat16`, `float8_e4m3fn`, \
+             `float8_e5m2`), or put `a.tobytes()` with --dtype and --shape"
+        )));
+    }
     let dtype = match rest {
         "b1" => Dtype::Bool,
         "u1" => Dtype::U8,
@@ -74,7 +130,25 @@ fn parse_descr(input: &str, d: &str) -> Result<(Dtype, bool)> {
         "c16" => Dtype::C128,
         _ => return Err(bad(format!("unsupported numpy dtype `{d}`"))),
     };
-    Ok((dtype, order == '>' && dtype.size() > 1))
+    let host_big = cfg!(target_endian = "big");
+    let big = match order {
+        '>' => true,
+        '=' => host_big,
+        _ => false,
+    };
+    Ok((dtype, big && dtype.size() > 1))
+}
+
+/// Swap big-endian elements to little-endian in place. Complex numbers swap each component,
+/// not the pair.
+pub(crate) fn swap_to_little_endian(dtype: Dtype, data: &mut [u8]) {
+    let unit = match dtype {
+        Dtype::C64 | Dtype::C128 => dtype.size() / 2,
+        _ => dtype.size(),
+    };
+    if unit > 1 {
+        data.chunks_exact_mut(unit).for_each(<[u8]>::reverse);
+    }
 }
 
 /// A tiny reader for the Python dict literal of a `.npy` header.
@@ -188,21 +262,14 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
         lit.eat(',');
     }
     let descr = descr.ok_or_else(|| bad("header has no descr"))?;
-    let (dtype, big_endian) = parse_descr(input, &descr)?;
+    let (dtype, big_endian) = parse_numpy_dtype(input, &descr)?;
     let shape = Shape::new(shape.ok_or_else(|| bad("header has no shape"))?);
     let fortran = fortran.ok_or_else(|| bad("header has no fortran_order"))?;
     let data = bytes.get(start + len..).unwrap_or_default();
     check_len(input, dtype, &shape, data.len())?;
     let mut data = Cow::Borrowed(data);
     if big_endian {
-        // Complex numbers swap each component, not the pair.
-        let unit = match dtype {
-            Dtype::C64 | Dtype::C128 => dtype.size() / 2,
-            _ => dtype.size(),
-        };
-        data.to_mut()
-            .chunks_exact_mut(unit)
-            .for_each(<[u8]>::reverse);
+        swap_to_little_endian(dtype, data.to_mut());
     }
     if fortran && shape.rank() > 1 {
         data = Cow::Owned(fortran_to_c(&data, shape.dims(), dtype.size()));
@@ -211,7 +278,7 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
 }
 
 /// Reorder the elements of a Fortran-ordered array into C order.
-fn fortran_to_c(src: &[u8], dims: &[u64], size: usize) -> Vec<u8> {
+pub(crate) fn fortran_to_c(src: &[u8], dims: &[u64], size: usize) -> Vec<u8> {
     let rank = dims.len();
     // Fortran strides, in elements: the first index varies fastest.
     let mut strides = vec![0u64; rank];

@@ -1,0 +1,2 @@
+//! Interop benchmark (placeholder until written).
+fn main() {}
