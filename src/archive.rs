@@ -14,7 +14,7 @@ use memmap2::Mmap;
 
 use crate::codec::{self, CHUNK_SIZE, Codec};
 use crate::error::{Error, Result};
-use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::frame::{FrameHeader, FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::format::meta::{EntryMeta, FrameMeta, ObjectMeta};
 use crate::format::store_header::{STORE_MAGIC, Settings, StoreHeader, VERSION_OFFSET};
 use crate::format::{le_u16, version};
@@ -1122,10 +1122,8 @@ fn decode_payload<'p>(
     if at != payload.len() {
         return Err(corrupt("chunk lengths do not add up to the payload".into()));
     }
-    let mut out = Vec::new();
-    out.try_reserve_exact(meta.raw_len as usize)
-        .map_err(|_| corrupt(format!("cannot allocate {} bytes to decode", meta.raw_len)))?;
-    out.resize(meta.raw_len as usize, 0);
+    let mut out = codec::zeroed(meta.raw_len as usize)
+        .ok_or_else(|| corrupt(format!("cannot allocate {} bytes to decode", meta.raw_len)))?;
     codec::decode_chunks(frame.header.codec, elem_size(meta), &parts, &mut out).map_err(corrupt)?;
     Ok(Cow::Owned(out))
 }
@@ -1458,7 +1456,9 @@ impl Writer<'_> {
                 }
             };
             let seg = *seg;
-            let offset = match w.append(kind, codec, hash, &meta_bytes, &parts) {
+            let mappable = matches!(p.kind, Kind::Tensor | Kind::Bytes);
+            let align = FrameHeader::payload_align(mappable, codec, payload.len() as u64);
+            let offset = match w.append(kind, codec, hash, &meta_bytes, &parts, align) {
                 Ok(o) => o,
                 Err(e) => {
                     slot.failures += 1;

@@ -36,7 +36,7 @@ fn golden_frame() -> Vec<u8> {
     }
     .encode();
     let start = SEGMENT_HEADER_LEN as u64;
-    let payload_off = FrameHeader::payload_offset(start, meta.len() as u32, Codec::Raw, 2);
+    let payload_off = FrameHeader::payload_offset(start, meta.len() as u32, 1);
     let header = FrameHeader {
         version: 1,
         kind: FrameKind::Object,
@@ -124,9 +124,9 @@ fn the_writer_writes_what_the_format_describes() {
     let off = header.payload_off as usize;
     assert_eq!(&written[off..off + 2], b"hi");
     assert_eq!(
-        (SEGMENT_HEADER_LEN + off) % 64,
-        0,
-        "raw payloads are 64-byte aligned"
+        off,
+        64 + header.meta_len as usize,
+        "text payloads follow the metadata"
     );
     assert_eq!(
         seg.len() as u64,

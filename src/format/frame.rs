@@ -162,16 +162,21 @@ impl std::fmt::Display for HeaderError {
 }
 
 impl FrameHeader {
-    /// Where the payload should start for a frame at `frame_start`: 64-byte aligned for raw
-    /// payloads (4096 for big ones), directly after the metadata for compressed ones, which are
-    /// always decoded into fresh memory.
-    pub fn payload_offset(frame_start: u64, meta_len: u32, codec: Codec, payload_len: u64) -> u32 {
-        let meta_end = frame_start + FRAME_HEADER_LEN as u64 + u64::from(meta_len);
-        let align = match codec {
-            Codec::Raw if payload_len >= PAGE_ALIGN_MIN => PAGE_ALIGN,
-            Codec::Raw if payload_len > 0 => PAYLOAD_ALIGN,
+    /// The alignment writers give a payload: 64 bytes for raw payloads that can be viewed in
+    /// place (tensors and bytes), 4096 for big ones; none for compressed payloads, which are
+    /// always decoded into fresh memory, nor for text and records, which are always parsed.
+    pub fn payload_align(mappable: bool, codec: Codec, payload_len: u64) -> u64 {
+        match codec {
+            Codec::Raw if mappable && payload_len >= PAGE_ALIGN_MIN => PAGE_ALIGN,
+            Codec::Raw if mappable && payload_len > 0 => PAYLOAD_ALIGN,
             _ => 1,
-        };
+        }
+    }
+
+    /// Where the payload starts for a frame at `frame_start` with `align` (a power of two, at
+    /// most 4096).
+    pub fn payload_offset(frame_start: u64, meta_len: u32, align: u64) -> u32 {
+        let meta_end = frame_start + FRAME_HEADER_LEN as u64 + u64::from(meta_len);
         let start = align_up(meta_end, align).unwrap_or(meta_end);
         // Both terms are bounded (meta by MAX_META_LEN, padding by 4096), so this fits.
         (start - frame_start) as u32
@@ -344,15 +349,23 @@ mod tests {
 
     #[test]
     fn payload_alignment() {
+        let align = |mappable, codec, len| FrameHeader::payload_align(mappable, codec, len);
         assert_eq!(
-            FrameHeader::payload_offset(64, 10, Codec::Raw, 100) as u64 % 64,
+            FrameHeader::payload_offset(64, 10, align(true, Codec::Raw, 100)) % 64,
             0
         );
-        let off = FrameHeader::payload_offset(72, 10, Codec::Raw, 100) as u64 + 72;
+        let off = FrameHeader::payload_offset(72, 10, align(true, Codec::Raw, 100)) as u64 + 72;
         assert_eq!(off % 64, 0);
-        let off = FrameHeader::payload_offset(72, 10, Codec::Raw, 1 << 20) as u64 + 72;
-        assert_eq!(off % 4096, 0);
-        assert_eq!(FrameHeader::payload_offset(72, 10, Codec::Zstd, 100), 74);
+        let off = FrameHeader::payload_offset(72, 10, align(true, Codec::Raw, 1 << 20)) as u64;
+        assert_eq!((off + 72) % 4096, 0);
+        assert_eq!(
+            FrameHeader::payload_offset(72, 10, align(true, Codec::Zstd, 100)),
+            74
+        );
+        assert_eq!(
+            FrameHeader::payload_offset(72, 10, align(false, Codec::Raw, 100)),
+            74
+        );
     }
 
     #[test]

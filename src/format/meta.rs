@@ -21,18 +21,18 @@ pub struct ObjectMeta {
     /// `tensor`, `text`, `bytes` or `record`.
     pub kind: String,
     /// Dtype name, media type or record schema; "" when none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub desc: String,
     /// Tensor shape; empty for other kinds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shape: Vec<u64>,
     /// Decoded payload length in bytes.
     pub raw_len: u64,
     /// Raw bytes per chunk for chunked codecs (0 when raw).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub chunk_size: u64,
     /// Stored length of each chunk, in order (empty when raw).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<u64>,
     /// zstd level used (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,8 +45,13 @@ pub struct EntryMeta {
     /// Nanoseconds since the Unix epoch.
     pub time_ns: i64,
     /// `key=value` tags, in the order given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+}
+
+// Fields at their default are left out: readers fill them in, and small frames stay small.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FrameMeta {

@@ -5,7 +5,7 @@ use crate::hash::{HASH_LEN, ObjectHash};
 
 /// `o` + hash: where an object is, and its summary.
 pub const OBJECT: u8 = b'o';
-/// `e` + seq: an entry.
+/// `e` + seq: a run of entries with consecutive sequence numbers, starting at seq.
 pub const ENTRY: u8 = b'e';
 /// `r` + hash + seq: the entries of an object.
 pub const OBJECT_ENTRY: u8 = b'r';
@@ -30,7 +30,7 @@ pub fn object_prefix(bytes: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Key of an entry.
+/// Key of the run of entries that starts at `seq`.
 pub fn entry(seq: u64) -> [u8; 9] {
     let mut k = [ENTRY; 9];
     if let Some(dst) = k.get_mut(1..) {

@@ -1,6 +1,10 @@
 //! The sled index: a cache derived from the segments, rebuildable at any time. It maps hashes
 //! to frame locations (with a summary, so `info` and `ls` never touch the segments), keeps
 //! entries in logging order, and records how far each segment has been indexed.
+//!
+//! sled costs about 300 bytes and several microseconds per key, so only what must be found by
+//! key has one: each object (by hash). Entries are sequential, so a commit's entries share one
+//! key: a run, found by its first sequence number.
 
 pub mod keys;
 
@@ -16,6 +20,9 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
 const INDEX_VERSION: u32 = 1;
+
+/// Most entries in one run (one sled value), so a run stays a few tens of KiB.
+const RUN_MAX: usize = 512;
 
 /// sled's page cache. Small, because every lookup is one key: the default 1 GiB cache holds
 /// ~300 MB resident on a million-key index and buys nothing for single lookups.
@@ -164,8 +171,9 @@ impl Index {
         let last = self.db.scan_prefix([keys::ENTRY]).next_back();
         let next = match last {
             Some(item) => {
-                let (k, _) = item.map_err(|e| self.err(e))?;
-                keys::entry_seq(&k).map_or(0, |s| s + 1)
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                let run: Vec<EntryRec> = self.decode(&v)?;
+                keys::entry_seq(&k).map_or(0, |s| s + run.len() as u64)
             }
             None => 0,
         };
@@ -318,12 +326,14 @@ impl Index {
             new_objects += 1;
         }
         let mut seq = first;
-        for e in &update.entries {
-            batch.insert(&keys::entry(seq)[..], encode(e));
-            if !own_entries.contains(&seq) {
-                batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+        for run in update.entries.chunks(RUN_MAX) {
+            batch.insert(&keys::entry(seq)[..], encode(&run));
+            for e in run {
+                if !own_entries.contains(&seq) {
+                    batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+                }
+                seq += 1;
             }
-            seq += 1;
         }
         let mut segs = self
             .segs
@@ -342,11 +352,41 @@ impl Index {
 
     /// Entries, newest first (highest sequence number first).
     pub fn entries_newest_first(&self) -> impl Iterator<Item = Result<(u64, EntryRec)>> + '_ {
-        self.db.scan_prefix([keys::ENTRY]).rev().map(move |item| {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let seq = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
-            Ok((seq, self.decode(&v)?))
-        })
+        self.db
+            .scan_prefix([keys::ENTRY])
+            .rev()
+            .flat_map(move |item| {
+                let run = item.map_err(|e| self.err(e)).and_then(|(k, v)| {
+                    let first = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
+                    let run: Vec<EntryRec> = self.decode(&v)?;
+                    Ok((first, run))
+                });
+                let items: Vec<Result<(u64, EntryRec)>> = match run {
+                    Ok((first, run)) => run
+                        .into_iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(i, e)| Ok((first + i as u64, e)))
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                items
+            })
+    }
+
+    /// The entry with sequence number `seq`: found in the run that starts at or before it.
+    fn entry(&self, seq: u64) -> Result<Option<EntryRec>> {
+        let found = self
+            .db
+            .range(&keys::entry(0)[..]..=&keys::entry(seq)[..])
+            .next_back();
+        let Some(item) = found else { return Ok(None) };
+        let (k, v) = item.map_err(|e| self.err(e))?;
+        let first = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
+        let run: Vec<EntryRec> = self.decode(&v)?;
+        Ok(usize::try_from(seq - first)
+            .ok()
+            .and_then(|i| run.into_iter().nth(i)))
     }
 
     /// The entries of one object, oldest first.
@@ -368,8 +408,8 @@ impl Index {
         seqs.sort_unstable();
         let mut out = Vec::with_capacity(seqs.len());
         for seq in seqs {
-            if let Some(v) = self.db.get(keys::entry(seq)).map_err(|e| self.err(e))? {
-                out.push((seq, self.decode(&v)?));
+            if let Some(e) = self.entry(seq)? {
+                out.push((seq, e));
             }
         }
         Ok(out)

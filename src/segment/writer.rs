@@ -132,7 +132,8 @@ impl SegmentWriter {
         self.written + self.buf.len() as u64
     }
 
-    /// Append one frame; returns its offset. The frame is not durable until `sync`.
+    /// Append one frame, its payload aligned to `align` (see `FrameHeader::payload_align`);
+    /// returns its offset. The frame is not durable until `sync`.
     pub fn append(
         &mut self,
         kind: FrameKind,
@@ -140,12 +141,13 @@ impl SegmentWriter {
         hash: ObjectHash,
         meta: &[u8],
         payload: &[&[u8]],
+        align: u64,
     ) -> Result<u64> {
         let offset = self.len();
         let meta_len = u32::try_from(meta.len())
             .map_err(|_| Error::invalid("metadata", "larger than 4 GiB"))?;
         let payload_len: u64 = payload.iter().map(|p| p.len() as u64).sum();
-        let payload_off = FrameHeader::payload_offset(offset, meta_len, codec, payload_len);
+        let payload_off = FrameHeader::payload_offset(offset, meta_len, align);
         let header = FrameHeader {
             version: SCHEMA_VERSION,
             kind,
