@@ -57,14 +57,27 @@ Examples:
   archive put photo.png --media-type image/png
   cat out.txt | archive put - --kind text
 
-What a file holds is told by its extension: .npy (tensor), .txt (text), .json (record).
-Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).")]
+What a file holds is told by its extension, or by --format:
+  .npy                  one tensor (bfloat16/float8 by their ml_dtypes names)
+  .npz                  a record of named tensors (stored or deflated members)
+  .safetensors          a record of named tensors; __metadata__ kept as a field
+  .msgpack .mpk         msgpack-numpy arrays anywhere in maps and lists; a stream of
+                        values is stored as one entry per value
+  .json                 JSON; {\"shape\", \"dtype\", \"data_b64\"} objects are tensors
+  .pb                   one ONNX TensorProto (its name becomes the tag name=...)
+  .txt                  text
+A lone tensor is stored as a tensor, anything else as a record whose tensors are stored beside
+it. Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).
+Pickles (.pkl, object arrays) are never loaded: they can run code.")]
     Put(PutArgs),
     /// Write an object back out (a unique hash prefix is enough).
     #[command(after_help = "\
 Examples:
   archive get 3f9a2c -o probs_back.npy     # tensor as .npy (by extension; --format overrides)
   archive get 3f9a2c -o logits.bin         # tensor as raw little-endian bytes
+  archive get 5d0e -o outputs.safetensors  # record of tensors as .safetensors (or .npz,
+                                           # .msgpack, .json); a tensor as .pb (ONNX)
+  archive get 5d0e -o - --format msgpack   # any format to stdout
   archive get 7b1e                         # text, records (JSON) and bytes to stdout")]
     Get(GetArgs),
     /// Print text (or a record as JSON, or categorical labels) to stdout.
@@ -118,6 +131,10 @@ pub struct PutArgs {
     #[arg(long, value_parser = ["tensor", "text", "record"])]
     pub kind: Option<String>,
 
+    /// The input's format, overriding its extension.
+    #[arg(long, value_parser = ["npy", "npz", "safetensors", "msgpack", "json", "onnx"])]
+    pub format: Option<String>,
+
     /// Label vocabulary (a JSON list of strings): store the .npy integer codes as categorical.
     #[arg(long, value_name = "FILE.json")]
     pub labels: Option<PathBuf>,
@@ -141,8 +158,11 @@ pub struct GetArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Output format for tensors: npy or raw (default: by extension, npy otherwise).
-    #[arg(long, value_parser = ["npy", "raw"])]
+    /// Output format (default: by the extension of -o; tensors as npy, records as json).
+    #[arg(
+        long,
+        value_parser = ["npy", "npz", "safetensors", "msgpack", "json", "onnx", "raw"]
+    )]
     pub format: Option<String>,
 
     /// Skip re-hashing (O(1) for raw tensors); `archive verify` checks everything.

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use model_archive::interop::npy;
-use model_archive::{Archive, Categorical, Object};
+use model_archive::interop::{self, Array, Document, Format, get_document, npy, onnx};
+use model_archive::{Archive, Categorical, Object, Value};
 
 use super::{Ctx, UsageError, resolve, write_output};
 use crate::args::GetArgs;
@@ -51,11 +51,43 @@ fn pretty(v: &serde_json::Value) -> Vec<u8> {
     out
 }
 
+/// Where `get` is told to write: the format flag, else the extension of `-o`.
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    /// Nothing said: tensors as .npy, records as JSON, text and bytes as they are.
+    Default,
+    /// Raw little-endian bytes.
+    Raw,
+    /// A document format.
+    Doc(Format),
+}
+
+fn target(flag: Option<&str>, out: Option<&Path>) -> Result<(Target, bool)> {
+    if let Some(f) = flag {
+        let t = match f {
+            "raw" => Target::Raw,
+            other => Target::Doc(other.parse::<Format>()?),
+        };
+        return Ok((t, true));
+    }
+    let ext = out
+        .and_then(|p| p.extension())
+        .map(|e| e.to_string_lossy().to_lowercase());
+    let t = match ext.as_deref() {
+        Some("bin" | "raw") => Target::Raw,
+        Some(e) => Format::from_extension(e).map_or(Target::Default, Target::Doc),
+        None => Target::Default,
+    };
+    Ok((t, false))
+}
+
 pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     let archive = ctx.open()?;
     let hash = resolve(&archive, &args.hash)?;
     let out = args.output.as_deref();
-    let to_terminal = out.is_none() || out == Some(Path::new("-"));
+    let to_terminal =
+        (out.is_none() || out == Some(Path::new("-"))) && std::io::stdout().is_terminal();
+    let (target, explicit) = target(args.format.as_deref(), out)?;
     let object = if args.no_verify {
         // Unverified reads go through the memory map; decode from the raw bytes.
         let mapped = archive.map_unchecked(&hash)?;
@@ -70,50 +102,96 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     } else {
         archive.get(&hash)?
     };
+    let name = hash.to_string();
+    let binary = match (&object, target) {
+        (Object::Tensor(_), Target::Default) => true,
+        (_, Target::Raw) => true,
+        (_, Target::Doc(f)) => f != Format::JsonB64,
+        _ => false,
+    };
+    if to_terminal && binary && !matches!(object, Object::Text(_) | Object::Bytes { .. }) {
+        return Err(UsageError(format!(
+            "{hash} is {}; write it to a file with -o FILE (.npy, .npz, .safetensors, .msgpack, \
+             .json, .pb, or .bin for raw bytes), or to a pipe with -o -",
+            describe(&object)
+        ))
+        .into());
+    }
     let bytes = match &object {
-        Object::Tensor(t) => {
-            let ext = out
-                .and_then(|p| p.extension())
-                .map(|e| e.to_string_lossy().to_lowercase());
-            let raw = match (args.format.as_deref(), ext.as_deref()) {
-                (Some(f), _) => f == "raw",
-                (None, Some("bin" | "raw")) => true,
-                _ => false,
-            };
-            if to_terminal && std::io::stdout().is_terminal() {
+        Object::Tensor(t) => match target {
+            Target::Raw => t.data.clone(),
+            Target::Default => npy::write(&name, t.dtype, &t.shape, &t.data)?,
+            Target::Doc(Format::Onnx) => {
+                // An ONNX tensor's name came in as the `name` tag of its entry.
+                let entries = archive.entries_of(&hash)?;
+                let tensor_name = entries
+                    .iter()
+                    .rev()
+                    .find_map(|e| {
+                        e.tags
+                            .iter()
+                            .find(|(k, _)| k == "name")
+                            .map(|(_, v)| v.clone())
+                    })
+                    .unwrap_or_default();
+                onnx::write(&name, &tensor_name, &Array::from(t.clone()))?
+            }
+            Target::Doc(f) => interop::write(f, &name, &Document::Tensor(Array::from(t.clone())))?,
+        },
+        Object::Text(s) => match target {
+            Target::Doc(f) if explicit => {
+                interop::write(f, &name, &Document::Scalar(Value::Str(s.clone())))?
+            }
+            _ => s.clone().into_bytes(),
+        },
+        Object::Bytes { data, .. } => {
+            if explicit && target != Target::Raw {
                 return Err(UsageError(format!(
-                    "{hash} is a tensor ({} {}); write it to a file with -o FILE.npy (or \
-                     -o FILE.bin for raw bytes)",
-                    t.dtype, t.shape
+                    "{hash} is opaque bytes; --format applies to tensors and records"
                 ))
                 .into());
             }
-            if raw {
-                t.data.clone()
-            } else {
-                npy::write(&hash.to_string(), t.dtype, &t.shape, &t.data)?
-            }
+            data.clone()
         }
-        Object::Text(s) => s.clone().into_bytes(),
-        Object::Bytes { data, .. } => data.clone(),
-        Object::Record(r) => pretty(&r.to_json()),
-        Object::Categorical(cat) => {
-            let ext = out
-                .and_then(|p| p.extension())
-                .map(|e| e.to_string_lossy().to_lowercase());
-            if ext.as_deref() == Some("npy") {
+        Object::Record(_) => match target {
+            Target::Raw => {
+                return Err(UsageError(format!(
+                    "{hash} is a record; raw bytes hold one tensor. Write it as .json, \
+                     .msgpack, .npz or .safetensors"
+                ))
+                .into());
+            }
+            Target::Default => {
+                interop::write(Format::JsonB64, &name, &get_document(&archive, &hash)?)?
+            }
+            Target::Doc(f) => interop::write(f, &name, &get_document(&archive, &hash)?)?,
+        },
+        Object::Categorical(cat) => match target {
+            Target::Doc(Format::Npy) | Target::Raw => {
                 let Object::Tensor(codes) = archive.get(&cat.codes)? else {
                     return Err(UsageError("categorical codes are not a tensor".into()).into());
                 };
-                npy::write(&hash.to_string(), codes.dtype, &codes.shape, &codes.data)?
-            } else {
-                pretty(&categorical_json(&archive, cat)?)
+                if target == Target::Raw {
+                    codes.data
+                } else {
+                    npy::write(&name, codes.dtype, &codes.shape, &codes.data)?
+                }
             }
-        }
+            Target::Default => pretty(&categorical_json(&archive, cat)?),
+            Target::Doc(f) => interop::write(f, &name, &get_document(&archive, &hash)?)?,
+        },
         _ => return Err(UsageError(format!("{hash}: unknown object kind")).into()),
     };
     write_output(out, &bytes)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What an object is, for messages: `a tensor (F32 [2, 3])`, `a record`.
+fn describe(object: &Object) -> String {
+    match object {
+        Object::Tensor(t) => format!("a tensor ({} {})", t.dtype, t.shape),
+        other => format!("a {}", other.kind()),
+    }
 }
 
 pub fn cat(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {

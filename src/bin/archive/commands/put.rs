@@ -1,12 +1,14 @@
-//! `archive put`: files (by extension or flags), stdin, or --text; one batch, one fsync.
+//! `archive put`: files (by extension, `--format` or flags), stdin, or --text; one batch, one
+//! fsync. Every file is read and parsed before anything is stored, so a bad file among many
+//! leaves the store as it was.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use model_archive::interop::npy;
-use model_archive::{Codec, Dtype, ObjectHash, PutOptions, Record, Shape, TensorView, Writer};
+use model_archive::interop::{self, Document, Format, onnx};
+use model_archive::{Codec, Dtype, ObjectHash, PutOptions, Shape, TensorView, Writer};
 
 use super::{Ctx, UsageError};
 use crate::args::PutArgs;
@@ -28,9 +30,27 @@ struct Stored {
     kind: &'static str,
 }
 
+/// How a file is to be read.
+#[derive(Clone, Copy)]
+enum How {
+    Raw,
+    Bytes,
+    Text,
+    Doc(Format),
+}
+
+/// One file, parsed and ready to put.
+enum Parsed<'a> {
+    Raw(Dtype, Shape, &'a [u8]),
+    Bytes(&'a [u8], String),
+    Text(&'a str),
+    /// The documents of the file (several for a msgpack stream), each with its input label,
+    /// and a tag to add (an ONNX tensor's name).
+    Docs(Vec<(String, Document<'a>)>, Option<(String, String)>),
+}
+
 pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
     let tags = parse_tags(&args.tags)?;
-    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let opts = PutOptions {
         codec: args.codec.as_deref().map(str::parse::<Codec>).transpose()?,
         level: args.level,
@@ -42,10 +62,23 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
         )
         .into());
     }
+    let labels = args.labels.as_deref().map(read_labels).transpose()?;
+    // Read and parse everything first: a refused file stores nothing, not even its neighbours.
+    let mut contents = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        let how = how(file, &args)?;
+        contents.push((file, how, read_input(file)?));
+    }
+    let mut parsed = Vec::with_capacity(contents.len());
+    for (file, how, bytes) in &contents {
+        let name = file.display().to_string();
+        parsed.push((name.clone(), parse(&name, *how, bytes, &args)?));
+    }
     let archive = ctx.open()?;
     let mut writer = archive.writer();
     writer.set_options(opts);
     let mut stored = Vec::new();
+    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     if let Some(text) = &args.text {
         let hash = writer.put_text(text, &tag_refs)?;
         stored.push(Stored {
@@ -54,15 +87,8 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
             kind: "text",
         });
     }
-    for file in &args.files {
-        let name = file.display().to_string();
-        let bytes = read_input(file)?;
-        let (hash, kind) = put_file(&mut writer, &name, file, &bytes, &args, &tag_refs)?;
-        stored.push(Stored {
-            input: name,
-            hash,
-            kind,
-        });
+    for (name, p) in &parsed {
+        put_parsed(&mut writer, name, p, &tags, labels.as_deref(), &mut stored)?;
     }
     writer.commit()?;
     for s in &stored {
@@ -92,76 +118,150 @@ fn read_input(file: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn put_file(
-    w: &mut Writer<'_>,
-    name: &str,
-    file: &Path,
-    bytes: &[u8],
-    args: &PutArgs,
-    tags: &[(&str, &str)],
-) -> Result<(ObjectHash, &'static str)> {
-    if let (Some(dtype), Some(shape)) = (&args.dtype, &args.shape) {
-        let dtype: Dtype = dtype.parse()?;
-        let shape: Shape = shape.parse()?;
-        let view = TensorView::new(dtype, &shape, bytes).map_err(|e| named(name, e))?;
-        return Ok((w.put_tensor(&view, tags)?, "tensor"));
+/// Decide how to read a file: flags first, then `--format`/`--kind`, then the extension.
+fn how(file: &Path, args: &PutArgs) -> Result<How> {
+    let name = file.display();
+    if args.dtype.is_some() && args.shape.is_some() {
+        return Ok(How::Raw);
     }
-    if let Some(media_type) = &args.media_type {
-        return Ok((w.put_bytes(bytes, Some(media_type), tags)?, "bytes"));
+    if args.media_type.is_some() {
+        return Ok(How::Bytes);
+    }
+    if let Some(f) = &args.format {
+        return Ok(How::Doc(f.parse()?));
+    }
+    match args.kind.as_deref() {
+        Some("tensor") => return Ok(How::Doc(Format::Npy)),
+        Some("text") => return Ok(How::Text),
+        Some("record") => return Ok(How::Doc(Format::JsonB64)),
+        _ => {}
     }
     let ext = file
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    let kind = match (args.kind.as_deref(), ext.as_deref()) {
-        (Some(k), _) => k,
-        (None, Some("npy")) => "tensor",
-        (None, Some("txt" | "text" | "md")) => "text",
-        (None, Some("json")) => "record",
-        (None, Some("pkl" | "pickle")) => {
-            return Err(UsageError(format!(
-                "{name}: pickle files can run code when loaded, so they are never read; save \
-                 the arrays with np.save (.npy) or safetensors and put those"
-            ))
-            .into());
+    match ext.as_deref() {
+        Some("txt" | "text" | "md") => Ok(How::Text),
+        Some("pkl" | "pickle") => Err(UsageError(format!(
+            "{name}: pickle files can run code when loaded, so they are never read; save the \
+             arrays with np.save (.npy), np.savez (.npz) or safetensors and put those"
+        ))
+        .into()),
+        Some(e) if Format::from_extension(e).is_some() => {
+            Ok(How::Doc(Format::from_extension(e).unwrap_or(Format::Npy)))
         }
-        _ => {
-            return Err(UsageError(format!(
-                "{name}: cannot tell what this file holds; use a .npy/.txt/.json file, give \
-                 --dtype and --shape for raw tensor bytes, --media-type for opaque bytes, or \
-                 --kind"
-            ))
-            .into());
+        _ => Err(UsageError(format!(
+            "{name}: cannot tell what this file holds; use a .npy, .npz, .safetensors, \
+             .msgpack, .json, .pb or .txt file (or --format), give --dtype and --shape for raw \
+             tensor bytes, --media-type for opaque bytes, or --kind"
+        ))
+        .into()),
+    }
+}
+
+fn parse<'a>(name: &str, how: How, bytes: &'a [u8], args: &PutArgs) -> Result<Parsed<'a>> {
+    Ok(match how {
+        How::Raw => {
+            let dtype: Dtype = args.dtype.as_deref().unwrap_or_default().parse()?;
+            let shape: Shape = args.shape.as_deref().unwrap_or_default().parse()?;
+            TensorView::new(dtype, &shape, bytes).map_err(|e| named(name, e))?;
+            Parsed::Raw(dtype, shape, bytes)
         }
+        How::Bytes => Parsed::Bytes(bytes, args.media_type.clone().unwrap_or_default()),
+        How::Text => Parsed::Text(std::str::from_utf8(bytes).map_err(|e| {
+            UsageError(format!(
+                "{name}: not UTF-8 text: invalid byte at offset {}",
+                e.valid_up_to()
+            ))
+        })?),
+        How::Doc(Format::Onnx) => {
+            // The archive addresses a tensor by its content; an ONNX tensor's name is kept as
+            // the entry's `name` tag, unless one was given.
+            let t = onnx::read(name, bytes)?;
+            let tag = Some(("name".to_owned(), t.name)).filter(|(_, n)| {
+                !n.is_empty() && !args.tags.iter().any(|t| t.starts_with("name="))
+            });
+            Parsed::Docs(vec![(name.to_owned(), Document::Tensor(t.array))], tag)
+        }
+        How::Doc(format) => {
+            let docs = interop::read_all(format, name, bytes)?;
+            let many = docs.len() > 1;
+            let labelled = docs
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let label = if many {
+                        format!("{name}[{i}]")
+                    } else {
+                        name.to_owned()
+                    };
+                    (label, d)
+                })
+                .collect();
+            Parsed::Docs(labelled, None)
+        }
+    })
+}
+
+fn put_parsed(
+    w: &mut Writer<'_>,
+    name: &str,
+    p: &Parsed<'_>,
+    tags: &[(String, String)],
+    labels: Option<&[String]>,
+    stored: &mut Vec<Stored>,
+) -> Result<()> {
+    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut push = |input: &str, hash, kind| {
+        stored.push(Stored {
+            input: input.to_owned(),
+            hash,
+            kind,
+        })
     };
-    match kind {
-        "tensor" => {
-            let arr = npy::read(name, bytes)?;
-            let view =
-                TensorView::new(arr.dtype, &arr.shape, &arr.data).map_err(|e| named(name, e))?;
-            if let Some(labels) = &args.labels {
-                let labels = read_labels(labels)?;
-                return Ok((w.put_categorical(&view, &labels, tags)?, "record"));
+    match p {
+        Parsed::Raw(dtype, shape, bytes) => {
+            let view = TensorView::new(*dtype, shape, bytes).map_err(|e| named(name, e))?;
+            match labels {
+                Some(l) => push(name, w.put_categorical(&view, l, &tag_refs)?, "record"),
+                None => push(name, w.put_tensor(&view, &tag_refs)?, "tensor"),
             }
-            Ok((w.put_tensor(&view, tags)?, "tensor"))
         }
-        "text" => {
-            let text = std::str::from_utf8(bytes).map_err(|e| {
-                UsageError(format!(
-                    "{name}: not UTF-8 text: invalid byte at offset {}",
-                    e.valid_up_to()
+        Parsed::Bytes(bytes, media_type) => {
+            push(
+                name,
+                w.put_bytes(bytes, Some(media_type), &tag_refs)?,
+                "bytes",
+            );
+        }
+        Parsed::Text(text) => push(name, w.put_text(text, &tag_refs)?, "text"),
+        Parsed::Docs(docs, extra) => {
+            let mut with_extra = tag_refs.clone();
+            if let Some((k, v)) = extra {
+                with_extra.push((k.as_str(), v.as_str()));
+            }
+            if labels.is_some()
+                && !(docs.len() == 1 && matches!(docs.first(), Some((_, Document::Tensor(_)))))
+            {
+                return Err(UsageError(format!(
+                    "{name}: --labels needs one tensor of integer codes, and this file holds a record"
                 ))
-            })?;
-            Ok((w.put_text(text, tags)?, "text"))
-        }
-        _ => {
-            let json: serde_json::Value = serde_json::from_slice(bytes)
-                .map_err(|e| UsageError(format!("{name}: not JSON: {e}")))?;
-            Ok((
-                w.put_record(&Record::from_json(name, &json)?, tags)?,
-                "record",
-            ))
+                .into());
+            }
+            for (label, doc) in docs {
+                match (doc, labels) {
+                    (Document::Tensor(a), Some(l)) => {
+                        let view = a.view().map_err(|e| named(name, e))?;
+                        push(label, w.put_categorical(&view, l, &with_extra)?, "record");
+                    }
+                    (Document::Tensor(_), None) => {
+                        push(label, interop::put_document(w, doc, &with_extra)?, "tensor");
+                    }
+                    _ => push(label, interop::put_document(w, doc, &with_extra)?, "record"),
+                }
+            }
         }
     }
+    Ok(())
 }
 
 /// Put the file's name on an error about "the tensor".
