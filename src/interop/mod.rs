@@ -2,8 +2,8 @@
 //! and names its input in every error; each writer is bit-exact with what it read.
 //!
 //! Every format meets the archive through one neutral tree, [`Document`]: tensors, maps of
-//! named values, lists and scalars. A reader turns bytes into a `Document` ([`read`]); a
-//! writer turns a `Document` into bytes ([`write`]); [`put_document`] stores one (a lone
+//! named values, lists and scalars. A reader turns bytes into a `Document` ([`read()`]); a
+//! writer turns a `Document` into bytes ([`write()`]); [`put_document`] stores one (a lone
 //! tensor as a tensor, anything else as a record whose tensors are references to tensors
 //! stored beside it) and [`get_document`] gives it back. How each format maps onto the tree
 //! is written down in FORMAT.md, "Interop mappings".
@@ -572,6 +572,8 @@ pub(crate) fn flatten_tensors<'d, 'a>(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn f32s(vals: &[f32]) -> Array<'static> {
@@ -691,5 +693,53 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.contains("`n` is an integer")));
+    }
+
+    /// A small valid file of each format.
+    fn sample_file(format: Format) -> Vec<u8> {
+        let doc = match format {
+            Format::Npy | Format::Onnx => Document::Tensor(f32s(&[1.0, -2.0, 3.5])),
+            _ => Document::Map(vec![
+                ("a".into(), Document::Tensor(f32s(&[1.0, 2.0]))),
+                (
+                    "b".into(),
+                    Document::Map(vec![("c".into(), Document::Tensor(f32s(&[3.0])))]),
+                ),
+            ]),
+        };
+        write(format, "sample", &doc).expect("write")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Decoding arbitrary bytes, or a valid file cut short or with bytes flipped, returns
+        /// a document or an error: never a panic.
+        #[test]
+        fn readers_never_panic(
+            which in 0usize..Format::ALL.len(),
+            noise in proptest::collection::vec(any::<u8>(), 0..256),
+            flips in proptest::collection::vec((any::<usize>(), 1u8..), 0..6),
+            cut in any::<usize>(),
+        ) {
+            let format = Format::ALL[which];
+            let _ = read_all(format, "noise", &noise);
+            let mut file = sample_file(format);
+            let _ = read_all(format, "cut", &file[..cut % (file.len() + 1)]);
+            let n = file.len();
+            for (at, x) in flips {
+                file[at % n] ^= x;
+            }
+            let _ = read_all(format, "flipped", &file);
+        }
+    }
+
+    #[test]
+    fn every_format_reads_back_what_it_wrote() {
+        for format in Format::ALL {
+            let file = sample_file(format);
+            let doc = read(format, "s", &file).expect("read");
+            assert_eq!(write(format, "s", &doc).expect("write"), file, "{format}");
+        }
     }
 }
