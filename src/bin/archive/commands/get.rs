@@ -117,9 +117,9 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         ))
         .into());
     }
-    let bytes = match &object {
+    let bytes = match object {
         Object::Tensor(t) => match target {
-            Target::Raw => t.data.clone(),
+            Target::Raw => t.data,
             Target::Default => npy::write(&name, t.dtype, &t.shape, &t.data)?,
             Target::Doc(Format::Onnx) => {
                 // An ONNX tensor's name came in as the `name` tag of its entry.
@@ -134,15 +134,15 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
                             .map(|(_, v)| v.clone())
                     })
                     .unwrap_or_default();
-                onnx::write(&name, &tensor_name, &Array::from(t.clone()))?
+                onnx::write(&name, &tensor_name, &Array::from(t))?
             }
-            Target::Doc(f) => interop::write(f, &name, &Document::Tensor(Array::from(t.clone())))?,
+            Target::Doc(f) => interop::write(f, &name, &Document::Tensor(Array::from(t)))?,
         },
         Object::Text(s) => match target {
             Target::Doc(f) if explicit => {
-                interop::write(f, &name, &Document::Scalar(Value::Str(s.clone())))?
+                interop::write(f, &name, &Document::Scalar(Value::Str(s)))?
             }
-            _ => s.clone().into_bytes(),
+            _ => s.into_bytes(),
         },
         Object::Bytes { data, .. } => {
             if explicit && target != Target::Raw {
@@ -151,7 +151,7 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
                 ))
                 .into());
             }
-            data.clone()
+            data
         }
         Object::Record(_) => match target {
             Target::Raw => {
@@ -177,7 +177,10 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
                     npy::write(&name, codes.dtype, &codes.shape, &codes.data)?
                 }
             }
-            Target::Default => pretty(&categorical_json(&archive, cat)?),
+            // A categorical's JSON form names each code's label, as `archive cat` does.
+            Target::Default | Target::Doc(Format::JsonB64) => {
+                pretty(&categorical_json(&archive, &cat)?)
+            }
             Target::Doc(f) => interop::write(f, &name, &get_document(&archive, &hash)?)?,
         },
         _ => return Err(UsageError(format!("{hash}: unknown object kind")).into()),

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use model_archive::archive::MAX_TAG_VALUE;
 use model_archive::interop::{self, Document, Format, onnx};
 use model_archive::{Codec, Dtype, ObjectHash, PutOptions, Shape, TensorView, Writer};
 
@@ -72,7 +73,19 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
     let mut parsed = Vec::with_capacity(contents.len());
     for (file, how, bytes) in &contents {
         let name = file.display().to_string();
-        parsed.push((name.clone(), parse(&name, *how, bytes, &args)?));
+        let p = parse(&name, *how, bytes, &args)?;
+        let lone_tensor = match &p {
+            Parsed::Raw(..) => true,
+            Parsed::Docs(docs, _) => matches!(docs.as_slice(), [(_, Document::Tensor(_))]),
+            _ => false,
+        };
+        if labels.is_some() && !lone_tensor {
+            return Err(UsageError(format!(
+                "{name}: --labels needs one tensor of integer codes, and this file holds more"
+            ))
+            .into());
+        }
+        parsed.push((name, p));
     }
     let archive = ctx.open()?;
     let mut writer = archive.writer();
@@ -146,15 +159,15 @@ fn how(file: &Path, args: &PutArgs) -> Result<How> {
              arrays with np.save (.npy), np.savez (.npz) or safetensors and put those"
         ))
         .into()),
-        Some(e) if Format::from_extension(e).is_some() => {
-            Ok(How::Doc(Format::from_extension(e).unwrap_or(Format::Npy)))
-        }
-        _ => Err(UsageError(format!(
-            "{name}: cannot tell what this file holds; use a .npy, .npz, .safetensors, \
+        e => match e.and_then(Format::from_extension) {
+            Some(format) => Ok(How::Doc(format)),
+            None => Err(UsageError(format!(
+                "{name}: cannot tell what this file holds; use a .npy, .npz, .safetensors, \
              .msgpack, .json, .pb or .txt file (or --format), give --dtype and --shape for raw \
              tensor bytes, --media-type for opaque bytes, or --kind"
-        ))
-        .into()),
+            ))
+            .into()),
+        },
     }
 }
 
@@ -177,9 +190,11 @@ fn parse<'a>(name: &str, how: How, bytes: &'a [u8], args: &PutArgs) -> Result<Pa
             // The archive addresses a tensor by its content; an ONNX tensor's name is kept as
             // the entry's `name` tag, unless one was given.
             let t = onnx::read(name, bytes)?;
-            let tag = Some(("name".to_owned(), t.name)).filter(|(_, n)| {
-                !n.is_empty() && !args.tags.iter().any(|t| t.starts_with("name="))
-            });
+            let fits = |n: &str| {
+                !n.is_empty() && n.len() <= MAX_TAG_VALUE && !n.chars().any(char::is_control)
+            };
+            let tag = Some(("name".to_owned(), t.name))
+                .filter(|(_, n)| fits(n) && !args.tags.iter().any(|t| t.starts_with("name=")));
             Parsed::Docs(vec![(name.to_owned(), Document::Tensor(t.array))], tag)
         }
         How::Doc(format) => {
@@ -238,14 +253,6 @@ fn put_parsed(
             let mut with_extra = tag_refs.clone();
             if let Some((k, v)) = extra {
                 with_extra.push((k.as_str(), v.as_str()));
-            }
-            if labels.is_some()
-                && !(docs.len() == 1 && matches!(docs.first(), Some((_, Document::Tensor(_)))))
-            {
-                return Err(UsageError(format!(
-                    "{name}: --labels needs one tensor of integer codes, and this file holds a record"
-                ))
-                .into());
             }
             for (label, doc) in docs {
                 match (doc, labels) {
