@@ -457,6 +457,17 @@ fn bad_input_in_every_format_is_refused_naming_the_file_and_problem() {
             br#"{"x": {"shape": [1], "dtype": "float32", "data_b64": "AA!A"}}"#.to_vec(),
             "not valid base64",
         ),
+        // Keys twice in one map; a reference to nothing, beside a tensor.
+        ("dup.msgpack", vec![0x82, 0xa1, b'a', 1, 0xa1, b'a', 2], "appears twice"),
+        (
+            "ref.json",
+            format!(
+                r#"{{"x": {{"shape": [1], "dtype": "uint8", "data_b64": "AQ=="}}, "r": {{"$ref": "{}"}}}}"#,
+                "ab".repeat(32)
+            )
+            .into_bytes(),
+            "not in the archive",
+        ),
         // Field 1 (dims, an int64) sent with wire type 5 (32-bit).
         ("wire.pb", vec![0x0d, 1, 0, 0, 0, 0x10, 0x01], "wire type"),
     ];

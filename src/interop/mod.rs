@@ -236,6 +236,22 @@ impl Document<'_> {
         }
     }
 
+    /// Every reference to another object in the tree, depth first. They must be in the
+    /// archive for [`put_document`] to store the tree.
+    pub fn refs(&self) -> Vec<ObjectHash> {
+        fn walk(doc: &Document<'_>, out: &mut Vec<ObjectHash>) {
+            match doc {
+                Document::Scalar(Value::Ref(h)) => out.push(*h),
+                Document::Map(fields) => fields.iter().for_each(|(_, v)| walk(v, out)),
+                Document::List(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// The number of tensors in the tree.
     pub fn tensor_count(&self) -> usize {
         match self {
@@ -325,7 +341,10 @@ pub fn write(format: Format, output: &str, doc: &Document<'_>) -> Result<Vec<u8>
 /// entries) and referred to by hash. Returns the address of what was logged with `tags`.
 ///
 /// The record is built and checked (duplicate names, depth, tags) before anything is
-/// appended, so a refused document leaves the store as it was.
+/// appended, so a refused document leaves the store as it was. References
+/// ([`Document::refs`]) must name objects already in the archive; a caller that cannot vouch
+/// for them should check them with `Archive::contains` first, since a missing one is found
+/// only after the tensors are appended.
 pub fn put_document(
     w: &mut Writer<'_>,
     doc: &Document<'_>,

@@ -327,7 +327,8 @@ fn to_document<'a>(input: &str, node: Node<'a>, path: &str, depth: usize) -> Res
                     .map_err(|_| at(format!("`$ref` `{hex}` is not an object hash")))?;
                 return Ok(Document::Scalar(Value::Ref(h)));
             }
-            let mut fields = Vec::with_capacity(entries.len());
+            let mut fields: Vec<(String, Document<'a>)> = Vec::with_capacity(entries.len());
+            let mut seen = std::collections::HashSet::with_capacity(entries.len());
             for (k, v) in entries {
                 let key = key_str(&k)
                     .and_then(|k| std::str::from_utf8(k).ok())
@@ -337,6 +338,9 @@ fn to_document<'a>(input: &str, node: Node<'a>, path: &str, depth: usize) -> Res
                         ))
                     })?
                     .to_owned();
+                if !seen.insert(key.clone()) {
+                    return Err(at(format!("the key `{key}` appears twice in one map")));
+                }
                 let child = join_path(path, '.', &key);
                 fields.push((key, to_document(input, v, &child, depth + 1)?));
             }

@@ -74,6 +74,7 @@ pub fn read_with_limits(input: &str, bytes: &[u8], limits: Limits) -> Result<Doc
     }
     let mut total = 0u64;
     let mut fields = Vec::with_capacity(zip.len());
+    let mut seen = std::collections::HashSet::with_capacity(zip.len());
     for i in 0..zip.len() {
         let mut member = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
         let raw_name = member.name().map_err(|e| bad(e.to_string()))?.into_owned();
@@ -87,6 +88,9 @@ pub fn read_with_limits(input: &str, bytes: &[u8], limits: Limits) -> Result<Doc
                 "is not a .npy array (an .npz holds only `NAME.npy` members)",
             ));
         };
+        if !seen.insert(name.to_owned()) {
+            return Err(Error::invalid(member_input, "appears twice in the archive"));
+        }
         let declared = member.size();
         if declared > limits.member {
             return Err(Error::invalid(

@@ -88,6 +88,19 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
         parsed.push((name, p));
     }
     let archive = ctx.open()?;
+    // References are checked before anything is appended, like everything else.
+    for (name, p) in &parsed {
+        if let Parsed::Docs(docs, _) = p {
+            for h in docs.iter().flat_map(|(_, d)| d.refs()) {
+                if !archive.contains(&h)? {
+                    return Err(UsageError(format!(
+                        "{name}: refers to {h}, which is not in the archive"
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
     let mut writer = archive.writer();
     writer.set_options(opts);
     let mut stored = Vec::new();
