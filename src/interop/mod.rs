@@ -98,14 +98,6 @@ impl Format {
             .into_iter()
             .find(|f| f.extensions().contains(&ext.as_str()))
     }
-
-    /// True if the format holds nothing but tensors (no scalars, lists or strings).
-    pub fn tensors_only(self) -> bool {
-        matches!(
-            self,
-            Format::Npy | Format::Npz | Format::Safetensors | Format::Onnx
-        )
-    }
 }
 
 impl fmt::Display for Format {
@@ -250,16 +242,6 @@ impl Document<'_> {
         let mut out = Vec::new();
         walk(self, &mut out);
         out
-    }
-
-    /// The number of tensors in the tree.
-    pub fn tensor_count(&self) -> usize {
-        match self {
-            Document::Tensor(_) => 1,
-            Document::Map(fields) => fields.iter().map(|(_, v)| v.tensor_count()).sum(),
-            Document::List(items) => items.iter().map(Document::tensor_count).sum(),
-            Document::Scalar(_) => 0,
-        }
     }
 
     /// A word for what this node is, for error messages.
