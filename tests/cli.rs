@@ -267,3 +267,23 @@ fn a_held_index_names_its_holder_after_a_bounded_wait() {
     drop(a);
     t.cmd().args(["--wait", "0.3", "ls"]).assert().success();
 }
+
+#[test]
+fn info_lists_the_fields_of_a_record() {
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let probs = sample("digits_test_probs.npy");
+    let h = put(&t, &[probs.to_str().expect("path")]);
+    let rec = t.dir.path().join("pred.json");
+    let json = format!(r#"{{"id": "digits-test-00017", "label": 3, "probs": {{"$ref": "{h}"}}}}"#);
+    std::fs::write(&rec, json).expect("write");
+    let r = put(&t, &[rec.to_str().expect("path")]);
+    t.cmd().args(["info", &r[..10]]).assert().success().stdout(
+        predicate::str::contains("fields   3")
+            .and(predicate::str::contains("\"digits-test-00017\""))
+            .and(predicate::str::contains(format!(
+                "tensor F32 [450, 10] ({})",
+                &h[..12]
+            ))),
+    );
+}

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use model_archive::{Codec, Kind, Object, ObjectInfo};
+use model_archive::{Archive, Codec, Kind, Object, ObjectInfo, Value};
 
 use super::{Ctx, resolve};
 use crate::output::{size, tags, time_local, time_rfc3339};
@@ -14,6 +14,36 @@ fn ratio(info: &ObjectInfo) -> f64 {
     } else {
         info.stored_len as f64 / info.raw_len as f64
     }
+}
+
+/// One line per top-level field of a record: its name and what it holds.
+fn fields(archive: &Archive, value: &Object) -> Vec<(String, String)> {
+    let Object::Record(rec) = value else {
+        return Vec::new();
+    };
+    rec.fields()
+        .iter()
+        .map(|(name, v)| {
+            let what = match v {
+                Value::Ref(h) => match archive.info(h) {
+                    Ok(i) => match (i.dtype, &i.shape) {
+                        (Some(d), Some(s)) => format!("tensor {d} {s} ({})", h.short(12)),
+                        _ => format!("{} ({})", i.kind, h.short(12)),
+                    },
+                    Err(_) => format!("missing object {}", h.short(12)),
+                },
+                Value::Null => "null".into(),
+                Value::Bool(b) => b.to_string(),
+                Value::Int(i) => i.to_string(),
+                Value::Float(f) => f.to_string(),
+                Value::Str(s) if s.chars().count() <= 40 => format!("{s:?}"),
+                Value::Str(s) => format!("text, {} chars", s.chars().count()),
+                Value::List(items) => format!("list of {}", items.len()),
+                Value::Record(r) => format!("record of {} fields", r.len()),
+            };
+            (name.clone(), what)
+        })
+        .collect()
 }
 
 pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
@@ -27,6 +57,10 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             _ => None,
         },
         _ => None,
+    };
+    let fields = match (info.kind, &labels) {
+        (Kind::Record, None) => fields(&archive, &archive.get(&hash)?),
+        _ => Vec::new(),
     };
     if ctx.json {
         let v = serde_json::json!({
@@ -43,6 +77,8 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             "offset": info.offset,
             "labels": labels.as_ref().map(|(l, _)| l),
             "codes": labels.as_ref().map(|(_, c)| c.hash.to_string()),
+            "fields": fields.iter().map(|(n, w)| serde_json::json!({"name": n, "value": w}))
+                .collect::<Vec<_>>(),
             "entries": entries.iter().map(|e| serde_json::json!({
                 "seq": e.seq, "time": time_rfc3339(e.time_ns),
                 "tags": e.tags.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
@@ -69,6 +105,17 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             codes.dtype.map(|d| d.name()).unwrap_or("?")
         );
     }
+    if !fields.is_empty() {
+        let width = fields
+            .iter()
+            .map(|(n, _)| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        println!("fields   {}", fields.len());
+        for (name, what) in &fields {
+            println!("  {name:<width$}  {what}");
+        }
+    }
     println!(
         "size     {} raw, {} stored",
         size(info.raw_len),
@@ -76,7 +123,10 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
     );
     let saving = (1.0 - ratio(&info)) * 100.0;
     let codec = match info.codec {
-        Codec::Raw => "raw (memory-mappable)".to_owned(),
+        Codec::Raw if matches!(info.kind, Kind::Tensor | Kind::Bytes) => {
+            "raw (memory-mappable)".to_owned()
+        }
+        Codec::Raw => "raw".to_owned(),
         c => format!("{c}, {saving:.1} % smaller"),
     };
     println!("codec    {codec}");
