@@ -647,6 +647,7 @@ impl Archive {
         Writer {
             archive: self,
             opts: PutOptions::default(),
+            span: None,
             update: Update::default(),
             pending: HashSet::new(),
             failures_at_start: None,
@@ -1264,6 +1265,8 @@ fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
 pub struct Writer<'a> {
     archive: &'a Archive,
     opts: PutOptions,
+    /// Where this batch's first frame went, and where its last one ended.
+    span: Option<(u32, u64, u64)>,
     update: Update,
     pending: HashSet<ObjectHash>,
     failures_at_start: Option<u64>,
@@ -1469,6 +1472,10 @@ impl Writer<'_> {
             // The index's high-water mark for this segment moves past this frame at commit,
             // so reopening does not index it a second time.
             let end = w.len();
+            self.span = match self.span {
+                Some((first_seg, first, _)) => Some((first_seg, first, end)),
+                None => Some((seg, offset, end)),
+            };
             match self.update.marks.iter_mut().find(|(s, _)| *s == seg) {
                 Some((_, to)) => *to = (*to).max(end),
                 None => self.update.marks.push((seg, end)),
@@ -1542,7 +1549,30 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Undo every put since the last commit: cut the segment back to where this batch began,
+    /// so the store is exactly as it was. This works when nothing else was appended to the
+    /// segment after the batch (always, for a process that writes one batch at a time); if
+    /// something was, the batch is left uncommitted (its frames are indexed on the next open)
+    /// and the error says so.
+    pub fn discard(mut self) -> Result<()> {
+        let span = self.span;
+        let n = self.count;
+        self.reset();
+        let Some((seg, first, end)) = span else {
+            return Ok(());
+        };
+        let mut slot = self.archive.slot()?;
+        match slot.current.as_mut() {
+            Some((w, s)) if *s == seg && w.len() == end => w.truncate_to(first),
+            _ => Err(Error::invalid(
+                "batch",
+                format!("cannot discard {n} puts: other puts were appended after them"),
+            )),
+        }
+    }
+
     fn reset(&mut self) {
+        self.span = None;
         self.update = Update::default();
         self.pending.clear();
         self.failures_at_start = None;

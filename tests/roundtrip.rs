@@ -400,3 +400,31 @@ proptest! {
         prop_assert_eq!(back.shape, shape);
     }
 }
+
+#[test]
+fn a_discarded_batch_leaves_the_store_exactly_as_it_was() {
+    let t = TempStore::new();
+    let a = t.create();
+    let kept = a.put_text("committed before", &[]).expect("put");
+    let before = t.snapshot();
+    let mut w = a.writer();
+    let gone = w.put_text("never committed", &[("k", "v")]).expect("put");
+    let data = noise(1 << 20, 5);
+    let shape = Shape::new(vec![1 << 18]);
+    w.put_tensor(&TensorView::new(Dtype::F32, &shape, &data).expect("v"), &[])
+        .expect("put");
+    w.discard().expect("discard");
+    assert_eq!(
+        t.snapshot(),
+        before,
+        "segment bytes are as before the batch"
+    );
+    assert!(!a.contains(&gone).expect("contains"));
+    // A new put after the discard lands where the batch was, and reopening finds only it.
+    let after = a.put_text("after", &[]).expect("put");
+    drop(a);
+    let a = t.open();
+    assert!(a.get(&kept).is_ok() && a.get(&after).is_ok());
+    assert!(matches!(a.get(&gone), Err(Error::NotFound(_))));
+    assert_eq!(a.stats().expect("stats").entries, 2);
+}

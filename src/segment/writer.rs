@@ -224,6 +224,25 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Cut the segment back to `offset` (a frame boundary at or after the last whole frame
+    /// anyone acknowledged), dropping the frames appended after it.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<()> {
+        if offset >= self.written {
+            self.buf.truncate((offset - self.written) as usize);
+            return Ok(());
+        }
+        self.buf.clear();
+        self.file
+            .set_len(offset)
+            .and_then(|()| {
+                std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(offset)).map(|_| ())
+            })
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.written = offset;
+        self.synced = self.synced.min(offset);
+        Ok(())
+    }
+
     /// Drop everything after the last sync: buffered bytes, and bytes written since.
     fn rollback(&mut self) {
         self.buf.clear();

@@ -105,16 +105,25 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
     writer.set_options(opts);
     let mut stored = Vec::new();
     let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    if let Some(text) = &args.text {
-        let hash = writer.put_text(text, &tag_refs)?;
-        stored.push(Stored {
-            input: "--text".into(),
-            hash,
-            kind: "text",
-        });
-    }
-    for (name, p) in &parsed {
-        put_parsed(&mut writer, name, p, &tags, labels.as_deref(), &mut stored)?;
+    let mut put_all = || -> Result<()> {
+        if let Some(text) = &args.text {
+            let hash = writer.put_text(text, &tag_refs)?;
+            stored.push(Stored {
+                input: "--text".into(),
+                hash,
+                kind: "text",
+            });
+        }
+        for (name, p) in &parsed {
+            put_parsed(&mut writer, name, p, &tags, labels.as_deref(), &mut stored)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = put_all() {
+        // A put refused late (a categorical code out of range, say) takes the whole batch
+        // with it: the store is left exactly as it was.
+        writer.discard()?;
+        return Err(e);
     }
     writer.commit()?;
     for s in &stored {
