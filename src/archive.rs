@@ -152,31 +152,7 @@ impl ArchiveBuilder {
     /// Open the store at `path`, catching the index up with the segments.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Archive> {
         let root = path.as_ref().to_owned();
-        let header_path = root.join(HEADER_FILE);
-        let mut buf = Vec::new();
-        match File::open(&header_path) {
-            Ok(f) => f
-                .take(1 << 20)
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::io(&header_path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoStore { path: root });
-            }
-            Err(e) => return Err(Error::io(&header_path, e)),
-        };
-        if buf.get(..STORE_MAGIC.len()) != Some(&STORE_MAGIC[..]) {
-            return Err(Error::corrupt(
-                &header_path,
-                0,
-                "not an archive store header (wrong magic)",
-            ));
-        }
-        // The version comes first so that a newer store is refused as newer, not as corrupt.
-        let found = le_u16(&buf, VERSION_OFFSET)
-            .ok_or_else(|| Error::corrupt(&header_path, 0, "store header is truncated"))?;
-        version::check(&root, found)?;
-        let header =
-            StoreHeader::decode(&buf).map_err(|reason| Error::corrupt(&header_path, 0, reason))?;
+        let header = read_store_header(&root)?;
         let lock = lock_index(&root.join(LOCK_FILE), self.lock_timeout)?;
         let (index, _fresh) = Index::open(&root.join(INDEX_DIR))?;
         let archive = Archive {
@@ -206,6 +182,36 @@ impl ArchiveBuilder {
             other => other,
         }
     }
+}
+
+/// Read and check the store header of the store at `root`: a newer version is refused as
+/// newer, not as corrupt.
+pub(crate) fn read_store_header(root: &Path) -> Result<StoreHeader> {
+    let header_path = root.join(HEADER_FILE);
+    let mut buf = Vec::new();
+    match File::open(&header_path) {
+        Ok(f) => f
+            .take(1 << 20)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(&header_path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoStore {
+                path: root.to_owned(),
+            });
+        }
+        Err(e) => return Err(Error::io(&header_path, e)),
+    };
+    if buf.get(..STORE_MAGIC.len()) != Some(&STORE_MAGIC[..]) {
+        return Err(Error::corrupt(
+            &header_path,
+            0,
+            "not an archive store header (wrong magic)",
+        ));
+    }
+    let found = le_u16(&buf, VERSION_OFFSET)
+        .ok_or_else(|| Error::corrupt(&header_path, 0, "store header is truncated"))?;
+    version::check(root, found)?;
+    StoreHeader::decode(&buf).map_err(|reason| Error::corrupt(&header_path, 0, reason))
 }
 
 /// Take the index lock, waiting up to `timeout`; on time-out, say who holds it. The kernel
@@ -441,6 +447,142 @@ impl MappedObject {
             .map_err(|e| Error::invalid(input, format!("cannot view as a typed slice: {e}")))
     }
 }
+
+/// An object's frame in a mapped segment, checked to hold the object asked for: what `get`
+/// and `map` decode, whether the location came from sled or from a lookup table.
+pub(crate) struct ObjectFrame {
+    map: Arc<Mmap>,
+    frame: Frame,
+    start: usize,
+    path: PathBuf,
+}
+
+impl ObjectFrame {
+    /// Read the frame at `offset` of the segment at `path`; `hash` must be its object's.
+    pub(crate) fn read(maps: &Maps, path: &Path, offset: u64, hash: &ObjectHash) -> Result<Self> {
+        let corrupt = |reason: String| Error::corrupt(path, offset, reason);
+        let head_end = offset + crate::format::frame::FRAME_HEADER_LEN as u64;
+        let map = maps.get(path, head_end)?;
+        // Remap if the frame runs past the current map (the segment grew since it was mapped).
+        let header = FrameHeader::decode(map.get(offset as usize..).unwrap_or_default())
+            .map_err(|e| corrupt(e.to_string()))?;
+        let map = maps.get(path, offset + header.frame_len())?;
+        let (frame, payload) = read_frame(&map, offset).map_err(|e| corrupt(e.to_string()))?;
+        if frame.header.hash != *hash || frame.header.kind != FrameKind::Object {
+            return Err(corrupt(
+                "frame holds another object than the index says".into(),
+            ));
+        }
+        object_meta(&frame, path)?;
+        let start = payload.as_ptr() as usize - map.as_ptr() as usize;
+        Ok(ObjectFrame {
+            map,
+            frame,
+            start,
+            path: path.to_owned(),
+        })
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        // `read` checked that the metadata describes an object.
+        self.frame.meta.object.as_ref().unwrap_or(&EMPTY_META)
+    }
+
+    fn payload(&self) -> &[u8] {
+        let len = self.frame.header.payload_len as usize;
+        self.map
+            .get(self.start..self.start + len)
+            .unwrap_or_default()
+    }
+
+    /// What the object is, from its frame.
+    pub(crate) fn info(&self, segment: &str) -> Result<ObjectInfo> {
+        let meta = self.meta();
+        let corrupt = |reason: String| Error::corrupt(&self.path, self.frame.offset, reason);
+        let kind = meta
+            .kind
+            .parse::<Kind>()
+            .map_err(|e| corrupt(e.to_string()))?;
+        let (dtype, shape, desc) = match kind {
+            Kind::Tensor => (
+                Some(
+                    meta.desc
+                        .parse::<Dtype>()
+                        .map_err(|e| corrupt(e.to_string()))?,
+                ),
+                Some(Shape::new(meta.shape.clone())),
+                None,
+            ),
+            _ => (
+                None,
+                None,
+                Some(meta.desc.clone()).filter(|d| !d.is_empty()),
+            ),
+        };
+        Ok(ObjectInfo {
+            hash: self.frame.header.hash,
+            kind,
+            dtype,
+            shape,
+            desc,
+            raw_len: meta.raw_len,
+            stored_len: self.frame.header.payload_len,
+            codec: self.frame.header.codec,
+            segment: segment.to_owned(),
+            offset: self.frame.offset,
+        })
+    }
+
+    /// Decode and verify.
+    pub(crate) fn object(&self) -> Result<Object> {
+        let (meta, path, offset) = (self.meta(), &self.path, self.frame.offset);
+        let bytes = decode_payload(&self.frame, meta, self.payload(), path)?;
+        verify_hash(&self.frame.header.hash, meta, &bytes, path, offset)?;
+        build_object(meta, bytes.into_owned(), path, offset)
+    }
+
+    /// The bytes: a view into the map when raw, decoded otherwise; verified if asked.
+    pub(crate) fn mapped(&self, verify: bool) -> Result<MappedObject> {
+        let (meta, path, offset) = (self.meta(), &self.path, self.frame.offset);
+        let segment = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = self.info(&segment)?;
+        let payload = self.payload();
+        let hash = &self.frame.header.hash;
+        let data = if self.frame.header.codec == Codec::Raw {
+            if meta.raw_len != payload.len() as u64 {
+                return Err(Error::corrupt(path, offset, "raw length disagrees"));
+            }
+            if verify {
+                verify_hash(hash, meta, payload, path, offset)?;
+            }
+            Data::Mapped {
+                map: Arc::clone(&self.map),
+                start: self.start,
+                len: payload.len(),
+            }
+        } else {
+            let bytes = decode_payload(&self.frame, meta, payload, path)?.into_owned();
+            if verify {
+                verify_hash(hash, meta, &bytes, path, offset)?;
+            }
+            Data::Owned(bytes)
+        };
+        Ok(MappedObject { info, data })
+    }
+}
+
+static EMPTY_META: ObjectMeta = ObjectMeta {
+    kind: String::new(),
+    desc: String::new(),
+    shape: Vec::new(),
+    raw_len: 0,
+    chunk_size: 0,
+    chunks: Vec::new(),
+    level: None,
+};
 
 /// An object ready to put: descriptor and payload bytes.
 struct Prepared<'a> {
@@ -786,84 +928,30 @@ impl Archive {
             .map(|r| r.map(|(seq, e)| entry_info(seq, e)))
     }
 
-    /// The frame of an object and the map holding it; checks it is the object asked for.
-    fn frame_of(
-        &self,
-        hash: &ObjectHash,
-        loc: &ObjectLoc,
-    ) -> Result<(Arc<Mmap>, Frame, usize, PathBuf)> {
+    fn object_frame(&self, hash: &ObjectHash, loc: &ObjectLoc) -> Result<ObjectFrame> {
         let seg = self.index.segment(loc.seg)?;
-        let path = self.segments_dir.join(&seg.name);
-        let head_end = loc.offset + crate::format::frame::FRAME_HEADER_LEN as u64;
-        let map = self.maps.get(&path, head_end)?;
-        let corrupt = |reason: String| Error::corrupt(&path, loc.offset, reason);
-        // Remap if the frame runs past the current map (the segment grew since it was mapped).
-        let header = crate::format::frame::FrameHeader::decode(
-            map.get(loc.offset as usize..).unwrap_or_default(),
+        ObjectFrame::read(
+            &self.maps,
+            &self.segments_dir.join(&seg.name),
+            loc.offset,
+            hash,
         )
-        .map_err(|e| corrupt(e.to_string()))?;
-        let map = self.maps.get(&path, loc.offset + header.frame_len())?;
-        let (frame, payload) = read_frame(&map, loc.offset).map_err(|e| corrupt(e.to_string()))?;
-        if frame.header.hash != *hash || frame.header.kind != FrameKind::Object {
-            return Err(corrupt(
-                "frame holds another object than the index says".into(),
-            ));
-        }
-        let start = payload.as_ptr() as usize - map.as_ptr() as usize;
-        Ok((map, frame, start, path))
     }
 
     /// Decode and verify an object.
     pub fn get(&self, hash: &ObjectHash) -> Result<Object> {
-        let loc = self.loc(hash)?;
-        let (map, frame, start, path) = self.frame_of(hash, &loc)?;
-        let meta = object_meta(&frame, &path)?;
-        let payload = map
-            .get(start..start + frame.header.payload_len as usize)
-            .unwrap_or_default();
-        let bytes = decode_payload(&frame, meta, payload, &path)?;
-        verify_hash(hash, meta, &bytes, &path, frame.offset)?;
-        build_object(meta, bytes.into_owned(), &path, frame.offset)
+        self.object_frame(hash, &self.loc(hash)?)?.object()
     }
 
     /// The bytes of an object, verified: zero-copy from the memory map when stored raw.
     pub fn map(&self, hash: &ObjectHash) -> Result<MappedObject> {
-        self.map_impl(hash, true)
+        self.object_frame(hash, &self.loc(hash)?)?.mapped(true)
     }
 
     /// `map` without re-hashing: O(1) in the object's size for raw objects. The bytes are not
     /// checked against the address; `verify` checks everything.
     pub fn map_unchecked(&self, hash: &ObjectHash) -> Result<MappedObject> {
-        self.map_impl(hash, false)
-    }
-
-    fn map_impl(&self, hash: &ObjectHash, verify: bool) -> Result<MappedObject> {
-        let loc = self.loc(hash)?;
-        let info = self.info_of(*hash, &loc)?;
-        let (map, frame, start, path) = self.frame_of(hash, &loc)?;
-        let meta = object_meta(&frame, &path)?;
-        let len = frame.header.payload_len as usize;
-        let payload = map.get(start..start + len).unwrap_or_default();
-        let data = if frame.header.codec == Codec::Raw {
-            if meta.raw_len != len as u64 {
-                return Err(Error::corrupt(&path, frame.offset, "raw length disagrees"));
-            }
-            if verify {
-                verify_hash(hash, meta, payload, &path, frame.offset)?;
-            }
-            Data::Mapped {
-                map: Arc::clone(&map),
-                start,
-                len,
-            }
-        } else {
-            let bytes = decode_payload(&frame, meta, payload, &path)?.into_owned();
-            if verify {
-                verify_hash(hash, meta, &bytes, &path, frame.offset)?;
-            }
-            Data::Owned(bytes)
-        };
-        Ok(MappedObject { info, data })
+        self.object_frame(hash, &self.loc(hash)?)?.mapped(false)
     }
 
     /// Re-read every segment: check every frame, decode and re-hash every object, and check

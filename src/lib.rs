@@ -11,6 +11,7 @@ pub mod hash;
 mod index;
 pub mod interop;
 pub mod object;
+pub mod reader;
 mod segment;
 
 pub use archive::{
@@ -23,3 +24,4 @@ pub use hash::ObjectHash;
 pub use object::record::{Record, Value};
 pub use object::tensor::{Dtype, Shape, Tensor, TensorView};
 pub use object::{Categorical, Kind, Object};
+pub use reader::ArchiveReader;

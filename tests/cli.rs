@@ -287,3 +287,43 @@ fn info_lists_the_fields_of_a_record() {
             ))),
     );
 }
+
+#[test]
+fn get_and_cat_need_no_index_lock() {
+    let t = TempStore::new();
+    let a = t.create();
+    let (dtype, shape, data) = crate::util::sample_tensor("digits_test_probs.npy");
+    let h = a
+        .put_tensor(
+            &model_archive::TensorView::new(dtype, &shape, &data).expect("v"),
+            &[],
+        )
+        .expect("put");
+    let th = a.put_text("read while locked", &[]).expect("put");
+    // `a` holds the index: commands that need it wait and fail, get and cat do not.
+    t.cmd().args(["--wait", "0.1", "ls"]).assert().code(5);
+    let out = t.dir.path().join("x.npy");
+    t.cmd()
+        .args(["--wait", "0.1", "get", &h.to_string()[..8], "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(&out).expect("out"),
+        std::fs::read(sample("digits_test_probs.npy")).expect("in")
+    );
+    t.cmd()
+        .args(["--wait", "0.1", "cat", &th.to_string()[..8]])
+        .assert()
+        .success()
+        .stdout("read while locked");
+    drop(a);
+    // Without lookup tables, get falls back to the index, and opening it rebuilds them.
+    std::fs::remove_dir_all(t.path().join("index/lookup")).expect("drop tables");
+    t.cmd()
+        .args(["cat", &th.to_string()[..8]])
+        .assert()
+        .success()
+        .stdout("read while locked");
+    assert!(t.path().join("index/lookup").is_dir());
+}

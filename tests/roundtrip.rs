@@ -428,3 +428,35 @@ fn a_discarded_batch_leaves_the_store_exactly_as_it_was() {
     assert!(matches!(a.get(&gone), Err(Error::NotFound(_))));
     assert_eq!(a.stats().expect("stats").entries, 2);
 }
+
+#[test]
+fn the_lock_free_reader_finds_what_the_archive_holds() {
+    let t = TempStore::new();
+    let a = t.create();
+    let mut w = a.writer();
+    let hashes: Vec<_> = (0..600)
+        .map(|i| w.put_text(&format!("r{i}"), &[]).expect("put"))
+        .collect();
+    w.commit().expect("commit");
+    drop(w);
+    let single = a.put_text("one more", &[]).expect("put");
+    let r = model_archive::ArchiveReader::open(t.path())
+        .expect("open")
+        .expect("tables");
+    for h in hashes.iter().chain([&single]) {
+        assert_eq!(r.resolve(&h.to_string()[..10]).expect("resolve"), Some(*h));
+        assert_eq!(r.get(h).expect("get"), Some(a.get(h).expect("get")));
+    }
+    let mut by_prefix = std::collections::HashMap::<String, usize>::new();
+    for x in &hashes {
+        *by_prefix.entry(x.short(4)).or_default() += 1;
+    }
+    let (shared, _) = by_prefix
+        .iter()
+        .find(|(_, n)| **n > 1)
+        .expect("a shared prefix");
+    assert!(matches!(r.resolve(shared), Err(Error::Ambiguous { .. })));
+    let unknown = model_archive::ObjectHash([0xee; 32]);
+    assert_eq!(r.get(&unknown).expect("get"), None);
+    assert_eq!(r.resolve("eeeeeeee").expect("resolve"), None);
+}

@@ -7,6 +7,7 @@
 //! key: a run, found by its first sequence number.
 
 pub mod keys;
+pub mod lookup;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -93,9 +94,13 @@ struct Segs {
     by_name: HashMap<String, u32>,
 }
 
+/// Name of the lookup-table directory inside the index directory.
+pub const LOOKUP_DIR: &str = "lookup";
+
 /// The open index.
 pub struct Index {
     path: PathBuf,
+    lookup: PathBuf,
     db: sled::Db,
     segs: Mutex<Segs>,
     /// Next entry sequence number; the lock also serializes `apply`.
@@ -131,6 +136,7 @@ impl Index {
             })?;
         let mut index = Index {
             path: path.to_owned(),
+            lookup: path.join(LOOKUP_DIR),
             db,
             segs: Mutex::new(Segs {
                 recs: Vec::new(),
@@ -145,6 +151,9 @@ impl Index {
             index.clear()?;
         } else {
             index.load()?;
+            if !index.lookup.is_dir() {
+                index.rebuild_lookup()?;
+            }
         }
         Ok((index, fresh))
     }
@@ -182,8 +191,27 @@ impl Index {
         Ok(())
     }
 
+    /// Rewrite the lookup tables from sled's objects (after they were lost or dropped).
+    fn rebuild_lookup(&self) -> Result<()> {
+        let segs = self.segments()?;
+        let mut entries = Vec::new();
+        for item in self.objects() {
+            let (h, loc) = item?;
+            if let Some(seg) = segs.get(loc.seg as usize) {
+                entries.push(lookup::Located {
+                    prefix: lookup::prefix_of(&h),
+                    segment: seg.name.clone(),
+                    offset: loc.offset,
+                });
+            }
+        }
+        lookup::rebuild(&self.lookup, entries)
+    }
+
     /// Drop everything (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
+        lookup::drop_all(&self.lookup)?;
+        std::fs::create_dir_all(&self.lookup).map_err(|e| Error::io(&self.lookup, e))?;
         self.db.clear().map_err(|e| self.err(e))?;
         self.db
             .insert(keys::VERSION, &INDEX_VERSION.to_be_bytes())
@@ -315,6 +343,7 @@ impl Index {
         let mut seen = HashSet::new();
         let mut own_entries = HashSet::new();
         let mut new_objects = 0;
+        let mut located = Vec::new();
         for (hash, loc) in &update.objects {
             if !seen.insert(*hash) || self.contains(hash)? {
                 continue;
@@ -322,6 +351,12 @@ impl Index {
             let mut loc = loc.clone();
             loc.first_entry = seq_at.get(&(loc.seg, loc.offset)).copied();
             own_entries.extend(loc.first_entry);
+            let segment = self.segment(loc.seg)?.name;
+            located.push(lookup::Located {
+                prefix: lookup::prefix_of(hash),
+                segment,
+                offset: loc.offset,
+            });
             batch.insert(&keys::object(hash)[..], encode(&loc));
             new_objects += 1;
         }
@@ -344,6 +379,11 @@ impl Index {
                 rec.indexed_to = rec.indexed_to.max(*to);
                 batch.insert(&keys::segment(*id)[..], encode(rec));
             }
+        }
+        // Tables first, so they always cover what sled holds. If they cannot be written, drop
+        // them all: readers then ask sled, and the next open rebuilds them.
+        if let Err(e) = lookup::add(&self.lookup, located) {
+            lookup::drop_all(&self.lookup).map_err(|_| e)?;
         }
         self.db.apply_batch(batch).map_err(|e| self.err(e))?;
         *next = seq;

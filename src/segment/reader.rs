@@ -5,6 +5,10 @@
 //! (cutting a torn tail) by the one process holding its write lock. So every byte range that
 //! a reader takes from a frame the index or a scan has accepted stays valid and unchanged for
 //! as long as the map lives.
+//!
+//! Lookup tables (`index/lookup/`) are mapped through `map_file` too: each is written whole
+//! under a temporary name and renamed into place, never modified, and only unlinked after a
+//! merge, which leaves existing maps of it valid.
 
 #![allow(unsafe_code)]
 

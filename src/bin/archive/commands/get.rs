@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use model_archive::interop::{self, Array, Document, Format, get_document, npy, onnx};
-use model_archive::{Archive, Categorical, Object, Value};
+use model_archive::{Archive, ArchiveReader, Categorical, Object, ObjectHash, Value};
 
 use super::{Ctx, UsageError, resolve, write_output};
 use crate::args::GetArgs;
@@ -81,47 +81,74 @@ fn target(flag: Option<&str>, out: Option<&Path>) -> Result<(Target, bool)> {
     Ok((t, false))
 }
 
-pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
-    let archive = ctx.open()?;
-    let hash = resolve(&archive, &args.hash)?;
-    let out = args.output.as_deref();
-    let to_terminal =
-        (out.is_none() || out == Some(Path::new("-"))) && std::io::stdout().is_terminal();
-    let (target, explicit) = target(args.format.as_deref(), out)?;
-    let object = if args.no_verify {
-        // Unverified reads go through the memory map; decode from the raw bytes.
-        let mapped = archive.map_unchecked(&hash)?;
-        match mapped.tensor() {
-            Some((dtype, shape, bytes)) => Object::Tensor(model_archive::Tensor::new(
-                dtype,
-                shape.clone(),
-                bytes.to_vec(),
-            )?),
-            None => archive.get(&hash)?,
+/// How `get` writes an object out.
+struct Render<'a> {
+    hash: ObjectHash,
+    name: String,
+    target: Target,
+    explicit: bool,
+    to_terminal: bool,
+    out: Option<&'a Path>,
+}
+
+impl Render<'_> {
+    /// Refuse binary output to a terminal.
+    fn check_terminal(&self, object: &Object) -> Result<()> {
+        let binary = match (object, self.target) {
+            (Object::Tensor(_), Target::Default) => true,
+            (_, Target::Raw) => true,
+            (_, Target::Doc(f)) => f != Format::JsonB64,
+            _ => false,
+        };
+        if self.to_terminal && binary && !matches!(object, Object::Text(_) | Object::Bytes { .. }) {
+            return Err(UsageError(format!(
+                "{} is {}; write it to a file with -o FILE (.npy, .npz, .safetensors, .msgpack, \
+                 .json, .pb, or .bin for raw bytes), or to a pipe with -o -",
+                self.hash,
+                describe(object)
+            ))
+            .into());
         }
-    } else {
-        archive.get(&hash)?
-    };
-    let name = hash.to_string();
-    let binary = match (&object, target) {
-        (Object::Tensor(_), Target::Default) => true,
-        (_, Target::Raw) => true,
-        (_, Target::Doc(f)) => f != Format::JsonB64,
-        _ => false,
-    };
-    if to_terminal && binary && !matches!(object, Object::Text(_) | Object::Bytes { .. }) {
-        return Err(UsageError(format!(
-            "{hash} is {}; write it to a file with -o FILE (.npy, .npz, .safetensors, .msgpack, \
-             .json, .pb, or .bin for raw bytes), or to a pipe with -o -",
-            describe(&object)
-        ))
-        .into());
+        Ok(())
     }
-    let bytes = match object {
-        Object::Tensor(t) => match target {
-            Target::Raw => t.data,
-            Target::Default => npy::write(&name, t.dtype, &t.shape, &t.data)?,
-            Target::Doc(Format::Onnx) => {
+
+    /// The bytes of what needs no index: tensors (but as ONNX), text, bytes. Anything else
+    /// is handed back, to be rendered with the archive.
+    fn simple(&self, object: Object) -> Result<std::result::Result<Vec<u8>, Object>> {
+        self.check_terminal(&object)?;
+        let (hash, name, target, explicit) = (&self.hash, &self.name, self.target, self.explicit);
+        Ok(Ok(match object {
+            Object::Tensor(t) => match target {
+                Target::Raw => t.data,
+                Target::Default => npy::write(name, t.dtype, &t.shape, &t.data)?,
+                // An ONNX tensor's name is the `name` tag of its entry: that needs the index.
+                Target::Doc(Format::Onnx) => return Ok(Err(Object::Tensor(t))),
+                Target::Doc(f) => interop::write(f, name, &Document::Tensor(Array::from(t)))?,
+            },
+            Object::Text(s) => match target {
+                Target::Doc(f) if explicit => {
+                    interop::write(f, name, &Document::Scalar(Value::Str(s)))?
+                }
+                _ => s.into_bytes(),
+            },
+            Object::Bytes { data, .. } => {
+                if explicit && target != Target::Raw {
+                    return Err(UsageError(format!(
+                        "{hash} is opaque bytes; --format applies to tensors and records"
+                    ))
+                    .into());
+                }
+                data
+            }
+            other => return Ok(Err(other)),
+        }))
+    }
+
+    /// The bytes of what needs the archive: records, categoricals, ONNX names.
+    fn with_archive(&self, archive: &Archive, object: Object) -> Result<Vec<u8>> {
+        let (hash, name, target) = (self.hash, &self.name, self.target);
+        Ok(match object {
+            Object::Tensor(t) => {
                 // An ONNX tensor's name came in as the `name` tag of its entry.
                 let entries = archive.entries_of(&hash)?;
                 let tensor_name = entries
@@ -134,62 +161,127 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
                             .map(|(_, v)| v.clone())
                     })
                     .unwrap_or_default();
-                onnx::write(&name, &tensor_name, &Array::from(t))?
+                onnx::write(name, &tensor_name, &Array::from(t))?
             }
-            Target::Doc(f) => interop::write(f, &name, &Document::Tensor(Array::from(t)))?,
-        },
-        Object::Text(s) => match target {
-            Target::Doc(f) if explicit => {
-                interop::write(f, &name, &Document::Scalar(Value::Str(s)))?
-            }
-            _ => s.into_bytes(),
-        },
-        Object::Bytes { data, .. } => {
-            if explicit && target != Target::Raw {
-                return Err(UsageError(format!(
-                    "{hash} is opaque bytes; --format applies to tensors and records"
-                ))
-                .into());
-            }
-            data
-        }
-        Object::Record(_) => match target {
-            Target::Raw => {
-                return Err(UsageError(format!(
-                    "{hash} is a record; raw bytes hold one tensor. Write it as .json, \
+            Object::Record(_) => match target {
+                Target::Raw => {
+                    return Err(UsageError(format!(
+                        "{hash} is a record; raw bytes hold one tensor. Write it as .json, \
                      .msgpack, .npz or .safetensors"
-                ))
-                .into());
-            }
-            Target::Default => {
-                interop::write(Format::JsonB64, &name, &get_document(&archive, &hash)?)?
-            }
-            Target::Doc(f) => interop::write(f, &name, &get_document(&archive, &hash)?)?,
-        },
-        Object::Categorical(cat) => match target {
-            Target::Doc(Format::Npy) | Target::Raw => {
-                let Object::Tensor(codes) = archive.get(&cat.codes)? else {
-                    return Err(UsageError("categorical codes are not a tensor".into()).into());
-                };
-                if target == Target::Raw {
-                    codes.data
-                } else {
-                    npy::write(&name, codes.dtype, &codes.shape, &codes.data)?
+                    ))
+                    .into());
                 }
-            }
-            // A categorical's JSON form names each code's label, as `archive cat` does.
-            Target::Default | Target::Doc(Format::JsonB64) => {
-                pretty(&categorical_json(&archive, &cat)?)
-            }
-            Target::Doc(f) => interop::write(f, &name, &get_document(&archive, &hash)?)?,
-        },
-        _ => return Err(UsageError(format!("{hash}: unknown object kind")).into()),
+                Target::Default => {
+                    interop::write(Format::JsonB64, name, &get_document(&archive, &hash)?)?
+                }
+                Target::Doc(f) => interop::write(f, name, &get_document(&archive, &hash)?)?,
+            },
+            Object::Categorical(cat) => match target {
+                Target::Doc(Format::Npy) | Target::Raw => {
+                    let Object::Tensor(codes) = archive.get(&cat.codes)? else {
+                        return Err(UsageError("categorical codes are not a tensor".into()).into());
+                    };
+                    if target == Target::Raw {
+                        codes.data
+                    } else {
+                        npy::write(name, codes.dtype, &codes.shape, &codes.data)?
+                    }
+                }
+                // A categorical's JSON form names each code's label, as `archive cat` does.
+                Target::Default | Target::Doc(Format::JsonB64) => {
+                    pretty(&categorical_json(&archive, &cat)?)
+                }
+                Target::Doc(f) => interop::write(f, name, &get_document(&archive, &hash)?)?,
+            },
+            _ => return Err(UsageError(format!("{hash}: unknown object kind")).into()),
+        })
+    }
+}
+
+/// The object through the lookup tables, without the index lock or sled: `None` when they
+/// do not know it (then the caller opens the archive, which knows everything).
+fn quick(ctx: &Ctx, prefix: &str, no_verify: bool) -> Result<Option<(ObjectHash, Object)>> {
+    let Some(reader) = ArchiveReader::open(ctx.store_path()?)? else {
+        return Ok(None);
     };
-    write_output(out, &bytes)?;
+    let Some(hash) = reader.resolve(prefix.trim())? else {
+        return Ok(None);
+    };
+    let object = if no_verify {
+        match reader.map(&hash, false)? {
+            Some(m) => match m.tensor() {
+                Some((dtype, shape, bytes)) => Object::Tensor(model_archive::Tensor::new(
+                    dtype,
+                    shape.clone(),
+                    bytes.to_vec(),
+                )?),
+                None => return Ok(reader.get(&hash)?.map(|o| (hash, o))),
+            },
+            None => return Ok(None),
+        }
+    } else {
+        match reader.get(&hash)? {
+            Some(o) => o,
+            None => return Ok(None),
+        }
+    };
+    Ok(Some((hash, object)))
+}
+
+pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
+    let out = args.output.as_deref();
+    let to_terminal =
+        (out.is_none() || out == Some(Path::new("-"))) && std::io::stdout().is_terminal();
+    let (target, explicit) = target(args.format.as_deref(), out)?;
+    let render = |hash: ObjectHash| Render {
+        hash,
+        name: hash.to_string(),
+        target,
+        explicit,
+        to_terminal,
+        out,
+    };
+    // Most gets need no index: try the lookup tables first.
+    let mut pending = None;
+    if let Some((hash, object)) = quick(ctx, &args.hash, args.no_verify)? {
+        match render(hash).simple(object)? {
+            Ok(bytes) => {
+                write_output(out, &bytes)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(object) => pending = Some((hash, object)),
+        }
+    }
+    let archive = ctx.open()?;
+    let (hash, object) = match pending {
+        Some(p) => p,
+        None => {
+            let hash = resolve(&archive, &args.hash)?;
+            let object = if args.no_verify {
+                let mapped = archive.map_unchecked(&hash)?;
+                match mapped.tensor() {
+                    Some((dtype, shape, bytes)) => Object::Tensor(model_archive::Tensor::new(
+                        dtype,
+                        shape.clone(),
+                        bytes.to_vec(),
+                    )?),
+                    None => archive.get(&hash)?,
+                }
+            } else {
+                archive.get(&hash)?
+            };
+            (hash, object)
+        }
+    };
+    let r = render(hash);
+    let bytes = match r.simple(object)? {
+        Ok(bytes) => bytes,
+        Err(object) => r.with_archive(&archive, object)?,
+    };
+    write_output(r.out, &bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// What an object is, for messages: `a tensor (F32 [2, 3])`, `a record`.
 fn describe(object: &Object) -> String {
     match object {
         Object::Tensor(t) => format!("a tensor ({} {})", t.dtype, t.shape),
@@ -198,6 +290,10 @@ fn describe(object: &Object) -> String {
 }
 
 pub fn cat(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
+    if let Some((_, Object::Text(s))) = quick(ctx, prefix, false)? {
+        write_output(None, s.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let archive = ctx.open()?;
     let hash = resolve(&archive, prefix)?;
     let bytes = match archive.get(&hash)? {

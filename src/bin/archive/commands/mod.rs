@@ -35,7 +35,7 @@ pub const DEFAULT_DIR: &str = ".archive";
 
 impl Ctx {
     /// The store path: --store / $ARCHIVE_STORE, else the nearest `.archive` upward.
-    fn store_path(&self) -> Result<PathBuf> {
+    pub fn store_path(&self) -> Result<PathBuf> {
         if let Some(p) = &self.store {
             return Ok(p.clone());
         }

@@ -1,0 +1,326 @@
+//! Lookup tables: immutable sorted files mapping hash prefixes to frame locations, so that
+//! `archive get <hash>` finds an object without opening sled (whose open replays its page
+//! table: ~100 ms at a million objects, where a table lookup takes microseconds).
+//!
+//! Tables live in `index/lookup/` and are derived like the rest of `index/`: every commit
+//! writes one table of its new objects *before* sled learns of them (so tables always cover
+//! what sled holds), and tables of similar size are merged, so a store has O(log n) of them.
+//! They are hints: a reader checks the hash in the frame header a table points at, and falls
+//! back to sled on any miss. A table that cannot be written makes the writer drop the whole
+//! directory; the next process that opens the index rebuilds it from sled.
+//!
+//! Layout (little-endian but for the hash prefix, which is big-endian so that numeric order
+//! is hash order):
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 8 | magic `89 'M' 'A' 'T' 0D 0A 1A 0A` |
+//! | 8 | 4 | segment count S |
+//! | 12 | 4 | reserved, 0 |
+//! | 16 | 8 | entry count N |
+//! | 24 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
+//! | … | 24×N | entries sorted by prefix: hash prefix (u64 BE), segment index (u32), reserved (u32), frame offset (u64) |
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::format::{align_up, le_u16, le_u32, le_u64};
+use crate::hash::ObjectHash;
+use crate::segment::reader::map_file;
+
+/// First bytes of every lookup table.
+pub const TABLE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'T', 0x0d, 0x0a, 0x1a, 0x0a];
+const ENTRY_LEN: usize = 24;
+const NAMES_OFFSET: usize = 24;
+
+/// One object's location, by segment name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The first 8 bytes of the hash, as a big-endian number.
+    pub prefix: u64,
+    /// Segment file name.
+    pub segment: String,
+    /// Frame offset.
+    pub offset: u64,
+}
+
+/// The first 8 bytes of a hash as a big-endian number.
+pub fn prefix_of(hash: &ObjectHash) -> u64 {
+    let [a, b, c, d, e, f, g, h, ..] = *hash.as_bytes();
+    u64::from_be_bytes([a, b, c, d, e, f, g, h])
+}
+
+/// An open table.
+struct Table {
+    map: Mmap,
+    segments: Vec<String>,
+    entries: usize,
+    count: usize,
+}
+
+impl Table {
+    fn open(path: &Path) -> Option<Table> {
+        let map = map_file(path).ok()??;
+        if map.get(..8) != Some(&TABLE_MAGIC[..]) {
+            return None;
+        }
+        let nsegs = le_u32(&map, 8)? as usize;
+        let count = usize::try_from(le_u64(&map, 16)?).ok()?;
+        let mut at = NAMES_OFFSET;
+        let mut segments = Vec::with_capacity(nsegs.min(1 << 16));
+        for _ in 0..nsegs {
+            let len = le_u16(&map, at)? as usize;
+            let name = map.get(at + 2..at + 2 + len)?;
+            segments.push(String::from_utf8(name.to_vec()).ok()?);
+            at += 2 + len;
+        }
+        let entries = align_up(at as u64, 8)? as usize;
+        if map.len() != entries.checked_add(count.checked_mul(ENTRY_LEN)?)? {
+            return None;
+        }
+        Some(Table {
+            map,
+            segments,
+            entries,
+            count,
+        })
+    }
+
+    fn prefix_at(&self, i: usize) -> Option<u64> {
+        let at = self.entries + i * ENTRY_LEN;
+        self.map
+            .get(at..at + 8)?
+            .try_into()
+            .ok()
+            .map(u64::from_be_bytes)
+    }
+
+    fn entry(&self, i: usize) -> Option<Located> {
+        let at = self.entries + i * ENTRY_LEN;
+        Some(Located {
+            prefix: self.prefix_at(i)?,
+            segment: self
+                .segments
+                .get(le_u32(&self.map, at + 8)? as usize)?
+                .clone(),
+            offset: le_u64(&self.map, at + 16)?,
+        })
+    }
+
+    /// Index of the first entry whose prefix is at least `p`.
+    fn lower_bound(&self, p: u64) -> usize {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.prefix_at(mid) {
+                Some(x) if x < p => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// Entries with `lo <= prefix <= hi`, at most `limit`.
+    fn range(&self, lo: u64, hi: u64, limit: usize, out: &mut Vec<Located>) {
+        let mut i = self.lower_bound(lo);
+        while i < self.count && out.len() < limit {
+            match self.entry(i) {
+                Some(e) if e.prefix <= hi => out.push(e),
+                _ => break,
+            }
+            i += 1;
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = Located> + '_ {
+        (0..self.count).map_while(|i| self.entry(i))
+    }
+}
+
+/// The tables of a store, for reading.
+pub struct Tables {
+    tables: Vec<Table>,
+}
+
+impl Tables {
+    /// Open the tables in `dir`; `None` if there is no table directory (never built, or
+    /// dropped after a failed write), in which case only sled knows where objects are.
+    pub fn open(dir: &Path) -> Option<Tables> {
+        let mut tables = Vec::new();
+        for path in table_files(dir)? {
+            // A table that does not parse (a crash mid-merge, say) is skipped; the objects it
+            // held are in the table it was merged from or into, or in sled.
+            if let Some(t) = Table::open(&path) {
+                tables.push(t);
+            }
+        }
+        Some(Tables { tables })
+    }
+
+    /// Locations of objects whose hash prefix lies in `lo..=hi`, at most `limit`.
+    pub fn range(&self, lo: u64, hi: u64, limit: usize) -> Vec<Located> {
+        let mut out = Vec::new();
+        for t in &self.tables {
+            t.range(lo, hi, limit.saturating_sub(out.len()), &mut out);
+        }
+        out
+    }
+}
+
+fn table_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tbl"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+fn generation(path: &Path) -> u64 {
+    path.file_stem()
+        .and_then(|s| u64::from_str_radix(&s.to_string_lossy(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// Write `entries` (sorted by prefix) as a new table after every existing one.
+fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
+    let mut segments: Vec<&str> = entries.iter().map(|e| e.segment.as_str()).collect();
+    segments.sort_unstable();
+    segments.dedup();
+    let mut out = Vec::with_capacity(64 + entries.len() * ENTRY_LEN);
+    out.extend_from_slice(&TABLE_MAGIC);
+    out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for s in &segments {
+        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.resize(align_up(out.len() as u64, 8).unwrap_or(0) as usize, 0);
+    for e in entries {
+        let idx = segments.binary_search(&e.segment.as_str()).unwrap_or(0) as u32;
+        out.extend_from_slice(&e.prefix.to_be_bytes());
+        out.extend_from_slice(&idx.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&e.offset.to_le_bytes());
+    }
+    let path = dir.join(format!("{gen_:016x}.tbl"));
+    let tmp = dir.join(format!("{gen_:016x}.tmp"));
+    // No fsync: a table is a cache. A torn one fails to parse and is skipped.
+    fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&out))
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// Add a table of `entries` to `dir`, then merge the newest tables while the older of the two
+/// is at most twice the newer's size: a binary counter, so there are O(log n) tables and each
+/// entry is rewritten O(log n) times.
+pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(|e| e.prefix);
+    let files = table_files(dir).unwrap_or_default();
+    let next = files.last().map_or(1, |p| generation(p) + 1);
+    write_table(dir, next, &entries)?;
+    loop {
+        let files = table_files(dir).unwrap_or_default();
+        let [.., older, newer] = files.as_slice() else {
+            return Ok(());
+        };
+        let (Some(a), Some(b)) = (Table::open(older), Table::open(newer)) else {
+            return Ok(());
+        };
+        if a.count > 2 * b.count {
+            return Ok(());
+        }
+        let mut merged: Vec<Located> = a.all().chain(b.all()).collect();
+        merged.sort_by_key(|e| e.prefix);
+        let gen_ = generation(newer) + 1;
+        write_table(dir, gen_, &merged)?;
+        drop((a, b));
+        for p in [older, newer] {
+            fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        }
+    }
+}
+
+/// Replace every table with one built from `entries` (a rebuild from sled).
+pub fn rebuild(dir: &Path, entries: Vec<Located>) -> Result<()> {
+    drop_all(dir)?;
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    add(dir, entries)
+}
+
+/// Remove the table directory (readers then ask sled).
+pub fn drop_all(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(prefix: u64, seg: &str, offset: u64) -> Located {
+        Located {
+            prefix,
+            segment: seg.into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn tables_merge_and_find_every_entry() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().join("lookup");
+        let mut all = Vec::new();
+        for batch in 0..40u64 {
+            let entries: Vec<Located> = (0..(batch % 7 + 1))
+                .map(|i| {
+                    loc(
+                        (batch * 1000 + i).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        "s",
+                        batch * 10 + i,
+                    )
+                })
+                .collect();
+            all.extend(entries.clone());
+            add(&d, entries).expect("add");
+        }
+        let files = table_files(&d).expect("files");
+        assert!(files.len() <= 8, "{} tables", files.len());
+        let t = Tables::open(&d).expect("tables");
+        for e in &all {
+            assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()]);
+        }
+        assert_eq!(t.range(0, u64::MAX, usize::MAX).len(), all.len());
+    }
+
+    #[test]
+    fn damaged_tables_are_skipped_not_trusted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().join("lookup");
+        add(&d, vec![loc(5, "a", 64)]).expect("add");
+        let file = table_files(&d).expect("files").remove(0);
+        let bytes = fs::read(&file).expect("read");
+        fs::write(&file, &bytes[..bytes.len() - 3]).expect("cut");
+        assert!(
+            Tables::open(&d)
+                .expect("dir")
+                .range(0, u64::MAX, 9)
+                .is_empty()
+        );
+        assert!(Tables::open(&dir.path().join("missing")).is_none());
+    }
+}
