@@ -24,4 +24,4 @@ pub use hash::ObjectHash;
 pub use object::record::{Record, Value};
 pub use object::tensor::{Dtype, Shape, Tensor, TensorView};
 pub use object::{Categorical, Kind, Object};
-pub use reader::ArchiveReader;
+pub use reader::{ArchiveReader, ReadObject};

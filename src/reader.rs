@@ -19,6 +19,26 @@ use crate::index::lookup::{Located, Tables, prefix_of};
 use crate::object::Object;
 use crate::segment::reader::Maps;
 
+/// Where objects can be read from by hash: an open `Archive`, or an `ArchiveReader`. Code
+/// that follows references (records, categoricals) takes either.
+pub trait ReadObject {
+    /// Decode and verify an object; `Error::NotFound` if this source does not know it.
+    fn read_object(&self, hash: &ObjectHash) -> Result<Object>;
+}
+
+impl ReadObject for crate::archive::Archive {
+    fn read_object(&self, hash: &ObjectHash) -> Result<Object> {
+        self.get(hash)
+    }
+}
+
+impl ReadObject for ArchiveReader {
+    fn read_object(&self, hash: &ObjectHash) -> Result<Object> {
+        self.get(hash)?
+            .ok_or_else(|| Error::NotFound(hash.to_string()))
+    }
+}
+
 /// A lock-free reader of a store's objects.
 pub struct ArchiveReader {
     segments_dir: PathBuf,

@@ -22,12 +22,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::archive::{Archive, MAX_TAG_KEY, MAX_TAG_VALUE, Writer};
+use crate::archive::{MAX_TAG_KEY, MAX_TAG_VALUE, Writer};
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
+use crate::object::Object;
 use crate::object::record::{MAX_DEPTH, Record, Value};
 use crate::object::tensor::{Dtype, Shape, Tensor, TensorView, check_len};
-use crate::object::{Kind, Object};
+use crate::reader::ReadObject;
 
 /// The field under which a record keeps a document whose root is not a map (a list, a
 /// scalar), or a map whose only field is itself named `$root`. See FORMAT.md.
@@ -344,8 +345,11 @@ pub fn put_document(
 /// Read an object back as a document: a tensor as a tensor, a record as the tree it was put
 /// as (references to tensors become the tensors; references to anything else stay
 /// references), a categorical as `{codes, labels}`, text as a string scalar.
-pub fn get_document(archive: &Archive, hash: &ObjectHash) -> Result<Document<'static>> {
-    match archive.get(hash)? {
+pub fn get_document<S: ReadObject + ?Sized>(
+    archive: &S,
+    hash: &ObjectHash,
+) -> Result<Document<'static>> {
+    match archive.read_object(hash)? {
         Object::Tensor(t) => Ok(Document::Tensor(t.into())),
         Object::Record(r) => record_to_document(archive, &r),
         Object::Categorical(c) => {
@@ -371,7 +375,10 @@ pub fn get_document(archive: &Archive, hash: &ObjectHash) -> Result<Document<'st
     }
 }
 
-fn record_to_document(archive: &Archive, r: &Record) -> Result<Document<'static>> {
+fn record_to_document<S: ReadObject + ?Sized>(
+    archive: &S,
+    r: &Record,
+) -> Result<Document<'static>> {
     if let [(name, value)] = r.fields()
         && name == ROOT_FIELD
     {
@@ -384,9 +391,9 @@ fn record_to_document(archive: &Archive, r: &Record) -> Result<Document<'static>
     Ok(Document::Map(fields))
 }
 
-fn value_to_document(archive: &Archive, v: &Value) -> Result<Document<'static>> {
+fn value_to_document<S: ReadObject + ?Sized>(archive: &S, v: &Value) -> Result<Document<'static>> {
     Ok(match v {
-        Value::Ref(h) if archive.info(h)?.kind == Kind::Tensor => match archive.get(h)? {
+        Value::Ref(h) => match archive.read_object(h)? {
             Object::Tensor(t) => Document::Tensor(t.into()),
             _ => Document::Scalar(Value::Ref(*h)),
         },
@@ -576,6 +583,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::{Archive, Kind};
 
     fn f32s(vals: &[f32]) -> Array<'static> {
         let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();

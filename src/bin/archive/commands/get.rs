@@ -6,13 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use model_archive::interop::{self, Array, Document, Format, get_document, npy, onnx};
-use model_archive::{Archive, ArchiveReader, Categorical, Object, ObjectHash, Value};
+use model_archive::{Archive, ArchiveReader, Categorical, Object, ObjectHash, ReadObject, Value};
 
 use super::{Ctx, UsageError, resolve, write_output};
 use crate::args::GetArgs;
 
 /// A categorical as JSON: labels, the codes' hash, and the label of every code.
-fn categorical_json(archive: &Archive, cat: &Categorical) -> Result<serde_json::Value> {
+fn categorical_json(archive: &dyn ReadObject, cat: &Categorical) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "labels": cat.labels,
         "codes": cat.codes.to_string(),
@@ -21,8 +21,8 @@ fn categorical_json(archive: &Archive, cat: &Categorical) -> Result<serde_json::
 }
 
 /// The label of each code, in order.
-pub fn categorical_values(archive: &Archive, cat: &Categorical) -> Result<Vec<String>> {
-    let Object::Tensor(codes) = archive.get(&cat.codes)? else {
+pub fn categorical_values(archive: &dyn ReadObject, cat: &Categorical) -> Result<Vec<String>> {
+    let Object::Tensor(codes) = archive.read_object(&cat.codes)? else {
         return Err(
             UsageError(format!("{}: categorical codes are not a tensor", cat.codes)).into(),
         );
@@ -145,24 +145,15 @@ impl Render<'_> {
     }
 
     /// The bytes of what needs the archive: records, categoricals, ONNX names.
-    fn with_archive(&self, archive: &Archive, object: Object) -> Result<Vec<u8>> {
+    /// The bytes of records and categoricals, which follow references: any source will do.
+    /// ONNX tensors are handed back (their name is in the index).
+    fn with_source(
+        &self,
+        src: &dyn ReadObject,
+        object: Object,
+    ) -> Result<std::result::Result<Vec<u8>, Object>> {
         let (hash, name, target) = (self.hash, &self.name, self.target);
-        Ok(match object {
-            Object::Tensor(t) => {
-                // An ONNX tensor's name came in as the `name` tag of its entry.
-                let entries = archive.entries_of(&hash)?;
-                let tensor_name = entries
-                    .iter()
-                    .rev()
-                    .find_map(|e| {
-                        e.tags
-                            .iter()
-                            .find(|(k, _)| k == "name")
-                            .map(|(_, v)| v.clone())
-                    })
-                    .unwrap_or_default();
-                onnx::write(name, &tensor_name, &Array::from(t))?
-            }
+        Ok(Ok(match object {
             Object::Record(_) => match target {
                 Target::Raw => {
                     return Err(UsageError(format!(
@@ -172,13 +163,13 @@ impl Render<'_> {
                     .into());
                 }
                 Target::Default => {
-                    interop::write(Format::JsonB64, name, &get_document(&archive, &hash)?)?
+                    interop::write(Format::JsonB64, name, &get_document(src, &hash)?)?
                 }
-                Target::Doc(f) => interop::write(f, name, &get_document(&archive, &hash)?)?,
+                Target::Doc(f) => interop::write(f, name, &get_document(src, &hash)?)?,
             },
             Object::Categorical(cat) => match target {
                 Target::Doc(Format::Npy) | Target::Raw => {
-                    let Object::Tensor(codes) = archive.get(&cat.codes)? else {
+                    let Object::Tensor(codes) = src.read_object(&cat.codes)? else {
                         return Err(UsageError("categorical codes are not a tensor".into()).into());
                     };
                     if target == Target::Raw {
@@ -189,18 +180,42 @@ impl Render<'_> {
                 }
                 // A categorical's JSON form names each code's label, as `archive cat` does.
                 Target::Default | Target::Doc(Format::JsonB64) => {
-                    pretty(&categorical_json(&archive, &cat)?)
+                    pretty(&categorical_json(src, &cat)?)
                 }
-                Target::Doc(f) => interop::write(f, name, &get_document(&archive, &hash)?)?,
+                Target::Doc(f) => interop::write(f, name, &get_document(src, &hash)?)?,
             },
+            Object::Tensor(t) => return Ok(Err(Object::Tensor(t))),
             _ => return Err(UsageError(format!("{hash}: unknown object kind")).into()),
-        })
+        }))
+    }
+
+    /// An ONNX tensor: its name came in as the `name` tag of its newest entry.
+    fn onnx(&self, archive: &Archive, object: Object) -> Result<Vec<u8>> {
+        let Object::Tensor(t) = object else {
+            return Err(UsageError(format!("{}: unknown object kind", self.hash)).into());
+        };
+        let tensor_name = archive
+            .entries_of(&self.hash)?
+            .iter()
+            .rev()
+            .find_map(|e| {
+                e.tags
+                    .iter()
+                    .find(|(k, _)| k == "name")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_default();
+        Ok(onnx::write(&self.name, &tensor_name, &Array::from(t))?)
     }
 }
 
 /// The object through the lookup tables, without the index lock or sled: `None` when they
 /// do not know it (then the caller opens the archive, which knows everything).
-fn quick(ctx: &Ctx, prefix: &str, no_verify: bool) -> Result<Option<(ObjectHash, Object)>> {
+fn quick(
+    ctx: &Ctx,
+    prefix: &str,
+    no_verify: bool,
+) -> Result<Option<(ArchiveReader, ObjectHash, Object)>> {
     let Some(reader) = ArchiveReader::open(ctx.store_path()?)? else {
         return Ok(None);
     };
@@ -215,7 +230,10 @@ fn quick(ctx: &Ctx, prefix: &str, no_verify: bool) -> Result<Option<(ObjectHash,
                     shape.clone(),
                     bytes.to_vec(),
                 )?),
-                None => return Ok(reader.get(&hash)?.map(|o| (hash, o))),
+                None => match reader.get(&hash)? {
+                    Some(o) => o,
+                    None => return Ok(None),
+                },
             },
             None => return Ok(None),
         }
@@ -225,7 +243,7 @@ fn quick(ctx: &Ctx, prefix: &str, no_verify: bool) -> Result<Option<(ObjectHash,
             None => return Ok(None),
         }
     };
-    Ok(Some((hash, object)))
+    Ok(Some((reader, hash, object)))
 }
 
 pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
@@ -243,8 +261,13 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     };
     // Most gets need no index: try the lookup tables first.
     let mut pending = None;
-    if let Some((hash, object)) = quick(ctx, &args.hash, args.no_verify)? {
-        match render(hash).simple(object)? {
+    if let Some((reader, hash, object)) = quick(ctx, &args.hash, args.no_verify)? {
+        let r = render(hash);
+        let done = match r.simple(object)? {
+            Ok(bytes) => Ok(bytes),
+            Err(object) => r.with_source(&reader, object)?,
+        };
+        match done {
             Ok(bytes) => {
                 write_output(out, &bytes)?;
                 return Ok(ExitCode::SUCCESS);
@@ -276,7 +299,10 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     let r = render(hash);
     let bytes = match r.simple(object)? {
         Ok(bytes) => bytes,
-        Err(object) => r.with_archive(&archive, object)?,
+        Err(object) => match r.with_source(&archive, object)? {
+            Ok(bytes) => bytes,
+            Err(object) => r.onnx(&archive, object)?,
+        },
     };
     write_output(r.out, &bytes)?;
     Ok(ExitCode::SUCCESS)
@@ -290,7 +316,7 @@ fn describe(object: &Object) -> String {
 }
 
 pub fn cat(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
-    if let Some((_, Object::Text(s))) = quick(ctx, prefix, false)? {
+    if let Some((_, _, Object::Text(s))) = quick(ctx, prefix, false)? {
         write_output(None, s.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
