@@ -10,6 +10,7 @@ pub mod format;
 pub mod hash;
 mod index;
 pub mod interop;
+pub mod migrate;
 pub mod object;
 pub mod reader;
 mod segment;

@@ -327,3 +327,24 @@ fn get_and_cat_need_no_index_lock() {
         .stdout("read while locked");
     assert!(t.path().join("index/lookup").is_dir());
 }
+
+#[test]
+fn migrate_reports_a_current_store_and_refuses_a_newer_one() {
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    t.cmd()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("v1 is current"));
+    let header = t.path().join("ARCHIVE");
+    let mut bytes = std::fs::read(&header).expect("read");
+    bytes[8] = 7;
+    std::fs::write(&header, bytes).expect("write");
+    t.cmd()
+        .arg("migrate")
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains("newer"));
+    t.cmd().arg("ls").assert().code(6);
+}

@@ -98,6 +98,8 @@ Examples:
     Reindex,
     /// Objects, entries, raw and stored bytes, dedup and compression savings.
     Stats,
+    /// Bring a store written by an older schema version to the current one.
+    Migrate,
 }
 
 /// `archive put`.

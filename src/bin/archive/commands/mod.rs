@@ -121,5 +121,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify => verify::run(&ctx),
         Command::Reindex => verify::reindex(&ctx),
         Command::Stats => stats::run(&ctx),
+        Command::Migrate => {
+            let report = model_archive::migrate::migrate(ctx.store_path()?)?;
+            if ctx.json {
+                crate::output::json_line(&serde_json::json!({
+                    "from": report.from, "to": report.to, "steps": report.steps,
+                }))?;
+            } else if report.steps.is_empty() {
+                println!("schema v{} is current: nothing to migrate", report.to);
+            } else {
+                for step in &report.steps {
+                    println!("applied {step}");
+                }
+                println!("migrated from schema v{} to v{}", report.from, report.to);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
