@@ -166,7 +166,10 @@ impl ArchiveBuilder {
                 writer_id: new_writer_id(),
                 next_seq: 0,
                 failures: 0,
+                open_batches: HashMap::new(),
+                next_batch: 0,
             }),
+            claimed: Mutex::new(HashSet::new()),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
             _lock: lock,
@@ -263,6 +266,12 @@ struct WriterSlot {
     next_seq: u64,
     /// Failed appends or syncs so far; a batch that saw this change lost frames.
     failures: u64,
+    /// Uncommitted batches: for each, where its first frame in each segment went. A commit
+    /// moves a segment's high-water mark only up to the first frame of another open batch, so
+    /// a crash before that batch commits leaves its frames to be indexed on the next open.
+    open_batches: HashMap<u64, Vec<(u32, u64)>>,
+    /// Hands out batch ids.
+    next_batch: u64,
 }
 
 /// An open archive. `Send + Sync`: share it between threads by reference or `Arc`.
@@ -273,6 +282,10 @@ pub struct Archive {
     index: Index,
     maps: Maps,
     writer: Mutex<WriterSlot>,
+    /// New objects appended by a batch but not yet in the index. A put of the same content
+    /// meanwhile logs an entry instead of storing it again, and the index can take a batch's
+    /// objects without looking each one up first.
+    claimed: Mutex<HashSet<ObjectHash>>,
     segment_size: u64,
     warnings: Mutex<Vec<String>>,
     _lock: File,
@@ -641,6 +654,21 @@ impl Archive {
         Ok(out)
     }
 
+    fn claimed(&self) -> Result<MutexGuard<'_, HashSet<ObjectHash>>> {
+        self.claimed
+            .lock()
+            .map_err(|_| Error::invalid("archive", "claim lock poisoned"))
+    }
+
+    /// Forget claims: their objects are in the index now, or were never stored.
+    fn release(&self, hashes: &[ObjectHash]) {
+        if let Ok(mut claimed) = self.claimed.lock() {
+            for h in hashes {
+                claimed.remove(h);
+            }
+        }
+    }
+
     fn slot(&self) -> Result<MutexGuard<'_, WriterSlot>> {
         self.writer
             .lock()
@@ -690,7 +718,7 @@ impl Archive {
                 add_frame(&mut update, id, frame);
             }
             update.marks.push((id, found.valid_end));
-            self.index.apply(update)?;
+            self.index.apply(update, false)?;
             if let Some(tail) = &found.tail {
                 self.cut_tail(&path, found.valid_end, &tail.reason)?;
             }
@@ -773,7 +801,7 @@ impl Archive {
                     add_frame(&mut update, id, frame);
                 }
                 update.marks.push((id, found.valid_end));
-                self.index.apply(update)?;
+                self.index.apply(update, false)?;
                 valid_end = found.valid_end;
             }
             return Ok((SegmentWriter::adopt(&path, file, valid_end)?, id));
@@ -790,6 +818,7 @@ impl Archive {
             archive: self,
             opts: PutOptions::default(),
             span: None,
+            batch: None,
             update: Update::default(),
             pending: HashSet::new(),
             failures_at_start: None,
@@ -1355,6 +1384,8 @@ pub struct Writer<'a> {
     opts: PutOptions,
     /// Where this batch's first frame went, and where its last one ended.
     span: Option<(u32, u64, u64)>,
+    /// This batch's id among the open batches (`WriterSlot::open_batches`), once it appended.
+    batch: Option<u64>,
     update: Update,
     pending: HashSet<ObjectHash>,
     failures_at_start: Option<u64>,
@@ -1501,7 +1532,15 @@ impl Writer<'_> {
         } else {
             (desc.hash(payload), None)
         };
-        let known = self.pending.contains(&hash) || archive.index.contains(&hash)?;
+        let known = self.pending.contains(&hash) || {
+            let mut claimed = archive.claimed()?;
+            let known = claimed.contains(&hash) || archive.index.contains(&hash)?;
+            if !known {
+                claimed.insert(hash);
+                self.pending.insert(hash);
+            }
+            known
+        };
         let entry = with_entry.then(|| EntryMeta {
             time_ns: now_ns(),
             tags: tags.clone(),
@@ -1536,7 +1575,7 @@ impl Writer<'_> {
             Some(e) => (FrameKind::Object, e.codec(), e.parts()),
             None => (FrameKind::Entry, Codec::Raw, Vec::new()),
         };
-        let (seg, offset) = {
+        let appended = (|| {
             let mut slot = archive.slot()?;
             let failures = slot.failures;
             let (w, seg) = match archive.ensure_segment(&mut slot) {
@@ -1568,10 +1607,27 @@ impl Writer<'_> {
                 Some((_, to)) => *to = (*to).max(end),
                 None => self.update.marks.push((seg, end)),
             }
-            (seg, offset)
+            let batch = *self.batch.get_or_insert_with(|| {
+                slot.next_batch += 1;
+                slot.next_batch
+            });
+            let firsts = slot.open_batches.entry(batch).or_default();
+            if !firsts.iter().any(|(s, _)| *s == seg) {
+                firsts.push((seg, offset));
+            }
+            Ok((seg, offset))
+        })();
+        let (seg, offset) = match appended {
+            Ok(at) => at,
+            Err(e) => {
+                if encoded.is_some() {
+                    self.pending.remove(&hash);
+                    archive.release(&[hash]);
+                }
+                return Err(e);
+            }
         };
         if let Some(e) = &encoded {
-            self.pending.insert(hash);
             self.update.objects.push((
                 hash,
                 ObjectLoc {
@@ -1630,11 +1686,28 @@ impl Writer<'_> {
                 self.reset();
                 return Err(e);
             }
+            // Marks stop at the first frame of any other open batch in the same segment.
+            let mine = self.batch.take();
+            if let Some(b) = mine {
+                slot.open_batches.remove(&b);
+            }
+            for (seg, to) in &mut self.update.marks {
+                for firsts in slot.open_batches.values() {
+                    for (s, first) in firsts {
+                        if s == seg {
+                            *to = (*to).min(*first);
+                        }
+                    }
+                }
+            }
         }
         let update = std::mem::take(&mut self.update);
+        let claims: Vec<ObjectHash> = self.pending.drain().collect();
         self.reset();
-        archive.index.apply(update)?;
-        Ok(())
+        // The claims make the objects this batch stored new to the index: no lookups needed.
+        let applied = archive.index.apply(update, true);
+        archive.release(&claims);
+        applied.map(|_| ())
     }
 
     /// Undo every put since the last commit: cut the segment back to where this batch began,
@@ -1662,7 +1735,13 @@ impl Writer<'_> {
     fn reset(&mut self) {
         self.span = None;
         self.update = Update::default();
-        self.pending.clear();
+        let claims: Vec<ObjectHash> = self.pending.drain().collect();
+        self.archive.release(&claims);
+        if let Some(b) = self.batch.take()
+            && let Ok(mut slot) = self.archive.slot()
+        {
+            slot.open_batches.remove(&b);
+        }
         self.failures_at_start = None;
         self.count = 0;
     }
