@@ -142,3 +142,27 @@ fn killed_puts_lose_nothing_acknowledged() {
         assert!(report.is_ok(), "kill {i}: {:?}", report.problems);
     }
 }
+
+/// A commit moves the index's high-water mark only up to the first frame of another batch
+/// still open in the same segment: if the process dies before that batch commits, its frames
+/// (written, unacknowledged) are indexed on the next open rather than skipped forever.
+#[test]
+fn a_commit_does_not_mark_another_open_batch_as_indexed() {
+    let t = TempStore::new();
+    let a = t.create();
+    let mut first = a.writer();
+    let mut second = a.writer();
+    let h1 = first.put_text("first batch, one", &[]).expect("put");
+    let h2 = second.put_text("second batch, never committed", &[]).expect("put");
+    let h3 = first.put_text("first batch, two", &[]).expect("put");
+    first.commit().expect("commit");
+    // The process "dies" before the second batch commits (its frames were flushed on close).
+    std::mem::forget(second);
+    drop(first);
+    drop(a);
+    let a = t.open();
+    for h in [h1, h2, h3] {
+        assert!(a.get(&h).is_ok(), "{h} not indexed after reopening");
+    }
+    assert_eq!(a.stats().expect("stats").entries, 3);
+}
