@@ -713,11 +713,8 @@ impl Archive {
                     d.reason
                 ));
             }
-            let mut update = Update::default();
-            for frame in &found.frames {
-                add_frame(&mut update, id, frame);
-            }
-            update.marks.push((id, found.valid_end));
+            let mut update = self.rescan_update(id, &found.frames)?;
+            update.marks.push((id, found.valid_end, found.valid_end));
             self.index.apply(update, false)?;
             if let Some(tail) = &found.tail {
                 self.cut_tail(&path, found.valid_end, &tail.reason)?;
@@ -726,6 +723,24 @@ impl Archive {
             progress(done, total);
         }
         Ok(())
+    }
+
+    /// What a rescan of segment `seg` adds to the index: its frames, less those before the
+    /// segment's `indexed_max` that a commit indexed already.
+    fn rescan_update(&self, seg: u32, frames: &[Frame]) -> Result<Update> {
+        let max = self.index.segment(seg)?.indexed_max;
+        let mut update = Update::default();
+        for frame in frames {
+            if frame.offset < max
+                && self
+                    .index
+                    .frame_indexed(&frame.header.hash, seg, frame.offset)?
+            {
+                continue;
+            }
+            add_frame(&mut update, seg, frame);
+        }
+        Ok(update)
     }
 
     fn check_segment_header(&self, path: &Path, map: &[u8]) -> Result<()> {
@@ -796,11 +811,8 @@ impl Archive {
                     continue;
                 }
                 let found = scan(&map, from);
-                let mut update = Update::default();
-                for frame in &found.frames {
-                    add_frame(&mut update, id, frame);
-                }
-                update.marks.push((id, found.valid_end));
+                let mut update = self.rescan_update(id, &found.frames)?;
+                update.marks.push((id, found.valid_end, found.valid_end));
                 self.index.apply(update, false)?;
                 valid_end = found.valid_end;
             }
@@ -1603,9 +1615,9 @@ impl Writer<'_> {
                 Some((first_seg, first, _)) => Some((first_seg, first, end)),
                 None => Some((seg, offset, end)),
             };
-            match self.update.marks.iter_mut().find(|(s, _)| *s == seg) {
-                Some((_, to)) => *to = (*to).max(end),
-                None => self.update.marks.push((seg, end)),
+            match self.update.marks.iter_mut().find(|(s, _, _)| *s == seg) {
+                Some((_, to, max)) => (*to, *max) = ((*to).max(end), (*max).max(end)),
+                None => self.update.marks.push((seg, end, end)),
             }
             let batch = *self.batch.get_or_insert_with(|| {
                 slot.next_batch += 1;
@@ -1691,7 +1703,7 @@ impl Writer<'_> {
             if let Some(b) = mine {
                 slot.open_batches.remove(&b);
             }
-            for (seg, to) in &mut self.update.marks {
+            for (seg, to, _) in &mut self.update.marks {
                 for firsts in slot.open_batches.values() {
                     for (s, first) in firsts {
                         if s == seg {

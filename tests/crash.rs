@@ -153,7 +153,9 @@ fn a_commit_does_not_mark_another_open_batch_as_indexed() {
     let mut first = a.writer();
     let mut second = a.writer();
     let h1 = first.put_text("first batch, one", &[]).expect("put");
-    let h2 = second.put_text("second batch, never committed", &[]).expect("put");
+    let h2 = second
+        .put_text("second batch, never committed", &[])
+        .expect("put");
     let h3 = first.put_text("first batch, two", &[]).expect("put");
     first.commit().expect("commit");
     // The process "dies" before the second batch commits (its frames were flushed on close).

@@ -76,6 +76,10 @@ pub struct SegRec {
     pub name: String,
     /// Frames before this offset are indexed.
     pub indexed_to: u64,
+    /// Some frames before this offset may be indexed too (a commit that could not move
+    /// `indexed_to` past another batch's frames): a rescan checks them before indexing.
+    #[serde(default)]
+    pub indexed_max: u64,
 }
 
 /// A set of changes applied atomically.
@@ -86,7 +90,7 @@ pub struct Update {
     /// New entries, in order; they get the next sequence numbers.
     pub entries: Vec<EntryRec>,
     /// Segments indexed up to an offset.
-    pub marks: Vec<(u32, u64)>,
+    pub marks: Vec<(u32, u64, u64)>,
 }
 
 struct Segs {
@@ -242,6 +246,7 @@ impl Index {
         let rec = SegRec {
             name: name.to_owned(),
             indexed_to: start,
+            indexed_max: start,
         };
         self.db
             .insert(keys::segment(id), encode(&rec))
@@ -377,9 +382,10 @@ impl Index {
             .segs
             .lock()
             .map_err(|_| self.err("segment table lock poisoned"))?;
-        for (id, to) in &update.marks {
+        for (id, to, max) in &update.marks {
             if let Some(rec) = segs.recs.get_mut(*id as usize) {
                 rec.indexed_to = rec.indexed_to.max(*to);
+                rec.indexed_max = rec.indexed_max.max(*max).max(rec.indexed_to);
                 batch.insert(&keys::segment(*id)[..], encode(rec));
             }
         }
@@ -430,6 +436,23 @@ impl Index {
         Ok(usize::try_from(seq - first)
             .ok()
             .and_then(|i| run.into_iter().nth(i)))
+    }
+
+    /// True if the frame at (`seg`, `offset`), holding or logging `hash`, is indexed already:
+    /// it is the object's location, or one of its entries came from it.
+    pub fn frame_indexed(&self, hash: &ObjectHash, seg: u32, offset: u64) -> Result<bool> {
+        if self
+            .get(hash)?
+            .is_some_and(|loc| loc.seg == seg && loc.offset == offset)
+        {
+            return Ok(true);
+        }
+        for (_, e) in self.entries_of(hash)? {
+            if e.seg == seg && e.offset == offset {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The entries of one object, oldest first.
