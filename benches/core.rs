@@ -19,25 +19,19 @@ use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
-use model_archive::codec::CHUNK_SIZE;
-use model_archive::codec::shuffle::{shuffle, unshuffle};
-use model_archive::interop::npy;
 use model_archive::{
     Archive, Codec, Dtype, ObjectHash, PutOptions, Record, Shape, TensorView, Value,
 };
-use rayon::prelude::*;
 
-const BENCH_FILES: [(&str, &str); 3] = [
-    ("probs", "probs_64mib.npy"),
-    ("hidden_relu", "hidden_relu_64mib.npy"),
-    ("hidden_pre", "hidden_pre_64mib.npy"),
-];
 /// Records per iteration of the records group: one commit's worth.
 const RECORDS: usize = 10_000;
+
+#[path = "../tools/bench_common.rs"]
+mod bench_common;
+use bench_common::*;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -72,135 +66,6 @@ fn main() {
     bench_map(&mut c, scratch.path(), relu.expect("hidden_relu is loaded"));
     bench_records(&mut c, root, scratch.path());
     c.final_summary();
-}
-
-/// Write target/bench-data with tools/make_bench_data.py unless every file is there.
-fn ensure_bench_data(root: &Path, dir: &Path) {
-    if BENCH_FILES.iter().all(|(_, f)| dir.join(f).is_file()) {
-        return;
-    }
-    let fix = "install them with `pip install -r tools/requirements-samples.txt`, or write the \
-               files with `python3 tools/make_bench_data.py target/bench-data`";
-    let check = Command::new("python3")
-        .args(["-c", "import numpy, sklearn, threadpoolctl"])
-        .output();
-    match check {
-        Err(e) => {
-            eprintln!(
-                "bench: the benchmark data is missing and python3 cannot be run ({e}); {fix}"
-            );
-            std::process::exit(2);
-        }
-        Ok(out) if !out.status.success() => {
-            eprintln!(
-                "bench: the benchmark data is missing and python3 lacks numpy/scikit-learn ({}); \
-                 {fix}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("import failed")
-            );
-            std::process::exit(2);
-        }
-        Ok(_) => {}
-    }
-    let script = root.join("tools").join("make_bench_data.py");
-    eprintln!(
-        "writing {} with {} (about 20 s) ...",
-        dir.display(),
-        script.display()
-    );
-    if !Command::new("python3")
-        .arg(&script)
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        eprintln!("bench: {} failed; {fix}", script.display());
-        std::process::exit(2);
-    }
-}
-
-/// A float32 tensor read from a .npy file.
-struct F32Tensor {
-    shape: Shape,
-    data: Vec<u8>,
-}
-
-impl F32Tensor {
-    fn load(path: &Path) -> F32Tensor {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let arr = npy::read(&path.display().to_string(), &bytes).expect("a valid .npy file");
-        assert_eq!(
-            arr.dtype,
-            Dtype::F32,
-            "{}: expected float32",
-            path.display()
-        );
-        F32Tensor {
-            shape: arr.shape,
-            data: arr.data.into_owned(),
-        }
-    }
-
-    fn view(&self) -> TensorView<'_> {
-        TensorView::new(Dtype::F32, &self.shape, &self.data).expect("shape matches the bytes")
-    }
-}
-
-/// A new store in `parent` whose segment already exists, as in a store in use.
-fn fresh_store(parent: &Path) -> (tempfile::TempDir, Archive) {
-    let dir = tempfile::Builder::new()
-        .prefix("store-")
-        .tempdir_in(parent)
-        .expect("scratch dir");
-    let archive = Archive::create(dir.path()).expect("create a store");
-    archive.put_text("warm-up", &[]).expect("warm-up put");
-    (dir, archive)
-}
-
-/// Baseline put: blake3 on every core, then byte shuffle + zstd level 1 of each 1 MiB chunk
-/// on every core (what Blosc2 does), written to `path` with one fsync.
-fn baseline_put(data: &[u8], path: &Path) -> usize {
-    let (hash, chunks) = baseline_encode(data);
-    black_box(hash);
-    let mut f = File::create(path).expect("create the baseline file");
-    for c in &chunks {
-        f.write_all(c).expect("write the baseline file");
-    }
-    f.sync_data().expect("fsync the baseline file");
-    chunks.iter().map(Vec::len).sum()
-}
-
-fn baseline_encode(data: &[u8]) -> (blake3::Hash, Vec<Vec<u8>>) {
-    let mut h = blake3::Hasher::new();
-    h.update_rayon(data);
-    let chunks = data
-        .par_chunks(CHUNK_SIZE)
-        .map(|c| {
-            let mut s = vec![0u8; c.len()];
-            shuffle(c, &mut s, 4);
-            zstd::bulk::compress(&s, 1).expect("zstd compresses")
-        })
-        .collect();
-    (h.finalize(), chunks)
-}
-
-/// Baseline get: decompress + unshuffle each chunk on every core, then blake3 on every core.
-fn baseline_get(chunks: &[Vec<u8>], raw_len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; raw_len];
-    out.par_chunks_mut(CHUNK_SIZE)
-        .zip(chunks.par_iter())
-        .for_each(|(dst, src)| {
-            let mut tmp = vec![0u8; dst.len()];
-            let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..]).expect("zstd decompresses");
-            assert_eq!(n, dst.len());
-            unshuffle(&tmp, dst, 4);
-        });
-    let mut h = blake3::Hasher::new();
-    h.update_rayon(&out);
-    black_box(h.finalize());
-    out
 }
 
 fn bench_put(c: &mut Criterion, scratch: &Path, name: &str, t: &F32Tensor) {

@@ -34,25 +34,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use model_archive::codec::CHUNK_SIZE;
-use model_archive::codec::shuffle::{shuffle, unshuffle};
 use model_archive::interop::npy;
 use model_archive::{
     Archive, ArchiveReader, Codec, Dtype, Object, ObjectHash, PutOptions, Record, Shape,
     TensorView, Value,
 };
-use rayon::prelude::*;
 
-/// The 64 MiB files of real outputs and the short names used in the table.
-const BENCH_FILES: [(&str, &str); 3] = [
-    ("probs", "probs_64mib.npy"),
-    ("hidden_relu", "hidden_relu_64mib.npy"),
-    ("hidden_pre", "hidden_pre_64mib.npy"),
-];
 const RECORDS: usize = 100_000;
 const COMMIT_EVERY: usize = 10_000;
 const STORE_ENTRIES: usize = 1_000_000;
 const MIB: f64 = (1 << 20) as f64;
+
+#[path = "bench_common.rs"]
+mod bench_common;
+use bench_common::*;
 
 fn main() {
     let opts = Opts::parse();
@@ -71,9 +66,9 @@ fn main() {
     if opts.wants("put") || opts.wants("get") || opts.wants("map") {
         let dir = root.join("target").join("bench-data");
         ensure_bench_data(root, &dir);
-        let data: Vec<(&str, Tensor)> = BENCH_FILES
+        let data: Vec<(&str, F32Tensor)> = BENCH_FILES
             .iter()
-            .map(|(short, file)| (*short, Tensor::load(&dir.join(file))))
+            .map(|(short, file)| (*short, F32Tensor::load(&dir.join(file))))
             .collect();
         if opts.wants("put") {
             for (name, t) in &data {
@@ -188,144 +183,10 @@ fn usage(msg: &str) -> ! {
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
 
-/// Write target/bench-data with tools/make_bench_data.py unless every file is there.
-fn ensure_bench_data(root: &Path, dir: &Path) {
-    if BENCH_FILES.iter().all(|(_, f)| dir.join(f).is_file()) {
-        return;
-    }
-    let script = root.join("tools").join("make_bench_data.py");
-    let fix = "install them with `pip install -r tools/requirements-samples.txt`, or write the \
-               files with `python3 tools/make_bench_data.py target/bench-data`";
-    let check = Command::new("python3")
-        .args(["-c", "import numpy, sklearn, threadpoolctl"])
-        .output();
-    match check {
-        Err(e) => {
-            eprintln!(
-                "bench-report: the benchmark data is missing and python3 cannot be run ({e}); {fix}"
-            );
-            std::process::exit(2);
-        }
-        Ok(out) if !out.status.success() => {
-            eprintln!(
-                "bench-report: the benchmark data is missing and python3 lacks numpy/scikit-learn \
-                 ({}); {fix}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("import failed")
-            );
-            std::process::exit(2);
-        }
-        Ok(_) => {}
-    }
-    eprintln!(
-        "writing {} with {} (about 20 s) ...",
-        dir.display(),
-        script.display()
-    );
-    let status = Command::new("python3").arg(&script).arg(dir).status();
-    if !status.is_ok_and(|s| s.success()) {
-        eprintln!("bench-report: {} failed; {fix}", script.display());
-        std::process::exit(2);
-    }
-}
-
-/// A float32 tensor loaded from a .npy file.
-struct Tensor {
-    shape: Shape,
-    data: Vec<u8>,
-}
-
-impl Tensor {
-    fn load(path: &Path) -> Tensor {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let arr = npy::read(&path.display().to_string(), &bytes).expect("a valid .npy file");
-        assert_eq!(
-            arr.dtype,
-            Dtype::F32,
-            "{}: expected float32",
-            path.display()
-        );
-        Tensor {
-            shape: arr.shape,
-            data: arr.data.into_owned(),
-        }
-    }
-
-    fn view(&self) -> TensorView<'_> {
-        TensorView::new(Dtype::F32, &self.shape, &self.data).expect("shape matches the bytes")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Baselines: what a program without the archive would do with the same bytes.
-
-/// blake3 on every core, then byte shuffle + zstd level 1 of each 1 MiB chunk on every core.
-fn baseline_encode(data: &[u8]) -> (blake3::Hash, Vec<Vec<u8>>) {
-    let mut h = blake3::Hasher::new();
-    h.update_rayon(data);
-    let chunks = data
-        .par_chunks(CHUNK_SIZE)
-        .map(|c| {
-            let mut s = vec![0u8; c.len()];
-            shuffle(c, &mut s, 4);
-            zstd::bulk::compress(&s, 1).expect("zstd compresses")
-        })
-        .collect();
-    (h.finalize(), chunks)
-}
-
-/// `baseline_encode`, then every chunk written to `path` with one fsync. Returns stored bytes.
-fn baseline_put(data: &[u8], path: &Path) -> usize {
-    let (hash, chunks) = baseline_encode(data);
-    black_box(hash);
-    let mut f = File::create(path).expect("create the baseline file");
-    for c in &chunks {
-        f.write_all(c).expect("write the baseline file");
-    }
-    f.sync_data().expect("fsync the baseline file");
-    chunks.iter().map(Vec::len).sum()
-}
-
-/// Decompress + unshuffle every chunk on every core, then blake3 on every core.
-fn baseline_get(chunks: &[Vec<u8>], raw_len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; raw_len];
-    out.par_chunks_mut(CHUNK_SIZE)
-        .zip(chunks.par_iter())
-        .for_each(|(dst, src)| {
-            let mut tmp = vec![0u8; dst.len()];
-            let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..]).expect("zstd decompresses");
-            assert_eq!(n, dst.len());
-            unshuffle(&tmp, dst, 4);
-        });
-    let mut h = blake3::Hasher::new();
-    h.update_rayon(&out);
-    black_box(h.finalize());
-    out
-}
-
-fn blake3_all_cores(data: &[u8]) -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    h.update_rayon(data);
-    h.finalize()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Measurements.
 
-/// A new store in `parent` whose segment already exists (a put into a store in use).
-fn fresh_store(parent: &Path) -> (tempfile::TempDir, Archive) {
-    let dir = tempfile::Builder::new()
-        .prefix("store-")
-        .tempdir_in(parent)
-        .expect("scratch dir");
-    let archive = Archive::create(dir.path()).expect("create a store");
-    archive.put_text("warm-up", &[]).expect("warm-up put");
-    (dir, archive)
-}
-
-fn measure_put(table: &mut Table, scratch: &Path, name: &str, t: &Tensor, runs: usize) {
+fn measure_put(table: &mut Table, scratch: &Path, name: &str, t: &F32Tensor, runs: usize) {
     eprintln!("put 64 MiB f32 ({name}) ...");
     let raw = t.data.len();
     let base_file = scratch.join("baseline.bin");
@@ -374,7 +235,7 @@ fn measure_put(table: &mut Table, scratch: &Path, name: &str, t: &Tensor, runs: 
     );
 }
 
-fn measure_get(table: &mut Table, scratch: &Path, name: &str, t: &Tensor, runs: usize) {
+fn measure_get(table: &mut Table, scratch: &Path, name: &str, t: &F32Tensor, runs: usize) {
     eprintln!("get 64 MiB f32 ({name}) ...");
     let (_dir, archive) = fresh_store(scratch);
     let hash = archive.put_tensor(&t.view(), &[]).expect("put_tensor");
@@ -411,7 +272,7 @@ fn measure_get(table: &mut Table, scratch: &Path, name: &str, t: &Tensor, runs: 
     );
 }
 
-fn measure_map(table: &mut Table, scratch: &Path, relu: &Tensor) {
+fn measure_map(table: &mut Table, scratch: &Path, relu: &F32Tensor) {
     eprintln!("map_unchecked of raw 1 MiB, 64 MiB, 1 GiB (writes 1 GiB) ...");
     let (_dir, archive) = fresh_store(scratch);
     let raw = PutOptions {
@@ -659,7 +520,11 @@ fn store_marker(store: &Path) -> PathBuf {
 
 /// The 1,000,000-entry store: built once (the get target is samples/digits_test_probs.npy,
 /// put first), then reused. Returns the target's hash and the build time if built now.
-fn store_1m(root: &Path, store: &Path, target: &Tensor) -> (ObjectHash, Option<(Duration, usize)>) {
+fn store_1m(
+    root: &Path,
+    store: &Path,
+    target: &F32Tensor,
+) -> (ObjectHash, Option<(Duration, usize)>) {
     let marker = store_marker(store);
     if let Ok(text) = std::fs::read_to_string(&marker)
         && store.is_dir()
@@ -715,7 +580,7 @@ fn store_1m(root: &Path, store: &Path, target: &Tensor) -> (ObjectHash, Option<(
 }
 
 fn measure_store(table: &mut Table, notes: &mut Vec<String>, root: &Path, scratch: &Path) {
-    let target = Tensor::load(&root.join("samples").join("digits_test_probs.npy"));
+    let target = F32Tensor::load(&root.join("samples").join("digits_test_probs.npy"));
     let store = root.join("target").join("bench-store-1m");
     let (hash, built) = store_1m(root, &store, &target);
     match built {

@@ -156,27 +156,7 @@ pub fn to_json(doc: &Document<'_>) -> J {
                 .collect(),
         ),
         Document::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Document::Scalar(v) => value_to_json(v),
-    }
-}
-
-fn value_to_json(v: &Value) -> J {
-    match v {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(J::Number)
-            .unwrap_or_else(|| J::from(f.to_string())),
-        Value::Str(s) => J::String(s.clone()),
-        Value::List(items) => J::Array(items.iter().map(value_to_json).collect()),
-        Value::Record(r) => J::Object(
-            r.fields()
-                .iter()
-                .map(|(k, v)| (k.clone(), value_to_json(v)))
-                .collect(),
-        ),
-        Value::Ref(h) => serde_json::json!({ "$ref": h.to_string() }),
+        Document::Scalar(v) => v.to_json(),
     }
 }
 

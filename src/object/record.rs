@@ -180,6 +180,13 @@ fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<
     })
 }
 
+impl Value {
+    /// Convert to JSON as `Record::to_json` does.
+    pub fn to_json(&self) -> serde_json::Value {
+        value_to_json(self)
+    }
+}
+
 fn value_to_json(v: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match v {

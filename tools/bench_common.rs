@@ -1,0 +1,160 @@
+//! What `benches/core.rs` and `tools/bench_report.rs` share: the real-output data files, the
+//! float32 tensor loader, a fresh store, and the baselines that do by hand what a put or get
+//! does, on the same bytes. Included by both with `#[path]`.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use model_archive::codec::CHUNK_SIZE;
+use model_archive::codec::shuffle::{shuffle, unshuffle};
+use model_archive::interop::npy;
+use model_archive::{Archive, Dtype, Shape, TensorView};
+use rayon::prelude::*;
+
+/// The 64 MiB files of real outputs and the short names the results use.
+pub const BENCH_FILES: [(&str, &str); 3] = [
+    ("probs", "probs_64mib.npy"),
+    ("hidden_relu", "hidden_relu_64mib.npy"),
+    ("hidden_pre", "hidden_pre_64mib.npy"),
+];
+
+/// Write target/bench-data with tools/make_bench_data.py unless every file is there.
+pub fn ensure_bench_data(root: &Path, dir: &Path) {
+    if BENCH_FILES.iter().all(|(_, f)| dir.join(f).is_file()) {
+        return;
+    }
+    let fix = "install them with `pip install -r tools/requirements-samples.txt`, or write the \
+               files with `python3 tools/make_bench_data.py target/bench-data`";
+    let check = Command::new("python3")
+        .args(["-c", "import numpy, sklearn, threadpoolctl"])
+        .output();
+    match check {
+        Err(e) => {
+            eprintln!(
+                "bench: the benchmark data is missing and python3 cannot be run ({e}); {fix}"
+            );
+            std::process::exit(2);
+        }
+        Ok(out) if !out.status.success() => {
+            eprintln!(
+                "bench: the benchmark data is missing and python3 lacks numpy/scikit-learn ({}); \
+                 {fix}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("import failed")
+            );
+            std::process::exit(2);
+        }
+        Ok(_) => {}
+    }
+    let script = root.join("tools").join("make_bench_data.py");
+    eprintln!(
+        "writing {} with {} (about 20 s) ...",
+        dir.display(),
+        script.display()
+    );
+    if !Command::new("python3")
+        .arg(&script)
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("bench: {} failed; {fix}", script.display());
+        std::process::exit(2);
+    }
+}
+
+/// A float32 tensor read from a .npy file.
+pub struct F32Tensor {
+    pub shape: Shape,
+    pub data: Vec<u8>,
+}
+
+impl F32Tensor {
+    pub fn load(path: &Path) -> F32Tensor {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let arr = npy::read(&path.display().to_string(), &bytes).expect("a valid .npy file");
+        assert_eq!(
+            arr.dtype,
+            Dtype::F32,
+            "{}: expected float32",
+            path.display()
+        );
+        F32Tensor {
+            shape: arr.shape,
+            data: arr.data.into_owned(),
+        }
+    }
+
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView::new(Dtype::F32, &self.shape, &self.data).expect("shape matches the bytes")
+    }
+}
+
+/// A new store in `parent` whose segment already exists, as in a store in use.
+pub fn fresh_store(parent: &Path) -> (tempfile::TempDir, Archive) {
+    let dir = tempfile::Builder::new()
+        .prefix("store-")
+        .tempdir_in(parent)
+        .expect("scratch dir");
+    let archive = Archive::create(dir.path()).expect("create a store");
+    archive.put_text("warm-up", &[]).expect("warm-up put");
+    (dir, archive)
+}
+
+/// Baseline put: blake3 on every core, then byte shuffle + zstd level 1 of each 1 MiB chunk
+/// on every core (what Blosc2 does), written to `path` with one fsync.
+pub fn baseline_put(data: &[u8], path: &Path) -> usize {
+    let (hash, chunks) = baseline_encode(data);
+    black_box(hash);
+    let mut f = File::create(path).expect("create the baseline file");
+    for c in &chunks {
+        f.write_all(c).expect("write the baseline file");
+    }
+    f.sync_data().expect("fsync the baseline file");
+    chunks.iter().map(Vec::len).sum()
+}
+
+pub fn baseline_encode(data: &[u8]) -> (blake3::Hash, Vec<Vec<u8>>) {
+    let mut h = blake3::Hasher::new();
+    h.update_rayon(data);
+    let chunks = data
+        .par_chunks(CHUNK_SIZE)
+        .map(|c| {
+            let mut s = vec![0u8; c.len()];
+            shuffle(c, &mut s, 4);
+            zstd::bulk::compress(&s, 1).expect("zstd compresses")
+        })
+        .collect();
+    (h.finalize(), chunks)
+}
+
+/// Baseline get: decompress + unshuffle each chunk on every core, then blake3 on every core.
+pub fn baseline_get(chunks: &[Vec<u8>], raw_len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; raw_len];
+    out.par_chunks_mut(CHUNK_SIZE)
+        .zip(chunks.par_iter())
+        .for_each(|(dst, src)| {
+            let mut tmp = vec![0u8; dst.len()];
+            let n = zstd::bulk::decompress_to_buffer(src, &mut tmp[..]).expect("zstd decompresses");
+            assert_eq!(n, dst.len());
+            unshuffle(&tmp, dst, 4);
+        });
+    let mut h = blake3::Hasher::new();
+    h.update_rayon(&out);
+    black_box(h.finalize());
+    out
+}
+
+/// blake3 on every core.
+pub fn blake3_all_cores(data: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update_rayon(data);
+    h.finalize()
+}
