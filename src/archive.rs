@@ -159,7 +159,8 @@ impl ArchiveBuilder {
             segments_dir: root.join(SEGMENTS_DIR),
             root,
             settings: header.settings,
-            index,
+            index: Some(index),
+            reader: None,
             maps: Maps::default(),
             writer: Mutex::new(WriterSlot {
                 current: None,
@@ -172,10 +173,41 @@ impl ArchiveBuilder {
             claimed: Mutex::new(HashSet::new()),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
-            _lock: lock,
+            _lock: Some(lock),
         };
         archive.catch_up(&|_, _| {})?;
         Ok(archive)
+    }
+
+    /// Open the store at `path` for logging only: puts and batch writers work, into a segment
+    /// of this process's own, with no index and no index lock, so any number of processes log
+    /// into one store at once. Reads and listings need the index and return an error; the
+    /// index learns of the new frames when a process next opens the store normally. Content
+    /// already in the lookup tables is not stored again.
+    pub fn open_logger(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        let root = path.as_ref().to_owned();
+        let header = read_store_header(&root)?;
+        let reader = crate::reader::ArchiveReader::open(&root)?;
+        Ok(Archive {
+            segments_dir: root.join(SEGMENTS_DIR),
+            root,
+            settings: header.settings,
+            index: None,
+            reader,
+            maps: Maps::default(),
+            writer: Mutex::new(WriterSlot {
+                current: None,
+                writer_id: new_writer_id(),
+                next_seq: 0,
+                failures: 0,
+                open_batches: HashMap::new(),
+                next_batch: 0,
+            }),
+            claimed: Mutex::new(HashSet::new()),
+            segment_size: self.segment_size,
+            warnings: Mutex::new(Vec::new()),
+            _lock: None,
+        })
     }
 
     /// Open the store at `path`, creating it if there is none.
@@ -279,7 +311,10 @@ pub struct Archive {
     root: PathBuf,
     segments_dir: PathBuf,
     settings: Settings,
-    index: Index,
+    /// The index; `None` when opened for logging only (`ArchiveBuilder::open_logger`).
+    index: Option<Index>,
+    /// Lookup tables, to find objects already stored when the index is not open.
+    reader: Option<crate::reader::ArchiveReader>,
     maps: Maps,
     writer: Mutex<WriterSlot>,
     /// New objects appended by a batch but not yet in the index. A put of the same content
@@ -288,7 +323,8 @@ pub struct Archive {
     claimed: Mutex<HashSet<ObjectHash>>,
     segment_size: u64,
     warnings: Mutex<Vec<String>>,
-    _lock: File,
+    /// The index lock, held while the index is open.
+    _lock: Option<File>,
 }
 
 /// What `info` shows about an object; everything comes from the index.
@@ -654,6 +690,25 @@ impl Archive {
         Ok(out)
     }
 
+    /// The index, or an error saying this archive was opened for logging only.
+    fn index(&self) -> Result<&Index> {
+        self.index.as_ref().ok_or_else(|| {
+            Error::invalid(
+                self.root.display().to_string(),
+                "opened for logging only: this needs the index (open the archive normally)",
+            )
+        })
+    }
+
+    /// True if the object is stored: per the index, or (logging only) the lookup tables.
+    fn known(&self, hash: &ObjectHash) -> Result<bool> {
+        match (&self.index, &self.reader) {
+            (Some(index), _) => index.contains(hash),
+            (None, Some(reader)) => Ok(reader.contains(hash)),
+            (None, None) => Ok(false),
+        }
+    }
+
     fn claimed(&self) -> Result<MutexGuard<'_, HashSet<ObjectHash>>> {
         self.claimed
             .lock()
@@ -686,8 +741,8 @@ impl Archive {
             .map(|(w, _)| w.name().to_owned());
         let mut todo = Vec::new();
         for (name, path) in files {
-            let id = self.index.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
-            let from = self.index.segment(id)?.indexed_to;
+            let id = self.index()?.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
+            let from = self.index()?.segment(id)?.indexed_to;
             let len = std::fs::metadata(&path)
                 .map_err(|e| Error::io(&path, e))?
                 .len();
@@ -715,7 +770,7 @@ impl Archive {
             }
             let mut update = self.rescan_update(id, &found.frames)?;
             update.marks.push((id, found.valid_end, found.valid_end));
-            self.index.apply(update, false)?;
+            self.index()?.apply(update, false)?;
             if let Some(tail) = &found.tail {
                 self.cut_tail(&path, found.valid_end, &tail.reason)?;
             }
@@ -728,12 +783,12 @@ impl Archive {
     /// What a rescan of segment `seg` adds to the index: its frames, less those before the
     /// segment's `indexed_max` that a commit indexed already.
     fn rescan_update(&self, seg: u32, frames: &[Frame]) -> Result<Update> {
-        let max = self.index.segment(seg)?.indexed_max;
+        let max = self.index()?.segment(seg)?.indexed_max;
         let mut update = Update::default();
         for frame in frames {
             if frame.offset < max
                 && self
-                    .index
+                    .index()?
                     .frame_indexed(&frame.header.hash, seg, frame.offset)?
             {
                 continue;
@@ -792,7 +847,13 @@ impl Archive {
     }
 
     fn adopt_or_create(&self, slot: &mut WriterSlot) -> Result<(SegmentWriter, u32)> {
-        for (name, path) in self.segment_files()?.into_iter().rev() {
+        // A logger cannot index what another writer left in a segment, so it starts its own.
+        let reusable = if self.index.is_some() {
+            self.segment_files()?
+        } else {
+            Vec::new()
+        };
+        for (name, path) in reusable.into_iter().rev() {
             let len = std::fs::metadata(&path)
                 .map_err(|e| Error::io(&path, e))?
                 .len();
@@ -803,8 +864,8 @@ impl Archive {
                 continue;
             };
             // Holding the lock, index what the last writer left, then cut any torn tail.
-            let id = self.index.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
-            let from = self.index.segment(id)?.indexed_to;
+            let id = self.index()?.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
+            let from = self.index()?.segment(id)?.indexed_to;
             let mut valid_end = from;
             if let Some(map) = map_file(&path)? {
                 if SegmentHeader::decode(&map).is_err() {
@@ -813,14 +874,17 @@ impl Archive {
                 let found = scan(&map, from);
                 let mut update = self.rescan_update(id, &found.frames)?;
                 update.marks.push((id, found.valid_end, found.valid_end));
-                self.index.apply(update, false)?;
+                self.index()?.apply(update, false)?;
                 valid_end = found.valid_end;
             }
             return Ok((SegmentWriter::adopt(&path, file, valid_end)?, id));
         }
         let w = SegmentWriter::create(&self.segments_dir, slot.writer_id, slot.next_seq, now_ns())?;
         slot.next_seq += 1;
-        let id = self.index.segment_id(w.name(), SEGMENT_HEADER_LEN as u64)?;
+        let id = match &self.index {
+            Some(index) => index.segment_id(w.name(), SEGMENT_HEADER_LEN as u64)?,
+            None => 0,
+        };
         Ok((w, id))
     }
 
@@ -906,22 +970,22 @@ impl Archive {
 
     /// Resolve a full hash or a unique prefix (at least 4 hex digits).
     pub fn resolve(&self, prefix: &str) -> Result<ObjectHash> {
-        self.index.resolve(prefix)
+        self.index()?.resolve(prefix)
     }
 
     /// True if the object is in the archive.
     pub fn contains(&self, hash: &ObjectHash) -> Result<bool> {
-        self.index.contains(hash)
+        self.index()?.contains(hash)
     }
 
     fn loc(&self, hash: &ObjectHash) -> Result<ObjectLoc> {
-        self.index
+        self.index()?
             .get(hash)?
             .ok_or_else(|| Error::NotFound(hash.to_string()))
     }
 
     fn info_of(&self, hash: ObjectHash, loc: &ObjectLoc) -> Result<ObjectInfo> {
-        let seg = self.index.segment(loc.seg)?;
+        let seg = self.index()?.segment(loc.seg)?;
         let kind = Kind::from_code(loc.kind)
             .ok_or_else(|| Error::corrupt(self.root.join(INDEX_DIR), 0, "unknown kind in index"))?;
         let (dtype, shape, desc) = match kind {
@@ -955,7 +1019,7 @@ impl Archive {
     /// The entries that logged an object, oldest first.
     pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<EntryInfo>> {
         Ok(self
-            .index
+            .index()?
             .entries_of(hash)?
             .into_iter()
             .map(|(seq, e)| entry_info(seq, e))
@@ -963,14 +1027,19 @@ impl Archive {
     }
 
     /// Every entry, newest first.
-    pub fn entries(&self) -> impl Iterator<Item = Result<EntryInfo>> + '_ {
-        self.index
-            .entries_newest_first()
-            .map(|r| r.map(|(seq, e)| entry_info(seq, e)))
+    pub fn entries(&self) -> Box<dyn Iterator<Item = Result<EntryInfo>> + '_> {
+        match self.index() {
+            Ok(index) => Box::new(
+                index
+                    .entries_newest_first()
+                    .map(|r| r.map(|(seq, e)| entry_info(seq, e))),
+            ),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn object_frame(&self, hash: &ObjectHash, loc: &ObjectLoc) -> Result<ObjectFrame> {
-        let seg = self.index.segment(loc.seg)?;
+        let seg = self.index()?.segment(loc.seg)?;
         ObjectFrame::read(
             &self.maps,
             &self.segments_dir.join(&seg.name),
@@ -1066,8 +1135,8 @@ impl Archive {
             done += map.len() as u64;
             progress(done, total);
         }
-        let segs = self.index.segments()?;
-        for item in self.index.objects() {
+        let segs = self.index()?.segments()?;
+        for item in self.index()?.objects() {
             let (h, loc) = item?;
             let name = segs
                 .get(loc.seg as usize)
@@ -1098,10 +1167,13 @@ impl Archive {
             }
             slot.current = None;
         }
-        self.index.clear()?;
+        self.index
+            .as_mut()
+            .ok_or_else(|| Error::invalid("archive", "opened for logging only"))?
+            .clear()?;
         self.maps.clear();
         self.catch_up(progress)?;
-        self.index.flush()
+        self.index()?.flush()
     }
 
     /// Counts and sizes.
@@ -1109,7 +1181,7 @@ impl Archive {
         let mut s = Stats::default();
         let mut raw_of: HashMap<ObjectHash, u64> = HashMap::new();
         let mut kinds: HashMap<&'static str, u64> = HashMap::new();
-        for item in self.index.objects() {
+        for item in self.index()?.objects() {
             let (h, loc) = item?;
             s.objects += 1;
             s.raw_bytes += loc.raw_len;
@@ -1118,7 +1190,7 @@ impl Archive {
             let kind = Kind::from_code(loc.kind).map_or("unknown", |k| k.name());
             *kinds.entry(kind).or_default() += 1;
         }
-        for item in self.index.entries_newest_first() {
+        for item in self.index()?.entries_newest_first() {
             let (_, e) = item?;
             s.entries += 1;
             s.logical_bytes += raw_of.get(&e.hash).copied().unwrap_or(0);
@@ -1127,7 +1199,7 @@ impl Archive {
             s.segments += 1;
             s.segment_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         }
-        s.index_bytes = self.index.size_on_disk();
+        s.index_bytes = self.index()?.size_on_disk();
         let mut by_kind: Vec<(String, u64)> =
             kinds.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
         by_kind.sort();
@@ -1143,7 +1215,9 @@ impl Drop for Archive {
         {
             let _ = w.sync();
         }
-        let _ = self.index.flush();
+        if let Some(index) = &self.index {
+            let _ = index.flush();
+        }
     }
 }
 
@@ -1519,7 +1593,7 @@ impl Writer<'_> {
             ));
         }
         for r in &p.refs {
-            if !self.pending.contains(r) && !archive.index.contains(r)? {
+            if !self.pending.contains(r) && !archive.known(r)? {
                 return Err(Error::invalid(
                     format!("reference {r}"),
                     "a record may only refer to objects already in the archive",
@@ -1546,7 +1620,7 @@ impl Writer<'_> {
         };
         let known = self.pending.contains(&hash) || {
             let mut claimed = archive.claimed()?;
-            let known = claimed.contains(&hash) || archive.index.contains(&hash)?;
+            let known = claimed.contains(&hash) || archive.known(&hash)?;
             if !known {
                 claimed.insert(hash);
                 self.pending.insert(hash);
@@ -1717,9 +1791,14 @@ impl Writer<'_> {
         let claims: Vec<ObjectHash> = self.pending.drain().collect();
         self.reset();
         // The claims make the objects this batch stored new to the index: no lookups needed.
-        let applied = archive.index.apply(update, true);
+        // Opened for logging only: the frames are durable; the index learns of them when a
+        // process next opens it.
+        let applied = match &archive.index {
+            Some(index) => index.apply(update, true).map(|_| ()),
+            None => Ok(()),
+        };
         archive.release(&claims);
-        applied.map(|_| ())
+        applied
     }
 
     /// Undo every put since the last commit: cut the segment back to where this batch began,

@@ -121,6 +121,15 @@ impl ArchiveReader {
         Ok(None)
     }
 
+    /// True if the tables know the object (its frame header says so; nothing is decoded).
+    pub fn contains(&self, hash: &ObjectHash) -> bool {
+        let p = prefix_of(hash);
+        self.tables
+            .range(p, p, 16)
+            .iter()
+            .any(|at| self.hash_at(at) == Some(*hash))
+    }
+
     /// Decode and verify an object; `Ok(None)` if the tables do not know it.
     pub fn get(&self, hash: &ObjectHash) -> Result<Option<Object>> {
         self.frame(hash)?.map(|f| f.object()).transpose()

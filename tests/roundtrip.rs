@@ -460,3 +460,53 @@ fn the_lock_free_reader_finds_what_the_archive_holds() {
     assert_eq!(r.get(&unknown).expect("get"), None);
     assert_eq!(r.resolve("eeeeeeee").expect("resolve"), None);
 }
+
+#[test]
+fn loggers_write_at_once_without_the_index_and_the_index_catches_up() {
+    let t = TempStore::new();
+    let a = t.create();
+    let existing = a.put_text("already stored", &[]).expect("put");
+    // Loggers need no index lock: they work while the index is held.
+    let threads: Vec<_> = (0..3)
+        .map(|n| {
+            let path = t.path();
+            std::thread::spawn(move || {
+                let logger = Archive::builder().open_logger(&path).expect("logger");
+                assert!(
+                    logger.entries().next().is_some_and(|e| e.is_err()),
+                    "no index"
+                );
+                let mut w = logger.writer();
+                let mine: Vec<_> = (0..100)
+                    .map(|i| {
+                        w.put_text(&format!("logger {n} record {i}"), &[("n", &n.to_string())])
+                            .expect("put")
+                    })
+                    .collect();
+                w.commit().expect("commit");
+                // Content the lookup tables know is logged, not stored again.
+                w.put_text("already stored", &[("again", "yes")])
+                    .expect("put");
+                w.commit().expect("commit");
+                mine
+            })
+        })
+        .collect();
+    let written: Vec<_> = threads
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    assert!(
+        !a.contains(&written[0]).expect("contains"),
+        "not indexed until reopened"
+    );
+    drop(a);
+    let a = t.open();
+    for h in &written {
+        assert!(a.get(h).is_ok());
+    }
+    let s = a.stats().expect("stats");
+    assert_eq!((s.objects, s.entries), (301, 304));
+    assert_eq!(a.entries_of(&existing).expect("entries").len(), 4);
+    assert_eq!(t.segments().len(), 4, "one segment per logger");
+}
