@@ -895,6 +895,7 @@ impl Archive {
             opts: PutOptions::default(),
             span: None,
             batch: None,
+            totals: WriterTotals::default(),
             update: Update::default(),
             pending: HashSet::new(),
             failures_at_start: None,
@@ -1463,6 +1464,21 @@ fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// What a writer has done since it was made (across commits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterTotals {
+    /// Puts that logged an entry.
+    pub entries: u64,
+    /// Of those, puts of content already stored (an entry, and no new object).
+    pub duplicates: u64,
+    /// Objects stored (content not stored before, parts of records included).
+    pub new_objects: u64,
+    /// Decoded bytes of those objects.
+    pub raw_bytes: u64,
+    /// Bytes they take in segments.
+    pub stored_bytes: u64,
+}
+
 /// A batch of puts that become durable together, with one fsync, at `commit`. Dropping an
 /// uncommitted writer commits it; call `commit` to see the error if that fails.
 pub struct Writer<'a> {
@@ -1472,6 +1488,7 @@ pub struct Writer<'a> {
     span: Option<(u32, u64, u64)>,
     /// This batch's id among the open batches (`WriterSlot::open_batches`), once it appended.
     batch: Option<u64>,
+    totals: WriterTotals,
     update: Update,
     pending: HashSet<ObjectHash>,
     failures_at_start: Option<u64>,
@@ -1714,6 +1731,9 @@ impl Writer<'_> {
             }
         };
         if let Some(e) = &encoded {
+            self.totals.new_objects += 1;
+            self.totals.raw_bytes += payload.len() as u64;
+            self.totals.stored_bytes += e.stored_len();
             self.update.objects.push((
                 hash,
                 ObjectLoc {
@@ -1730,6 +1750,8 @@ impl Writer<'_> {
             ));
         }
         if let Some(e) = entry {
+            self.totals.entries += 1;
+            self.totals.duplicates += u64::from(encoded.is_none());
             self.update.entries.push(EntryRec {
                 time_ns: e.time_ns,
                 hash,
@@ -1740,6 +1762,11 @@ impl Writer<'_> {
         }
         self.count += 1;
         Ok(hash)
+    }
+
+    /// What this writer has done so far, across commits.
+    pub fn totals(&self) -> WriterTotals {
+        self.totals
     }
 
     /// Number of puts since the last commit.

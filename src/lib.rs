@@ -17,7 +17,7 @@ mod segment;
 
 pub use archive::{
     Archive, ArchiveBuilder, EntryInfo, MappedObject, ObjectInfo, PutOptions, Stats, VerifyReport,
-    Writer,
+    Writer, WriterTotals,
 };
 pub use codec::Codec;
 pub use error::{Error, Result};

@@ -9,4 +9,5 @@ mod crash;
 mod fixtures;
 mod format;
 mod interop;
+mod log;
 mod roundtrip;

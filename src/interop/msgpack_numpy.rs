@@ -43,6 +43,8 @@ struct Parser<'a, 'i> {
     input: &'i str,
     bytes: &'a [u8],
     pos: usize,
+    /// Set when a read ran past the end of `bytes`: the value is cut short.
+    ran_out: bool,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -54,11 +56,10 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| self.bad(format!("truncated: {n} more bytes needed")))?;
+        let Some(end) = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()) else {
+            self.ran_out = true;
+            return Err(self.bad(format!("truncated: {n} more bytes needed")));
+        };
         let out = self.bytes.get(self.pos..end).unwrap_or_default();
         self.pos = end;
         Ok(out)
@@ -217,6 +218,7 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<Document<'a>> {
         input,
         bytes,
         pos: 0,
+        ran_out: false,
     };
     let node = p.node(0)?;
     if p.pos != bytes.len() {
@@ -242,6 +244,7 @@ pub fn read_stream<'a>(input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>
         input,
         bytes,
         pos: 0,
+        ran_out: false,
     };
     let mut docs = Vec::new();
     while p.pos < bytes.len() {
@@ -255,6 +258,28 @@ pub fn read_stream<'a>(input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>
     }
     Ok(docs)
 }
+
+/// Read the first value of a msgpack stream that may not have fully arrived yet: the document
+/// and the bytes it took, or `None` if `bytes` ends inside the value (read more and retry).
+/// A value that is complete but malformed is an error, as in `read`.
+pub fn read_one<'a>(input: &str, bytes: &'a [u8]) -> Result<Option<(Document<'a>, usize)>> {
+    let mut p = Parser {
+        input,
+        bytes,
+        pos: 0,
+        ran_out: false,
+    };
+    let node = match p.node(0) {
+        Ok(node) => node,
+        Err(_) if p.ran_out && bytes.len() < MAX_PENDING => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let used = p.pos;
+    Ok(Some((to_document(input, node, "", 0)?, used)))
+}
+
+/// Bytes waiting for the rest of a value are bounded: past this a value is refused.
+const MAX_PENDING: usize = 1 << 30;
 
 fn key_str<'a>(k: &Node<'a>) -> Option<&'a [u8]> {
     match k {

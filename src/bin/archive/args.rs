@@ -70,6 +70,22 @@ A lone tensor is stored as a tensor, anything else as a record whose tensors are
 it. Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).
 Pickles (.pkl, object arrays) are never loaded: they can run code.")]
     Put(PutArgs),
+    /// Log a stream of records from stdin, one entry each, durable in batches; any number of
+    /// `archive log` processes can log into one store at once.
+    #[command(after_help = "\
+Examples:
+  my_job | archive log --tag run=exp1 --tensor-field probs
+  archive log --format msgpack --tag-field split < preds.msgpack
+  archive log --skip-bad --batch 5000 --interval 2 < preds.ndjson
+
+NDJSON: one JSON object per line; {\"shape\", \"dtype\", \"data_b64\"} objects are tensors, and
+so are the fields named by --tensor-field (nested lists of numbers). msgpack: consecutive maps,
+arrays in msgpack-numpy form. Records become durable every --batch records or --interval
+seconds, and at the end; Ctrl-C commits what was read, then exits 130. A line that does not
+parse ends the run (exit 2, everything before it kept) unless --skip-bad counts and skips it.
+The index learns of the records when the store is next opened (at the end of the run if no
+other process holds it).")]
+    Log(LogArgs),
     /// Write an object back out (a unique hash prefix is enough).
     #[command(after_help = "\
 Examples:
@@ -148,6 +164,46 @@ pub struct PutArgs {
     /// zstd level (default: 1 behind a shuffle, 3 otherwise).
     #[arg(long, allow_hyphen_values = true)]
     pub level: Option<i32>,
+}
+
+/// `archive log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// A tag for every entry, `key=value` (repeatable).
+    #[arg(long = "tag", short = 't', value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+
+    /// The stream's format.
+    #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "msgpack"])]
+    pub format: String,
+
+    /// A field holding a (nested) list of numbers to store as a tensor (repeatable).
+    #[arg(long = "tensor-field", value_name = "FIELD")]
+    pub tensor_fields: Vec<String>,
+
+    /// Store every field that is a (nested) list of numbers as a tensor.
+    #[arg(long)]
+    pub infer_tensors: bool,
+
+    /// Element type of those tensors: F32, F64, I32 or I64.
+    #[arg(long, default_value = "F32")]
+    pub tensor_dtype: String,
+
+    /// A field whose value also becomes a tag of the record's entry (repeatable).
+    #[arg(long = "tag-field", value_name = "FIELD")]
+    pub tag_fields: Vec<String>,
+
+    /// Commit after this many records.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+
+    /// Commit at least this often, in seconds, while records arrive.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+
+    /// Skip records that do not parse (counted in the summary) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
 }
 
 /// `archive get`.

@@ -3,6 +3,7 @@
 mod get;
 mod info;
 mod init;
+mod log;
 mod ls;
 mod put;
 mod stats;
@@ -121,6 +122,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify => verify::run(&ctx),
         Command::Reindex => verify::reindex(&ctx),
         Command::Stats => stats::run(&ctx),
+        Command::Log(args) => log::run(&ctx, args),
         Command::Migrate => {
             let report = model_archive::migrate::migrate(ctx.store_path()?)?;
             if ctx.json {

@@ -1,0 +1,380 @@
+//! `archive log`: a stream of records on stdin, one entry each, committed in batches (by count
+//! and by time). It opens the store for logging only (`ArchiveBuilder::open_logger`), so any
+//! number of `archive log` processes write into one store at once, each into its own segment.
+//!
+//! A thread reads stdin and hands records over a bounded channel, so the main loop can commit
+//! on time while no input arrives, and notice Ctrl-C (SIGINT) or SIGTERM between records.
+
+use std::borrow::Cow;
+use std::io::{BufRead, IsTerminal, Read};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use model_archive::interop::{Array, Document, json_b64, msgpack_numpy, put_document};
+use model_archive::{Archive, Dtype, Shape, Value, Writer};
+
+use super::put::parse_tags;
+use super::{Ctx, UsageError};
+use crate::args::LogArgs;
+use crate::output::size;
+
+/// What the reading thread hands over.
+enum Input {
+    /// One record's bytes and its number in the stream (a line number for NDJSON).
+    Record(usize, Vec<u8>),
+    /// A record that could not be read (msgpack that does not parse), with its number.
+    Bad(usize, String),
+    /// Standard input could not be read.
+    Failed(std::io::Error),
+}
+
+fn read_ndjson(tx: SyncSender<Input>) {
+    let stdin = std::io::stdin();
+    let mut lock = stdin.lock();
+    let mut line = Vec::new();
+    let mut no = 0;
+    loop {
+        line.clear();
+        match lock.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                no += 1;
+                let trimmed = line.trim_ascii();
+                if trimmed.is_empty() {
+                    continue;
+                }
+                if tx.send(Input::Record(no, trimmed.to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Input::Failed(e));
+                return;
+            }
+        }
+    }
+}
+
+fn read_msgpack(tx: SyncSender<Input>) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut no = 0;
+    let mut eof = false;
+    loop {
+        // Hand over every whole value in the buffer, then read more.
+        loop {
+            if buf.is_empty() {
+                break;
+            }
+            match msgpack_numpy::read_one("stdin", &buf) {
+                Ok(Some((_, used))) => {
+                    no += 1;
+                    let rest = buf.split_off(used);
+                    let value = std::mem::replace(&mut buf, rest);
+                    if tx.send(Input::Record(no, value)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) if !eof => break,
+                Ok(None) => {
+                    let _ = tx.send(Input::Bad(no + 1, "the stream ends inside a value".into()));
+                    return;
+                }
+                Err(e) => {
+                    // A malformed value cannot be skipped: its length is unknown.
+                    let _ = tx.send(Input::Bad(no + 1, format!("{e}; the rest is not read")));
+                    return;
+                }
+            }
+        }
+        if eof {
+            return;
+        }
+        match stdin.read(&mut chunk) {
+            Ok(0) => eof = true,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = tx.send(Input::Failed(e));
+                return;
+            }
+        }
+    }
+}
+
+/// A nested list of numbers as a tensor of `dtype`; `None` if it is not one (ragged, empty,
+/// or holding anything but numbers).
+fn list_to_tensor(doc: &Document<'_>, dtype: Dtype) -> Option<Array<'static>> {
+    fn walk(doc: &Document<'_>, depth: usize, dims: &mut Vec<u64>, out: &mut Vec<f64>) -> bool {
+        match doc {
+            Document::List(items) => {
+                match dims.get(depth) {
+                    Some(&d) if d != items.len() as u64 => return false,
+                    Some(_) => {}
+                    None => dims.push(items.len() as u64),
+                }
+                !items.is_empty() && items.iter().all(|i| walk(i, depth + 1, dims, out))
+            }
+            Document::Scalar(Value::Int(i)) if depth == dims.len() => {
+                out.push(*i as f64);
+                true
+            }
+            Document::Scalar(Value::Float(f)) if depth == dims.len() => {
+                out.push(*f);
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut dims = Vec::new();
+    let mut values = Vec::new();
+    if !matches!(doc, Document::List(_)) || !walk(doc, 0, &mut dims, &mut values) {
+        return None;
+    }
+    let data: Vec<u8> = match dtype {
+        Dtype::F32 => values
+            .iter()
+            .flat_map(|v| (*v as f32).to_le_bytes())
+            .collect(),
+        Dtype::F64 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::I32 => values
+            .iter()
+            .flat_map(|v| (*v as i32).to_le_bytes())
+            .collect(),
+        _ => values
+            .iter()
+            .flat_map(|v| (*v as i64).to_le_bytes())
+            .collect(),
+    };
+    Array::new("field", dtype, Shape::new(dims), Cow::Owned(data)).ok()
+}
+
+/// How each record is turned into a document and tags.
+struct Shaping {
+    tensor_fields: Vec<String>,
+    infer: bool,
+    dtype: Dtype,
+    tag_fields: Vec<String>,
+}
+
+impl Shaping {
+    /// Turn the chosen fields into tensors; collect the tag fields' values.
+    fn apply(&self, doc: &mut Document<'_>) -> Vec<(String, String)> {
+        let mut tags = Vec::new();
+        let Document::Map(fields) = doc else {
+            return tags;
+        };
+        for (name, value) in fields.iter_mut() {
+            if (self.infer || self.tensor_fields.contains(name))
+                && let Some(t) = list_to_tensor(value, self.dtype)
+            {
+                *value = Document::Tensor(t);
+            }
+            if self.tag_fields.contains(name) {
+                let v = match value {
+                    Document::Scalar(Value::Str(s)) => Some(s.clone()),
+                    Document::Scalar(Value::Int(i)) => Some(i.to_string()),
+                    Document::Scalar(Value::Float(f)) => Some(f.to_string()),
+                    Document::Scalar(Value::Bool(b)) => Some(b.to_string()),
+                    _ => None,
+                };
+                if let Some(v) = v {
+                    tags.push((name.clone(), v));
+                }
+            }
+        }
+        tags
+    }
+}
+
+/// Counts for the summary.
+#[derive(Default)]
+struct Counts {
+    records: u64,
+    bad: u64,
+    bytes_in: u64,
+}
+
+fn progress_line(c: &Counts, w: &Writer<'_>, started: Instant) {
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprint!(
+        "\r{} records ({:.0}/s), {} in, {} stored   ",
+        c.records,
+        c.records as f64 / secs,
+        size(c.bytes_in),
+        size(w.totals().stored_bytes)
+    );
+}
+
+pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
+    let tags = parse_tags(&args.tags)?;
+    let dtype: Dtype = args.tensor_dtype.parse()?;
+    if !matches!(dtype, Dtype::F32 | Dtype::F64 | Dtype::I32 | Dtype::I64) {
+        return Err(UsageError(format!(
+            "--tensor-dtype {dtype}: expected F32, F64, I32 or I64"
+        ))
+        .into());
+    }
+    if args.batch == 0 || !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(UsageError("--batch and --interval must be positive".into()).into());
+    }
+    let shaping = Shaping {
+        tensor_fields: args.tensor_fields.clone(),
+        infer: args.infer_tensors,
+        dtype,
+        tag_fields: args.tag_fields.clone(),
+    };
+    let store = ctx.store_path()?;
+    let archive = Archive::builder().open_logger(&store)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    let (tx, rx): (SyncSender<Input>, Receiver<Input>) = sync_channel(1024);
+    let msgpack = args.format == "msgpack";
+    std::thread::spawn(move || {
+        if msgpack {
+            read_msgpack(tx)
+        } else {
+            read_ndjson(tx)
+        }
+    });
+
+    let interval = Duration::from_secs_f64(args.interval);
+    let show = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_commit = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut counts = Counts::default();
+    let mut w = archive.writer();
+    let mut failure: Option<anyhow::Error> = None;
+    let unit = if msgpack { "record" } else { "line" };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let wait = interval
+            .saturating_sub(last_commit.elapsed())
+            .max(Duration::from_millis(10));
+        let input = match rx.recv_timeout(wait.min(Duration::from_millis(200))) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let bad = match input {
+            None => None,
+            Some(Input::Failed(e)) => {
+                failure = Some(anyhow::Error::new(e).context("cannot read stdin"));
+                break;
+            }
+            Some(Input::Bad(no, why)) => Some((no, format!("stdin {unit} {no}: {why}"))),
+            Some(Input::Record(no, bytes)) => {
+                counts.bytes_in += bytes.len() as u64;
+                let input = format!("stdin {unit} {no}");
+                let parsed = if msgpack {
+                    msgpack_numpy::read(&input, &bytes)
+                } else {
+                    json_b64::read(&input, &bytes)
+                };
+                match parsed {
+                    Ok(mut doc) => {
+                        let mut entry_tags = tags.clone();
+                        entry_tags.extend(shaping.apply(&mut doc));
+                        let refs: Vec<(&str, &str)> = entry_tags
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        match put_document(&mut w, &doc, &refs) {
+                            Ok(_) => {
+                                counts.records += 1;
+                                None
+                            }
+                            Err(e) => Some((no, format!("{input}: {e}"))),
+                        }
+                    }
+                    Err(e) => Some((no, e.to_string())),
+                }
+            }
+        };
+        if let Some((no, why)) = bad {
+            if args.skip_bad {
+                counts.bad += 1;
+                eprintln!("archive log: skipped {unit} {no}: {why}");
+            } else {
+                failure = Some(UsageError(why).into());
+                break;
+            }
+        }
+        if w.pending() >= args.batch || (w.pending() > 0 && last_commit.elapsed() >= interval) {
+            w.commit()?;
+            last_commit = Instant::now();
+        }
+        if show && last_progress.elapsed() >= Duration::from_millis(250) {
+            progress_line(&counts, &w, started);
+            last_progress = Instant::now();
+        }
+    }
+    // Everything read so far is kept, whatever ended the run.
+    w.commit()?;
+    let totals = w.totals();
+    drop(w);
+    drop(archive);
+    if show {
+        eprint!("\r\x1b[K");
+    }
+    // Let the index catch up now if nobody holds it, so `ls` and `get` see the records at once.
+    let indexed = Archive::builder()
+        .lock_timeout(Duration::ZERO)
+        .open(&store)
+        .is_ok();
+    let secs = started.elapsed().as_secs_f64();
+    let signalled = stop.load(Ordering::Relaxed);
+    let summary = serde_json::json!({
+        "records": counts.records,
+        "new_objects": totals.new_objects,
+        "duplicates": totals.duplicates,
+        "skipped": counts.bad,
+        "bytes_in": counts.bytes_in,
+        "bytes_stored": totals.stored_bytes,
+        "seconds": secs,
+        "indexed": indexed,
+        "interrupted": signalled,
+    });
+    if ctx.json {
+        crate::output::json_line(&summary)?;
+    } else {
+        eprintln!(
+            "logged {} records ({} new objects, {} already stored{}) in {:.2} s: {} in, {} stored{}",
+            counts.records,
+            totals.new_objects,
+            totals.duplicates,
+            if counts.bad > 0 {
+                format!(", {} skipped", counts.bad)
+            } else {
+                String::new()
+            },
+            secs,
+            size(counts.bytes_in),
+            size(totals.stored_bytes),
+            if indexed {
+                ""
+            } else {
+                "; indexed when the store is next opened"
+            }
+        );
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if signalled {
+        eprintln!("archive log: interrupted; every record read was committed");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}

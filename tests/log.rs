@@ -1,0 +1,220 @@
+//! `archive log`: streams of real predictions in, entries out; bad lines; signals; several
+//! processes logging into one store at once.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use model_archive::interop::{Document, Format};
+use model_archive::{Archive, Object, Value};
+use predicates::prelude::*;
+
+use crate::util::{TempStore, sample};
+
+fn logger(t: &TempStore, args: &[&str]) -> std::process::Child {
+    Command::new(assert_cmd::cargo::cargo_bin("archive"))
+        .arg("--store")
+        .arg(t.path())
+        .arg("log")
+        .args(args)
+        .env_remove("ARCHIVE_STORE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn archive log")
+}
+
+#[test]
+fn real_predictions_are_logged_with_tensor_fields_and_tags() {
+    let t = TempStore::new();
+    drop(t.create());
+    let ndjson = std::fs::read(sample("predictions.ndjson")).expect("sample");
+    t.cmd()
+        .args([
+            "--json",
+            "log",
+            "--tag",
+            "run=exp1",
+            "--tensor-field",
+            "probs",
+            "--tag-field",
+            "label",
+        ])
+        .write_stdin(ndjson.clone())
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("\"records\":450")
+                .and(predicate::str::contains("\"indexed\":true")),
+        );
+    let a = t.open();
+    let entries: Vec<_> = a.entries().map(|e| e.expect("entry")).collect();
+    assert_eq!(entries.len(), 450);
+    // The newest entry is the last line; its probs field is an F32 tensor of the line's numbers.
+    let last: serde_json::Value = serde_json::from_slice(
+        ndjson
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .expect("line"),
+    )
+    .expect("json");
+    let e = &entries[0];
+    assert!(e.tags.contains(&("run".into(), "exp1".into())));
+    assert!(
+        e.tags
+            .contains(&("label".into(), last["label"].to_string()))
+    );
+    let Object::Record(r) = a.get(&e.hash).expect("get") else {
+        panic!("not a record")
+    };
+    let Some(Value::Ref(probs)) = r.get("probs") else {
+        panic!("probs is not a tensor")
+    };
+    let Object::Tensor(p) = a.get(probs).expect("probs") else {
+        panic!("tensor")
+    };
+    let expect: Vec<u8> = last["probs"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .flat_map(|v| (v.as_f64().expect("number") as f32).to_le_bytes())
+        .collect();
+    assert_eq!(p.data, expect);
+    assert_eq!(
+        r.get("id"),
+        Some(&Value::Str(last["id"].as_str().expect("id").into()))
+    );
+}
+
+#[test]
+fn a_bad_line_stops_the_run_keeping_what_came_before_unless_skipped() {
+    let t = TempStore::new();
+    drop(t.create());
+    t.cmd()
+        .arg("log")
+        .write_stdin("{\"a\": 1}\n{\"a\": 2}\nnot json\n{\"a\": 3}\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stdin line 3"));
+    assert_eq!(t.open().stats().expect("stats").entries, 2);
+    t.cmd()
+        .args(["--json", "log", "--skip-bad"])
+        .write_stdin("{\"b\": 1}\n[1, 2\n{\"b\": 2}\n")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("\"records\":2")
+                .and(predicate::str::contains("\"skipped\":1")),
+        );
+    assert_eq!(t.open().stats().expect("stats").entries, 4);
+}
+
+#[test]
+fn a_msgpack_numpy_stream_is_logged_value_by_value() {
+    let t = TempStore::new();
+    drop(t.create());
+    let (dtype, shape, data) = crate::util::sample_tensor("digits_test_probs.npy");
+    let mut stream = Vec::new();
+    for i in 0..20usize {
+        let row = data[i * 40..(i + 1) * 40].to_vec();
+        let doc = Document::Map(vec![
+            ("id".into(), Document::Scalar(Value::Int(i as i64))),
+            (
+                "probs".into(),
+                Document::Tensor(
+                    model_archive::interop::Array::new(
+                        "t",
+                        dtype,
+                        model_archive::Shape::new(vec![10]),
+                        row.into(),
+                    )
+                    .expect("array"),
+                ),
+            ),
+        ]);
+        stream
+            .extend(model_archive::interop::write(Format::MsgpackNumpy, "s", &doc).expect("write"));
+    }
+    assert_eq!(shape.dims()[1], 10);
+    t.cmd()
+        .args(["log", "--format", "msgpack"])
+        .write_stdin(stream.clone())
+        .assert()
+        .success();
+    let a = t.open();
+    assert_eq!(a.stats().expect("stats").entries, 20);
+    // A stream cut inside a value: the whole values before it are kept, the run fails.
+    drop(a);
+    t.cmd()
+        .args(["log", "--format", "msgpack", "--tag", "cut=yes"])
+        .write_stdin(stream[..stream.len() - 5].to_vec())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("record 20"));
+    assert_eq!(t.open().stats().expect("stats").entries, 39);
+}
+
+#[test]
+fn sigint_commits_what_was_read_and_exits_non_zero() {
+    let t = TempStore::new();
+    drop(t.create());
+    let mut child = logger(&t, &["--interval", "60", "--batch", "100000"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    for i in 0..10 {
+        writeln!(stdin, "{{\"i\": {i}}}").expect("write");
+    }
+    stdin.flush().expect("flush");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    drop(stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        Archive::open(t.path())
+            .expect("open")
+            .stats()
+            .expect("stats")
+            .entries,
+        10
+    );
+}
+
+#[test]
+fn four_loggers_write_into_one_store_at_once() {
+    let t = TempStore::new();
+    drop(t.create());
+    let children: Vec<_> = (0..4)
+        .map(|n| {
+            let mut child = logger(&t, &["--tag", &format!("worker={n}"), "--batch", "50"]);
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    writeln!(stdin, "{{\"worker\": {n}, \"i\": {i}}}").expect("write");
+                }
+            });
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let a = t.open();
+    let s = a.stats().expect("stats");
+    assert_eq!((s.entries, s.objects), (1200, 1200));
+    assert!(s.segments >= 4, "each logger writes its own segment");
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+}
