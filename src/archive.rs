@@ -1039,6 +1039,27 @@ impl Archive {
         }
     }
 
+    /// Entries matching `query`, newest first. Object fields (kind, dtype, rank, size) are
+    /// looked up only for queries that name them.
+    pub fn query<'q>(
+        &'q self,
+        query: &'q crate::query::Query,
+    ) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
+        let needs_object = query.needs_object();
+        self.entries().filter_map(move |e| {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => return Some(Err(err)),
+            };
+            let info = if needs_object {
+                self.info(&e.hash).ok()
+            } else {
+                None
+            };
+            query.matches(&e, info.as_ref()).then_some(Ok(e))
+        })
+    }
+
     fn object_frame(&self, hash: &ObjectHash, loc: &ObjectLoc) -> Result<ObjectFrame> {
         let seg = self.index()?.segment(loc.seg)?;
         ObjectFrame::read(

@@ -218,3 +218,76 @@ fn four_loggers_write_into_one_store_at_once() {
     assert!(s.segments >= 4, "each logger writes its own segment");
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
 }
+
+#[test]
+fn logged_predictions_are_found_by_query_and_ls_filters() {
+    let t = TempStore::new();
+    drop(t.create());
+    let ndjson = std::fs::read(sample("predictions.ndjson")).expect("sample");
+    let labels: Vec<i64> = ndjson
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice::<serde_json::Value>(l).expect("json")["label"]
+                .as_i64()
+                .expect("label")
+        })
+        .collect();
+    t.cmd()
+        .args([
+            "log",
+            "--tag",
+            "run=exp1",
+            "--tensor-field",
+            "probs",
+            "--tag-field",
+            "label",
+        ])
+        .write_stdin(ndjson)
+        .assert()
+        .success();
+    t.cmd()
+        .args(["put", "--text", "a note", "--tag", "run=exp2"])
+        .assert()
+        .success();
+    let count = |args: &[&str]| {
+        let out = t
+            .cmd()
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).expect("utf8").lines().count()
+    };
+    let sevens = labels.iter().filter(|l| **l == 7).count();
+    let high = labels.iter().filter(|l| **l >= 8).count();
+    assert_eq!(
+        count(&["query", "label = 7 and run = exp1", "--hashes"]),
+        sevens
+    );
+    assert_eq!(
+        count(&["query", "label >= 8 and kind = record", "--hashes"]),
+        high
+    );
+    assert_eq!(count(&["query", "not has label", "--hashes"]), 1);
+    assert_eq!(
+        count(&["query", "run ~ \"exp*\" and time > 2020-01-01", "--hashes"]),
+        451
+    );
+    assert_eq!(
+        count(&["query", "kind = text or size > 1000000", "--hashes"]),
+        1
+    );
+    assert_eq!(
+        count(&["--json", "ls", "--tag", "label=7", "--all"]),
+        sevens
+    );
+    assert_eq!(count(&["--json", "ls", "--until", "2020-01-01"]), 0);
+    t.cmd()
+        .args(["query", "label = 7 and"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("column 14"));
+}

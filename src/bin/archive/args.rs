@@ -108,6 +108,17 @@ Examples:
     },
     /// List entries, newest first.
     Ls(LsArgs),
+    /// Find entries by tags, time and what they hold.
+    #[command(after_help = "\
+Examples:
+  archive query 'run = \"exp1\" and split = \"test\" and time > 2026-11-01 and kind = tensor'
+  archive query 'model ~ \"resnet*\" or (has step and not rank = 0)' --limit 20
+  archive query 'run = exp1' --hashes | xargs -n1 archive get   # one hash per line
+
+Conditions: FIELD OP VALUE with OP one of = != < <= > >= ~ (glob: * and ?), or `has KEY`;
+combine with and, or, not and parentheses. FIELD is a tag key or one of time (RFC 3339 or a
+date), kind, dtype, rank, size (bytes), hash (= matches a prefix). Values are \"quoted\" or bare.")]
+    Query(QueryArgs),
     /// Re-read and re-hash everything; exits 4 if anything is damaged.
     Verify,
     /// Rebuild the index from the segments alone.
@@ -238,4 +249,35 @@ pub struct LsArgs {
     /// Show every entry.
     #[arg(long, conflicts_with = "limit")]
     pub all: bool,
+
+    /// Only entries with this tag, `key=value` (repeatable; all must hold).
+    #[arg(long = "tag", short = 't', value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+
+    /// Only entries logged at or after this time (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only entries logged before this time (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+/// `archive query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The query, e.g. 'run = "exp1" and time > 2026-11-01'.
+    pub query: String,
+
+    /// Show at most this many entries.
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+
+    /// Oldest first.
+    #[arg(long)]
+    pub reverse: bool,
+
+    /// Print only the hashes, one per line (to pipe into `archive get`).
+    #[arg(long, conflicts_with = "json")]
+    pub hashes: bool,
 }

@@ -1,12 +1,13 @@
-//! `archive ls`: entries, newest first.
+//! `archive ls` and `archive query`: entries, newest first, as a table, JSON lines or hashes.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use model_archive::query::Query;
 use model_archive::{Archive, EntryInfo, ObjectInfo};
 
-use super::Ctx;
-use crate::args::LsArgs;
+use super::{Ctx, UsageError};
+use crate::args::{LsArgs, QueryArgs};
 use crate::output::{print_table, size, table, tags, time_local, time_rfc3339};
 
 /// Shape for tensors, the media type or schema for others.
@@ -31,17 +32,35 @@ fn json(e: &EntryInfo, info: Option<&ObjectInfo>) -> serde_json::Value {
     })
 }
 
-pub fn run(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
-    let archive: Archive = ctx.open()?;
-    let limit = if args.all { usize::MAX } else { args.limit };
+/// How to print a listing.
+struct Listing {
+    limit: usize,
+    reverse: bool,
+    hashes: bool,
+}
+
+fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<ExitCode> {
+    let mut matches = archive.query(query);
+    let entries: Vec<EntryInfo> = if how.reverse {
+        // Oldest first: every match, reversed, then the limit.
+        let mut all = matches.collect::<model_archive::Result<Vec<_>>>()?;
+        all.reverse();
+        all.truncate(how.limit);
+        all
+    } else {
+        (&mut matches)
+            .take(how.limit)
+            .collect::<model_archive::Result<Vec<_>>>()?
+    };
     let mut t = table(&["HASH", "TIME", "KIND", "DTYPE/SHAPE", "SIZE", "TAGS"]);
-    let mut shown = 0;
-    for entry in archive.entries().take(limit) {
-        let e = entry?;
+    for e in &entries {
+        if how.hashes {
+            println!("{}", e.hash);
+            continue;
+        }
         let info = archive.info(&e.hash).ok();
-        shown += 1;
         if ctx.json {
-            crate::output::json_line(&json(&e, info.as_ref()))?;
+            crate::output::json_line(&json(e, info.as_ref()))?;
             continue;
         }
         t.add_row(vec![
@@ -53,12 +72,60 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
             tags(&e.tags),
         ]);
     }
-    if !ctx.json {
-        if shown == 0 {
-            eprintln!("no entries yet; add some with `archive put`");
+    if !ctx.json && !how.hashes {
+        if entries.is_empty() {
+            eprintln!("no entries match");
         } else {
             print_table(&t)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub fn run(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
+    // `ls` filters are a query: tags, then the time range.
+    let mut parts = Vec::new();
+    for t in &args.tags {
+        let Some((k, v)) = t.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(UsageError(format!("--tag {t}: expected key=value")).into());
+        };
+        parts.push(format!("{} = {}", quote(k), quote(v)));
+    }
+    for (flag, op, value) in [
+        ("--since", ">=", &args.since),
+        ("--until", "<", &args.until),
+    ] {
+        if let Some(v) = value {
+            if model_archive::query::parse_time(v).is_none() {
+                return Err(UsageError(format!(
+                    "{flag} {v}: expected a time (RFC 3339, e.g. 2026-11-01T12:00:00Z, or a date)"
+                ))
+                .into());
+            }
+            parts.push(format!("time {op} {v}"));
+        }
+    }
+    let query = Query::parse(&parts.join(" and "))?;
+    let archive = ctx.open()?;
+    let how = Listing {
+        limit: if args.all { usize::MAX } else { args.limit },
+        reverse: false,
+        hashes: false,
+    };
+    print(ctx, &archive, &query, &how)
+}
+
+pub fn query(ctx: &Ctx, args: QueryArgs) -> Result<ExitCode> {
+    let query = Query::parse(&args.query)?;
+    let archive = ctx.open()?;
+    let how = Listing {
+        limit: args.limit.unwrap_or(usize::MAX),
+        reverse: args.reverse,
+        hashes: args.hashes,
+    };
+    print(ctx, &archive, &query, &how)
 }

@@ -123,6 +123,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reindex => verify::reindex(&ctx),
         Command::Stats => stats::run(&ctx),
         Command::Log(args) => log::run(&ctx, args),
+        Command::Query(args) => ls::query(&ctx, args),
         Command::Migrate => {
             let report = model_archive::migrate::migrate(ctx.store_path()?)?;
             if ctx.json {

@@ -1,0 +1,503 @@
+//! The query language of `archive query` and `Archive::query`:
+//!
+//! ```text
+//! run = "exp1" and split = "test" and time > 2026-11-01 and kind = tensor
+//! model ~ "resnet*" or (has step and not rank = 0)
+//! ```
+//!
+//! `and`, `or`, `not`, parentheses; comparisons `=`, `!=`, `<`, `<=`, `>`, `>=`, and `~` (glob:
+//! `*` any run, `?` one character); `has KEY` (the entry has the tag). A field is a tag key, or
+//! one of `time` (RFC 3339, or a date for midnight UTC), `kind`, `dtype`, `rank`, `size` (decoded
+//! bytes), `hash` (`=` matches a prefix). Values are double-quoted strings (with `\"` and `\\`)
+//! or bare words and numbers. Tag comparisons are numeric when both sides are numbers. A syntax
+//! error names the column.
+
+use std::cmp::Ordering;
+
+use crate::archive::{EntryInfo, ObjectInfo};
+use crate::error::{Error, Result};
+
+/// Comparison operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `~` (glob)
+    Glob,
+}
+
+/// A field of an entry or of its object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// A tag key.
+    Tag(String),
+    /// The entry's time.
+    Time,
+    /// The object's kind.
+    Kind,
+    /// The tensor's dtype.
+    Dtype,
+    /// The tensor's rank.
+    Rank,
+    /// The object's decoded size in bytes.
+    Size,
+    /// The object's hash (`=` matches a prefix).
+    Hash,
+}
+
+/// A parsed query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Query {
+    /// Both hold.
+    And(Box<Query>, Box<Query>),
+    /// Either holds.
+    Or(Box<Query>, Box<Query>),
+    /// It does not hold.
+    Not(Box<Query>),
+    /// The entry has this tag.
+    Has(String),
+    /// A comparison; `time` values are kept as nanoseconds.
+    Cmp(Field, Op, String),
+    /// Matches everything (the empty query).
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    Op(Op),
+    Word(String),
+    Str(String),
+}
+
+fn lex(src: &str) -> std::result::Result<Vec<(usize, Tok)>, (usize, String)> {
+    let chars: Vec<(usize, char)> = src.char_indices().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&(at, c)) = chars.get(i) {
+        let col = src.get(..at).map_or(0, |s| s.chars().count()) + 1;
+        let next = chars.get(i + 1).map(|&(_, c)| c);
+        match c {
+            c if c.is_whitespace() => i += 1,
+            '(' => {
+                out.push((col, Tok::LParen));
+                i += 1;
+            }
+            ')' => {
+                out.push((col, Tok::RParen));
+                i += 1;
+            }
+            '=' => {
+                out.push((col, Tok::Op(Op::Eq)));
+                i += 1;
+            }
+            '~' => {
+                out.push((col, Tok::Op(Op::Glob)));
+                i += 1;
+            }
+            '!' if next == Some('=') => {
+                out.push((col, Tok::Op(Op::Ne)));
+                i += 2;
+            }
+            '<' | '>' => {
+                let eq = next == Some('=');
+                let op = match (c, eq) {
+                    ('<', false) => Op::Lt,
+                    ('<', true) => Op::Le,
+                    ('>', false) => Op::Gt,
+                    _ => Op::Ge,
+                };
+                out.push((col, Tok::Op(op)));
+                i += if eq { 2 } else { 1 };
+            }
+            '"' => {
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err((col, "a string is not closed".into())),
+                        Some(&(_, '"')) => break,
+                        Some(&(_, '\\')) => {
+                            let Some(&(_, e)) = chars.get(i + 1) else {
+                                return Err((col, "a string is not closed".into()));
+                            };
+                            s.push(e);
+                            i += 2;
+                        }
+                        Some(&(_, ch)) => {
+                            s.push(ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push((col, Tok::Str(s)));
+                i += 1;
+            }
+            c if c.is_alphanumeric() || "_-.:+*?/".contains(c) => {
+                let mut s = String::new();
+                while let Some(&(_, ch)) = chars.get(i) {
+                    if ch.is_alphanumeric() || "_-.:+*?/".contains(ch) {
+                        s.push(ch);
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                out.push((col, Tok::Word(s)));
+            }
+            other => return Err((col, format!("unexpected `{other}`"))),
+        }
+    }
+    Ok(out)
+}
+
+struct Parser<'s> {
+    src: &'s str,
+    toks: Vec<(usize, Tok)>,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn col(&self) -> usize {
+        self.toks
+            .get(self.pos)
+            .map_or(self.src.chars().count() + 1, |(c, _)| *c)
+    }
+
+    fn fail<T>(&self, why: &str) -> Result<T> {
+        fail(self.src, self.col(), why)
+    }
+
+    fn peek_word(&self, w: &str) -> bool {
+        matches!(self.toks.get(self.pos), Some((_, Tok::Word(x))) if x.eq_ignore_ascii_case(w))
+    }
+
+    fn or(&mut self) -> Result<Query> {
+        let mut q = self.and()?;
+        while self.peek_word("or") {
+            self.pos += 1;
+            q = Query::Or(Box::new(q), Box::new(self.and()?));
+        }
+        Ok(q)
+    }
+
+    fn and(&mut self) -> Result<Query> {
+        let mut q = self.not()?;
+        while self.peek_word("and") {
+            self.pos += 1;
+            q = Query::And(Box::new(q), Box::new(self.not()?));
+        }
+        Ok(q)
+    }
+
+    fn not(&mut self) -> Result<Query> {
+        if self.peek_word("not") {
+            self.pos += 1;
+            return Ok(Query::Not(Box::new(self.not()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Query> {
+        match self.toks.get(self.pos).cloned() {
+            Some((_, Tok::LParen)) => {
+                self.pos += 1;
+                let q = self.or()?;
+                if !matches!(self.toks.get(self.pos), Some((_, Tok::RParen))) {
+                    return self.fail("expected `)`");
+                }
+                self.pos += 1;
+                Ok(q)
+            }
+            Some((_, Tok::Word(w))) if w.eq_ignore_ascii_case("has") => {
+                self.pos += 1;
+                match self.toks.get(self.pos).cloned() {
+                    Some((_, Tok::Word(k) | Tok::Str(k))) => {
+                        self.pos += 1;
+                        Ok(Query::Has(k))
+                    }
+                    _ => self.fail("expected a tag key after `has`"),
+                }
+            }
+            Some((_, Tok::Word(name) | Tok::Str(name))) => {
+                self.pos += 1;
+                let field = match name.as_str() {
+                    "time" => Field::Time,
+                    "kind" => Field::Kind,
+                    "dtype" => Field::Dtype,
+                    "rank" => Field::Rank,
+                    "size" => Field::Size,
+                    "hash" => Field::Hash,
+                    _ => Field::Tag(name),
+                };
+                let Some((_, Tok::Op(op))) = self.toks.get(self.pos).cloned() else {
+                    return self.fail("expected an operator (=, !=, <, <=, >, >=, ~)");
+                };
+                self.pos += 1;
+                let col = self.col();
+                let value = match self.toks.get(self.pos).cloned() {
+                    Some((_, Tok::Word(v) | Tok::Str(v))) => v,
+                    _ => return self.fail("expected a value"),
+                };
+                self.pos += 1;
+                let value = match field {
+                    Field::Time => match parse_time(&value) {
+                        Some(ns) => ns.to_string(),
+                        None => return fail(self.src, col, "expected a time (RFC 3339 or a date)"),
+                    },
+                    Field::Rank | Field::Size if value.parse::<u64>().is_err() => {
+                        return fail(self.src, col, "expected a whole number");
+                    }
+                    _ => value,
+                };
+                Ok(Query::Cmp(field, op, value))
+            }
+            _ => self.fail("expected a condition"),
+        }
+    }
+}
+
+fn syntax(src: &str, col: usize, why: &str) -> Error {
+    let caret = format!("{}^", " ".repeat(col.saturating_sub(1)));
+    Error::invalid(
+        "query",
+        format!("{why} at column {col}\n  {src}\n  {caret}"),
+    )
+}
+
+fn fail<T>(src: &str, col: usize, why: &str) -> Result<T> {
+    Err(syntax(src, col, why))
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time or a date (midnight UTC).
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return i64::try_from(t.as_nanosecond()).ok();
+    }
+    let date = s.parse::<jiff::civil::Date>().ok()?;
+    let t = date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    i64::try_from(t.as_nanosecond()).ok()
+}
+
+/// `*` matches any run of characters, `?` one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || Some(&c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+}
+
+fn compare(op: Op, ord: Ordering) -> bool {
+    match op {
+        Op::Eq => ord == Ordering::Equal,
+        Op::Ne => ord != Ordering::Equal,
+        Op::Lt => ord == Ordering::Less,
+        Op::Le => ord != Ordering::Greater,
+        Op::Gt => ord == Ordering::Greater,
+        Op::Ge => ord != Ordering::Less,
+        Op::Glob => false,
+    }
+}
+
+/// Compare a text value: glob, numeric when both are numbers, else by characters.
+fn compare_text(op: Op, have: &str, want: &str) -> bool {
+    if op == Op::Glob {
+        return glob(want, have);
+    }
+    let ord = match (have.parse::<f64>(), want.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        _ => have.cmp(want),
+    };
+    compare(op, ord)
+}
+
+impl Query {
+    /// Parse a query; the empty string matches everything.
+    pub fn parse(src: &str) -> Result<Query> {
+        let toks = lex(src).map_err(|(col, why)| syntax(src, col, &why))?;
+        if toks.is_empty() {
+            return Ok(Query::All);
+        }
+        let mut p = Parser { src, toks, pos: 0 };
+        let q = p.or()?;
+        if p.pos < p.toks.len() {
+            return p.fail("expected `and`, `or` or the end");
+        }
+        Ok(q)
+    }
+
+    /// True if the query looks at the object (kind, dtype, rank, size), not only the entry.
+    pub fn needs_object(&self) -> bool {
+        match self {
+            Query::And(a, b) | Query::Or(a, b) => a.needs_object() || b.needs_object(),
+            Query::Not(a) => a.needs_object(),
+            Query::Cmp(f, _, _) => {
+                matches!(f, Field::Kind | Field::Dtype | Field::Rank | Field::Size)
+            }
+            Query::Has(_) | Query::All => false,
+        }
+    }
+
+    /// Does the entry (with its object's info, when the query needs it) match?
+    pub fn matches(&self, e: &EntryInfo, info: Option<&ObjectInfo>) -> bool {
+        match self {
+            Query::All => true,
+            Query::And(a, b) => a.matches(e, info) && b.matches(e, info),
+            Query::Or(a, b) => a.matches(e, info) || b.matches(e, info),
+            Query::Not(a) => !a.matches(e, info),
+            Query::Has(k) => e.tags.iter().any(|(key, _)| key == k),
+            Query::Cmp(field, op, want) => match field {
+                Field::Tag(k) => {
+                    let mut values = e.tags.iter().filter(|(key, _)| key == k).map(|(_, v)| v);
+                    match op {
+                        // `!=` holds when no value of the tag equals (a missing tag too).
+                        Op::Ne => values.all(|v| v != want),
+                        _ => values.any(|v| compare_text(*op, v, want)),
+                    }
+                }
+                Field::Time => want
+                    .parse::<i64>()
+                    .is_ok_and(|w| compare(*op, e.time_ns.cmp(&w))),
+                Field::Hash => {
+                    let h = e.hash.to_string();
+                    let want = want.to_ascii_lowercase();
+                    match op {
+                        Op::Eq => h.starts_with(&want),
+                        Op::Ne => !h.starts_with(&want),
+                        _ => compare_text(*op, &h, &want),
+                    }
+                }
+                Field::Kind => info.is_some_and(|i| compare_text(*op, i.kind.name(), want)),
+                Field::Dtype => info
+                    .and_then(|i| i.dtype)
+                    .is_some_and(|d| compare_text(*op, d.name(), &want.to_ascii_uppercase())),
+                Field::Rank => info
+                    .and_then(|i| i.shape.as_ref())
+                    .is_some_and(|s| compare_text(*op, &s.rank().to_string(), want)),
+                Field::Size => {
+                    info.is_some_and(|i| compare_text(*op, &i.raw_len.to_string(), want))
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ObjectHash;
+
+    fn entry(tags: &[(&str, &str)], time: &str) -> EntryInfo {
+        EntryInfo {
+            seq: 0,
+            time_ns: parse_time(time).expect("time"),
+            hash: ObjectHash([0xab; 32]),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn queries_parse_and_match() {
+        let e = entry(
+            &[
+                ("run", "exp1"),
+                ("split", "test"),
+                ("step", "120"),
+                ("model", "resnet50"),
+            ],
+            "2026-11-20T10:00:00Z",
+        );
+        let yes = [
+            r#"run = "exp1" and split = "test""#,
+            "run = exp1 and time > 2026-11-01",
+            "step > 99 and step <= 120",
+            r#"model ~ "resnet*" and not split = train"#,
+            "has step and (run = x or split != train)",
+            "hash = abab and time < 2026-11-21T00:00:00Z",
+            "",
+        ];
+        for q in yes {
+            assert!(Query::parse(q).expect(q).matches(&e, None), "{q}");
+        }
+        let no = [
+            "run = exp2",
+            "step < 100",
+            "has epoch",
+            "model ~ vgg*",
+            "run != exp1",
+            "kind = tensor",
+        ];
+        for q in no {
+            assert!(!Query::parse(q).expect(q).matches(&e, None), "{q}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_column() {
+        let err = Query::parse("run = exp1 and")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("column 15"), "{err}");
+        let err = Query::parse("run exp1")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("column 5") && err.contains("operator"),
+            "{err}"
+        );
+        let err = Query::parse("time > yesterday")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("column 8") && err.contains("time"), "{err}");
+        assert!(Query::parse(r#"a = "open"#).is_err());
+        assert!(Query::parse("(a = 1").is_err());
+        assert!(Query::parse("a = 1 )").is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("resnet*", "resnet50"));
+        assert!(glob("*net?0", "resnet50"));
+        assert!(!glob("res*x", "resnet50"));
+        assert!(glob("*", ""));
+    }
+}
