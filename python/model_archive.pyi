@@ -1,0 +1,181 @@
+"""model_archive: a persistent, content-addressed, compressed archive for model outputs.
+
+``Archive(path)`` opens or creates a store; ``put`` stores numpy arrays, text, bytes and
+records; ``get`` returns them (arrays zero-copy from the memory map when stored raw);
+``entries``/``query`` list what was logged; ``writer`` batches many puts into one fsync.
+"""
+
+import datetime
+import os
+from types import TracebackType
+from typing import Any, Literal, Mapping, Optional, Union
+
+import numpy as np
+
+__version__: str
+
+TagValue = Union[str, int, float]
+Tags = Mapping[str, TagValue]
+StrPath = Union[str, "os.PathLike[str]"]
+Hash = str
+"""64 hex digits (blake3); where a hash is taken, a unique prefix of at least 4 digits works."""
+
+class ArchiveError(Exception):
+    """Base class of every error the archive raises."""
+
+class NotFound(ArchiveError):
+    """No object matches the hash or prefix."""
+
+class Ambiguous(ArchiveError):
+    """A short hash matches more than one object."""
+
+class Corrupt(ArchiveError):
+    """Stored bytes do not decode or do not hash back to their address."""
+
+class NeedsMigration(ArchiveError):
+    """The store was written by an older schema version; run `archive migrate`."""
+
+class TooNew(ArchiveError):
+    """The store was written by a newer version of model-archive."""
+
+class Locked(ArchiveError):
+    """Another process holds the store's index; the message names it."""
+
+class InvalidInput(ArchiveError):
+    """Input that cannot be stored as given (dtype, tag, record field ...)."""
+
+class NoStore(ArchiveError):
+    """No archive at the path (`Archive.open`)."""
+
+class AlreadyExists(ArchiveError):
+    """`Archive.create` on a path that already holds something."""
+
+class IoError(ArchiveError):
+    """An I/O error on a named file."""
+
+class IndexFailed(ArchiveError):
+    """The index failed; `archive reindex` rebuilds it from the segments."""
+
+class Ref:
+    """A reference to another object in the archive, as a record field holds it."""
+
+    def __init__(self, hash: Hash) -> None: ...
+    @property
+    def hash(self) -> Hash: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class Mapped:
+    """The memory behind an array from `get` (the end of its `base` chain): the memory map
+    itself when `zero_copy`, else a decoded buffer. Read-only buffer protocol."""
+
+    @property
+    def zero_copy(self) -> bool: ...
+    @property
+    def hash(self) -> Hash: ...
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
+class Entry:
+    """One act of logging: which object, when, with which tags."""
+
+    @property
+    def seq(self) -> int:
+        """Sequence number, in logging order."""
+    @property
+    def hash(self) -> Hash: ...
+    @property
+    def time(self) -> datetime.datetime:
+        """When it was logged, timezone-aware UTC (microseconds; `time_ns` has all of it)."""
+    @property
+    def time_ns(self) -> int: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
+
+# What `put` takes: an array-like (ndarray, numpy scalar, torch/jax CPU tensor, memoryview,
+# anything with __array__ / __array_interface__ / __dlpack__), str, bytes, or a record dict.
+Storable = Any
+# What `get` returns: np.ndarray (read-only), str, bytes, or dict (record / categorical).
+Stored = Union[np.ndarray, str, bytes, dict[str, Any]]
+
+class Writer:
+    """A batch of puts that become durable and visible together, with one fsync, at
+    `commit()`. Leaving a `with` block commits, also on an exception (what was logged
+    before it is kept); `discard()` drops the uncommitted puts."""
+
+    def put(
+        self, obj: Storable, *, tags: Optional[Tags] = None, media_type: Optional[str] = None
+    ) -> Hash:
+        """Store `obj` as `Archive.put` does, in this batch; returns its hash."""
+    def commit(self) -> None:
+        """Make every put since the last commit durable (one fsync) and visible."""
+    def discard(self) -> None:
+        """Undo every put since the last commit, leaving the store as it was; closes."""
+    def close(self) -> None:
+        """Commit and close. Calling it twice does nothing."""
+    @property
+    def pending(self) -> int:
+        """Number of puts since the last commit."""
+    def __enter__(self) -> "Writer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Literal[False]: ...
+
+class Archive:
+    """An archive of model outputs. `Archive(path)` opens the store at `path`, creating it if
+    there is none. While open, this process holds the store's index: another process opening
+    it waits up to `lock_timeout` seconds, then raises `Locked`. Close it (or use `with`)."""
+
+    def __init__(
+        self, path: StrPath, *, lock_timeout: float = 10.0, zstd_level: Optional[int] = None
+    ) -> None: ...
+    @staticmethod
+    def open(path: StrPath, *, lock_timeout: float = 10.0) -> "Archive":
+        """Open an existing store; raises `NoStore` if there is none."""
+    @staticmethod
+    def create(
+        path: StrPath, *, lock_timeout: float = 10.0, zstd_level: Optional[int] = None
+    ) -> "Archive":
+        """Create a new store; raises `AlreadyExists` if `path` holds something."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def put(
+        self, obj: Storable, *, tags: Optional[Tags] = None, media_type: Optional[str] = None
+    ) -> Hash:
+        """Store `obj` and log an entry for it with `tags`; returns its hash.
+
+        ndarray / array-like -> tensor (C-contiguous little-endian input is not copied);
+        str -> text; bytes -> bytes (with `media_type`); dict -> record (arrays inside are
+        stored as tensors and referred to by hash)."""
+    def get(self, hash: Hash) -> Stored:
+        """Get an object: a read-only ndarray (zero-copy when stored raw), str, bytes or
+        dict. Verified against its hash."""
+    def resolve(self, prefix: str) -> Hash: ...
+    def __contains__(self, hash: str) -> bool: ...
+    def info(self, hash: Hash) -> dict[str, Any]:
+        """hash, kind, dtype, shape, desc, raw_len, stored_len, codec."""
+    def entries(
+        self, *, tags: Optional[Tags] = None, limit: Optional[int] = None
+    ) -> list[Entry]:
+        """Entries newest first, those whose tags include every given key=value."""
+    def query(self, query: str, *, limit: Optional[int] = None) -> list[Entry]:
+        """Entries matching a query (`run = "exp1" and split = "test"`), newest first."""
+    def entries_of(self, hash: Hash) -> list[Entry]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def verify(self) -> list[str]:
+        """Re-read and re-hash everything; the problems found (empty when all is well)."""
+    def writer(self, *, tags: Optional[Tags] = None) -> Writer:
+        """A batch writer: many puts, one fsync at `commit()` or the end of `with`."""
+    def close(self) -> None: ...
+    def __enter__(self) -> "Archive": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Literal[False]: ...

@@ -1,0 +1,456 @@
+//! Between Python values and the archive's: numpy arrays (and anything `np.asarray` takes) to
+//! tensors without a copy where they are C-contiguous little-endian, dicts to records, and
+//! stored objects back to numpy arrays, `str`, `bytes` and dicts.
+
+use std::borrow::Cow;
+
+use archive::interop::{Array, Document};
+use archive::{Archive, Dtype, Kind, Object, ObjectHash, Record, Shape, Value};
+use pyo3::buffer::PyUntypedBuffer;
+use pyo3::exceptions::{PyImportError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
+
+use crate::buffer::{Mapped, bytes_of};
+use crate::error::{invalid, to_py};
+
+/// A reference to another object in the archive, as a record field holds it.
+#[pyclass(frozen, module = "model_archive", eq, hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Ref {
+    hash: ObjectHash,
+}
+
+#[pymethods]
+impl Ref {
+    /// A reference to the object with this full hash.
+    #[new]
+    fn new(hash: &str) -> PyResult<Self> {
+        let hash = hash.parse::<ObjectHash>().map_err(to_py)?;
+        Ok(Ref { hash })
+    }
+
+    /// The full hash (64 hex digits).
+    #[getter]
+    fn hash(&self) -> String {
+        self.hash.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("model_archive.Ref(\"{}\")", self.hash)
+    }
+}
+
+/// A value to put, its tensors' memory held as Python buffers.
+pub enum Item {
+    Text(String),
+    Bytes(usize),
+    Doc(Node),
+}
+
+/// A document whose tensors are indices into the held buffers.
+pub enum Node {
+    Tensor {
+        dtype: Dtype,
+        shape: Shape,
+        buf: usize,
+    },
+    Map(Vec<(String, Node)>),
+    List(Vec<Node>),
+    Scalar(Value),
+}
+
+impl Node {
+    /// The document, borrowing every tensor's bytes from `bufs`.
+    pub fn document<'b>(&self, bufs: &'b [PyUntypedBuffer]) -> archive::Result<Document<'b>> {
+        Ok(match self {
+            Node::Tensor { dtype, shape, buf } => {
+                let data = bufs.get(*buf).map(bytes_of).unwrap_or_default();
+                Document::Tensor(Array::new(
+                    "array",
+                    *dtype,
+                    shape.clone(),
+                    Cow::Borrowed(data),
+                )?)
+            }
+            Node::Map(fields) => Document::Map(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.document(bufs)?)))
+                    .collect::<archive::Result<_>>()?,
+            ),
+            Node::List(items) => Document::List(
+                items
+                    .iter()
+                    .map(|v| v.document(bufs))
+                    .collect::<archive::Result<_>>()?,
+            ),
+            Node::Scalar(v) => Document::Scalar(v.clone()),
+        })
+    }
+}
+
+/// Read a Python value to put: `str` is text; `bytes`/`bytearray` are bytes; a dict is a
+/// record; anything numpy can view as an array is a tensor.
+pub fn item(obj: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>) -> PyResult<Item> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Item::Text(s.to_str()?.to_owned()));
+    }
+    if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+        let buf = PyUntypedBuffer::get(obj)?;
+        bufs.push(buf);
+        return Ok(Item::Bytes(bufs.len() - 1));
+    }
+    if obj.is_instance_of::<PyDict>() {
+        return Ok(Item::Doc(node(obj, bufs, 0)?));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        return Err(PyTypeError::new_err(
+            "a list is neither a tensor nor a record: pass np.asarray(values) for a tensor, \
+             or a dict for a record",
+        ));
+    }
+    match array(obj)? {
+        Some(arr) => tensor(&arr, bufs).map(Item::Doc),
+        None => Err(unsupported(obj, "put")),
+    }
+}
+
+fn unsupported(obj: &Bound<'_, PyAny>, what: &str) -> PyErr {
+    let ty = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    PyTypeError::new_err(format!(
+        "cannot {what} a `{ty}`: expected a numpy array (or anything np.asarray takes: torch \
+         and jax CPU tensors, buffers), str, bytes or a dict"
+    ))
+}
+
+/// The value as a numpy array, if it is array-like: an ndarray or numpy scalar, or an object
+/// with `__array__`, `__array_interface__`, `__dlpack__` or the buffer protocol. No copy is
+/// made where numpy can avoid one.
+fn array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let np = obj.py().import("numpy")?;
+    let is_array = obj.is_instance(&np.getattr("ndarray")?)?
+        || obj.is_instance(&np.getattr("generic")?)?
+        || obj.is_instance_of::<PyMemoryView>()
+        || obj.hasattr("__array__")?
+        || obj.hasattr("__array_interface__")?;
+    if is_array {
+        return Ok(Some(np.call_method1("asarray", (obj,))?));
+    }
+    if obj.hasattr("__dlpack__")? {
+        return Ok(Some(np.call_method1("from_dlpack", (obj,))?));
+    }
+    Ok(None)
+}
+
+fn node(obj: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>, depth: usize) -> PyResult<Node> {
+    if depth > archive::interop::MAX_DOCUMENT_DEPTH {
+        return Err(invalid(
+            "record",
+            format!(
+                "nested deeper than {} levels",
+                archive::interop::MAX_DOCUMENT_DEPTH
+            ),
+        ));
+    }
+    if obj.is_none() {
+        return Ok(Node::Scalar(Value::Null));
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Node::Scalar(Value::Bool(b.is_true())));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        let v: i64 = obj.extract().map_err(|_| {
+            invalid(
+                obj.repr().map_or("integer".into(), |r| r.to_string()),
+                "a record integer must fit in 64 bits (signed); store big numbers as a string",
+            )
+        })?;
+        return Ok(Node::Scalar(Value::Int(v)));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(Node::Scalar(Value::Float(f.value())));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Node::Scalar(Value::Str(s.to_str()?.to_owned())));
+    }
+    if let Ok(r) = obj.cast::<Ref>() {
+        return Ok(Node::Scalar(Value::Ref(r.get().hash)));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut fields = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let Ok(k) = k.cast::<PyString>() else {
+                return Err(PyTypeError::new_err(format!(
+                    "record field names must be str, not `{}`",
+                    k.get_type().name()?
+                )));
+            };
+            fields.push((k.to_str()?.to_owned(), node(&v, bufs, depth + 1)?));
+        }
+        return Ok(Node::Map(fields));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for v in obj.try_iter()? {
+            items.push(node(&v?, bufs, depth + 1)?);
+        }
+        return Ok(Node::List(items));
+    }
+    if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+        return Err(PyTypeError::new_err(
+            "a record cannot hold bytes: put them first (`h = a.put(data)`) and store \
+             `model_archive.Ref(h)` in the record",
+        ));
+    }
+    // numpy's scalar numbers (np.int64(3) from `argmax`, np.bool_) are record scalars; other
+    // numpy scalars (complex, bfloat16) are 0-d tensors.
+    let np = obj.py().import("numpy")?;
+    if obj.is_instance(&np.getattr("generic")?)? {
+        let number = obj.is_instance(&np.getattr("integer")?)?
+            || obj.is_instance(&np.getattr("floating")?)?
+            || obj.is_instance(&np.getattr("bool_")?)?;
+        let standard = obj
+            .getattr("dtype")?
+            .getattr("isbuiltin")?
+            .extract::<i64>()?
+            != 0;
+        if number && standard {
+            return node(&obj.call_method0("item")?, bufs, depth);
+        }
+    }
+    match array(obj)? {
+        Some(arr) => tensor(&arr, bufs),
+        None => Err(unsupported(obj, "store in a record")),
+    }
+}
+
+/// The archive dtype of a numpy dtype.
+fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Dtype> {
+    let kind: String = dt.getattr("kind")?.extract()?;
+    let size: usize = dt.getattr("itemsize")?.extract()?;
+    let name: String = dt.getattr("name")?.extract()?;
+    let d = match (kind.as_str(), size, name.as_str()) {
+        (_, _, "bfloat16") => Some(Dtype::BF16),
+        (_, _, "float8_e4m3fn") => Some(Dtype::F8E4M3),
+        (_, _, "float8_e5m2") => Some(Dtype::F8E5M2),
+        ("b", 1, _) => Some(Dtype::Bool),
+        ("u", 1, _) => Some(Dtype::U8),
+        ("u", 2, _) => Some(Dtype::U16),
+        ("u", 4, _) => Some(Dtype::U32),
+        ("u", 8, _) => Some(Dtype::U64),
+        ("i", 1, _) => Some(Dtype::I8),
+        ("i", 2, _) => Some(Dtype::I16),
+        ("i", 4, _) => Some(Dtype::I32),
+        ("i", 8, _) => Some(Dtype::I64),
+        ("f", 2, _) => Some(Dtype::F16),
+        ("f", 4, _) => Some(Dtype::F32),
+        ("f", 8, _) => Some(Dtype::F64),
+        ("c", 8, _) => Some(Dtype::C64),
+        ("c", 16, _) => Some(Dtype::C128),
+        _ => None,
+    };
+    d.ok_or_else(|| {
+        if kind == "O" {
+            invalid(
+                format!("dtype {name}"),
+                "object arrays hold Python objects (they would need pickle, which can run \
+                 code) and are refused; convert to a numeric dtype",
+            )
+        } else {
+            invalid(
+                format!("dtype {name}"),
+                "not a tensor dtype the archive stores (bool, u8-u64, i8-i64, f16, f32, f64, \
+                 c64, c128, and bfloat16/float8_e4m3fn/float8_e5m2 from ml_dtypes)",
+            )
+        }
+    })
+}
+
+/// A numpy array as a tensor node: little-endian and C-contiguous (converted only if it is
+/// not already), its memory held as a buffer.
+fn tensor(arr: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>) -> PyResult<Node> {
+    let mut arr = arr.clone();
+    let mut dt = arr.getattr("dtype")?;
+    let dtype = dtype_of(&dt)?;
+    if dt.getattr("byteorder")?.extract::<String>()? == ">" {
+        dt = dt.call_method1("newbyteorder", ("<",))?;
+        arr = arr.call_method1("astype", (&dt,))?;
+    }
+    if !arr
+        .getattr("flags")?
+        .getattr("c_contiguous")?
+        .extract::<bool>()?
+    {
+        let kwargs = PyDict::new(arr.py());
+        kwargs.set_item("order", "C")?;
+        arr = arr.call_method("copy", (), Some(&kwargs))?;
+    }
+    let dims: Vec<u64> = arr.getattr("shape")?.extract()?;
+    // Viewed as flat bytes: numpy cannot export a buffer of ml_dtypes' types, and the format
+    // strings of the others need not be parsed. Both steps are views, not copies.
+    let np = arr.py().import("numpy")?;
+    let flat = arr
+        .call_method1("reshape", (-1,))?
+        .call_method1("view", (np.getattr("uint8")?,))?;
+    let buf = PyUntypedBuffer::get(&flat)?;
+    if !buf.is_c_contiguous() {
+        return Err(invalid(
+            "array",
+            "its memory is not contiguous after conversion",
+        ));
+    }
+    bufs.push(buf);
+    Ok(Node::Tensor {
+        dtype,
+        shape: Shape::new(dims),
+        buf: bufs.len() - 1,
+    })
+}
+
+/// The numpy dtype for an archive dtype; bfloat16 and float8 need ml_dtypes.
+fn numpy_dtype<'py>(
+    py: Python<'py>,
+    dtype: Dtype,
+    hash: &ObjectHash,
+) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    let (module, name) = match dtype {
+        Dtype::Bool => ("numpy", "bool_"),
+        Dtype::U8 => ("numpy", "uint8"),
+        Dtype::U16 => ("numpy", "<u2"),
+        Dtype::U32 => ("numpy", "<u4"),
+        Dtype::U64 => ("numpy", "<u8"),
+        Dtype::I8 => ("numpy", "int8"),
+        Dtype::I16 => ("numpy", "<i2"),
+        Dtype::I32 => ("numpy", "<i4"),
+        Dtype::I64 => ("numpy", "<i8"),
+        Dtype::F16 => ("numpy", "<f2"),
+        Dtype::F32 => ("numpy", "<f4"),
+        Dtype::F64 => ("numpy", "<f8"),
+        Dtype::C64 => ("numpy", "<c8"),
+        Dtype::C128 => ("numpy", "<c16"),
+        Dtype::BF16 => ("ml_dtypes", "bfloat16"),
+        Dtype::F8E4M3 => ("ml_dtypes", "float8_e4m3fn"),
+        Dtype::F8E5M2 => ("ml_dtypes", "float8_e5m2"),
+        _ => ("", ""),
+    };
+    match module {
+        "numpy" => np.getattr("dtype")?.call1((name,)),
+        "ml_dtypes" => {
+            let ml = py.import("ml_dtypes").map_err(|_| {
+                PyImportError::new_err(format!(
+                    "{hash}: is a {dtype} tensor, which numpy has no dtype for; install \
+                     ml_dtypes (`pip install ml_dtypes`) to read it as an ml_dtypes.{name} array"
+                ))
+            })?;
+            np.getattr("dtype")?.call1((ml.getattr(name)?,))
+        }
+        _ => Err(invalid(
+            hash,
+            format!("dtype {dtype} has no numpy equivalent yet"),
+        )),
+    }
+}
+
+/// A tensor's bytes as a read-only numpy array of its dtype and shape, sharing `mapped`'s
+/// memory (the memory map itself when stored raw).
+pub fn ndarray<'py>(py: Python<'py>, mapped: archive::MappedObject) -> PyResult<Bound<'py, PyAny>> {
+    let info = mapped.info().clone();
+    let (Some(dtype), Some(shape)) = (info.dtype, info.shape) else {
+        return Err(invalid(info.hash, "is not a tensor"));
+    };
+    let dt = numpy_dtype(py, dtype, &info.hash)?;
+    let np = py.import("numpy")?;
+    let owner = Bound::new(py, Mapped::new(mapped))?;
+    let flat = np.call_method1("frombuffer", (owner, np.getattr("uint8")?))?;
+    let dims = PyTuple::new(py, shape.dims())?;
+    flat.call_method1("view", (dt,))?
+        .call_method1("reshape", (dims,))
+}
+
+/// Get an object as Python: a tensor as a numpy array (zero-copy when stored raw), text as
+/// `str`, bytes as `bytes`, a record as a dict (its tensors as arrays), a categorical as
+/// `{"codes": array, "labels": [...]}`.
+pub fn get(py: Python<'_>, archive: &Archive, hash: ObjectHash) -> PyResult<Py<PyAny>> {
+    let info = py.detach(|| archive.info(&hash)).map_err(to_py)?;
+    if info.kind == Kind::Tensor {
+        let mapped = py.detach(|| archive.map(&hash)).map_err(to_py)?;
+        return Ok(ndarray(py, mapped)?.unbind());
+    }
+    let object = py.detach(|| archive.get(&hash)).map_err(to_py)?;
+    Ok(match object {
+        Object::Text(s) => PyString::new(py, &s).into_any().unbind(),
+        Object::Bytes { data, .. } => PyBytes::new(py, &data).into_any().unbind(),
+        Object::Record(r) => record(py, archive, &r, 0)?.unbind(),
+        Object::Categorical(c) => {
+            let d = PyDict::new(py);
+            d.set_item("codes", get(py, archive, c.codes)?)?;
+            d.set_item("labels", PyList::new(py, &c.labels)?)?;
+            d.into_any().unbind()
+        }
+        Object::Tensor(t) => {
+            return Err(invalid(
+                t.dtype,
+                "tensor listed as another kind in the index",
+            ));
+        }
+        _ => return Err(invalid(hash, "is of a kind these bindings do not know yet")),
+    })
+}
+
+fn record<'py>(
+    py: Python<'py>,
+    archive: &Archive,
+    r: &Record,
+    depth: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let [(name, value)] = r.fields()
+        && name == archive::interop::ROOT_FIELD
+    {
+        return value_py(py, archive, value, depth);
+    }
+    let d = PyDict::new(py);
+    for (k, v) in r.fields() {
+        d.set_item(k, value_py(py, archive, v, depth + 1)?)?;
+    }
+    Ok(d.into_any())
+}
+
+fn value_py<'py>(
+    py: Python<'py>,
+    archive: &Archive,
+    v: &Value,
+    depth: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::List(items) => {
+            let out = PyList::empty(py);
+            for i in items {
+                out.append(value_py(py, archive, i, depth + 1)?)?;
+            }
+            out.into_any()
+        }
+        Value::Record(r) => record(py, archive, r, depth + 1)?,
+        Value::Ref(h) => {
+            let info = py.detach(|| archive.info(h)).map_err(to_py)?;
+            if info.kind == Kind::Tensor {
+                let mapped = py.detach(|| archive.map(h)).map_err(to_py)?;
+                ndarray(py, mapped)?
+            } else {
+                Bound::new(py, Ref { hash: *h })?.into_any()
+            }
+        }
+    })
+}
