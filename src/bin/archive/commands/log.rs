@@ -24,34 +24,45 @@ use crate::output::size;
 
 /// What the reading thread hands over.
 enum Input {
-    /// One record's bytes and its number in the stream (a line number for NDJSON).
-    Record(usize, Vec<u8>),
+    /// Records' bytes, each with its number in the stream (a line number for NDJSON). Records
+    /// travel in groups, so a fast stream costs one hand-over per group, not per record.
+    Records(Vec<(usize, Vec<u8>)>),
     /// A record that could not be read (msgpack that does not parse), with its number.
     Bad(usize, String),
     /// Standard input could not be read.
     Failed(std::io::Error),
 }
 
+/// Most records in one hand-over.
+const GROUP: usize = 256;
+
 fn read_ndjson(tx: SyncSender<Input>) {
-    let stdin = std::io::stdin();
-    let mut lock = stdin.lock();
+    let mut lock = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut line = Vec::new();
     let mut no = 0;
+    let mut group = Vec::new();
     loop {
         line.clear();
         match lock.read_until(b'\n', &mut line) {
-            Ok(0) => return,
+            Ok(0) => {
+                let _ = tx.send(Input::Records(group));
+                return;
+            }
             Ok(_) => {
                 no += 1;
                 let trimmed = line.trim_ascii();
-                if trimmed.is_empty() {
-                    continue;
+                if !trimmed.is_empty() {
+                    group.push((no, trimmed.to_vec()));
                 }
-                if tx.send(Input::Record(no, trimmed.to_vec())).is_err() {
+                // Hand over when the group is full, or before a read that may wait for input.
+                if (group.len() >= GROUP || lock.buffer().is_empty())
+                    && tx.send(Input::Records(std::mem::take(&mut group))).is_err()
+                {
                     return;
                 }
             }
             Err(e) => {
+                let _ = tx.send(Input::Records(std::mem::take(&mut group)));
                 let _ = tx.send(Input::Failed(e));
                 return;
             }
@@ -76,7 +87,7 @@ fn read_msgpack(tx: SyncSender<Input>) {
                     no += 1;
                     let rest = buf.split_off(used);
                     let value = std::mem::replace(&mut buf, rest);
-                    if tx.send(Input::Record(no, value)).is_err() {
+                    if tx.send(Input::Records(vec![(no, value)])).is_err() {
                         return;
                     }
                 }
@@ -267,14 +278,20 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let bad = match input {
-            None => None,
+        let mut items: Vec<(usize, std::result::Result<Vec<u8>, String>)> = Vec::new();
+        match input {
+            None => {}
             Some(Input::Failed(e)) => {
                 failure = Some(anyhow::Error::new(e).context("cannot read stdin"));
                 break;
             }
-            Some(Input::Bad(no, why)) => Some((no, format!("stdin {unit} {no}: {why}"))),
-            Some(Input::Record(no, bytes)) => {
+            Some(Input::Bad(no, why)) => items.push((no, Err(format!("stdin {unit} {no}: {why}")))),
+            Some(Input::Records(records)) => {
+                items.extend(records.into_iter().map(|(no, bytes)| (no, Ok(bytes))));
+            }
+        }
+        for (no, item) in items {
+            let outcome = item.and_then(|bytes| {
                 counts.bytes_in += bytes.len() as u64;
                 let input = format!("stdin {unit} {no}");
                 let parsed = if msgpack {
@@ -282,36 +299,35 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
                 } else {
                     json_b64::read(&input, &bytes)
                 };
-                match parsed {
-                    Ok(mut doc) => {
-                        let mut entry_tags = tags.clone();
-                        entry_tags.extend(shaping.apply(&mut doc));
-                        let refs: Vec<(&str, &str)> = entry_tags
-                            .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_str()))
-                            .collect();
-                        match put_document(&mut w, &doc, &refs) {
-                            Ok(_) => {
-                                counts.records += 1;
-                                None
-                            }
-                            Err(e) => Some((no, format!("{input}: {e}"))),
-                        }
-                    }
-                    Err(e) => Some((no, e.to_string())),
+                let mut doc = parsed.map_err(|e| e.to_string())?;
+                let mut entry_tags = tags.clone();
+                entry_tags.extend(shaping.apply(&mut doc));
+                let refs: Vec<(&str, &str)> = entry_tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                put_document(&mut w, &doc, &refs).map_err(|e| format!("{input}: {e}"))?;
+                counts.records += 1;
+                Ok(())
+            });
+            if let Err(why) = outcome {
+                if args.skip_bad {
+                    counts.bad += 1;
+                    eprintln!("archive log: skipped {unit} {no}: {why}");
+                } else {
+                    failure = Some(UsageError(why).into());
+                    break;
                 }
             }
-        };
-        if let Some((no, why)) = bad {
-            if args.skip_bad {
-                counts.bad += 1;
-                eprintln!("archive log: skipped {unit} {no}: {why}");
-            } else {
-                failure = Some(UsageError(why).into());
-                break;
+            if w.pending() >= args.batch {
+                w.commit()?;
+                last_commit = Instant::now();
             }
         }
-        if w.pending() >= args.batch || (w.pending() > 0 && last_commit.elapsed() >= interval) {
+        if failure.is_some() {
+            break;
+        }
+        if w.pending() > 0 && last_commit.elapsed() >= interval {
             w.commit()?;
             last_commit = Instant::now();
         }
