@@ -145,13 +145,20 @@ class Archive:
     @property
     def closed(self) -> bool: ...
     def put(
-        self, obj: Storable, *, tags: Optional[Tags] = None, media_type: Optional[str] = None
+        self,
+        obj: Storable,
+        *,
+        tags: Optional[Tags] = None,
+        media_type: Optional[str] = None,
+        codec: Optional[Literal["raw", "zstd", "shuffle-zstd"]] = None,
+        level: Optional[int] = None,
     ) -> Hash:
         """Store `obj` and log an entry for it with `tags`; returns its hash.
 
         ndarray / array-like -> tensor (C-contiguous little-endian input is not copied);
         str -> text; bytes -> bytes (with `media_type`); dict -> record (arrays inside are
-        stored as tensors and referred to by hash)."""
+        stored as tensors and referred to by hash). `codec="raw"` stores it memory-mappable
+        (then `get` is zero-copy); the default compresses where that pays."""
     def get(self, hash: Hash) -> Stored:
         """Get an object: a read-only ndarray (zero-copy when stored raw), str, bytes or
         dict. Verified against its hash."""
@@ -169,7 +176,13 @@ class Archive:
     def stats(self) -> dict[str, Any]: ...
     def verify(self) -> list[str]:
         """Re-read and re-hash everything; the problems found (empty when all is well)."""
-    def writer(self, *, tags: Optional[Tags] = None) -> Writer:
+    def writer(
+        self,
+        *,
+        tags: Optional[Tags] = None,
+        codec: Optional[Literal["raw", "zstd", "shuffle-zstd"]] = None,
+        level: Optional[int] = None,
+    ) -> Writer:
         """A batch writer: many puts, one fsync at `commit()` or the end of `with`."""
     def close(self) -> None: ...
     def __enter__(self) -> "Archive": ...

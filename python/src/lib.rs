@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use archive::{Archive, ArchiveBuilder, EntryInfo, ObjectHash, Writer};
+use archive::{Archive, ArchiveBuilder, EntryInfo, ObjectHash, PutOptions, Writer};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -50,6 +50,17 @@ fn tags_of(tags: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, String)>> 
         out.push((key, v.str()?.to_str()?.to_owned()));
     }
     Ok(out)
+}
+
+/// Codec options from `codec=` ("raw", "zstd", "shuffle-zstd") and `level=`.
+fn options(codec: Option<&str>, level: Option<i32>) -> PyResult<PutOptions> {
+    Ok(PutOptions {
+        codec: codec
+            .map(|c| c.parse::<archive::Codec>())
+            .transpose()
+            .map_err(to_py)?,
+        level,
+    })
 }
 
 fn merged(base: &[(String, String)], extra: Vec<(String, String)>) -> Vec<(String, String)> {
@@ -240,20 +251,29 @@ impl PyArchive {
     /// `tags` is `{key: value}` with str, int or float values, e.g.
     /// `{"run": "exp1", "split": "test", "step": 100}`.
     ///
+    /// `codec` picks how new objects are stored: "raw" (memory-mappable: `get` returns a
+    /// zero-copy view), "zstd" or "shuffle-zstd"; by default each object gets whichever pays
+    /// (raw where compression saves under 10 %). `level` is the zstd level. The hash does not
+    /// depend on either.
+    ///
     /// The same content put twice is stored once and logged twice (two entries).
     /// Raises `InvalidInput` for what cannot be stored, `TypeError` for unsupported types.
-    #[pyo3(signature = (obj, *, tags = None, media_type = None))]
+    #[pyo3(signature = (obj, *, tags = None, media_type = None, codec = None, level = None))]
     fn put(
         &self,
         py: Python<'_>,
         obj: &Bound<'_, PyAny>,
         tags: Option<&Bound<'_, PyDict>>,
         media_type: Option<&str>,
+        codec: Option<&str>,
+        level: Option<i32>,
     ) -> PyResult<String> {
         let archive = self.archive()?;
         let tags = tags_of(tags)?;
+        let opts = options(codec, level)?;
         put_with(py, obj, &tags, media_type, |tags, what| {
             let mut w = archive.writer();
+            w.set_options(opts);
             let h = what.put_into(&mut w, tags)?;
             w.commit()?;
             Ok(h)
@@ -421,11 +441,22 @@ impl PyArchive {
     ///             w.put(model(batch), tags={"step": step})
     ///
     /// Puts become visible and durable at `commit()`; call it now and then in a long loop.
-    #[pyo3(signature = (*, tags = None))]
-    fn writer(&self, tags: Option<&Bound<'_, PyDict>>) -> PyResult<PyWriter> {
+    /// `codec` and `level` apply to every put of the batch, as in `put`.
+    #[pyo3(signature = (*, tags = None, codec = None, level = None))]
+    fn writer(
+        &self,
+        tags: Option<&Bound<'_, PyDict>>,
+        codec: Option<&str>,
+        level: Option<i32>,
+    ) -> PyResult<PyWriter> {
         let archive = self.archive()?;
+        let opts = options(codec, level)?;
         Ok(PyWriter {
-            inner: Mutex::new(Some(OwnedWriter::new(archive, |a| a.writer()))),
+            inner: Mutex::new(Some(OwnedWriter::new(archive, |a| {
+                let mut w = a.writer();
+                w.set_options(opts);
+                w
+            }))),
             tags: tags_of(tags)?,
         })
     }

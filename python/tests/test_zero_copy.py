@@ -50,3 +50,15 @@ def test_an_archived_array_can_be_put_again(archive):
     x = incompressible(4096)
     h = archive.put(x)
     assert archive.put(archive.get(h)) == h  # read-only input is fine
+
+
+def test_codec_raw_makes_a_compressible_tensor_zero_copy(archive):
+    x = np.zeros((128, 128), dtype=np.float32)
+    h = archive.put(x, codec="raw")
+    assert archive.info(h)["codec"] == "raw"
+    assert mapped_of(archive.get(h)).zero_copy
+    with archive.writer(codec="zstd", level=5) as w:
+        h2 = w.put(np.ones(4096, dtype=np.float64))
+    assert archive.info(h2)["codec"] == "zstd"
+    with pytest.raises(ma.InvalidInput, match="unknown codec"):
+        archive.put(x, codec="lz4")
