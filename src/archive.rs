@@ -1805,6 +1805,9 @@ impl Writer<'_> {
             let mut slot = archive.slot()?;
             if self.failures_at_start.is_some_and(|f| f != slot.failures) {
                 let n = self.count;
+                // `reset` takes the slot lock itself: release it first, or this thread waits
+                // on itself forever.
+                drop(slot);
                 self.reset();
                 return Err(Error::invalid(
                     "batch",
@@ -1817,6 +1820,7 @@ impl Writer<'_> {
                 && let Err(e) = w.sync()
             {
                 slot.failures += 1;
+                drop(slot);
                 self.reset();
                 return Err(e);
             }

@@ -1,6 +1,8 @@
 //! The one integration-test binary (one link step): shared helpers in `util`, one module per
 //! area.
 
+#[path = "../tools/reliability_common.rs"]
+mod reliability_common;
 mod util;
 
 mod cli;
@@ -10,4 +12,5 @@ mod fixtures;
 mod format;
 mod interop;
 mod log;
+mod reliability;
 mod roundtrip;

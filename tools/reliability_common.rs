@@ -1,0 +1,382 @@
+//! What the reliability tests (tests/reliability.rs) and `tools/reliability_report.rs` share:
+//! the workloads that kill, corrupt, fill and crash-image a store, and the checks that count
+//! what survived. The tests run them small and assert; the report runs them long and prints
+//! the figures. Included by both with `#[path]`.
+//!
+//! "Wrong data" is checked independently of the store: an object `get` returns is hashed here
+//! ([`address`]) and compared with the address it was asked for.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use model_archive::format::frame::FrameHeader;
+use model_archive::object::canonical::Descriptor;
+use model_archive::{
+    Archive, Codec, Dtype, Error, Kind, Object, ObjectHash, PutOptions, Record, Shape, TensorView,
+    Value,
+};
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(b"reliability")
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+/// A small deterministic generator (splitmix64), so every run injects the same damage.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The address of a decoded object, computed from its content alone.
+pub fn address(obj: &Object) -> ObjectHash {
+    let hash = |kind, desc: &str, shape: &[u64], bytes: &[u8]| {
+        Descriptor { kind, desc, shape }.hash(bytes)
+    };
+    match obj {
+        Object::Tensor(t) => hash(Kind::Tensor, t.dtype.name(), t.shape.dims(), &t.data),
+        Object::Text(s) => hash(Kind::Text, "", &[], s.as_bytes()),
+        Object::Bytes { media_type, data } => {
+            hash(Kind::Bytes, media_type.as_deref().unwrap_or(""), &[], data)
+        }
+        Object::Record(r) => hash(Kind::Record, "", &[], &r.to_msgpack()),
+        Object::Categorical(c) => {
+            let labels = c.labels.iter().map(|l| Value::Str(l.clone())).collect();
+            let r = Record::new()
+                .with("codes", Value::Ref(c.codes))
+                .and_then(|r| r.with("labels", Value::List(labels)))
+                .expect("categorical record");
+            hash(Kind::Record, "categorical", &[], &r.to_msgpack())
+        }
+        other => panic!("an object kind this check does not know: {other:?}"),
+    }
+}
+
+/// What a check of acknowledged objects found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Acknowledged objects looked up.
+    pub checked: u64,
+    /// Acknowledged objects missing or unreadable.
+    pub lost: u64,
+    /// Objects served whose content does not hash to their address.
+    pub wrong: u64,
+}
+
+impl std::ops::AddAssign for Checked {
+    fn add_assign(&mut self, o: Checked) {
+        self.checked += o.checked;
+        self.lost += o.lost;
+        self.wrong += o.wrong;
+    }
+}
+
+/// Get every hash in `hashes` and hash what comes back.
+pub fn check_acknowledged(a: &Archive, hashes: &[ObjectHash]) -> Checked {
+    let mut c = Checked::default();
+    for h in hashes {
+        c.checked += 1;
+        match a.get(h) {
+            Ok(obj) if address(&obj) == *h => {}
+            Ok(_) => c.wrong += 1,
+            Err(_) => c.lost += 1,
+        }
+    }
+    c
+}
+
+/// The `archive` binary next to this executable (tests: target/debug/deps/..; examples:
+/// target/debug/examples/..).
+pub fn archive_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join(format!("archive{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// What a run of kills found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kills {
+    /// Children killed with SIGKILL (or that finished first: counted in `finished`).
+    pub tried: u64,
+    /// Children that finished before the kill landed.
+    pub finished: u64,
+    /// Kills after which the store opened with no manual step, lost nothing acknowledged,
+    /// served nothing wrong and verified.
+    pub survived: u64,
+    /// Acknowledged objects checked after the kills, and what was lost or wrong.
+    pub acked: Checked,
+}
+
+/// SIGKILL `archive put` children writing mixed inputs (text, raw and zstd tensors, JSON
+/// records with tensors, which are batches of several frames) at pseudo-random moments, up to
+/// `max_delay_ms` after the spawn. After each kill the store is opened in-process; every put
+/// acknowledged so far (in-process puts, and children that printed their hash) must be there
+/// and hash back to its address, and `verify` (every `verify_every` kills, and at the end)
+/// must pass. `big` is the size of the tensor inputs.
+pub fn kill_loop(
+    bin: &Path,
+    dir: &Path,
+    kills: u64,
+    big: usize,
+    max_delay_ms: u64,
+    verify_every: u64,
+    seed: u64,
+) -> Kills {
+    let store = dir.join("store");
+    drop(Archive::create(&store).expect("create store"));
+    let mut rng = Rng(seed);
+    let mut acknowledged: Vec<ObjectHash> = Vec::new();
+    let mut k = Kills::default();
+    for i in 0..kills {
+        let input = dir.join(format!("input-{}", i % 2));
+        let mut cmd = Command::new(bin);
+        cmd.arg("--store").arg(&store).arg("put");
+        match i % 4 {
+            0 => {
+                cmd.args(["--text", &format!("killed text {i} {}", rng.next())]);
+            }
+            1 | 2 => {
+                std::fs::write(&input, noise(big, seed ^ i)).expect("input");
+                let codec = if i % 4 == 1 { "raw" } else { "zstd" };
+                cmd.args([
+                    "--codec",
+                    codec,
+                    "--dtype",
+                    "U8",
+                    "--shape",
+                    &big.to_string(),
+                ]);
+                cmd.arg(&input);
+            }
+            _ => {
+                let json = input.with_extension("json");
+                let data = model_archive::interop::json_b64::to_json(
+                    &model_archive::interop::Document::Map(vec![(
+                        "x".into(),
+                        model_archive::interop::Document::Tensor(
+                            model_archive::interop::Array::new(
+                                "x",
+                                Dtype::U8,
+                                Shape::new(vec![(big / 4) as u64]),
+                                noise(big / 4, seed ^ i ^ 7).into(),
+                            )
+                            .expect("array"),
+                        ),
+                    )]),
+                );
+                let mut data = data;
+                data["step"] = serde_json::json!(i);
+                std::fs::write(&json, data.to_string()).expect("json");
+                cmd.arg(&json);
+            }
+        }
+        cmd.args(["--tag", &format!("kill={i}")]);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn archive");
+        std::thread::sleep(Duration::from_micros(rng.below(max_delay_ms * 1000 + 1)));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        k.tried += 1;
+        if out.status.success() {
+            k.finished += 1;
+        }
+        // A child that printed its hash acknowledged the put.
+        if let Ok(h) = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<ObjectHash>()
+        {
+            acknowledged.push(h);
+        }
+        let a = match Archive::open(&store) {
+            Ok(a) => a,
+            Err(_) => continue,
+        };
+        let c = check_acknowledged(&a, &acknowledged);
+        let verified = if (i + 1) % verify_every == 0 || i + 1 == kills {
+            a.verify(&|_, _| {}).map(|r| r.is_ok()).unwrap_or(false)
+        } else {
+            true
+        };
+        if c.lost == 0 && c.wrong == 0 && verified {
+            k.survived += 1;
+        }
+        if i + 1 == kills {
+            k.acked = c;
+        }
+        // An acknowledged in-process put between kills.
+        let h = a
+            .put_text(&format!("acknowledged {i}"), &[("between", "kills")])
+            .expect("put after a kill");
+        acknowledged.push(h);
+    }
+    k
+}
+
+/// What a run of corruption injections found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Corruptions {
+    /// Bytes flipped (each in a frame's header, metadata or payload).
+    pub injected: u64,
+    /// Flips that `get` refused (`Corrupt`, or `NotFound` for a frame no longer found) and
+    /// `verify` reported, with every other object still readable.
+    pub detected: u64,
+    /// Objects served whose content does not hash to their address.
+    pub wrong: u64,
+}
+
+/// Flip one byte at a time in a frame's header, metadata or payload (never padding), reopen,
+/// and check that `get` refuses that object, `verify` reports it, and the other objects still
+/// read back exactly. Each flip is undone before the next. Objects: tensors in every codec,
+/// text, bytes and records.
+pub fn corruption_loop(dir: &Path, injections: u64, seed: u64) -> Corruptions {
+    let store = dir.join("store");
+    let a = Archive::create(&store).expect("create store");
+    let mut hashes = Vec::new();
+    for (i, codec) in [Codec::Raw, Codec::Zstd, Codec::ShuffleZstd]
+        .into_iter()
+        .enumerate()
+    {
+        let data: Vec<u8> = (0..3000u32)
+            .flat_map(|x| ((x as f32 * 0.01 + i as f32).sin()).to_le_bytes())
+            .collect();
+        let shape = Shape::new(vec![3000]);
+        let opts = PutOptions {
+            codec: Some(codec),
+            level: None,
+        };
+        let view = TensorView::new(Dtype::F32, &shape, &data).expect("view");
+        hashes.push(
+            a.put_tensor_with(&view, &[("codec", codec.name())], &opts)
+                .expect("put"),
+        );
+    }
+    hashes.push(a.put_text("some generated text", &[]).expect("put"));
+    hashes.push(
+        a.put_bytes(&noise(500, seed), Some("image/png"), &[])
+            .expect("put"),
+    );
+    let rec = Record::new()
+        .with("label", Value::Str("cat".into()))
+        .and_then(|r| r.with("score", Value::Float(0.75)))
+        .expect("record");
+    hashes.push(a.put_record(&rec, &[]).expect("put"));
+    let frames: Vec<(PathBuf, u64, FrameHeader)> = hashes
+        .iter()
+        .map(|h| {
+            let info = a.info(h).expect("info");
+            let seg = segment_of(&store);
+            let bytes = std::fs::read(&seg).expect("read");
+            let header = FrameHeader::decode(&bytes[info.offset as usize..]).expect("header");
+            (seg, info.offset, header)
+        })
+        .collect();
+    drop(a);
+    let mut rng = Rng(seed);
+    let mut c = Corruptions::default();
+    for _ in 0..injections {
+        let victim = rng.below(hashes.len() as u64) as usize;
+        let (seg, offset, header) = &frames[victim];
+        // A byte of the header, the metadata or the payload, chosen uniformly.
+        let meta_end = 64 + u64::from(header.meta_len);
+        let spans = [
+            (0, meta_end),
+            (
+                u64::from(header.payload_off),
+                u64::from(header.payload_off) + header.payload_len,
+            ),
+        ];
+        let total: u64 = spans.iter().map(|(s, e)| e - s).sum();
+        let mut pick = rng.below(total);
+        let mut at = 0;
+        for (s, e) in spans {
+            if pick < e - s {
+                at = offset + s + pick;
+                break;
+            }
+            pick -= e - s;
+        }
+        let bit = 1u8 << rng.below(8);
+        flip(seg, at, bit);
+        c.injected += 1;
+        let a = Archive::open(&store).expect("open a damaged store");
+        let refused = match a.get(&hashes[victim]) {
+            Ok(obj) => {
+                if address(&obj) != hashes[victim] {
+                    c.wrong += 1;
+                }
+                false
+            }
+            Err(Error::Corrupt { .. } | Error::NotFound(_)) => true,
+            Err(_) => false,
+        };
+        let others = hashes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, h)| *h)
+            .collect::<Vec<_>>();
+        let rest = check_acknowledged(&a, &others);
+        c.wrong += rest.wrong;
+        let reported = a.verify(&|_, _| {}).map(|r| !r.is_ok()).unwrap_or(false);
+        if refused && reported && rest.lost == 0 {
+            c.detected += 1;
+        }
+        drop(a);
+        // Undo the damage for the next round. The index is kept throughout: it knows every
+        // frame was committed, so a damaged last frame is never taken for a torn tail.
+        flip(seg, at, bit);
+    }
+    c
+}
+
+fn segment_of(store: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(store.join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    segs.sort();
+    assert_eq!(segs.len(), 1, "one segment expected");
+    segs.remove(0)
+}
+
+fn flip(path: &Path, at: u64, bit: u8) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[at as usize] ^= bit;
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// The sizes of every segment file, by name.
+pub fn segment_sizes(store: &Path) -> BTreeMap<String, u64> {
+    std::fs::read_dir(store.join("segments"))
+        .expect("segments")
+        .map(|e| {
+            let e = e.expect("entry");
+            let len = e.metadata().expect("meta").len();
+            (e.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect()
+}
