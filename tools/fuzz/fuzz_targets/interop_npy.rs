@@ -1,0 +1,13 @@
+//! The npy reader on arbitrary bytes: an error or a document, never a panic or an abort.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use model_archive::interop::{Format, npy, read};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = npy::read("fuzz", data);
+    if let Ok(doc) = read(Format::Npy, "fuzz", data) {
+        // What was read can be written back in the same format.
+        let _ = model_archive::interop::write(Format::Npy, "fuzz", &doc);
+    }
+});
