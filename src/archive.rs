@@ -1098,6 +1098,9 @@ impl Archive {
             .sum();
         let mut done = 0;
         let mut good: HashSet<(String, u64)> = HashSet::new();
+        // How much of each segment the scan saw: frames committed after it (by other threads
+        // of this process) are in the index but not in the scan, and are not damage.
+        let mut scanned: HashMap<String, u64> = HashMap::new();
         let own = self
             .slot()?
             .current
@@ -1105,6 +1108,7 @@ impl Archive {
             .map(|(w, _)| w.name().to_owned());
         for (name, path) in &files {
             let Some(map) = map_file(path)? else { continue };
+            scanned.insert(name.clone(), map.len() as u64);
             let problem = |offset, reason: String, hash| Problem {
                 hash,
                 path: path.clone(),
@@ -1164,7 +1168,11 @@ impl Archive {
                 .get(loc.seg as usize)
                 .map(|s| s.name.clone())
                 .unwrap_or_default();
-            if !good.contains(&(name.clone(), loc.offset)) {
+            let newer = match scanned.get(&name) {
+                Some(len) => loc.offset >= *len,
+                None => self.segments_dir.join(&name).is_file(),
+            };
+            if !newer && !good.contains(&(name.clone(), loc.offset)) {
                 let already = report.problems.iter().any(|p| p.hash == Some(h));
                 if !already {
                     report.problems.push(Problem {

@@ -133,18 +133,31 @@ pub struct Kills {
 /// `max_delay_ms` after the spawn. After each kill the store is opened in-process; every put
 /// acknowledged so far (in-process puts, and children that printed their hash) must be there
 /// and hash back to its address, and `verify` (every `verify_every` kills, and at the end)
-/// must pass. `big` is the size of the tensor inputs.
+/// must pass. `big` is the size of the tensor inputs. The delays spread over 1.5 times what
+/// one whole put took here, so kills land in every phase and some children finish.
 pub fn kill_loop(
     bin: &Path,
     dir: &Path,
     kills: u64,
     big: usize,
-    max_delay_ms: u64,
     verify_every: u64,
     seed: u64,
 ) -> Kills {
     let store = dir.join("store");
     drop(Archive::create(&store).expect("create store"));
+    let input = dir.join("input-warmup");
+    std::fs::write(&input, noise(big, !seed)).expect("input");
+    let started = std::time::Instant::now();
+    let ok = Command::new(bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["put", "--dtype", "U8", "--shape", &big.to_string()])
+        .arg(&input)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run archive put");
+    assert!(ok.success(), "archive put failed before any kill");
+    let max_delay_us = (started.elapsed().as_micros() as u64) * 3 / 2;
     let mut rng = Rng(seed);
     let mut acknowledged: Vec<ObjectHash> = Vec::new();
     let mut k = Kills::default();
@@ -197,7 +210,7 @@ pub fn kill_loop(
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn archive");
-        std::thread::sleep(Duration::from_micros(rng.below(max_delay_ms * 1000 + 1)));
+        std::thread::sleep(Duration::from_micros(rng.below(max_delay_us + 1)));
         let _ = child.kill();
         let out = child.wait_with_output().expect("wait");
         k.tried += 1;
@@ -379,4 +392,136 @@ pub fn segment_sizes(store: &Path) -> BTreeMap<String, u64> {
             (e.file_name().to_string_lossy().into_owned(), len)
         })
         .collect()
+}
+
+/// A size-limited tmpfs mounted for a test, unmounted when dropped.
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// Mount a tmpfs of `size` (e.g. "8m"); `Err` with the reason where this machine does not
+    /// let us mount (not root, no mount namespace).
+    pub fn mount(size: &str) -> Result<SmallFs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(SmallFs { dir })
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// What the disk-full rounds found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskFull {
+    /// Puts or commits that met ENOSPC.
+    pub cases: u64,
+    /// Of those, the ones that failed with `Error::Io` naming the segment, lost nothing
+    /// acknowledged, verified, and took new puts once space was freed.
+    pub handled: u64,
+    /// Acknowledged objects checked, and what was lost or wrong.
+    pub acked: Checked,
+}
+
+/// `rounds` rounds, each on a fresh 8 MiB tmpfs holding a 3 MiB ballast file: put
+/// incompressible tensors (single puts on even rounds, batches of 4 on odd ones; sizes vary by
+/// round) until the disk is full, check the error and the store, free the ballast, reopen,
+/// check again and put once more.
+pub fn disk_full_rounds(rounds: u64) -> Result<DiskFull, String> {
+    let mut d = DiskFull::default();
+    let raw = PutOptions {
+        codec: Some(Codec::Raw),
+        level: None,
+    };
+    for r in 0..rounds {
+        let fs = SmallFs::mount("8m")?;
+        let store = fs.path().join("store");
+        let ballast = fs.path().join("ballast");
+        std::fs::write(&ballast, vec![1u8; 3 << 20]).map_err(|e| e.to_string())?;
+        let a = Archive::create(&store).map_err(|e| e.to_string())?;
+        let size = (16 << 10) << (r % 5);
+        let mut acked = Vec::new();
+        let mut failure = None;
+        for i in 0..10_000u64 {
+            let data = noise(size + i as usize, r * 100_000 + i);
+            let shape = Shape::new(vec![data.len() as u64]);
+            let view = TensorView::new(Dtype::U8, &shape, &data).expect("view");
+            let res = if r % 2 == 0 {
+                a.put_tensor_with(&view, &[], &raw).map(|h| vec![h])
+            } else {
+                let mut w = a.writer();
+                let mut hs = Vec::new();
+                let mut res = Ok(());
+                for j in 0..4u64 {
+                    let part = noise(size / 4, r * 100_000 + i * 10 + j + 50_000);
+                    let shape = Shape::new(vec![part.len() as u64]);
+                    let view = TensorView::new(Dtype::U8, &shape, &part).expect("view");
+                    match w.put_tensor_with(&view, &[], &raw) {
+                        Ok(h) => hs.push(h),
+                        Err(e) => {
+                            res = Err(e);
+                            break;
+                        }
+                    }
+                }
+                let committed = w.commit();
+                drop(w);
+                res.and(committed).map(|()| hs)
+            };
+            match res {
+                Ok(hs) => acked.extend(hs),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let Some(failure) = failure else { continue };
+        d.cases += 1;
+        let clear = match &failure {
+            Error::Io { path, source } => {
+                source.raw_os_error() == Some(28) && path.extension().is_some_and(|e| e == "seg")
+            }
+            // A batch whose earlier put failed is refused at commit as a whole.
+            Error::InvalidInput { .. } => r % 2 == 1,
+            _ => false,
+        };
+        let before = check_acknowledged(&a, &acked);
+        drop(a);
+        std::fs::remove_file(&ballast).map_err(|e| e.to_string())?;
+        let Ok(a) = Archive::open(&store) else {
+            continue;
+        };
+        let after = check_acknowledged(&a, &acked);
+        let verified = a.verify(&|_, _| {}).map(|r| r.is_ok()).unwrap_or(false);
+        let data = noise(size, u64::MAX - r);
+        let shape = Shape::new(vec![data.len() as u64]);
+        let view = TensorView::new(Dtype::U8, &shape, &data).expect("view");
+        let again = a.put_tensor_with(&view, &[], &raw).is_ok();
+        d.acked += after;
+        if clear && before.lost + before.wrong + after.lost + after.wrong == 0 && verified && again
+        {
+            d.handled += 1;
+        }
+    }
+    Ok(d)
 }

@@ -1,0 +1,162 @@
+//! Issue 5's figures: the reliability workloads of tests/reliability.rs run longer, and one
+//! table of what survived. Nothing here is timed.
+//!
+//! ```sh
+//! cargo build --bin archive && tools/fuzz/run_all.sh 60   # fuzz figures (optional)
+//! cargo run --example reliability-report -- --kills 300 --corruptions 500 --disk-full 10 \
+//!     --fuzz-summary tools/fuzz/logs/summary.tsv
+//! ```
+//!
+//! The kills need the `archive` binary beside the example (`cargo build --bin archive`, which
+//! `cargo run --example` does not do by itself). Disk-full rounds mount a tmpfs, so they need
+//! root; elsewhere the row says why it was skipped. Exits non-zero if anything acknowledged was
+//! lost, any wrong data was served, or a case was not handled.
+
+#[path = "reliability_common.rs"]
+mod reliability_common;
+
+use std::path::PathBuf;
+
+use reliability_common::{archive_bin, corruption_loop, disk_full_rounds, kill_loop};
+
+struct Args {
+    kills: u64,
+    corruptions: u64,
+    disk_full: u64,
+    big: usize,
+    fuzz_summary: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        kills: 300,
+        corruptions: 500,
+        disk_full: 10,
+        big: 1 << 20,
+        fuzz_summary: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        let mut num = || {
+            let v = value();
+            v.parse::<u64>()
+                .unwrap_or_else(|_| usage(&format!("not a number: {v}")))
+        };
+        match flag.as_str() {
+            "--kills" => a.kills = num(),
+            "--corruptions" => a.corruptions = num(),
+            "--disk-full" => a.disk_full = num(),
+            "--big" => a.big = num() as usize,
+            "--fuzz-summary" => a.fuzz_summary = Some(PathBuf::from(value())),
+            _ => usage(&format!("unknown argument {flag}")),
+        }
+    }
+    a
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!(
+        "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
+         [--big BYTES] [--fuzz-summary tools/fuzz/logs/summary.tsv]"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    let args = parse_args();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut bad = false;
+
+    let bin = archive_bin();
+    if !bin.is_file() {
+        usage(&format!(
+            "{} is missing: run `cargo build --bin archive` first",
+            bin.display()
+        ));
+    }
+    eprintln!("kills: {} …", args.kills);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = kill_loop(&bin, dir.path(), args.kills, args.big, 50, 0x5eed);
+    drop(dir);
+    bad |= k.survived != k.tried || k.acked.lost != 0 || k.acked.wrong != 0;
+    rows.push((
+        "kill -9 of `archive put` survived / tried".into(),
+        format!(
+            "{} / {} ({} finished before the kill)",
+            k.survived, k.tried, k.finished
+        ),
+    ));
+
+    eprintln!("corruptions: {} …", args.corruptions);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = corruption_loop(dir.path(), args.corruptions, 0xc0ffee);
+    drop(dir);
+    bad |= c.detected != c.injected || c.wrong != 0;
+    rows.push((
+        "corruptions detected / injected (header, metadata, payload flips)".into(),
+        format!("{} / {}", c.detected, c.injected),
+    ));
+
+    eprintln!("disk full: {} rounds …", args.disk_full);
+    let (enospc, d_acked) = match disk_full_rounds(args.disk_full) {
+        Ok(d) => {
+            bad |= d.handled != d.cases || d.acked.lost != 0 || d.acked.wrong != 0;
+            (
+                format!("{} / {} handled", d.handled, d.cases),
+                Some(d.acked),
+            )
+        }
+        Err(why) => (format!("skipped: cannot mount a tmpfs ({why})"), None),
+    };
+    let mut acked = k.acked;
+    if let Some(d) = d_acked {
+        acked += d;
+    }
+    rows.push((
+        "acknowledged records checked / lost (after the last kill; after each ENOSPC)".into(),
+        format!("{} / {}", acked.checked, acked.lost),
+    ));
+    let wrong = k.acked.wrong + c.wrong + d_acked.map_or(0, |d| d.wrong);
+    rows.push(("wrong data served (must be 0)".into(), wrong.to_string()));
+    rows.push(("ENOSPC cases".into(), enospc));
+
+    match &args.fuzz_summary {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for line in text.lines().skip(1) {
+                    let f: Vec<&str> = line.split('\t').collect();
+                    if let [target, runs, secs, crashes] = f[..] {
+                        bad |= crashes != "0";
+                        rows.push((
+                            format!("fuzz `{target}`: executions in seconds, crashes"),
+                            format!("{runs} in {secs} s, {crashes}"),
+                        ));
+                    }
+                }
+            }
+            Err(e) => rows.push((
+                "fuzz".into(),
+                format!("{}: {e} (run tools/fuzz/run_all.sh)", path.display()),
+            )),
+        },
+        None => rows.push((
+            "fuzz".into(),
+            "not given (--fuzz-summary tools/fuzz/logs/summary.tsv)".into(),
+        )),
+    }
+
+    println!("| check | result |\n| --- | --- |");
+    for (what, result) in &rows {
+        println!("| {what} | {result} |");
+    }
+    if bad {
+        eprintln!(
+            "FAILED: something acknowledged was lost, wrong data was served, or a case was not handled"
+        );
+        std::process::exit(1);
+    }
+}
