@@ -283,8 +283,8 @@ impl PyArchive {
     /// Get an object by its hash or a unique prefix of it (at least 4 hex digits).
     ///
     /// - a tensor: a read-only numpy array of its dtype and shape. When stored raw its memory
-    ///   is the archive's memory map itself (no copy; `arr.base.base` is a `Mapped` with
-    ///   `zero_copy == True`); compressed ones are decoded into a fresh buffer. The array stays
+    ///   is the archive's memory map itself (no copy: the array's `base` chain, through a
+    ///   memoryview's `.obj`, ends at a `Mapped` with `zero_copy == True`); compressed ones are decoded into a fresh buffer. The array stays
     ///   valid as long as it is referenced, even after the archive is closed. bfloat16 and
     ///   float8 tensors need ml_dtypes (ImportError otherwise).
     /// - text: `str`.  bytes: `bytes` (the media type is in `info(hash)`).
