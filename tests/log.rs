@@ -115,8 +115,10 @@ fn a_msgpack_numpy_stream_is_logged_value_by_value() {
     drop(t.create());
     let (dtype, shape, data) = crate::util::sample_tensor("digits_test_probs.npy");
     let mut stream = Vec::new();
-    for i in 0..20usize {
-        let row = data[i * 40..(i + 1) * 40].to_vec();
+    // Enough values (~300 KiB) that stdin delivers them in several reads, so values arrive
+    // cut in two and wait for their rest (`read_one`'s unit test tries every cut).
+    for i in 0..3000usize {
+        let row = data[(i % 450) * 40..(i % 450 + 1) * 40].to_vec();
         let doc = Document::Map(vec![
             ("id".into(), Document::Scalar(Value::Int(i as i64))),
             (
@@ -142,7 +144,7 @@ fn a_msgpack_numpy_stream_is_logged_value_by_value() {
         .assert()
         .success();
     let a = t.open();
-    assert_eq!(a.stats().expect("stats").entries, 20);
+    assert_eq!(a.stats().expect("stats").entries, 3000);
     // A stream cut inside a value: the whole values before it are kept, the run fails.
     drop(a);
     t.cmd()
@@ -150,8 +152,8 @@ fn a_msgpack_numpy_stream_is_logged_value_by_value() {
         .write_stdin(stream[..stream.len() - 5].to_vec())
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("record 20"));
-    assert_eq!(t.open().stats().expect("stats").entries, 39);
+        .stderr(predicate::str::contains("record 3000"));
+    assert_eq!(t.open().stats().expect("stats").entries, 5999);
 }
 
 #[test]

@@ -83,9 +83,10 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// A container of `n` items of at least `min` bytes each must fit in what remains.
-    fn check_count(&self, n: usize, min: usize) -> Result<()> {
+    fn check_count(&mut self, n: usize, min: usize) -> Result<()> {
         let remaining = self.bytes.len().saturating_sub(self.pos);
         if n.saturating_mul(min) > remaining {
+            self.ran_out = true;
             return Err(self.bad(format!(
                 "claims {n} items but only {remaining} bytes remain"
             )));
@@ -595,6 +596,23 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 4: `archive log` reads a stream as it arrives; a value cut anywhere must read as
+    // "not yet", never as malformed (a map that claims more items than the bytes so far did).
+    #[test]
+    fn a_value_cut_anywhere_waits_for_its_rest() {
+        let whole = sample();
+        for cut in 1..whole.len() {
+            match read_one("t", &whole[..cut]) {
+                Ok(None) => {}
+                other => panic!("cut at {cut}: {:?}", other.map(|o| o.map(|(_, n)| n))),
+            }
+        }
+        let mut two = whole.clone();
+        two.extend_from_slice(&whole);
+        let (_, used) = read_one("t", &two).expect("read").expect("a whole value");
+        assert_eq!(used, whole.len());
+    }
 
     /// `msgpack.packb({"probs": np.array([1.5, -2.0], ">f4"), "n": 3}, default=m.encode)`
     fn sample() -> Vec<u8> {

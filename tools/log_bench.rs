@@ -1,0 +1,232 @@
+//! Logging figures (issue 4) in one markdown table, each next to a baseline from the same run:
+//!
+//! ```text
+//! cargo build --release --bin archive
+//! cargo run --release --example log-bench                 # 200,000 records
+//! cargo run --release --example log-bench -- 1000000      # the issue's million
+//! ```
+//!
+//! - `archive log --format msgpack` of N records (10 float32 probabilities as a msgpack-numpy
+//!   array + an int label + an id string, the shape of samples/predictions.ndjson), durable at
+//!   exit, with the index held by another process (so the time is the logging alone), against
+//!   `cat` of the same stream into a file + fsync; bytes on disk per record.
+//! - the index catching up with those N records (`archive stats` opening the store).
+//! - 4 `archive log` processes at once, N/4 records each: aggregate records/s.
+//! - on the resulting store (tagged run=r0..r999): whole-process `archive query 'run = "r17"'`
+//!   and `archive ls --limit 20`, medians of 5.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn stream(n: usize, offset: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 120);
+    for i in offset..offset + n {
+        // {"id": str, "label": int, "run": str, "probs": float32[10]}, the array as msgpack-numpy
+        // writes it (bin keys).
+        rmp::encode::write_map_len(&mut out, 4).expect("vec");
+        rmp::encode::write_str(&mut out, "id").expect("vec");
+        rmp::encode::write_str(&mut out, &format!("digits-test-{i:08}")).expect("vec");
+        rmp::encode::write_str(&mut out, "label").expect("vec");
+        rmp::encode::write_uint(&mut out, (i % 10) as u64).expect("vec");
+        rmp::encode::write_str(&mut out, "run").expect("vec");
+        rmp::encode::write_str(&mut out, &format!("r{}", i % 1000)).expect("vec");
+        rmp::encode::write_str(&mut out, "probs").expect("vec");
+        rmp::encode::write_map_len(&mut out, 5).expect("vec");
+        rmp::encode::write_bin(&mut out, b"nd").expect("vec");
+        rmp::encode::write_bool(&mut out, true).expect("vec");
+        rmp::encode::write_bin(&mut out, b"type").expect("vec");
+        rmp::encode::write_str(&mut out, "<f4").expect("vec");
+        rmp::encode::write_bin(&mut out, b"kind").expect("vec");
+        rmp::encode::write_bin(&mut out, b"").expect("vec");
+        rmp::encode::write_bin(&mut out, b"shape").expect("vec");
+        rmp::encode::write_array_len(&mut out, 1).expect("vec");
+        rmp::encode::write_uint(&mut out, 10).expect("vec");
+        rmp::encode::write_bin(&mut out, b"data").expect("vec");
+        let data: Vec<u8> = (0..10u32)
+            .flat_map(|j| {
+                (((i as u32).wrapping_mul(2_654_435_761) ^ j) as f32 / u32::MAX as f32)
+                    .to_le_bytes()
+            })
+            .collect();
+        rmp::encode::write_bin(&mut out, &data).expect("vec");
+    }
+    out
+}
+
+fn archive() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/archive");
+    assert!(
+        bin.is_file(),
+        "build it first: cargo build --release --bin archive"
+    );
+    bin
+}
+
+fn run_log(store: &Path, input: &[u8], extra: &[&str]) -> Duration {
+    let start = Instant::now();
+    let mut child = Command::new(archive())
+        .arg("--store")
+        .arg(store)
+        .args([
+            "log",
+            "--format",
+            "msgpack",
+            "--tag-field",
+            "run",
+            "--batch",
+            "10000",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn archive log");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("feed");
+    assert!(child.wait().expect("wait").success(), "archive log failed");
+    start.elapsed()
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => dir_size(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
+}
+
+fn median_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut v: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    v.sort();
+    v.get(runs / 2).copied().unwrap_or_default()
+}
+
+fn timed(args: &[&str], store: &Path) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(archive())
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run archive");
+    assert!(out.success(), "archive {args:?} failed");
+    start.elapsed()
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/log-bench");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let input = stream(n, 0);
+    let raw_per_record = 40 + 8 + 20;
+
+    // Baseline: cat the same stream to a file, fsync.
+    let copy = scratch.join("stream.msgpack");
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat > '{}' && sync '{}'",
+            copy.display(),
+            copy.display()
+        ))
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(&input)?;
+            c.wait()
+        })
+        .expect("cat");
+    assert!(status.success());
+    let cat = start.elapsed();
+
+    // One logger with the index held elsewhere: the logging alone.
+    let store = scratch.join("one");
+    Command::new(archive())
+        .args(["init"])
+        .arg(&store)
+        .status()
+        .expect("init");
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(store.join("index.lock"))
+        .expect("lock file");
+    holder.lock().expect("hold the index lock");
+    let log = run_log(&store, &input, &[]);
+    drop(holder);
+    let catch_up = timed(&["stats"], &store);
+    let per_record = dir_size(&store) as f64 / n as f64;
+
+    // Four loggers at once, a quarter each.
+    let store4 = scratch.join("four");
+    Command::new(archive())
+        .args(["init"])
+        .arg(&store4)
+        .status()
+        .expect("init");
+    let quarters: Vec<Vec<u8>> = (0..4).map(|q| stream(n / 4, q * n / 4 + n)).collect();
+    let start = Instant::now();
+    let handles: Vec<_> = quarters
+        .into_iter()
+        .map(|q| {
+            let s = store4.clone();
+            std::thread::spawn(move || run_log(&s, &q, &[]))
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("logger");
+    }
+    let four = start.elapsed();
+
+    let query = median_of(5, || timed(&["query", "run = \"r17\"", "--hashes"], &store));
+    let ls = median_of(5, || timed(&["ls", "--limit", "20"], &store));
+
+    let rate = |d: Duration, k: usize| k as f64 / d.as_secs_f64().max(1e-9);
+    println!("| measure | ours | baseline | ratio | goal |");
+    println!("|---|---:|---|---:|---|");
+    println!(
+        "| archive log, {n} records (msgpack), durable at exit | {:.0} rec/s | {:.0} rec/s (cat + fsync of the stream) | {:.3}× | ≥ 300,000 rec/s |",
+        rate(log, n),
+        rate(cat, n),
+        cat.as_secs_f64() / log.as_secs_f64()
+    );
+    println!(
+        "| index catching up with them (next open) | {:.0} rec/s ({:.2} s) | — | — | — |",
+        rate(catch_up, n),
+        catch_up.as_secs_f64()
+    );
+    println!(
+        "| bytes on disk per record (segments + index) | {per_record:.0} B | {raw_per_record} B raw | {:.1}× | ≤ 2× |",
+        per_record / raw_per_record as f64
+    );
+    println!(
+        "| 4 loggers at once, {n} records in all | {:.0} rec/s | {:.0} rec/s (one logger) | {:.2}× | — |",
+        rate(four, n),
+        rate(log, n),
+        log.as_secs_f64() / four.as_secs_f64()
+    );
+    println!(
+        "| `archive query 'run = \"r17\"'` on {n} entries, whole process | {:.0} ms | — | — | < 50 ms |",
+        query.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| `archive ls --limit 20` on {n} entries, whole process | {:.0} ms | — | — | < 30 ms |",
+        ls.as_secs_f64() * 1000.0
+    );
+}
