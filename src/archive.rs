@@ -863,6 +863,11 @@ impl Archive {
             let Some(file) = try_lock(&path)? else {
                 continue;
             };
+            // An empty segment's creator died before writing its header: adopting it would
+            // put frames after 64 zero bytes, a segment `verify` reports forever.
+            if len == 0 {
+                continue;
+            }
             // Holding the lock, index what the last writer left, then cut any torn tail.
             let id = self.index()?.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
             let from = self.index()?.segment(id)?.indexed_to;

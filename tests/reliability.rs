@@ -24,7 +24,7 @@ use crate::util::TempStore;
 #[test]
 fn a_hundred_killed_puts_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let k = kill_loop(&archive_bin(), dir.path(), 100, 256 << 10, 25, 5);
+    let k = kill_loop(&archive_bin(), dir.path(), 100, 64 << 10, 25, 5);
     assert_eq!(k.tried, 100);
     assert_eq!(k.survived, k.tried, "{k:?}");
     assert_eq!((k.acked.lost, k.acked.wrong), (0, 0), "{k:?}");
@@ -383,4 +383,24 @@ fn full_disks_met_by_puts_and_by_batches_are_handled() {
         }
         Err(why) => eprintln!("SKIPPED disk-full rounds: cannot mount a small tmpfs ({why})"),
     }
+}
+
+/// Issue 5 (regression): a writer killed between creating its segment file and writing the
+/// header left an empty segment; the next writer adopted it, wrote frames after 64 zero bytes,
+/// and `verify` reported "not a segment" from then on.
+#[test]
+fn an_empty_segment_left_by_a_killed_writer_is_not_adopted() {
+    let t = TempStore::new();
+    let first = t.create().put_text("before", &[]).expect("put");
+    let empty = t
+        .path()
+        .join("segments")
+        .join("ffffffffffffffff-000000.seg");
+    std::fs::write(&empty, b"").expect("empty segment");
+    let a = t.open();
+    let second = a.put_text("after", &[]).expect("put");
+    let report = a.verify(&|_, _| {}).expect("verify");
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(check_acknowledged(&a, &[first, second]).lost, 0);
+    assert_eq!(std::fs::metadata(&empty).expect("meta").len(), 0);
 }

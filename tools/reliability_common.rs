@@ -115,7 +115,7 @@ pub fn archive_bin() -> PathBuf {
 }
 
 /// What a run of kills found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kills {
     /// Children killed with SIGKILL (or that finished first: counted in `finished`).
     pub tried: u64,
@@ -126,6 +126,8 @@ pub struct Kills {
     pub survived: u64,
     /// Acknowledged objects checked after the kills, and what was lost or wrong.
     pub acked: Checked,
+    /// What went wrong after the first kill that was not survived.
+    pub first_failure: Option<String>,
 }
 
 /// SIGKILL `archive put` children writing mixed inputs (text, raw and zstd tensors, JSON
@@ -226,16 +228,29 @@ pub fn kill_loop(
         }
         let a = match Archive::open(&store) {
             Ok(a) => a,
-            Err(_) => continue,
+            Err(e) => {
+                k.first_failure
+                    .get_or_insert(format!("kill {i}: open: {e}"));
+                continue;
+            }
         };
         let c = check_acknowledged(&a, &acknowledged);
         let verified = if (i + 1) % verify_every == 0 || i + 1 == kills {
-            a.verify(&|_, _| {}).map(|r| r.is_ok()).unwrap_or(false)
+            match a.verify(&|_, _| {}) {
+                Ok(r) if r.is_ok() => Ok(()),
+                Ok(r) => Err(format!("{:?}", r.problems)),
+                Err(e) => Err(e.to_string()),
+            }
         } else {
-            true
+            Ok(())
         };
-        if c.lost == 0 && c.wrong == 0 && verified {
-            k.survived += 1;
+        match (c.lost, c.wrong, verified) {
+            (0, 0, Ok(())) => k.survived += 1,
+            (lost, wrong, v) => {
+                k.first_failure.get_or_insert(format!(
+                    "kill {i}: {lost} lost, {wrong} wrong, verify: {v:?}"
+                ));
+            }
         }
         if i + 1 == kills {
             k.acked = c;

@@ -82,6 +82,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = kill_loop(&bin, dir.path(), args.kills, args.big, 50, 0x5eed);
     drop(dir);
+    if let Some(why) = &k.first_failure {
+        eprintln!("first failure: {why}");
+    }
     bad |= k.survived != k.tried || k.acked.lost != 0 || k.acked.wrong != 0;
     rows.push((
         "kill -9 of `archive put` survived / tried".into(),
