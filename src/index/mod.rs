@@ -130,14 +130,27 @@ impl Index {
     /// Open (or create) the index at `path`. Returns the index and whether it was found empty
     /// or of another layout (then it has been cleared and must be rebuilt from the segments).
     pub fn open(path: &Path) -> Result<(Index, bool)> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| Error::Index {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        // The caller holds `index.lock`, so a sled lock still held belongs to an index this
+        // process just dropped: sled can let go of its file lock a moment after the drop (seen
+        // as a flaky "could not acquire lock" when a test reopens a store). Wait up to 3 s.
+        let mut waits = 0;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .open();
+            match opened {
+                Err(e) if waits < 300 && e.to_string().contains("could not acquire lock") => {
+                    waits += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        }
+        .map_err(|e| Error::Index {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         let mut index = Index {
             path: path.to_owned(),
             lookup: path.join(LOOKUP_DIR),
