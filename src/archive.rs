@@ -154,7 +154,19 @@ impl ArchiveBuilder {
         let root = path.as_ref().to_owned();
         let header = read_store_header(&root)?;
         let lock = lock_index(&root.join(LOCK_FILE), self.lock_timeout)?;
-        let (index, _fresh) = Index::open(&root.join(INDEX_DIR))?;
+        let index_dir = root.join(INDEX_DIR);
+        let (index, damaged) = match Index::open(&index_dir) {
+            // The index is derived from the segments: one sled finds damaged (seen after a
+            // SIGKILL mid-write) or cannot read is rebuilt here, so a killed process never
+            // leaves a store that needs a manual `reindex`. Lock and I/O errors are not damage.
+            Err(Error::Index { reason, .. })
+                if reason.contains("corrupt") || reason.starts_with("Unsupported") =>
+            {
+                std::fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
+                (Index::open(&index_dir)?.0, Some(reason))
+            }
+            other => (other?.0, None),
+        };
         let archive = Archive {
             segments_dir: root.join(SEGMENTS_DIR),
             root,
@@ -175,6 +187,12 @@ impl ArchiveBuilder {
             warnings: Mutex::new(Vec::new()),
             _lock: Some(lock),
         };
+        if let Some(reason) = damaged {
+            archive.warn(format!(
+                "{}: damaged index rebuilt from the segments ({reason})",
+                index_dir.display()
+            ));
+        }
         archive.catch_up(&|_, _| {})?;
         Ok(archive)
     }
