@@ -128,6 +128,8 @@ pub struct Kills {
     pub acked: Checked,
     /// What went wrong after the first kill that was not survived.
     pub first_failure: Option<String>,
+    /// Opens after a kill that found sled's index damaged and rebuilt it from the segments.
+    pub index_rebuilds: u64,
 }
 
 /// SIGKILL `archive put` children writing mixed inputs (text, raw and zstd tensors, JSON
@@ -234,6 +236,12 @@ pub fn kill_loop(
                 continue;
             }
         };
+        if a.warnings()
+            .iter()
+            .any(|w| w.contains("damaged index rebuilt"))
+        {
+            k.index_rebuilds += 1;
+        }
         let c = check_acknowledged(&a, &acknowledged);
         let verified = if (i + 1) % verify_every == 0 || i + 1 == kills {
             match a.verify(&|_, _| {}) {

@@ -89,8 +89,8 @@ fn main() {
     rows.push((
         "kill -9 of `archive put` survived / tried".into(),
         format!(
-            "{} / {} ({} finished before the kill)",
-            k.survived, k.tried, k.finished
+            "{} / {} ({} finished before the kill; {} opens rebuilt a damaged sled index)",
+            k.survived, k.tried, k.finished, k.index_rebuilds
         ),
     ));
 
