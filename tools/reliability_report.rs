@@ -107,9 +107,16 @@ fn main() {
     eprintln!("disk full: {} rounds …", args.disk_full);
     let (enospc, d_acked) = match disk_full_rounds(args.disk_full) {
         Ok(d) => {
+            if let Some(why) = &d.first_unhandled {
+                eprintln!("first unhandled ENOSPC case: {why}");
+            }
             bad |= d.handled != d.cases || d.acked.lost != 0 || d.acked.wrong != 0;
             (
-                format!("{} / {} handled", d.handled, d.cases),
+                format!(
+                    "{} / {} handled ({} met in the sled index: the open handle then could not \
+                     read {} acknowledged objects until reopened)",
+                    d.handled, d.cases, d.index_failures, d.unreadable_until_reopen
+                ),
                 Some(d.acked),
             )
         }
