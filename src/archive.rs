@@ -167,26 +167,7 @@ impl ArchiveBuilder {
             }
             other => (other?.0, None),
         };
-        let archive = Archive {
-            segments_dir: root.join(SEGMENTS_DIR),
-            root,
-            settings: header.settings,
-            index: Some(index),
-            reader: None,
-            maps: Maps::default(),
-            writer: Mutex::new(WriterSlot {
-                current: None,
-                writer_id: new_writer_id(),
-                next_seq: 0,
-                failures: 0,
-                open_batches: HashMap::new(),
-                next_batch: 0,
-            }),
-            claimed: Mutex::new(HashSet::new()),
-            segment_size: self.segment_size,
-            warnings: Mutex::new(Vec::new()),
-            _lock: Some(lock),
-        };
+        let archive = self.assemble(root, header.settings, Some(index), None, Some(lock));
         if let Some(reason) = damaged {
             archive.warn(format!(
                 "{}: damaged index rebuilt from the segments ({reason})",
@@ -206,11 +187,23 @@ impl ArchiveBuilder {
         let root = path.as_ref().to_owned();
         let header = read_store_header(&root)?;
         let reader = crate::reader::ArchiveReader::open(&root)?;
-        Ok(Archive {
+        Ok(self.assemble(root, header.settings, None, reader, None))
+    }
+
+    /// An `Archive` over `root` with nothing written yet by this process.
+    fn assemble(
+        &self,
+        root: PathBuf,
+        settings: Settings,
+        index: Option<Index>,
+        reader: Option<crate::reader::ArchiveReader>,
+        lock: Option<File>,
+    ) -> Archive {
+        Archive {
             segments_dir: root.join(SEGMENTS_DIR),
             root,
-            settings: header.settings,
-            index: None,
+            settings,
+            index,
             reader,
             maps: Maps::default(),
             writer: Mutex::new(WriterSlot {
@@ -224,8 +217,8 @@ impl ArchiveBuilder {
             claimed: Mutex::new(HashSet::new()),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
-            _lock: None,
-        })
+            _lock: lock,
+        }
     }
 
     /// Open the store at `path`, creating it if there is none.
