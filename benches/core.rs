@@ -22,9 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
-use model_archive::{
-    Archive, Codec, Dtype, ObjectHash, PutOptions, Record, Shape, TensorView, Value,
-};
+use model_archive::{Archive, ObjectHash, Record, Value};
 
 /// Records per iteration of the records group: one commit's worth.
 const RECORDS: usize = 10_000;
@@ -124,27 +122,11 @@ impl RawStore {
     fn new(scratch: &Path, relu: &F32Tensor) -> RawStore {
         eprintln!("writing raw tensors of 1 MiB, 64 MiB and 1 GiB ...");
         let (dir, archive) = fresh_store(scratch);
-        let raw = PutOptions {
-            codec: Some(Codec::Raw),
-            level: None,
-        };
-        let put = |shape: Shape, data: &[u8]| {
-            let view = TensorView::new(Dtype::F32, &shape, data).expect("shape matches the bytes");
-            archive.put_tensor_with(&view, &[], &raw).expect("put raw")
-        };
-        let one = put(Shape::new(vec![1024, 256]), &relu.data[..1 << 20]);
-        let sixty_four = put(relu.shape.clone(), &relu.data);
-        let mut gib = Vec::with_capacity(16 * relu.data.len());
-        for i in 0..16u32 {
-            let at = gib.len();
-            gib.extend_from_slice(&relu.data);
-            gib[at..at + 4].copy_from_slice(&(i as f32).to_le_bytes());
-        }
-        let gib = put(Shape::new(vec![16 * 65536, 256]), &gib);
+        let hashes = put_raw_sizes(&archive, relu);
         RawStore {
             _dir: dir,
             archive,
-            hashes: [one, sixty_four, gib],
+            hashes,
         }
     }
 }

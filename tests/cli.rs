@@ -3,19 +3,10 @@
 
 use predicates::prelude::*;
 
-use crate::util::{TempStore, sample};
+use crate::util::{TempStore, sample, stdout_of};
 
 fn put(t: &TempStore, args: &[&str]) -> String {
-    let out = t
-        .cmd()
-        .arg("put")
-        .args(args)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    String::from_utf8(out).expect("utf8").trim().to_owned()
+    stdout_of(t.cmd().arg("put").args(args)).trim().to_owned()
 }
 
 #[test]

@@ -252,17 +252,7 @@ fn logged_predictions_are_found_by_query_and_ls_filters() {
         .args(["put", "--text", "a note", "--tag", "run=exp2"])
         .assert()
         .success();
-    let count = |args: &[&str]| {
-        let out = t
-            .cmd()
-            .args(args)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).expect("utf8").lines().count()
-    };
+    let count = |args: &[&str]| crate::util::stdout_of(t.cmd().args(args)).lines().count();
     let sevens = labels.iter().filter(|l| **l == 7).count();
     let high = labels.iter().filter(|l| **l >= 8).count();
     assert_eq!(

@@ -299,14 +299,7 @@ fn prefixes_resolve_and_ambiguous_ones_list_candidates() {
     assert_eq!(a.resolve(&h[..12]).expect("prefix"), hashes[7]);
     assert_eq!(a.resolve(&h.to_uppercase()).expect("upper"), hashes[7]);
     // With 600 hashes, two share their first 4 hex digits (a 93 % chance; this set does).
-    let mut by_prefix = std::collections::HashMap::<String, usize>::new();
-    for x in &hashes {
-        *by_prefix.entry(x.short(4)).or_default() += 1;
-    }
-    let (shared, _) = by_prefix
-        .iter()
-        .find(|(_, n)| **n > 1)
-        .expect("a shared prefix");
+    let shared = &crate::util::shared_prefix(&hashes);
     match a.resolve(shared) {
         Err(Error::Ambiguous { candidates, .. }) => assert!(candidates.len() >= 2),
         other => panic!("expected ambiguous, got {other:?}"),
@@ -447,14 +440,7 @@ fn the_lock_free_reader_finds_what_the_archive_holds() {
         assert_eq!(r.resolve(&h.to_string()[..10]).expect("resolve"), Some(*h));
         assert_eq!(r.get(h).expect("get"), Some(a.get(h).expect("get")));
     }
-    let mut by_prefix = std::collections::HashMap::<String, usize>::new();
-    for x in &hashes {
-        *by_prefix.entry(x.short(4)).or_default() += 1;
-    }
-    let (shared, _) = by_prefix
-        .iter()
-        .find(|(_, n)| **n > 1)
-        .expect("a shared prefix");
+    let shared = &crate::util::shared_prefix(&hashes);
     assert!(matches!(r.resolve(shared), Err(Error::Ambiguous { .. })));
     let unknown = model_archive::ObjectHash([0xee; 32]);
     assert_eq!(r.get(&unknown).expect("get"), None);

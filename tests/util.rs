@@ -72,6 +72,26 @@ pub fn sample_tensor(name: &str) -> (Dtype, Shape, Vec<u8>) {
     (arr.dtype, arr.shape, arr.data.into_owned())
 }
 
+/// A 4-hex-digit prefix that two of `hashes` share (600 hashes share one with 93 % odds; the
+/// deterministic sets the tests use do).
+pub fn shared_prefix(hashes: &[model_archive::ObjectHash]) -> String {
+    let mut by_prefix = std::collections::HashMap::<String, usize>::new();
+    for x in hashes {
+        *by_prefix.entry(x.short(4)).or_default() += 1;
+    }
+    by_prefix
+        .into_iter()
+        .find(|(_, n)| *n > 1)
+        .map(|(p, _)| p)
+        .expect("a shared prefix")
+}
+
+/// The standard output of a successful run of the CLI.
+pub fn stdout_of(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("utf8")
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut out = vec![0u8; len];

@@ -152,6 +152,29 @@ pub fn baseline_get(chunks: &[Vec<u8>], raw_len: usize) -> Vec<u8> {
     out
 }
 
+/// Raw-stored f32 tensors of 1 MiB, 64 MiB and 1 GiB (the 64 MiB `relu` repeated 16 times,
+/// each copy's first element made distinct so nothing is deduplicated), for `map` timings.
+pub fn put_raw_sizes(archive: &Archive, relu: &F32Tensor) -> [model_archive::ObjectHash; 3] {
+    let raw = model_archive::PutOptions {
+        codec: Some(model_archive::Codec::Raw),
+        level: None,
+    };
+    let put = |shape: Shape, data: &[u8]| {
+        let view = TensorView::new(Dtype::F32, &shape, data).expect("shape matches the bytes");
+        archive.put_tensor_with(&view, &[], &raw).expect("put raw")
+    };
+    let one = put(Shape::new(vec![1024, 256]), &relu.data[..1 << 20]);
+    let sixty_four = put(relu.shape.clone(), &relu.data);
+    let mut gib = Vec::with_capacity(16 * relu.data.len());
+    for i in 0..16u32 {
+        let at = gib.len();
+        gib.extend_from_slice(&relu.data);
+        gib[at..at + 4].copy_from_slice(&(i as f32).to_le_bytes());
+    }
+    let gib = put(Shape::new(vec![16 * 65536, 256]), &gib);
+    [one, sixty_four, gib]
+}
+
 /// blake3 on every core.
 pub fn blake3_all_cores(data: &[u8]) -> blake3::Hash {
     let mut h = blake3::Hasher::new();

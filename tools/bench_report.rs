@@ -36,8 +36,7 @@ use std::time::{Duration, Instant};
 
 use model_archive::interop::npy;
 use model_archive::{
-    Archive, ArchiveReader, Codec, Dtype, Object, ObjectHash, PutOptions, Record, Shape,
-    TensorView, Value,
+    Archive, ArchiveReader, Codec, Dtype, Object, ObjectHash, PutOptions, Record, Value,
 };
 
 const RECORDS: usize = 100_000;
@@ -275,25 +274,7 @@ fn measure_get(table: &mut Table, scratch: &Path, name: &str, t: &F32Tensor, run
 fn measure_map(table: &mut Table, scratch: &Path, relu: &F32Tensor) {
     eprintln!("map_unchecked of raw 1 MiB, 64 MiB, 1 GiB (writes 1 GiB) ...");
     let (_dir, archive) = fresh_store(scratch);
-    let raw = PutOptions {
-        codec: Some(Codec::Raw),
-        level: None,
-    };
-    let put = |shape: Shape, data: &[u8]| {
-        let view = TensorView::new(Dtype::F32, &shape, data).expect("shape matches the bytes");
-        archive.put_tensor_with(&view, &[], &raw).expect("put raw")
-    };
-    let one_mib = put(Shape::new(vec![1024, 256]), &relu.data[..1 << 20]);
-    let mib64 = put(relu.shape.clone(), &relu.data);
-    // 1 GiB: the 64 MiB repeated 16 times, each copy's first element made distinct.
-    let mut gib = Vec::with_capacity(16 * relu.data.len());
-    for i in 0..16u32 {
-        let at = gib.len();
-        gib.extend_from_slice(&relu.data);
-        gib[at..at + 4].copy_from_slice(&(i as f32).to_le_bytes());
-    }
-    let gib_hash = put(Shape::new(vec![16 * 65536, 256]), &gib);
-    drop(gib);
+    let [one_mib, mib64, gib_hash] = put_raw_sizes(&archive, relu);
 
     let sizes = [(one_mib, "1 MiB"), (mib64, "64 MiB"), (gib_hash, "1 GiB")];
     let mut times = [Vec::new(), Vec::new(), Vec::new()];
