@@ -926,7 +926,7 @@ impl Archive {
         opts: &PutOptions,
     ) -> Result<ObjectHash> {
         let mut w = self.writer();
-        let h = w.put_prepared(p, tags, opts, true)?;
+        let h = w.put_prepared(p, tags, opts, Some(now_ns()))?;
         w.commit()?;
         Ok(h)
     }
@@ -1553,7 +1553,12 @@ impl Writer<'_> {
         view: &TensorView<'_>,
         tags: &[(&str, &str)],
     ) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::tensor(view), tags, &self.opts.clone(), true)
+        self.put_prepared(
+            Prepared::tensor(view),
+            tags,
+            &self.opts.clone(),
+            Some(now_ns()),
+        )
     }
 
     /// Put a tensor with explicit codec options.
@@ -1563,18 +1568,23 @@ impl Writer<'_> {
         tags: &[(&str, &str)],
         opts: &PutOptions,
     ) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::tensor(view), tags, opts, true)
+        self.put_prepared(Prepared::tensor(view), tags, opts, Some(now_ns()))
     }
 
     /// Store a tensor without logging an entry for it: for the parts of a record (the arrays
     /// of an `.npz`, say), whose record is what gets logged.
     pub fn put_tensor_part(&mut self, view: &TensorView<'_>) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::tensor(view), &[], &self.opts.clone(), false)
+        self.put_prepared(Prepared::tensor(view), &[], &self.opts.clone(), None)
     }
 
     /// Put UTF-8 text.
     pub fn put_text(&mut self, text: &str, tags: &[(&str, &str)]) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::text(text), tags, &self.opts.clone(), true)
+        self.put_prepared(
+            Prepared::text(text),
+            tags,
+            &self.opts.clone(),
+            Some(now_ns()),
+        )
     }
 
     /// Put opaque bytes.
@@ -1588,13 +1598,18 @@ impl Writer<'_> {
             Prepared::bytes(data, media_type),
             tags,
             &self.opts.clone(),
-            true,
+            Some(now_ns()),
         )
     }
 
     /// Put a record.
     pub fn put_record(&mut self, record: &Record, tags: &[(&str, &str)]) -> Result<ObjectHash> {
-        self.put_prepared(Prepared::record(record, ""), tags, &self.opts.clone(), true)
+        self.put_prepared(
+            Prepared::record(record, ""),
+            tags,
+            &self.opts.clone(),
+            Some(now_ns()),
+        )
     }
 
     /// Put categorical outputs (see `Archive::put_categorical`).
@@ -1626,7 +1641,7 @@ impl Writer<'_> {
             }
         }
         let codes_hash =
-            self.put_prepared(Prepared::tensor(codes), &[], &self.opts.clone(), false)?;
+            self.put_prepared(Prepared::tensor(codes), &[], &self.opts.clone(), None)?;
         let cat = Categorical {
             codes: codes_hash,
             labels: labels.to_vec(),
@@ -1635,8 +1650,31 @@ impl Writer<'_> {
             Prepared::record(&cat.to_record(), CATEGORICAL),
             tags,
             &self.opts.clone(),
-            true,
+            Some(now_ns()),
         )
+    }
+
+    /// Put any object. `entry` gives the tags and time (nanoseconds since the Unix epoch) of
+    /// the entry that logs it; `None` stores it without an entry, as a part of a record. This
+    /// is how objects are copied between stores with their entries' times (`merge`).
+    pub fn put_object(
+        &mut self,
+        object: &Object,
+        entry: Option<(&[(&str, &str)], i64)>,
+    ) -> Result<ObjectHash> {
+        let (tags, time) = match entry {
+            Some((tags, time)) => (tags, Some(time)),
+            None => (&[][..], None),
+        };
+        let opts = self.opts.clone();
+        let p = match object {
+            Object::Tensor(t) => Prepared::tensor(&t.view()),
+            Object::Text(text) => Prepared::text(text),
+            Object::Bytes { media_type, data } => Prepared::bytes(data, media_type.as_deref()),
+            Object::Record(r) => Prepared::record(r, ""),
+            Object::Categorical(c) => Prepared::record(&c.to_record(), CATEGORICAL),
+        };
+        self.put_prepared(p, tags, &opts, time)
     }
 
     fn put_prepared(
@@ -1644,7 +1682,7 @@ impl Writer<'_> {
         p: Prepared<'_>,
         tags: &[(&str, &str)],
         opts: &PutOptions,
-        with_entry: bool,
+        entry_time: Option<i64>,
     ) -> Result<ObjectHash> {
         let archive = self.archive;
         let tags = check_tags(tags)?;
@@ -1689,8 +1727,8 @@ impl Writer<'_> {
             }
             known
         };
-        let entry = with_entry.then(|| EntryMeta {
-            time_ns: now_ns(),
+        let entry = entry_time.map(|time_ns| EntryMeta {
+            time_ns,
             tags: tags.clone(),
         });
         if known && entry.is_none() {
