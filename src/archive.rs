@@ -19,11 +19,13 @@ use crate::format::meta::{EntryMeta, FrameMeta, ObjectMeta};
 use crate::format::store_header::{STORE_MAGIC, Settings, StoreHeader, VERSION_OFFSET};
 use crate::format::{le_u16, version};
 use crate::hash::ObjectHash;
-use crate::index::{EntryRec, Index, ObjectLoc, Update};
+use crate::index::lookup::{Located, prefix_of};
+use crate::index::{EntryRec, Index, ObjectLoc, PackUpdate, RunRec, RunUpdate, Update};
 use crate::object::canonical::Descriptor;
 use crate::object::record::Record;
 use crate::object::tensor::{Dtype, Shape, Tensor, TensorView};
 use crate::object::{CATEGORICAL, Categorical, Kind, Object};
+use crate::pack::{PACK_ITEM_MAX, PACK_KIND, Pack, PackBuilder, PackCache};
 use crate::segment::reader::{Maps, map_file};
 use crate::segment::scan::{Frame, read_frame, scan};
 use crate::segment::writer::{SegmentWriter, sync_dir, try_lock};
@@ -135,16 +137,8 @@ impl ArchiveBuilder {
                 zstd_level: self.zstd_level,
             },
         };
-        // Write to a temp name, sync, rename, sync the directory: a crash leaves either no
-        // header (not a store yet) or a whole one.
-        let tmp = root.join(format!("{HEADER_FILE}.tmp"));
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&header.encode())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
-        let dst = root.join(HEADER_FILE);
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-        sync_dir(root)?;
+        // A crash leaves either no header (not a store yet) or a whole one.
+        write_store_header(root, &header)?;
         sync_dir(&root.join(SEGMENTS_DIR))?;
         self.open(root)
     }
@@ -199,13 +193,14 @@ impl ArchiveBuilder {
         reader: Option<crate::reader::ArchiveReader>,
         lock: Option<File>,
     ) -> Archive {
+        let segments_dir = root.join(SEGMENTS_DIR);
         Archive {
-            segments_dir: root.join(SEGMENTS_DIR),
+            segments_dir: segments_dir.clone(),
             root,
             settings,
             index,
             reader,
-            maps: Maps::default(),
+            locator: Locator::new(segments_dir),
             writer: Mutex::new(WriterSlot {
                 current: None,
                 writer_id: new_writer_id(),
@@ -231,8 +226,29 @@ impl ArchiveBuilder {
 }
 
 /// Read and check the store header of the store at `root`: a newer version is refused as
-/// newer, not as corrupt.
+/// newer, not as corrupt, and an older one asks for `archive migrate`.
 pub(crate) fn read_store_header(root: &Path) -> Result<StoreHeader> {
+    let header = read_any_store_header(root)?;
+    version::check(root, header.version)?;
+    Ok(header)
+}
+
+/// Write the store header of the store at `root`: to a temp name, synced, renamed, the
+/// directory synced, so a crash leaves the old header or the new one, whole.
+pub(crate) fn write_store_header(root: &Path, header: &StoreHeader) -> Result<()> {
+    let tmp = root.join(format!("{HEADER_FILE}.tmp"));
+    let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(&header.encode())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    let dst = root.join(HEADER_FILE);
+    std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    sync_dir(root)
+}
+
+/// Read the store header at `root` of any version this program knows, old ones included
+/// (for migrations); a newer one is refused.
+pub(crate) fn read_any_store_header(root: &Path) -> Result<StoreHeader> {
     let header_path = root.join(HEADER_FILE);
     let mut buf = Vec::new();
     match File::open(&header_path) {
@@ -256,13 +272,13 @@ pub(crate) fn read_store_header(root: &Path) -> Result<StoreHeader> {
     }
     let found = le_u16(&buf, VERSION_OFFSET)
         .ok_or_else(|| Error::corrupt(&header_path, 0, "store header is truncated"))?;
-    version::check(root, found)?;
+    version::check_segment(root, found)?;
     StoreHeader::decode(&buf).map_err(|reason| Error::corrupt(&header_path, 0, reason))
 }
 
 /// Take the index lock, waiting up to `timeout`; on time-out, say who holds it. The kernel
 /// drops the lock when its holder dies, so a dead holder never blocks anyone.
-fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
+pub(crate) fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -326,7 +342,7 @@ pub struct Archive {
     index: Option<Index>,
     /// Lookup tables, to find objects already stored when the index is not open.
     reader: Option<crate::reader::ArchiveReader>,
-    maps: Maps,
+    locator: Locator,
     writer: Mutex<WriterSlot>,
     /// New objects appended by a batch but not yet in the index. A put of the same content
     /// meanwhile logs an entry instead of storing it again, and the index can take a batch's
@@ -557,40 +573,16 @@ impl ObjectFrame {
 
     /// What the object is, from its frame.
     pub(crate) fn info(&self, segment: &str) -> Result<ObjectInfo> {
-        let meta = self.meta();
-        let corrupt = |reason: String| Error::corrupt(&self.path, self.frame.offset, reason);
-        let kind = meta
-            .kind
-            .parse::<Kind>()
-            .map_err(|e| corrupt(e.to_string()))?;
-        let (dtype, shape, desc) = match kind {
-            Kind::Tensor => (
-                Some(
-                    meta.desc
-                        .parse::<Dtype>()
-                        .map_err(|e| corrupt(e.to_string()))?,
-                ),
-                Some(Shape::new(meta.shape.clone())),
-                None,
-            ),
-            _ => (
-                None,
-                None,
-                Some(meta.desc.clone()).filter(|d| !d.is_empty()),
-            ),
-        };
-        Ok(ObjectInfo {
-            hash: self.frame.header.hash,
-            kind,
-            dtype,
-            shape,
-            desc,
-            raw_len: meta.raw_len,
-            stored_len: self.frame.header.payload_len,
-            codec: self.frame.header.codec,
-            segment: segment.to_owned(),
-            offset: self.frame.offset,
-        })
+        let mut info = info_from_meta(
+            self.frame.header.hash,
+            self.meta(),
+            &self.path,
+            self.frame.offset,
+        )?;
+        info.stored_len = self.frame.header.payload_len;
+        info.codec = self.frame.header.codec;
+        info.segment = segment.to_owned();
+        Ok(info)
     }
 
     /// Decode and verify.
@@ -632,6 +624,258 @@ impl ObjectFrame {
         };
         Ok(MappedObject { info, data })
     }
+}
+
+/// Runs of entries with the sequence number of their first, as the index yields them.
+type Runs<'a> = Box<dyn Iterator<Item = Result<(u64, RunRec)>> + 'a>;
+
+/// An object found in a segment: a frame of its own, or an item of a pack frame.
+pub(crate) enum Source {
+    /// A frame of its own.
+    Frame(Box<ObjectFrame>),
+    /// Item `slot` (index + 1) of a pack.
+    Packed {
+        pack: Arc<Pack>,
+        slot: u32,
+        segment: String,
+    },
+}
+
+impl Source {
+    /// What the object is.
+    pub(crate) fn info(&self) -> Result<ObjectInfo> {
+        match self {
+            Source::Frame(f) => {
+                let segment = f
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                f.info(&segment)
+            }
+            Source::Packed {
+                pack,
+                slot,
+                segment,
+            } => {
+                let (path, offset) = pack.location();
+                let o = pack.object(*slot).ok_or_else(|| {
+                    Error::corrupt(path, offset, format!("no object in item {slot}"))
+                })?;
+                let raw_total = pack.body.data.len().max(1) as u64;
+                let mut info = info_from_meta(o.hash(), &o.meta(), path, offset)?;
+                // A share of the pack's stored bytes, in proportion to the item's size.
+                info.stored_len =
+                    (pack.stored_len as u128 * o.data.len() as u128 / u128::from(raw_total)) as u64;
+                info.codec = pack.codec;
+                info.segment = segment.clone();
+                Ok(info)
+            }
+        }
+    }
+
+    /// Decode and verify.
+    pub(crate) fn object(&self) -> Result<Object> {
+        match self {
+            Source::Frame(f) => f.object(),
+            Source::Packed { pack, slot, .. } => {
+                let (path, offset) = pack.location();
+                let o = pack.object(*slot).ok_or_else(|| {
+                    Error::corrupt(path, offset, format!("no object in item {slot}"))
+                })?;
+                build_object(&o.meta(), o.data.to_vec(), path, offset)
+            }
+        }
+    }
+
+    /// The bytes: a view into the map when raw in a frame of its own, a copy otherwise.
+    pub(crate) fn mapped(&self, verify: bool) -> Result<MappedObject> {
+        match self {
+            Source::Frame(f) => f.mapped(verify),
+            Source::Packed { pack, slot, .. } => {
+                let (path, offset) = pack.location();
+                let o = pack.object(*slot).ok_or_else(|| {
+                    Error::corrupt(path, offset, format!("no object in item {slot}"))
+                })?;
+                Ok(MappedObject {
+                    info: self.info()?,
+                    data: Data::Owned(o.data.to_vec()),
+                })
+            }
+        }
+    }
+}
+
+/// Reads objects at the locations the lookup tables give: shared by `Archive` and
+/// `ArchiveReader`. Every location is checked to hold the hash asked for.
+#[derive(Default)]
+pub(crate) struct Locator {
+    segments_dir: PathBuf,
+    pub(crate) maps: Maps,
+    packs: PackCache,
+}
+
+impl Locator {
+    pub(crate) fn new(segments_dir: PathBuf) -> Self {
+        Locator {
+            segments_dir,
+            maps: Maps::default(),
+            packs: PackCache::default(),
+        }
+    }
+
+    /// Forget maps and the cached pack (after segments were rewritten).
+    pub(crate) fn clear(&self) {
+        self.maps.clear();
+        self.packs.clear();
+    }
+
+    /// The pack frame at `offset` of segment `segment`.
+    pub(crate) fn pack(&self, segment: &str, offset: u64) -> Result<Arc<Pack>> {
+        self.packs
+            .get(&self.maps, &self.segments_dir.join(segment), offset)
+    }
+
+    /// The full hash of the object a table entry points at, if it holds one there.
+    pub(crate) fn hash_at(&self, at: &Located) -> Option<ObjectHash> {
+        let h = if at.slot == 0 {
+            let path = self.segments_dir.join(&at.segment);
+            let map = self.maps.get(&path, at.offset + 64).ok()?;
+            let header = FrameHeader::decode(map.get(at.offset as usize..)?).ok()?;
+            (header.kind == FrameKind::Object).then_some(header.hash)?
+        } else {
+            self.pack(&at.segment, at.offset)
+                .ok()?
+                .object(at.slot)?
+                .hash()
+        };
+        Some(h).filter(|h| prefix_of(h) == at.prefix)
+    }
+
+    /// The object `hash` at `at`; `Ok(None)` if it is not there. A pack that does not decode
+    /// is an error: the tables say the object is in it.
+    pub(crate) fn open(&self, at: &Located, hash: &ObjectHash) -> Result<Option<Source>> {
+        if at.prefix != prefix_of(hash) {
+            return Ok(None);
+        }
+        if at.slot == 0 {
+            if self.hash_at(at) != Some(*hash) {
+                return Ok(None);
+            }
+            let path = self.segments_dir.join(&at.segment);
+            return ObjectFrame::read(&self.maps, &path, at.offset, hash)
+                .map(|f| Some(Source::Frame(Box::new(f))));
+        }
+        let pack = self.pack(&at.segment, at.offset)?;
+        let found = pack.object(at.slot).is_some_and(|o| o.hash() == *hash);
+        Ok(found.then(|| Source::Packed {
+            pack,
+            slot: at.slot,
+            segment: at.segment.clone(),
+        }))
+    }
+
+    /// The object `hash` at the first of `candidates` that holds it.
+    pub(crate) fn find(&self, candidates: &[Located], hash: &ObjectHash) -> Result<Option<Source>> {
+        // A damaged copy is an error only if no other copy is good.
+        let mut damaged = None;
+        for at in candidates {
+            match self.open(at, hash) {
+                Ok(Some(s)) => return Ok(Some(s)),
+                Ok(None) => {}
+                Err(e) => {
+                    damaged.get_or_insert(e);
+                }
+            }
+        }
+        damaged.map_or(Ok(None), Err)
+    }
+}
+
+/// Resolve a full hash or a unique prefix (at least 4 hex digits) among `known` hashes and
+/// the objects at the table locations `range(lo, hi)` gives (checked through `hash_at`).
+pub(crate) fn resolve_prefix(
+    prefix: &str,
+    known: Vec<ObjectHash>,
+    range: &dyn Fn(u64, u64) -> Vec<Located>,
+    hash_at: &dyn Fn(&Located) -> Option<ObjectHash>,
+) -> Result<Option<ObjectHash>> {
+    let nibbles = crate::hash::parse_hex_nibbles(prefix)
+        .filter(|n| (4..=64).contains(&n.len()))
+        .ok_or_else(|| Error::invalid(prefix, "not a hash or hash prefix (4 to 64 hex digits)"))?;
+    let (mut lo, mut hi) = (0u64, 0u64);
+    for i in 0..16 {
+        let n = nibbles.get(i).copied();
+        lo = (lo << 4) | u64::from(n.unwrap_or(0));
+        hi = (hi << 4) | u64::from(n.unwrap_or(0xf));
+    }
+    let matches = |h: &ObjectHash| {
+        let hex = h.to_string();
+        hex.len() >= nibbles.len()
+            && hex
+                .chars()
+                .zip(prefix.chars())
+                .all(|(a, b)| a.eq_ignore_ascii_case(&b))
+    };
+    let mut found: std::collections::BTreeSet<ObjectHash> =
+        known.into_iter().filter(|h| matches(h)).collect();
+    found.extend(
+        range(lo, hi)
+            .iter()
+            .filter_map(hash_at)
+            .filter(|h| matches(h)),
+    );
+    let found: Vec<ObjectHash> = found.into_iter().collect();
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(Error::Ambiguous {
+            prefix: prefix.to_owned(),
+            candidates: found,
+        }),
+    }
+}
+
+/// An `ObjectInfo` from object metadata (the location fields are left for the caller).
+fn info_from_meta(
+    hash: ObjectHash,
+    meta: &ObjectMeta,
+    path: &Path,
+    offset: u64,
+) -> Result<ObjectInfo> {
+    let corrupt = |reason: String| Error::corrupt(path, offset, reason);
+    let kind = meta
+        .kind
+        .parse::<Kind>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let (dtype, shape, desc) = match kind {
+        Kind::Tensor => (
+            Some(
+                meta.desc
+                    .parse::<Dtype>()
+                    .map_err(|e| corrupt(e.to_string()))?,
+            ),
+            Some(Shape::new(meta.shape.clone())),
+            None,
+        ),
+        _ => (
+            None,
+            None,
+            Some(meta.desc.clone()).filter(|d| !d.is_empty()),
+        ),
+    };
+    Ok(ObjectInfo {
+        hash,
+        kind,
+        dtype,
+        shape,
+        desc,
+        raw_len: meta.raw_len,
+        stored_len: meta.raw_len,
+        codec: Codec::Raw,
+        segment: String::new(),
+        offset,
+    })
 }
 
 static EMPTY_META: ObjectMeta = ObjectMeta {
@@ -714,7 +958,14 @@ impl Archive {
     /// True if the object is stored: per the index, or (logging only) the lookup tables.
     fn known(&self, hash: &ObjectHash) -> Result<bool> {
         match (&self.index, &self.reader) {
-            (Some(index), _) => index.contains(hash),
+            // A copy in a damaged pack does not count: the content is stored again.
+            (Some(index), _) => Ok(index.contains(hash)?
+                || self
+                    .locator
+                    .find(&index.candidates(hash), hash)
+                    .ok()
+                    .flatten()
+                    .is_some()),
             (None, Some(reader)) => Ok(reader.contains(hash)),
             (None, None) => Ok(false),
         }
@@ -779,7 +1030,7 @@ impl Archive {
                     d.reason
                 ));
             }
-            let mut update = self.rescan_update(id, &found.frames)?;
+            let mut update = self.rescan_update(id, &found.frames, &map, &path)?;
             update.marks.push((id, found.valid_end, found.valid_end));
             self.index()?.apply(update, false)?;
             if let Some(tail) = &found.tail {
@@ -793,7 +1044,7 @@ impl Archive {
 
     /// What a rescan of segment `seg` adds to the index: its frames, less those before the
     /// segment's `indexed_max` that a commit indexed already.
-    fn rescan_update(&self, seg: u32, frames: &[Frame]) -> Result<Update> {
+    fn rescan_update(&self, seg: u32, frames: &[Frame], map: &[u8], path: &Path) -> Result<Update> {
         let max = self.index()?.segment(seg)?.indexed_max;
         let mut update = Update::default();
         for frame in frames {
@@ -804,6 +1055,22 @@ impl Archive {
             {
                 continue;
             }
+            if frame.header.kind == FrameKind::Pack {
+                // A pack whose payload does not check out costs that pack alone, like any
+                // damaged frame.
+                let pack = read_frame(map, frame.offset)
+                    .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
+                    .and_then(|(f, payload)| crate::pack::decode_frame(&f, payload, path));
+                match pack {
+                    Ok(pack) => update.runs.push(RunUpdate::Pack(PackUpdate {
+                        seg,
+                        offset: frame.offset,
+                        summary: pack.summary(),
+                    })),
+                    Err(e) => self.warn(format!("damaged pack skipped: {e}")),
+                }
+                continue;
+            }
             add_frame(&mut update, seg, frame);
         }
         Ok(update)
@@ -811,7 +1078,7 @@ impl Archive {
 
     fn check_segment_header(&self, path: &Path, map: &[u8]) -> Result<()> {
         match SegmentHeader::decode(map) {
-            Ok(h) => version::check(path, h.version),
+            Ok(h) => version::check_segment(path, h.version),
             Err(reason) => {
                 // Frames describe themselves, so a damaged segment header costs nothing else.
                 self.warn(format!("{}: {reason}", path.display()));
@@ -888,7 +1155,7 @@ impl Archive {
                     continue;
                 }
                 let found = scan(&map, from);
-                let mut update = self.rescan_update(id, &found.frames)?;
+                let mut update = self.rescan_update(id, &found.frames, &map, &path)?;
                 update.marks.push((id, found.valid_end, found.valid_end));
                 self.index()?.apply(update, false)?;
                 valid_end = found.valid_end;
@@ -916,6 +1183,7 @@ impl Archive {
             pending: HashSet::new(),
             failures_at_start: None,
             count: 0,
+            pack: PackBuilder::default(),
         }
     }
 
@@ -987,18 +1255,26 @@ impl Archive {
 
     /// Resolve a full hash or a unique prefix (at least 4 hex digits).
     pub fn resolve(&self, prefix: &str) -> Result<ObjectHash> {
-        self.index()?.resolve(prefix)
+        let index = self.index()?;
+        let known = match index.resolve(prefix) {
+            Ok(h) => vec![h],
+            Err(Error::NotFound(_)) => Vec::new(),
+            Err(Error::Ambiguous { candidates, .. }) => candidates,
+            Err(e) => return Err(e),
+        };
+        resolve_prefix(
+            prefix,
+            known,
+            &|lo, hi| index.table_range(lo, hi, 64),
+            &|at| self.locator.hash_at(at),
+        )?
+        .ok_or_else(|| Error::NotFound(prefix.to_owned()))
     }
 
     /// True if the object is in the archive.
     pub fn contains(&self, hash: &ObjectHash) -> Result<bool> {
-        self.index()?.contains(hash)
-    }
-
-    fn loc(&self, hash: &ObjectHash) -> Result<ObjectLoc> {
-        self.index()?
-            .get(hash)?
-            .ok_or_else(|| Error::NotFound(hash.to_string()))
+        let index = self.index()?;
+        Ok(index.contains(hash)? || self.locator.find(&index.candidates(hash), hash)?.is_some())
     }
 
     fn info_of(&self, hash: ObjectHash, loc: &ObjectLoc) -> Result<ObjectInfo> {
@@ -1027,42 +1303,158 @@ impl Archive {
         })
     }
 
-    /// What an object is, from the index alone.
+    /// What an object is: from the index for objects in frames of their own, from its pack
+    /// for packed ones.
     pub fn info(&self, hash: &ObjectHash) -> Result<ObjectInfo> {
-        let loc = self.loc(hash)?;
-        self.info_of(*hash, &loc)
+        match self.index()?.get(hash)? {
+            Some(loc) => self.info_of(*hash, &loc),
+            None => self.source(hash)?.info(),
+        }
+    }
+
+    /// Where an object is.
+    fn source(&self, hash: &ObjectHash) -> Result<Source> {
+        let index = self.index()?;
+        if let Some(loc) = index.get(hash)? {
+            return self
+                .object_frame(hash, &loc)
+                .map(|f| Source::Frame(Box::new(f)));
+        }
+        self.locator
+            .find(&index.candidates(hash), hash)?
+            .ok_or_else(|| Error::NotFound(hash.to_string()))
+    }
+
+    /// The entries of one run, oldest first.
+    fn run_entries(&self, first: u64, run: RunRec) -> Result<Vec<EntryInfo>> {
+        Ok(match run {
+            RunRec::Entries(v) => v
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| entry_info(first + i as u64, e))
+                .collect(),
+            RunRec::Pack(p) => {
+                let seg = self.index()?.segment(p.seg)?;
+                let pack = self.locator.pack(&seg.name, p.offset)?;
+                pack.entries()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| EntryInfo {
+                        seq: first + i as u64,
+                        time_ns: e.time_ns,
+                        hash: e.hash,
+                        tags: pack.tags(e.tagset).to_vec(),
+                    })
+                    .collect()
+            }
+        })
     }
 
     /// The entries that logged an object, oldest first.
     pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<EntryInfo>> {
-        Ok(self
-            .index()?
-            .entries_of(hash)?
-            .into_iter()
-            .map(|(seq, e)| entry_info(seq, e))
-            .collect())
+        let index = self.index()?;
+        let mut seqs = index.entry_seqs_of(hash)?;
+        // The entry of a packed object's own item.
+        if index.get(hash)?.is_none()
+            && let Ok(Some(Source::Packed {
+                pack,
+                slot,
+                segment,
+            })) = self.locator.find(&index.candidates(hash), hash)
+        {
+            let (_, offset) = pack.location();
+            let seg = index.segment_id(&segment, SEGMENT_HEADER_LEN as u64)?;
+            if let Some(Some(first)) = index.pack_seq(seg, offset)?
+                && let Some(i) = pack.entries().iter().position(|e| e.slot == slot)
+            {
+                seqs.push(first + i as u64);
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some((first, run)) = index.run_containing(seq)? {
+                let found = self
+                    .run_entries(first, run)?
+                    .into_iter()
+                    .find(|e| e.seq == seq);
+                out.extend(found);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs newest first, each expanded newest first.
+    fn expand<'a>(
+        &'a self,
+        runs: impl Iterator<Item = Result<(u64, RunRec)>> + 'a,
+    ) -> impl Iterator<Item = Result<EntryInfo>> + 'a {
+        runs.flat_map(move |r| {
+            let items: Vec<Result<EntryInfo>> =
+                match r.and_then(|(first, run)| self.run_entries(first, run)) {
+                    Ok(v) => v.into_iter().rev().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+            items
+        })
     }
 
     /// Every entry, newest first.
     pub fn entries(&self) -> Box<dyn Iterator<Item = Result<EntryInfo>> + '_> {
         match self.index() {
-            Ok(index) => Box::new(
-                index
-                    .entries_newest_first()
-                    .map(|r| r.map(|(seq, e)| entry_info(seq, e))),
-            ),
+            Ok(index) => Box::new(self.expand(index.runs_newest_first())),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
 
-    /// Entries matching `query`, newest first. Object fields (kind, dtype, rank, size) are
-    /// looked up only for queries that name them.
+    /// The runs that can hold entries matching `query`, newest first: those with every tag
+    /// the query requires (from the tag keys), and whose times overlap the query's bounds.
+    fn runs_for<'q>(
+        &'q self,
+        query: &'q crate::query::Query,
+    ) -> Result<Runs<'q>> {
+        let index = self.index()?;
+        let (lo, hi) = query.time_bounds();
+        let in_time = move |r: &Result<(u64, RunRec)>| match r {
+            Ok((_, RunRec::Pack(p))) => p.time_max >= lo && p.time_min <= hi,
+            _ => true,
+        };
+        let required = query.required_tags();
+        if required.is_empty() {
+            return Ok(Box::new(index.runs_newest_first().filter(in_time)));
+        }
+        let mut firsts: Option<Vec<u64>> = None;
+        for (k, v) in required {
+            let mut these = index.runs_tagged(k, v)?;
+            if let Some(prev) = firsts {
+                these.retain(|s| prev.binary_search(s).is_ok());
+            }
+            firsts = Some(these);
+        }
+        let firsts = firsts.unwrap_or_default();
+        Ok(Box::new(
+            firsts
+                .into_iter()
+                .rev()
+                .filter_map(move |first| index.run_containing(first).transpose())
+                .filter(in_time),
+        ))
+    }
+
+    /// Entries matching `query`, newest first. Tag equalities and time bounds narrow the runs
+    /// read through the index; object fields (kind, dtype, rank, size) are looked up only for
+    /// queries that name them.
     pub fn query<'q>(
         &'q self,
         query: &'q crate::query::Query,
     ) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
         let needs_object = query.needs_object();
-        self.entries().filter_map(move |e| {
+        let entries: Box<dyn Iterator<Item = Result<EntryInfo>> + 'q> = match self.runs_for(query) {
+            Ok(runs) => Box::new(self.expand(runs)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        entries.filter_map(move |e| {
             let e = match e {
                 Ok(e) => e,
                 Err(err) => return Some(Err(err)),
@@ -1079,7 +1471,7 @@ impl Archive {
     fn object_frame(&self, hash: &ObjectHash, loc: &ObjectLoc) -> Result<ObjectFrame> {
         let seg = self.index()?.segment(loc.seg)?;
         ObjectFrame::read(
-            &self.maps,
+            &self.locator.maps,
             &self.segments_dir.join(&seg.name),
             loc.offset,
             hash,
@@ -1088,18 +1480,19 @@ impl Archive {
 
     /// Decode and verify an object.
     pub fn get(&self, hash: &ObjectHash) -> Result<Object> {
-        self.object_frame(hash, &self.loc(hash)?)?.object()
+        self.source(hash)?.object()
     }
 
-    /// The bytes of an object, verified: zero-copy from the memory map when stored raw.
+    /// The bytes of an object, verified: zero-copy from the memory map when stored raw in a
+    /// frame of its own (packed objects, at most 4 KiB, are copied out of their pack).
     pub fn map(&self, hash: &ObjectHash) -> Result<MappedObject> {
-        self.object_frame(hash, &self.loc(hash)?)?.mapped(true)
+        self.source(hash)?.mapped(true)
     }
 
     /// `map` without re-hashing: O(1) in the object's size for raw objects. The bytes are not
     /// checked against the address; `verify` checks everything.
     pub fn map_unchecked(&self, hash: &ObjectHash) -> Result<MappedObject> {
-        self.object_frame(hash, &self.loc(hash)?)?.mapped(false)
+        self.source(hash)?.mapped(false)
     }
 
     /// Re-read every segment: check every frame, decode and re-hash every object, and check
@@ -1151,6 +1544,24 @@ impl Archive {
             }
             for frame in &found.frames {
                 report.frames += 1;
+                if frame.header.kind == FrameKind::Pack {
+                    let checked = read_frame(&map, frame.offset)
+                        .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
+                        .and_then(|(f, payload)| crate::pack::decode_frame(&f, payload, path));
+                    match checked {
+                        Ok(pack) => {
+                            for (_, o) in pack.objects() {
+                                report.objects_checked += 1;
+                                report.bytes_checked += o.data.len() as u64;
+                            }
+                            good.insert((name.clone(), frame.offset));
+                        }
+                        Err(e) => report
+                            .problems
+                            .push(problem(frame.offset, e.to_string(), None)),
+                    }
+                    continue;
+                }
                 if frame.header.kind != FrameKind::Object {
                     continue;
                 }
@@ -1176,6 +1587,28 @@ impl Archive {
             }
             done += map.len() as u64;
             progress(done, total);
+        }
+        // Packed objects: their table entries must point at good packs.
+        for at in self.index()?.tables().all().filter(|at| at.slot != 0) {
+            let newer = match scanned.get(&at.segment) {
+                Some(len) => at.offset >= *len,
+                None => self.segments_dir.join(&at.segment).is_file(),
+            };
+            if !newer && !good.contains(&(at.segment.clone(), at.offset)) {
+                let path = self.segments_dir.join(&at.segment);
+                let already = report
+                    .problems
+                    .iter()
+                    .any(|p| p.path == path && p.offset == at.offset);
+                if !already {
+                    report.problems.push(Problem {
+                        hash: None,
+                        path,
+                        offset: at.offset,
+                        reason: "the index points at no good pack here".into(),
+                    });
+                }
+            }
         }
         let segs = self.index()?.segments()?;
         for item in self.index()?.objects() {
@@ -1217,7 +1650,7 @@ impl Archive {
             .as_mut()
             .ok_or_else(|| Error::invalid("archive", "opened for logging only"))?
             .clear()?;
-        self.maps.clear();
+        self.locator.clear();
         self.catch_up(progress)?;
         self.index()?.flush()
     }
@@ -1236,8 +1669,30 @@ impl Archive {
             let kind = Kind::from_code(loc.kind).map_or("unknown", |k| k.name());
             *kinds.entry(kind).or_default() += 1;
         }
-        for item in self.index()?.entries_newest_first() {
-            let (_, e) = item?;
+        // Packed objects: from their packs, each pack read once.
+        let mut packs: Vec<(String, u64)> = self
+            .index()?
+            .tables()
+            .all()
+            .filter(|at| at.slot != 0)
+            .map(|at| (at.segment, at.offset))
+            .collect();
+        packs.sort();
+        packs.dedup();
+        for (segment, offset) in packs {
+            let pack = self.locator.pack(&segment, offset)?;
+            s.stored_bytes += pack.stored_len;
+            for (_, o) in pack.objects() {
+                let h = o.hash();
+                if raw_of.insert(h, o.data.len() as u64).is_none() {
+                    s.objects += 1;
+                    s.raw_bytes += o.data.len() as u64;
+                    *kinds.entry(o.kind.name()).or_default() += 1;
+                }
+            }
+        }
+        for item in self.entries() {
+            let e = item?;
             s.entries += 1;
             s.logical_bytes += raw_of.get(&e.hash).copied().unwrap_or(0);
         }
@@ -1276,6 +1731,27 @@ fn entry_info(seq: u64, e: EntryRec) -> EntryInfo {
     }
 }
 
+/// How a payload was stored, as frame metadata.
+fn payload_meta(
+    kind: &str,
+    desc: &str,
+    shape: &[u64],
+    raw_len: usize,
+    e: &codec::Encoded<'_>,
+    level: Option<i32>,
+) -> ObjectMeta {
+    let raw = e.codec() == Codec::Raw;
+    ObjectMeta {
+        kind: kind.to_owned(),
+        desc: desc.to_owned(),
+        shape: shape.to_vec(),
+        raw_len: raw_len as u64,
+        chunk_size: if raw { 0 } else { CHUNK_SIZE as u64 },
+        chunks: e.chunk_lens(),
+        level: (!raw).then(|| level.unwrap_or(e.codec().default_level())),
+    }
+}
+
 /// Add what a frame holds to an index update.
 fn add_frame(update: &mut Update, seg: u32, frame: &Frame) {
     let h = frame.header.hash;
@@ -1297,7 +1773,7 @@ fn add_frame(update: &mut Update, seg: u32, frame: &Frame) {
         ));
     }
     if let Some(e) = &frame.meta.entry {
-        update.entries.push(EntryRec {
+        update.push_entry(EntryRec {
             time_ns: e.time_ns,
             hash: h,
             tags: e.tags.clone(),
@@ -1333,7 +1809,7 @@ fn elem_size(meta: &ObjectMeta) -> usize {
 }
 
 /// Decode a payload to its raw bytes, bounded by the declared length.
-fn decode_payload<'p>(
+pub(crate) fn decode_payload<'p>(
     frame: &Frame,
     meta: &ObjectMeta,
     payload: &'p [u8],
@@ -1538,6 +2014,8 @@ pub struct Writer<'a> {
     pending: HashSet<ObjectHash>,
     failures_at_start: Option<u64>,
     count: usize,
+    /// Small objects and entries not yet written: one pack frame at commit (or when full).
+    pack: PackBuilder,
 }
 
 impl Writer<'_> {
@@ -1734,108 +2212,86 @@ impl Writer<'_> {
         if known && entry.is_none() {
             return Ok(hash);
         }
-        let encoded = match (known, encoded) {
-            (true, _) => None,
-            (false, Some(e)) => Some(e),
-            (false, None) => Some(codec::encode(payload, p.elem, opts.codec, level)?),
+        // Small objects, and entries of content stored before, go into the batch's pack;
+        // a codec asked for (raw, to map a tensor, say) gets a frame of its own.
+        let packable = payload.len() <= PACK_ITEM_MAX && opts.codec.is_none();
+        if known || packable {
+            match (&entry, known) {
+                (Some(e), true) => self.pack.push_entry(hash, e.time_ns, &e.tags),
+                (e, _) => {
+                    let e = e.as_ref().map(|e| (e.time_ns, e.tags.as_slice()));
+                    self.pack.push_object(hash, &desc, payload, e);
+                    self.totals.new_objects += 1;
+                    self.totals.raw_bytes += payload.len() as u64;
+                }
+            }
+            if entry.is_some() {
+                self.totals.entries += 1;
+                self.totals.duplicates += u64::from(known);
+            }
+            self.count += 1;
+            if self.pack.is_full() {
+                self.flush_pack()?;
+            }
+            return Ok(hash);
+        }
+        // Entries stay in put order: the pack's entries go first.
+        if entry.is_some() && self.pack.entry_count() > 0 {
+            self.flush_pack()?;
+        }
+        let encoded = match encoded {
+            Some(e) => e,
+            None => codec::encode(payload, p.elem, opts.codec, level)?,
         };
         let meta = FrameMeta {
-            object: encoded.as_ref().map(|e| ObjectMeta {
-                kind: p.kind.name().to_owned(),
-                desc: p.desc.clone(),
-                shape: p.shape.clone(),
-                raw_len: payload.len() as u64,
-                chunk_size: if e.codec() == Codec::Raw {
-                    0
-                } else {
-                    CHUNK_SIZE as u64
-                },
-                chunks: e.chunk_lens(),
-                level: (e.codec() != Codec::Raw)
-                    .then(|| level.unwrap_or(e.codec().default_level())),
-            }),
+            object: Some(payload_meta(
+                p.kind.name(),
+                &p.desc,
+                &p.shape,
+                payload.len(),
+                &encoded,
+                level,
+            )),
             entry: entry.clone(),
         };
-        let meta_bytes = meta.encode();
-        let (kind, codec, parts) = match &encoded {
-            Some(e) => (FrameKind::Object, e.codec(), e.parts()),
-            None => (FrameKind::Entry, Codec::Raw, Vec::new()),
-        };
-        let appended = (|| {
-            let mut slot = archive.slot()?;
-            let failures = slot.failures;
-            let (w, seg) = match archive.ensure_segment(&mut slot) {
-                Ok(s) => s,
-                Err(e) => {
-                    slot.failures += 1;
-                    return Err(e);
-                }
-            };
-            let seg = *seg;
-            let mappable = matches!(p.kind, Kind::Tensor | Kind::Bytes);
-            let align = FrameHeader::payload_align(mappable, codec, payload.len() as u64);
-            let offset = match w.append(kind, codec, hash, &meta_bytes, &parts, align) {
-                Ok(o) => o,
-                Err(e) => {
-                    slot.failures += 1;
-                    return Err(e);
-                }
-            };
-            self.failures_at_start.get_or_insert(failures);
-            // The index's high-water mark for this segment moves past this frame at commit,
-            // so reopening does not index it a second time.
-            let end = w.len();
-            self.span = match self.span {
-                Some((first_seg, first, _)) => Some((first_seg, first, end)),
-                None => Some((seg, offset, end)),
-            };
-            match self.update.marks.iter_mut().find(|(s, _, _)| *s == seg) {
-                Some((_, to, max)) => (*to, *max) = ((*to).max(end), (*max).max(end)),
-                None => self.update.marks.push((seg, end, end)),
-            }
-            let batch = *self.batch.get_or_insert_with(|| {
-                slot.next_batch += 1;
-                slot.next_batch
-            });
-            let firsts = slot.open_batches.entry(batch).or_default();
-            if !firsts.iter().any(|(s, _)| *s == seg) {
-                firsts.push((seg, offset));
-            }
-            Ok((seg, offset))
-        })();
+        let mappable = matches!(p.kind, Kind::Tensor | Kind::Bytes);
+        let align = FrameHeader::payload_align(mappable, encoded.codec(), payload.len() as u64);
+        let appended = self.append(
+            FrameKind::Object,
+            encoded.codec(),
+            hash,
+            &meta.encode(),
+            &encoded.parts(),
+            align,
+        );
         let (seg, offset) = match appended {
             Ok(at) => at,
             Err(e) => {
-                if encoded.is_some() {
-                    self.pending.remove(&hash);
-                    archive.release(&[hash]);
-                }
+                self.pending.remove(&hash);
+                archive.release(&[hash]);
                 return Err(e);
             }
         };
-        if let Some(e) = &encoded {
-            self.totals.new_objects += 1;
-            self.totals.raw_bytes += payload.len() as u64;
-            self.totals.stored_bytes += e.stored_len();
-            self.update.objects.push((
-                hash,
-                ObjectLoc {
-                    seg,
-                    offset,
-                    kind: p.kind as u8,
-                    desc: p.desc.clone(),
-                    shape: p.shape.clone(),
-                    raw_len: payload.len() as u64,
-                    stored_len: e.stored_len(),
-                    codec: e.codec() as u8,
-                    first_entry: None,
-                },
-            ));
-        }
+        self.totals.new_objects += 1;
+        self.totals.raw_bytes += payload.len() as u64;
+        self.totals.stored_bytes += encoded.stored_len();
+        self.update.objects.push((
+            hash,
+            ObjectLoc {
+                seg,
+                offset,
+                kind: p.kind as u8,
+                desc: p.desc.clone(),
+                shape: p.shape.clone(),
+                raw_len: payload.len() as u64,
+                stored_len: encoded.stored_len(),
+                codec: encoded.codec() as u8,
+                first_entry: None,
+            },
+        ));
         if let Some(e) = entry {
             self.totals.entries += 1;
-            self.totals.duplicates += u64::from(encoded.is_none());
-            self.update.entries.push(EntryRec {
+            self.update.push_entry(EntryRec {
                 time_ns: e.time_ns,
                 hash,
                 tags: e.tags,
@@ -1845,6 +2301,95 @@ impl Writer<'_> {
         }
         self.count += 1;
         Ok(hash)
+    }
+
+    /// Append a frame to this process's segment, as part of this batch.
+    fn append(
+        &mut self,
+        kind: FrameKind,
+        codec: Codec,
+        hash: ObjectHash,
+        meta: &[u8],
+        parts: &[&[u8]],
+        align: u64,
+    ) -> Result<(u32, u64)> {
+        let archive = self.archive;
+        let mut slot = archive.slot()?;
+        // Any failure from here on fails the batch's commit: a pack holds earlier puts.
+        self.failures_at_start.get_or_insert(slot.failures);
+        let (w, seg) = match archive.ensure_segment(&mut slot) {
+            Ok(s) => s,
+            Err(e) => {
+                slot.failures += 1;
+                return Err(e);
+            }
+        };
+        let seg = *seg;
+        let offset = match w.append(kind, codec, hash, meta, parts, align) {
+            Ok(o) => o,
+            Err(e) => {
+                slot.failures += 1;
+                return Err(e);
+            }
+        };
+        // The index's high-water mark for this segment moves past this frame at commit,
+        // so reopening does not index it a second time.
+        let end = w.len();
+        self.span = match self.span {
+            Some((first_seg, first, _)) => Some((first_seg, first, end)),
+            None => Some((seg, offset, end)),
+        };
+        match self.update.marks.iter_mut().find(|(s, _, _)| *s == seg) {
+            Some((_, to, max)) => (*to, *max) = ((*to).max(end), (*max).max(end)),
+            None => self.update.marks.push((seg, end, end)),
+        }
+        let batch = *self.batch.get_or_insert_with(|| {
+            slot.next_batch += 1;
+            slot.next_batch
+        });
+        let firsts = slot.open_batches.entry(batch).or_default();
+        if !firsts.iter().any(|(s, _)| *s == seg) {
+            firsts.push((seg, offset));
+        }
+        Ok((seg, offset))
+    }
+
+    /// Write the pack of small objects and entries gathered so far as one frame.
+    fn flush_pack(&mut self) -> Result<()> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let (body, summary) = self.pack.finish();
+        let level = self.opts.level.or(self.archive.settings.zstd_level);
+        let encoded = codec::encode(&body, 1, None, level)?;
+        let meta = FrameMeta {
+            object: Some(payload_meta(
+                PACK_KIND,
+                "",
+                &[],
+                body.len(),
+                &encoded,
+                level,
+            )),
+            entry: None,
+        };
+        let hash = ObjectHash::from(blake3::hash(&body));
+        let align = FrameHeader::payload_align(false, encoded.codec(), body.len() as u64);
+        let (seg, offset) = self.append(
+            FrameKind::Pack,
+            encoded.codec(),
+            hash,
+            &meta.encode(),
+            &encoded.parts(),
+            align,
+        )?;
+        self.totals.stored_bytes += encoded.stored_len();
+        self.update.runs.push(RunUpdate::Pack(PackUpdate {
+            seg,
+            offset,
+            summary,
+        }));
+        Ok(())
     }
 
     /// What this writer has done so far, across commits.
@@ -1861,6 +2406,10 @@ impl Writer<'_> {
     pub fn commit(&mut self) -> Result<()> {
         if self.count == 0 {
             return Ok(());
+        }
+        if let Err(e) = self.flush_pack() {
+            self.reset();
+            return Err(e);
         }
         let archive = self.archive;
         {
@@ -1939,6 +2488,7 @@ impl Writer<'_> {
 
     fn reset(&mut self) {
         self.span = None;
+        self.pack = PackBuilder::default();
         self.update = Update::default();
         let claims: Vec<ObjectHash> = self.pending.drain().collect();
         self.archive.release(&claims);

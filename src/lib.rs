@@ -12,6 +12,7 @@ mod index;
 pub mod interop;
 pub mod migrate;
 pub mod object;
+mod pack;
 pub mod query;
 pub mod reader;
 mod segment;

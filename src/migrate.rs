@@ -1,15 +1,15 @@
 //! Schema migrations: the ordered steps that bring a store written by an older schema version
 //! to the current one, each kept in its own file under `migrations/` (see its README) with a
 //! frozen store of the version it reads under `tests/fixtures/`.
-//!
-//! Schema v1 is the first released version, so there is no step yet: `migrate` checks the
-//! store's version and reports that nothing needs doing (or refuses a newer store).
 
 use std::path::Path;
 
-use crate::archive::read_store_header;
-use crate::error::Result;
+use crate::archive::read_any_store_header;
+use crate::error::{Error, Result};
 use crate::format::version::SCHEMA_VERSION;
+
+#[path = "../migrations/v1_to_v2.rs"]
+mod v1_to_v2;
 
 /// What `migrate` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,13 +22,33 @@ pub struct MigrationReport {
     pub steps: Vec<String>,
 }
 
-/// Bring the store at `path` to the current schema version. A store of a newer version is
-/// refused (`Error::TooNew`); a damaged header is `Error::Corrupt`.
+/// Bring the store at `path` to the current schema version, one step at a time. A store of
+/// a newer version is refused (`Error::TooNew`); a damaged header is `Error::Corrupt`.
+/// Running it on a current store does nothing.
 pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
-    let header = read_store_header(path.as_ref())?;
+    let root = path.as_ref();
+    let mut header = read_any_store_header(root)?;
+    let from = header.version;
+    let mut steps = Vec::new();
+    while header.version < SCHEMA_VERSION {
+        header = match header.version {
+            v1_to_v2::FROM => {
+                let next = v1_to_v2::apply(root, &header)?;
+                steps.push(v1_to_v2::NAME.to_owned());
+                next
+            }
+            v => {
+                return Err(Error::NeedsMigration {
+                    path: root.to_owned(),
+                    found: v,
+                    current: SCHEMA_VERSION,
+                });
+            }
+        };
+    }
     Ok(MigrationReport {
-        from: header.version,
-        to: SCHEMA_VERSION,
-        steps: Vec::new(),
+        from,
+        to: header.version,
+        steps,
     })
 }

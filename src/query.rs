@@ -371,6 +371,44 @@ impl Query {
         }
     }
 
+    /// Tag equalities that every matching entry has (`run = "a" and ...` at the top level):
+    /// the index narrows the search to the runs of entries with these tags.
+    pub fn required_tags(&self) -> Vec<(&str, &str)> {
+        match self {
+            Query::And(a, b) => {
+                let mut v = a.required_tags();
+                v.extend(b.required_tags());
+                v
+            }
+            Query::Cmp(Field::Tag(k), Op::Eq, want) => vec![(k.as_str(), want.as_str())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Inclusive bounds on the time of every matching entry (from `time` comparisons at the
+    /// top level), so that runs outside them are skipped unread.
+    pub fn time_bounds(&self) -> (i64, i64) {
+        match self {
+            Query::And(a, b) => {
+                let (a, b) = (a.time_bounds(), b.time_bounds());
+                (a.0.max(b.0), a.1.min(b.1))
+            }
+            Query::Cmp(Field::Time, op, want) => match want.parse::<i64>() {
+                Ok(w) => match op {
+                    Op::Eq => (w, w),
+                    Op::Gt => (w.saturating_add(1), i64::MAX),
+                    Op::Ge => (w, i64::MAX),
+                    Op::Lt => (i64::MIN, w.saturating_sub(1)),
+                    Op::Le => (i64::MIN, w),
+                    _ => (i64::MIN, i64::MAX),
+                },
+                // An unparsable time matches nothing; leave that to `matches`.
+                Err(_) => (i64::MIN, i64::MAX),
+            },
+            _ => (i64::MIN, i64::MAX),
+        }
+    }
+
     /// Does the entry (with its object's info, when the query needs it) match?
     pub fn matches(&self, e: &EntryInfo, info: Option<&ObjectInfo>) -> bool {
         match self {

@@ -7,17 +7,16 @@
 //! and a miss is reported as `None`, so the caller can fall back to `Archive`, which knows
 //! everything sled knows.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::archive::{INDEX_DIR, MappedObject, ObjectFrame, SEGMENTS_DIR, read_store_header};
+use crate::archive::{
+    INDEX_DIR, Locator, MappedObject, SEGMENTS_DIR, Source, read_store_header, resolve_prefix,
+};
 use crate::error::{Error, Result};
-use crate::format::frame::FrameHeader;
-use crate::hash::{ObjectHash, parse_hex_nibbles};
+use crate::hash::ObjectHash;
 use crate::index::LOOKUP_DIR;
-use crate::index::lookup::{Located, Tables, prefix_of};
+use crate::index::lookup::{Tables, prefix_of};
 use crate::object::Object;
-use crate::segment::reader::Maps;
 
 /// Where objects can be read from by hash: an open `Archive`, or an `ArchiveReader`. Code
 /// that follows references (records, categoricals) takes either.
@@ -41,9 +40,8 @@ impl ReadObject for ArchiveReader {
 
 /// A lock-free reader of a store's objects.
 pub struct ArchiveReader {
-    segments_dir: PathBuf,
     tables: Tables,
-    maps: Maps,
+    locator: Locator,
 }
 
 impl ArchiveReader {
@@ -56,87 +54,39 @@ impl ArchiveReader {
             return Ok(None);
         };
         Ok(Some(ArchiveReader {
-            segments_dir: root.join(SEGMENTS_DIR),
             tables,
-            maps: Maps::default(),
+            locator: Locator::new(root.join(SEGMENTS_DIR)),
         }))
-    }
-
-    /// The full hash of the frame a table entry points at, if it is a whole object frame.
-    fn hash_at(&self, at: &Located) -> Option<ObjectHash> {
-        let path = self.segments_dir.join(&at.segment);
-        let map = self.maps.get(&path, at.offset + 64).ok()?;
-        let header = FrameHeader::decode(map.get(at.offset as usize..)?).ok()?;
-        Some(header.hash).filter(|h| prefix_of(h) == at.prefix)
     }
 
     /// Resolve a full hash or a unique prefix (at least 4 hex digits) among the objects the
     /// tables know. `Ok(None)` if they know none that matches.
     pub fn resolve(&self, prefix: &str) -> Result<Option<ObjectHash>> {
-        let nibbles = parse_hex_nibbles(prefix)
-            .filter(|n| (4..=64).contains(&n.len()))
-            .ok_or_else(|| {
-                Error::invalid(prefix, "not a hash or hash prefix (4 to 64 hex digits)")
-            })?;
-        let (mut lo, mut hi) = (0u64, 0u64);
-        for i in 0..16 {
-            let n = nibbles.get(i).copied();
-            lo = (lo << 4) | u64::from(n.unwrap_or(0));
-            hi = (hi << 4) | u64::from(n.unwrap_or(0xf));
-        }
-        let matches = |h: &ObjectHash| {
-            let hex = h.to_string();
-            hex.len() >= nibbles.len()
-                && hex
-                    .chars()
-                    .zip(prefix.chars())
-                    .all(|(a, b)| a.eq_ignore_ascii_case(&b))
-        };
-        let found: BTreeSet<ObjectHash> = self
-            .tables
-            .range(lo, hi, 64)
-            .iter()
-            .filter_map(|at| self.hash_at(at))
-            .filter(matches)
-            .collect();
-        let found: Vec<ObjectHash> = found.into_iter().collect();
-        match found.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(*one)),
-            _ => Err(Error::Ambiguous {
-                prefix: prefix.to_owned(),
-                candidates: found,
-            }),
-        }
+        resolve_prefix(
+            prefix,
+            Vec::new(),
+            &|lo, hi| self.tables.range(lo, hi, 64),
+            &|at| self.locator.hash_at(at),
+        )
     }
 
-    fn frame(&self, hash: &ObjectHash) -> Result<Option<ObjectFrame>> {
+    fn source(&self, hash: &ObjectHash) -> Result<Option<Source>> {
         let p = prefix_of(hash);
-        for at in self.tables.range(p, p, 16) {
-            if self.hash_at(&at) == Some(*hash) {
-                let path = self.segments_dir.join(&at.segment);
-                return ObjectFrame::read(&self.maps, &path, at.offset, hash).map(Some);
-            }
-        }
-        Ok(None)
+        self.locator.find(&self.tables.range(p, p, 16), hash)
     }
 
-    /// True if the tables know the object (its frame header says so; nothing is decoded).
+    /// True if the tables know the object (checked against its frame or pack).
     pub fn contains(&self, hash: &ObjectHash) -> bool {
-        let p = prefix_of(hash);
-        self.tables
-            .range(p, p, 16)
-            .iter()
-            .any(|at| self.hash_at(at) == Some(*hash))
+        self.source(hash).ok().flatten().is_some()
     }
 
     /// Decode and verify an object; `Ok(None)` if the tables do not know it.
     pub fn get(&self, hash: &ObjectHash) -> Result<Option<Object>> {
-        self.frame(hash)?.map(|f| f.object()).transpose()
+        self.source(hash)?.map(|f| f.object()).transpose()
     }
 
     /// As `Archive::map` (`verify`) or `Archive::map_unchecked`; `Ok(None)` if unknown.
     pub fn map(&self, hash: &ObjectHash, verify: bool) -> Result<Option<MappedObject>> {
-        self.frame(hash)?.map(|f| f.mapped(verify)).transpose()
+        self.source(hash)?.map(|f| f.mapped(verify)).transpose()
     }
 }

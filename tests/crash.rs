@@ -152,11 +152,14 @@ fn a_commit_does_not_mark_another_open_batch_as_indexed() {
     let a = t.create();
     let mut first = a.writer();
     let mut second = a.writer();
-    let h1 = first.put_text("first batch, one", &[]).expect("put");
+    // Texts past the pack limit, so each put appends a frame of its own at once (the batch's
+    // pack would be written only at its commit).
+    let text = |s: &str| format!("{s}{}", " ".repeat(5000));
+    let h1 = first.put_text(&text("first batch, one"), &[]).expect("put");
     let h2 = second
-        .put_text("second batch, never committed", &[])
+        .put_text(&text("second batch, never committed"), &[])
         .expect("put");
-    let h3 = first.put_text("first batch, two", &[]).expect("put");
+    let h3 = first.put_text(&text("first batch, two"), &[]).expect("put");
     first.commit().expect("commit");
     // The process "dies" before the second batch commits (its frames were flushed on close).
     std::mem::forget(second);

@@ -100,7 +100,15 @@ fn golden_frame_matches_format_md() {
 fn the_writer_writes_what_the_format_describes() {
     let t = TempStore::new();
     let a = t.create();
-    let h = a.put_text("hi", &[("run", "demo")]).expect("put");
+    // A codec asked for gives an object a frame of its own (small ones otherwise go in packs).
+    let mut w = a.writer();
+    w.set_options(model_archive::PutOptions {
+        codec: Some(Codec::Raw),
+        level: None,
+    });
+    let h = w.put_text("hi", &[("run", "demo")]).expect("put");
+    w.commit().expect("commit");
+    drop(w);
     drop(a);
     let seg = std::fs::read(&t.segments()[0]).expect("segment");
     assert_eq!(&seg[..8], &[0x89, b'M', b'A', b'S', 0x0d, 0x0a, 0x1a, 0x0a]);

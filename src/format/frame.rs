@@ -112,6 +112,8 @@ pub enum FrameKind {
     Object = 1,
     /// An entry logging an object stored in an earlier frame; no payload.
     Entry = 2,
+    /// Many small objects and entries (schema v2; see `crate::pack`).
+    Pack = 3,
 }
 
 /// A decoded frame header.
@@ -234,6 +236,7 @@ impl FrameHeader {
         let kind = match head.get(F_KIND) {
             Some(1) => FrameKind::Object,
             Some(2) => FrameKind::Entry,
+            Some(3) if version >= 2 => FrameKind::Pack,
             other => {
                 return Err(HeaderError::Invalid(format!(
                     "unknown frame kind {other:?}"

@@ -6,12 +6,26 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
 
-/// The oldest schema version this program can read directly (older ones need a migration).
-pub const OLDEST_READABLE: u16 = 1;
+/// The oldest schema version of a store this program opens directly (older stores need
+/// `archive migrate`). Segments and frames of v1 stay readable in a v2 store: v2 only adds
+/// pack frames.
+pub const OLDEST_READABLE: u16 = 2;
 
-/// Check a version read from `path`.
+/// Check the version of a segment read from `path`: any version up to this program's.
+pub fn check_segment(path: &Path, found: u16) -> Result<()> {
+    if found > SCHEMA_VERSION {
+        return Err(Error::TooNew {
+            path: path.to_owned(),
+            found,
+            current: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Check the version of a store header read from `path`.
 pub fn check(path: &Path, found: u16) -> Result<()> {
     if found > SCHEMA_VERSION {
         return Err(Error::TooNew {

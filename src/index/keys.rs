@@ -11,6 +11,11 @@ pub const ENTRY: u8 = b'e';
 pub const OBJECT_ENTRY: u8 = b'r';
 /// `s` + segment id: a segment and how far it is indexed.
 pub const SEGMENT: u8 = b's';
+/// `p` + segment id + frame offset: a pack frame that is indexed, and the sequence number
+/// of its first entry (`u64::MAX` if it logs none).
+pub const PACK: u8 = b'p';
+/// `t` + key + 0 + value + 0 + seq: the run starting at seq has an entry with this tag.
+pub const TAG: u8 = b't';
 /// `v`: the index layout version.
 pub const VERSION: &[u8] = b"v";
 
@@ -70,6 +75,42 @@ pub fn segment(id: u32) -> [u8; 5] {
     k
 }
 
+/// Key of a pack frame.
+pub fn pack(seg: u32, offset: u64) -> [u8; 13] {
+    let mut k = [PACK; 13];
+    if let Some(dst) = k.get_mut(1..5) {
+        dst.copy_from_slice(&seg.to_be_bytes());
+    }
+    if let Some(dst) = k.get_mut(5..13) {
+        dst.copy_from_slice(&offset.to_be_bytes());
+    }
+    k
+}
+
+/// Prefix of the tag keys of `key=value`. Tags hold no control characters, so 0 separates.
+pub fn tag_prefix(key: &str, value: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + key.len() + value.len() + 8);
+    k.push(TAG);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key saying the run starting at `seq` has an entry tagged `key=value`.
+pub fn tag(key: &str, value: &str, seq: u64) -> Vec<u8> {
+    let mut k = tag_prefix(key, value);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The run's sequence number at the end of a tag key.
+pub fn tag_seq(key: &[u8]) -> Option<u64> {
+    let at = key.len().checked_sub(8)?;
+    key.get(at..)?.try_into().ok().map(u64::from_be_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +119,8 @@ mod tests {
     fn entry_keys_sort_numerically() {
         assert!(entry(255) < entry(256));
         assert_eq!(entry_seq(&entry(1234)), Some(1234));
+        assert_eq!(tag_seq(&tag("run", "a", 77)), Some(77));
+        assert!(tag("run", "a", 1).starts_with(&tag_prefix("run", "a")));
+        assert!(!tag("run", "ab", 1).starts_with(&tag_prefix("run", "a")));
     }
 }

@@ -19,7 +19,11 @@
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | entry count N |
 //! | 24 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
-//! | … | 24×N | entries sorted by prefix: hash prefix (u64 BE), segment index (u32), reserved (u32), frame offset (u64) |
+//! | … | 24×N | entries sorted by prefix: hash prefix (u64 BE), segment index (u32), slot (u32), frame offset (u64) |
+//!
+//! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
+//! pack frame. A content stored twice (by two processes logging at once) may have two entries;
+//! readers take the first whose frame holds it.
 
 use std::fs;
 use std::io::Write;
@@ -46,6 +50,8 @@ pub struct Located {
     pub segment: String,
     /// Frame offset.
     pub offset: u64,
+    /// 0 for a whole frame, item index + 1 in a pack.
+    pub slot: u32,
 }
 
 /// The first 8 bytes of a hash as a big-endian number.
@@ -108,6 +114,7 @@ impl Table {
                 .get(le_u32(&self.map, at + 8)? as usize)?
                 .clone(),
             offset: le_u64(&self.map, at + 16)?,
+            slot: le_u32(&self.map, at + 12)?,
         })
     }
 
@@ -136,12 +143,13 @@ impl Table {
         }
     }
 
-    fn all(&self) -> impl Iterator<Item = Located> + '_ {
+    pub(crate) fn all(&self) -> impl Iterator<Item = Located> + '_ {
         (0..self.count).map_while(|i| self.entry(i))
     }
 }
 
 /// The tables of a store, for reading.
+#[derive(Default)]
 pub struct Tables {
     tables: Vec<Table>,
 }
@@ -159,6 +167,11 @@ impl Tables {
             }
         }
         Some(Tables { tables })
+    }
+
+    /// Every location in every table (objects stored twice appear twice).
+    pub fn all(&self) -> impl Iterator<Item = Located> + '_ {
+        self.tables.iter().flat_map(|t| t.all())
     }
 
     /// Locations of objects whose hash prefix lies in `lo..=hi`, at most `limit`.
@@ -206,7 +219,7 @@ fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
         let idx = segments.binary_search(&e.segment.as_str()).unwrap_or(0) as u32;
         out.extend_from_slice(&e.prefix.to_be_bytes());
         out.extend_from_slice(&idx.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&e.slot.to_le_bytes());
         out.extend_from_slice(&e.offset.to_le_bytes());
     }
     let path = dir.join(format!("{gen_:016x}.tbl"));
@@ -253,13 +266,6 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
     }
 }
 
-/// Replace every table with one built from `entries` (a rebuild from sled).
-pub fn rebuild(dir: &Path, entries: Vec<Located>) -> Result<()> {
-    drop_all(dir)?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    add(dir, entries)
-}
-
 /// Remove the table directory (readers then ask sled).
 pub fn drop_all(dir: &Path) -> Result<()> {
     match fs::remove_dir_all(dir) {
@@ -277,6 +283,7 @@ mod tests {
             prefix,
             segment: seg.into(),
             offset,
+            slot: (offset % 3) as u32,
         }
     }
 

@@ -3,8 +3,10 @@
 //! entries in logging order, and records how far each segment has been indexed.
 //!
 //! sled costs about 300 bytes and several microseconds per key, so only what must be found by
-//! key has one: each object (by hash). Entries are sequential, so a commit's entries share one
-//! key: a run, found by its first sequence number.
+//! key has one: each object in a frame of its own (by hash). Objects in pack frames are found
+//! through the lookup tables alone. Entries are sequential, so a commit's entries share one
+//! key: a run, found by its first sequence number; a pack's entries are one run that points at
+//! the pack. Each run has a key per distinct tag (`t`), so a tag query reads only its runs.
 
 pub mod keys;
 pub mod lookup;
@@ -20,7 +22,7 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;
@@ -69,6 +71,60 @@ pub struct EntryRec {
     pub offset: u64,
 }
 
+/// The entries of a pack frame, as a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PackRun {
+    /// Segment id.
+    pub seg: u32,
+    /// Offset of the pack frame.
+    pub offset: u64,
+    /// Entries in the pack.
+    pub count: u64,
+    /// Earliest entry time.
+    pub time_min: i64,
+    /// Latest entry time.
+    pub time_max: i64,
+}
+
+/// The value of a run key: entries listed, or the pack that holds them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum RunRec {
+    /// Entries logged by frames of their own.
+    Entries(Vec<EntryRec>),
+    /// Entries in a pack frame.
+    Pack(PackRun),
+}
+
+impl RunRec {
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        match self {
+            RunRec::Entries(v) => v.len() as u64,
+            RunRec::Pack(p) => p.count,
+        }
+    }
+}
+
+/// What the index takes from a pack frame.
+#[derive(Clone, Debug)]
+pub struct PackUpdate {
+    /// Segment id.
+    pub seg: u32,
+    /// Frame offset.
+    pub offset: u64,
+    /// What it holds.
+    pub summary: crate::pack::PackSummary,
+}
+
+/// A run of entries in an update, in logging order.
+#[derive(Clone, Debug)]
+pub enum RunUpdate {
+    /// Entries of frames of their own.
+    Entries(Vec<EntryRec>),
+    /// A pack frame (its objects and entries).
+    Pack(PackUpdate),
+}
+
 /// A segment and how far it has been indexed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SegRec {
@@ -85,12 +141,23 @@ pub struct SegRec {
 /// A set of changes applied atomically.
 #[derive(Default, Debug)]
 pub struct Update {
-    /// New objects (duplicates of indexed ones are skipped).
+    /// New objects in frames of their own (duplicates of indexed ones are skipped).
     pub objects: Vec<(ObjectHash, ObjectLoc)>,
-    /// New entries, in order; they get the next sequence numbers.
-    pub entries: Vec<EntryRec>,
+    /// New runs of entries, in order; they get the next sequence numbers. Pack runs also
+    /// bring the pack's objects, which go to the lookup tables only.
+    pub runs: Vec<RunUpdate>,
     /// Segments indexed up to an offset.
     pub marks: Vec<(u32, u64, u64)>,
+}
+
+impl Update {
+    /// Add an entry of a frame of its own, after the runs so far.
+    pub fn push_entry(&mut self, e: EntryRec) {
+        match self.runs.last_mut() {
+            Some(RunUpdate::Entries(v)) => v.push(e),
+            _ => self.runs.push(RunUpdate::Entries(vec![e])),
+        }
+    }
 }
 
 struct Segs {
@@ -106,6 +173,7 @@ pub struct Index {
     path: PathBuf,
     lookup: PathBuf,
     db: sled::Db,
+    tables: std::sync::RwLock<std::sync::Arc<lookup::Tables>>,
     segs: Mutex<Segs>,
     /// Next entry sequence number; the lock also serializes `apply`.
     next_seq: Mutex<u64>,
@@ -155,6 +223,7 @@ impl Index {
             path: path.to_owned(),
             lookup: path.join(LOOKUP_DIR),
             db,
+            tables: std::sync::RwLock::default(),
             segs: Mutex::new(Segs {
                 recs: Vec::new(),
                 by_name: HashMap::new(),
@@ -163,15 +232,14 @@ impl Index {
         };
         let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
         let current = INDEX_VERSION.to_be_bytes();
-        let fresh = version.as_deref() != Some(&current[..]);
+        // The lookup tables are the only index of packed objects: without them, rebuild all.
+        let fresh = version.as_deref() != Some(&current[..]) || !index.lookup.is_dir();
         if fresh {
             index.clear()?;
         } else {
             index.load()?;
-            if !index.lookup.is_dir() {
-                index.rebuild_lookup()?;
-            }
         }
+        index.reload_tables();
         Ok((index, fresh))
     }
 
@@ -198,8 +266,8 @@ impl Index {
         let next = match last {
             Some(item) => {
                 let (k, v) = item.map_err(|e| self.err(e))?;
-                let run: Vec<EntryRec> = self.decode(&v)?;
-                keys::entry_seq(&k).map_or(0, |s| s + run.len() as u64)
+                let run: RunRec = self.decode(&v)?;
+                keys::entry_seq(&k).map_or(0, |s| s + run.len())
             }
             None => 0,
         };
@@ -208,21 +276,37 @@ impl Index {
         Ok(())
     }
 
-    /// Rewrite the lookup tables from sled's objects (after they were lost or dropped).
-    fn rebuild_lookup(&self) -> Result<()> {
-        let segs = self.segments()?;
-        let mut entries = Vec::new();
-        for item in self.objects() {
-            let (h, loc) = item?;
-            if let Some(seg) = segs.get(loc.seg as usize) {
-                entries.push(lookup::Located {
-                    prefix: lookup::prefix_of(&h),
-                    segment: seg.name.clone(),
-                    offset: loc.offset,
-                });
-            }
+    /// Reopen the lookup tables (after a commit added one).
+    fn reload_tables(&self) {
+        let tables = lookup::Tables::open(&self.lookup).unwrap_or_default();
+        if let Ok(mut t) = self.tables.write() {
+            *t = std::sync::Arc::new(tables);
         }
-        lookup::rebuild(&self.lookup, entries)
+    }
+
+    /// The lookup tables as they are now.
+    pub fn tables(&self) -> std::sync::Arc<lookup::Tables> {
+        self.tables
+            .read()
+            .map(|t| std::sync::Arc::clone(&t))
+            .unwrap_or_default()
+    }
+
+    /// Table locations whose hash prefix is `hash`'s: candidates the caller checks.
+    pub fn candidates(&self, hash: &ObjectHash) -> Vec<lookup::Located> {
+        let p = lookup::prefix_of(hash);
+        self.tables
+            .read()
+            .map(|t| t.range(p, p, 16))
+            .unwrap_or_default()
+    }
+
+    /// Table locations whose hash prefix lies in `lo..=hi`, at most `limit`.
+    pub fn table_range(&self, lo: u64, hi: u64, limit: usize) -> Vec<lookup::Located> {
+        self.tables
+            .read()
+            .map(|t| t.range(lo, hi, limit))
+            .unwrap_or_default()
     }
 
     /// Drop everything (before a rebuild).
@@ -343,11 +427,12 @@ impl Index {
         }
     }
 
-    /// Apply an update atomically: objects not yet indexed, entries with the next sequence
-    /// numbers, segment marks. Returns the number of objects that were new. `new_objects`
+    /// Apply an update atomically: objects not yet indexed, runs of entries with the next
+    /// sequence numbers, segment marks. Returns the number of objects that were new. `new_objects`
     /// says the caller knows none of the objects is indexed yet (a batch's claims), which
     /// spares a lookup per object; otherwise objects already indexed are skipped, so the first
-    /// frame of a content stays its location.
+    /// frame of a content stays its location. Packed objects go to the lookup tables without a
+    /// lookup: a content two processes both packed has two table entries, either one good.
     pub fn apply(&self, update: Update, new_objects_only: bool) -> Result<usize> {
         let mut next = self
             .next_seq
@@ -355,16 +440,32 @@ impl Index {
             .map_err(|_| self.err("sequence lock poisoned"))?;
         let mut batch = sled::Batch::default();
         let first = *next;
-        let seq_at: HashMap<(u32, u64), u64> = update
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| ((e.seg, e.offset), first + i as u64))
-            .collect();
+        let mut seq_at: HashMap<(u32, u64), u64> = HashMap::new();
+        let mut seq = first;
+        for run in &update.runs {
+            match run {
+                RunUpdate::Entries(v) => {
+                    for e in v {
+                        seq_at.insert((e.seg, e.offset), seq);
+                        seq += 1;
+                    }
+                }
+                RunUpdate::Pack(p) => seq += p.summary.entries.len() as u64,
+            }
+        }
         let mut seen = HashSet::new();
         let mut own_entries = HashSet::new();
         let mut new_objects = 0;
         let mut located = Vec::new();
+        let mut names: HashMap<u32, String> = HashMap::new();
+        let mut name_of = |seg: u32| -> Result<String> {
+            if let Some(n) = names.get(&seg) {
+                return Ok(n.clone());
+            }
+            let n = self.segment(seg)?.name;
+            names.insert(seg, n.clone());
+            Ok(n)
+        };
         for (hash, loc) in &update.objects {
             if !seen.insert(*hash) || (!new_objects_only && self.contains(hash)?) {
                 continue;
@@ -372,23 +473,77 @@ impl Index {
             let mut loc = loc.clone();
             loc.first_entry = seq_at.get(&(loc.seg, loc.offset)).copied();
             own_entries.extend(loc.first_entry);
-            let segment = self.segment(loc.seg)?.name;
             located.push(lookup::Located {
                 prefix: lookup::prefix_of(hash),
-                segment,
+                segment: name_of(loc.seg)?,
                 offset: loc.offset,
+                slot: 0,
             });
             batch.insert(&keys::object(hash)[..], encode(&loc));
             new_objects += 1;
         }
         let mut seq = first;
-        for run in update.entries.chunks(RUN_MAX) {
-            batch.insert(&keys::entry(seq)[..], encode(&run));
-            for e in run {
-                if !own_entries.contains(&seq) {
-                    batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+        for run in update.runs {
+            match run {
+                RunUpdate::Entries(v) => {
+                    for chunk in v.chunks(RUN_MAX) {
+                        let mut tags: Vec<&(String, String)> =
+                            chunk.iter().flat_map(|e| &e.tags).collect();
+                        tags.sort();
+                        tags.dedup();
+                        for (k, v) in tags {
+                            batch.insert(keys::tag(k, v, seq), &[][..]);
+                        }
+                        batch.insert(
+                            &keys::entry(seq)[..],
+                            encode(&RunRec::Entries(chunk.to_vec())),
+                        );
+                        for e in chunk {
+                            if !own_entries.contains(&seq) {
+                                batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
+                            }
+                            seq += 1;
+                        }
+                    }
                 }
-                seq += 1;
+                RunUpdate::Pack(p) => {
+                    let segment = name_of(p.seg)?;
+                    for (hash, slot) in &p.summary.objects {
+                        located.push(lookup::Located {
+                            prefix: lookup::prefix_of(hash),
+                            segment: segment.clone(),
+                            offset: p.offset,
+                            slot: *slot,
+                        });
+                        new_objects += 1;
+                    }
+                    let count = p.summary.entries.len() as u64;
+                    let first_of_pack = if count == 0 { u64::MAX } else { seq };
+                    batch.insert(
+                        &keys::pack(p.seg, p.offset)[..],
+                        &first_of_pack.to_be_bytes()[..],
+                    );
+                    if count == 0 {
+                        continue;
+                    }
+                    for (k, v) in &p.summary.tags {
+                        batch.insert(keys::tag(k, v, seq), &[][..]);
+                    }
+                    let run = RunRec::Pack(PackRun {
+                        seg: p.seg,
+                        offset: p.offset,
+                        count,
+                        time_min: p.summary.time_min,
+                        time_max: p.summary.time_max,
+                    });
+                    batch.insert(&keys::entry(seq)[..], encode(&run));
+                    for h in &p.summary.entries {
+                        if let Some(h) = h {
+                            batch.insert(keys::object_entry(h, seq), &[][..]);
+                        }
+                        seq += 1;
+                    }
+                }
             }
         }
         let mut segs = self
@@ -402,74 +557,101 @@ impl Index {
                 batch.insert(&keys::segment(*id)[..], encode(rec));
             }
         }
-        // Tables first, so they always cover what sled holds. If they cannot be written, drop
-        // them all: readers then ask sled, and the next open rebuilds them.
-        if let Err(e) = lookup::add(&self.lookup, located) {
-            lookup::drop_all(&self.lookup).map_err(|_| e)?;
+        drop(segs);
+        // Tables first, so they always cover what sled holds. They are the only index of
+        // packed objects: if they cannot be written, drop them all, and the next open
+        // rebuilds the whole index from the segments.
+        if !located.is_empty() {
+            if let Err(e) = lookup::add(&self.lookup, located) {
+                lookup::drop_all(&self.lookup).map_err(|_| e)?;
+            }
+            self.reload_tables();
         }
         self.db.apply_batch(batch).map_err(|e| self.err(e))?;
         *next = seq;
         Ok(new_objects)
     }
 
-    /// Entries, newest first (highest sequence number first).
-    pub fn entries_newest_first(&self) -> impl Iterator<Item = Result<(u64, EntryRec)>> + '_ {
+    fn run_of(&self, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(u64, RunRec)> {
+        let (k, v) = item.map_err(|e| self.err(e))?;
+        let first = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
+        Ok((first, self.decode(&v)?))
+    }
+
+    /// Runs of entries, newest first, with the sequence number of their first entry.
+    pub fn runs_newest_first(&self) -> impl Iterator<Item = Result<(u64, RunRec)>> + '_ {
         self.db
             .scan_prefix([keys::ENTRY])
             .rev()
-            .flat_map(move |item| {
-                let run = item.map_err(|e| self.err(e)).and_then(|(k, v)| {
-                    let first = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
-                    let run: Vec<EntryRec> = self.decode(&v)?;
-                    Ok((first, run))
-                });
-                let items: Vec<Result<(u64, EntryRec)>> = match run {
-                    Ok((first, run)) => run
-                        .into_iter()
-                        .enumerate()
-                        .rev()
-                        .map(|(i, e)| Ok((first + i as u64, e)))
-                        .collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                items
-            })
+            .map(move |item| self.run_of(item))
     }
 
-    /// The entry with sequence number `seq`: found in the run that starts at or before it.
-    fn entry(&self, seq: u64) -> Result<Option<EntryRec>> {
+    /// The run that holds sequence number `seq`.
+    pub fn run_containing(&self, seq: u64) -> Result<Option<(u64, RunRec)>> {
         let found = self
             .db
             .range(&keys::entry(0)[..]..=&keys::entry(seq)[..])
             .next_back();
-        let Some(item) = found else { return Ok(None) };
-        let (k, v) = item.map_err(|e| self.err(e))?;
-        let first = keys::entry_seq(&k).ok_or_else(|| self.err("bad entry key"))?;
-        let run: Vec<EntryRec> = self.decode(&v)?;
-        Ok(usize::try_from(seq - first)
-            .ok()
-            .and_then(|i| run.into_iter().nth(i)))
+        found
+            .map(|item| self.run_of(item))
+            .transpose()
+            .map(|r| r.filter(|(first, run)| seq < first + run.len()))
+    }
+
+    /// First sequence numbers of the runs with an entry tagged `key=value`, in order.
+    pub fn runs_tagged(&self, key: &str, value: &str) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(keys::tag_prefix(key, value)) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);
+        }
+        Ok(out)
+    }
+
+    /// Whether the pack frame at (`seg`, `offset`) is indexed, and the sequence number of its
+    /// first entry if it has any.
+    pub fn pack_seq(&self, seg: u32, offset: u64) -> Result<Option<Option<u64>>> {
+        let v = self
+            .db
+            .get(keys::pack(seg, offset))
+            .map_err(|e| self.err(e))?;
+        Ok(v.map(|v| {
+            v.as_ref()
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes)
+                .filter(|s| *s != u64::MAX)
+        }))
     }
 
     /// True if the frame at (`seg`, `offset`), holding or logging `hash`, is indexed already:
-    /// it is the object's location, or one of its entries came from it.
+    /// it is the object's location, one of its entries came from it, or it is an indexed pack.
     pub fn frame_indexed(&self, hash: &ObjectHash, seg: u32, offset: u64) -> Result<bool> {
+        if self.pack_seq(seg, offset)?.is_some() {
+            return Ok(true);
+        }
         if self
             .get(hash)?
             .is_some_and(|loc| loc.seg == seg && loc.offset == offset)
         {
             return Ok(true);
         }
-        for (_, e) in self.entries_of(hash)? {
-            if e.seg == seg && e.offset == offset {
+        for seq in self.entry_seqs_of(hash)? {
+            if let Some((first, RunRec::Entries(v))) = self.run_containing(seq)?
+                && let Some(e) = usize::try_from(seq - first).ok().and_then(|i| v.get(i))
+                && e.seg == seg
+                && e.offset == offset
+            {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// The entries of one object, oldest first.
-    pub fn entries_of(&self, hash: &ObjectHash) -> Result<Vec<(u64, EntryRec)>> {
+    /// Sequence numbers of the entries of one object that the index lists by hash: the entry
+    /// of its own frame, and entries of content stored before. (The entry of an object's own
+    /// pack item is found through the pack.)
+    pub fn entry_seqs_of(&self, hash: &ObjectHash) -> Result<Vec<u64>> {
         let mut seqs: Vec<u64> = self
             .get(hash)?
             .and_then(|loc| loc.first_entry)
@@ -485,13 +667,7 @@ impl Index {
             seqs.push(seq);
         }
         seqs.sort_unstable();
-        let mut out = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            if let Some(e) = self.entry(seq)? {
-                out.push((seq, e));
-            }
-        }
-        Ok(out)
+        Ok(seqs)
     }
 
     /// Every object, in hash order.

@@ -1,0 +1,576 @@
+//! Pack frames (schema v2): many small objects and the entries that log them in one frame, so
+//! that a logged prediction of ~70 bytes costs about its own size on disk instead of a 64-byte
+//! frame header, metadata and a sled key of its own.
+//!
+//! A pack's payload is one msgpack body (positional fields, see FORMAT.md "Pack frames"),
+//! compressed like any payload. The frame header's hash is blake3 of the decoded body, so a
+//! damaged pack is found before any item in it is trusted. Items carry no hashes of their own:
+//! an object's address is recomputed from its descriptor and bytes when the pack is read, as
+//! the index does when it is rebuilt from the segments. An entry of content stored elsewhere
+//! (a duplicate) carries that content's hash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::format::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind};
+use crate::format::meta::ObjectMeta;
+use crate::hash::ObjectHash;
+use crate::object::Kind;
+use crate::object::canonical::Descriptor;
+use crate::segment::reader::Maps;
+use crate::segment::scan::{Frame, read_frame};
+
+/// The `kind` of a pack frame's payload description.
+pub const PACK_KIND: &str = "pack";
+/// Objects up to this many bytes go into packs (unless a codec is asked for); larger ones get
+/// a frame of their own, where a raw tensor can be memory-mapped.
+pub const PACK_ITEM_MAX: usize = 4096;
+/// A pack is written once its body reaches this many bytes, so reading one item back decodes
+/// at most this much.
+pub const PACK_BYTES: usize = 256 << 10;
+/// Most items in one pack.
+pub const PACK_ITEMS: usize = 8192;
+
+/// One item of a pack: an object stored here, an entry, or both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackItem {
+    /// An object stored in this pack: index into `descs`, shape, and its payload's length in
+    /// `data` (payloads follow each other in item order).
+    pub object: Option<(u32, Vec<u64>, u64)>,
+    /// For an entry of content stored elsewhere: that content's hash.
+    pub hash: Option<ByteBuf>,
+    /// The entry this item logs: nanoseconds after `time0`, index into `tagsets`.
+    pub entry: Option<(i64, u32)>,
+}
+
+/// The decoded payload of a pack frame. Encoded positionally (msgpack arrays), so field names
+/// cost nothing per item; later schema versions append fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackBody {
+    /// Distinct (kind code, descriptor) pairs of the objects.
+    pub descs: Vec<(u8, String)>,
+    /// Distinct tag sets of the entries.
+    pub tagsets: Vec<Vec<(String, String)>>,
+    /// Time of the first entry, nanoseconds since the Unix epoch.
+    pub time0: i64,
+    /// The items, in the order they were put.
+    pub items: Vec<PackItem>,
+    /// The objects' payloads, concatenated.
+    pub data: ByteBuf,
+}
+
+/// A pack being filled by a writer.
+#[derive(Default)]
+pub struct PackBuilder {
+    body: PackBody,
+    descs: HashMap<(u8, String), u32>,
+    tagsets: HashMap<Vec<(String, String)>, u32>,
+    /// Item index (slot - 1) and hash of each object stored, in order.
+    objects: Vec<(u32, ObjectHash)>,
+    /// Item index of each entry, and the hash it logs when stored elsewhere.
+    entries: Vec<(u32, Option<ObjectHash>)>,
+    time_min: i64,
+    time_max: i64,
+    approx_len: usize,
+}
+
+/// What a written pack adds to the index.
+#[derive(Clone, Debug, Default)]
+pub struct PackSummary {
+    /// Objects stored, with their slot (item index + 1).
+    pub objects: Vec<(ObjectHash, u32)>,
+    /// Entries, in order: the hash of content stored elsewhere, or `None` for an entry of an
+    /// object in this pack.
+    pub entries: Vec<Option<ObjectHash>>,
+    /// Earliest and latest entry time.
+    pub time_min: i64,
+    /// Latest entry time.
+    pub time_max: i64,
+    /// Distinct tags of the entries.
+    pub tags: Vec<(String, String)>,
+}
+
+impl PackBuilder {
+    /// True if nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.body.items.is_empty()
+    }
+
+    /// True once the pack should be written.
+    pub fn is_full(&self) -> bool {
+        self.approx_len >= PACK_BYTES || self.body.items.len() >= PACK_ITEMS
+    }
+
+    /// Entries added.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn entry(&mut self, time_ns: i64, tags: &[(String, String)]) -> (i64, u32) {
+        if self.entries.is_empty() {
+            self.body.time0 = time_ns;
+            self.time_min = time_ns;
+            self.time_max = time_ns;
+        }
+        self.time_min = self.time_min.min(time_ns);
+        self.time_max = self.time_max.max(time_ns);
+        let next = self.tagsets.len() as u32;
+        let idx = match self.tagsets.get(tags) {
+            Some(i) => *i,
+            None => {
+                self.tagsets.insert(tags.to_vec(), next);
+                self.body.tagsets.push(tags.to_vec());
+                self.approx_len += tags
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 4)
+                    .sum::<usize>();
+                next
+            }
+        };
+        (time_ns.wrapping_sub(self.body.time0), idx)
+    }
+
+    /// Add an object (with the entry that logs it, if any). `hash` is its address.
+    pub fn push_object(
+        &mut self,
+        hash: ObjectHash,
+        desc: &Descriptor<'_>,
+        payload: &[u8],
+        entry: Option<(i64, &[(String, String)])>,
+    ) {
+        let key = (desc.kind as u8, desc.desc.to_owned());
+        let next = self.descs.len() as u32;
+        let d = match self.descs.get(&key) {
+            Some(i) => *i,
+            None => {
+                self.approx_len += key.1.len() + 4;
+                self.descs.insert(key.clone(), next);
+                self.body.descs.push(key);
+                next
+            }
+        };
+        let entry = entry.map(|(t, tags)| self.entry(t, tags));
+        let i = self.body.items.len() as u32;
+        self.body.items.push(PackItem {
+            object: Some((d, desc.shape.to_vec(), payload.len() as u64)),
+            hash: None,
+            entry,
+        });
+        self.body.data.extend_from_slice(payload);
+        self.approx_len += payload.len() + 8 + 9 * desc.shape.len();
+        self.objects.push((i, hash));
+        if entry.is_some() {
+            self.entries.push((i, None));
+        }
+    }
+
+    /// Add an entry of content stored elsewhere.
+    pub fn push_entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(String, String)]) {
+        let entry = self.entry(time_ns, tags);
+        let i = self.body.items.len() as u32;
+        self.body.items.push(PackItem {
+            object: None,
+            hash: Some(ByteBuf::from(hash.as_bytes().to_vec())),
+            entry: Some(entry),
+        });
+        self.approx_len += 48;
+        self.entries.push((i, Some(hash)));
+    }
+
+    /// The encoded body and what the index learns from it; the builder is left empty.
+    pub fn finish(&mut self) -> (Vec<u8>, PackSummary) {
+        let b = std::mem::take(self);
+        let body = rmp_serde::to_vec(&b.body).unwrap_or_default();
+        let mut tags: Vec<(String, String)> = b.body.tagsets.into_iter().flatten().collect();
+        tags.sort();
+        tags.dedup();
+        let summary = PackSummary {
+            objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
+            entries: b.entries.into_iter().map(|(_, h)| h).collect(),
+            time_min: b.time_min,
+            time_max: b.time_max,
+            tags,
+        };
+        (body, summary)
+    }
+}
+
+/// One entry read out of a pack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackEntry {
+    /// The item's slot (index + 1).
+    pub slot: u32,
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The object logged.
+    pub hash: ObjectHash,
+    /// Index into the pack's tag sets.
+    pub tagset: u32,
+}
+
+/// A decoded, checked pack.
+#[derive(Debug)]
+pub struct Pack {
+    /// The body.
+    pub body: PackBody,
+    /// Start of each item's payload in `body.data` (its end is the next start for objects).
+    starts: Vec<usize>,
+    /// The segment and offset it was read from, for errors.
+    path: PathBuf,
+    offset: u64,
+    /// The payload codec and stored length of the whole pack.
+    pub codec: Codec,
+    /// Stored payload bytes.
+    pub stored_len: u64,
+}
+
+/// An object read out of a pack.
+pub struct PackedObject<'p> {
+    /// Kind.
+    pub kind: Kind,
+    /// Dtype, media type or record schema.
+    pub desc: &'p str,
+    /// Tensor shape.
+    pub shape: &'p [u64],
+    /// The payload.
+    pub data: &'p [u8],
+}
+
+impl PackedObject<'_> {
+    /// Its descriptor.
+    pub fn descriptor(&self) -> Descriptor<'_> {
+        Descriptor {
+            kind: self.kind,
+            desc: self.desc,
+            shape: self.shape,
+        }
+    }
+
+    /// Its address.
+    pub fn hash(&self) -> ObjectHash {
+        self.descriptor().hash(self.data)
+    }
+
+    /// Metadata as for an object frame, for code shared with whole frames.
+    pub fn meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            kind: self.kind.name().to_owned(),
+            desc: self.desc.to_owned(),
+            shape: self.shape.to_vec(),
+            raw_len: self.data.len() as u64,
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+impl Pack {
+    /// Decode and check a body read from `path` at `offset`: every index in range and the
+    /// payload lengths adding up to the data.
+    pub fn decode(
+        bytes: &[u8],
+        path: &Path,
+        offset: u64,
+        codec: Codec,
+        stored_len: u64,
+    ) -> Result<Pack> {
+        let corrupt = |reason: String| Error::corrupt(path, offset, reason);
+        let body: PackBody = rmp_serde::from_slice(bytes)
+            .map_err(|e| corrupt(format!("pack body does not decode: {e}")))?;
+        let mut starts = Vec::with_capacity(body.items.len());
+        let mut at = 0usize;
+        for (i, item) in body.items.iter().enumerate() {
+            starts.push(at);
+            if let Some((d, _, len)) = &item.object {
+                if *d as usize >= body.descs.len() {
+                    return Err(corrupt(format!(
+                        "pack item {i} names descriptor {d} of {}",
+                        body.descs.len()
+                    )));
+                }
+                at = usize::try_from(*len)
+                    .ok()
+                    .and_then(|l| at.checked_add(l))
+                    .filter(|end| *end <= body.data.len())
+                    .ok_or_else(|| corrupt(format!("pack item {i} runs past the pack's data")))?;
+            } else if item
+                .hash
+                .as_ref()
+                .and_then(|h| ObjectHash::from_slice(h))
+                .is_none()
+            {
+                return Err(corrupt(format!(
+                    "pack item {i} has neither an object nor a hash"
+                )));
+            }
+            if let Some((_, t)) = item.entry
+                && t as usize >= body.tagsets.len()
+            {
+                return Err(corrupt(format!(
+                    "pack item {i} names tag set {t} of {}",
+                    body.tagsets.len()
+                )));
+            }
+        }
+        if at != body.data.len() {
+            return Err(corrupt("pack items do not account for all its data".into()));
+        }
+        for (i, (k, _)) in body.descs.iter().enumerate() {
+            if Kind::from_code(*k).is_none() {
+                return Err(corrupt(format!("pack descriptor {i} has unknown kind {k}")));
+            }
+        }
+        Ok(Pack {
+            body,
+            starts,
+            path: path.to_owned(),
+            offset,
+            codec,
+            stored_len,
+        })
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.body.items.len()
+    }
+
+    /// The object in `slot` (item index + 1), if that item stores one.
+    pub fn object(&self, slot: u32) -> Option<PackedObject<'_>> {
+        let i = (slot as usize).checked_sub(1)?;
+        let item = self.body.items.get(i)?;
+        let (d, shape, len) = item.object.as_ref()?;
+        let (kind, desc) = self.body.descs.get(*d as usize)?;
+        let start = *self.starts.get(i)?;
+        let data = self
+            .body
+            .data
+            .get(start..start + usize::try_from(*len).ok()?)?;
+        Some(PackedObject {
+            kind: Kind::from_code(*kind)?,
+            desc,
+            shape,
+            data,
+        })
+    }
+
+    /// Every object stored here, with its slot.
+    pub fn objects(&self) -> impl Iterator<Item = (u32, PackedObject<'_>)> + '_ {
+        (1..=self.len() as u32).filter_map(|s| self.object(s).map(|o| (s, o)))
+    }
+
+    /// The entries, in order. Hashes of objects stored here are computed.
+    pub fn entries(&self) -> Vec<PackEntry> {
+        let mut out = Vec::new();
+        for (i, item) in self.body.items.iter().enumerate() {
+            let Some((dt, tagset)) = item.entry else {
+                continue;
+            };
+            let slot = i as u32 + 1;
+            let hash = match &item.hash {
+                Some(h) => ObjectHash::from_slice(h),
+                None => self.object(slot).map(|o| o.hash()),
+            };
+            if let Some(hash) = hash {
+                out.push(PackEntry {
+                    slot,
+                    time_ns: self.body.time0.wrapping_add(dt),
+                    hash,
+                    tagset,
+                });
+            }
+        }
+        out
+    }
+
+    /// A tag set by index.
+    pub fn tags(&self, tagset: u32) -> &[(String, String)] {
+        self.body
+            .tagsets
+            .get(tagset as usize)
+            .map_or(&[], |t| t.as_slice())
+    }
+
+    /// Where the pack was read from.
+    pub fn location(&self) -> (&Path, u64) {
+        (&self.path, self.offset)
+    }
+
+    /// The summary the index takes from this pack (as the writer made it).
+    pub fn summary(&self) -> PackSummary {
+        let mut s = PackSummary {
+            time_min: i64::MAX,
+            time_max: i64::MIN,
+            ..PackSummary::default()
+        };
+        for (slot, o) in self.objects() {
+            s.objects.push((o.hash(), slot));
+        }
+        for (i, item) in self.body.items.iter().enumerate() {
+            let Some((dt, tagset)) = item.entry else {
+                continue;
+            };
+            let t = self.body.time0.wrapping_add(dt);
+            s.time_min = s.time_min.min(t);
+            s.time_max = s.time_max.max(t);
+            let _ = (i, tagset);
+            s.entries
+                .push(item.hash.as_ref().and_then(|h| ObjectHash::from_slice(h)));
+        }
+        if s.entries.is_empty() {
+            (s.time_min, s.time_max) = (0, 0);
+        }
+        let mut tags: Vec<(String, String)> = self.body.tagsets.iter().flatten().cloned().collect();
+        tags.sort();
+        tags.dedup();
+        s.tags = tags;
+        s
+    }
+}
+
+/// Decode the pack of a scanned frame whose payload is `payload`.
+pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
+    let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
+    let meta = frame
+        .meta
+        .object
+        .as_ref()
+        .filter(|m| m.kind == PACK_KIND)
+        .ok_or_else(|| corrupt("pack frame without pack metadata".into()))?;
+    let bytes = crate::archive::decode_payload(frame, meta, payload, path)?;
+    if ObjectHash::from(blake3::hash(&bytes)) != frame.header.hash {
+        return Err(corrupt("pack does not hash back to its header".into()));
+    }
+    Pack::decode(
+        &bytes,
+        path,
+        frame.offset,
+        frame.header.codec,
+        frame.header.payload_len,
+    )
+}
+
+/// Read, check and decode the pack frame at `offset` of the segment at `path`.
+pub fn read(maps: &Maps, path: &Path, offset: u64) -> Result<Pack> {
+    let corrupt = |reason: String| Error::corrupt(path, offset, reason);
+    let map = maps.get(path, offset + FRAME_HEADER_LEN as u64)?;
+    let header = FrameHeader::decode(map.get(offset as usize..).unwrap_or_default())
+        .map_err(|e| corrupt(e.to_string()))?;
+    let map = maps.get(path, offset + header.frame_len())?;
+    let (frame, payload) = read_frame(&map, offset).map_err(|e| corrupt(e.to_string()))?;
+    if frame.header.kind != FrameKind::Pack {
+        return Err(corrupt(
+            "the index points at a frame that is not a pack".into(),
+        ));
+    }
+    decode_frame(&frame, payload, path)
+}
+
+/// The last pack read, so that reading several items of one pack decodes it once.
+#[derive(Default)]
+pub struct PackCache {
+    last: Mutex<Option<Arc<Pack>>>,
+}
+
+impl PackCache {
+    /// The pack at `offset` of `path`, from the cache or read.
+    pub fn get(&self, maps: &Maps, path: &Path, offset: u64) -> Result<Arc<Pack>> {
+        if let Ok(last) = self.last.lock()
+            && let Some(p) = last.as_ref()
+            && p.location() == (path, offset)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let pack = Arc::new(read(maps, path, offset)?);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Arc::clone(&pack));
+        }
+        Ok(pack)
+    }
+
+    /// Forget the cached pack.
+    pub fn clear(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(run: &str) -> Vec<(String, String)> {
+        vec![("run".to_owned(), run.to_owned())]
+    }
+
+    #[test]
+    fn a_pack_round_trips_objects_entries_and_tags() {
+        let mut b = PackBuilder::default();
+        let d = Descriptor {
+            kind: Kind::Tensor,
+            desc: "F32",
+            shape: &[2],
+        };
+        let payload = [0u8, 0, 128, 63, 0, 0, 0, 64];
+        let h = d.hash(&payload);
+        b.push_object(h, &d, &payload, Some((1_000, &tags("a"))));
+        let t = Descriptor {
+            kind: Kind::Text,
+            desc: "",
+            shape: &[],
+        };
+        let h2 = t.hash(b"hi");
+        b.push_object(h2, &t, b"hi", None);
+        b.push_entry(h, 1_500, &tags("b"));
+        let (body, summary) = b.finish();
+        assert!(b.is_empty());
+        assert_eq!(summary.objects, vec![(h, 1), (h2, 2)]);
+        assert_eq!(summary.entries, vec![None, Some(h)]);
+        assert_eq!((summary.time_min, summary.time_max), (1_000, 1_500));
+        let p =
+            Pack::decode(&body, Path::new("s"), 64, Codec::Raw, body.len() as u64).expect("decode");
+        assert_eq!(p.object(1).map(|o| o.hash()), Some(h));
+        assert_eq!(p.object(2).map(|o| o.data.to_vec()), Some(b"hi".to_vec()));
+        assert!(p.object(3).is_none() && p.object(0).is_none());
+        let e = p.entries();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].hash, e[0].time_ns, p.tags(e[0].tagset)),
+            (h, 1_000, &tags("a")[..])
+        );
+        assert_eq!(
+            (e[1].hash, e[1].time_ns, p.tags(e[1].tagset)),
+            (h, 1_500, &tags("b")[..])
+        );
+        let s = p.summary();
+        assert_eq!(
+            (s.objects, s.entries, s.tags.len()),
+            (summary.objects, summary.entries, 2)
+        );
+    }
+
+    #[test]
+    fn lying_packs_are_refused() {
+        let mut body = PackBody::default();
+        body.descs.push((1, "F32".into()));
+        body.items.push(PackItem {
+            object: Some((0, vec![1], 4)),
+            ..PackItem::default()
+        });
+        body.data = ByteBuf::from(vec![1, 2]);
+        let bytes = rmp_serde::to_vec(&body).expect("encode");
+        let err = Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect_err("short data");
+        assert!(err.to_string().contains("runs past"), "{err}");
+        body.data = ByteBuf::from(vec![1, 2, 3, 4]);
+        body.items[0].object = Some((3, vec![1], 4));
+        let bytes = rmp_serde::to_vec(&body).expect("encode");
+        assert!(Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).is_err());
+        assert!(Pack::decode(b"\x92\x01", Path::new("s"), 0, Codec::Raw, 0).is_err());
+    }
+}
