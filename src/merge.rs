@@ -42,7 +42,7 @@ pub struct MergeReport {
 /// in `into` only if `into` does not hold it; the objects a record refers to (its tensors, a
 /// categorical's codes) are copied first, as parts without entries. An entry is skipped when
 /// `into` already has one of the same object with the same time and tags, which makes a
-/// merge safe to re-run.
+/// merge safe to re-run (entries of `from` that are alike in all three become one).
 ///
 /// `progress(done, total)` counts entries of `from`.
 ///

@@ -68,7 +68,9 @@ fn two_overlapping_stores_merge_into_a_third_with_times_tags_and_shared_objects_
     let tc = TempStore::new();
     let c = tc.create();
     // Batches of 2 entries: several commits per store.
-    let ra = merge_in_batches(&c, &a, 2, &no_progress).expect("merge a");
+    let seen = std::cell::Cell::new((0, 0));
+    let ra = merge_in_batches(&c, &a, 2, &|done, total| seen.set((done, total))).expect("merge a");
+    assert_eq!(seen.get(), (5, 5), "progress counts entries to the end");
     let rb = merge_in_batches(&c, &b, 2, &no_progress).expect("merge b");
     assert_eq!((ra.entries_merged, ra.entries_skipped), (5, 0));
     assert_eq!((rb.entries_merged, rb.entries_skipped), (4, 0));
