@@ -5,7 +5,7 @@
 //! object with the same time and tags, so re-running a merge that stopped half way (or one that
 //! finished) adds only what is missing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::archive::{Archive, EntryInfo, Writer};
@@ -78,7 +78,7 @@ pub fn merge_in_batches(
         from,
         writer: into.writer(),
         copied: HashSet::new(),
-        added: HashSet::new(),
+        entries_of: HashMap::new(),
         report: MergeReport {
             entries_seen: total,
             ..MergeReport::default()
@@ -126,8 +126,8 @@ fn same_store(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// What makes two entries the same: object, time and tags.
-type EntryKey = (ObjectHash, i64, Vec<(String, String)>);
+/// What makes two entries of one object the same: time and tags.
+type EntryKey = (i64, Vec<(String, String)>);
 
 /// One merge in progress.
 struct Merger<'a> {
@@ -136,16 +136,18 @@ struct Merger<'a> {
     writer: Writer<'a>,
     /// Objects this merge stored: not in `into`'s index until their batch commits.
     copied: HashSet<ObjectHash>,
-    /// Entries this merge logged (object, time, tags), for the same reason.
-    added: HashSet<EntryKey>,
+    /// The entries `into` has of each object met so far, those this merge logged included
+    /// (they are not in the index before their batch commits). Read once per object: an object
+    /// logged a million times costs one lookup, not a million.
+    entries_of: HashMap<ObjectHash, HashSet<EntryKey>>,
     report: MergeReport,
 }
 
 impl Merger<'_> {
     /// Copy one entry of `from`, with its object and that object's parts, unless `into` has it.
     fn entry(&mut self, e: &EntryInfo) -> Result<()> {
-        let key = (e.hash, e.time_ns, e.tags.clone());
-        if self.added.contains(&key) || self.target_has_entry(e)? {
+        let key = (e.time_ns, e.tags.clone());
+        if self.target_entries(&e.hash)?.contains(&key) {
             self.report.entries_skipped += 1;
             return Ok(());
         }
@@ -157,21 +159,30 @@ impl Merger<'_> {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         self.put(&e.hash, &object, Some((&tags, e.time_ns)))?;
-        self.added.insert(key);
+        self.target_entries(&e.hash)?.insert(key);
         self.report.entries_merged += 1;
         Ok(())
     }
 
-    fn target_has_entry(&self, e: &EntryInfo) -> Result<bool> {
-        // An object `into` lacks has no entries there: skip the entry lookup.
-        if !self.into.contains(&e.hash)? {
-            return Ok(false);
-        }
-        Ok(self
-            .into
-            .entries_of(&e.hash)?
-            .iter()
-            .any(|have| have.time_ns == e.time_ns && have.tags == e.tags))
+    /// The entries `into` has of `hash`, read from its index the first time.
+    fn target_entries(&mut self, hash: &ObjectHash) -> Result<&mut HashSet<EntryKey>> {
+        let known = match self.entries_of.entry(*hash) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // An object `into` lacks has no entries there: no lookup needed.
+                let have = if self.into.contains(hash)? {
+                    self.into
+                        .entries_of(hash)?
+                        .into_iter()
+                        .map(|e| (e.time_ns, e.tags))
+                        .collect()
+                } else {
+                    HashSet::new()
+                };
+                v.insert(have)
+            }
+        };
+        Ok(known)
     }
 
     fn has_object(&self, hash: &ObjectHash) -> Result<bool> {

@@ -290,3 +290,26 @@ fn cli_refuses_a_non_store_and_the_store_itself_leaving_it_unchanged() {
     assert_eq!(ta.snapshot(), before);
     assert_eq!(ta.open().stats().expect("stats").entries, 5);
 }
+
+#[test]
+fn one_object_logged_many_times_keeps_every_distinct_entry() {
+    let (ta, tb) = (TempStore::new(), TempStore::new());
+    let a = ta.create();
+    let ok = Object::Text("ok".into());
+    let mut w = a.writer();
+    for i in 0..50i64 {
+        w.put_object(&ok, Some((&[("step", &i.to_string())], 1_000 + i)))
+            .expect("put");
+    }
+    // The same object, time and tags twice in the source: one entry in the target.
+    w.put_object(&ok, Some((&[("step", "0")], 1_000)))
+        .expect("put");
+    w.commit().expect("commit");
+    let b = tb.create();
+    let first = merge_in_batches(&b, &a, 7, &no_progress).expect("merge");
+    assert_eq!((first.entries_merged, first.entries_skipped), (50, 1));
+    assert_eq!(first.new_objects, 1);
+    let again = merge(&b, &a, &no_progress).expect("merge again");
+    assert_eq!((again.entries_merged, again.entries_skipped), (0, 51));
+    assert_eq!(b.stats().expect("stats").entries, 50);
+}
