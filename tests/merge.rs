@@ -274,15 +274,17 @@ fn cli_merges_two_stores_and_prints_one_json_object_each() {
 
 #[test]
 fn cli_refuses_a_non_store_and_the_store_itself_leaving_it_unchanged() {
-    let (ta, _tb) = two_machines();
+    let (ta, tb) = two_machines();
     let before = ta.snapshot();
     let nowhere = ta.dir.path().join("not-a-store");
     std::fs::create_dir(&nowhere).expect("dir");
     ta.cmd().arg("merge").arg(&nowhere).assert().code(3).stderr(
         predicate::str::contains("not-a-store").and(predicate::str::contains("no archive here")),
     );
+    // Checked before anything is merged: b is not merged either.
     ta.cmd()
         .arg("merge")
+        .arg(tb.path())
         .arg(ta.path())
         .assert()
         .code(2)

@@ -14,18 +14,17 @@ pub fn run(ctx: &Ctx, others: &[PathBuf]) -> Result<ExitCode> {
         return Err(UsageError("merge needs at least one OTHER_STORE".into()).into());
     }
     let archive = ctx.open()?;
-    for other in others {
-        // Caught before opening: the other store's index lock is ours already, and waiting
-        // for it would only time out.
-        if same_dir(archive.path(), other) {
-            return Err(Error::InvalidInput {
-                input: other.display().to_string(),
-                reason: "this is the store being merged into; a store cannot be merged into \
-                         itself"
-                    .into(),
-            }
-            .into());
+    // Checked before opening any: this store's index lock is ours already, so opening it again
+    // would only time out, and nothing should be merged from a command line that is wrong.
+    if let Some(me) = others.iter().find(|o| same_dir(archive.path(), o)) {
+        return Err(Error::InvalidInput {
+            input: me.display().to_string(),
+            reason: "this is the store being merged into; a store cannot be merged into itself"
+                .into(),
         }
+        .into());
+    }
+    for other in others {
         let from = Archive::builder()
             .lock_timeout(ctx.wait)
             .open(other)
@@ -71,13 +70,17 @@ fn print_report(ctx: &Ctx, other: &Path, r: &MergeReport) -> Result<()> {
         return crate::output::json_line(&v);
     }
     println!(
-        "{}: {} entries merged, {} already present; {} new objects ({} raw, {} stored)",
+        "{}: {} merged, {} already present; {} ({} raw, {} stored)",
         other.display(),
-        r.entries_merged,
+        count(r.entries_merged, "entry", "entries"),
         r.entries_skipped,
-        r.new_objects,
+        count(r.new_objects, "new object", "new objects"),
         size(r.raw_bytes),
         size(r.stored_bytes)
     );
     Ok(())
+}
+
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
