@@ -10,6 +10,7 @@ pub mod format;
 pub mod hash;
 mod index;
 pub mod interop;
+pub mod merge;
 pub mod migrate;
 pub mod object;
 mod pack;
@@ -24,6 +25,7 @@ pub use archive::{
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use hash::ObjectHash;
+pub use merge::MergeReport;
 pub use object::record::{Record, Value};
 pub use object::tensor::{Dtype, Shape, Tensor, TensorView};
 pub use object::{Categorical, Kind, Object};

@@ -12,5 +12,6 @@ mod fixtures;
 mod format;
 mod interop;
 mod log;
+mod merge;
 mod reliability;
 mod roundtrip;

@@ -125,6 +125,28 @@ date), kind, dtype, rank, size (bytes), hash (= matches a prefix). Values are \"
     Reindex,
     /// Objects, entries, raw and stored bytes, dedup and compression savings.
     Stats,
+    /// Fold other stores (one per machine of a batch job, say) into this one.
+    #[command(after_help = "\
+Every entry of each OTHER_STORE is copied into the store (--store, or the one found upward)
+with its original time and tags, oldest first. Objects are deduplicated by hash: content the
+store already holds is not stored again, and the tensors a record refers to come along with it.
+Nothing is added to the other stores (opening one catches its index up, as any command does).
+
+Merging is idempotent: an entry is skipped when the store already has an entry of the same
+object with the same time and tags, so merging the same store twice adds nothing the second
+time, and a merge that stopped (a corrupt object, a full disk) can simply be run again.
+Entries are committed every 10,000; a failure discards only the batch in progress.
+
+Examples:
+  archive merge /mnt/node1/.archive /mnt/node2/.archive     # into the store found upward
+  archive --store all.archive merge runs/*/.archive
+  archive --json merge node3.archive   # one JSON object per store: entries_merged,
+                                       # entries_skipped, new_objects, raw_bytes ...")]
+    Merge {
+        /// The stores to merge in.
+        #[arg(value_name = "OTHER_STORE", required = true)]
+        others: Vec<PathBuf>,
+    },
     /// Bring a store written by an older schema version to the current one.
     Migrate,
 }

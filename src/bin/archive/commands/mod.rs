@@ -5,6 +5,7 @@ mod info;
 mod init;
 mod log;
 mod ls;
+mod merge;
 mod put;
 mod stats;
 mod verify;
@@ -122,6 +123,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify => verify::run(&ctx),
         Command::Reindex => verify::reindex(&ctx),
         Command::Stats => stats::run(&ctx),
+        Command::Merge { others } => merge::run(&ctx, &others),
         Command::Log(args) => log::run(&ctx, args),
         Command::Query(args) => ls::query(&ctx, args),
         Command::Migrate => {
