@@ -1410,10 +1410,7 @@ impl Archive {
 
     /// The runs that can hold entries matching `query`, newest first: those with every tag
     /// the query requires (from the tag keys), and whose times overlap the query's bounds.
-    fn runs_for<'q>(
-        &'q self,
-        query: &'q crate::query::Query,
-    ) -> Result<Runs<'q>> {
+    fn runs_for<'q>(&'q self, query: &'q crate::query::Query) -> Result<Runs<'q>> {
         let index = self.index()?;
         let (lo, hi) = query.time_bounds();
         let in_time = move |r: &Result<(u64, RunRec)>| match r {
@@ -1954,13 +1951,14 @@ impl<'a> Prepared<'a> {
     }
 }
 
-fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+/// Check tags against the archive's rules; the owned tags.
+pub(crate) fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
     tags.iter()
         .map(|(k, v)| {
-            let input = format!("tag {k}={v}");
+            let input = || format!("tag {k}={v}");
             if k.is_empty() || k.len() > MAX_TAG_KEY {
                 return Err(Error::invalid(
-                    input,
+                    input(),
                     format!("a tag key takes 1 to {MAX_TAG_KEY} bytes"),
                 ));
             }
@@ -1968,13 +1966,13 @@ fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
                 .any(|c| c == '=' || c.is_whitespace() || c.is_control())
             {
                 return Err(Error::invalid(
-                    input,
+                    input(),
                     "a tag key cannot hold `=`, spaces or control characters",
                 ));
             }
             if v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control) {
                 return Err(Error::invalid(
-                    input,
+                    input(),
                     format!(
                         "a tag value takes at most {MAX_TAG_VALUE} bytes and no control characters"
                     ),
@@ -2205,10 +2203,7 @@ impl Writer<'_> {
             }
             known
         };
-        let entry = entry_time.map(|time_ns| EntryMeta {
-            time_ns,
-            tags: tags.clone(),
-        });
+        let entry = entry_time.map(|time_ns| EntryMeta { time_ns, tags });
         if known && entry.is_none() {
             return Ok(hash);
         }
@@ -2360,7 +2355,14 @@ impl Writer<'_> {
             return Ok(());
         }
         let (body, summary) = self.pack.finish();
-        let level = self.opts.level.or(self.archive.settings.zstd_level);
+        // zstd level 1 unless the store or the writer asks for another: packs are written on
+        // the logging path, where level 3 costs ~40 % more time for ~5 % fewer bytes.
+        let level = Some(
+            self.opts
+                .level
+                .or(self.archive.settings.zstd_level)
+                .unwrap_or(1),
+        );
         let encoded = codec::encode(&body, 1, None, level)?;
         let meta = FrameMeta {
             object: Some(payload_meta(

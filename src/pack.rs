@@ -71,6 +71,8 @@ pub struct PackBuilder {
     body: PackBody,
     descs: HashMap<(u8, String), u32>,
     tagsets: HashMap<Vec<(String, String)>, u32>,
+    /// The tag set of the last entry: consecutive entries usually share one.
+    last_tagset: Option<u32>,
     /// Item index (slot - 1) and hash of each object stored, in order.
     objects: Vec<(u32, ObjectHash)>,
     /// Item index of each entry, and the hash it logs when stored elsewhere.
@@ -121,18 +123,26 @@ impl PackBuilder {
         self.time_min = self.time_min.min(time_ns);
         self.time_max = self.time_max.max(time_ns);
         let next = self.tagsets.len() as u32;
-        let idx = match self.tagsets.get(tags) {
-            Some(i) => *i,
-            None => {
-                self.tagsets.insert(tags.to_vec(), next);
-                self.body.tagsets.push(tags.to_vec());
-                self.approx_len += tags
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len() + 4)
-                    .sum::<usize>();
-                next
-            }
+        let same_as_last = self
+            .last_tagset
+            .and_then(|i| self.body.tagsets.get(i as usize))
+            .is_some_and(|t| t.as_slice() == tags);
+        let idx = match self.last_tagset.filter(|_| same_as_last) {
+            Some(i) => i,
+            None => match self.tagsets.get(tags) {
+                Some(i) => *i,
+                None => {
+                    self.tagsets.insert(tags.to_vec(), next);
+                    self.body.tagsets.push(tags.to_vec());
+                    self.approx_len += tags
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 4)
+                        .sum::<usize>();
+                    next
+                }
+            },
         };
+        self.last_tagset = Some(idx);
         (time_ns.wrapping_sub(self.body.time0), idx)
     }
 

@@ -12,17 +12,28 @@
 //!   `cat` of the same stream into a file + fsync; bytes on disk per record.
 //! - the index catching up with those N records (`archive stats` opening the store).
 //! - 4 `archive log` processes at once, N/4 records each: aggregate records/s.
-//! - on the resulting store (tagged run=r0..r999): whole-process `archive query 'run = "r17"'`
-//!   and `archive ls --limit 20`, medians of 5.
+//! - on the resulting store (tagged run=r0..r999, one run after another; set
+//!   `LOG_BENCH_INTERLEAVED=1` for record i in run i % 1000): whole-process
+//!   `archive query 'run = "r17"'` and `archive ls --limit 20`, medians of 5.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `n` records with ids from `offset`, in 1000 runs: one after another (as 1000 jobs of one
+/// run each would log them), or with `LOG_BENCH_INTERLEAVED=1` record i in run i % 1000 (the
+/// worst case for the tag keys: every pack holds every run).
 fn stream(n: usize, offset: usize) -> Vec<u8> {
+    let interleaved = std::env::var_os("LOG_BENCH_INTERLEAVED").is_some();
+    let per_run = n.div_ceil(1000).max(1);
     let mut out = Vec::with_capacity(n * 120);
     for i in offset..offset + n {
+        let run = if interleaved {
+            i % 1000
+        } else {
+            (i - offset) / per_run
+        };
         // {"id": str, "label": int, "run": str, "probs": float32[10]}, the array as msgpack-numpy
         // writes it (bin keys).
         rmp::encode::write_map_len(&mut out, 4).expect("vec");
@@ -31,7 +42,7 @@ fn stream(n: usize, offset: usize) -> Vec<u8> {
         rmp::encode::write_str(&mut out, "label").expect("vec");
         rmp::encode::write_uint(&mut out, (i % 10) as u64).expect("vec");
         rmp::encode::write_str(&mut out, "run").expect("vec");
-        rmp::encode::write_str(&mut out, &format!("r{}", i % 1000)).expect("vec");
+        rmp::encode::write_str(&mut out, &format!("r{run}")).expect("vec");
         rmp::encode::write_str(&mut out, "probs").expect("vec");
         rmp::encode::write_map_len(&mut out, 5).expect("vec");
         rmp::encode::write_bin(&mut out, b"nd").expect("vec");
@@ -172,6 +183,8 @@ fn main() {
     drop(holder);
     let catch_up = timed(&["stats"], &store);
     let per_record = dir_size(&store) as f64 / n as f64;
+    let seg_per_record = dir_size(&store.join("segments")) as f64 / n as f64;
+    let idx_per_record = dir_size(&store.join("index")) as f64 / n as f64;
 
     // Four loggers at once, a quarter each.
     let store4 = scratch.join("four");
@@ -212,7 +225,8 @@ fn main() {
         catch_up.as_secs_f64()
     );
     println!(
-        "| bytes on disk per record (segments + index) | {per_record:.0} B | {raw_per_record} B raw | {:.1}× | ≤ 2× |",
+        "| bytes on disk per record (segments + index) | {per_record:.0} B ({seg_per_record:.0} + {idx_per_record:.0}) | {raw_per_record} B raw; the msgpack stream: {:.0} B | {:.2}× | ≤ 2× |",
+        input.len() as f64 / n as f64,
         per_record / raw_per_record as f64
     );
     println!(

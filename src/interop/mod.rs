@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::archive::{MAX_TAG_KEY, MAX_TAG_VALUE, Writer};
+use crate::archive::Writer;
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 use crate::object::Object;
@@ -337,8 +337,29 @@ pub fn put_document(
         return w.put_tensor(&a.view()?, tags);
     }
     check_tags(tags)?;
-    to_record(doc, &mut |_| Ok(ObjectHash([0; 32])))?;
-    let record = to_record(doc, &mut |a| w.put_tensor_part(&a.view()?))?;
+    // One pass builds the record with each tensor's address computed, storing nothing, so a
+    // document that fails leaves no parts behind; then the tensors are stored, then the record.
+    let mut parts: Vec<(&Array<'_>, ObjectHash)> = Vec::new();
+    let record = to_record(doc, &mut |a| {
+        let v = a.view()?;
+        let h = crate::object::canonical::Descriptor {
+            kind: crate::object::Kind::Tensor,
+            desc: v.dtype().name(),
+            shape: v.shape().dims(),
+        }
+        .hash(v.data());
+        parts.push((a, h));
+        Ok(h)
+    })?;
+    for (a, h) in parts {
+        let stored = w.put_tensor_part(&a.view()?)?;
+        if stored != h {
+            return Err(Error::invalid(
+                "document",
+                "a tensor's address changed while it was stored",
+            ));
+        }
+    }
     w.put_record(&record, tags)
 }
 
@@ -474,23 +495,7 @@ fn to_value<'d>(
 /// The archive's tag rules (see `Writer`), checked before a document's tensors are appended
 /// so that a refused put appends nothing.
 fn check_tags(tags: &[(&str, &str)]) -> Result<()> {
-    for (k, v) in tags {
-        let bad_key = k.is_empty()
-            || k.len() > MAX_TAG_KEY
-            || k.chars()
-                .any(|c| c == '=' || c.is_whitespace() || c.is_control());
-        let bad_value = v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control);
-        if bad_key || bad_value {
-            return Err(Error::invalid(
-                format!("tag {k}={v}"),
-                format!(
-                    "a tag key takes 1 to {MAX_TAG_KEY} bytes without `=`, spaces or control \
-                     characters; a value at most {MAX_TAG_VALUE} bytes and no control characters"
-                ),
-            ));
-        }
-    }
-    Ok(())
+    crate::archive::check_tags(tags).map(|_| ())
 }
 
 /// Join a path for error messages and flattened names: `a` + `b` = `a<sep>b`, `` + `b` = `b`.

@@ -232,7 +232,7 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<Document<'a>> {
             ),
         ));
     }
-    to_document(input, node, "", 0)
+    to_document(input, node, &String::new, 0)
 }
 
 /// Read every value of a msgpack stream (values one after another, as `msgpack.Packer`
@@ -255,7 +255,7 @@ pub fn read_stream<'a>(input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>
         } else {
             format!("[{}]", docs.len())
         };
-        docs.push(to_document(input, node, &where_, 0)?);
+        docs.push(to_document(input, node, &|| where_.clone(), 0)?);
     }
     Ok(docs)
 }
@@ -276,7 +276,7 @@ pub fn read_one<'a>(input: &str, bytes: &'a [u8]) -> Result<Option<(Document<'a>
         Err(e) => return Err(e),
     };
     let used = p.pos;
-    Ok(Some((to_document(input, node, "", 0)?, used)))
+    Ok(Some((to_document(input, node, &String::new, 0)?, used)))
 }
 
 /// Bytes waiting for the rest of a value are bounded: past this a value is refused.
@@ -295,12 +295,22 @@ fn bin_key(entries: &[(Node<'_>, Node<'_>)], name: &str) -> bool {
         .any(|(k, _)| matches!(k, Node::Bin(b) if *b == name.as_bytes()))
 }
 
-fn to_document<'a>(input: &str, node: Node<'a>, path: &str, depth: usize) -> Result<Document<'a>> {
+/// Where a node sits, for error messages: made only when an error needs it, so a record's
+/// fields cost no allocations for their paths.
+type PathFn<'p> = &'p dyn Fn() -> String;
+
+fn to_document<'a>(
+    input: &str,
+    node: Node<'a>,
+    path: PathFn<'_>,
+    depth: usize,
+) -> Result<Document<'a>> {
     let at = |why: String| {
-        let place = if path.is_empty() {
-            "the top level"
+        let place = path();
+        let place = if place.is_empty() {
+            "the top level".to_owned()
         } else {
-            path
+            place
         };
         Error::invalid(input, format!("at {place}: {why}"))
     };
@@ -336,14 +346,14 @@ fn to_document<'a>(input: &str, node: Node<'a>, path: &str, depth: usize) -> Res
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, n)| to_document(input, n, &format!("{path}[{i}]"), depth + 1))
+                .map(|(i, n)| to_document(input, n, &|| format!("{}[{i}]", path()), depth + 1))
                 .collect::<Result<_>>()?,
         ),
         Node::Map(entries) if bin_key(&entries, "nd") => {
-            Document::Tensor(array(input, entries, path)?)
+            Document::Tensor(array(input, entries, &path())?)
         }
         Node::Map(entries) if bin_key(&entries, "complex") => {
-            Document::Tensor(complex(input, entries, path)?)
+            Document::Tensor(complex(input, entries, &path())?)
         }
         Node::Map(entries) => {
             if let [(Node::Str(b"$ref"), Node::Str(hex))] = entries.as_slice() {
@@ -354,7 +364,9 @@ fn to_document<'a>(input: &str, node: Node<'a>, path: &str, depth: usize) -> Res
                 return Ok(Document::Scalar(Value::Ref(h)));
             }
             let mut fields: Vec<(String, Document<'a>)> = Vec::with_capacity(entries.len());
-            let mut seen = std::collections::HashSet::with_capacity(entries.len());
+            // Small maps (records) check duplicates by scanning; large ones through a set.
+            let mut seen = std::collections::HashSet::new();
+            let small = entries.len() <= 32;
             for (k, v) in entries {
                 let key = key_str(&k)
                     .and_then(|k| std::str::from_utf8(k).ok())
@@ -364,11 +376,16 @@ fn to_document<'a>(input: &str, node: Node<'a>, path: &str, depth: usize) -> Res
                         ))
                     })?
                     .to_owned();
-                if !seen.insert(key.clone()) {
+                let twice = if small {
+                    fields.iter().any(|(f, _)| *f == key)
+                } else {
+                    !seen.insert(key.clone())
+                };
+                if twice {
                     return Err(at(format!("the key `{key}` appears twice in one map")));
                 }
-                let child = join_path(path, '.', &key);
-                fields.push((key, to_document(input, v, &child, depth + 1)?));
+                let doc = to_document(input, v, &|| join_path(&path(), '.', &key), depth + 1)?;
+                fields.push((key, doc));
             }
             Document::Map(fields)
         }

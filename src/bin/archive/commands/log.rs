@@ -22,11 +22,20 @@ use super::{Ctx, UsageError};
 use crate::args::LogArgs;
 use crate::output::size;
 
+/// A record as the reading thread hands it over: its number in the stream (a line number
+/// for NDJSON), its size in bytes, and the document with its tags from `--tag-field`, or why
+/// it could not be read. Parsing and shaping happen on the reading thread, so they run on
+/// another core than the puts.
+struct Parsed {
+    no: usize,
+    bytes: usize,
+    doc: std::result::Result<(Document<'static>, Vec<(String, String)>), String>,
+}
+
 /// What the reading thread hands over.
 enum Input {
-    /// Records' bytes, each with its number in the stream (a line number for NDJSON). Records
-    /// travel in groups, so a fast stream costs one hand-over per group, not per record.
-    Records(Vec<(usize, Vec<u8>)>),
+    /// Records, in groups, so a fast stream costs one hand-over per group, not per record.
+    Records(Vec<Parsed>),
     /// A record that could not be read (msgpack that does not parse), with its number.
     Bad(usize, String),
     /// Standard input could not be read.
@@ -36,7 +45,7 @@ enum Input {
 /// Most records in one hand-over.
 const GROUP: usize = 256;
 
-fn read_ndjson(tx: SyncSender<Input>) {
+fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping) {
     let mut lock = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut line = Vec::new();
     let mut no = 0;
@@ -52,7 +61,17 @@ fn read_ndjson(tx: SyncSender<Input>) {
                 no += 1;
                 let trimmed = line.trim_ascii();
                 if !trimmed.is_empty() {
-                    group.push((no, trimmed.to_vec()));
+                    let doc = json_b64::read("stdin", trimmed)
+                        .map(|d| shaping.shape(d.into_owned()))
+                        .map_err(|e| {
+                            e.to_string()
+                                .replacen("stdin", &format!("stdin line {no}"), 1)
+                        });
+                    group.push(Parsed {
+                        no,
+                        bytes: trimmed.len(),
+                        doc,
+                    });
                 }
                 // Hand over when the group is full, or before a read that may wait for input.
                 if (group.len() >= GROUP || lock.buffer().is_empty())
@@ -70,38 +89,51 @@ fn read_ndjson(tx: SyncSender<Input>) {
     }
 }
 
-fn read_msgpack(tx: SyncSender<Input>) {
+fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping) {
     let mut stdin = std::io::stdin().lock();
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
     let mut no = 0;
     let mut eof = false;
+    let mut group = Vec::new();
     loop {
-        // Hand over every whole value in the buffer, then read more.
-        loop {
-            if buf.is_empty() {
-                break;
-            }
-            match msgpack_numpy::read_one("stdin", &buf) {
-                Ok(Some((_, used))) => {
+        // Hand over every whole value in the buffer (in groups), then read more. Values are
+        // found by offset and the buffer is compacted once per read, not once per value.
+        let mut pos = 0;
+        while let Some(rest) = buf.get(pos..).filter(|r| !r.is_empty()) {
+            match msgpack_numpy::read_one("stdin", rest) {
+                Ok(Some((doc, used))) => {
                     no += 1;
-                    let rest = buf.split_off(used);
-                    let value = std::mem::replace(&mut buf, rest);
-                    if tx.send(Input::Records(vec![(no, value)])).is_err() {
+                    group.push(Parsed {
+                        no,
+                        bytes: used,
+                        doc: Ok(shaping.shape(doc.into_owned())),
+                    });
+                    pos += used;
+                    if group.len() >= GROUP
+                        && tx.send(Input::Records(std::mem::take(&mut group))).is_err()
+                    {
                         return;
                     }
                 }
                 Ok(None) if !eof => break,
                 Ok(None) => {
+                    let _ = tx.send(Input::Records(std::mem::take(&mut group)));
                     let _ = tx.send(Input::Bad(no + 1, "the stream ends inside a value".into()));
                     return;
                 }
                 Err(e) => {
                     // A malformed value cannot be skipped: its length is unknown.
+                    let _ = tx.send(Input::Records(std::mem::take(&mut group)));
                     let _ = tx.send(Input::Bad(no + 1, format!("{e}; the rest is not read")));
                     return;
                 }
             }
+        }
+        buf.drain(..pos.min(buf.len()));
+        // Before a read that may wait for input, hand over what is here.
+        if !group.is_empty() && tx.send(Input::Records(std::mem::take(&mut group))).is_err() {
+            return;
         }
         if eof {
             return;
@@ -174,6 +206,12 @@ struct Shaping {
 }
 
 impl Shaping {
+    /// The document shaped, with its tags.
+    fn shape(&self, mut doc: Document<'static>) -> (Document<'static>, Vec<(String, String)>) {
+        let tags = self.apply(&mut doc);
+        (doc, tags)
+    }
+
     /// Turn the chosen fields into tensors; collect the tag fields' values.
     fn apply(&self, doc: &mut Document<'_>) -> Vec<(String, String)> {
         let mut tags = Vec::new();
@@ -251,9 +289,9 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     let msgpack = args.format == "msgpack";
     std::thread::spawn(move || {
         if msgpack {
-            read_msgpack(tx)
+            read_msgpack(tx, &shaping)
         } else {
-            read_ndjson(tx)
+            read_ndjson(tx, &shaping)
         }
     });
 
@@ -278,7 +316,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut items: Vec<(usize, std::result::Result<Vec<u8>, String>)> = Vec::new();
+        let mut items: Vec<(usize, std::result::Result<Parsed, String>)> = Vec::new();
         match input {
             None => {}
             Some(Input::Failed(e)) => {
@@ -287,26 +325,18 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
             }
             Some(Input::Bad(no, why)) => items.push((no, Err(format!("stdin {unit} {no}: {why}")))),
             Some(Input::Records(records)) => {
-                items.extend(records.into_iter().map(|(no, bytes)| (no, Ok(bytes))));
+                items.extend(records.into_iter().map(|p| (p.no, Ok(p))));
             }
         }
         for (no, item) in items {
-            let outcome = item.and_then(|bytes| {
-                counts.bytes_in += bytes.len() as u64;
-                let input = format!("stdin {unit} {no}");
-                let parsed = if msgpack {
-                    msgpack_numpy::read(&input, &bytes)
-                } else {
-                    json_b64::read(&input, &bytes)
-                };
-                let mut doc = parsed.map_err(|e| e.to_string())?;
-                let mut entry_tags = tags.clone();
-                entry_tags.extend(shaping.apply(&mut doc));
-                let refs: Vec<(&str, &str)> = entry_tags
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                put_document(&mut w, &doc, &refs).map_err(|e| format!("{input}: {e}"))?;
+            let outcome = item.and_then(|p| {
+                counts.bytes_in += p.bytes as u64;
+                let (doc, fields) = p.doc?;
+                let mut entry_tags: Vec<(&str, &str)> =
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                entry_tags.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                put_document(&mut w, &doc, &entry_tags)
+                    .map_err(|e| format!("stdin {unit} {no}: {e}"))?;
                 counts.records += 1;
                 Ok(())
             });
