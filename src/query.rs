@@ -456,6 +456,25 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planning_takes_top_level_tag_equalities_and_time_bounds() {
+        let q = Query::parse("run = \"a\" and (split = \"b\" or x = \"c\") and time >= 2026-01-01")
+            .expect("q");
+        assert_eq!(q.required_tags(), vec![("run", "a")]);
+        let t = parse_time("2026-01-01").expect("time");
+        assert_eq!(q.time_bounds(), (t, i64::MAX));
+        let q = Query::parse("run = \"a\" or run = \"b\"").expect("q");
+        assert!(q.required_tags().is_empty(), "an `or` requires neither");
+        let q =
+            Query::parse("not run = \"a\" and time < 2026-01-02 and time > 2026-01-01").expect("q");
+        assert!(q.required_tags().is_empty());
+        let (a, b) = (
+            parse_time("2026-01-01").expect("t"),
+            parse_time("2026-01-02").expect("t"),
+        );
+        assert_eq!(q.time_bounds(), (a + 1, b - 1));
+    }
     use crate::hash::ObjectHash;
 
     fn entry(tags: &[(&str, &str)], time: &str) -> EntryInfo {

@@ -13,5 +13,6 @@ mod format;
 mod interop;
 mod log;
 mod merge;
+mod pack;
 mod reliability;
 mod roundtrip;
