@@ -1439,6 +1439,70 @@ impl Archive {
         ))
     }
 
+    /// The entries of one run that match `query`, newest first. In a pack, tags are matched
+    /// once per distinct tag set when the query looks at nothing else, and hashes are computed
+    /// only for the entries that match, unless the query looks at them.
+    fn run_matches(
+        &self,
+        first: u64,
+        run: RunRec,
+        query: &crate::query::Query,
+    ) -> Result<Vec<EntryInfo>> {
+        let needs_object = query.needs_object();
+        let matches = |e: &EntryInfo| {
+            let info = if needs_object {
+                self.info(&e.hash).ok()
+            } else {
+                None
+            };
+            query.matches(e, info.as_ref())
+        };
+        let RunRec::Pack(p) = run else {
+            let mut v = self.run_entries(first, run)?;
+            v.retain(|e| matches(e));
+            v.reverse();
+            return Ok(v);
+        };
+        let seg = self.index()?.segment(p.seg)?;
+        let pack = self.locator.pack(&seg.name, p.offset)?;
+        let by_tags_only = !query.needs_more_than_tags();
+        let needs_hash = query.needs_hash();
+        let mut tagset_matches: HashMap<u32, bool> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, (slot, time_ns, tagset)) in pack.entry_items().enumerate() {
+            let tags = pack.tags(tagset);
+            let mut e = EntryInfo {
+                seq: first + i as u64,
+                time_ns,
+                hash: ObjectHash([0; 32]),
+                tags: Vec::new(),
+            };
+            let hit = if by_tags_only {
+                *tagset_matches.entry(tagset).or_insert_with(|| {
+                    e.tags = tags.to_vec();
+                    matches(&e)
+                })
+            } else {
+                e.tags = tags.to_vec();
+                if needs_hash {
+                    e.hash = pack.item_hash(slot).unwrap_or(e.hash);
+                }
+                matches(&e)
+            };
+            if hit {
+                if e.tags.is_empty() {
+                    e.tags = tags.to_vec();
+                }
+                if let Some(h) = pack.item_hash(slot) {
+                    e.hash = h;
+                    out.push(e);
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Entries matching `query`, newest first. Tag equalities and time bounds narrow the runs
     /// read through the index; object fields (kind, dtype, rank, size) are looked up only for
     /// queries that name them.
@@ -1446,22 +1510,17 @@ impl Archive {
         &'q self,
         query: &'q crate::query::Query,
     ) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
-        let needs_object = query.needs_object();
-        let entries: Box<dyn Iterator<Item = Result<EntryInfo>> + 'q> = match self.runs_for(query) {
-            Ok(runs) => Box::new(self.expand(runs)),
+        let runs: Runs<'q> = match self.runs_for(query) {
+            Ok(runs) => runs,
             Err(e) => Box::new(std::iter::once(Err(e))),
         };
-        entries.filter_map(move |e| {
-            let e = match e {
-                Ok(e) => e,
-                Err(err) => return Some(Err(err)),
-            };
-            let info = if needs_object {
-                self.info(&e.hash).ok()
-            } else {
-                None
-            };
-            query.matches(&e, info.as_ref()).then_some(Ok(e))
+        runs.flat_map(move |r| {
+            let items: Vec<Result<EntryInfo>> =
+                match r.and_then(|(first, run)| self.run_matches(first, run, query)) {
+                    Ok(v) => v.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+            items
         })
     }
 

@@ -398,6 +398,23 @@ impl Pack {
         out
     }
 
+    /// The entries, in order, as (slot, time, tag set); no hashes are computed.
+    pub fn entry_items(&self) -> impl Iterator<Item = (u32, i64, u32)> + '_ {
+        self.body.items.iter().enumerate().filter_map(|(i, item)| {
+            let (dt, tagset) = item.entry?;
+            Some((i as u32 + 1, self.body.time0.wrapping_add(dt), tagset))
+        })
+    }
+
+    /// The address of the object an item stores or logs.
+    pub fn item_hash(&self, slot: u32) -> Option<ObjectHash> {
+        let item = self.body.items.get((slot as usize).checked_sub(1)?)?;
+        match &item.hash {
+            Some(h) => ObjectHash::from_slice(h),
+            None => self.object(slot).map(|o| o.hash()),
+        }
+    }
+
     /// A tag set by index.
     pub fn tags(&self, tagset: u32) -> &[(String, String)] {
         self.body

@@ -371,6 +371,32 @@ impl Query {
         }
     }
 
+    /// True if the query looks at anything but tags (time, hash, or the object): otherwise
+    /// entries with the same tags all match or all do not.
+    pub fn needs_more_than_tags(&self) -> bool {
+        match self {
+            Query::And(a, b) | Query::Or(a, b) => {
+                a.needs_more_than_tags() || b.needs_more_than_tags()
+            }
+            Query::Not(a) => a.needs_more_than_tags(),
+            Query::Cmp(f, _, _) => !matches!(f, Field::Tag(_)),
+            Query::Has(_) | Query::All => false,
+        }
+    }
+
+    /// True if the query looks at the entry's hash (directly, or through the object).
+    pub fn needs_hash(&self) -> bool {
+        match self {
+            Query::And(a, b) | Query::Or(a, b) => a.needs_hash() || b.needs_hash(),
+            Query::Not(a) => a.needs_hash(),
+            Query::Cmp(f, _, _) => matches!(
+                f,
+                Field::Hash | Field::Kind | Field::Dtype | Field::Rank | Field::Size
+            ),
+            Query::Has(_) | Query::All => false,
+        }
+    }
+
     /// Tag equalities that every matching entry has (`run = "a" and ...` at the top level):
     /// the index narrows the search to the runs of entries with these tags.
     pub fn required_tags(&self) -> Vec<(&str, &str)> {

@@ -273,3 +273,34 @@ fn logger_packs_are_indexed_when_the_store_is_next_opened() {
         assert!(a.contains(h).expect("contains"));
     }
 }
+
+#[test]
+fn interleaved_tags_are_found_past_the_per_run_key_limit() {
+    let t = TempStore::new();
+    let a = t.create();
+    let mut w = a.writer();
+    for i in 0..2000 {
+        let run = format!("r{}", i % 100);
+        w.put_text(&format!("record {i}"), &[("run", &run), ("split", "test")])
+            .expect("put");
+    }
+    w.commit().expect("commit");
+    drop(w);
+    drop(a);
+    let a = t.open();
+    for run in ["r0", "r17", "r99"] {
+        let q = Query::parse(&format!("run = \"{run}\" and split = \"test\"")).expect("q");
+        let got: Vec<_> = a.query(&q).map(|e| e.expect("entry")).collect();
+        assert_eq!(got.len(), 20, "{run}");
+        assert!(got.iter().all(|e| e.tags[0].1 == run));
+    }
+    assert_eq!(
+        a.query(&Query::parse("run = \"r100\"").expect("q")).count(),
+        0
+    );
+    assert_eq!(
+        a.query(&Query::parse("split = \"test\"").expect("q"))
+            .count(),
+        2000
+    );
+}

@@ -179,6 +179,31 @@ pub struct Index {
     next_seq: Mutex<u64>,
 }
 
+/// Most values of one tag key that a run gets a tag key each for. A run with more (records of
+/// many runs interleaved in one stream, say) gets one `MANY_VALUES` key for that tag key, and
+/// queries read it whatever value they look for: this bounds the index to a few keys per run.
+const TAG_VALUES_PER_RUN: usize = 32;
+
+/// The value of the tag key of a run with more than `TAG_VALUES_PER_RUN` values of a key. Tag
+/// values hold no control characters, so no real value is this.
+const MANY_VALUES: &str = "\u{1}";
+
+/// Tag keys of the run starting at `seq`, whose distinct tags are `tags` (sorted).
+fn insert_tag_keys(batch: &mut sled::Batch, tags: &[&(String, String)], seq: u64) {
+    for group in tags.chunk_by(|a, b| a.0 == b.0) {
+        match group {
+            [(k, _), ..] if group.len() > TAG_VALUES_PER_RUN => {
+                batch.insert(keys::tag(k, MANY_VALUES, seq), &[][..]);
+            }
+            _ => {
+                for (k, v) in group {
+                    batch.insert(keys::tag(k, v, seq), &[][..]);
+                }
+            }
+        }
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec(v).unwrap_or_default()
 }
@@ -491,9 +516,7 @@ impl Index {
                             chunk.iter().flat_map(|e| &e.tags).collect();
                         tags.sort();
                         tags.dedup();
-                        for (k, v) in tags {
-                            batch.insert(keys::tag(k, v, seq), &[][..]);
-                        }
+                        insert_tag_keys(&mut batch, &tags, seq);
                         batch.insert(
                             &keys::entry(seq)[..],
                             encode(&RunRec::Entries(chunk.to_vec())),
@@ -526,9 +549,8 @@ impl Index {
                     if count == 0 {
                         continue;
                     }
-                    for (k, v) in &p.summary.tags {
-                        batch.insert(keys::tag(k, v, seq), &[][..]);
-                    }
+                    let tags: Vec<&(String, String)> = p.summary.tags.iter().collect();
+                    insert_tag_keys(&mut batch, &tags, seq);
                     let run = RunRec::Pack(PackRun {
                         seg: p.seg,
                         offset: p.offset,
@@ -598,13 +620,18 @@ impl Index {
             .map(|r| r.filter(|(first, run)| seq < first + run.len()))
     }
 
-    /// First sequence numbers of the runs with an entry tagged `key=value`, in order.
+    /// First sequence numbers of the runs that may have an entry tagged `key=value`, in
+    /// order: those with its tag key, and those with too many values of `key` to key each.
     pub fn runs_tagged(&self, key: &str, value: &str) -> Result<Vec<u64>> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(keys::tag_prefix(key, value)) {
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);
+        for v in [value, MANY_VALUES] {
+            for item in self.db.scan_prefix(keys::tag_prefix(key, v)) {
+                let (k, _) = item.map_err(|e| self.err(e))?;
+                out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);
+            }
         }
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
