@@ -209,7 +209,7 @@ impl ArchiveBuilder {
                 open_batches: HashMap::new(),
                 next_batch: 0,
             }),
-            claimed: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(crate::hash::HashSet::default()),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
             _lock: lock,
@@ -347,7 +347,7 @@ pub struct Archive {
     /// New objects appended by a batch but not yet in the index. A put of the same content
     /// meanwhile logs an entry instead of storing it again, and the index can take a batch's
     /// objects without looking each one up first.
-    claimed: Mutex<HashSet<ObjectHash>>,
+    claimed: Mutex<crate::hash::HashSet>,
     segment_size: u64,
     warnings: Mutex<Vec<String>>,
     /// The index lock, held while the index is open.
@@ -971,7 +971,7 @@ impl Archive {
         }
     }
 
-    fn claimed(&self) -> Result<MutexGuard<'_, HashSet<ObjectHash>>> {
+    fn claimed(&self) -> Result<MutexGuard<'_, crate::hash::HashSet>> {
         self.claimed
             .lock()
             .map_err(|_| Error::invalid("archive", "claim lock poisoned"))
@@ -1180,7 +1180,7 @@ impl Archive {
             batch: None,
             totals: WriterTotals::default(),
             update: Update::default(),
-            pending: HashSet::new(),
+            pending: crate::hash::HashSet::default(),
             failures_at_start: None,
             count: 0,
             pack: PackBuilder::default(),
@@ -2068,7 +2068,7 @@ pub struct Writer<'a> {
     batch: Option<u64>,
     totals: WriterTotals,
     update: Update,
-    pending: HashSet<ObjectHash>,
+    pending: crate::hash::HashSet,
     failures_at_start: Option<u64>,
     count: usize,
     /// Small objects and entries not yet written: one pack frame at commit (or when full).

@@ -69,7 +69,6 @@ pub struct PackBody {
 #[derive(Default)]
 pub struct PackBuilder {
     body: PackBody,
-    descs: HashMap<(u8, String), u32>,
     tagsets: HashMap<Vec<(String, String)>, u32>,
     /// The tag set of the last entry: consecutive entries usually share one.
     last_tagset: Option<u32>,
@@ -154,15 +153,19 @@ impl PackBuilder {
         payload: &[u8],
         entry: Option<(i64, &[(String, String)])>,
     ) {
-        let key = (desc.kind as u8, desc.desc.to_owned());
-        let next = self.descs.len() as u32;
-        let d = match self.descs.get(&key) {
-            Some(i) => *i,
+        // A pack holds a handful of descriptors: a scan finds one without allocating.
+        let kind = desc.kind as u8;
+        let found = self
+            .body
+            .descs
+            .iter()
+            .position(|(k, d)| *k == kind && d == desc.desc);
+        let d = match found {
+            Some(i) => i as u32,
             None => {
-                self.approx_len += key.1.len() + 4;
-                self.descs.insert(key.clone(), next);
-                self.body.descs.push(key);
-                next
+                self.approx_len += desc.desc.len() + 4;
+                self.body.descs.push((kind, desc.desc.to_owned()));
+                self.body.descs.len() as u32 - 1
             }
         };
         let entry = entry.map(|(t, tags)| self.entry(t, tags));

@@ -41,7 +41,40 @@ impl Descriptor<'_> {
     /// blake3 over the prefix and the payload: the object's address.
     pub fn hash(&self, payload: &[u8]) -> ObjectHash {
         let mut h = blake3::Hasher::new();
-        h.update(&self.prefix(payload.len() as u64));
+        // Small prefixes (every real one) are assembled on the stack: small objects are
+        // hashed at a high rate on the logging path.
+        let len = 1 + 2 + self.desc.len() + 4 + 8 * self.shape.len() + 8;
+        let mut buf = [0u8; 256];
+        match buf.get_mut(..len) {
+            Some(b) => {
+                let mut parts: [&[u8]; 4] = [
+                    &[self.kind as u8],
+                    &(self.desc.len() as u16).to_le_bytes(),
+                    self.desc.as_bytes(),
+                    &(self.shape.len() as u32).to_le_bytes(),
+                ];
+                let mut at = 0;
+                for p in parts.iter_mut() {
+                    if let Some(dst) = b.get_mut(at..at + p.len()) {
+                        dst.copy_from_slice(p);
+                    }
+                    at += p.len();
+                }
+                for d in self.shape {
+                    if let Some(dst) = b.get_mut(at..at + 8) {
+                        dst.copy_from_slice(&d.to_le_bytes());
+                    }
+                    at += 8;
+                }
+                if let Some(dst) = b.get_mut(at..at + 8) {
+                    dst.copy_from_slice(&(payload.len() as u64).to_le_bytes());
+                }
+                h.update(b);
+            }
+            None => {
+                h.update(&self.prefix(payload.len() as u64));
+            }
+        }
         if payload.len() >= PARALLEL_HASH_MIN {
             h.update_rayon(payload);
         } else {
