@@ -66,8 +66,9 @@ class Ref:
     def __hash__(self) -> int: ...
 
 class Mapped:
-    """The memory behind an array from `get` (the end of its `base` chain): the memory map
-    itself when `zero_copy`, else a decoded buffer. Read-only buffer protocol."""
+    """The memory behind an array from `get` (its `base`): the memory map itself when
+    `zero_copy` (raw tensors over 4 KiB), else a decoded or copied buffer. Read-only buffer
+    protocol."""
 
     @property
     def zero_copy(self) -> bool: ...
@@ -159,9 +160,14 @@ class Archive:
         str -> text; bytes -> bytes (with `media_type`); dict -> record (arrays inside are
         stored as tensors and referred to by hash). `codec="raw"` stores it memory-mappable
         (then `get` is zero-copy); the default compresses where that pays."""
-    def get(self, hash: Hash) -> Stored:
-        """Get an object: a read-only ndarray (zero-copy when stored raw), str, bytes or
-        dict. Verified against its hash."""
+    def get(self, hash: Hash, *, verify: bool = True) -> Stored:
+        """Get an object: a read-only ndarray, str, bytes or dict.
+
+        A tensor stored raw in a frame of its own (over 4 KiB) is the memory map itself, no
+        copy (`np.shares_memory` of two gets is true); small tensors (packed) and compressed
+        ones come back in a fresh buffer. Checked against its hash unless `verify=False`,
+        which makes a raw tensor's get O(1) in its size (damage is then found by `verify()`).
+        """
     def resolve(self, prefix: str) -> Hash: ...
     def __contains__(self, hash: str) -> bool: ...
     def info(self, hash: Hash) -> dict[str, Any]:

@@ -44,7 +44,9 @@ impl Mapped {
 
 #[pymethods]
 impl Mapped {
-    /// True when the bytes are the memory map itself (stored raw): no copy was made.
+    /// True when the bytes are the memory map itself (a raw object in a frame of its own, so
+    /// over 4 KiB or put with a codec): no copy was made. Packed and compressed objects are
+    /// copied or decoded.
     #[getter]
     fn zero_copy(&self) -> bool {
         self.object.is_zero_copy()

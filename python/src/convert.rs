@@ -9,8 +9,10 @@ use archive::{Archive, Dtype, Kind, Object, ObjectHash, Record, Shape, Value};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyImportError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+    PyType,
 };
 
 use crate::buffer::{Mapped, bytes_of};
@@ -362,36 +364,62 @@ fn numpy_dtype<'py>(
 /// A tensor's bytes as a read-only numpy array of its dtype and shape, sharing `mapped`'s
 /// memory (the memory map itself when stored raw).
 pub fn ndarray<'py>(py: Python<'py>, mapped: archive::MappedObject) -> PyResult<Bound<'py, PyAny>> {
-    let info = mapped.info().clone();
-    let (Some(dtype), Some(shape)) = (info.dtype, info.shape) else {
+    let info = mapped.info();
+    let (Some(dtype), Some(shape)) = (info.dtype, info.shape.as_ref()) else {
         return Err(invalid(info.hash, "is not a tensor"));
     };
     let dt = numpy_dtype(py, dtype, &info.hash)?;
-    let np = py.import("numpy")?;
-    let owner = Bound::new(py, Mapped::new(mapped))?;
-    let flat = np.call_method1("frombuffer", (owner, np.getattr("uint8")?))?;
     let dims = PyTuple::new(py, shape.dims())?;
-    flat.call_method1("view", (dt,))?
-        .call_method1("reshape", (dims,))
+    let owner = Bound::new(py, Mapped::new(mapped))?;
+    // One call, `np.ndarray(shape, dtype, buffer)`: the array's `base` is `owner`, and it is
+    // read-only because the buffer is.
+    static NDARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    NDARRAY
+        .import(py, "numpy", "ndarray")?
+        .call1((dims, dt, owner))
 }
 
 /// Get an object as Python: a tensor as a numpy array (zero-copy when stored raw), text as
 /// `str`, bytes as `bytes`, a record as a dict (its tensors as arrays), a categorical as
-/// `{"codes": array, "labels": [...]}`.
-pub fn get(py: Python<'_>, archive: &Archive, hash: ObjectHash) -> PyResult<Py<PyAny>> {
-    let info = py.detach(|| archive.info(&hash)).map_err(to_py)?;
-    if info.kind == Kind::Tensor {
-        let mapped = py.detach(|| archive.map(&hash)).map_err(to_py)?;
-        return Ok(ndarray(py, mapped)?.unbind());
+/// `{"codes": array, "labels": [...]}`. Without `verify`, bytes are not re-hashed (O(1) for a
+/// raw tensor); records are decoded, and so checked, either way.
+pub fn get(
+    py: Python<'_>,
+    archive: &Archive,
+    hash: ObjectHash,
+    verify: bool,
+) -> PyResult<Py<PyAny>> {
+    // One lookup: `map` gives the kind with the bytes, so tensors, text and bytes need no
+    // other; only records are decoded again by `get`.
+    let mapped = py
+        .detach(|| {
+            if verify {
+                archive.map(&hash)
+            } else {
+                archive.map_unchecked(&hash)
+            }
+        })
+        .map_err(to_py)?;
+    match mapped.info().kind {
+        Kind::Tensor => return Ok(ndarray(py, mapped)?.unbind()),
+        Kind::Text => {
+            if let Ok(s) = std::str::from_utf8(mapped.bytes()) {
+                return Ok(PyString::new(py, s).into_any().unbind());
+            }
+            // Not UTF-8: `get` reports it as corrupt, naming the file and offset.
+        }
+        Kind::Bytes => return Ok(PyBytes::new(py, mapped.bytes()).into_any().unbind()),
+        _ => {}
     }
+    drop(mapped);
     let object = py.detach(|| archive.get(&hash)).map_err(to_py)?;
     Ok(match object {
         Object::Text(s) => PyString::new(py, &s).into_any().unbind(),
         Object::Bytes { data, .. } => PyBytes::new(py, &data).into_any().unbind(),
-        Object::Record(r) => record(py, archive, &r, 0)?.unbind(),
+        Object::Record(r) => record(py, archive, &r, 0, verify)?.unbind(),
         Object::Categorical(c) => {
             let d = PyDict::new(py);
-            d.set_item("codes", get(py, archive, c.codes)?)?;
+            d.set_item("codes", get(py, archive, c.codes, verify)?)?;
             d.set_item("labels", PyList::new(py, &c.labels)?)?;
             d.into_any().unbind()
         }
@@ -410,15 +438,16 @@ fn record<'py>(
     archive: &Archive,
     r: &Record,
     depth: usize,
+    verify: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     if let [(name, value)] = r.fields()
         && name == archive::interop::ROOT_FIELD
     {
-        return value_py(py, archive, value, depth);
+        return value_py(py, archive, value, depth, verify);
     }
     let d = PyDict::new(py);
     for (k, v) in r.fields() {
-        d.set_item(k, value_py(py, archive, v, depth + 1)?)?;
+        d.set_item(k, value_py(py, archive, v, depth + 1, verify)?)?;
     }
     Ok(d.into_any())
 }
@@ -428,6 +457,7 @@ fn value_py<'py>(
     archive: &Archive,
     v: &Value,
     depth: usize,
+    verify: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
@@ -438,15 +468,24 @@ fn value_py<'py>(
         Value::List(items) => {
             let out = PyList::empty(py);
             for i in items {
-                out.append(value_py(py, archive, i, depth + 1)?)?;
+                out.append(value_py(py, archive, i, depth + 1, verify)?)?;
             }
             out.into_any()
         }
-        Value::Record(r) => record(py, archive, r, depth + 1)?,
+        Value::Record(r) => record(py, archive, r, depth + 1, verify)?,
         Value::Ref(h) => {
+            // The kind first: a reference to text or bytes stays a `Ref`, not decoded.
             let info = py.detach(|| archive.info(h)).map_err(to_py)?;
             if info.kind == Kind::Tensor {
-                let mapped = py.detach(|| archive.map(h)).map_err(to_py)?;
+                let mapped = py
+                    .detach(|| {
+                        if verify {
+                            archive.map(h)
+                        } else {
+                            archive.map_unchecked(h)
+                        }
+                    })
+                    .map_err(to_py)?;
                 ndarray(py, mapped)?
             } else {
                 Bound::new(py, Ref { hash: *h })?.into_any()

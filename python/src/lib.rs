@@ -282,20 +282,32 @@ impl PyArchive {
 
     /// Get an object by its hash or a unique prefix of it (at least 4 hex digits).
     ///
-    /// - a tensor: a read-only numpy array of its dtype and shape. When stored raw its memory
-    ///   is the archive's memory map itself (no copy: the array's `base` chain, through a
-    ///   memoryview's `.obj`, ends at a `Mapped` with `zero_copy == True`); compressed ones are decoded into a fresh buffer. The array stays
+    /// - a tensor: a read-only numpy array of its dtype and shape. When stored raw in a frame
+    ///   of its own (tensors over 4 KiB) its memory is the archive's memory map itself: no
+    ///   copy, and the array's `base` is a `Mapped` with `zero_copy == True`. Tensors of at
+    ///   most 4 KiB are stored packed with other small objects and compressed ones are
+    ///   decoded: both come back in a fresh buffer (`zero_copy == False`). The array stays
     ///   valid as long as it is referenced, even after the archive is closed. bfloat16 and
     ///   float8 tensors need ml_dtypes (ImportError otherwise).
     /// - text: `str`.  bytes: `bytes` (the media type is in `info(hash)`).
     /// - a record: a dict, its tensors as arrays, references to other objects as `Ref`.
     /// - categorical outputs: `{"codes": array, "labels": [str, ...]}`.
     ///
-    /// Every read is verified against the hash; raises `NotFound`, `Ambiguous`, `Corrupt`.
-    fn get(&self, py: Python<'_>, hash: &str) -> PyResult<Py<PyAny>> {
+    /// By default every read is checked against the hash, which reads every byte.
+    /// `verify=False` skips that: a raw tensor then costs the same whatever its size (the
+    /// pages are read when the array is), and damage goes unnoticed until `verify()`. Small
+    /// (packed) objects are checked with their pack either way, and records are decoded.
+    ///
+    /// Raises `NotFound`, `Ambiguous`, `Corrupt`.
+    #[pyo3(signature = (hash, *, verify = true))]
+    fn get(&self, py: Python<'_>, hash: &str, verify: bool) -> PyResult<Py<PyAny>> {
         let archive = self.archive()?;
-        let h = self.resolve_hash(py, &archive, hash)?;
-        convert::get(py, &archive, h)
+        // A full hash needs no resolving: a missing object is `NotFound` all the same.
+        let h = match hash.parse::<ObjectHash>() {
+            Ok(h) => h,
+            Err(_) => self.resolve_hash(py, &archive, hash)?,
+        };
+        convert::get(py, &archive, h, verify)
     }
 
     /// The full hash of a unique prefix.

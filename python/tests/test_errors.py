@@ -96,4 +96,7 @@ def test_corrupt_payload_is_reported(tmp_path):
     with ma.Archive(store) as a:
         with pytest.raises(ma.Corrupt, match="corrupt data at byte"):
             a.get(h)
+        # Unverified, the get reads no byte of the payload, so it cannot notice.
+        damaged = a.get(h, verify=False)
+        assert damaged[100] == x[100] ^ 0xFF and np.sum(damaged != x) == 1
         assert a.verify()

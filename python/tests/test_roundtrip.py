@@ -77,6 +77,7 @@ def test_text_and_bytes_round_trip(archive):
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     hb = archive.put(png, media_type="image/png")
     assert archive.get(hb) == png
+    assert archive.get(hb, verify=False) == png and archive.get(h, verify=False) == "generated text ✓"
     assert archive.info(hb)["desc"] == "image/png"
     assert archive.get(archive.put(bytearray(b"abc"))) == b"abc"
     with pytest.raises(TypeError, match="media_type"):
@@ -110,6 +111,8 @@ def test_record_round_trip(archive):
     assert back["nested"]["k"] == -1
     assert back["caption"] == ma.Ref(text_hash)
     assert archive.get(back["caption"].hash) == "a caption"
+    unverified = archive.get(h, verify=False)
+    assert np.array_equal(unverified["probs"], probs) and unverified["text"] == "cat"
     # Only the record gets an entry; its tensors are stored beside it.
     assert [e.hash for e in archive.entries(tags={"run": "exp1"})] == [h]
 
