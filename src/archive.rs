@@ -2189,6 +2189,33 @@ impl Writer<'_> {
         )
     }
 
+    /// Log an entry of content already stored (by this batch or before), with `tags` at
+    /// `time_ns`, without handing the content over again. `Error::NotFound` if the content is
+    /// not stored.
+    pub fn put_entry(
+        &mut self,
+        hash: &ObjectHash,
+        tags: &[(&str, &str)],
+        time_ns: i64,
+    ) -> Result<()> {
+        let archive = self.archive;
+        let tags = check_tags(tags)?;
+        let known = self.pending.contains(hash)
+            || archive.claimed()?.contains(hash)
+            || archive.known(hash)?;
+        if !known {
+            return Err(Error::NotFound(hash.to_string()));
+        }
+        self.pack.push_entry(*hash, time_ns, &tags);
+        self.totals.entries += 1;
+        self.totals.duplicates += 1;
+        self.count += 1;
+        if self.pack.is_full() {
+            self.flush_pack()?;
+        }
+        Ok(())
+    }
+
     /// Put any object. `entry` gives the tags and time (nanoseconds since the Unix epoch) of
     /// the entry that logs it; `None` stores it without an entry, as a part of a record. This
     /// is how objects are copied between stores with their entries' times (`merge`).

@@ -151,14 +151,19 @@ impl Merger<'_> {
             self.report.entries_skipped += 1;
             return Ok(());
         }
-        let object = self.read(&e.hash)?;
-        self.copy_parts(refs_of(&object))?;
         let tags: Vec<(&str, &str)> = e
             .tags
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.put(&e.hash, &object, Some((&tags, e.time_ns)))?;
+        if self.has_object(&e.hash)? {
+            // Content `into` holds already: the entry alone, without reading the object.
+            self.writer.put_entry(&e.hash, &tags, e.time_ns)?;
+        } else {
+            let object = self.read(&e.hash)?;
+            self.copy_parts(refs_of(&object))?;
+            self.put(&e.hash, &object, Some((&tags, e.time_ns)))?;
+        }
         self.target_entries(&e.hash)?.insert(key);
         self.report.entries_merged += 1;
         Ok(())

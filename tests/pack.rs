@@ -304,3 +304,29 @@ fn interleaved_tags_are_found_past_the_per_run_key_limit() {
         2000
     );
 }
+
+#[test]
+fn put_entry_logs_stored_content_and_refuses_unknown_content() {
+    let t = TempStore::new();
+    let a = t.create();
+    let h = a.put_text("stored once", &[("n", "1")]).expect("put");
+    let mut w = a.writer();
+    w.put_entry(&h, &[("n", "2")], 1_700_000_000_000_000_000)
+        .expect("entry");
+    let unknown = model_archive::ObjectHash([9; 32]);
+    assert!(matches!(
+        w.put_entry(&unknown, &[], 0),
+        Err(Error::NotFound(_))
+    ));
+    w.commit().expect("commit");
+    drop(w);
+    let of: Vec<(i64, String)> = a
+        .entries_of(&h)
+        .expect("entries")
+        .into_iter()
+        .map(|e| (e.time_ns, e.tags[0].1.clone()))
+        .collect();
+    assert_eq!(of.len(), 2);
+    assert_eq!(of[1], (1_700_000_000_000_000_000, "2".to_owned()));
+    assert_eq!(a.stats().expect("stats").objects, 1);
+}
