@@ -603,4 +603,55 @@ mod tests {
         assert!(Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).is_err());
         assert!(Pack::decode(b"\x92\x01", Path::new("s"), 0, Codec::Raw, 0).is_err());
     }
+
+    fn sample_body() -> Vec<u8> {
+        let mut b = PackBuilder::default();
+        for i in 0..20u8 {
+            let d = Descriptor {
+                kind: Kind::Tensor,
+                desc: "U8",
+                shape: &[3],
+            };
+            let payload = [i, i + 1, i + 2];
+            b.push_object(
+                d.hash(&payload),
+                &d,
+                &payload,
+                Some((i64::from(i), &tags("r"))),
+            );
+        }
+        b.push_entry(ObjectHash([7; 32]), 99, &tags("s"));
+        b.finish().0
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// Bytes that are no pack, or a pack with bytes changed, never panic a reader: they
+        /// decode to a checked pack or give an error.
+        #[test]
+        fn damaged_bodies_never_panic(
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..8),
+            cut in 0usize..4096,
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut body = sample_body();
+            for (at, x) in flips {
+                let n = body.len();
+                if let Some(b) = body.get_mut(at % n) {
+                    *b ^= x;
+                }
+            }
+            body.truncate(cut.max(1));
+            for bytes in [&body[..], &noise[..]] {
+                if let Ok(p) = Pack::decode(bytes, Path::new("s"), 0, Codec::Raw, 0) {
+                    for slot in 0..=p.len() as u32 + 1 {
+                        let _ = p.object(slot).map(|o| o.hash());
+                        let _ = p.item_hash(slot);
+                    }
+                    let _ = (p.entries(), p.summary());
+                }
+            }
+        }
+    }
 }
