@@ -377,6 +377,8 @@ pub struct ObjectInfo {
     pub segment: String,
     /// Offset of its frame in the segment.
     pub offset: u64,
+    /// 0 for an object in a frame of its own; item index + 1 in a pack frame.
+    pub slot: u32,
 }
 
 /// One entry, as `entries` lists them.
@@ -669,6 +671,7 @@ impl Source {
                     (pack.stored_len as u128 * o.data.len() as u128 / u128::from(raw_total)) as u64;
                 info.codec = pack.codec;
                 info.segment = segment.clone();
+                info.slot = *slot;
                 Ok(info)
             }
         }
@@ -875,6 +878,7 @@ fn info_from_meta(
         codec: Codec::Raw,
         segment: String::new(),
         offset,
+        slot: 0,
     })
 }
 
@@ -1300,6 +1304,7 @@ impl Archive {
             codec: Codec::from_code(loc.codec).unwrap_or(Codec::Raw),
             segment: seg.name,
             offset: loc.offset,
+            slot: 0,
         })
     }
 

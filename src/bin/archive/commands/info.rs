@@ -75,6 +75,7 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             "ratio": ratio(&info),
             "segment": info.segment,
             "offset": info.offset,
+            "slot": info.slot,
             "labels": labels.as_ref().map(|(l, _)| l),
             "codes": labels.as_ref().map(|(_, c)| c.hash.to_string()),
             "fields": fields.iter().map(|(n, w)| serde_json::json!({"name": n, "value": w}))
@@ -130,7 +131,14 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
         c => format!("{c}, {saving:.1} % smaller"),
     };
     println!("codec    {codec}");
-    println!("location {} @ {}", info.segment, info.offset);
+    if info.slot == 0 {
+        println!("location {} @ {}", info.segment, info.offset);
+    } else {
+        println!(
+            "location {} @ {}, item {} of a pack (stored: its share of the pack)",
+            info.segment, info.offset, info.slot
+        );
+    }
     println!("entries  {}", entries.len());
     for e in &entries {
         println!(
