@@ -839,6 +839,38 @@ pub(crate) fn resolve_prefix(
     }
 }
 
+/// An `ObjectInfo` from what an object is; how and where it is stored are left for the caller
+/// (raw, at offset 0). The error is a reason (a dtype this program does not know).
+fn describe(
+    hash: ObjectHash,
+    kind: Kind,
+    desc: &str,
+    shape: &[u64],
+    raw_len: u64,
+) -> std::result::Result<ObjectInfo, String> {
+    let (dtype, shape, desc) = match kind {
+        Kind::Tensor => (
+            Some(desc.parse::<Dtype>().map_err(|e| e.to_string())?),
+            Some(Shape::new(shape.to_vec())),
+            None,
+        ),
+        _ => (None, None, Some(desc.to_owned()).filter(|d| !d.is_empty())),
+    };
+    Ok(ObjectInfo {
+        hash,
+        kind,
+        dtype,
+        shape,
+        desc,
+        raw_len,
+        stored_len: raw_len,
+        codec: Codec::Raw,
+        segment: String::new(),
+        offset: 0,
+        slot: 0,
+    })
+}
+
 /// An `ObjectInfo` from object metadata (the location fields are left for the caller).
 fn info_from_meta(
     hash: ObjectHash,
@@ -851,35 +883,9 @@ fn info_from_meta(
         .kind
         .parse::<Kind>()
         .map_err(|e| corrupt(e.to_string()))?;
-    let (dtype, shape, desc) = match kind {
-        Kind::Tensor => (
-            Some(
-                meta.desc
-                    .parse::<Dtype>()
-                    .map_err(|e| corrupt(e.to_string()))?,
-            ),
-            Some(Shape::new(meta.shape.clone())),
-            None,
-        ),
-        _ => (
-            None,
-            None,
-            Some(meta.desc.clone()).filter(|d| !d.is_empty()),
-        ),
-    };
-    Ok(ObjectInfo {
-        hash,
-        kind,
-        dtype,
-        shape,
-        desc,
-        raw_len: meta.raw_len,
-        stored_len: meta.raw_len,
-        codec: Codec::Raw,
-        segment: String::new(),
-        offset,
-        slot: 0,
-    })
+    let mut info = describe(hash, kind, &meta.desc, &meta.shape, meta.raw_len).map_err(corrupt)?;
+    info.offset = offset;
+    Ok(info)
 }
 
 static EMPTY_META: ObjectMeta = ObjectMeta {
@@ -1283,29 +1289,16 @@ impl Archive {
 
     fn info_of(&self, hash: ObjectHash, loc: &ObjectLoc) -> Result<ObjectInfo> {
         let seg = self.index()?.segment(loc.seg)?;
-        let kind = Kind::from_code(loc.kind)
-            .ok_or_else(|| Error::corrupt(self.root.join(INDEX_DIR), 0, "unknown kind in index"))?;
-        let (dtype, shape, desc) = match kind {
-            Kind::Tensor => (
-                Some(loc.desc.parse::<Dtype>()?),
-                Some(Shape::new(loc.shape.clone())),
-                None,
-            ),
-            _ => (None, None, Some(loc.desc.clone()).filter(|d| !d.is_empty())),
-        };
-        Ok(ObjectInfo {
-            hash,
-            kind,
-            dtype,
-            shape,
-            desc,
-            raw_len: loc.raw_len,
-            stored_len: loc.stored_len,
-            codec: Codec::from_code(loc.codec).unwrap_or(Codec::Raw),
-            segment: seg.name,
-            offset: loc.offset,
-            slot: 0,
-        })
+        let bad_index = |reason: String| Error::corrupt(self.root.join(INDEX_DIR), 0, reason);
+        let kind =
+            Kind::from_code(loc.kind).ok_or_else(|| bad_index("unknown kind in index".into()))?;
+        let mut info =
+            describe(hash, kind, &loc.desc, &loc.shape, loc.raw_len).map_err(bad_index)?;
+        info.stored_len = loc.stored_len;
+        info.codec = Codec::from_code(loc.codec).unwrap_or(Codec::Raw);
+        info.segment = seg.name;
+        info.offset = loc.offset;
+        Ok(info)
     }
 
     /// What an object is: from the index for objects in frames of their own, from its pack

@@ -27,13 +27,7 @@ pub fn check_segment(path: &Path, found: u16) -> Result<()> {
 
 /// Check the version of a store header read from `path`.
 pub fn check(path: &Path, found: u16) -> Result<()> {
-    if found > SCHEMA_VERSION {
-        return Err(Error::TooNew {
-            path: path.to_owned(),
-            found,
-            current: SCHEMA_VERSION,
-        });
-    }
+    check_segment(path, found)?;
     if found < OLDEST_READABLE {
         return Err(Error::NeedsMigration {
             path: path.to_owned(),
