@@ -8,11 +8,11 @@ use archive::interop::{Array, Document};
 use archive::{Archive, Dtype, Kind, Object, ObjectHash, Record, Shape, Value};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyImportError, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
-    PyType,
 };
 
 use crate::buffer::{Mapped, bytes_of};
@@ -132,21 +132,47 @@ fn unsupported(obj: &Bound<'_, PyAny>, what: &str) -> PyErr {
     ))
 }
 
+/// numpy's module, imported once (`py.import` goes through `__import__` on every call).
+fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    NUMPY
+        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("numpy")?.unbind()))
+        .map(|m| m.bind(py))
+}
+
+/// `numpy.NAME`, looked up once.
+fn numpy_attr<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || Ok::<_, PyErr>(numpy(py)?.getattr(name)?.unbind()))
+        .map(|a| a.bind(py))
+}
+
+static NDARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GENERIC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 /// The value as a numpy array, if it is array-like: an ndarray or numpy scalar, or an object
 /// with `__array__`, `__array_interface__`, `__dlpack__` or the buffer protocol. No copy is
 /// made where numpy can avoid one.
 fn array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let np = obj.py().import("numpy")?;
-    let is_array = obj.is_instance(&np.getattr("ndarray")?)?
-        || obj.is_instance(&np.getattr("generic")?)?
-        || obj.is_instance_of::<PyMemoryView>()
-        || obj.hasattr("__array__")?
-        || obj.hasattr("__array_interface__")?;
-    if is_array {
-        return Ok(Some(np.call_method1("asarray", (obj,))?));
+    let py = obj.py();
+    let ndarray = numpy_attr(py, &NDARRAY, "ndarray")?;
+    if obj.get_type().is(ndarray) {
+        return Ok(Some(obj.clone())); // what `np.asarray` would return; subclasses go through it
     }
-    if obj.hasattr("__dlpack__")? {
-        return Ok(Some(np.call_method1("from_dlpack", (obj,))?));
+    let np = numpy(py)?;
+    let is_array = obj.is_instance(ndarray)?
+        || obj.is_instance(numpy_attr(py, &GENERIC, "generic")?)?
+        || obj.is_instance_of::<PyMemoryView>()
+        || obj.hasattr(intern!(py, "__array__"))?
+        || obj.hasattr(intern!(py, "__array_interface__"))?;
+    if is_array {
+        return Ok(Some(np.call_method1(intern!(py, "asarray"), (obj,))?));
+    }
+    if obj.hasattr(intern!(py, "__dlpack__"))? {
+        return Ok(Some(np.call_method1(intern!(py, "from_dlpack"), (obj,))?));
     }
     Ok(None)
 }
@@ -213,8 +239,8 @@ fn node(obj: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>, depth: usize) -
     }
     // numpy's scalar numbers (np.int64(3) from `argmax`, np.bool_) are record scalars; other
     // numpy scalars (complex, bfloat16) are 0-d tensors.
-    let np = obj.py().import("numpy")?;
-    if obj.is_instance(&np.getattr("generic")?)? {
+    let np = numpy(obj.py())?;
+    if obj.is_instance(numpy_attr(obj.py(), &GENERIC, "generic")?)? {
         let number = obj.is_instance(&np.getattr("integer")?)?
             || obj.is_instance(&np.getattr("floating")?)?
             || obj.is_instance(&np.getattr("bool_")?)?;
@@ -233,74 +259,100 @@ fn node(obj: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>, depth: usize) -
     }
 }
 
-/// The archive dtype of a numpy dtype.
+/// The archive dtype of a numpy dtype. Builtin dtypes are told by kind and size; `name` is
+/// read only for user-defined ones (ml_dtypes) and for errors, as numpy formats it anew on
+/// every access (microseconds, the most expensive step of a small put).
 fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Dtype> {
-    let kind: String = dt.getattr("kind")?.extract()?;
-    let size: usize = dt.getattr("itemsize")?.extract()?;
-    let name: String = dt.getattr("name")?.extract()?;
-    let d = match (kind.as_str(), size, name.as_str()) {
-        (_, _, "bfloat16") => Some(Dtype::BF16),
-        (_, _, "float8_e4m3fn") => Some(Dtype::F8E4M3),
-        (_, _, "float8_e5m2") => Some(Dtype::F8E5M2),
-        ("b", 1, _) => Some(Dtype::Bool),
-        ("u", 1, _) => Some(Dtype::U8),
-        ("u", 2, _) => Some(Dtype::U16),
-        ("u", 4, _) => Some(Dtype::U32),
-        ("u", 8, _) => Some(Dtype::U64),
-        ("i", 1, _) => Some(Dtype::I8),
-        ("i", 2, _) => Some(Dtype::I16),
-        ("i", 4, _) => Some(Dtype::I32),
-        ("i", 8, _) => Some(Dtype::I64),
-        ("f", 2, _) => Some(Dtype::F16),
-        ("f", 4, _) => Some(Dtype::F32),
-        ("f", 8, _) => Some(Dtype::F64),
-        ("c", 8, _) => Some(Dtype::C64),
-        ("c", 16, _) => Some(Dtype::C128),
-        _ => None,
-    };
-    d.ok_or_else(|| {
-        if kind == "O" {
-            invalid(
-                format!("dtype {name}"),
-                "object arrays hold Python objects (they would need pickle, which can run \
-                 code) and are refused; convert to a numeric dtype",
-            )
-        } else {
-            invalid(
-                format!("dtype {name}"),
-                "not a tensor dtype the archive stores (bool, u8-u64, i8-i64, f16, f32, f64, \
-                 c64, c128, and bfloat16/float8_e4m3fn/float8_e5m2 from ml_dtypes)",
-            )
+    let py = dt.py();
+    // NPY_USERDEF: type numbers from 256 on are registered by other packages.
+    let user_defined = dt.getattr(intern!(py, "num"))?.extract::<i64>()? >= 256;
+    let kind: char = dt.getattr(intern!(py, "kind"))?.extract()?;
+    let size: usize = dt.getattr(intern!(py, "itemsize"))?.extract()?;
+    let name = || -> PyResult<String> { dt.getattr(intern!(py, "name"))?.extract() };
+    let d = if user_defined {
+        match name()?.as_str() {
+            "bfloat16" => Some(Dtype::BF16),
+            "float8_e4m3fn" => Some(Dtype::F8E4M3),
+            "float8_e5m2" => Some(Dtype::F8E5M2),
+            _ => None,
         }
+    } else {
+        match (kind, size) {
+            ('b', 1) => Some(Dtype::Bool),
+            ('u', 1) => Some(Dtype::U8),
+            ('u', 2) => Some(Dtype::U16),
+            ('u', 4) => Some(Dtype::U32),
+            ('u', 8) => Some(Dtype::U64),
+            ('i', 1) => Some(Dtype::I8),
+            ('i', 2) => Some(Dtype::I16),
+            ('i', 4) => Some(Dtype::I32),
+            ('i', 8) => Some(Dtype::I64),
+            ('f', 2) => Some(Dtype::F16),
+            ('f', 4) => Some(Dtype::F32),
+            ('f', 8) => Some(Dtype::F64),
+            ('c', 8) => Some(Dtype::C64),
+            ('c', 16) => Some(Dtype::C128),
+            _ => None,
+        }
+    };
+    if let Some(d) = d {
+        return Ok(d);
+    }
+    let name = name()?;
+    Err(if kind == 'O' {
+        invalid(
+            format!("dtype {name}"),
+            "object arrays hold Python objects (they would need pickle, which can run \
+             code) and are refused; convert to a numeric dtype",
+        )
+    } else {
+        invalid(
+            format!("dtype {name}"),
+            "not a tensor dtype the archive stores (bool, u8-u64, i8-i64, f16, f32, f64, \
+             c64, c128, and bfloat16/float8_e4m3fn/float8_e5m2 from ml_dtypes)",
+        )
     })
 }
 
 /// A numpy array as a tensor node: little-endian and C-contiguous (converted only if it is
 /// not already), its memory held as a buffer.
 fn tensor(arr: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>) -> PyResult<Node> {
+    let py = arr.py();
     let mut arr = arr.clone();
-    let mut dt = arr.getattr("dtype")?;
+    let mut dt = arr.getattr(intern!(py, "dtype"))?;
     let dtype = dtype_of(&dt)?;
-    if dt.getattr("byteorder")?.extract::<String>()? == ">" {
-        dt = dt.call_method1("newbyteorder", ("<",))?;
-        arr = arr.call_method1("astype", (&dt,))?;
+    if dt.getattr(intern!(py, "byteorder"))?.extract::<String>()? == ">" {
+        dt = dt.call_method1(intern!(py, "newbyteorder"), ("<",))?;
+        arr = arr.call_method1(intern!(py, "astype"), (&dt,))?;
+    }
+    let dims: Vec<u64> = arr.getattr(intern!(py, "shape"))?.extract()?;
+    let shape = Shape::new(dims);
+    // The common case: numpy exports a builtin dtype's C-contiguous memory as it is.
+    if let Ok(buf) = PyUntypedBuffer::get(&arr)
+        && buf.is_c_contiguous()
+    {
+        bufs.push(buf);
+        return Ok(Node::Tensor {
+            dtype,
+            shape,
+            buf: bufs.len() - 1,
+        });
     }
     if !arr
-        .getattr("flags")?
-        .getattr("c_contiguous")?
+        .getattr(intern!(py, "flags"))?
+        .getattr(intern!(py, "c_contiguous"))?
         .extract::<bool>()?
     {
-        let kwargs = PyDict::new(arr.py());
+        let kwargs = PyDict::new(py);
         kwargs.set_item("order", "C")?;
-        arr = arr.call_method("copy", (), Some(&kwargs))?;
+        arr = arr.call_method(intern!(py, "copy"), (), Some(&kwargs))?;
     }
-    let dims: Vec<u64> = arr.getattr("shape")?.extract()?;
-    // Viewed as flat bytes: numpy cannot export a buffer of ml_dtypes' types, and the format
-    // strings of the others need not be parsed. Both steps are views, not copies.
-    let np = arr.py().import("numpy")?;
+    // Viewed as flat bytes: numpy cannot export a buffer of ml_dtypes' types. Both steps are
+    // views, not copies.
+    static UINT8: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let flat = arr
-        .call_method1("reshape", (-1,))?
-        .call_method1("view", (np.getattr("uint8")?,))?;
+        .call_method1(intern!(py, "reshape"), (-1,))?
+        .call_method1(intern!(py, "view"), (numpy_attr(py, &UINT8, "uint8")?,))?;
     let buf = PyUntypedBuffer::get(&flat)?;
     if !buf.is_c_contiguous() {
         return Err(invalid(
@@ -311,54 +363,64 @@ fn tensor(arr: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>) -> PyResult<N
     bufs.push(buf);
     Ok(Node::Tensor {
         dtype,
-        shape: Shape::new(dims),
+        shape,
         buf: bufs.len() - 1,
     })
 }
 
-/// The numpy dtype for an archive dtype; bfloat16 and float8 need ml_dtypes.
+/// The numpy dtype for an archive dtype, made once per dtype; bfloat16 and float8 need
+/// ml_dtypes.
 fn numpy_dtype<'py>(
     py: Python<'py>,
     dtype: Dtype,
     hash: &ObjectHash,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let np = py.import("numpy")?;
-    let (module, name) = match dtype {
-        Dtype::Bool => ("numpy", "bool_"),
-        Dtype::U8 => ("numpy", "uint8"),
-        Dtype::U16 => ("numpy", "<u2"),
-        Dtype::U32 => ("numpy", "<u4"),
-        Dtype::U64 => ("numpy", "<u8"),
-        Dtype::I8 => ("numpy", "int8"),
-        Dtype::I16 => ("numpy", "<i2"),
-        Dtype::I32 => ("numpy", "<i4"),
-        Dtype::I64 => ("numpy", "<i8"),
-        Dtype::F16 => ("numpy", "<f2"),
-        Dtype::F32 => ("numpy", "<f4"),
-        Dtype::F64 => ("numpy", "<f8"),
-        Dtype::C64 => ("numpy", "<c8"),
-        Dtype::C128 => ("numpy", "<c16"),
-        Dtype::BF16 => ("ml_dtypes", "bfloat16"),
-        Dtype::F8E4M3 => ("ml_dtypes", "float8_e4m3fn"),
-        Dtype::F8E5M2 => ("ml_dtypes", "float8_e5m2"),
-        _ => ("", ""),
+    static DTYPES: [PyOnceLock<Py<PyAny>>; 17] = [const { PyOnceLock::new() }; 17];
+    let (slot, module, name) = match dtype {
+        Dtype::Bool => (0, "numpy", "bool_"),
+        Dtype::U8 => (1, "numpy", "uint8"),
+        Dtype::U16 => (2, "numpy", "<u2"),
+        Dtype::U32 => (3, "numpy", "<u4"),
+        Dtype::U64 => (4, "numpy", "<u8"),
+        Dtype::I8 => (5, "numpy", "int8"),
+        Dtype::I16 => (6, "numpy", "<i2"),
+        Dtype::I32 => (7, "numpy", "<i4"),
+        Dtype::I64 => (8, "numpy", "<i8"),
+        Dtype::F16 => (9, "numpy", "<f2"),
+        Dtype::F32 => (10, "numpy", "<f4"),
+        Dtype::F64 => (11, "numpy", "<f8"),
+        Dtype::C64 => (12, "numpy", "<c8"),
+        Dtype::C128 => (13, "numpy", "<c16"),
+        Dtype::BF16 => (14, "ml_dtypes", "bfloat16"),
+        Dtype::F8E4M3 => (15, "ml_dtypes", "float8_e4m3fn"),
+        Dtype::F8E5M2 => (16, "ml_dtypes", "float8_e5m2"),
+        _ => {
+            return Err(invalid(
+                hash,
+                format!("dtype {dtype} has no numpy equivalent yet"),
+            ));
+        }
     };
-    match module {
-        "numpy" => np.getattr("dtype")?.call1((name,)),
-        "ml_dtypes" => {
+    let Some(cell) = DTYPES.get(slot) else {
+        return Err(invalid(hash, format!("dtype {dtype}: no cache slot")));
+    };
+    let make = || -> PyResult<Py<PyAny>> {
+        let np_dtype = numpy(py)?.getattr("dtype")?;
+        let made = if module == "ml_dtypes" {
+            // A failed import is not cached: installing ml_dtypes later works.
             let ml = py.import("ml_dtypes").map_err(|_| {
                 PyImportError::new_err(format!(
                     "{hash}: is a {dtype} tensor, which numpy has no dtype for; install \
                      ml_dtypes (`pip install ml_dtypes`) to read it as an ml_dtypes.{name} array"
                 ))
             })?;
-            np.getattr("dtype")?.call1((ml.getattr(name)?,))
-        }
-        _ => Err(invalid(
-            hash,
-            format!("dtype {dtype} has no numpy equivalent yet"),
-        )),
-    }
+            np_dtype.call1((ml.getattr(name)?,))?
+        } else {
+            np_dtype.call1((name,))?
+        };
+        Ok(made.unbind())
+    };
+    cell.get_or_try_init(py, make).map(|d| d.bind(py).clone())
 }
 
 /// A tensor's bytes as a read-only numpy array of its dtype and shape, sharing `mapped`'s
@@ -373,10 +435,7 @@ pub fn ndarray<'py>(py: Python<'py>, mapped: archive::MappedObject) -> PyResult<
     let owner = Bound::new(py, Mapped::new(mapped))?;
     // One call, `np.ndarray(shape, dtype, buffer)`: the array's `base` is `owner`, and it is
     // read-only because the buffer is.
-    static NDARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    NDARRAY
-        .import(py, "numpy", "ndarray")?
-        .call1((dims, dt, owner))
+    numpy_attr(py, &NDARRAY, "ndarray")?.call1((dims, dt, owner))
 }
 
 /// Get an object as Python: a tensor as a numpy array (zero-copy when stored raw), text as
