@@ -202,9 +202,21 @@ fn generation(path: &Path) -> u64 {
 
 /// Write `entries` (sorted by prefix) as a new table after every existing one.
 fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
-    let mut segments: Vec<&str> = entries.iter().map(|e| e.segment.as_str()).collect();
-    segments.sort_unstable();
-    segments.dedup();
+    // Few segments, many entries: name the distinct segments once, then index them by name.
+    let mut names = std::collections::BTreeSet::new();
+    let mut last = "";
+    for e in entries {
+        if e.segment != last {
+            last = e.segment.as_str();
+            names.insert(last);
+        }
+    }
+    let segments: Vec<&str> = names.into_iter().collect();
+    let index_of: std::collections::HashMap<&str, u32> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32))
+        .collect();
     let mut out = Vec::with_capacity(64 + entries.len() * ENTRY_LEN);
     out.extend_from_slice(&TABLE_MAGIC);
     out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
@@ -215,8 +227,16 @@ fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
         out.extend_from_slice(s.as_bytes());
     }
     out.resize(align_up(out.len() as u64, 8).unwrap_or(0) as usize, 0);
+    let mut last: Option<(&str, u32)> = None;
     for e in entries {
-        let idx = segments.binary_search(&e.segment.as_str()).unwrap_or(0) as u32;
+        let idx = match last {
+            Some((name, i)) if name == e.segment => i,
+            _ => {
+                let i = index_of.get(e.segment.as_str()).copied().unwrap_or(0);
+                last = Some((e.segment.as_str(), i));
+                i
+            }
+        };
         out.extend_from_slice(&e.prefix.to_be_bytes());
         out.extend_from_slice(&idx.to_le_bytes());
         out.extend_from_slice(&e.slot.to_le_bytes());
@@ -255,8 +275,19 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
         if a.count > 2 * b.count {
             return Ok(());
         }
-        let mut merged: Vec<Located> = a.all().chain(b.all()).collect();
-        merged.sort_by_key(|e| e.prefix);
+        // Both are sorted: merge them in one pass.
+        let mut merged: Vec<Located> = Vec::with_capacity(a.count + b.count);
+        let (mut xs, mut ys) = (a.all().peekable(), b.all().peekable());
+        loop {
+            let take_x = match (xs.peek(), ys.peek()) {
+                (Some(x), Some(y)) => x.prefix <= y.prefix,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            merged.extend(if take_x { xs.next() } else { ys.next() });
+        }
+        drop((xs, ys));
         let gen_ = generation(newer) + 1;
         write_table(dir, gen_, &merged)?;
         drop((a, b));
