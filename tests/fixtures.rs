@@ -15,6 +15,10 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
 }
 
+fn fixture_dir_v2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2")
+}
+
 /// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
 const OBJECTS: &[(&str, &str)] = &[
     ("probs", "digits_test_probs.npy shuffle-zstd"),
@@ -26,12 +30,23 @@ const OBJECTS: &[(&str, &str)] = &[
 
 fn write_fixture(dir: &Path) -> Vec<(String, String)> {
     let a = Archive::create(dir).expect("create fixture");
+    let mut out = put_objects(&a, "v1");
+    drop(a);
+    std::fs::remove_dir_all(dir.join("index")).expect("drop index");
+    std::fs::remove_file(dir.join("index.lock")).expect("drop lock");
+    out.sort();
+    out
+}
+
+/// The objects of `OBJECTS` with their entries (tagged `fixture=<version>`), and the report
+/// text logged again.
+fn put_objects(a: &Archive, version: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (name, how) in OBJECTS {
         let mut parts = how.split(' ');
         let file = parts.next().expect("file");
         let mode = parts.next().unwrap_or("");
-        let tags = [("fixture", "v1"), ("name", *name)];
+        let tags = [("fixture", version), ("name", *name)];
         let h = if file.ends_with(".npy") {
             let (dtype, shape, data) = sample_tensor(file);
             let view = TensorView::new(dtype, &shape, &data).expect("view");
@@ -63,10 +78,125 @@ fn write_fixture(dir: &Path) -> Vec<(String, String)> {
         &[("again", "yes")],
     )
     .expect("put");
+    out
+}
+
+/// Schema v2's additions: small records and texts in packs (one pack per batch), a record
+/// referring to a packed tensor, and a duplicate entry in a pack.
+fn put_packed(a: &Archive) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut w = a.writer();
+    let shape = Shape::new(vec![10]);
+    for i in 0..100u32 {
+        let data: Vec<u8> = (0..10u32)
+            .flat_map(|j| ((i * 10 + j) as f32 / 1000.0).to_le_bytes())
+            .collect();
+        let view = TensorView::new(Dtype::F32, &shape, &data).expect("view");
+        let probs = w.put_tensor_part(&view).expect("part");
+        let mut rec = model_archive::Record::new();
+        rec.insert("id", model_archive::Value::Str(format!("item-{i:03}")))
+            .expect("field");
+        rec.insert("probs", model_archive::Value::Ref(probs))
+            .expect("field");
+        let run = format!("r{}", i % 3);
+        let h = w
+            .put_record(&rec, &[("fixture", "v2"), ("run", &run)])
+            .expect("record");
+        out.push((format!("record-{i:03}"), h.to_string()));
+        out.push((format!("probs-{i:03}"), probs.to_string()));
+    }
+    w.commit().expect("commit");
+    drop(w);
+    let text = a
+        .put_text("a packed caption", &[("fixture", "v2")])
+        .expect("text");
+    a.put_text("a packed caption", &[("again", "yes")])
+        .expect("again");
+    out.push(("caption".into(), text.to_string()));
+    out
+}
+
+fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
+    let a = Archive::create(dir).expect("create fixture");
+    let mut out = put_objects(&a, "v2");
+    out.extend(put_packed(&a));
     drop(a);
     std::fs::remove_dir_all(dir.join("index")).expect("drop index");
     std::fs::remove_file(dir.join("index.lock")).expect("drop lock");
+    out.sort();
     out
+}
+
+/// The frozen v2 store: written once by schema v2 (packs beside whole frames), it must open
+/// without a migration and read back bit-exact, with its entries and tags, for as long as v2
+/// is readable.
+#[test]
+fn v2_fixture_store_opens_and_reads_back_bit_exact() {
+    let dir = fixture_dir_v2();
+    let hashes_file = dir.join("hashes.json");
+    if !dir.join("ARCHIVE").exists() {
+        assert!(
+            std::env::var_os("UPDATE_FIXTURES").is_some(),
+            "tests/fixtures/v2 is missing"
+        );
+        let hashes = write_fixture_v2(&dir);
+        std::fs::write(
+            &hashes_file,
+            serde_json::to_vec_pretty(&hashes).expect("json"),
+        )
+        .expect("write");
+    }
+    let hashes: Vec<(String, String)> =
+        serde_json::from_slice(&std::fs::read(&hashes_file).expect("hashes.json")).expect("json");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = tmp.path().join("v2");
+    copy_dir(&dir, &store);
+    let a = Archive::open(&store).expect("open the v2 fixture");
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+    let stats = a.stats().expect("stats");
+    assert_eq!(
+        (stats.objects, stats.entries),
+        (6 + 201, 6 + 102),
+        "v1's objects, 100 records with 100 tensor parts, a caption"
+    );
+    let by_name: std::collections::HashMap<&str, &str> = hashes
+        .iter()
+        .map(|(n, h)| (n.as_str(), h.as_str()))
+        .collect();
+    for i in 0..100u32 {
+        let rec_hash = a
+            .resolve(by_name[format!("record-{i:03}").as_str()])
+            .expect("record");
+        let Object::Record(rec) = a.get(&rec_hash).expect("get record") else {
+            panic!("record {i}")
+        };
+        assert_eq!(
+            rec.get("id"),
+            Some(&model_archive::Value::Str(format!("item-{i:03}")))
+        );
+        let probs = a
+            .resolve(by_name[format!("probs-{i:03}").as_str()])
+            .expect("probs");
+        assert_eq!(rec.get("probs"), Some(&model_archive::Value::Ref(probs)));
+        let Object::Tensor(t) = a.get(&probs).expect("tensor") else {
+            panic!("tensor {i}")
+        };
+        let want: Vec<u8> = (0..10u32)
+            .flat_map(|j| ((i * 10 + j) as f32 / 1000.0).to_le_bytes())
+            .collect();
+        assert_eq!(t.data, want);
+    }
+    let caption = a.resolve(by_name["caption"]).expect("caption");
+    assert_eq!(a.entries_of(&caption).expect("entries").len(), 2);
+    let q = model_archive::query::Query::parse("fixture = \"v2\" and run = \"r1\"").expect("q");
+    assert_eq!(a.query(&q).count(), 33);
+    for (name, how) in OBJECTS {
+        let h = a.resolve(by_name[name]).expect("v1-style object");
+        let file = how.split(' ').next().expect("file");
+        if let Object::Tensor(t) = a.get(&h).expect("get") {
+            assert_eq!(t.data, sample_tensor(file).2, "{name}");
+        }
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
