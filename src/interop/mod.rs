@@ -333,13 +333,46 @@ pub fn put_document(
     doc: &Document<'_>,
     tags: &[(&str, &str)],
 ) -> Result<ObjectHash> {
+    put_prepared_document(
+        w,
+        &prepare(doc, |a| Array {
+            dtype: a.dtype,
+            shape: a.shape.clone(),
+            data: Cow::Borrowed(&a.data),
+        })?,
+        tags,
+    )
+}
+
+/// A document made ready to store: its record built and checked and its tensors' addresses
+/// computed, nothing stored yet. Made on one thread (`prepare_document`), stored on another
+/// (`put_prepared_document`), so a logger parses and prepares on one core while it writes on
+/// another.
+#[derive(Clone, Debug)]
+pub struct PreparedDocument<'a> {
+    what: Prepared<'a>,
+}
+
+#[derive(Clone, Debug)]
+enum Prepared<'a> {
+    Tensor(Array<'a>),
+    Record {
+        record: Record,
+        parts: Vec<(Array<'a>, ObjectHash)>,
+    },
+}
+
+fn prepare<'d, 'a>(
+    doc: &'d Document<'_>,
+    part: impl Fn(&'d Array<'_>) -> Array<'a>,
+) -> Result<PreparedDocument<'a>> {
     if let Document::Tensor(a) = doc {
-        return w.put_tensor(&a.view()?, tags);
+        a.view()?;
+        return Ok(PreparedDocument {
+            what: Prepared::Tensor(part(a)),
+        });
     }
-    check_tags(tags)?;
-    // One pass builds the record with each tensor's address computed, storing nothing, so a
-    // document that fails leaves no parts behind; then the tensors are stored, then the record.
-    let mut parts: Vec<(&Array<'_>, ObjectHash)> = Vec::new();
+    let mut parts = Vec::new();
     let record = to_record(doc, &mut |a| {
         let v = a.view()?;
         let h = crate::object::canonical::Descriptor {
@@ -348,19 +381,41 @@ pub fn put_document(
             shape: v.shape().dims(),
         }
         .hash(v.data());
-        parts.push((a, h));
+        parts.push((part(a), h));
         Ok(h)
     })?;
-    for (a, h) in parts {
-        let stored = w.put_tensor_part(&a.view()?)?;
-        if stored != h {
-            return Err(Error::invalid(
-                "document",
-                "a tensor's address changed while it was stored",
-            ));
+    Ok(PreparedDocument {
+        what: Prepared::Record { record, parts },
+    })
+}
+
+/// Prepare an owned document to be stored (see [`PreparedDocument`]).
+pub fn prepare_document(doc: &Document<'_>) -> Result<PreparedDocument<'static>> {
+    prepare(doc, |a| a.clone().into_owned())
+}
+
+/// Store a prepared document, as [`put_document`] does.
+pub fn put_prepared_document(
+    w: &mut Writer<'_>,
+    doc: &PreparedDocument<'_>,
+    tags: &[(&str, &str)],
+) -> Result<ObjectHash> {
+    check_tags(tags)?;
+    match &doc.what {
+        Prepared::Tensor(a) => w.put_tensor(&a.view()?, tags),
+        Prepared::Record { record, parts } => {
+            for (a, h) in parts {
+                let stored = w.put_tensor_part(&a.view()?)?;
+                if stored != *h {
+                    return Err(Error::invalid(
+                        "document",
+                        "a tensor's address changed while it was stored",
+                    ));
+                }
+            }
+            w.put_record(record, tags)
         }
     }
-    w.put_record(&record, tags)
 }
 
 /// Read an object back as a document: a tensor as a tensor, a record as the tree it was put

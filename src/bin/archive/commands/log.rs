@@ -14,7 +14,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use model_archive::interop::{Array, Document, json_b64, msgpack_numpy, put_document};
+use model_archive::interop::{
+    Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
+    put_prepared_document,
+};
 use model_archive::{Archive, Dtype, Shape, Value, Writer};
 
 use super::put::parse_tags;
@@ -29,7 +32,7 @@ use crate::output::size;
 struct Parsed {
     no: usize,
     bytes: usize,
-    doc: std::result::Result<(Document<'static>, Vec<(String, String)>), String>,
+    doc: std::result::Result<(PreparedDocument<'static>, Vec<(String, String)>), String>,
 }
 
 /// What the reading thread hands over.
@@ -61,12 +64,10 @@ fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping) {
                 no += 1;
                 let trimmed = line.trim_ascii();
                 if !trimmed.is_empty() {
+                    let input = format!("stdin line {no}");
                     let doc = json_b64::read("stdin", trimmed)
-                        .map(|d| shaping.shape(d.into_owned()))
-                        .map_err(|e| {
-                            e.to_string()
-                                .replacen("stdin", &format!("stdin line {no}"), 1)
-                        });
+                        .map_err(|e| e.to_string().replacen("stdin", &input, 1))
+                        .and_then(|d| shaping.prepare(d, &input));
                     group.push(Parsed {
                         no,
                         bytes: trimmed.len(),
@@ -107,7 +108,7 @@ fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping) {
                     group.push(Parsed {
                         no,
                         bytes: used,
-                        doc: Ok(shaping.shape(doc.into_owned())),
+                        doc: shaping.prepare(doc, &format!("stdin record {no}")),
                     });
                     pos += used;
                     if group.len() >= GROUP
@@ -206,10 +207,16 @@ struct Shaping {
 }
 
 impl Shaping {
-    /// The document shaped, with its tags.
-    fn shape(&self, mut doc: Document<'static>) -> (Document<'static>, Vec<(String, String)>) {
+    /// The document shaped and prepared to be stored, with its tags; `input` names it in
+    /// errors.
+    fn prepare(
+        &self,
+        mut doc: Document<'_>,
+        input: &str,
+    ) -> std::result::Result<(PreparedDocument<'static>, Vec<(String, String)>), String> {
         let tags = self.apply(&mut doc);
-        (doc, tags)
+        let prepared = prepare_document(&doc).map_err(|e| format!("{input}: {e}"))?;
+        Ok((prepared, tags))
     }
 
     /// Turn the chosen fields into tensors; collect the tag fields' values.
@@ -335,7 +342,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
                 let mut entry_tags: Vec<(&str, &str)> =
                     tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 entry_tags.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                put_document(&mut w, &doc, &entry_tags)
+                put_prepared_document(&mut w, &doc, &entry_tags)
                     .map_err(|e| format!("stdin {unit} {no}: {e}"))?;
                 counts.records += 1;
                 Ok(())
