@@ -66,7 +66,7 @@ class Ref:
     def __hash__(self) -> int: ...
 
 class Mapped:
-    """The memory behind an array from `get` (`arr.base.obj`): the memory map itself when
+    """The memory behind an array from `get` (its `base`): the memory map itself when
     `zero_copy` (raw tensors over 4 KiB), else a decoded or copied buffer. Read-only buffer
     protocol."""
 

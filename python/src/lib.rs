@@ -296,9 +296,9 @@ impl PyArchive {
     ///
     /// - a tensor: a read-only numpy array of its dtype and shape. When stored raw in a frame
     ///   of its own (tensors over 4 KiB) its memory is the archive's memory map itself: no
-    ///   copy (`arr.base.obj` is a `Mapped` with `zero_copy == True`). Tensors of at most
-    ///   4 KiB are stored packed with other small objects, and compressed ones are decoded:
-    ///   both come back in a fresh buffer (`zero_copy == False`). The array stays valid as
+    ///   copy (the array's `base` is a `Mapped` with `zero_copy == True`). Tensors of at
+    ///   most 4 KiB are stored packed with other small objects, and compressed ones are
+    ///   decoded: both come back in a fresh buffer (`zero_copy == False`). The array stays valid as
     ///   long as it is referenced, even after the archive is closed. bfloat16 and float8
     ///   tensors need ml_dtypes (ImportError otherwise).
     /// - text: `str`.  bytes: `bytes` (the media type is in `info(hash)`).
