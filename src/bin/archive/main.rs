@@ -11,6 +11,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use model_archive::Error;
 
+/// mimalloc: `archive log` allocates small records on its reading thread and frees them on
+/// the writing one, a pattern glibc's allocator serves slowly (arena locks, trimming).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     match commands::run(cli) {
