@@ -24,6 +24,11 @@ pub fn unshuffle(src: &[u8], dst: &mut [u8], size: usize) {
     }
 }
 
+/// Elements per block: each block moves `B` bytes of every plane at once, through fixed-size
+/// arrays, so the transpose has constant bounds and no checks, and the compiler unrolls and
+/// vectorizes it. Strided byte-at-a-time copies were a fifth of a compressed get.
+const B: usize = 64;
+
 #[expect(
     clippy::indexing_slicing,
     reason = "j < N and i < n bound every index by construction"
@@ -33,9 +38,24 @@ fn shuffle_n<const N: usize>(src: &[u8], dst: &mut [u8]) {
     let (body, tail) = dst.split_at_mut(n * N);
     let elems = src.chunks_exact(N);
     tail.copy_from_slice(elems.remainder());
-    for (i, e) in elems.enumerate() {
+    let blocks = n / B;
+    for blk in 0..blocks {
+        let Some(chunk) = src.get(blk * B * N..(blk + 1) * B * N) else {
+            break;
+        };
+        let mut cols = [[0u8; B]; N];
+        for (i, e) in chunk.chunks_exact(N).enumerate() {
+            for j in 0..N {
+                cols[j][i] = e[j];
+            }
+        }
+        for (j, col) in cols.iter().enumerate() {
+            body[j * n + blk * B..j * n + blk * B + B].copy_from_slice(col);
+        }
+    }
+    for i in blocks * B..n {
         for j in 0..N {
-            body[j * n + i] = e[j];
+            body[j * n + i] = src[i * N + j];
         }
     }
 }
@@ -47,13 +67,28 @@ fn shuffle_n<const N: usize>(src: &[u8], dst: &mut [u8]) {
 fn unshuffle_n<const N: usize>(src: &[u8], dst: &mut [u8]) {
     let n = src.len() / N;
     let (body, tail) = src.split_at(n * N);
-    let mut out = dst.chunks_exact_mut(N);
-    for (i, e) in (&mut out).enumerate() {
-        for j in 0..N {
-            e[j] = body[j * n + i];
+    let (out, out_tail) = dst.split_at_mut(n * N);
+    out_tail.copy_from_slice(tail);
+    let blocks = n / B;
+    for blk in 0..blocks {
+        let mut cols = [[0u8; B]; N];
+        for (j, col) in cols.iter_mut().enumerate() {
+            col.copy_from_slice(&body[j * n + blk * B..j * n + blk * B + B]);
+        }
+        let Some(chunk) = out.get_mut(blk * B * N..(blk + 1) * B * N) else {
+            break;
+        };
+        for (i, e) in chunk.chunks_exact_mut(N).enumerate() {
+            for j in 0..N {
+                e[j] = cols[j][i];
+            }
         }
     }
-    out.into_remainder().copy_from_slice(tail);
+    for i in blocks * B..n {
+        for j in 0..N {
+            out[i * N + j] = body[j * n + i];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -62,13 +97,29 @@ mod tests {
 
     #[test]
     fn shuffle_round_trips_with_a_tail() {
-        for size in [1, 2, 4, 8, 16] {
-            let src: Vec<u8> = (0..103u8).collect();
+        for (size, len) in [1, 2, 4, 8, 16]
+            .into_iter()
+            .flat_map(|s| [(s, 103), (s, 64 * s * 3 + 7 * s + 5)])
+        {
+            let src: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
             let mut s = vec![0; src.len()];
             let mut back = vec![0; src.len()];
             shuffle(&src, &mut s, size);
             unshuffle(&s, &mut back, size);
             assert_eq!(back, src, "size {size}");
+            // Against the definition: byte j of element i goes to plane j.
+            let n = len / size;
+            for i in 0..n {
+                for j in 0..size.max(1) {
+                    if size > 1 {
+                        assert_eq!(
+                            s[j * n + i],
+                            src[i * size + j],
+                            "size {size} elem {i} byte {j}"
+                        );
+                    }
+                }
+            }
         }
     }
 
