@@ -1310,14 +1310,19 @@ impl Archive {
         }
     }
 
-    /// Where an object is.
+    /// Where an object is: through the lookup tables (which cover everything sled holds, and
+    /// are the only index of packed objects), else through sled.
     fn source(&self, hash: &ObjectHash) -> Result<Source> {
         let index = self.index()?;
+        if let Ok(Some(found)) = self.locator.find(&index.candidates(hash), hash) {
+            return Ok(found);
+        }
         if let Some(loc) = index.get(hash)? {
             return self
                 .object_frame(hash, &loc)
                 .map(|f| Source::Frame(Box::new(f)));
         }
+        // Not found anywhere, or only in a damaged pack: say which.
         self.locator
             .find(&index.candidates(hash), hash)?
             .ok_or_else(|| Error::NotFound(hash.to_string()))

@@ -64,10 +64,7 @@ impl From<blake3::Hash> for ObjectHash {
 
 impl fmt::Display for ObjectHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(blake3::Hash::from_bytes(self.0).to_hex().as_str())
     }
 }
 
@@ -88,18 +85,9 @@ impl FromStr for ObjectHash {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = || Error::invalid(s, "not a hash: expected 64 hexadecimal digits");
-        if s.len() != HASH_LEN * 2 {
-            return Err(bad());
-        }
-        let nibbles = parse_hex_nibbles(s).ok_or_else(bad)?;
-        let mut out = [0u8; HASH_LEN];
-        for (o, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
-            if let [hi, lo] = pair {
-                *o = (hi << 4) | lo;
-            }
-        }
-        Ok(ObjectHash(out))
+        blake3::Hash::from_hex(s)
+            .map(ObjectHash::from)
+            .map_err(|_| Error::invalid(s, "not a hash: expected 64 hexadecimal digits"))
     }
 }
 
@@ -134,5 +122,7 @@ mod tests {
     fn bad_hex_is_rejected() {
         assert!("zz".repeat(32).parse::<ObjectHash>().is_err());
         assert!("ab".parse::<ObjectHash>().is_err());
+        let h = ObjectHash::from(blake3::hash(b"x"));
+        assert_eq!(h.to_string().to_uppercase().parse::<ObjectHash>().ok(), Some(h));
     }
 }
