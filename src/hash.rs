@@ -123,6 +123,9 @@ mod tests {
         assert!("zz".repeat(32).parse::<ObjectHash>().is_err());
         assert!("ab".parse::<ObjectHash>().is_err());
         let h = ObjectHash::from(blake3::hash(b"x"));
-        assert_eq!(h.to_string().to_uppercase().parse::<ObjectHash>().ok(), Some(h));
+        assert_eq!(
+            h.to_string().to_uppercase().parse::<ObjectHash>().ok(),
+            Some(h)
+        );
     }
 }
