@@ -1366,8 +1366,8 @@ impl Archive {
             })) = self.locator.find(&index.candidates(hash), hash)
         {
             let (_, offset) = pack.location();
-            let seg = index.segment_id(&segment, SEGMENT_HEADER_LEN as u64)?;
-            if let Some(Some(first)) = index.pack_seq(seg, offset)?
+            if let Some(seg) = index.known_segment(&segment)?
+                && let Some(Some(first)) = index.pack_seq(seg, offset)?
                 && let Some(i) = pack.entries().iter().position(|e| e.slot == slot)
             {
                 seqs.push(first + i as u64);

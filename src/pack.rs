@@ -441,14 +441,13 @@ impl Pack {
         for (slot, o) in self.objects() {
             s.objects.push((o.hash(), slot));
         }
-        for (i, item) in self.body.items.iter().enumerate() {
-            let Some((dt, tagset)) = item.entry else {
+        for item in &self.body.items {
+            let Some((dt, _)) = item.entry else {
                 continue;
             };
             let t = self.body.time0.wrapping_add(dt);
             s.time_min = s.time_min.min(t);
             s.time_max = s.time_max.max(t);
-            let _ = (i, tagset);
             s.entries
                 .push(item.hash.as_ref().and_then(|h| ObjectHash::from_slice(h)));
         }

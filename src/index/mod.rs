@@ -378,6 +378,15 @@ impl Index {
         Ok(id)
     }
 
+    /// The id of segment `name`, if it is registered (nothing is written).
+    pub fn known_segment(&self, name: &str) -> Result<Option<u32>> {
+        let segs = self
+            .segs
+            .lock()
+            .map_err(|_| self.err("segment table lock poisoned"))?;
+        Ok(segs.by_name.get(name).copied())
+    }
+
     /// The record of segment `id`.
     pub fn segment(&self, id: u32) -> Result<SegRec> {
         let segs = self
