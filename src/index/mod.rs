@@ -718,8 +718,15 @@ impl Index {
         })
     }
 
-    /// Bytes the index takes on disk.
+    /// Bytes the index takes on disk: sled and the lookup tables.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        let tables: u64 = std::fs::read_dir(&self.lookup)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        self.db.size_on_disk().unwrap_or(0) + tables
     }
 }

@@ -53,7 +53,11 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
         s.segments.to_string(),
         size(s.segment_bytes),
     ]);
-    t.add_row(vec!["index".into(), size(s.index_bytes), String::new()]);
+    t.add_row(vec![
+        "index".into(),
+        size(s.index_bytes),
+        "sled and lookup tables, rebuildable".into(),
+    ]);
     print_table(&t)?;
     Ok(ExitCode::SUCCESS)
 }
