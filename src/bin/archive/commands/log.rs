@@ -45,15 +45,27 @@ enum Input {
     Failed(std::io::Error),
 }
 
+/// Documents the writing thread has stored, sent back to be freed where they were allocated:
+/// freeing on the writing thread took ~6 % of its time, and it is the busier of the two.
+type Done = Vec<PreparedDocument<'static>>;
+
+/// Free what the writing thread has handed back.
+fn free(done: &Receiver<Done>) {
+    while let Ok(docs) = done.try_recv() {
+        drop(docs);
+    }
+}
+
 /// Most records in one hand-over.
 const GROUP: usize = 256;
 
-fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping) {
+fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping, done: &Receiver<Done>) {
     let mut lock = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut line = Vec::new();
     let mut no = 0;
     let mut group = Vec::new();
     loop {
+        free(done);
         line.clear();
         match lock.read_until(b'\n', &mut line) {
             Ok(0) => {
@@ -90,7 +102,7 @@ fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping) {
     }
 }
 
-fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping) {
+fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping, done: &Receiver<Done>) {
     let mut stdin = std::io::stdin().lock();
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
@@ -98,6 +110,7 @@ fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping) {
     let mut eof = false;
     let mut group = Vec::new();
     loop {
+        free(done);
         // Hand over every whole value in the buffer (in groups), then read more. Values are
         // found by offset and the buffer is compacted once per read, not once per value.
         let mut pos = 0;
@@ -294,11 +307,12 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     }
     let (tx, rx): (SyncSender<Input>, Receiver<Input>) = sync_channel(1024);
     let msgpack = args.format == "msgpack";
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
     std::thread::spawn(move || {
         if msgpack {
-            read_msgpack(tx, &shaping)
+            read_msgpack(tx, &shaping, &done_rx)
         } else {
-            read_ndjson(tx, &shaping)
+            read_ndjson(tx, &shaping, &done_rx)
         }
     });
 
@@ -335,6 +349,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
                 items.extend(records.into_iter().map(|p| (p.no, Ok(p))));
             }
         }
+        let mut stored: Done = Vec::with_capacity(items.len());
         for (no, item) in items {
             let outcome = item.and_then(|p| {
                 counts.bytes_in += p.bytes as u64;
@@ -344,6 +359,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
                 entry_tags.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 put_prepared_document(&mut w, &doc, &entry_tags)
                     .map_err(|e| format!("stdin {unit} {no}: {e}"))?;
+                stored.push(doc);
                 counts.records += 1;
                 Ok(())
             });
@@ -361,6 +377,8 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
                 last_commit = Instant::now();
             }
         }
+        // If the reading thread has ended, they are freed here.
+        let _ = done_tx.send(stored);
         if failure.is_some() {
             break;
         }
