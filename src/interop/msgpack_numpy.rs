@@ -350,7 +350,7 @@ fn to_document<'a>(
                 .collect::<Result<_>>()?,
         ),
         Node::Map(entries) if bin_key(&entries, "nd") => {
-            Document::Tensor(array(input, entries, &path())?)
+            Document::Tensor(array(input, entries, path)?)
         }
         Node::Map(entries) if bin_key(&entries, "complex") => {
             Document::Tensor(complex(input, entries, &path())?)
@@ -393,13 +393,26 @@ fn to_document<'a>(
 }
 
 /// An msgpack-numpy array or numpy scalar map.
-fn array<'a>(input: &str, entries: Vec<(Node<'a>, Node<'a>)>, path: &str) -> Result<Array<'a>> {
-    let here = if path.is_empty() {
-        input.to_owned()
-    } else {
-        format!("{input}: {path}")
+fn array<'a>(
+    input: &str,
+    entries: Vec<(Node<'a>, Node<'a>)>,
+    path: PathFn<'_>,
+) -> Result<Array<'a>> {
+    // The name errors give (input and path) is made only when there is an error: arrays are
+    // read at a high rate on the logging path.
+    let here = || {
+        let path = path();
+        if path.is_empty() {
+            input.to_owned()
+        } else {
+            format!("{input}: {path}")
+        }
     };
-    let bad = |why: &str| Error::invalid(&here, format!("not a valid msgpack-numpy array: {why}"));
+    let renamed = |e: Error| match e {
+        Error::InvalidInput { reason, .. } => Error::invalid(here(), reason),
+        other => other,
+    };
+    let bad = |why: &str| Error::invalid(here(), format!("not a valid msgpack-numpy array: {why}"));
     let (mut nd, mut ty, mut kind, mut shape, mut data) = (None, None, None, None, None);
     for (k, v) in entries {
         match key_str(&k) {
@@ -419,13 +432,13 @@ fn array<'a>(input: &str, entries: Vec<(Node<'a>, Node<'a>)>, path: &str) -> Res
         None | Some(Some(b"")) => {}
         Some(Some(b"O")) => {
             return Err(Error::invalid(
-                &here,
+                here(),
                 pickle_refusal("holds Python objects (msgpack-numpy kind 'O')"),
             ));
         }
         Some(Some(b"V")) => {
             return Err(Error::invalid(
-                &here,
+                here(),
                 "holds void or structured elements (msgpack-numpy kind 'V'): msgpack-numpy \
                  writes ml_dtypes arrays (bfloat16, float8) this way and loses which type \
                  they were; send `type` as the ml_dtypes name (`bfloat16`, `float8_e4m3fn`, \
@@ -438,7 +451,7 @@ fn array<'a>(input: &str, entries: Vec<(Node<'a>, Node<'a>)>, path: &str) -> Res
         Some(Node::Str(s) | Node::Bin(s)) => std::str::from_utf8(s).unwrap_or("?"),
         _ => return Err(bad("`type` is not a string")),
     };
-    let (dtype, big_endian) = parse_numpy_dtype(&here, ty)?;
+    let (dtype, big_endian) = parse_numpy_dtype(input, ty).map_err(renamed)?;
     let shape = if is_array {
         let Some(Node::Array(dims)) = shape else {
             return Err(bad("`shape` is not a list"));
@@ -460,7 +473,7 @@ fn array<'a>(input: &str, entries: Vec<(Node<'a>, Node<'a>)>, path: &str) -> Res
         Some(Node::Bin(b) | Node::Str(b)) => b,
         _ => return Err(bad("`data` is not binary")),
     };
-    let mut array = Array::new(&here, dtype, shape, Cow::Borrowed(bytes))?;
+    let mut array = Array::new(input, dtype, shape, Cow::Borrowed(bytes)).map_err(renamed)?;
     if big_endian {
         swap_to_little_endian(dtype, array.data.to_mut());
     }

@@ -76,9 +76,9 @@ fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping, done: &Receiver<Done>) 
                 no += 1;
                 let trimmed = line.trim_ascii();
                 if !trimmed.is_empty() {
-                    let input = format!("stdin line {no}");
+                    let input = || format!("stdin line {no}");
                     let doc = json_b64::read("stdin", trimmed)
-                        .map_err(|e| e.to_string().replacen("stdin", &input, 1))
+                        .map_err(|e| e.to_string().replacen("stdin", &input(), 1))
                         .and_then(|d| shaping.prepare(d, &input));
                     group.push(Parsed {
                         no,
@@ -121,7 +121,7 @@ fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping, done: &Receiver<Done>)
                     group.push(Parsed {
                         no,
                         bytes: used,
-                        doc: shaping.prepare(doc, &format!("stdin record {no}")),
+                        doc: shaping.prepare(doc, &|| format!("stdin record {no}")),
                     });
                     pos += used;
                     if group.len() >= GROUP
@@ -225,10 +225,10 @@ impl Shaping {
     fn prepare(
         &self,
         mut doc: Document<'_>,
-        input: &str,
+        input: &dyn Fn() -> String,
     ) -> std::result::Result<(PreparedDocument<'static>, Vec<(String, String)>), String> {
         let tags = self.apply(&mut doc);
-        let prepared = prepare_document(&doc).map_err(|e| format!("{input}: {e}"))?;
+        let prepared = prepare_document(&doc).map_err(|e| format!("{}: {e}", input()))?;
         Ok((prepared, tags))
     }
 
