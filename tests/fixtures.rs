@@ -132,25 +132,7 @@ fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
 /// is readable.
 #[test]
 fn v2_fixture_store_opens_and_reads_back_bit_exact() {
-    let dir = fixture_dir_v2();
-    let hashes_file = dir.join("hashes.json");
-    if !dir.join("ARCHIVE").exists() {
-        assert!(
-            std::env::var_os("UPDATE_FIXTURES").is_some(),
-            "tests/fixtures/v2 is missing"
-        );
-        let hashes = write_fixture_v2(&dir);
-        std::fs::write(
-            &hashes_file,
-            serde_json::to_vec_pretty(&hashes).expect("json"),
-        )
-        .expect("write");
-    }
-    let hashes: Vec<(String, String)> =
-        serde_json::from_slice(&std::fs::read(&hashes_file).expect("hashes.json")).expect("json");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let store = tmp.path().join("v2");
-    copy_dir(&dir, &store);
+    let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v2(), write_fixture_v2);
     let a = Archive::open(&store).expect("open the v2 fixture");
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     let stats = a.stats().expect("stats");
@@ -212,16 +194,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn v1_fixture_store_opens_and_reads_back_bit_exact() {
-    let dir = fixture_dir();
+/// A scratch copy of the fixture store in `dir`, and its (name, hash) list. A missing fixture
+/// is written by `write` only under `UPDATE_FIXTURES=1`: fixtures are frozen once released.
+fn fixture_copy(
+    dir: &Path,
+    write: fn(&Path) -> Vec<(String, String)>,
+) -> (tempfile::TempDir, PathBuf, Vec<(String, String)>) {
     let hashes_file = dir.join("hashes.json");
     if !dir.join("ARCHIVE").exists() {
         assert!(
             std::env::var_os("UPDATE_FIXTURES").is_some(),
-            "tests/fixtures/v1 is missing"
+            "{} is missing",
+            dir.display()
         );
-        let hashes = write_fixture(&dir);
+        let hashes = write(dir);
         std::fs::write(
             &hashes_file,
             serde_json::to_vec_pretty(&hashes).expect("json"),
@@ -231,8 +217,14 @@ fn v1_fixture_store_opens_and_reads_back_bit_exact() {
     let hashes: Vec<(String, String)> =
         serde_json::from_slice(&std::fs::read(&hashes_file).expect("hashes.json")).expect("json");
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = tmp.path().join("v1");
-    copy_dir(&dir, &store);
+    let store = tmp.path().join("store");
+    copy_dir(dir, &store);
+    (tmp, store, hashes)
+}
+
+#[test]
+fn v1_fixture_store_opens_and_reads_back_bit_exact() {
+    let (_tmp, store, hashes) = fixture_copy(&fixture_dir(), write_fixture);
     // v1 stores open after `migrate` (schema v2 added pack frames and a new index layout).
     match Archive::open(&store) {
         Err(model_archive::Error::NeedsMigration { found: 1, .. }) => {}
