@@ -901,8 +901,8 @@ static EMPTY_META: ObjectMeta = ObjectMeta {
 /// An object ready to put: descriptor and payload bytes.
 struct Prepared<'a> {
     kind: Kind,
-    desc: String,
-    shape: Vec<u64>,
+    desc: Cow<'a, str>,
+    shape: Cow<'a, [u64]>,
     payload: Cow<'a, [u8]>,
     elem: usize,
     /// Objects this one refers to (records), which must exist.
@@ -1971,8 +1971,8 @@ impl<'a> Prepared<'a> {
     fn tensor(view: &TensorView<'a>) -> Self {
         Prepared {
             kind: Kind::Tensor,
-            desc: view.dtype().name().to_owned(),
-            shape: view.shape().dims().to_vec(),
+            desc: Cow::Borrowed(view.dtype().name()),
+            shape: Cow::Borrowed(view.shape().dims()),
             payload: Cow::Borrowed(view.data()),
             elem: view.dtype().size(),
             refs: Vec::new(),
@@ -1982,30 +1982,30 @@ impl<'a> Prepared<'a> {
     fn text(text: &'a str) -> Self {
         Prepared {
             kind: Kind::Text,
-            desc: String::new(),
-            shape: Vec::new(),
+            desc: Cow::Borrowed(""),
+            shape: Cow::Borrowed(&[]),
             payload: Cow::Borrowed(text.as_bytes()),
             elem: 1,
             refs: Vec::new(),
         }
     }
 
-    fn bytes(data: &'a [u8], media_type: Option<&str>) -> Self {
+    fn bytes(data: &'a [u8], media_type: Option<&'a str>) -> Self {
         Prepared {
             kind: Kind::Bytes,
-            desc: media_type.unwrap_or_default().to_owned(),
-            shape: Vec::new(),
+            desc: Cow::Borrowed(media_type.unwrap_or_default()),
+            shape: Cow::Borrowed(&[]),
             payload: Cow::Borrowed(data),
             elem: 1,
             refs: Vec::new(),
         }
     }
 
-    fn record(record: &Record, schema: &str) -> Self {
+    fn record(record: &Record, schema: &'a str) -> Self {
         Prepared {
             kind: Kind::Record,
-            desc: schema.to_owned(),
-            shape: Vec::new(),
+            desc: Cow::Borrowed(schema),
+            shape: Cow::Borrowed(&[]),
             payload: Cow::Owned(record.to_msgpack()),
             elem: 1,
             refs: record.refs(),
@@ -2013,36 +2013,41 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Check tags against the archive's rules; the owned tags.
-pub(crate) fn check_tags(tags: &[(&str, &str)]) -> Result<Vec<(String, String)>> {
+/// Owned copies of tags.
+fn owned_tags(tags: &[(&str, &str)]) -> Vec<(String, String)> {
     tags.iter()
-        .map(|(k, v)| {
-            let input = || format!("tag {k}={v}");
-            if k.is_empty() || k.len() > MAX_TAG_KEY {
-                return Err(Error::invalid(
-                    input(),
-                    format!("a tag key takes 1 to {MAX_TAG_KEY} bytes"),
-                ));
-            }
-            if k.chars()
-                .any(|c| c == '=' || c.is_whitespace() || c.is_control())
-            {
-                return Err(Error::invalid(
-                    input(),
-                    "a tag key cannot hold `=`, spaces or control characters",
-                ));
-            }
-            if v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    input(),
-                    format!(
-                        "a tag value takes at most {MAX_TAG_VALUE} bytes and no control characters"
-                    ),
-                ));
-            }
-            Ok(((*k).to_owned(), (*v).to_owned()))
-        })
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// Check tags against the archive's rules.
+pub(crate) fn validate_tags(tags: &[(&str, &str)]) -> Result<()> {
+    tags.iter().try_for_each(|(k, v)| {
+        let input = || format!("tag {k}={v}");
+        if k.is_empty() || k.len() > MAX_TAG_KEY {
+            return Err(Error::invalid(
+                input(),
+                format!("a tag key takes 1 to {MAX_TAG_KEY} bytes"),
+            ));
+        }
+        if k.chars()
+            .any(|c| c == '=' || c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::invalid(
+                input(),
+                "a tag key cannot hold `=`, spaces or control characters",
+            ));
+        }
+        if v.len() > MAX_TAG_VALUE || v.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                input(),
+                format!(
+                    "a tag value takes at most {MAX_TAG_VALUE} bytes and no control characters"
+                ),
+            ));
+        }
+        Ok(())
+    })
 }
 
 /// What a writer has done since it was made (across commits).
@@ -2202,14 +2207,14 @@ impl Writer<'_> {
         time_ns: i64,
     ) -> Result<()> {
         let archive = self.archive;
-        let tags = check_tags(tags)?;
+        validate_tags(tags)?;
         let known = self.pending.contains(hash)
             || archive.claimed()?.contains(hash)
             || archive.known(hash)?;
         if !known {
             return Err(Error::NotFound(hash.to_string()));
         }
-        self.pack.push_entry(*hash, time_ns, &tags);
+        self.pack.push_entry(*hash, time_ns, tags);
         self.totals.entries += 1;
         self.totals.duplicates += 1;
         self.count += 1;
@@ -2250,10 +2255,10 @@ impl Writer<'_> {
         entry_time: Option<i64>,
     ) -> Result<ObjectHash> {
         let archive = self.archive;
-        let tags = check_tags(tags)?;
+        validate_tags(tags)?;
         if p.desc.len() > MAX_DESC {
             return Err(Error::invalid(
-                &p.desc,
+                p.desc.as_ref(),
                 format!("longer than {MAX_DESC} bytes"),
             ));
         }
@@ -2292,24 +2297,23 @@ impl Writer<'_> {
             }
             known
         };
-        let entry = entry_time.map(|time_ns| EntryMeta { time_ns, tags });
-        if known && entry.is_none() {
+        if known && entry_time.is_none() {
             return Ok(hash);
         }
         // Small objects, and entries of content stored before, go into the batch's pack;
         // a codec asked for (raw, to map a tensor, say) gets a frame of its own.
         let packable = payload.len() <= PACK_ITEM_MAX && opts.codec.is_none();
         if known || packable {
-            match (&entry, known) {
-                (Some(e), true) => self.pack.push_entry(hash, e.time_ns, &e.tags),
-                (e, _) => {
-                    let e = e.as_ref().map(|e| (e.time_ns, e.tags.as_slice()));
-                    self.pack.push_object(hash, &desc, payload, e);
+            match (entry_time, known) {
+                (Some(t), true) => self.pack.push_entry(hash, t, tags),
+                (t, _) => {
+                    self.pack
+                        .push_object(hash, &desc, payload, t.map(|t| (t, tags)));
                     self.totals.new_objects += 1;
                     self.totals.raw_bytes += payload.len() as u64;
                 }
             }
-            if entry.is_some() {
+            if entry_time.is_some() {
                 self.totals.entries += 1;
                 self.totals.duplicates += u64::from(known);
             }
@@ -2319,6 +2323,10 @@ impl Writer<'_> {
             }
             return Ok(hash);
         }
+        let entry = entry_time.map(|time_ns| EntryMeta {
+            time_ns,
+            tags: owned_tags(tags),
+        });
         // Entries stay in put order: the pack's entries go first.
         if entry.is_some() && self.pack.entry_count() > 0 {
             self.flush_pack()?;
@@ -2365,8 +2373,8 @@ impl Writer<'_> {
                 seg,
                 offset,
                 kind: p.kind as u8,
-                desc: p.desc.clone(),
-                shape: p.shape.clone(),
+                desc: p.desc.to_string(),
+                shape: p.shape.to_vec(),
                 raw_len: payload.len() as u64,
                 stored_len: encoded.stored_len(),
                 codec: encoded.codec() as u8,

@@ -113,7 +113,7 @@ impl PackBuilder {
         self.entries.len()
     }
 
-    fn entry(&mut self, time_ns: i64, tags: &[(String, String)]) -> (i64, u32) {
+    fn entry(&mut self, time_ns: i64, tags: &[(&str, &str)]) -> (i64, u32) {
         if self.entries.is_empty() {
             self.body.time0 = time_ns;
             self.time_min = time_ns;
@@ -122,17 +122,20 @@ impl PackBuilder {
         self.time_min = self.time_min.min(time_ns);
         self.time_max = self.time_max.max(time_ns);
         let next = self.tagsets.len() as u32;
+        let same = |t: &Vec<(String, String)>| {
+            t.len() == tags.len() && t.iter().zip(tags).all(|((a, b), (c, d))| a == c && b == d)
+        };
         let same_as_last = self
             .last_tagset
             .and_then(|i| self.body.tagsets.get(i as usize))
-            .is_some_and(|t| t.as_slice() == tags);
+            .is_some_and(same);
         let idx = match self.last_tagset.filter(|_| same_as_last) {
             Some(i) => i,
-            None => match self.tagsets.get(tags) {
+            None => match self.tagsets.get(&owned(tags)) {
                 Some(i) => *i,
                 None => {
-                    self.tagsets.insert(tags.to_vec(), next);
-                    self.body.tagsets.push(tags.to_vec());
+                    self.tagsets.insert(owned(tags), next);
+                    self.body.tagsets.push(owned(tags));
                     self.approx_len += tags
                         .iter()
                         .map(|(k, v)| k.len() + v.len() + 4)
@@ -151,7 +154,7 @@ impl PackBuilder {
         hash: ObjectHash,
         desc: &Descriptor<'_>,
         payload: &[u8],
-        entry: Option<(i64, &[(String, String)])>,
+        entry: Option<(i64, &[(&str, &str)])>,
     ) {
         // A pack holds a handful of descriptors: a scan finds one without allocating.
         let kind = desc.kind as u8;
@@ -184,7 +187,7 @@ impl PackBuilder {
     }
 
     /// Add an entry of content stored elsewhere.
-    pub fn push_entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(String, String)]) {
+    pub fn push_entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(&str, &str)]) {
         let entry = self.entry(time_ns, tags);
         let i = self.body.items.len() as u32;
         self.body.items.push(PackItem {
@@ -212,6 +215,12 @@ impl PackBuilder {
         };
         (body, summary)
     }
+}
+
+fn owned(tags: &[(&str, &str)]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// One entry read out of a pack.
@@ -538,6 +547,10 @@ mod tests {
         vec![("run".to_owned(), run.to_owned())]
     }
 
+    fn tag(run: &str) -> [(&str, &str); 1] {
+        [("run", run)]
+    }
+
     #[test]
     fn a_pack_round_trips_objects_entries_and_tags() {
         let mut b = PackBuilder::default();
@@ -548,7 +561,7 @@ mod tests {
         };
         let payload = [0u8, 0, 128, 63, 0, 0, 0, 64];
         let h = d.hash(&payload);
-        b.push_object(h, &d, &payload, Some((1_000, &tags("a"))));
+        b.push_object(h, &d, &payload, Some((1_000, &tag("a"))));
         let t = Descriptor {
             kind: Kind::Text,
             desc: "",
@@ -556,7 +569,7 @@ mod tests {
         };
         let h2 = t.hash(b"hi");
         b.push_object(h2, &t, b"hi", None);
-        b.push_entry(h, 1_500, &tags("b"));
+        b.push_entry(h, 1_500, &tag("b"));
         let (body, summary) = b.finish();
         assert!(b.is_empty());
         assert_eq!(summary.objects, vec![(h, 1), (h2, 2)]);
@@ -616,10 +629,10 @@ mod tests {
                 d.hash(&payload),
                 &d,
                 &payload,
-                Some((i64::from(i), &tags("r"))),
+                Some((i64::from(i), &tag("r"))),
             );
         }
-        b.push_entry(ObjectHash([7; 32]), 99, &tags("s"));
+        b.push_entry(ObjectHash([7; 32]), 99, &tag("s"));
         b.finish().0
     }
 

@@ -550,7 +550,7 @@ fn to_value<'d>(
 /// The archive's tag rules (see `Writer`), checked before a document's tensors are appended
 /// so that a refused put appends nothing.
 fn check_tags(tags: &[(&str, &str)]) -> Result<()> {
-    crate::archive::check_tags(tags).map(|_| ())
+    crate::archive::validate_tags(tags)
 }
 
 /// Join a path for error messages and flattened names: `a` + `b` = `a<sep>b`, `` + `b` = `b`.
