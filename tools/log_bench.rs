@@ -76,6 +76,24 @@ fn archive() -> PathBuf {
     bin
 }
 
+/// Create a store and hold its index lock, as another process reading it would: what is
+/// timed while the lock is held is the logging alone.
+fn init_held(store: &Path) -> std::fs::File {
+    Command::new(archive())
+        .args(["init"])
+        .arg(store)
+        .status()
+        .expect("init");
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(store.join("index.lock"))
+        .expect("lock file");
+    holder.lock().expect("hold the index lock");
+    holder
+}
+
 fn run_log(store: &Path, input: &[u8], extra: &[&str]) -> Duration {
     let start = Instant::now();
     let mut child = Command::new(archive())
@@ -168,18 +186,7 @@ fn main() {
 
     // One logger with the index held elsewhere: the logging alone.
     let store = scratch.join("one");
-    Command::new(archive())
-        .args(["init"])
-        .arg(&store)
-        .status()
-        .expect("init");
-    let holder = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(store.join("index.lock"))
-        .expect("lock file");
-    holder.lock().expect("hold the index lock");
+    let holder = init_held(&store);
     let log = run_log(&store, &input, &[]);
     drop(holder);
     // Opening the index indexes what the logger wrote; `ls --limit 1` adds almost nothing.
@@ -190,20 +197,9 @@ fn main() {
 
     // Four loggers at once, a quarter each.
     let store4 = scratch.join("four");
-    Command::new(archive())
-        .args(["init"])
-        .arg(&store4)
-        .status()
-        .expect("init");
     let quarters: Vec<Vec<u8>> = (0..4).map(|q| stream(n / 4, q * n / 4 + n)).collect();
     // As for the one logger: the index held elsewhere, so the figure is the logging alone.
-    let holder4 = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(store4.join("index.lock"))
-        .expect("lock file");
-    holder4.lock().expect("hold the index lock");
+    let holder4 = init_held(&store4);
     let start = Instant::now();
     let handles: Vec<_> = quarters
         .into_iter()
