@@ -339,3 +339,39 @@ fn migrate_reports_a_current_store_and_refuses_a_newer_one() {
         .stderr(predicate::str::contains("newer"));
     t.cmd().arg("ls").assert().code(6);
 }
+
+/// `archive query --hashes | head -1`: the reader going away ends the listing quietly, with
+/// exit 0, as for any Unix filter (it used to panic on the broken pipe).
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let t = TempStore::new();
+    let a = t.create();
+    let mut w = a.writer();
+    for i in 0..3000 {
+        w.put_text(&format!("line {i}"), &[("run", "a")])
+            .expect("put");
+    }
+    w.commit().expect("commit");
+    drop(w);
+    drop(a);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("archive"))
+        .arg("--store")
+        .arg(t.path())
+        .args(["query", "run = \"a\"", "--hashes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("one line");
+    assert_eq!(first.trim().len(), 64, "a hash per line");
+    // The reader is gone now (dropped above); the rest of the listing hits a closed pipe.
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

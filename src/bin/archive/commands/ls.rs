@@ -1,5 +1,6 @@
 //! `archive ls` and `archive query`: entries, newest first, as a table, JSON lines or hashes.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -55,7 +56,8 @@ fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<E
     let mut t = table(&["HASH", "TIME", "KIND", "DTYPE/SHAPE", "SIZE", "TAGS"]);
     for e in &entries {
         if how.hashes {
-            println!("{}", e.hash);
+            // A write error, not a panic, when the reader goes away (`| head`): main exits 0.
+            writeln!(std::io::stdout().lock(), "{}", e.hash)?;
             continue;
         }
         let info = archive.info(&e.hash).ok();
