@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::archive::{INDEX_DIR, LOCK_FILE, lock_index, write_store_header};
 use crate::error::{Error, Result};
 use crate::format::store_header::StoreHeader;
+use crate::store_dir::{INDEX_DIR, LOCK_FILE, lock_index, write_store_header};
 
 /// The step's name, as `archive migrate` reports it.
 pub const NAME: &str = "v1 to v2: pack frames; the index is rebuilt from the segments";

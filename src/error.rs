@@ -106,6 +106,24 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// sled found its own files damaged or of a layout it cannot read. The index is derived
+    /// from the segments: opening the store rebuilds it.
+    #[error("{}: the index is damaged: {reason}; opening the store rebuilds it", path.display())]
+    IndexDamaged {
+        /// The index directory.
+        path: PathBuf,
+        /// What sled reported.
+        reason: String,
+    },
+
+    /// A failure inside this program (a lock poisoned by a thread that panicked, state that
+    /// should not be possible), not a problem with the input or the store.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The sled index failed; `archive reindex` rebuilds it from the segments.
     #[error("{}: index error: {reason}; `archive reindex` rebuilds it", path.display())]
     Index {
@@ -114,6 +132,15 @@ pub enum Error {
         /// What sled reported.
         reason: String,
     },
+}
+
+impl From<crate::hash::ParseHashError> for Error {
+    fn from(e: crate::hash::ParseHashError) -> Self {
+        Error::InvalidInput {
+            input: e.input,
+            reason: "not a hash: expected 64 hexadecimal digits".into(),
+        }
+    }
 }
 
 fn list_hashes(hashes: &[ObjectHash]) -> String {
@@ -138,6 +165,12 @@ impl Error {
     pub(crate) fn invalid(input: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             input: input.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal {
             reason: reason.into(),
         }
     }

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
-
 /// Length of an object hash in bytes.
 pub const HASH_LEN: usize = 32;
 
@@ -81,13 +79,35 @@ pub(crate) fn parse_hex_nibbles(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-impl FromStr for ObjectHash {
-    type Err = Error;
+/// A string that is not a full object hash (64 hexadecimal digits). Converts into
+/// `Error::InvalidInput`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseHashError {
+    /// The string as given.
+    pub input: String,
+}
 
-    fn from_str(s: &str) -> Result<Self, Error> {
+impl fmt::Display for ParseHashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: not a hash: expected 64 hexadecimal digits",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for ParseHashError {}
+
+impl FromStr for ObjectHash {
+    type Err = ParseHashError;
+
+    fn from_str(s: &str) -> Result<Self, ParseHashError> {
         blake3::Hash::from_hex(s)
             .map(ObjectHash::from)
-            .map_err(|_| Error::invalid(s, "not a hash: expected 64 hexadecimal digits"))
+            .map_err(|_| ParseHashError {
+                input: s.to_owned(),
+            })
     }
 }
 

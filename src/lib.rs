@@ -5,26 +5,30 @@
 
 pub mod archive;
 pub mod codec;
+pub mod document;
 pub mod error;
 pub mod format;
 pub mod hash;
 mod index;
+pub mod info;
 pub mod interop;
+mod locator;
+pub mod mapped;
 pub mod merge;
 pub mod migrate;
 pub mod object;
-mod pack;
 pub mod query;
 pub mod reader;
 mod segment;
+pub mod store_dir;
+pub mod tags;
 
-pub use archive::{
-    Archive, ArchiveBuilder, EntryInfo, MappedObject, ObjectInfo, PutOptions, Stats, VerifyReport,
-    Writer, WriterTotals,
-};
+pub use archive::{Archive, ArchiveBuilder, PutOptions, Stats, VerifyReport, Writer, WriterTotals};
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use hash::ObjectHash;
+pub use info::{EntryInfo, ObjectInfo};
+pub use mapped::MappedObject;
 pub use merge::MergeReport;
 pub use object::record::{Record, Value};
 pub use object::tensor::{Dtype, Shape, Tensor, TensorView};

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::archive::read_any_store_header;
 use crate::error::{Error, Result};
 use crate::format::version::SCHEMA_VERSION;
+use crate::store_dir::read_any_store_header;
 
 #[path = "../migrations/v1_to_v2.rs"]
 mod v1_to_v2;

@@ -14,8 +14,8 @@
 
 use std::cmp::Ordering;
 
-use crate::archive::{EntryInfo, ObjectInfo};
 use crate::error::{Error, Result};
+use crate::info::{EntryInfo, ObjectInfo};
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

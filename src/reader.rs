@@ -9,26 +9,20 @@
 
 use std::path::Path;
 
-use crate::archive::{
-    INDEX_DIR, Locator, MappedObject, SEGMENTS_DIR, Source, read_store_header, resolve_prefix,
-};
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 use crate::index::LOOKUP_DIR;
 use crate::index::lookup::{Tables, prefix_of};
+use crate::locator::{Locator, Source, resolve_prefix};
+use crate::mapped::MappedObject;
 use crate::object::Object;
+use crate::store_dir::{INDEX_DIR, SEGMENTS_DIR, read_store_header};
 
 /// Where objects can be read from by hash: an open `Archive`, or an `ArchiveReader`. Code
 /// that follows references (records, categoricals) takes either.
 pub trait ReadObject {
     /// Decode and verify an object; `Error::NotFound` if this source does not know it.
     fn read_object(&self, hash: &ObjectHash) -> Result<Object>;
-}
-
-impl ReadObject for crate::archive::Archive {
-    fn read_object(&self, hash: &ObjectHash) -> Result<Object> {
-        self.get(hash)
-    }
 }
 
 impl ReadObject for ArchiveReader {

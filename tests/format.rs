@@ -34,7 +34,8 @@ fn golden_frame() -> Vec<u8> {
             tags: vec![("run".into(), "demo".into())],
         }),
     }
-    .encode();
+    .encode()
+    .expect("metadata encodes");
     let start = SEGMENT_HEADER_LEN as u64;
     let payload_off = FrameHeader::payload_offset(start, meta.len() as u32, 1);
     let header = FrameHeader {

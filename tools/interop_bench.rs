@@ -23,6 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use model_archive::document;
 use model_archive::interop::{self, Array, Document, Format, msgpack_numpy, npy};
 use model_archive::{Archive, Codec, Dtype, PutOptions, Shape, Value};
 
@@ -88,7 +89,7 @@ fn main() {
         let bytes = std::fs::read(&src).expect("read");
         let doc = interop::read(Format::Npy, "big.npy", &bytes).expect("parse");
         let mut w = archive.writer();
-        let hash = interop::put_document(&mut w, &doc, &[("run", "bench")]).expect("put");
+        let hash = document::put_document(&mut w, &doc, &[("run", "bench")]).expect("put");
         w.commit().expect("commit");
         import.push(t.elapsed());
         drop(w);
@@ -97,7 +98,7 @@ fn main() {
 
         let out = dir.join("out.npy");
         let t = Instant::now();
-        let doc = interop::get_document(&archive, &hash).expect("get");
+        let doc = document::get_document(&archive, &hash).expect("get");
         let bytes = interop::write(Format::Npy, "out.npy", &doc).expect("write");
         sync_write(&out, &bytes);
         export.push(t.elapsed());
@@ -119,7 +120,7 @@ fn main() {
             codec: Some(Codec::Raw),
             level: None,
         });
-        interop::put_document(&mut w, &doc, &[("run", "bench")]).expect("put");
+        document::put_document(&mut w, &doc, &[("run", "bench")]).expect("put");
         w.commit().expect("commit");
         import_raw.push(t.elapsed());
         drop(w);
@@ -174,7 +175,7 @@ fn main() {
         let docs = interop::read_all(Format::MsgpackNumpy, "stream", &stream).expect("parse");
         let mut w = archive.writer();
         for doc in &docs {
-            interop::put_document(&mut w, doc, &[("run", "bench")]).expect("put");
+            document::put_document(&mut w, doc, &[("run", "bench")]).expect("put");
         }
         w.commit().expect("commit");
         times.push(t.elapsed());

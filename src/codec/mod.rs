@@ -250,6 +250,39 @@ pub fn chunk_count(raw_len: u64) -> u64 {
     raw_len.div_ceil(CHUNK_SIZE as u64)
 }
 
+/// Check compressed `chunks` against a declared `raw_len` before anything is allocated for
+/// it: one chunk per `CHUNK_SIZE` raw bytes, each a zstd frame that declares exactly its share
+/// (the writer always declares it). So a length read from a file is believed only when the
+/// stored chunks back it: a frame that claims 1 TiB must hold the chunks of 1 TiB. Errors are
+/// a reason string; the caller adds path and offset.
+pub fn check_chunks(raw_len: u64, chunks: &[&[u8]]) -> std::result::Result<(), String> {
+    if chunks.len() as u64 != chunk_count(raw_len) {
+        return Err(format!(
+            "{} chunks for {raw_len} raw bytes, expected {}",
+            chunks.len(),
+            chunk_count(raw_len)
+        ));
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        let start = i as u64 * CHUNK_SIZE as u64;
+        let expected = raw_len.saturating_sub(start).min(CHUNK_SIZE as u64);
+        match zstd::zstd_safe::get_frame_content_size(chunk) {
+            Ok(Some(n)) if n == expected => {}
+            Ok(Some(n)) => {
+                return Err(format!(
+                    "chunk {i} declares {n} decoded bytes, expected {expected}"
+                ));
+            }
+            Ok(None) | Err(_) => {
+                return Err(format!(
+                    "chunk {i} is not a zstd frame that declares its size"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decode compressed `chunks` (slices of the stored payload) into `out`, whose length is the
 /// declared raw length. Each chunk must decompress to exactly its share of `out`: a chunk that
 /// claims more is refused before it is written, so hostile input cannot make us allocate or

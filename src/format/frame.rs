@@ -112,7 +112,7 @@ pub enum FrameKind {
     Object = 1,
     /// An entry logging an object stored in an earlier frame; no payload.
     Entry = 2,
-    /// Many small objects and entries (schema v2; see `crate::pack`).
+    /// Many small objects and entries (schema v2; see `format::pack`).
     Pack = 3,
 }
 
@@ -232,6 +232,9 @@ impl FrameHeader {
         let version = field(le_u16(head, F_VERSION).map(u64::from))? as u16;
         if version > crate::format::version::SCHEMA_VERSION {
             return Err(HeaderError::TooNew(version));
+        }
+        if version == 0 {
+            return Err(HeaderError::Invalid("frame schema version 0".into()));
         }
         let kind = match head.get(F_KIND) {
             Some(1) => FrameKind::Object,

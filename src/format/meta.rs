@@ -55,9 +55,9 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl FrameMeta {
-    /// Encode with named fields.
-    pub fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(self).unwrap_or_default()
+    /// Encode with named fields; the error is a reason (msgpack refused a value).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        rmp_serde::to_vec_named(self).map_err(|e| format!("frame metadata does not encode: {e}"))
     }
 
     /// Decode; the error is a reason string.

@@ -1,9 +1,10 @@
-//! Byte layouts, with no I/O: the store header, segment header, frame header and frame
-//! metadata. Everything here works on `&[u8]`, so it can be tested and fuzzed without a disk.
+//! Byte layouts, with no I/O: the store header, segment header, frame header, frame
+//! metadata and the pack body. Everything here works on `&[u8]`, so it can be tested and fuzzed without a disk.
 //! The tables live in FORMAT.md; constants here are chained so they cannot drift apart.
 
 pub mod frame;
 pub mod meta;
+pub mod pack;
 pub mod store_header;
 pub mod version;
 

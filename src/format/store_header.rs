@@ -40,9 +40,11 @@ pub struct StoreHeader {
 }
 
 impl StoreHeader {
-    /// Encode: fixed fields, settings, then a checksum of everything before it.
-    pub fn encode(&self) -> Vec<u8> {
-        let settings = rmp_serde::to_vec_named(&self.settings).unwrap_or_default();
+    /// Encode: fixed fields, settings, then a checksum of everything before it. The error is a
+    /// reason (msgpack refused a setting).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        let settings = rmp_serde::to_vec_named(&self.settings)
+            .map_err(|e| format!("store settings do not encode: {e}"))?;
         let mut out = Vec::with_capacity(SETTINGS_OFFSET + settings.len() + 4);
         out.extend_from_slice(&STORE_MAGIC);
         out.extend_from_slice(&self.version.to_le_bytes());
@@ -51,7 +53,7 @@ impl StoreHeader {
         out.extend_from_slice(&settings);
         let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
-        out
+        Ok(out)
     }
 
     /// Decode; the error is a reason for the caller to put beside the path.
@@ -91,7 +93,7 @@ mod tests {
                 zstd_level: Some(5),
             },
         };
-        let bytes = h.encode();
+        let bytes = h.encode().expect("header encodes");
         assert_eq!(StoreHeader::decode(&bytes), Ok(h));
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();

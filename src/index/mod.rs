@@ -113,7 +113,7 @@ pub struct PackUpdate {
     /// Frame offset.
     pub offset: u64,
     /// What it holds.
-    pub summary: crate::pack::PackSummary,
+    pub summary: crate::format::pack::PackSummary,
 }
 
 /// A run of entries in an update, in logging order.
@@ -204,8 +204,8 @@ fn insert_tag_keys(batch: &mut sled::Batch, tags: &[&(String, String)], seq: u64
     }
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    rmp_serde::to_vec(v).unwrap_or_default()
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    rmp_serde::to_vec(v).map_err(|e| Error::internal(format!("cannot encode an index value: {e}")))
 }
 
 impl Index {
@@ -240,9 +240,17 @@ impl Index {
                 other => break other,
             }
         }
-        .map_err(|e| Error::Index {
-            path: path.to_owned(),
-            reason: e.to_string(),
+        .map_err(|e| match e {
+            // Damage (seen after a SIGKILL mid-write) or a layout sled cannot read: the
+            // caller rebuilds. Lock and I/O errors are not damage.
+            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => Error::IndexDamaged {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+            other => Error::Index {
+                path: path.to_owned(),
+                reason: other.to_string(),
+            },
         })?;
         let mut index = Index {
             path: path.to_owned(),
@@ -360,7 +368,7 @@ impl Index {
         let mut segs = self
             .segs
             .lock()
-            .map_err(|_| self.err("segment table lock poisoned"))?;
+            .map_err(|_| Error::internal("segment table lock poisoned"))?;
         if let Some(id) = segs.by_name.get(name) {
             return Ok(*id);
         }
@@ -371,7 +379,7 @@ impl Index {
             indexed_max: start,
         };
         self.db
-            .insert(keys::segment(id), encode(&rec))
+            .insert(keys::segment(id), encode(&rec)?)
             .map_err(|e| self.err(e))?;
         segs.by_name.insert(name.to_owned(), id);
         segs.recs.push(rec);
@@ -383,7 +391,7 @@ impl Index {
         let segs = self
             .segs
             .lock()
-            .map_err(|_| self.err("segment table lock poisoned"))?;
+            .map_err(|_| Error::internal("segment table lock poisoned"))?;
         Ok(segs.by_name.get(name).copied())
     }
 
@@ -392,7 +400,7 @@ impl Index {
         let segs = self
             .segs
             .lock()
-            .map_err(|_| self.err("segment table lock poisoned"))?;
+            .map_err(|_| Error::internal("segment table lock poisoned"))?;
         segs.recs
             .get(id as usize)
             .cloned()
@@ -404,7 +412,7 @@ impl Index {
         let segs = self
             .segs
             .lock()
-            .map_err(|_| self.err("segment table lock poisoned"))?;
+            .map_err(|_| Error::internal("segment table lock poisoned"))?;
         Ok(segs.recs.clone())
     }
 
@@ -471,7 +479,7 @@ impl Index {
         let mut next = self
             .next_seq
             .lock()
-            .map_err(|_| self.err("sequence lock poisoned"))?;
+            .map_err(|_| Error::internal("sequence lock poisoned"))?;
         let mut batch = sled::Batch::default();
         let first = *next;
         let mut seq_at: HashMap<(u32, u64), u64> = HashMap::new();
@@ -513,7 +521,7 @@ impl Index {
                 offset: loc.offset,
                 slot: 0,
             });
-            batch.insert(&keys::object(hash)[..], encode(&loc));
+            batch.insert(&keys::object(hash)[..], encode(&loc)?);
             new_objects += 1;
         }
         let mut seq = first;
@@ -528,7 +536,7 @@ impl Index {
                         insert_tag_keys(&mut batch, &tags, seq);
                         batch.insert(
                             &keys::entry(seq)[..],
-                            encode(&RunRec::Entries(chunk.to_vec())),
+                            encode(&RunRec::Entries(chunk.to_vec()))?,
                         );
                         for e in chunk {
                             if !own_entries.contains(&seq) {
@@ -567,7 +575,7 @@ impl Index {
                         time_min: p.summary.time_min,
                         time_max: p.summary.time_max,
                     });
-                    batch.insert(&keys::entry(seq)[..], encode(&run));
+                    batch.insert(&keys::entry(seq)[..], encode(&run)?);
                     for h in &p.summary.entries {
                         if let Some(h) = h {
                             batch.insert(keys::object_entry(h, seq), &[][..]);
@@ -580,12 +588,12 @@ impl Index {
         let mut segs = self
             .segs
             .lock()
-            .map_err(|_| self.err("segment table lock poisoned"))?;
+            .map_err(|_| Error::internal("segment table lock poisoned"))?;
         for (id, to, max) in &update.marks {
             if let Some(rec) = segs.recs.get_mut(*id as usize) {
                 rec.indexed_to = rec.indexed_to.max(*to);
                 rec.indexed_max = rec.indexed_max.max(*max).max(rec.indexed_to);
-                batch.insert(&keys::segment(*id)[..], encode(rec));
+                batch.insert(&keys::segment(*id)[..], encode(rec)?);
             }
         }
         drop(segs);

@@ -3,10 +3,10 @@
 //!
 //! Every format meets the archive through one neutral tree, [`Document`]: tensors, maps of
 //! named values, lists and scalars. A reader turns bytes into a `Document` ([`read()`]); a
-//! writer turns a `Document` into bytes ([`write()`]); [`put_document`] stores one (a lone
-//! tensor as a tensor, anything else as a record whose tensors are references to tensors
-//! stored beside it) and [`get_document`] gives it back. How each format maps onto the tree
-//! is written down in FORMAT.md, "Interop mappings".
+//! writer turns a `Document` into bytes ([`write()`]). This module never touches a store:
+//! `crate::document` stores a document (a lone tensor as a tensor, anything else as a record
+//! whose tensors are references to tensors stored beside it) and gives it back. How each
+//! format maps onto the tree is written down in FORMAT.md, "Interop mappings".
 //!
 //! One file per format: [`npy`], [`npz`], [`safetensors`], [`msgpack_numpy`], [`json_b64`],
 //! [`onnx`].
@@ -22,13 +22,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::archive::Writer;
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
-use crate::object::Object;
 use crate::object::record::{MAX_DEPTH, Record, Value};
 use crate::object::tensor::{Dtype, Shape, Tensor, TensorView, check_len};
-use crate::reader::ReadObject;
 
 /// The field under which a record keeps a document whose root is not a map (a list, a
 /// scalar), or a map whose only field is itself named `$root`. See FORMAT.md.
@@ -230,7 +227,7 @@ impl Document<'_> {
     }
 
     /// Every reference to another object in the tree, depth first. They must be in the
-    /// archive for [`put_document`] to store the tree.
+    /// archive for `document::put_document` to store the tree.
     pub fn refs(&self) -> Vec<ObjectHash> {
         fn walk(doc: &Document<'_>, out: &mut Vec<ObjectHash>) {
             match doc {
@@ -319,42 +316,18 @@ pub fn write(format: Format, output: &str, doc: &Document<'_>) -> Result<Vec<u8>
     }
 }
 
-/// Store a document: a lone tensor as a tensor (so its hash is the same whichever format it
-/// came in by), anything else as a record whose tensors are stored beside it (without
-/// entries) and referred to by hash. Returns the address of what was logged with `tags`.
-///
-/// The record is built and checked (duplicate names, depth, tags) before anything is
-/// appended, so a refused document leaves the store as it was. References
-/// ([`Document::refs`]) must name objects already in the archive; a caller that cannot vouch
-/// for them should check them with `Archive::contains` first, since a missing one is found
-/// only after the tensors are appended.
-pub fn put_document(
-    w: &mut Writer<'_>,
-    doc: &Document<'_>,
-    tags: &[(&str, &str)],
-) -> Result<ObjectHash> {
-    put_prepared_document(
-        w,
-        &prepare(doc, |a| Array {
-            dtype: a.dtype,
-            shape: a.shape.clone(),
-            data: Cow::Borrowed(&a.data),
-        })?,
-        tags,
-    )
-}
-
 /// A document made ready to store: its record built and checked and its tensors' addresses
 /// computed, nothing stored yet. Made on one thread (`prepare_document`), stored on another
-/// (`put_prepared_document`), so a logger parses and prepares on one core while it writes on
+/// (`document::put_prepared_document`), so a logger parses and prepares on one core while it writes on
 /// another.
 #[derive(Clone, Debug)]
 pub struct PreparedDocument<'a> {
-    what: Prepared<'a>,
+    pub(crate) what: Prepared<'a>,
 }
 
+/// What a prepared document stores.
 #[derive(Clone, Debug)]
-enum Prepared<'a> {
+pub(crate) enum Prepared<'a> {
     Tensor(Array<'a>),
     Record {
         record: Record,
@@ -389,105 +362,18 @@ fn prepare<'d, 'a>(
     })
 }
 
+/// Prepare a document to be stored, borrowing its tensors' bytes.
+pub(crate) fn prepare_borrowed<'d>(doc: &'d Document<'_>) -> Result<PreparedDocument<'d>> {
+    prepare(doc, |a| Array {
+        dtype: a.dtype,
+        shape: a.shape.clone(),
+        data: Cow::Borrowed(&a.data),
+    })
+}
+
 /// Prepare an owned document to be stored (see [`PreparedDocument`]).
 pub fn prepare_document(doc: &Document<'_>) -> Result<PreparedDocument<'static>> {
     prepare(doc, |a| a.clone().into_owned())
-}
-
-/// Store a prepared document, as [`put_document`] does.
-pub fn put_prepared_document(
-    w: &mut Writer<'_>,
-    doc: &PreparedDocument<'_>,
-    tags: &[(&str, &str)],
-) -> Result<ObjectHash> {
-    check_tags(tags)?;
-    match &doc.what {
-        Prepared::Tensor(a) => w.put_tensor(&a.view()?, tags),
-        Prepared::Record { record, parts } => {
-            for (a, h) in parts {
-                let stored = w.put_tensor_part(&a.view()?)?;
-                if stored != *h {
-                    return Err(Error::invalid(
-                        "document",
-                        "a tensor's address changed while it was stored",
-                    ));
-                }
-            }
-            w.put_record(record, tags)
-        }
-    }
-}
-
-/// Read an object back as a document: a tensor as a tensor, a record as the tree it was put
-/// as (references to tensors become the tensors; references to anything else stay
-/// references), a categorical as `{codes, labels}`, text as a string scalar.
-pub fn get_document<S: ReadObject + ?Sized>(
-    archive: &S,
-    hash: &ObjectHash,
-) -> Result<Document<'static>> {
-    match archive.read_object(hash)? {
-        Object::Tensor(t) => Ok(Document::Tensor(t.into())),
-        Object::Record(r) => record_to_document(archive, &r),
-        Object::Categorical(c) => {
-            let codes = value_to_document(archive, &Value::Ref(c.codes))?;
-            let labels = c
-                .labels
-                .into_iter()
-                .map(|l| Document::Scalar(Value::Str(l)))
-                .collect();
-            Ok(Document::Map(vec![
-                ("codes".into(), codes),
-                ("labels".into(), Document::List(labels)),
-            ]))
-        }
-        Object::Text(s) => Ok(Document::Scalar(Value::Str(s))),
-        other => Err(Error::invalid(
-            hash.to_string(),
-            format!(
-                "is {}, which no tensor format can hold; `archive get -o FILE` writes it as it is",
-                other.kind()
-            ),
-        )),
-    }
-}
-
-fn record_to_document<S: ReadObject + ?Sized>(
-    archive: &S,
-    r: &Record,
-) -> Result<Document<'static>> {
-    if let [(name, value)] = r.fields()
-        && name == ROOT_FIELD
-    {
-        return value_to_document(archive, value);
-    }
-    let mut fields = Vec::with_capacity(r.len());
-    for (k, v) in r.fields() {
-        fields.push((k.clone(), value_to_document(archive, v)?));
-    }
-    Ok(Document::Map(fields))
-}
-
-fn value_to_document<S: ReadObject + ?Sized>(archive: &S, v: &Value) -> Result<Document<'static>> {
-    Ok(match v {
-        Value::Ref(h) => match archive.read_object(h)? {
-            Object::Tensor(t) => Document::Tensor(t.into()),
-            _ => Document::Scalar(Value::Ref(*h)),
-        },
-        Value::List(items) => Document::List(
-            items
-                .iter()
-                .map(|i| value_to_document(archive, i))
-                .collect::<Result<_>>()?,
-        ),
-        Value::Record(r) => {
-            let mut fields = Vec::with_capacity(r.len());
-            for (k, v) in r.fields() {
-                fields.push((k.clone(), value_to_document(archive, v)?));
-            }
-            Document::Map(fields)
-        }
-        other => Document::Scalar(other.clone()),
-    })
 }
 
 /// The record a non-tensor document is stored as; `put` stores each tensor and returns its
@@ -545,12 +431,6 @@ fn to_value<'d>(
         }
         Document::Scalar(v) => v.clone(),
     })
-}
-
-/// The archive's tag rules (see `Writer`), checked before a document's tensors are appended
-/// so that a refused put appends nothing.
-fn check_tags(tags: &[(&str, &str)]) -> Result<()> {
-    crate::archive::validate_tags(tags)
 }
 
 /// Join a path for error messages and flattened names: `a` + `b` = `a<sep>b`, `` + `b` = `b`.
@@ -643,7 +523,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{Archive, Kind};
 
     fn f32s(vals: &[f32]) -> Array<'static> {
         let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -670,68 +549,6 @@ mod tests {
         );
         assert_eq!(Format::from_extension("PB"), Some(Format::Onnx));
         assert!("pickle".parse::<Format>().is_err());
-    }
-
-    #[test]
-    fn documents_round_trip_through_the_archive() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = Archive::create(dir.path().join("s")).expect("create");
-        let docs = [
-            Document::Tensor(f32s(&[1.0, 2.0])),
-            Document::Map(vec![
-                ("probs".into(), Document::Tensor(f32s(&[0.5]))),
-                ("id".into(), Document::Scalar(Value::Int(7))),
-                (
-                    "nested".into(),
-                    Document::Map(vec![(
-                        "xs".into(),
-                        Document::List(vec![
-                            Document::Tensor(f32s(&[])),
-                            Document::Scalar(Value::Str("a".into())),
-                        ]),
-                    )]),
-                ),
-            ]),
-            Document::List(vec![Document::Tensor(f32s(&[3.0]))]),
-            Document::Scalar(Value::Float(-0.0)),
-            Document::Map(vec![(ROOT_FIELD.into(), Document::Scalar(Value::Null))]),
-            Document::Map(vec![]),
-        ];
-        let mut hashes = Vec::new();
-        for doc in &docs {
-            let mut w = archive.writer();
-            hashes.push(put_document(&mut w, doc, &[("run", "t")]).expect("put"));
-            w.commit().expect("commit");
-        }
-        for (doc, h) in docs.iter().zip(&hashes) {
-            assert_eq!(&get_document(&archive, h).expect("get"), doc);
-        }
-        // A lone tensor is a tensor: the same hash as putting it directly.
-        let direct = archive
-            .put_tensor(&f32s(&[1.0, 2.0]).view().expect("view"), &[])
-            .expect("put");
-        assert_eq!(hashes[0], direct);
-        assert_eq!(archive.info(&hashes[1]).expect("info").kind, Kind::Record);
-    }
-
-    #[test]
-    fn refused_documents_append_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = Archive::create(dir.path().join("s")).expect("create");
-        let dup = Document::Map(vec![
-            ("a".into(), Document::Tensor(f32s(&[1.0]))),
-            ("a".into(), Document::Tensor(f32s(&[2.0]))),
-        ]);
-        let mut deep = Document::Tensor(f32s(&[1.0]));
-        for _ in 0..=MAX_DOCUMENT_DEPTH {
-            deep = Document::List(vec![deep]);
-        }
-        let ok = Document::Map(vec![("a".into(), Document::Tensor(f32s(&[1.0])))]);
-        let mut w = archive.writer();
-        assert!(put_document(&mut w, &dup, &[]).is_err());
-        assert!(put_document(&mut w, &deep, &[]).is_err());
-        assert!(put_document(&mut w, &ok, &[("bad key", "v")]).is_err());
-        assert_eq!(w.pending(), 0);
     }
 
     #[test]

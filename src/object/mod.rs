@@ -11,7 +11,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 use record::{Record, Value};
-use tensor::Tensor;
+use tensor::{Dtype, Tensor, TensorView};
 
 /// The kinds of object. The number is the kind's byte in the canonical encoding (FORMAT.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +92,42 @@ impl Categorical {
             .with("codes", Value::Ref(self.codes))
             .and_then(|r| r.with("labels", Value::List(labels)))
             .unwrap_or_default()
+    }
+
+    /// The value of each code of an integer codes tensor (`dtype`, little-endian `data`), in
+    /// order; `None` for a negative one. Codes index `labels`.
+    pub fn code_values(dtype: Dtype, data: &[u8]) -> impl Iterator<Item = Option<u64>> + '_ {
+        let size = dtype.size().clamp(1, 8);
+        let signed = matches!(dtype, Dtype::I8 | Dtype::I16 | Dtype::I32 | Dtype::I64);
+        data.chunks_exact(size).map(move |c| {
+            let mut le = [0u8; 8];
+            for (d, s) in le.iter_mut().zip(c) {
+                *d = *s;
+            }
+            let negative = signed && c.last().is_some_and(|b| b & 0x80 != 0);
+            (!negative).then(|| u64::from_le_bytes(le))
+        })
+    }
+
+    /// Check integer `codes` against `labels` labels: an error names the first code that is
+    /// negative or has no label.
+    pub fn check_codes(codes: &TensorView<'_>, labels: usize) -> Result<()> {
+        let dtype = codes.dtype();
+        if !dtype.is_integer() {
+            return Err(Error::invalid(
+                "codes",
+                format!("categorical codes must be integers, not {dtype}"),
+            ));
+        }
+        for (i, code) in Self::code_values(dtype, codes.data()).enumerate() {
+            if code.is_none_or(|c| c >= labels as u64) {
+                return Err(Error::invalid(
+                    "codes",
+                    format!("code at index {i} is outside the {labels} labels"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn from_record(input: &str, r: &Record) -> Result<Self> {

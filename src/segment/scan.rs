@@ -36,14 +36,32 @@ pub struct Scan {
     pub valid_end: u64,
     /// Bytes after `valid_end` that hold no whole frame: a torn write or appended garbage.
     pub tail: Option<Damage>,
+    /// A frame of a schema version newer than this program's, where the scan stopped: its
+    /// offset and version. What follows it is left alone, never cut.
+    pub newer: Option<(u64, u16)>,
 }
 
 /// Read and check the frame at `offset`: header, metadata checksum and decoding, and that the
 /// payload lies inside `bytes`. Returns the frame and its payload.
 pub fn read_frame(bytes: &[u8], offset: u64) -> Result<(Frame, &[u8]), HeaderError> {
+    let header = FrameHeader::decode(frame_bytes(bytes, offset)?)?;
+    read_body(bytes, offset, header)
+}
+
+/// The bytes of `bytes` from `offset` on.
+fn frame_bytes(bytes: &[u8], offset: u64) -> Result<&[u8], HeaderError> {
     let start = usize::try_from(offset).map_err(|_| HeaderError::Truncated)?;
-    let rest = bytes.get(start..).ok_or(HeaderError::Truncated)?;
-    let header = FrameHeader::decode(rest)?;
+    bytes.get(start..).ok_or(HeaderError::Truncated)
+}
+
+/// `read_frame` for a frame whose header, decoded from `bytes` at `offset`, is `header`: the
+/// metadata checksum and decoding, and that the payload lies inside `bytes`.
+pub fn read_body(
+    bytes: &[u8],
+    offset: u64,
+    header: FrameHeader,
+) -> Result<(Frame, &[u8]), HeaderError> {
+    let rest = frame_bytes(bytes, offset)?;
     let meta_bytes = rest
         .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + header.meta_len as usize)
         .ok_or(HeaderError::Truncated)?;
@@ -82,7 +100,11 @@ fn resync(bytes: &[u8], from: u64) -> Option<u64> {
         if window.len() < FRAME_HEADER_LEN {
             return None;
         }
-        if window.starts_with(&FRAME_MAGIC) && FrameHeader::decode(window).is_ok() {
+        // A newer version's header has a good checksum too: it starts a frame.
+        let decoded = FrameHeader::decode(window);
+        if window.starts_with(&FRAME_MAGIC)
+            && matches!(decoded, Ok(_) | Err(HeaderError::TooNew(_)))
+        {
             return Some(pos);
         }
         pos += FRAME_ALIGN;
@@ -107,10 +129,32 @@ pub fn scan(bytes: &[u8], from: u64) -> Scan {
                 pos = next;
                 continue;
             }
+            Err(HeaderError::TooNew(version)) => {
+                out.newer = Some((pos, version));
+                break;
+            }
             Err(e) => e,
         };
-        // A header that checks out but whose frame runs past the end is a torn write unless
-        // another frame follows; so is anything with no checksummed header after it.
+        // A header that checks out is trusted for the frame's length (FORMAT.md, "Frames"):
+        // a frame whose metadata is damaged is skipped whole, so a payload that itself holds
+        // frames (a segment archived as bytes) is never read as frames of this segment, and a
+        // frame that runs past the end is a torn tail.
+        if let Ok(header) = frame_bytes(bytes, pos).and_then(FrameHeader::decode) {
+            let next = pos.saturating_add(header.frame_len());
+            let damage = Damage {
+                offset: pos,
+                reason: err.to_string(),
+            };
+            if next <= len {
+                out.damage.push(damage);
+                pos = next;
+                continue;
+            }
+            out.tail = Some(damage);
+            break;
+        }
+        // Anything with no checksummed header is damage if a frame follows, else a torn
+        // tail.
         match resync(bytes, pos + FRAME_ALIGN) {
             Some(next) => {
                 out.damage.push(Damage {

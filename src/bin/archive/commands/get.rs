@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use model_archive::interop::{self, Array, Document, Format, get_document, npy, onnx};
+use model_archive::document::get_document;
+use model_archive::interop::{self, Array, Document, Format, npy, onnx};
 use model_archive::{Archive, ArchiveReader, Categorical, Object, ObjectHash, ReadObject, Value};
 
 use super::{Ctx, UsageError, resolve, write_output};
@@ -27,20 +28,12 @@ pub fn categorical_values(archive: &dyn ReadObject, cat: &Categorical) -> Result
             UsageError(format!("{}: categorical codes are not a tensor", cat.codes)).into(),
         );
     };
-    let size = codes.dtype.size();
-    codes
-        .data
-        .chunks_exact(size)
-        .map(|c| {
-            let mut le = [0u8; 8];
-            for (d, s) in le.iter_mut().zip(c) {
-                *d = *s;
-            }
-            let code = u64::from_le_bytes(le) as usize;
-            cat.labels
-                .get(code)
+    Categorical::code_values(codes.dtype, &codes.data)
+        .enumerate()
+        .map(|(i, code)| {
+            code.and_then(|c| cat.labels.get(usize::try_from(c).ok()?))
                 .cloned()
-                .ok_or_else(|| UsageError(format!("code {code} has no label")).into())
+                .ok_or_else(|| UsageError(format!("code at index {i} has no label")).into())
         })
         .collect()
 }

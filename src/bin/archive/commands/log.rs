@@ -14,9 +14,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use model_archive::document::put_prepared_document;
 use model_archive::interop::{
     Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
-    put_prepared_document,
 };
 use model_archive::{Archive, Dtype, Shape, Value, Writer};
 

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use model_archive::archive::MAX_TAG_VALUE;
+use model_archive::document;
 use model_archive::interop::{self, Document, Format, onnx};
+use model_archive::tags::validate_tag;
 use model_archive::{Codec, Dtype, ObjectHash, PutOptions, Shape, TensorView, Writer};
 
 use super::{Ctx, UsageError};
@@ -212,9 +213,7 @@ fn parse<'a>(name: &str, how: How, bytes: &'a [u8], args: &PutArgs) -> Result<Pa
             // The archive addresses a tensor by its content; an ONNX tensor's name is kept as
             // the entry's `name` tag, unless one was given.
             let t = onnx::read(name, bytes)?;
-            let fits = |n: &str| {
-                !n.is_empty() && n.len() <= MAX_TAG_VALUE && !n.chars().any(char::is_control)
-            };
+            let fits = |n: &str| !n.is_empty() && validate_tag("name", n).is_ok();
             let tag = Some(("name".to_owned(), t.name))
                 .filter(|(_, n)| fits(n) && !args.tags.iter().any(|t| t.starts_with("name=")));
             Parsed::Docs(vec![(name.to_owned(), Document::Tensor(t.array))], tag)
@@ -283,9 +282,17 @@ fn put_parsed(
                         push(label, w.put_categorical(&view, l, &with_extra)?, "record");
                     }
                     (Document::Tensor(_), None) => {
-                        push(label, interop::put_document(w, doc, &with_extra)?, "tensor");
+                        push(
+                            label,
+                            document::put_document(w, doc, &with_extra)?,
+                            "tensor",
+                        );
                     }
-                    _ => push(label, interop::put_document(w, doc, &with_extra)?, "record"),
+                    _ => push(
+                        label,
+                        document::put_document(w, doc, &with_extra)?,
+                        "record",
+                    ),
                 }
             }
         }

@@ -9,22 +9,23 @@
 //! the index does when it is rebuilt from the segments. An entry of content stored elsewhere
 //! (a duplicate) carries that content's hash.
 
+//!
+//! This module is the byte layout alone, with no I/O: building a body, and decoding and
+//! checking one. Reading pack frames out of segments is `segment::pack`.
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::format::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind};
 use crate::format::meta::ObjectMeta;
 use crate::hash::ObjectHash;
 use crate::object::Kind;
 use crate::object::canonical::Descriptor;
-use crate::segment::reader::Maps;
-use crate::segment::scan::{Frame, read_frame};
+use crate::tags::owned_tags;
 
 /// The `kind` of a pack frame's payload description.
 pub const PACK_KIND: &str = "pack";
@@ -131,11 +132,11 @@ impl PackBuilder {
             .is_some_and(same);
         let idx = match self.last_tagset.filter(|_| same_as_last) {
             Some(i) => i,
-            None => match self.tagsets.get(&owned(tags)) {
+            None => match self.tagsets.get(&owned_tags(tags)) {
                 Some(i) => *i,
                 None => {
-                    self.tagsets.insert(owned(tags), next);
-                    self.body.tagsets.push(owned(tags));
+                    self.tagsets.insert(owned_tags(tags), next);
+                    self.body.tagsets.push(owned_tags(tags));
                     self.approx_len += tags
                         .iter()
                         .map(|(k, v)| k.len() + v.len() + 4)
@@ -200,9 +201,10 @@ impl PackBuilder {
     }
 
     /// The encoded body and what the index learns from it; the builder is left empty.
-    pub fn finish(&mut self) -> (Vec<u8>, PackSummary) {
+    pub fn finish(&mut self) -> Result<(Vec<u8>, PackSummary)> {
         let b = std::mem::take(self);
-        let body = rmp_serde::to_vec(&b.body).unwrap_or_default();
+        let body = rmp_serde::to_vec(&b.body)
+            .map_err(|e| Error::internal(format!("a pack body does not encode: {e}")))?;
         let mut tags: Vec<(String, String)> = b.body.tagsets.into_iter().flatten().collect();
         tags.sort();
         tags.dedup();
@@ -213,14 +215,8 @@ impl PackBuilder {
             time_max: b.time_max,
             tags,
         };
-        (body, summary)
+        Ok((body, summary))
     }
-}
-
-fn owned(tags: &[(&str, &str)]) -> Vec<(String, String)> {
-    tags.iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 /// One entry read out of a pack.
@@ -471,74 +467,6 @@ impl Pack {
     }
 }
 
-/// Decode the pack of a scanned frame whose payload is `payload`.
-pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
-    let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
-    let meta = frame
-        .meta
-        .object
-        .as_ref()
-        .filter(|m| m.kind == PACK_KIND)
-        .ok_or_else(|| corrupt("pack frame without pack metadata".into()))?;
-    let bytes = crate::archive::decode_payload(frame, meta, payload, path)?;
-    if ObjectHash::from(blake3::hash(&bytes)) != frame.header.hash {
-        return Err(corrupt("pack does not hash back to its header".into()));
-    }
-    Pack::decode(
-        &bytes,
-        path,
-        frame.offset,
-        frame.header.codec,
-        frame.header.payload_len,
-    )
-}
-
-/// Read, check and decode the pack frame at `offset` of the segment at `path`.
-pub fn read(maps: &Maps, path: &Path, offset: u64) -> Result<Pack> {
-    let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-    let map = maps.get(path, offset + FRAME_HEADER_LEN as u64)?;
-    let header = FrameHeader::decode(map.get(offset as usize..).unwrap_or_default())
-        .map_err(|e| corrupt(e.to_string()))?;
-    let map = maps.get(path, offset + header.frame_len())?;
-    let (frame, payload) = read_frame(&map, offset).map_err(|e| corrupt(e.to_string()))?;
-    if frame.header.kind != FrameKind::Pack {
-        return Err(corrupt(
-            "the index points at a frame that is not a pack".into(),
-        ));
-    }
-    decode_frame(&frame, payload, path)
-}
-
-/// The last pack read, so that reading several items of one pack decodes it once.
-#[derive(Default)]
-pub struct PackCache {
-    last: Mutex<Option<Arc<Pack>>>,
-}
-
-impl PackCache {
-    /// The pack at `offset` of `path`, from the cache or read.
-    pub fn get(&self, maps: &Maps, path: &Path, offset: u64) -> Result<Arc<Pack>> {
-        if let Ok(last) = self.last.lock()
-            && let Some(p) = last.as_ref()
-            && p.location() == (path, offset)
-        {
-            return Ok(Arc::clone(p));
-        }
-        let pack = Arc::new(read(maps, path, offset)?);
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(Arc::clone(&pack));
-        }
-        Ok(pack)
-    }
-
-    /// Forget the cached pack.
-    pub fn clear(&self) {
-        if let Ok(mut last) = self.last.lock() {
-            *last = None;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,7 +498,7 @@ mod tests {
         let h2 = t.hash(b"hi");
         b.push_object(h2, &t, b"hi", None);
         b.push_entry(h, 1_500, &tag("b"));
-        let (body, summary) = b.finish();
+        let (body, summary) = b.finish().expect("encode");
         assert!(b.is_empty());
         assert_eq!(summary.objects, vec![(h, 1), (h2, 2)]);
         assert_eq!(summary.entries, vec![None, Some(h)]);
@@ -633,7 +561,7 @@ mod tests {
             );
         }
         b.push_entry(ObjectHash([7; 32]), 99, &tag("s"));
-        b.finish().0
+        b.finish().expect("encode").0
     }
 
     proptest::proptest! {

@@ -1,0 +1,137 @@
+//! `Archive`: an open store. Each file follows one path through it:
+//!
+//! | file | what happens there |
+//! | --- | --- |
+//! | `open.rs` | `ArchiveBuilder`: create a store, open it, open it for logging only |
+//! | `recover.rs` | recovery on open: index what the segments hold past the index, cut torn tails; `reindex` |
+//! | `append.rs` | this process's segment: which one a batch appends to, group commit, claims |
+//! | `write.rs` | put: `Writer` (a batch, one fsync) and the one-put `Archive::put_*` |
+//! | `read.rs` | get, map, info, resolve a short hash |
+//! | `entries.rs` | the entries: all of them, or those of one object |
+//! | `query.rs` | the entries a query matches, read through the index's runs and tags |
+//! | `verify.rs` | verify: every frame re-read and re-hashed, the index checked against it |
+//! | `stats.rs` | counts and sizes |
+//!
+//! Byte layouts live in `format`, segment files in `segment`, the index in `index`, object
+//! lookup in `locator`, and the store directory's names in `store_dir`.
+
+mod append;
+mod entries;
+mod open;
+mod query;
+mod read;
+mod recover;
+mod stats;
+mod verify;
+mod write;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use crate::info::{EntryInfo, ObjectInfo};
+pub use crate::mapped::MappedObject;
+pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
+pub use open::ArchiveBuilder;
+pub use stats::Stats;
+pub use verify::{Problem, VerifyReport};
+pub use write::{MAX_DESC, PutOptions, Writer, WriterTotals};
+
+use crate::error::{Error, Result};
+use crate::format::store_header::Settings;
+use crate::index::Index;
+use crate::locator::Locator;
+use crate::reader::ArchiveReader;
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// An open archive. `Send + Sync`: share it between threads by reference or `Arc`.
+pub struct Archive {
+    root: PathBuf,
+    segments_dir: PathBuf,
+    settings: Settings,
+    /// The index; `None` when opened for logging only (`ArchiveBuilder::open_logger`).
+    index: Option<Index>,
+    /// Lookup tables, to find objects already stored when the index is not open.
+    reader: Option<ArchiveReader>,
+    locator: Locator,
+    /// This process's segment and the batches appending to it (`append.rs`).
+    slot: Mutex<append::SegmentSlot>,
+    /// New objects appended by a batch but not yet in the index (`append.rs`).
+    claims: append::Claims,
+    segment_size: u64,
+    warnings: Mutex<Vec<String>>,
+    /// The index lock, held while the index is open.
+    _lock: Option<File>,
+}
+
+impl Archive {
+    /// Open the store at `path` with default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
+        ArchiveBuilder::default().open(path)
+    }
+
+    /// Create a store at `path` with default settings.
+    pub fn create(path: impl AsRef<Path>) -> Result<Archive> {
+        ArchiveBuilder::default().create(path)
+    }
+
+    /// A builder for non-default settings.
+    pub fn builder() -> ArchiveBuilder {
+        ArchiveBuilder::default()
+    }
+
+    /// The store's root directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Problems found while opening (damaged frames skipped, torn tails cut), for display.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    fn warn(&self, msg: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(msg);
+        }
+    }
+
+    /// The segment files, sorted by name. Entries named like segments that are not regular
+    /// files (symlinks above all) are left alone and reported as warnings.
+    fn segment_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        let (files, foreign) = crate::store_dir::segment_files(&self.segments_dir)?;
+        for path in foreign {
+            self.warn(format!(
+                "{}: not a regular file, so not a segment of this store: left alone",
+                path.display()
+            ));
+        }
+        Ok(files)
+    }
+
+    /// The index, or an error saying this archive was opened for logging only.
+    fn index(&self) -> Result<&Index> {
+        self.index.as_ref().ok_or_else(|| {
+            Error::invalid(
+                self.root.display().to_string(),
+                "opened for logging only: this needs the index (open the archive normally)",
+            )
+        })
+    }
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        self.sync_segment();
+        if let Some(index) = &self.index {
+            let _ = index.flush();
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Creating and opening a store: `ArchiveBuilder`. Opening reads the store header, takes the
+//! index lock, opens the index (rebuilding one sled reports damaged) and catches it up with
+//! the segments (`recover.rs`). Opening for logging takes neither lock nor index.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Archive, append, now_ns};
+use crate::error::{Error, Result};
+use crate::format::frame::SEGMENT_HEADER_LEN;
+use crate::format::store_header::{Settings, StoreHeader};
+use crate::format::version;
+use crate::index::Index;
+use crate::locator::Locator;
+use crate::reader::ArchiveReader;
+use crate::segment::writer::sync_dir;
+use crate::store_dir::{
+    INDEX_DIR, LOCK_FILE, SEGMENTS_DIR, lock_index, read_store_header, write_store_header,
+};
+
+/// Configures and opens or creates an archive.
+///
+/// ## Defaults
+/// - `zstd_level`: none (level 1 behind a byte shuffle, 3 for plain zstd)
+/// - `lock_timeout`: 10 s waiting for another process to release the index
+/// - `segment_size`: 1 GiB before a writer starts a new segment
+#[derive(Clone, Debug)]
+pub struct ArchiveBuilder {
+    zstd_level: Option<i32>,
+    lock_timeout: Duration,
+    segment_size: u64,
+}
+
+impl Default for ArchiveBuilder {
+    fn default() -> Self {
+        ArchiveBuilder {
+            zstd_level: None,
+            lock_timeout: Duration::from_secs(10),
+            segment_size: 1 << 30,
+        }
+    }
+}
+
+impl ArchiveBuilder {
+    /// The zstd level recorded in a new store and used by puts that give none.
+    pub fn zstd_level(&mut self, level: i32) -> &mut Self {
+        self.zstd_level = Some(level);
+        self
+    }
+
+    /// How long to wait for another process that holds the index.
+    pub fn lock_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Size past which a writer seals its segment and starts a new one.
+    pub fn segment_size(&mut self, bytes: u64) -> &mut Self {
+        self.segment_size = bytes.max(SEGMENT_HEADER_LEN as u64 + 1);
+        self
+    }
+
+    /// Create a new store at `path` (which must not exist, or be an empty directory).
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        let root = path.as_ref();
+        let non_empty = std::fs::read_dir(root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if non_empty || root.is_file() {
+            return Err(Error::AlreadyExists {
+                path: root.to_owned(),
+            });
+        }
+        std::fs::create_dir_all(root.join(SEGMENTS_DIR))
+            .map_err(|e| Error::io(root.join(SEGMENTS_DIR), e))?;
+        let header = StoreHeader {
+            version: version::SCHEMA_VERSION,
+            settings: Settings {
+                created_ns: now_ns(),
+                zstd_level: self.zstd_level,
+            },
+        };
+        // A crash leaves either no header (not a store yet) or a whole one.
+        write_store_header(root, &header)?;
+        sync_dir(&root.join(SEGMENTS_DIR))?;
+        self.open(root)
+    }
+
+    /// Open the store at `path`, catching the index up with the segments.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        let root = path.as_ref().to_owned();
+        let header = read_store_header(&root)?;
+        let lock = lock_index(&root.join(LOCK_FILE), self.lock_timeout)?;
+        let index_dir = root.join(INDEX_DIR);
+        let (index, damaged) = match Index::open(&index_dir) {
+            // The index is derived from the segments: one sled finds damaged (seen after a
+            // SIGKILL mid-write) or cannot read is rebuilt here, so a killed process never
+            // leaves a store that needs a manual `reindex`. Lock and I/O errors are not damage.
+            Err(Error::IndexDamaged { reason, .. }) => {
+                std::fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
+                (Index::open(&index_dir)?.0, Some(reason))
+            }
+            other => (other?.0, None),
+        };
+        let archive = self.assemble(root, header.settings, Some(index), None, Some(lock));
+        if let Some(reason) = damaged {
+            archive.warn(format!(
+                "{}: damaged index rebuilt from the segments ({reason})",
+                index_dir.display()
+            ));
+        }
+        archive.catch_up(&|_, _| {})?;
+        Ok(archive)
+    }
+
+    /// Open the store at `path` for logging only: puts and batch writers work, into a segment
+    /// of this process's own, with no index and no index lock, so any number of processes log
+    /// into one store at once. Reads and listings need the index and return an error; the
+    /// index learns of the new frames when a process next opens the store normally. Content
+    /// already in the lookup tables is not stored again.
+    pub fn open_logger(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        let root = path.as_ref().to_owned();
+        let header = read_store_header(&root)?;
+        let reader = ArchiveReader::open(&root)?;
+        Ok(self.assemble(root, header.settings, None, reader, None))
+    }
+
+    /// An `Archive` over `root` with nothing written yet by this process.
+    fn assemble(
+        &self,
+        root: PathBuf,
+        settings: Settings,
+        index: Option<Index>,
+        reader: Option<ArchiveReader>,
+        lock: Option<File>,
+    ) -> Archive {
+        let segments_dir = root.join(SEGMENTS_DIR);
+        Archive {
+            segments_dir: segments_dir.clone(),
+            root,
+            settings,
+            index,
+            reader,
+            locator: Locator::new(segments_dir),
+            slot: Mutex::new(append::SegmentSlot::new()),
+            claims: append::Claims::default(),
+            segment_size: self.segment_size,
+            warnings: Mutex::new(Vec::new()),
+            _lock: lock,
+        }
+    }
+
+    /// Open the store at `path`, creating it if there is none.
+    pub fn open_or_create(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        match self.open(path.as_ref()) {
+            Err(Error::NoStore { .. }) => self.create(path),
+            other => other,
+        }
+    }
+}

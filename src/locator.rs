@@ -1,0 +1,333 @@
+//! Finding an object in the segments at the locations an index gives, and reading it: shared
+//! by `Archive` (locations from sled and the lookup tables) and `ArchiveReader` (the tables
+//! alone). Every location is checked to hold the hash asked for; a location is a hint until
+//! the frame there says so.
+//!
+//! - `ObjectFrame`: an object in a frame of its own, checked and ready to decode or map.
+//! - `Source`: an object found, in a frame of its own or as an item of a pack.
+//! - `Locator`: table locations to sources, with the segment maps and the last pack cached.
+//! - `resolve_prefix`: a short hash to the one object it names.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::format::frame::{FrameHeader, FrameKind};
+use crate::format::meta::ObjectMeta;
+use crate::format::pack::Pack;
+use crate::hash::ObjectHash;
+use crate::index::lookup::{Located, prefix_of};
+use crate::info::{ObjectInfo, info_from_meta};
+use crate::mapped::{Data, MappedObject};
+use crate::object::Object;
+use crate::segment::mapped::{MappedFrame, frame_at, header_at};
+use crate::segment::pack::PackCache;
+use crate::segment::payload::{build_object, decode_payload, verify_hash};
+use crate::segment::reader::Maps;
+
+/// An object's frame in a mapped segment, checked to hold the object asked for: what `get`
+/// and `map` decode, whether the location came from sled or from a lookup table.
+pub(crate) struct ObjectFrame {
+    mapped: MappedFrame,
+    meta: ObjectMeta,
+    path: PathBuf,
+}
+
+impl ObjectFrame {
+    /// Read the frame at `offset` of the segment at `path`; `hash` must be its object's.
+    pub(crate) fn read(maps: &Maps, path: &Path, offset: u64, hash: &ObjectHash) -> Result<Self> {
+        let (_, header) = header_at(maps, path, offset)?;
+        if header.hash != *hash || header.kind != FrameKind::Object {
+            return Err(Error::corrupt(
+                path,
+                offset,
+                "frame holds another object than the index says",
+            ));
+        }
+        Self::with_header(maps, path, offset, header)
+    }
+
+    /// The rest of `read`, for a header decoded and checked already.
+    fn with_header(maps: &Maps, path: &Path, offset: u64, header: FrameHeader) -> Result<Self> {
+        let mut mapped = frame_at(maps, path, offset, header)?;
+        let meta =
+            mapped.frame.meta.object.take().ok_or_else(|| {
+                Error::corrupt(path, offset, "object frame without object metadata")
+            })?;
+        Ok(ObjectFrame {
+            mapped,
+            meta,
+            path: path.to_owned(),
+        })
+    }
+
+    fn offset(&self) -> u64 {
+        self.mapped.frame.offset
+    }
+
+    fn segment(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// What the object is, from its frame.
+    pub(crate) fn info(&self) -> Result<ObjectInfo> {
+        let header = &self.mapped.frame.header;
+        let mut info = info_from_meta(header.hash, &self.meta, &self.path, self.offset())?;
+        info.stored_len = header.payload_len;
+        info.codec = header.codec;
+        info.segment = self.segment();
+        Ok(info)
+    }
+
+    /// Decode and verify.
+    pub(crate) fn object(&self) -> Result<Object> {
+        let (meta, path, offset) = (&self.meta, &self.path, self.offset());
+        let bytes = decode_payload(&self.mapped.frame, meta, self.mapped.payload(), path)?;
+        verify_hash(&self.mapped.frame.header.hash, meta, &bytes, path, offset)?;
+        build_object(meta, bytes.into_owned(), path, offset)
+    }
+
+    /// The bytes: a view into the map when raw, decoded otherwise; verified if asked.
+    pub(crate) fn mapped(&self, verify: bool) -> Result<MappedObject> {
+        let (meta, path, offset) = (&self.meta, &self.path, self.offset());
+        let info = self.info()?;
+        let payload = self.mapped.payload();
+        let hash = &self.mapped.frame.header.hash;
+        let data = if self.mapped.frame.header.codec == Codec::Raw {
+            if meta.raw_len != payload.len() as u64 {
+                return Err(Error::corrupt(path, offset, "raw length disagrees"));
+            }
+            if verify {
+                verify_hash(hash, meta, payload, path, offset)?;
+            }
+            Data::Mapped {
+                map: Arc::clone(&self.mapped.map),
+                start: self.mapped.start,
+                len: payload.len(),
+            }
+        } else {
+            let bytes = decode_payload(&self.mapped.frame, meta, payload, path)?.into_owned();
+            if verify {
+                verify_hash(hash, meta, &bytes, path, offset)?;
+            }
+            Data::Owned(bytes)
+        };
+        Ok(MappedObject { info, data })
+    }
+}
+
+/// An object found in a segment: a frame of its own, or an item of a pack frame.
+pub(crate) enum Source {
+    /// A frame of its own.
+    Frame(Box<ObjectFrame>),
+    /// Item `slot` (index + 1) of a pack.
+    Packed {
+        pack: Arc<Pack>,
+        slot: u32,
+        segment: String,
+    },
+}
+
+impl Source {
+    /// The packed object of a `Packed` source, or the error that names the damage.
+    fn packed(pack: &Pack, slot: u32) -> Result<crate::format::pack::PackedObject<'_>> {
+        let (path, offset) = pack.location();
+        pack.object(slot)
+            .ok_or_else(|| Error::corrupt(path, offset, format!("no object in item {slot}")))
+    }
+
+    /// What the object is.
+    pub(crate) fn info(&self) -> Result<ObjectInfo> {
+        match self {
+            Source::Frame(f) => f.info(),
+            Source::Packed {
+                pack,
+                slot,
+                segment,
+            } => {
+                let (path, offset) = pack.location();
+                let o = Self::packed(pack, *slot)?;
+                let raw_total = pack.body.data.len().max(1) as u64;
+                let mut info = info_from_meta(o.hash(), &o.meta(), path, offset)?;
+                // A share of the pack's stored bytes, in proportion to the item's size.
+                info.stored_len =
+                    (pack.stored_len as u128 * o.data.len() as u128 / u128::from(raw_total)) as u64;
+                info.codec = pack.codec;
+                info.segment = segment.clone();
+                info.slot = *slot;
+                Ok(info)
+            }
+        }
+    }
+
+    /// Decode and verify.
+    pub(crate) fn object(&self) -> Result<Object> {
+        match self {
+            Source::Frame(f) => f.object(),
+            Source::Packed { pack, slot, .. } => {
+                let (path, offset) = pack.location();
+                let o = Self::packed(pack, *slot)?;
+                build_object(&o.meta(), o.data.to_vec(), path, offset)
+            }
+        }
+    }
+
+    /// The bytes: a view into the map when raw in a frame of its own, a copy otherwise.
+    pub(crate) fn mapped(&self, verify: bool) -> Result<MappedObject> {
+        match self {
+            Source::Frame(f) => f.mapped(verify),
+            Source::Packed { pack, slot, .. } => Ok(MappedObject {
+                info: self.info()?,
+                data: Data::Owned(Self::packed(pack, *slot)?.data.to_vec()),
+            }),
+        }
+    }
+}
+
+/// Reads objects at the locations the lookup tables give: shared by `Archive` and
+/// `ArchiveReader`. Every location is checked to hold the hash asked for.
+#[derive(Default)]
+pub(crate) struct Locator {
+    segments_dir: PathBuf,
+    pub(crate) maps: Maps,
+    packs: PackCache,
+}
+
+impl Locator {
+    pub(crate) fn new(segments_dir: PathBuf) -> Self {
+        Locator {
+            segments_dir,
+            maps: Maps::default(),
+            packs: PackCache::default(),
+        }
+    }
+
+    /// Forget maps and the cached pack (after segments were rewritten).
+    pub(crate) fn clear(&self) {
+        self.maps.clear();
+        self.packs.clear();
+    }
+
+    /// The pack frame at `offset` of segment `segment`.
+    pub(crate) fn pack(&self, segment: &str, offset: u64) -> Result<Arc<Pack>> {
+        self.packs
+            .get(&self.maps, &self.segments_dir.join(segment), offset)
+    }
+
+    /// The object frame at `offset` of segment `segment`; `hash` must be its object's.
+    pub(crate) fn object_frame(
+        &self,
+        segment: &str,
+        offset: u64,
+        hash: &ObjectHash,
+    ) -> Result<ObjectFrame> {
+        ObjectFrame::read(&self.maps, &self.segments_dir.join(segment), offset, hash)
+    }
+
+    /// The full hash of the object a table entry points at, if it holds one there.
+    pub(crate) fn hash_at(&self, at: &Located) -> Option<ObjectHash> {
+        let h = if at.slot == 0 {
+            let path = self.segments_dir.join(&at.segment);
+            let (_, header) = header_at(&self.maps, &path, at.offset).ok()?;
+            (header.kind == FrameKind::Object).then_some(header.hash)?
+        } else {
+            self.pack(&at.segment, at.offset)
+                .ok()?
+                .object(at.slot)?
+                .hash()
+        };
+        Some(h).filter(|h| prefix_of(h) == at.prefix)
+    }
+
+    /// The object `hash` at `at`; `Ok(None)` if it is not there. The frame header is decoded
+    /// once. A pack or frame that does not decode is an error: the tables say the object is
+    /// in it.
+    pub(crate) fn open(&self, at: &Located, hash: &ObjectHash) -> Result<Option<Source>> {
+        if at.prefix != prefix_of(hash) {
+            return Ok(None);
+        }
+        if at.slot == 0 {
+            let path = self.segments_dir.join(&at.segment);
+            // A header that does not decode holds no object of ours: not there.
+            let Ok((_, header)) = header_at(&self.maps, &path, at.offset) else {
+                return Ok(None);
+            };
+            if header.kind != FrameKind::Object || header.hash != *hash {
+                return Ok(None);
+            }
+            return ObjectFrame::with_header(&self.maps, &path, at.offset, header)
+                .map(|f| Some(Source::Frame(Box::new(f))));
+        }
+        let pack = self.pack(&at.segment, at.offset)?;
+        let found = pack.object(at.slot).is_some_and(|o| o.hash() == *hash);
+        Ok(found.then(|| Source::Packed {
+            pack,
+            slot: at.slot,
+            segment: at.segment.clone(),
+        }))
+    }
+
+    /// The object `hash` at the first of `candidates` that holds it.
+    pub(crate) fn find(&self, candidates: &[Located], hash: &ObjectHash) -> Result<Option<Source>> {
+        // A damaged copy is an error only if no other copy is good.
+        let mut damaged = None;
+        for at in candidates {
+            match self.open(at, hash) {
+                Ok(Some(s)) => return Ok(Some(s)),
+                Ok(None) => {}
+                Err(e) => {
+                    damaged.get_or_insert(e);
+                }
+            }
+        }
+        damaged.map_or(Ok(None), Err)
+    }
+}
+
+/// Resolve a full hash or a unique prefix (at least 4 hex digits) among `known` hashes and
+/// the objects at the table locations `range(lo, hi)` gives (checked through `hash_at`).
+pub(crate) fn resolve_prefix(
+    prefix: &str,
+    known: Vec<ObjectHash>,
+    range: &dyn Fn(u64, u64) -> Vec<Located>,
+    hash_at: &dyn Fn(&Located) -> Option<ObjectHash>,
+) -> Result<Option<ObjectHash>> {
+    let nibbles = crate::hash::parse_hex_nibbles(prefix)
+        .filter(|n| (4..=64).contains(&n.len()))
+        .ok_or_else(|| Error::invalid(prefix, "not a hash or hash prefix (4 to 64 hex digits)"))?;
+    let (mut lo, mut hi) = (0u64, 0u64);
+    for i in 0..16 {
+        let n = nibbles.get(i).copied();
+        lo = (lo << 4) | u64::from(n.unwrap_or(0));
+        hi = (hi << 4) | u64::from(n.unwrap_or(0xf));
+    }
+    let matches = |h: &ObjectHash| {
+        let hex = h.to_string();
+        hex.len() >= nibbles.len()
+            && hex
+                .chars()
+                .zip(prefix.chars())
+                .all(|(a, b)| a.eq_ignore_ascii_case(&b))
+    };
+    let mut found: std::collections::BTreeSet<ObjectHash> =
+        known.into_iter().filter(|h| matches(h)).collect();
+    found.extend(
+        range(lo, hi)
+            .iter()
+            .filter_map(hash_at)
+            .filter(|h| matches(h)),
+    );
+    let found: Vec<ObjectHash> = found.into_iter().collect();
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(Error::Ambiguous {
+            prefix: prefix.to_owned(),
+            candidates: found,
+        }),
+    }
+}

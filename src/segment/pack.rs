@@ -1,0 +1,81 @@
+//! Pack frames in segments: reading one at an offset (through the memory maps), checking it
+//! against its header's hash, and a one-pack cache so that reading several items of one pack
+//! decodes it once. The body's byte layout is `format::pack`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::format::frame::FrameKind;
+use crate::format::pack::{PACK_KIND, Pack};
+use crate::hash::ObjectHash;
+use crate::segment::mapped::{frame_at, header_at};
+use crate::segment::payload::decode_payload;
+use crate::segment::reader::Maps;
+use crate::segment::scan::Frame;
+
+/// Decode the pack of a scanned frame whose payload is `payload`.
+pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
+    let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
+    let meta = frame
+        .meta
+        .object
+        .as_ref()
+        .filter(|m| m.kind == PACK_KIND)
+        .ok_or_else(|| corrupt("pack frame without pack metadata".into()))?;
+    let bytes = decode_payload(frame, meta, payload, path)?;
+    if ObjectHash::from(blake3::hash(&bytes)) != frame.header.hash {
+        return Err(corrupt("pack does not hash back to its header".into()));
+    }
+    Pack::decode(
+        &bytes,
+        path,
+        frame.offset,
+        frame.header.codec,
+        frame.header.payload_len,
+    )
+}
+
+/// Read, check and decode the pack frame at `offset` of the segment at `path`.
+pub fn read(maps: &Maps, path: &Path, offset: u64) -> Result<Pack> {
+    let (_, header) = header_at(maps, path, offset)?;
+    if header.kind != FrameKind::Pack {
+        return Err(Error::corrupt(
+            path,
+            offset,
+            "the index points at a frame that is not a pack",
+        ));
+    }
+    let f = frame_at(maps, path, offset, header)?;
+    decode_frame(&f.frame, f.payload(), path)
+}
+
+/// The last pack read, so that reading several items of one pack decodes it once.
+#[derive(Default)]
+pub struct PackCache {
+    last: Mutex<Option<Arc<Pack>>>,
+}
+
+impl PackCache {
+    /// The pack at `offset` of `path`, from the cache or read.
+    pub fn get(&self, maps: &Maps, path: &Path, offset: u64) -> Result<Arc<Pack>> {
+        if let Ok(last) = self.last.lock()
+            && let Some(p) = last.as_ref()
+            && p.location() == (path, offset)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let pack = Arc::new(read(maps, path, offset)?);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Arc::clone(&pack));
+        }
+        Ok(pack)
+    }
+
+    /// Forget the cached pack.
+    pub fn clear(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
+    }
+}
