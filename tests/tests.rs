@@ -10,6 +10,7 @@ mod corrupt;
 mod crash;
 mod fixtures;
 mod format;
+mod hostile;
 mod interop;
 mod log;
 mod merge;

@@ -7,7 +7,9 @@
 //! what sled holds), and tables of similar size are merged, so a store has O(log n) of them.
 //! They are hints: a reader checks the hash in the frame header a table points at, and falls
 //! back to sled on any miss. A table that cannot be written makes the writer drop the whole
-//! directory; the next process that opens the index rebuilds it from sled.
+//! directory; the next process that opens the index finds the tables missing and rebuilds
+//! the whole index, tables included, from the segments (sled alone cannot rebuild them: packed
+//! objects have no sled key).
 //!
 //! Layout (little-endian but for the hash prefix, which is big-endian so that numeric order
 //! is hash order):

@@ -1,10 +1,11 @@
 //! Memory maps of segment files. This is the only module allowed `unsafe`: the mmap contract.
 //!
 //! The contract: a segment file is append-only. Bytes that hold a whole frame are never
-//! rewritten, and a segment is only ever truncated back to the end of its last whole frame
-//! (cutting a torn tail) by the one process holding its write lock. So every byte range that
-//! a reader takes from a frame the index or a scan has accepted stays valid and unchanged for
-//! as long as the map lives.
+//! rewritten, and only the one process holding a segment's write lock truncates it: back to
+//! the end of its last whole frame (cutting a torn tail), or back over frames that were never
+//! acknowledged (a failed write rolled back to the last sync, a discarded batch), which no
+//! index holds. So every byte range that a reader takes from a frame the index has accepted
+//! stays valid and unchanged for as long as the map lives.
 //!
 //! Lookup tables (`index/lookup/`) are mapped through `map_file` too: each is written whole
 //! under a temporary name and renamed into place, never modified, and only unlinked after a

@@ -1,0 +1,291 @@
+//! Hostile and foreign bytes in a store: lengths that lie, frames inside payloads, files that
+//! are not ours, frames of a newer schema. Nothing is allocated for a length the stored bytes
+//! do not back, and recovery never destroys what it cannot prove is its own torn write.
+
+use std::path::{Path, PathBuf};
+
+use model_archive::codec::CHUNK_SIZE;
+use model_archive::format::checksum;
+use model_archive::format::frame::{FrameHeader, FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use model_archive::format::meta::{FrameMeta, ObjectMeta};
+use model_archive::object::canonical::Descriptor;
+use model_archive::{Archive, Codec, Error, Kind, ObjectHash, PutOptions};
+
+use crate::util::{TempStore, noise};
+
+/// A whole frame as a writer lays it out at `start` of a segment.
+fn frame_bytes(
+    start: u64,
+    version: u16,
+    codec: Codec,
+    hash: ObjectHash,
+    meta: &FrameMeta,
+    payload: &[u8],
+) -> Vec<u8> {
+    let meta = meta.encode().expect("metadata encodes");
+    let payload_off = FrameHeader::payload_offset(start, meta.len() as u32, 64);
+    let header = FrameHeader {
+        version,
+        kind: FrameKind::Object,
+        codec,
+        meta_len: meta.len() as u32,
+        payload_off,
+        payload_len: payload.len() as u64,
+        hash,
+        meta_sum: checksum(&meta),
+    };
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(&meta);
+    out.resize(payload_off as usize, 0);
+    out.extend_from_slice(payload);
+    out.resize(header.frame_len() as usize, 0);
+    out
+}
+
+/// A new segment file in `store` holding `frames` laid out by `frame_at(start)`.
+fn write_segment(store: &Path, name: &str, frame: impl Fn(u64) -> Vec<u8>) -> PathBuf {
+    let header = SegmentHeader {
+        version: 2,
+        writer_id: 0xfeed,
+        seq: 0,
+        created_ns: 1,
+    };
+    let mut bytes = header.encode().to_vec();
+    bytes.extend(frame(SEGMENT_HEADER_LEN as u64));
+    let path = store.join("segments").join(name);
+    std::fs::write(&path, bytes).expect("write segment");
+    path
+}
+
+/// A zstd-compressed tensor frame whose metadata claims `raw_len` decoded bytes, backed by
+/// one real chunk of `CHUNK_SIZE` zeros.
+fn lying_frame(start: u64, raw_len: u64) -> (ObjectHash, Vec<u8>) {
+    let chunk = zstd::bulk::compress(&vec![0u8; CHUNK_SIZE], 1).expect("zstd");
+    let hash = ObjectHash::from(blake3::hash(&raw_len.to_le_bytes()));
+    let meta = FrameMeta {
+        object: Some(ObjectMeta {
+            kind: "tensor".into(),
+            desc: "U8".into(),
+            shape: vec![raw_len],
+            raw_len,
+            chunk_size: CHUNK_SIZE as u64,
+            chunks: vec![chunk.len() as u64],
+            level: Some(1),
+        }),
+        entry: None,
+    };
+    let bytes = frame_bytes(start, 2, Codec::Zstd, hash, &meta, &chunk);
+    (hash, bytes)
+}
+
+#[test]
+fn a_frame_that_claims_more_than_it_holds_is_refused_before_allocating() {
+    // Issue: decode_payload zero-filled the claimed length before the chunks were checked.
+    for (name, raw_len) in [("a", 1u64 << 40), ("b", 3 << 30)] {
+        let t = TempStore::new();
+        drop(t.create());
+        let (hash, bytes) = lying_frame(SEGMENT_HEADER_LEN as u64, raw_len);
+        write_segment(
+            &t.path(),
+            &format!("{name}000000000000000-000000.seg"),
+            |_| bytes.clone(),
+        );
+        // Under an address-space limit of 1 GiB: a process that tried to allocate what the
+        // frame claims would fail to, or be killed; it must refuse by the lengths instead.
+        for args in [vec!["get", "-o", "-"], vec!["verify"]] {
+            let bin = assert_cmd::cargo::cargo_bin("archive");
+            let mut line = format!(
+                "ulimit -v 1048576; exec '{}' --store '{}'",
+                bin.display(),
+                t.path().display()
+            );
+            for a in &args {
+                line.push_str(&format!(" '{a}'"));
+            }
+            if args[0] == "get" {
+                line = line.replace("'get'", &format!("'get' '{hash}'"));
+            }
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&line)
+                .output()
+                .expect("run archive");
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(4), "{args:?} {raw_len}: {said}");
+            assert!(
+                said.contains("chunks for") && said.contains(&raw_len.to_string()),
+                "{args:?} {raw_len}: {said}"
+            );
+        }
+        // The library says the same.
+        let a = t.open();
+        match a.get(&hash) {
+            Err(Error::Corrupt { reason, .. }) => {
+                assert!(reason.contains("chunks for"), "{reason}")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn frames_inside_a_payload_never_become_objects_when_the_outer_metadata_is_damaged() {
+    // Issue: after a bad metadata checksum the scan searched byte by byte, so a segment
+    // archived as bytes could be read as frames of the store.
+    let inner = TempStore::new();
+    let a = inner.create();
+    let mut inner_hashes = Vec::new();
+    for i in 0..20u64 {
+        let data = noise(300 + i as usize * 7, i);
+        inner_hashes.push(
+            a.put_bytes(&data, Some("application/octet-stream"), &[("run", "inner")])
+                .expect("put"),
+        );
+    }
+    let big = noise(64 << 10, 99);
+    inner_hashes.push(
+        a.put_bytes(&big, None, &[("run", "inner")])
+            .expect("put big"),
+    );
+    drop(a);
+    let segment = std::fs::read(&inner.segments()[0]).expect("read inner segment");
+
+    let t = TempStore::new();
+    let b = t.create();
+    let raw = PutOptions {
+        codec: Some(Codec::Raw),
+        level: None,
+    };
+    let mut w = b.writer();
+    w.set_options(raw);
+    let outer = w
+        .put_bytes(&segment, None, &[("run", "outer")])
+        .expect("put segment");
+    w.commit().expect("commit");
+    drop(w);
+    let kept = b.put_text("after the archived segment", &[]).expect("put");
+    let outer_at = b.info(&outer).expect("info").offset;
+    drop(b);
+    // Damage the outer frame's metadata: its header (and so its lengths) stays good.
+    let seg = t.segments()[0].clone();
+    let mut bytes = std::fs::read(&seg).expect("read");
+    bytes[outer_at as usize + 64 + 3] ^= 0x10;
+    std::fs::write(&seg, bytes).expect("write");
+    let before = std::fs::metadata(&seg).expect("meta").len();
+
+    let mut b = Archive::open(t.path()).expect("open");
+    b.reindex(&|_, _| {}).expect("reindex");
+    for h in &inner_hashes {
+        assert!(
+            !b.contains(h).expect("contains"),
+            "inner object {h} appeared"
+        );
+    }
+    assert_eq!(b.get(&kept).expect("get").kind(), Kind::Text);
+    let report = b.verify(&|_, _| {}).expect("verify");
+    let offsets: Vec<u64> = report.problems.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![outer_at], "{:?}", report.problems);
+    assert_eq!(std::fs::metadata(&seg).expect("meta").len(), before);
+}
+
+#[test]
+fn opening_never_follows_a_symlink_nor_cuts_a_file_it_did_not_write() {
+    // Issue: a symlink named like a segment was followed and its target cut to 64 bytes.
+    let t = TempStore::new();
+    let a = t.create();
+    let h = a.put_text("ours", &[]).expect("put");
+    drop(a);
+    let outside = t.dir.path().join("precious.txt");
+    let precious = noise(1157, 7);
+    std::fs::write(&outside, &precious).expect("write");
+    let link = t
+        .path()
+        .join("segments")
+        .join("0000000000000001-000000.seg");
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+    let foreign = t
+        .path()
+        .join("segments")
+        .join("0000000000000002-000000.seg");
+    let foreign_bytes = noise(900, 8);
+    std::fs::write(&foreign, &foreign_bytes).expect("write");
+
+    let a = Archive::open(t.path()).expect("open");
+    let warnings = a.warnings().join("\n");
+    assert!(warnings.contains("not a regular file"), "{warnings}");
+    assert!(warnings.contains("left as they are"), "{warnings}");
+    a.put_text("more", &[]).expect("put");
+    assert_eq!(a.get(&h).expect("get").kind(), Kind::Text);
+    let report = a.verify(&|_, _| {}).expect("verify");
+    assert!(
+        report.problems.iter().any(|p| p.path == link),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.iter().any(|p| p.path == foreign),
+        "{:?}",
+        report.problems
+    );
+    drop(a);
+    t.cmd().args(["ls"]).assert().success();
+    t.cmd().args(["stats"]).assert().success();
+    t.cmd().args(["verify"]).assert().code(4);
+    assert_eq!(std::fs::read(&outside).expect("read"), precious);
+    assert_eq!(std::fs::read(&foreign).expect("read"), foreign_bytes);
+}
+
+#[test]
+fn a_frame_of_a_newer_schema_is_left_whole_and_reported() {
+    // Issue: a valid frame of a newer schema version was cut as a torn tail.
+    let t = TempStore::new();
+    let a = t.create();
+    let h = a.put_text("before the newer frame", &[]).expect("put");
+    drop(a);
+    let seg = t.segments()[0].clone();
+    let mut bytes = std::fs::read(&seg).expect("read");
+    let start = bytes.len() as u64;
+    let payload = b"written by a newer program";
+    let hash = Descriptor {
+        kind: Kind::Text,
+        desc: "",
+        shape: &[],
+    }
+    .hash(payload);
+    let meta = FrameMeta {
+        object: Some(ObjectMeta {
+            kind: "text".into(),
+            raw_len: payload.len() as u64,
+            ..ObjectMeta::default()
+        }),
+        entry: None,
+    };
+    let newer = model_archive::format::version::SCHEMA_VERSION + 1;
+    bytes.extend(frame_bytes(start, newer, Codec::Raw, hash, &meta, payload));
+    std::fs::write(&seg, &bytes).expect("write");
+
+    let a = Archive::open(t.path()).expect("open");
+    let warnings = a.warnings().join("\n");
+    assert!(warnings.contains(&format!("schema v{newer}")), "{warnings}");
+    assert_eq!(a.get(&h).expect("get").kind(), Kind::Text);
+    let report = a.verify(&|_, _| {}).expect("verify");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.offset == start && p.reason.contains(&format!("v{newer}"))),
+        "{:?}",
+        report.problems
+    );
+    drop(a);
+    t.cmd().args(["verify"]).assert().code(4);
+    assert_eq!(
+        std::fs::read(&seg).expect("read"),
+        bytes,
+        "the newer frame was changed"
+    );
+}
