@@ -2,6 +2,13 @@
 //! and exporting an object's bytes (a view into the segment's memory map, or a decoded buffer)
 //! to numpy through the buffer protocol, read-only.
 
+// The crate denies `unsafe_code` (python/Cargo.toml); this module is where the bindings touch
+// raw buffer memory, and each `unsafe` block below states why it is sound.
+#![allow(
+    unsafe_code,
+    reason = "raw Python buffer memory is read and exported here, and only here"
+)]
+
 use std::ffi::{c_int, c_void};
 use std::fmt;
 use std::ptr;
