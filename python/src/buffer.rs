@@ -2,7 +2,15 @@
 //! and exporting an object's bytes (a view into the segment's memory map, or a decoded buffer)
 //! to numpy through the buffer protocol, read-only.
 
+// The crate denies `unsafe_code` (python/Cargo.toml); this module is where the bindings touch
+// raw buffer memory, and each `unsafe` block below states why it is sound.
+#![allow(
+    unsafe_code,
+    reason = "raw Python buffer memory is read and exported here, and only here"
+)]
+
 use std::ffi::{c_int, c_void};
+use std::fmt;
 use std::ptr;
 
 use archive::MappedObject;
@@ -11,21 +19,112 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-/// The bytes of a C-contiguous buffer, borrowed for as long as the buffer is held.
-///
-/// The caller must have checked `buf.is_c_contiguous()`.
-pub fn bytes_of(buf: &PyUntypedBuffer) -> &[u8] {
-    let len = buf.len_bytes();
-    if len == 0 {
-        return &[];
+/// The most dimensions a buffer may have: CPython's `PyBUF_MAX_NDIM`, numpy's `NPY_MAXDIMS`.
+const MAX_NDIM: usize = 64;
+
+/// Why a held buffer's memory cannot be read as one slice of bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The items are not laid out one after the other in C order: a strided view, a transposed
+    /// or Fortran-ordered array, negative or zero strides.
+    NotCContiguous,
+    /// The exporter describes its memory inconsistently (the reason says how).
+    Malformed(String),
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unreadable::NotCContiguous => f.write_str(
+                "the buffer is not C-contiguous (a strided view, or a transposed or \
+                 Fortran-ordered array); pass np.ascontiguousarray(x)",
+            ),
+            Unreadable::Malformed(reason) => {
+                write!(
+                    f,
+                    "the buffer's exporter describes its memory inconsistently: {reason}"
+                )
+            }
+        }
     }
-    // SAFETY: a held buffer keeps its exporter's memory alive and unresized (numpy refuses to
-    // resize an array with exported buffers) until it is released, which needs `buf`, so the
-    // slice cannot outlive it. The memory is C-contiguous, `len` bytes from `buf_ptr`. As with
-    // every extension that releases the GIL over a buffer, another Python thread writing to
-    // the same array meanwhile is the caller's data race: the archive then stores whatever
-    // bytes it read (the hash is computed over the same bytes that are stored).
-    unsafe { std::slice::from_raw_parts(buf.buf_ptr().cast::<u8>().cast_const(), len) }
+}
+
+impl From<Unreadable> for PyErr {
+    fn from(e: Unreadable) -> PyErr {
+        PyBufferError::new_err(e.to_string())
+    }
+}
+
+/// The bytes of a buffer, borrowed for as long as the buffer is held, if they are one
+/// C-contiguous block that its `len`, shape and item size agree on. Needs no GIL: it reads
+/// only the buffer's description (no Python API call), which does not change while the
+/// buffer is held.
+pub fn bytes_of(buf: &PyUntypedBuffer) -> Result<&[u8], Unreadable> {
+    let malformed = |reason: String| Err(Unreadable::Malformed(reason));
+    // `shape()` reads `ndim` entries; `PyUntypedBuffer::get` made sure `shape` and `strides`
+    // are there (it asks for `PyBUF_FULL_RO` and refuses null ones).
+    let ndim = buf.dimensions();
+    if ndim > MAX_NDIM {
+        return malformed(format!("{ndim} dimensions, more than {MAX_NDIM}"));
+    }
+    let len = buf.len_bytes();
+    // `PyBuffer_IsContiguous` takes `len == product(shape) * itemsize` for granted.
+    let expected = buf
+        .shape()
+        .iter()
+        .try_fold(buf.item_size(), |n, &d| n.checked_mul(d));
+    if expected != Some(len) {
+        return malformed(match expected {
+            Some(expected) => format!(
+                "len is {len} bytes, but its shape {:?} of {}-byte items makes {expected}",
+                buf.shape(),
+                buf.item_size()
+            ),
+            None => format!("its shape {:?} overflows", buf.shape()),
+        });
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    let ptr = buf.buf_ptr().cast::<u8>().cast_const();
+    if ptr.is_null() {
+        return malformed(format!("a null pointer to {len} bytes"));
+    }
+    if isize::try_from(len).is_err() || (ptr as usize).checked_add(len).is_none() {
+        return malformed(format!("{len} bytes do not fit in the address space"));
+    }
+    if !c_contiguous(buf) {
+        return Err(Unreadable::NotCContiguous);
+    }
+    // SAFETY: `ptr` is non-null and, as checked above, the buffer is C-contiguous with `len`
+    // equal to its shape times its item size: its memory is the `len` bytes from `ptr`, which
+    // is `buf`'s exporter's memory (any alignment does for `u8`), no more than `isize::MAX`
+    // bytes and not wrapping around the address space. A held buffer keeps that memory alive
+    // and unresized (numpy refuses to resize an array with exported buffers, and `bytearray`
+    // one with exports) until it is released, which needs `buf`, so the slice, borrowed from
+    // `buf`, cannot outlive it. As with every extension that releases the GIL over a buffer,
+    // another Python thread writing to the same array meanwhile is the caller's data race:
+    // the archive then stores whatever bytes it read (the hash is computed over the same
+    // bytes that are stored).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Whether a non-empty buffer whose `len` is its shape times its item size is C-contiguous:
+/// `PyBuffer_IsContiguous(buf, 'C')`, in Rust so that it runs without the GIL. Each
+/// dimension of more than one item steps over exactly the items of the dimensions after it;
+/// suboffsets (indirect arrays) are never contiguous.
+fn c_contiguous(buf: &PyUntypedBuffer) -> bool {
+    if buf.suboffsets().is_some() {
+        return false;
+    }
+    let mut step = buf.item_size();
+    for (&dim, &stride) in buf.shape().iter().zip(buf.strides()).rev() {
+        if dim > 1 && usize::try_from(stride) != Ok(step) {
+            return false;
+        }
+        step = step.saturating_mul(dim);
+    }
+    true
 }
 
 /// An object's bytes, exported read-only through the buffer protocol. A numpy array made from

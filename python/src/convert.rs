@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use archive::interop::{Array, Document};
 use archive::{Archive, Dtype, Kind, Object, ObjectHash, Record, Shape, Value};
 use pyo3::buffer::PyUntypedBuffer;
-use pyo3::exceptions::{PyImportError, PyTypeError};
+use pyo3::exceptions::{PyImportError, PySystemError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -65,33 +65,45 @@ pub enum Node {
 }
 
 impl Node {
-    /// The document, borrowing every tensor's bytes from `bufs`.
-    pub fn document<'b>(&self, bufs: &'b [PyUntypedBuffer]) -> archive::Result<Document<'b>> {
+    /// The document, borrowing every tensor's bytes from `bufs`. Runs without the GIL.
+    pub fn document<'b>(&self, bufs: &'b [PyUntypedBuffer]) -> PyResult<Document<'b>> {
         Ok(match self {
-            Node::Tensor { dtype, shape, buf } => {
-                let data = bufs.get(*buf).map(bytes_of).unwrap_or_default();
-                Document::Tensor(Array::new(
+            Node::Tensor { dtype, shape, buf } => Document::Tensor(
+                Array::new(
                     "array",
                     *dtype,
                     shape.clone(),
-                    Cow::Borrowed(data),
-                )?)
-            }
+                    Cow::Borrowed(held_bytes(bufs, *buf)?),
+                )
+                .map_err(to_py)?,
+            ),
             Node::Map(fields) => Document::Map(
                 fields
                     .iter()
                     .map(|(k, v)| Ok((k.clone(), v.document(bufs)?)))
-                    .collect::<archive::Result<_>>()?,
+                    .collect::<PyResult<_>>()?,
             ),
             Node::List(items) => Document::List(
                 items
                     .iter()
                     .map(|v| v.document(bufs))
-                    .collect::<archive::Result<_>>()?,
+                    .collect::<PyResult<_>>()?,
             ),
             Node::Scalar(v) => Document::Scalar(v.clone()),
         })
     }
+}
+
+/// The bytes of the held buffer at `index` (as `item` and `Node` refer to them). Runs without
+/// the GIL; the errors it makes are raised once it is taken again.
+pub fn held_bytes(bufs: &[PyUntypedBuffer], index: usize) -> PyResult<&[u8]> {
+    let buf = bufs.get(index).ok_or_else(|| {
+        PySystemError::new_err(format!(
+            "internal error: buffer {index} of {} held",
+            bufs.len()
+        ))
+    })?;
+    Ok(bytes_of(buf)?)
 }
 
 /// Read a Python value to put: `str` is text; `bytes`/`bytearray` are bytes; a dict is a
@@ -327,9 +339,10 @@ fn tensor(arr: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>) -> PyResult<N
     }
     let dims: Vec<u64> = arr.getattr(intern!(py, "shape"))?.extract()?;
     let shape = Shape::new(dims);
-    // The common case: numpy exports a builtin dtype's C-contiguous memory as it is.
+    // The common case: numpy exports a builtin dtype's C-contiguous memory as it is. Any
+    // other layout (strided, transposed, Fortran-ordered) is copied to C order below.
     if let Ok(buf) = PyUntypedBuffer::get(&arr)
-        && buf.is_c_contiguous()
+        && bytes_of(&buf).is_ok()
     {
         bufs.push(buf);
         return Ok(Node::Tensor {
@@ -354,10 +367,10 @@ fn tensor(arr: &Bound<'_, PyAny>, bufs: &mut Vec<PyUntypedBuffer>) -> PyResult<N
         .call_method1(intern!(py, "reshape"), (-1,))?
         .call_method1(intern!(py, "view"), (numpy_attr(py, &UINT8, "uint8")?,))?;
     let buf = PyUntypedBuffer::get(&flat)?;
-    if !buf.is_c_contiguous() {
+    if let Err(e) = bytes_of(&buf) {
         return Err(invalid(
             "array",
-            "its memory is not contiguous after conversion",
+            format!("its memory is unreadable after conversion to C order: {e}"),
         ));
     }
     bufs.push(buf);

@@ -104,16 +104,13 @@ fn put_with(
         let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let what = match &item {
             Item::Text(s) => Put::Text(s),
-            Item::Bytes(i) => Put::Bytes(
-                bufs.get(*i).map(buffer::bytes_of).unwrap_or_default(),
-                media_type,
-            ),
+            Item::Bytes(i) => Put::Bytes(convert::held_bytes(&bufs, *i)?, media_type),
             Item::Doc(node) => Put::Doc(node.document(&bufs)?),
         };
-        put(&tags, &what)
+        put(&tags, &what).map_err(to_py)
     });
     drop(bufs);
-    hash.map(|h| hex(&h)).map_err(to_py)
+    hash.map(|h| hex(&h))
 }
 
 /// What one put stores, borrowing the Python value's memory.
