@@ -128,20 +128,9 @@ fn value_to_document<S: ReadObject + ?Sized>(archive: &S, v: &Value) -> Result<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interop::{Array, MAX_DOCUMENT_DEPTH};
-    use crate::object::tensor::{Dtype, Shape};
+    use crate::interop::MAX_DOCUMENT_DEPTH;
+    use crate::interop::tests::f32s;
     use crate::{Archive, Kind};
-
-    fn f32s(vals: &[f32]) -> Array<'static> {
-        let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Array::new(
-            "t",
-            Dtype::F32,
-            Shape::new(vec![vals.len() as u64]),
-            data.into(),
-        )
-        .expect("array")
-    }
 
     #[test]
     fn documents_round_trip_through_the_archive() {

@@ -124,10 +124,17 @@ pub(crate) fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
     Ok(file)
 }
 
-/// The segment files in `dir` (regular files named `*.seg`), sorted by name, and the paths of
-/// other entries named like segments (symlinks, directories): those are not ours, and nothing
-/// opens, maps or cuts them.
-pub(crate) fn segment_files(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
+/// What `segments/` holds.
+pub(crate) struct SegmentFiles {
+    /// Regular files named `*.seg`, with their paths, sorted by name.
+    pub files: Vec<(String, PathBuf)>,
+    /// Other entries named like segments (symlinks, directories): not ours, and nothing
+    /// opens, maps or cuts them.
+    pub foreign: Vec<PathBuf>,
+}
+
+/// The segment files in `dir`.
+pub(crate) fn segment_files(dir: &Path) -> Result<SegmentFiles> {
     let mut files = Vec::new();
     let mut foreign = Vec::new();
     for item in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -146,5 +153,5 @@ pub(crate) fn segment_files(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<P
     }
     files.sort();
     foreign.sort();
-    Ok((files, foreign))
+    Ok(SegmentFiles { files, foreign })
 }

@@ -30,7 +30,7 @@ impl Ref {
     /// A reference to the object with this full hash.
     #[new]
     fn new(hash: &str) -> PyResult<Self> {
-        let hash = hash.parse::<ObjectHash>().map_err(to_py)?;
+        let hash = hash.parse::<ObjectHash>().map_err(|e| to_py(e.into()))?;
         Ok(Ref { hash })
     }
 

@@ -93,7 +93,7 @@ pub fn to_py(e: Error) -> PyErr {
         Error::NoStore { .. } => NoStore::new_err(msg),
         Error::AlreadyExists { .. } => AlreadyExists::new_err(msg),
         Error::Io { .. } => IoError::new_err(msg),
-        Error::Index { .. } => IndexFailed::new_err(msg),
+        Error::Index { .. } | Error::IndexDamaged { .. } => IndexFailed::new_err(msg),
         _ => ArchiveError::new_err(msg),
     }
 }

@@ -125,7 +125,7 @@ impl Put<'_> {
         match self {
             Put::Text(s) => w.put_text(s, tags),
             Put::Bytes(b, media) => w.put_bytes(b, *media, tags),
-            Put::Doc(doc) => archive::interop::put_document(w, doc, tags),
+            Put::Doc(doc) => archive::document::put_document(w, doc, tags),
         }
     }
 }

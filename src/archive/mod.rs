@@ -106,7 +106,8 @@ impl Archive {
     /// The segment files, sorted by name. Entries named like segments that are not regular
     /// files (symlinks above all) are left alone and reported as warnings.
     fn segment_files(&self) -> Result<Vec<(String, PathBuf)>> {
-        let (files, foreign) = crate::store_dir::segment_files(&self.segments_dir)?;
+        let crate::store_dir::SegmentFiles { files, foreign } =
+            crate::store_dir::segment_files(&self.segments_dir)?;
         for path in foreign {
             self.warn(format!(
                 "{}: not a regular file, so not a segment of this store: left alone",

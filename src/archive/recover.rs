@@ -154,8 +154,7 @@ impl Archive {
         Ok(())
     }
 
-    /// The writer's current segment, opening one if needed: an existing segment no other
-
+    /// Rebuild the index from the segments alone.
     pub fn reindex(&mut self, progress: &dyn Fn(u64, u64)) -> Result<()> {
         // Make our own frames durable and visible to the scan first.
         self.close_segment()?;

@@ -52,7 +52,8 @@ impl Archive {
     /// that every indexed object points at a good frame. `progress(done, total)` counts bytes.
     pub fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let (files, foreign) = crate::store_dir::segment_files(&self.segments_dir)?;
+        let crate::store_dir::SegmentFiles { files, foreign } =
+            crate::store_dir::segment_files(&self.segments_dir)?;
         for path in foreign {
             report.problems.push(Problem {
                 hash: None,

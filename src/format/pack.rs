@@ -358,6 +358,11 @@ impl Pack {
         self.body.items.len()
     }
 
+    /// True if the pack holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.body.items.is_empty()
+    }
+
     /// The object in `slot` (item index + 1), if that item stores one.
     pub fn object(&self, slot: u32) -> Option<PackedObject<'_>> {
         let i = (slot as usize).checked_sub(1)?;

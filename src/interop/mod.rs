@@ -519,12 +519,13 @@ pub(crate) fn flatten_tensors<'d, 'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
-    fn f32s(vals: &[f32]) -> Array<'static> {
+    /// A float32 array of `vals`, for tests here and in `document`.
+    pub(crate) fn f32s(vals: &[f32]) -> Array<'static> {
         let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         Array::new(
             "t",

@@ -174,6 +174,25 @@ pub enum Object {
 }
 
 impl Object {
+    /// The object's address: blake3 of its canonical encoding, what a put of it returns.
+    /// Computed from the decoded object, so it checks what a store handed back.
+    pub fn address(&self) -> ObjectHash {
+        let hash = |kind, desc: &str, shape: &[u64], bytes: &[u8]| {
+            canonical::Descriptor { kind, desc, shape }.hash(bytes)
+        };
+        match self {
+            Object::Tensor(t) => hash(Kind::Tensor, t.dtype.name(), t.shape.dims(), &t.data),
+            Object::Text(s) => hash(Kind::Text, "", &[], s.as_bytes()),
+            Object::Bytes { media_type, data } => {
+                hash(Kind::Bytes, media_type.as_deref().unwrap_or(""), &[], data)
+            }
+            Object::Record(r) => hash(Kind::Record, "", &[], &r.to_msgpack()),
+            Object::Categorical(c) => {
+                hash(Kind::Record, CATEGORICAL, &[], &c.to_record().to_msgpack())
+            }
+        }
+    }
+
     /// The object's kind.
     pub fn kind(&self) -> Kind {
         match self {
