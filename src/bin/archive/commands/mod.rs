@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use model_archive::{Archive, Error, ObjectHash};
 
 use crate::args::{Cli, Command};
+use crate::output::outln;
 
 /// A mistake in how the command was called (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -133,12 +134,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "from": report.from, "to": report.to, "steps": report.steps,
                 }))?;
             } else if report.steps.is_empty() {
-                println!("schema v{} is current: nothing to migrate", report.to);
+                outln!("schema v{} is current: nothing to migrate", report.to)?;
             } else {
                 for step in &report.steps {
-                    println!("applied {step}");
+                    outln!("applied {step}")?;
                 }
-                println!("migrated from schema v{} to v{}", report.from, report.to);
+                outln!("migrated from schema v{} to v{}", report.from, report.to)?;
             }
             Ok(ExitCode::SUCCESS)
         }
