@@ -77,15 +77,16 @@ pub fn resolve(archive: &Archive, prefix: &str) -> Result<ObjectHash> {
 /// Write `bytes` to `path` atomically (temp file, then rename), or to stdout for `-`.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    // Flushed here, not at exit (where a failed write goes unreported): output that does not
+    // end in a newline stays in stdout's line buffer until then.
+    let to_stdout = || -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()
+    };
     match path {
-        None => std::io::stdout()
-            .lock()
-            .write_all(bytes)
-            .map_err(Into::into),
-        Some(p) if p == Path::new("-") => std::io::stdout()
-            .lock()
-            .write_all(bytes)
-            .map_err(Into::into),
+        None => to_stdout().map_err(Into::into),
+        Some(p) if p == Path::new("-") => to_stdout().map_err(Into::into),
         Some(p) => {
             let name = p
                 .file_name()
