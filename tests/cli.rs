@@ -375,3 +375,148 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Run the CLI on `t` with its stdout a pipe whose reading end is closed before it starts
+/// (`archive info HASH | head -c 10` once head has gone): every write to stdout fails with
+/// EPIPE, however little is written and whenever. `stdin` is a file to read, else empty.
+fn into_closed_pipe(
+    t: &TempStore,
+    args: &[&str],
+    stdin: Option<&std::path::Path>,
+) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let stdin = match stdin {
+        Some(p) => std::process::Stdio::from(std::fs::File::open(p).expect("stdin file")),
+        None => std::process::Stdio::null(),
+    };
+    std::process::Command::new(env!("CARGO_BIN_EXE_archive"))
+        .arg("--store")
+        .arg(t.path())
+        .env_remove("ARCHIVE_STORE")
+        .args(args)
+        .stdin(stdin)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+        .wait_with_output()
+        .expect("wait")
+}
+
+/// Every command that prints, in every output mode, into a closed pipe: the reader going away
+/// ends the command with exit 0 and nothing on stderr, as for any Unix filter (they used to
+/// panic on the broken pipe, exit 101).
+#[test]
+fn every_command_into_a_closed_pipe_ends_quietly() {
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let predictions = sample("predictions.ndjson");
+    t.cmd()
+        .args(["log", "--tensor-field", "probs", "--tag", "run=a"])
+        .write_stdin(std::fs::read(&predictions).expect("sample"))
+        .assert()
+        .success();
+    let probs = sample("digits_test_probs.npy");
+    let tensor = put(&t, &[probs.to_str().expect("path"), "--tag", "run=a"]);
+    let rec = t.dir.path().join("pred.json");
+    let json =
+        format!(r#"{{"id": "digits-test-00017", "label": 3, "probs": {{"$ref": "{tensor}"}}}}"#);
+    std::fs::write(&rec, json).expect("write");
+    let record = put(&t, &[rec.to_str().expect("path")]);
+    let pred = sample("digits_test_pred.npy");
+    let labels = sample("labels.json");
+    let categorical = put(
+        &t,
+        &[
+            pred.to_str().expect("path"),
+            "--labels",
+            labels.to_str().expect("path"),
+        ],
+    );
+    let text = put(&t, &["--text", "no newline at the end"]);
+    let other = TempStore::new();
+    other.cmd().arg("init").arg(other.path()).assert().success();
+    other
+        .cmd()
+        .args(["log", "--tag", "run=b"])
+        .write_stdin(std::fs::read(&predictions).expect("sample"))
+        .assert()
+        .success();
+    let other_store = other.path();
+    let other_store = other_store.to_str().expect("path");
+    let new_store = |name: &str| t.dir.path().join(name).to_str().expect("path").to_owned();
+    let (init_a, init_b) = (new_store("init-a"), new_store("init-b"));
+
+    let probs = probs.to_str().expect("path");
+    let mut runs: Vec<(Vec<&str>, Option<&std::path::Path>)> = Vec::new();
+    for json in [false, true] {
+        let init = if json { &init_b } else { &init_a };
+        let cases: Vec<(Vec<&str>, Option<&std::path::Path>)> = vec![
+            (vec!["ls"], None),
+            (vec!["ls", "--all"], None),
+            (vec!["ls", "--tag", "run=a"], None),
+            (vec!["query", "run = \"a\""], None),
+            (vec!["query", "run = \"a\"", "--reverse", "-n", "300"], None),
+            (vec!["info", &tensor], None),
+            (vec!["info", &record], None),
+            (vec!["info", &categorical], None),
+            (vec!["info", &text], None),
+            (vec!["stats"], None),
+            (vec!["verify"], None),
+            (vec!["reindex"], None),
+            (vec!["migrate"], None),
+            (vec!["put", "--text", "into a closed pipe"], None),
+            (vec!["put", "-", "--kind", "text"], Some(rec.as_path())),
+            (vec!["put", probs, rec.to_str().expect("path")], None),
+            (
+                vec!["log", "--tensor-field", "probs"],
+                Some(predictions.as_path()),
+            ),
+            (vec!["merge", other_store], None),
+            (vec!["init", init], None),
+        ];
+        for (args, stdin) in cases {
+            let mode = if json { vec!["--json"] } else { Vec::new() };
+            runs.push(([mode, args].concat(), stdin));
+        }
+    }
+    for args in [
+        vec!["query", "run = \"a\"", "--hashes"],
+        vec!["cat", &text],
+        vec!["cat", &record],
+        vec!["cat", &categorical],
+        vec!["get", &text],
+        vec!["get", &record],
+        vec!["get", &tensor, "-o", "-"],
+        vec!["get", &tensor, "-o", "-", "--format", "raw"],
+        vec!["get", &tensor, "-o", "-", "--no-verify"],
+        vec!["get", &record, "-o", "-", "--format", "msgpack"],
+        vec!["get", &categorical, "-o", "-"],
+        vec!["--help"],
+        vec!["ls", "--help"],
+        vec!["--version"],
+    ] {
+        runs.push((args, None));
+    }
+
+    let mut failures = Vec::new();
+    for (args, stdin) in &runs {
+        let out = into_closed_pipe(&t, args, *stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // `log` reports on stderr; nothing else may say anything there.
+        let quiet = if args.contains(&"log") && !args.contains(&"--json") {
+            !stderr.contains("panicked") && !stderr.contains("archive:")
+        } else {
+            stderr.is_empty()
+        };
+        if out.status.code() != Some(0) || !quiet {
+            failures.push(format!(
+                "archive {}: {}: {stderr}",
+                args.join(" "),
+                out.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

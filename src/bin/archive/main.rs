@@ -31,11 +31,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the error is, or was caused by, writing into a closed pipe: an `io::Error` of kind
+/// BrokenPipe anywhere in the `source()` chain, also inside another error (the library's
+/// `Error::Io`, an `anyhow` context).
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
-    })
+    err.chain().any(caused_by_broken_pipe)
+}
+
+fn caused_by_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == ErrorKind::BrokenPipe {
+                return true;
+            }
+            // `io::Error::source` skips the error an `io::Error::new(kind, inner)` wraps and
+            // goes on with the inner one's source: look at the inner one itself.
+            if io
+                .get_ref()
+                .is_some_and(|inner| caused_by_broken_pipe(inner))
+            {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// The exit codes listed in `archive --help`.
@@ -56,4 +77,52 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error as IoError, ErrorKind};
+
+    use super::{exit_code, is_broken_pipe};
+
+    fn pipe() -> IoError {
+        IoError::from(ErrorKind::BrokenPipe)
+    }
+
+    #[test]
+    fn a_broken_pipe_is_recognised_however_it_is_wrapped() {
+        assert!(is_broken_pipe(&anyhow::Error::new(pipe())));
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(pipe()).context("cannot write")
+        ));
+        let lib = model_archive::Error::Io {
+            path: "out".into(),
+            source: pipe(),
+        };
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(lib).context("cannot write")
+        ));
+        // Wrapped in another io::Error, whose `source()` skips it.
+        let nested = IoError::other(model_archive::Error::Io {
+            path: "out".into(),
+            source: pipe(),
+        });
+        assert!(is_broken_pipe(&anyhow::Error::new(nested)));
+        assert!(is_broken_pipe(&anyhow::Error::new(IoError::other(pipe()))));
+    }
+
+    #[test]
+    fn other_errors_are_not_a_broken_pipe() {
+        let denied = model_archive::Error::Io {
+            path: "out".into(),
+            source: IoError::from(ErrorKind::PermissionDenied),
+        };
+        let err = anyhow::Error::new(denied);
+        assert!(!is_broken_pipe(&err));
+        assert_eq!(exit_code(&err), 1);
+        assert!(!is_broken_pipe(&anyhow::anyhow!("broken pipe")));
+        assert!(!is_broken_pipe(&anyhow::Error::new(IoError::other(
+            "closed"
+        ))));
+    }
 }

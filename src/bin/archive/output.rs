@@ -1,9 +1,18 @@
 //! Output for people and scripts: sizes, times, tables, JSON lines.
 
-use std::io::Write;
-
 use anyhow::Result;
 use comfy_table::{Table, presets};
+
+/// `println!` that hands back the write error instead of panicking on it: into a closed pipe
+/// (`archive ls | head`) the error reaches `main`, which ends with exit 0. Evaluates to
+/// `std::io::Result<()>`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use outln;
 
 /// `1536` -> `1.5 KiB`.
 pub fn size(bytes: u64) -> String {
@@ -53,16 +62,15 @@ pub fn table(header: &[&str]) -> Table {
 
 /// Print a table, trimming the padding comfy-table leaves at line ends.
 pub fn print_table(t: &Table) -> Result<()> {
-    let mut out = std::io::stdout().lock();
     for line in t.to_string().lines() {
-        writeln!(out, "{}", line.trim_end())?;
+        outln!("{}", line.trim_end())?;
     }
     Ok(())
 }
 
 /// Print one JSON value on its own line.
 pub fn json_line(v: &serde_json::Value) -> Result<()> {
-    writeln!(std::io::stdout().lock(), "{v}")?;
+    outln!("{v}")?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 use model_archive::{Archive, Codec, Kind, Object, ObjectInfo, Value};
 
 use super::{Ctx, resolve};
-use crate::output::{size, tags, time_local, time_rfc3339};
+use crate::output::{outln, size, tags, time_local, time_rfc3339};
 
 fn ratio(info: &ObjectInfo) -> f64 {
     if info.raw_len == 0 {
@@ -89,22 +89,22 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
         crate::output::json_line(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("hash     {hash}");
+    outln!("hash     {hash}")?;
     match (info.dtype, &info.shape) {
-        (Some(d), Some(s)) => println!("kind     tensor {d} {s}"),
+        (Some(d), Some(s)) => outln!("kind     tensor {d} {s}")?,
         _ => match &info.desc {
-            Some(desc) => println!("kind     {} ({desc})", info.kind),
-            None => println!("kind     {}", info.kind),
+            Some(desc) => outln!("kind     {} ({desc})", info.kind)?,
+            None => outln!("kind     {}", info.kind)?,
         },
     }
     if let Some((labels, codes)) = &labels {
         let n = codes.shape.as_ref().and_then(|s| s.elements()).unwrap_or(0);
-        println!("labels   {} labels: {}", labels.len(), labels.join(", "));
-        println!(
+        outln!("labels   {} labels: {}", labels.len(), labels.join(", "))?;
+        outln!(
             "codes    {} ({n} codes, {})",
             codes.hash.short(12),
             codes.dtype.map(|d| d.name()).unwrap_or("?")
-        );
+        )?;
     }
     if !fields.is_empty() {
         let width = fields
@@ -112,16 +112,16 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             .map(|(n, _)| n.chars().count())
             .max()
             .unwrap_or(0);
-        println!("fields   {}", fields.len());
+        outln!("fields   {}", fields.len())?;
         for (name, what) in &fields {
-            println!("  {name:<width$}  {what}");
+            outln!("  {name:<width$}  {what}")?;
         }
     }
-    println!(
+    outln!(
         "size     {} raw, {} stored",
         size(info.raw_len),
         size(info.stored_len)
-    );
+    )?;
     let saving = (1.0 - ratio(&info)) * 100.0;
     let codec = match info.codec {
         Codec::Raw if matches!(info.kind, Kind::Tensor | Kind::Bytes) => {
@@ -130,23 +130,25 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
         Codec::Raw => "raw".to_owned(),
         c => format!("{c}, {saving:.1} % smaller"),
     };
-    println!("codec    {codec}");
+    outln!("codec    {codec}")?;
     if info.slot == 0 {
-        println!("location {} @ {}", info.segment, info.offset);
+        outln!("location {} @ {}", info.segment, info.offset)?;
     } else {
-        println!(
+        outln!(
             "location {} @ {}, item {} of a pack (stored: its share of the pack)",
-            info.segment, info.offset, info.slot
-        );
+            info.segment,
+            info.offset,
+            info.slot
+        )?;
     }
-    println!("entries  {}", entries.len());
+    outln!("entries  {}", entries.len())?;
     for e in &entries {
-        println!(
+        outln!(
             "  #{:<6} {}  {}",
             e.seq,
             time_local(e.time_ns),
             tags(&e.tags)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use anyhow::Result;
 use model_archive::Archive;
 
 use super::{Ctx, DEFAULT_DIR};
+use crate::output::outln;
 
 /// Create a store at PATH, else --store, else ./.archive.
 pub fn run(ctx: &Ctx, path: Option<PathBuf>) -> Result<ExitCode> {
@@ -17,7 +18,7 @@ pub fn run(ctx: &Ctx, path: Option<PathBuf>) -> Result<ExitCode> {
     if ctx.json {
         crate::output::json_line(&serde_json::json!({ "created": archive.path() }))?;
     } else {
-        println!("created archive at {}", archive.path().display());
+        outln!("created archive at {}", archive.path().display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

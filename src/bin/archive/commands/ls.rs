@@ -1,6 +1,5 @@
 //! `archive ls` and `archive query`: entries, newest first, as a table, JSON lines or hashes.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -9,7 +8,7 @@ use model_archive::{Archive, EntryInfo, ObjectInfo};
 
 use super::{Ctx, UsageError};
 use crate::args::{LsArgs, QueryArgs};
-use crate::output::{print_table, size, table, tags, time_local, time_rfc3339};
+use crate::output::{outln, print_table, size, table, tags, time_local, time_rfc3339};
 
 /// Shape for tensors, the media type or schema for others.
 fn what(info: &ObjectInfo) -> String {
@@ -57,7 +56,7 @@ fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<E
     for e in &entries {
         if how.hashes {
             // A write error, not a panic, when the reader goes away (`| head`): main exits 0.
-            writeln!(std::io::stdout().lock(), "{}", e.hash)?;
+            outln!("{}", e.hash)?;
             continue;
         }
         let info = archive.info(&e.hash).ok();

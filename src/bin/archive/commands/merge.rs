@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use model_archive::{Archive, Error, MergeReport};
 
 use super::{Ctx, UsageError};
-use crate::output::{progress, size};
+use crate::output::{outln, progress, size};
 
 pub fn run(ctx: &Ctx, others: &[PathBuf]) -> Result<ExitCode> {
     if others.is_empty() {
@@ -69,7 +69,7 @@ fn print_report(ctx: &Ctx, other: &Path, r: &MergeReport) -> Result<()> {
         }
         return crate::output::json_line(&v);
     }
-    println!(
+    outln!(
         "{}: {} merged, {} already present; {} ({} raw, {} stored)",
         other.display(),
         count(r.entries_merged, "entry", "entries"),
@@ -77,7 +77,7 @@ fn print_report(ctx: &Ctx, other: &Path, r: &MergeReport) -> Result<()> {
         count(r.new_objects, "new object", "new objects"),
         size(r.raw_bytes),
         size(r.stored_bytes)
-    );
+    )?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use model_archive::{Archive, Error, ObjectHash};
 
 use crate::args::{Cli, Command};
+use crate::output::outln;
 
 /// A mistake in how the command was called (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -76,15 +77,16 @@ pub fn resolve(archive: &Archive, prefix: &str) -> Result<ObjectHash> {
 /// Write `bytes` to `path` atomically (temp file, then rename), or to stdout for `-`.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    // Flushed here, not at exit (where a failed write goes unreported): output that does not
+    // end in a newline stays in stdout's line buffer until then.
+    let to_stdout = || -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()
+    };
     match path {
-        None => std::io::stdout()
-            .lock()
-            .write_all(bytes)
-            .map_err(Into::into),
-        Some(p) if p == Path::new("-") => std::io::stdout()
-            .lock()
-            .write_all(bytes)
-            .map_err(Into::into),
+        None => to_stdout().map_err(Into::into),
+        Some(p) if p == Path::new("-") => to_stdout().map_err(Into::into),
         Some(p) => {
             let name = p
                 .file_name()
@@ -133,12 +135,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     "from": report.from, "to": report.to, "steps": report.steps,
                 }))?;
             } else if report.steps.is_empty() {
-                println!("schema v{} is current: nothing to migrate", report.to);
+                outln!("schema v{} is current: nothing to migrate", report.to)?;
             } else {
                 for step in &report.steps {
-                    println!("applied {step}");
+                    outln!("applied {step}")?;
                 }
-                println!("migrated from schema v{} to v{}", report.from, report.to);
+                outln!("migrated from schema v{} to v{}", report.from, report.to)?;
             }
             Ok(ExitCode::SUCCESS)
         }

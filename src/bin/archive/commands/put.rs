@@ -14,6 +14,7 @@ use model_archive::{Codec, Dtype, ObjectHash, PutOptions, Shape, TensorView, Wri
 
 use super::{Ctx, UsageError};
 use crate::args::PutArgs;
+use crate::output::outln;
 
 /// Split `key=value` tags.
 pub fn parse_tags(tags: &[String]) -> Result<Vec<(String, String)>> {
@@ -133,9 +134,9 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
                 &serde_json::json!({ "hash": s.hash.to_string(), "input": s.input, "kind": s.kind }),
             )?;
         } else if stored.len() == 1 {
-            println!("{}", s.hash);
+            outln!("{}", s.hash)?;
         } else {
-            println!("{}  {}", s.hash, s.input);
+            outln!("{}  {}", s.hash, s.input)?;
         }
     }
     Ok(ExitCode::SUCCESS)

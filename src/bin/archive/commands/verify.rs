@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::Ctx;
-use crate::output::{progress, size};
+use crate::output::{outln, progress, size};
 
 pub fn run(ctx: &Ctx) -> Result<ExitCode> {
     let archive = ctx.open()?;
@@ -33,14 +33,14 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
                 .hash
                 .map(|h| format!("object {}: ", h.short(12)))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "BAD  {what}{} @ {}: {}",
                 p.path.display(),
                 p.offset,
                 p.reason
-            );
+            )?;
         }
-        println!(
+        outln!(
             "{} objects ({}) in {} frames checked: {}",
             report.objects_checked,
             size(report.bytes_checked),
@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
             } else {
                 format!("{} problems", report.problems.len())
             }
-        );
+        )?;
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
@@ -73,10 +73,12 @@ pub fn reindex(ctx: &Ctx) -> Result<ExitCode> {
             &serde_json::json!({ "objects": s.objects, "entries": s.entries }),
         )?;
     } else {
-        println!(
+        outln!(
             "reindexed {} objects and {} entries from {} segments",
-            s.objects, s.entries, s.segments
-        );
+            s.objects,
+            s.entries,
+            s.segments
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
