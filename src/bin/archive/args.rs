@@ -11,7 +11,7 @@ nearest `.archive` directory from the current directory upward.
 
 Exit codes:
   0  success
-  1  other error (I/O, ...)
+  1  other error (I/O, an internal failure, ...)
   2  bad input or usage (unknown flag, malformed file, shape that disagrees with the bytes)
   3  not found (unknown hash, no store)
   4  corrupt data (or `verify` found problems)

@@ -66,7 +66,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return match e {
                 Error::InvalidInput { .. } | Error::AlreadyExists { .. } => 2,
                 Error::NotFound(_) | Error::Ambiguous { .. } | Error::NoStore { .. } => 3,
-                Error::Corrupt { .. } | Error::Index { .. } => 4,
+                Error::Corrupt { .. } | Error::Index { .. } | Error::IndexDamaged { .. } => 4,
                 Error::Locked { .. } => 5,
                 Error::TooNew { .. } | Error::NeedsMigration { .. } => 6,
                 _ => 1,

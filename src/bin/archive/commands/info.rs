@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use model_archive::{Archive, Codec, Kind, Object, ObjectInfo, Value};
+use model_archive::{Archive, Codec, EntryInfo, Kind, Object, ObjectHash, ObjectInfo, Value};
 
 use super::{Ctx, resolve};
 use crate::output::{outln, size, tags, time_local, time_rfc3339};
@@ -46,6 +46,17 @@ fn fields(archive: &Archive, value: &Object) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What `info` shows about one object.
+struct Shown {
+    hash: ObjectHash,
+    info: ObjectInfo,
+    entries: Vec<EntryInfo>,
+    /// A categorical's labels and what its codes are.
+    labels: Option<(Vec<String>, ObjectInfo)>,
+    /// A record's fields, each with a preview.
+    fields: Vec<(String, String)>,
+}
+
 pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
     let archive = ctx.open()?;
     let hash = resolve(&archive, prefix)?;
@@ -62,33 +73,51 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
         (Kind::Record, None) => fields(&archive, &archive.get(&hash)?),
         _ => Vec::new(),
     };
+    let shown = Shown {
+        hash,
+        info,
+        entries,
+        labels,
+        fields,
+    };
     if ctx.json {
-        let v = serde_json::json!({
-            "hash": hash.to_string(),
-            "kind": info.kind.name(),
-            "dtype": info.dtype.map(|d| d.name()),
-            "shape": info.shape.as_ref().map(|s| s.dims().to_vec()),
-            "desc": info.desc,
-            "raw_bytes": info.raw_len,
-            "stored_bytes": info.stored_len,
-            "codec": info.codec.name(),
-            "ratio": ratio(&info),
-            "segment": info.segment,
-            "offset": info.offset,
-            "slot": info.slot,
-            "labels": labels.as_ref().map(|(l, _)| l),
-            "codes": labels.as_ref().map(|(_, c)| c.hash.to_string()),
-            "fields": fields.iter().map(|(n, w)| serde_json::json!({"name": n, "value": w}))
-                .collect::<Vec<_>>(),
-            "entries": entries.iter().map(|e| serde_json::json!({
-                "seq": e.seq, "time": time_rfc3339(e.time_ns),
-                "tags": e.tags.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-                    .collect::<serde_json::Map<_, _>>(),
-            })).collect::<Vec<_>>(),
-        });
-        crate::output::json_line(&v)?;
-        return Ok(ExitCode::SUCCESS);
+        print_json(&shown)?;
+    } else {
+        print_text(&shown)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(s: &Shown) -> Result<()> {
+    let (info, labels) = (&s.info, &s.labels);
+    let v = serde_json::json!({
+        "hash": s.hash.to_string(),
+        "kind": info.kind.name(),
+        "dtype": info.dtype.map(|d| d.name()),
+        "shape": info.shape.as_ref().map(|s| s.dims().to_vec()),
+        "desc": info.desc,
+        "raw_bytes": info.raw_len,
+        "stored_bytes": info.stored_len,
+        "codec": info.codec.name(),
+        "ratio": ratio(info),
+        "segment": info.segment,
+        "offset": info.offset,
+        "slot": info.slot,
+        "labels": labels.as_ref().map(|(l, _)| l),
+        "codes": labels.as_ref().map(|(_, c)| c.hash.to_string()),
+        "fields": s.fields.iter().map(|(n, w)| serde_json::json!({"name": n, "value": w}))
+            .collect::<Vec<_>>(),
+        "entries": s.entries.iter().map(|e| serde_json::json!({
+            "seq": e.seq, "time": time_rfc3339(e.time_ns),
+            "tags": e.tags.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+    });
+    crate::output::json_line(&v)
+}
+
+fn print_text(s: &Shown) -> Result<()> {
+    let (hash, info) = (&s.hash, &s.info);
     outln!("hash     {hash}")?;
     match (info.dtype, &info.shape) {
         (Some(d), Some(s)) => outln!("kind     tensor {d} {s}")?,
@@ -97,7 +126,7 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             None => outln!("kind     {}", info.kind)?,
         },
     }
-    if let Some((labels, codes)) = &labels {
+    if let Some((labels, codes)) = &s.labels {
         let n = codes.shape.as_ref().and_then(|s| s.elements()).unwrap_or(0);
         outln!("labels   {} labels: {}", labels.len(), labels.join(", "))?;
         outln!(
@@ -106,14 +135,15 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             codes.dtype.map(|d| d.name()).unwrap_or("?")
         )?;
     }
-    if !fields.is_empty() {
-        let width = fields
+    if !s.fields.is_empty() {
+        let width = s
+            .fields
             .iter()
             .map(|(n, _)| n.chars().count())
             .max()
             .unwrap_or(0);
-        outln!("fields   {}", fields.len())?;
-        for (name, what) in &fields {
+        outln!("fields   {}", s.fields.len())?;
+        for (name, what) in &s.fields {
             outln!("  {name:<width$}  {what}")?;
         }
     }
@@ -122,7 +152,7 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
         size(info.raw_len),
         size(info.stored_len)
     )?;
-    let saving = (1.0 - ratio(&info)) * 100.0;
+    let saving = (1.0 - ratio(info)) * 100.0;
     let codec = match info.codec {
         Codec::Raw if matches!(info.kind, Kind::Tensor | Kind::Bytes) => {
             "raw (memory-mappable)".to_owned()
@@ -141,8 +171,8 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             info.slot
         )?;
     }
-    outln!("entries  {}", entries.len())?;
-    for e in &entries {
+    outln!("entries  {}", s.entries.len())?;
+    for e in &s.entries {
         outln!(
             "  #{:<6} {}  {}",
             e.seq,
@@ -150,5 +180,5 @@ pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
             tags(&e.tags)
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

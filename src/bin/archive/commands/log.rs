@@ -18,7 +18,7 @@ use model_archive::document::put_prepared_document;
 use model_archive::interop::{
     Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
 };
-use model_archive::{Archive, Dtype, Shape, Value, Writer};
+use model_archive::{Archive, Dtype, Shape, Value, Writer, WriterTotals};
 
 use super::put::parse_tags;
 use super::{Ctx, UsageError};
@@ -280,8 +280,8 @@ fn progress_line(c: &Counts, w: &Writer<'_>, started: Instant) {
     );
 }
 
-pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
-    let tags = parse_tags(&args.tags)?;
+/// How records are shaped, from the options, checked.
+fn shaping(args: &LogArgs) -> Result<Shaping> {
     let dtype: Dtype = args.tensor_dtype.parse()?;
     if !matches!(dtype, Dtype::F32 | Dtype::F64 | Dtype::I32 | Dtype::I64) {
         return Err(UsageError(format!(
@@ -292,12 +292,99 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     if args.batch == 0 || !(args.interval.is_finite() && args.interval > 0.0) {
         return Err(UsageError("--batch and --interval must be positive".into()).into());
     }
-    let shaping = Shaping {
+    Ok(Shaping {
         tensor_fields: args.tensor_fields.clone(),
         infer: args.infer_tensors,
         dtype,
         tag_fields: args.tag_fields.clone(),
-    };
+    })
+}
+
+/// The writing side of a run: the batch writer and what it has done.
+struct Logging<'a> {
+    w: Writer<'a>,
+    counts: Counts,
+    tags: Vec<(String, String)>,
+    /// "record" (msgpack) or "line" (NDJSON), for messages.
+    unit: &'static str,
+    skip_bad: bool,
+    batch: usize,
+    interval: Duration,
+    last_commit: Instant,
+}
+
+impl Logging<'_> {
+    /// Store what the reading thread handed over; the documents stored go into `stored` (to
+    /// be freed on the reading thread). `Some` error ends the run.
+    fn store(&mut self, input: Option<Input>, stored: &mut Done) -> Result<Option<anyhow::Error>> {
+        let unit = self.unit;
+        let items: Vec<(usize, std::result::Result<Parsed, String>)> = match input {
+            None => Vec::new(),
+            Some(Input::Failed(e)) => {
+                return Ok(Some(anyhow::Error::new(e).context("cannot read stdin")));
+            }
+            Some(Input::Bad(no, why)) => vec![(no, Err(format!("stdin {unit} {no}: {why}")))],
+            Some(Input::Records(records)) => records.into_iter().map(|p| (p.no, Ok(p))).collect(),
+        };
+        stored.reserve(items.len());
+        for (no, item) in items {
+            if let Err(why) = item.and_then(|p| self.put(no, p, stored)) {
+                if !self.skip_bad {
+                    return Ok(Some(UsageError(why).into()));
+                }
+                self.counts.bad += 1;
+                eprintln!("archive log: skipped {unit} {no}: {why}");
+            }
+            if self.w.pending() >= self.batch {
+                self.commit()?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Put one record with the run's tags and its own.
+    fn put(&mut self, no: usize, p: Parsed, stored: &mut Done) -> std::result::Result<(), String> {
+        self.counts.bytes_in += p.bytes as u64;
+        let (doc, fields) = p.doc?;
+        let mut entry_tags: Vec<(&str, &str)> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        entry_tags.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        put_prepared_document(&mut self.w, &doc, &entry_tags)
+            .map_err(|e| format!("stdin {} {no}: {e}", self.unit))?;
+        stored.push(doc);
+        self.counts.records += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.w.commit()?;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// How long to wait for input before the next timed commit is due.
+    fn wait(&self) -> Duration {
+        self.interval
+            .saturating_sub(self.last_commit.elapsed())
+            .max(Duration::from_millis(10))
+            .min(Duration::from_millis(200))
+    }
+
+    /// Commit if the interval has passed since the last commit.
+    fn commit_on_time(&mut self) -> Result<()> {
+        if self.w.pending() > 0 && self.last_commit.elapsed() >= self.interval {
+            self.commit()?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
+    let tags = parse_tags(&args.tags)?;
+    let shaping = shaping(&args)?;
     let store = ctx.store_path()?;
     let archive = Archive::builder().open_logger(&store)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -316,85 +403,44 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
         }
     });
 
-    let interval = Duration::from_secs_f64(args.interval);
     let show = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut last_commit = Instant::now();
     let mut last_progress = Instant::now();
-    let mut counts = Counts::default();
-    let mut w = archive.writer();
+    let mut run = Logging {
+        w: archive.writer(),
+        counts: Counts::default(),
+        tags,
+        unit: if msgpack { "record" } else { "line" },
+        skip_bad: args.skip_bad,
+        batch: args.batch,
+        interval: Duration::from_secs_f64(args.interval),
+        last_commit: Instant::now(),
+    };
     let mut failure: Option<anyhow::Error> = None;
-    let unit = if msgpack { "record" } else { "line" };
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let wait = interval
-            .saturating_sub(last_commit.elapsed())
-            .max(Duration::from_millis(10));
-        let input = match rx.recv_timeout(wait.min(Duration::from_millis(200))) {
+    while !stop.load(Ordering::Relaxed) {
+        let input = match rx.recv_timeout(run.wait()) {
             Ok(input) => Some(input),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut items: Vec<(usize, std::result::Result<Parsed, String>)> = Vec::new();
-        match input {
-            None => {}
-            Some(Input::Failed(e)) => {
-                failure = Some(anyhow::Error::new(e).context("cannot read stdin"));
-                break;
-            }
-            Some(Input::Bad(no, why)) => items.push((no, Err(format!("stdin {unit} {no}: {why}")))),
-            Some(Input::Records(records)) => {
-                items.extend(records.into_iter().map(|p| (p.no, Ok(p))));
-            }
-        }
-        let mut stored: Done = Vec::with_capacity(items.len());
-        for (no, item) in items {
-            let outcome = item.and_then(|p| {
-                counts.bytes_in += p.bytes as u64;
-                let (doc, fields) = p.doc?;
-                let mut entry_tags: Vec<(&str, &str)> =
-                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                entry_tags.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                put_prepared_document(&mut w, &doc, &entry_tags)
-                    .map_err(|e| format!("stdin {unit} {no}: {e}"))?;
-                stored.push(doc);
-                counts.records += 1;
-                Ok(())
-            });
-            if let Err(why) = outcome {
-                if args.skip_bad {
-                    counts.bad += 1;
-                    eprintln!("archive log: skipped {unit} {no}: {why}");
-                } else {
-                    failure = Some(UsageError(why).into());
-                    break;
-                }
-            }
-            if w.pending() >= args.batch {
-                w.commit()?;
-                last_commit = Instant::now();
-            }
-        }
+        let mut stored: Done = Vec::new();
+        failure = run.store(input, &mut stored)?;
         // If the reading thread has ended, they are freed here.
         let _ = done_tx.send(stored);
         if failure.is_some() {
             break;
         }
-        if w.pending() > 0 && last_commit.elapsed() >= interval {
-            w.commit()?;
-            last_commit = Instant::now();
-        }
+        run.commit_on_time()?;
         if show && last_progress.elapsed() >= Duration::from_millis(250) {
-            progress_line(&counts, &w, started);
+            progress_line(&run.counts, &run.w, started);
             last_progress = Instant::now();
         }
     }
     // Everything read so far is kept, whatever ended the run.
-    w.commit()?;
-    let totals = w.totals();
-    drop(w);
+    run.commit()?;
+    let totals = run.w.totals();
+    let counts = std::mem::take(&mut run.counts);
+    drop(run);
     drop(archive);
     if show {
         eprint!("\r\x1b[K");
@@ -404,42 +450,8 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
         .lock_timeout(Duration::ZERO)
         .open(&store)
         .is_ok();
-    let secs = started.elapsed().as_secs_f64();
     let signalled = stop.load(Ordering::Relaxed);
-    let summary = serde_json::json!({
-        "records": counts.records,
-        "new_objects": totals.new_objects,
-        "duplicates": totals.duplicates,
-        "skipped": counts.bad,
-        "bytes_in": counts.bytes_in,
-        "bytes_stored": totals.stored_bytes,
-        "seconds": secs,
-        "indexed": indexed,
-        "interrupted": signalled,
-    });
-    if ctx.json {
-        crate::output::json_line(&summary)?;
-    } else {
-        eprintln!(
-            "logged {} records ({} new objects, {} already stored{}) in {:.2} s: {} in, {} stored{}",
-            counts.records,
-            totals.new_objects,
-            totals.duplicates,
-            if counts.bad > 0 {
-                format!(", {} skipped", counts.bad)
-            } else {
-                String::new()
-            },
-            secs,
-            size(counts.bytes_in),
-            size(totals.stored_bytes),
-            if indexed {
-                ""
-            } else {
-                "; indexed when the store is next opened"
-            }
-        );
-    }
+    summary(ctx, &counts, &totals, started, indexed, signalled)?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -448,4 +460,49 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a run did: JSON on stdout with `--json`, a line on stderr otherwise.
+fn summary(
+    ctx: &Ctx,
+    counts: &Counts,
+    totals: &WriterTotals,
+    started: Instant,
+    indexed: bool,
+    signalled: bool,
+) -> Result<()> {
+    let secs = started.elapsed().as_secs_f64();
+    if ctx.json {
+        return crate::output::json_line(&serde_json::json!({
+            "records": counts.records,
+            "new_objects": totals.new_objects,
+            "duplicates": totals.duplicates,
+            "skipped": counts.bad,
+            "bytes_in": counts.bytes_in,
+            "bytes_stored": totals.stored_bytes,
+            "seconds": secs,
+            "indexed": indexed,
+            "interrupted": signalled,
+        }));
+    }
+    eprintln!(
+        "logged {} records ({} new objects, {} already stored{}) in {:.2} s: {} in, {} stored{}",
+        counts.records,
+        totals.new_objects,
+        totals.duplicates,
+        if counts.bad > 0 {
+            format!(", {} skipped", counts.bad)
+        } else {
+            String::new()
+        },
+        secs,
+        size(counts.bytes_in),
+        size(totals.stored_bytes),
+        if indexed {
+            ""
+        } else {
+            "; indexed when the store is next opened"
+        }
+    );
+    Ok(())
 }

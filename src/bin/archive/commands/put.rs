@@ -3,14 +3,14 @@
 //! leaves the store as it was.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use model_archive::document;
 use model_archive::interop::{self, Document, Format, onnx};
 use model_archive::tags::validate_tag;
-use model_archive::{Codec, Dtype, ObjectHash, PutOptions, Shape, TensorView, Writer};
+use model_archive::{Archive, Codec, Dtype, ObjectHash, PutOptions, Shape, TensorView, Writer};
 
 use super::{Ctx, UsageError};
 use crate::args::PutArgs;
@@ -72,37 +72,9 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
         let how = how(file, &args)?;
         contents.push((file, how, read_input(file)?));
     }
-    let mut parsed = Vec::with_capacity(contents.len());
-    for (file, how, bytes) in &contents {
-        let name = file.display().to_string();
-        let p = parse(&name, *how, bytes, &args)?;
-        let lone_tensor = match &p {
-            Parsed::Raw(..) => true,
-            Parsed::Docs(docs, _) => matches!(docs.as_slice(), [(_, Document::Tensor(_))]),
-            _ => false,
-        };
-        if labels.is_some() && !lone_tensor {
-            return Err(UsageError(format!(
-                "{name}: --labels needs one tensor of integer codes, and this file holds more"
-            ))
-            .into());
-        }
-        parsed.push((name, p));
-    }
+    let parsed = parse_all(&contents, &args, labels.is_some())?;
     let archive = ctx.open()?;
-    // References are checked before anything is appended, like everything else.
-    for (name, p) in &parsed {
-        if let Parsed::Docs(docs, _) = p {
-            for h in docs.iter().flat_map(|(_, d)| d.refs()) {
-                if !archive.contains(&h)? {
-                    return Err(UsageError(format!(
-                        "{name}: refers to {h}, which is not in the archive"
-                    ))
-                    .into());
-                }
-            }
-        }
-    }
+    check_refs(&archive, &parsed)?;
     let mut writer = archive.writer();
     writer.set_options(opts);
     let mut stored = Vec::new();
@@ -140,6 +112,49 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parse every file read, refusing `--labels` for anything but one tensor.
+fn parse_all<'a>(
+    contents: &'a [(&PathBuf, How, Vec<u8>)],
+    args: &PutArgs,
+    labelled: bool,
+) -> Result<Vec<(String, Parsed<'a>)>> {
+    let mut parsed = Vec::with_capacity(contents.len());
+    for (file, how, bytes) in contents {
+        let name = file.display().to_string();
+        let p = parse(&name, *how, bytes, args)?;
+        let lone_tensor = match &p {
+            Parsed::Raw(..) => true,
+            Parsed::Docs(docs, _) => matches!(docs.as_slice(), [(_, Document::Tensor(_))]),
+            _ => false,
+        };
+        if labelled && !lone_tensor {
+            return Err(UsageError(format!(
+                "{name}: --labels needs one tensor of integer codes, and this file holds more"
+            ))
+            .into());
+        }
+        parsed.push((name, p));
+    }
+    Ok(parsed)
+}
+
+/// References are checked before anything is appended, like everything else.
+fn check_refs(archive: &Archive, parsed: &[(String, Parsed<'_>)]) -> Result<()> {
+    for (name, p) in parsed {
+        if let Parsed::Docs(docs, _) = p {
+            for h in docs.iter().flat_map(|(_, d)| d.refs()) {
+                if !archive.contains(&h)? {
+                    return Err(UsageError(format!(
+                        "{name}: refers to {h}, which is not in the archive"
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_input(file: &Path) -> Result<Vec<u8>> {
