@@ -212,8 +212,13 @@ fn quick(
     let Some(reader) = ArchiveReader::open(ctx.store_path()?)? else {
         return Ok(None);
     };
-    let Some(hash) = reader.resolve(prefix.trim())? else {
-        return Ok(None);
+    // A full hash is looked up once, by the get itself.
+    let hash = match prefix.trim().parse::<ObjectHash>() {
+        Ok(hash) => hash,
+        Err(_) => match reader.resolve(prefix.trim())? {
+            Some(hash) => hash,
+            None => return Ok(None),
+        },
     };
     let object = if no_verify {
         match reader.map(&hash, false)? {

@@ -69,9 +69,13 @@ impl Ctx {
     }
 }
 
-/// Resolve a hash or prefix, with the prefix named in the error.
+/// Resolve a hash or prefix, with the prefix named in the error. A full hash needs no
+/// lookup: the read that follows finds the object, or says it is not there.
 pub fn resolve(archive: &Archive, prefix: &str) -> Result<ObjectHash> {
-    Ok(archive.resolve(prefix.trim())?)
+    match prefix.trim().parse::<ObjectHash>() {
+        Ok(hash) => Ok(hash),
+        Err(_) => Ok(archive.resolve(prefix.trim())?),
+    }
 }
 
 /// Write `bytes` to `path` atomically (temp file, then rename), or to stdout for `-`.
