@@ -12,7 +12,7 @@
 //! root; elsewhere the row says why it was skipped. Exits non-zero if anything acknowledged was
 //! lost, any wrong data was served, or a case was not handled.
 
-#[path = "reliability_common.rs"]
+#[path = "../tests/reliability_common.rs"]
 mod reliability_common;
 
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Seed corpora for the fuzz targets from real files: the committed samples, the frozen v1
 # store (its header, frames, metadata and compressed chunks), and the files the real numpy,
-# safetensors, msgpack-numpy and onnx libraries write (tools/formats_interop.py, when Python
-# has them). Writes tools/fuzz/corpus/<target>/; seeds over 256 KiB are left out (they only
+# safetensors, msgpack-numpy and onnx libraries write (tests/interop/formats_interop.py, when
+# Python has them). Writes tools/fuzz/corpus/<target>/; seeds over 256 KiB are left out (they only
 # slow each execution). Safe to run again: it adds, never removes.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,7 +13,7 @@ mkdir -p "$c"/interop_{npy,npz,safetensors,msgpack,json,onnx}
 
 py_fixtures=$(mktemp -d)
 trap 'rm -rf "$py_fixtures"' EXIT
-if ! python3 "$root/tools/formats_interop.py" write "$py_fixtures" >/dev/null 2>&1; then
+if ! python3 "$root/tests/interop/formats_interop.py" write "$py_fixtures" >/dev/null 2>&1; then
     echo "seed: formats_interop.py did not run (numpy, safetensors, msgpack-numpy, onnx?); seeding from samples only" >&2
 fi
 

@@ -1,7 +1,7 @@
 //! What the reliability tests (tests/reliability.rs) and `tools/reliability_report.rs` share:
 //! the workloads that kill, corrupt, fill and crash-image a store, and the checks that count
 //! what survived. The tests run them small and assert; the report runs them long and prints
-//! the figures. Included by both with `#[path]`.
+//! the figures. A module of the test binary; the report includes it with `#[path]`.
 //!
 //! "Wrong data" is checked independently of the store: an object `get` returns is hashed here
 //! ([`address`]) and compared with the address it was asked for.
