@@ -2,9 +2,9 @@
 //! table of what survived. Nothing here is timed.
 //!
 //! ```sh
-//! cargo build --bin archive && tools/fuzz/run_all.sh 60   # fuzz figures (optional)
+//! cargo build --bin archive && fuzz/run_all.sh 60   # fuzz figures (optional)
 //! cargo run --example reliability-report -- --kills 300 --corruptions 500 --disk-full 10 \
-//!     --fuzz-summary tools/fuzz/logs/summary.tsv
+//!     --fuzz-summary fuzz/logs/summary.tsv
 //! ```
 //!
 //! The kills need the `archive` binary beside the example (`cargo build --bin archive`, which
@@ -61,7 +61,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--big BYTES] [--fuzz-summary tools/fuzz/logs/summary.tsv]"
+         [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -150,12 +150,12 @@ fn main() {
             }
             Err(e) => rows.push((
                 "fuzz".into(),
-                format!("{}: {e} (run tools/fuzz/run_all.sh)", path.display()),
+                format!("{}: {e} (run fuzz/run_all.sh)", path.display()),
             )),
         },
         None => rows.push((
             "fuzz".into(),
-            "not given (--fuzz-summary tools/fuzz/logs/summary.tsv)".into(),
+            "not given (--fuzz-summary fuzz/logs/summary.tsv)".into(),
         )),
     }
 
