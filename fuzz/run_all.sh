@@ -2,7 +2,8 @@
 # Build every fuzz target once, then run each for SECONDS (default 10), one after another.
 # Logs go to fuzz/logs/<target>.log; a summary line per target is printed and written
 # to fuzz/logs/summary.tsv (target, executions, seconds, crashes), which
-# `cargo run --example reliability-report -- --fuzz-summary fuzz/logs/summary.tsv` reads.
+# `cargo run -p model-archive-bench --bin reliability-report -- --fuzz-summary
+# fuzz/logs/summary.tsv` reads.
 # A crash stops the run with a non-zero exit; its input is under fuzz/artifacts/<target>/.
 #   fuzz/run_all.sh 60          # the longer local run
 set -euo pipefail

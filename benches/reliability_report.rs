@@ -3,15 +3,16 @@
 //!
 //! ```sh
 //! cargo build --bin archive && fuzz/run_all.sh 60   # fuzz figures (optional)
-//! cargo run --example reliability-report -- --kills 300 --corruptions 500 --disk-full 10 \
-//!     --fuzz-summary fuzz/logs/summary.tsv
+//! cargo run -p model-archive-bench --bin reliability-report -- --kills 300 --corruptions 500 \
+//!     --disk-full 10 --fuzz-summary fuzz/logs/summary.tsv
 //! ```
 //!
-//! The kills need the `archive` binary beside the example (`cargo build --bin archive`, which
-//! `cargo run --example` does not do by itself). Disk-full rounds mount a tmpfs, so they need
+//! The kills need the `archive` binary of the same profile beside this program (`cargo build
+//! --bin archive`, which `cargo run -p model-archive-bench` does not do by itself). Disk-full rounds mount a tmpfs, so they need
 //! root; elsewhere the row says why it was skipped. Exits non-zero if anything acknowledged was
 //! lost, any wrong data was served, or a case was not handled.
 
+// Shared with the tests, which run the same workloads small.
 #[path = "../tests/reliability_common.rs"]
 mod reliability_common;
 
@@ -74,7 +75,7 @@ fn main() {
     let bin = archive_bin();
     if !bin.is_file() {
         usage(&format!(
-            "{} is missing: run `cargo build --bin archive` first",
+            "{} is missing: run `cargo build --bin archive` first (with --release for a release build)",
             bin.display()
         ));
     }
