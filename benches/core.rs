@@ -4,15 +4,15 @@
 //! matters is the ratio of the two medians in one run.
 //!
 //! ```text
-//! cargo bench --bench core                 # a few minutes on 2 cores
-//! cargo bench --bench core -- 'get 64 MiB' # one group
+//! cargo bench -p model-archive-bench --bench core                 # a few minutes on 2 cores
+//! cargo bench -p model-archive-bench --bench core -- 'get 64 MiB' # one group
 //! ```
 //!
-//! Data: target/bench-data/*.npy, written by `python3 tools/make_bench_data.py` when missing
+//! Data: target/bench-data/*.npy, written by `python3 benches/make_bench_data.py` when missing
 //! (needs `pip install -r tools/requirements-samples.txt`), and samples/predictions.ndjson.
 //! Stores go in target/tmp, on a real disk, so that fsync costs what it costs. The goals and
 //! the workload figures (100k records, a 1,000,000-entry store) are in
-//! `cargo run --release --example bench-report`.
+//! `cargo run --release -p model-archive-bench --bin bench-report`.
 
 use std::cell::OnceCell;
 use std::fs::File;
@@ -27,12 +27,11 @@ use model_archive::{Archive, ObjectHash, Record, Value};
 /// Records per iteration of the records group: one commit's worth.
 const RECORDS: usize = 10_000;
 
-#[path = "../tools/bench_common.rs"]
 mod bench_common;
 use bench_common::*;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = workspace_root();
     let data_dir = root.join("target").join("bench-data");
     ensure_bench_data(root, &data_dir);
     let scratch_parent = root.join("target").join("tmp");

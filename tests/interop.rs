@@ -4,10 +4,10 @@
 //! empty, format 2.0), `archive put`, `archive get -o`, numpy reads back bit for bit; and the
 //! content hash is the same whichever layout the same values came in.
 //!
-//! Every other format (tools/formats_interop.py): numpy, safetensors, msgpack-numpy, json and
-//! onnx write; `archive put`; `archive get -o` the same format; the same library reads back
-//! and finds the same keys, values and arrays, bit for bit; and each array has the hash it has
-//! when put as a plain `.npy`, whichever format and however deep it came in.
+//! Every other format (tests/interop/formats_interop.py): numpy, safetensors, msgpack-numpy,
+//! json and onnx write; `archive put`; `archive get -o` the same format; the same library reads
+//! back and finds the same keys, values and arrays, bit for bit; and each array has the hash it
+//! has when put as a plain `.npy`, whichever format and however deep it came in.
 //!
 //! Bad input: truncated files, wrong magic, lying headers, overlapping offsets, overflowing
 //! shapes, a zip bomb, invalid base64, a wrong protobuf wire type, pickles: exit code 2, the
@@ -52,7 +52,7 @@ fn numpy_writes_archive_round_trips_numpy_reads_bit_exact() {
     let fixtures = t.dir.path().join("fixtures");
     let out = t.dir.path().join("out");
     std::fs::create_dir_all(&out).expect("mkdir");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/npy_interop.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/npy_interop.py");
     let status = Command::new(py)
         .arg(script)
         .arg("write")
@@ -157,7 +157,10 @@ fn real_libraries_write_archive_round_trips_real_libraries_read_bit_exact() {
     let fixtures = t.dir.path().join("fixtures");
     let out = t.dir.path().join("out");
     std::fs::create_dir_all(&out).expect("mkdir");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/formats_interop.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/formats_interop.py"
+    );
     let status = Command::new(py)
         .arg(script)
         .arg("write")

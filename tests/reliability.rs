@@ -1,7 +1,7 @@
 //! Issue 5: nothing acknowledged is ever lost, nothing corrupt is ever served. Kill -9 of
 //! `archive put` at random moments, byte flips in every part of a frame, the crash image at
 //! every sync point of a workload, a full disk, and threads doing everything at once. The
-//! workloads live in tools/reliability_common.rs, which `tools/reliability_report.rs` runs
+//! workloads live in tests/reliability_common.rs, which `benches/reliability_report.rs` runs
 //! longer; here they run small and every figure is asserted.
 
 use std::collections::BTreeMap;

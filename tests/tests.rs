@@ -1,7 +1,13 @@
 //! The one integration-test binary (one link step): shared helpers in `util`, one module per
-//! area.
+//! area. Everything the tests read or run lives under tests/:
+//!
+//! - `util`: temporary stores, the `archive` command, the committed samples (samples/).
+//! - `reliability_common`: the workloads that kill, corrupt, fill and crash-image a store, run
+//!   small by `reliability` and long by the `reliability-report` program (benches/).
+//! - `fixtures/`: stores frozen at older schema versions, read by `fixtures`.
+//! - `interop/`: the Python scripts `interop` runs to write and read every format with the real
+//!   libraries (numpy, safetensors, msgpack-numpy, onnx; pinned in tools/requirements.txt).
 
-#[path = "../tools/reliability_common.rs"]
 mod reliability_common;
 mod util;
 

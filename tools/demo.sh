@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin archive
-A=$PWD/target/release/archive
+A=${CARGO_TARGET_DIR:-$PWD/target}/release/archive   # where cargo just built it
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export ARCHIVE_STORE=$work/demo.archive

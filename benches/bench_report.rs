@@ -2,10 +2,10 @@
 //! measured in the same run on the same bytes, as a ratio of medians.
 //!
 //! ```text
-//! cargo build --release --bin archive                         # for the whole-process `get` row
-//! cargo run --release --example bench-report                  # everything
-//! cargo run --release --example bench-report -- --quick       # without the 1,000,000-entry store
-//! cargo run --release --example bench-report -- --only put,get --runs 9
+//! cargo build --release --bin archive                # for the whole-process `get` row
+//! cargo run --release -p model-archive-bench --bin bench-report              # everything
+//! cargo run --release -p model-archive-bench --bin bench-report -- --quick   # no 1M-entry store
+//! cargo run --release -p model-archive-bench --bin bench-report -- --only put,get --runs 9
 //! ```
 //!
 //! What it measures (sections for `--only`):
@@ -21,9 +21,10 @@
 //!   the index (`Archive::open`), to open the lookup tables and get (`ArchiveReader`), and the
 //!   wall time of `archive --store S get HASH -o x.npy` as a whole process, each against the
 //!   same on a store holding only that tensor. Falls back to the in-process equivalent (and
-//!   says so) when target/release/archive is missing or fails.
+//!   says so) when the `archive` binary is missing or fails (`$ARCHIVE_BIN`, else
+//!   `$CARGO_TARGET_DIR/release/archive`, target/ by default).
 //!
-//! Data: target/bench-data/*.npy, written by `python3 tools/make_bench_data.py` (run here if
+//! Data: target/bench-data/*.npy, written by `python3 benches/make_bench_data.py` (run here if
 //! missing; needs `pip install -r tools/requirements-samples.txt`), and samples/.
 //! Scratch stores go in target/tmp (a real disk: fsync must cost what it costs).
 
@@ -44,13 +45,12 @@ const COMMIT_EVERY: usize = 10_000;
 const STORE_ENTRIES: usize = 1_000_000;
 const MIB: f64 = (1 << 20) as f64;
 
-#[path = "bench_common.rs"]
 mod bench_common;
 use bench_common::*;
 
 fn main() {
     let opts = Opts::parse();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = workspace_root();
     let scratch_parent = root.join("target").join("tmp");
     std::fs::create_dir_all(&scratch_parent).expect("create target/tmp");
     let scratch = tempfile::Builder::new()
@@ -176,8 +176,9 @@ fn usage(msg: &str) -> ! {
         eprintln!("bench-report: {msg}");
     }
     eprintln!(
-        "usage: cargo run --release --example bench-report -- [--quick] [--runs N] \
-         [--only put,get,map,records,store]\n  --quick  skip the 1,000,000-entry store"
+        "usage: cargo run --release -p model-archive-bench --bin bench-report -- [--quick] \
+         [--runs N] [--only put,get,map,records,store]\n  \
+         --quick  skip the 1,000,000-entry store"
     );
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
@@ -649,12 +650,8 @@ fn measure_store(table: &mut Table, notes: &mut Vec<String>, root: &Path, scratc
     eprintln!("whole-process get on the 1M-entry store ...");
     let expected = npy::write("target", Dtype::F32, &target.shape, &target.data).expect("npy");
     let out = scratch.join("x.npy");
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("archive"));
-    let cli = bin.filter(|b| b.is_file()).filter(|b| {
+    let bin = archive_bin_path();
+    let cli = Some(bin.clone()).filter(|b| b.is_file()).filter(|b| {
         let ok = Command::new(b)
             .arg("--store")
             .arg(small)
@@ -711,8 +708,11 @@ fn measure_store(table: &mut Table, notes: &mut Vec<String>, root: &Path, scratc
     };
     let (big_get, small_get) = (get_time(&store), get_time(small));
     let what = match &cli {
-        Some(_) => "`archive --store S get HASH -o x.npy`, whole process",
-        None => "in-process reader/open + get + npy write (no working target/release/archive)",
+        Some(_) => "`archive --store S get HASH -o x.npy`, whole process".to_owned(),
+        None => format!(
+            "in-process reader/open + get + npy write (no working {})",
+            bin.display()
+        ),
     };
     table.row(
         format!("1M-entry store: {what}"),

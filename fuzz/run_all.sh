@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build every fuzz target once, then run each for SECONDS (default 10), one after another.
-# Logs go to tools/fuzz/logs/<target>.log; a summary line per target is printed and written
-# to tools/fuzz/logs/summary.tsv (target, executions, seconds, crashes), which
-# `cargo run --example reliability-report -- --fuzz-summary tools/fuzz/logs/summary.tsv` reads.
-# A crash stops the run with a non-zero exit; its input is under tools/fuzz/artifacts/<target>/.
-#   tools/fuzz/run_all.sh 60          # the longer local run
+# Logs go to fuzz/logs/<target>.log; a summary line per target is printed and written
+# to fuzz/logs/summary.tsv (target, executions, seconds, crashes), which
+# `cargo run -p model-archive-bench --bin reliability-report -- --fuzz-summary
+# fuzz/logs/summary.tsv` reads.
+# A crash stops the run with a non-zero exit; its input is under fuzz/artifacts/<target>/.
+#   fuzz/run_all.sh 60          # the longer local run
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-10}

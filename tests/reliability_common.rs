@@ -1,7 +1,7 @@
-//! What the reliability tests (tests/reliability.rs) and `tools/reliability_report.rs` share:
+//! What the reliability tests (tests/reliability.rs) and `benches/reliability_report.rs` share:
 //! the workloads that kill, corrupt, fill and crash-image a store, and the checks that count
 //! what survived. The tests run them small and assert; the report runs them long and prints
-//! the figures. Included by both with `#[path]`.
+//! the figures. A module of the test binary; the report includes it with `#[path]`.
 //!
 //! "Wrong data" is checked independently of the store: an object `get` returns is hashed here
 //! ([`address`]) and compared with the address it was asked for.
@@ -106,11 +106,14 @@ pub fn check_acknowledged(a: &Archive, hashes: &[ObjectHash]) -> Checked {
     c
 }
 
-/// The `archive` binary next to this executable (tests: target/debug/deps/..; examples:
-/// target/debug/examples/..).
+/// The `archive` binary of the same build as this executable: beside it (programs:
+/// target/debug/reliability-report) or one directory up (tests: target/debug/deps/..).
 pub fn archive_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
     dir.join(format!("archive{}", std::env::consts::EXE_SUFFIX))
 }
 

@@ -1,7 +1,7 @@
 """numpy side of the .npy interop test (tests/interop.rs).
 
-    python3 tools/npy_interop.py write DIR        # numpy writes the fixtures
-    python3 tools/npy_interop.py check DIR OUT    # numpy reads what `archive get` wrote back
+    python3 tests/interop/npy_interop.py write DIR        # numpy writes the fixtures
+    python3 tests/interop/npy_interop.py check DIR OUT    # numpy reads what `archive get` wrote back
 
 `write` saves each case twice: `NAME.npy` as numpy lays it out (Fortran order, big-endian, ...)
 and `NAME.c.npy`, the same values C-ordered and little-endian, which is how the archive stores

@@ -2,11 +2,11 @@
 """Issue 6's benchmark: the Python bindings against the usual ways of saving numpy arrays.
 
 Usage (after `pip install ./python` and `pip install -r tools/requirements.txt`):
-    python3 tools/python_bench.py [--data target/bench-data] [--repeats 3] [--small 100000]
+    python3 benches/python_bench.py [--data target/bench-data] [--repeats 3] [--small 100000]
 
 Two workloads, same data for every method:
   big    one 64 MiB float32 array, [65536, 256] hidden-layer activations before ReLU
-         (target/bench-data/hidden_pre_64mib.npy from tools/make_bench_data.py; if that file
+         (target/bench-data/hidden_pre_64mib.npy from benches/make_bench_data.py; if that file
          is missing and scikit-learn is not installed, a seeded normal array of that shape).
   small  100,000 arrays of float32[10]: the first rows of probs_64mib.npy (class
          probabilities), or seeded Dirichlet rows if it is missing.
@@ -54,7 +54,7 @@ def load_data(data_dir: Path, small_n: int):
     if not big_path.exists():
         try:
             subprocess.run(
-                [sys.executable, str(ROOT / "tools/make_bench_data.py"), str(data_dir)], check=True
+                [sys.executable, str(ROOT / "benches/make_bench_data.py"), str(data_dir)], check=True
             )
         except (subprocess.CalledProcessError, OSError):
             pass

@@ -1,8 +1,8 @@
 """Python side of the format interop test (tests/interop.rs): the real libraries write, the
 archive stores and gives back, the real libraries read.
 
-    python3 tools/formats_interop.py write DIR        # fixtures + DIR/manifest.json
-    python3 tools/formats_interop.py check DIR OUT    # compare OUT/<file> with DIR/<file>
+    python3 tests/interop/formats_interop.py write DIR        # fixtures + DIR/manifest.json
+    python3 tests/interop/formats_interop.py check DIR OUT    # compare OUT/<file> with DIR/<file>
 
 `write` makes one file per case with numpy, safetensors, msgpack + msgpack-numpy, json +
 base64 and onnx (ml_dtypes for bfloat16 and float8), and `arrays/NAME.npy`, each array of the

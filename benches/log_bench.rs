@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! cargo build --release --bin archive
-//! cargo run --release --example log-bench                 # 200,000 records
-//! cargo run --release --example log-bench -- 1000000      # the issue's million
+//! cargo run --release -p model-archive-bench --bin log-bench              # 200,000 records
+//! cargo run --release -p model-archive-bench --bin log-bench -- 1000000   # the issue's million
 //! ```
+//!
+//! The `archive` binary it runs is `$ARCHIVE_BIN`, else `$CARGO_TARGET_DIR/release/archive`
+//! (target/ in the repository by default); it is not built here.
 //!
 //! - `archive log --format msgpack` of N records (10 float32 probabilities as a msgpack-numpy
 //!   array + an int label + an id string, the shape of samples/predictions.ndjson), durable at
@@ -20,7 +23,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod bench_common;
+use bench_common::{archive_bin, workspace_root};
 
 /// `n` records with ids from `offset`, in 1000 runs: one after another (as 1000 jobs of one
 /// run each would log them), or with `LOG_BENCH_INTERLEAVED=1` record i in run i % 1000 (the
@@ -67,13 +74,10 @@ fn stream(n: usize, offset: usize) -> Vec<u8> {
     out
 }
 
-fn archive() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/archive");
-    assert!(
-        bin.is_file(),
-        "build it first: cargo build --release --bin archive"
-    );
-    bin
+/// The `archive` binary, looked up once (the process exits naming the path if it is missing).
+fn archive() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(archive_bin)
 }
 
 /// Create a store and hold its index lock, as another process reading it would: what is
@@ -158,7 +162,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
-    let scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/log-bench");
+    let scratch = workspace_root().join("target/tmp/log-bench");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch");
     let input = stream(n, 0);

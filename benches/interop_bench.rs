@@ -2,8 +2,8 @@
 //! the cheapest thing that could be done with the same bytes.
 //!
 //! ```sh
-//! cargo run --release --example interop-bench            # in a temporary directory
-//! cargo run --release --example interop-bench -- DIR     # or in DIR (e.g. on the real disk)
+//! cargo run --release -p model-archive-bench --bin interop-bench          # in a temporary dir
+//! cargo run --release -p model-archive-bench --bin interop-bench -- DIR   # or in DIR (a real disk)
 //! ```
 //!
 //! - **64 MiB float32 `.npy`**: import (read the file, parse it, put it, commit with fsync) and

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Seed corpora for the fuzz targets from real files: the committed samples, the frozen v1
 # store (its header, frames, metadata and compressed chunks), and the files the real numpy,
-# safetensors, msgpack-numpy and onnx libraries write (tools/formats_interop.py, when Python
-# has them). Writes tools/fuzz/corpus/<target>/; seeds over 256 KiB are left out (they only
+# safetensors, msgpack-numpy and onnx libraries write (tests/interop/formats_interop.py, when
+# Python has them). Writes fuzz/corpus/<target>/; seeds over 256 KiB are left out (they only
 # slow each execution). Safe to run again: it adds, never removes.
 set -euo pipefail
 cd "$(dirname "$0")"
-root=../..
+root=..
 c=corpus
 mkdir -p "$c"/{frame_header,store_header,frame_meta,codec_decode,store_open}
 mkdir -p "$c"/interop_{npy,npz,safetensors,msgpack,json,onnx}
 
 py_fixtures=$(mktemp -d)
 trap 'rm -rf "$py_fixtures"' EXIT
-if ! python3 "$root/tools/formats_interop.py" write "$py_fixtures" >/dev/null 2>&1; then
+if ! python3 "$root/tests/interop/formats_interop.py" write "$py_fixtures" >/dev/null 2>&1; then
     echo "seed: formats_interop.py did not run (numpy, safetensors, msgpack-numpy, onnx?); seeding from samples only" >&2
 fi
 

@@ -1,13 +1,14 @@
-//! What `benches/core.rs` and `tools/bench_report.rs` share: the real-output data files, the
-//! float32 tensor loader, a fresh store, and the baselines that do by hand what a put or get
-//! does, on the same bytes. Included by both with `#[path]`.
+//! What the benchmarks share (a module of each: `core.rs`, `bench_report.rs`, `log_bench.rs`):
+//! where the repository, its target directory and the `archive` binary are, the real-output
+//! data files, the float32 tensor loader, a fresh store, and the baselines that do by hand what
+//! a put or get does, on the same bytes.
 
 #![allow(dead_code)]
 
 use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use model_archive::codec::CHUNK_SIZE;
@@ -23,13 +24,53 @@ pub const BENCH_FILES: [(&str, &str); 3] = [
     ("hidden_pre", "hidden_pre_64mib.npy"),
 ];
 
-/// Write target/bench-data with tools/make_bench_data.py unless every file is there.
+/// The repository (the workspace root): samples/, and target/ for data and scratch stores.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ sits in the workspace root")
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` if set, else target/ in the workspace root.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Where the `archive` binary is looked for: `$ARCHIVE_BIN` if set, else release/archive in
+/// [`target_dir`]. This package does not build it: `cargo build --release --bin archive`.
+pub fn archive_bin_path() -> PathBuf {
+    std::env::var_os("ARCHIVE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            target_dir()
+                .join("release")
+                .join(format!("archive{}", std::env::consts::EXE_SUFFIX))
+        })
+}
+
+/// [`archive_bin_path`], or exit 2 naming the path and how to make it.
+pub fn archive_bin() -> PathBuf {
+    let bin = archive_bin_path();
+    if !bin.is_file() {
+        eprintln!(
+            "bench: no `archive` binary at {}: build it with `cargo build --release --bin \
+             archive` (with the same CARGO_TARGET_DIR), or point ARCHIVE_BIN at one",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    bin
+}
+
+/// Write target/bench-data with benches/make_bench_data.py unless every file is there.
 pub fn ensure_bench_data(root: &Path, dir: &Path) {
     if BENCH_FILES.iter().all(|(_, f)| dir.join(f).is_file()) {
         return;
     }
     let fix = "install them with `pip install -r tools/requirements-samples.txt`, or write the \
-               files with `python3 tools/make_bench_data.py target/bench-data`";
+               files with `python3 benches/make_bench_data.py target/bench-data`";
     let check = Command::new("python3")
         .args(["-c", "import numpy, sklearn, threadpoolctl"])
         .output();
@@ -53,7 +94,7 @@ pub fn ensure_bench_data(root: &Path, dir: &Path) {
         }
         Ok(_) => {}
     }
-    let script = root.join("tools").join("make_bench_data.py");
+    let script = root.join("benches").join("make_bench_data.py");
     eprintln!(
         "writing {} with {} (about 20 s) ...",
         dir.display(),

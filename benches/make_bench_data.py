@@ -3,7 +3,7 @@
 
 Usage:
     pip install -r tools/requirements-samples.txt
-    python3 tools/make_bench_data.py OUTDIR [--force]
+    python3 benches/make_bench_data.py OUTDIR [--force]
 
 The benchmarks call it with OUTDIR = target/bench-data; nothing it writes is
 committed.  Files that already exist are skipped unless --force is given.

@@ -2,17 +2,18 @@
 //! table of what survived. Nothing here is timed.
 //!
 //! ```sh
-//! cargo build --bin archive && tools/fuzz/run_all.sh 60   # fuzz figures (optional)
-//! cargo run --example reliability-report -- --kills 300 --corruptions 500 --disk-full 10 \
-//!     --fuzz-summary tools/fuzz/logs/summary.tsv
+//! cargo build --bin archive && fuzz/run_all.sh 60   # fuzz figures (optional)
+//! cargo run -p model-archive-bench --bin reliability-report -- --kills 300 --corruptions 500 \
+//!     --disk-full 10 --fuzz-summary fuzz/logs/summary.tsv
 //! ```
 //!
-//! The kills need the `archive` binary beside the example (`cargo build --bin archive`, which
-//! `cargo run --example` does not do by itself). Disk-full rounds mount a tmpfs, so they need
+//! The kills need the `archive` binary of the same profile beside this program (`cargo build
+//! --bin archive`, which `cargo run -p model-archive-bench` does not do by itself). Disk-full rounds mount a tmpfs, so they need
 //! root; elsewhere the row says why it was skipped. Exits non-zero if anything acknowledged was
 //! lost, any wrong data was served, or a case was not handled.
 
-#[path = "reliability_common.rs"]
+// Shared with the tests, which run the same workloads small.
+#[path = "../tests/reliability_common.rs"]
 mod reliability_common;
 
 use std::path::PathBuf;
@@ -61,7 +62,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--big BYTES] [--fuzz-summary tools/fuzz/logs/summary.tsv]"
+         [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -74,7 +75,7 @@ fn main() {
     let bin = archive_bin();
     if !bin.is_file() {
         usage(&format!(
-            "{} is missing: run `cargo build --bin archive` first",
+            "{} is missing: run `cargo build --bin archive` first (with --release for a release build)",
             bin.display()
         ));
     }
@@ -150,12 +151,12 @@ fn main() {
             }
             Err(e) => rows.push((
                 "fuzz".into(),
-                format!("{}: {e} (run tools/fuzz/run_all.sh)", path.display()),
+                format!("{}: {e} (run fuzz/run_all.sh)", path.display()),
             )),
         },
         None => rows.push((
             "fuzz".into(),
-            "not given (--fuzz-summary tools/fuzz/logs/summary.tsv)".into(),
+            "not given (--fuzz-summary fuzz/logs/summary.tsv)".into(),
         )),
     }
 
