@@ -14,7 +14,7 @@ use model_archive::{
 };
 
 use crate::reliability_common::{
-    Checked, SmallFs, address, archive_bin, check_acknowledged, corruption_loop, disk_full_rounds,
+    Checked, SmallFs, archive_bin, check_acknowledged, corruption_loop, disk_full_rounds,
     kill_loop, noise, segment_sizes,
 };
 use crate::util::TempStore;
@@ -373,7 +373,7 @@ fn threads_put_get_map_and_verify_at_once() {
             panic!("not a tensor")
         };
         assert_eq!(&t.data, data);
-        assert_eq!(address(&Object::Tensor(t)), *h);
+        assert_eq!(Object::Tensor(t).address(), *h);
     }
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     done.store(true, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //! the figures. A module of the test binary; the report includes it with `#[path]`.
 //!
 //! "Wrong data" is checked independently of the store: an object `get` returns is hashed here
-//! ([`address`]) and compared with the address it was asked for.
+//! (`Object::address`) and compared with the address it was asked for.
 
 #![allow(dead_code)]
 
@@ -14,10 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use model_archive::format::frame::FrameHeader;
-use model_archive::object::canonical::Descriptor;
 use model_archive::{
-    Archive, Codec, Dtype, Error, Kind, Object, ObjectHash, PutOptions, Record, Shape, TensorView,
-    Value,
+    Archive, Codec, Dtype, Error, ObjectHash, PutOptions, Record, Shape, TensorView, Value,
 };
 
 /// Deterministic pseudo-random bytes.
@@ -49,30 +47,6 @@ impl Rng {
     }
 }
 
-/// The address of a decoded object, computed from its content alone.
-pub fn address(obj: &Object) -> ObjectHash {
-    let hash = |kind, desc: &str, shape: &[u64], bytes: &[u8]| {
-        Descriptor { kind, desc, shape }.hash(bytes)
-    };
-    match obj {
-        Object::Tensor(t) => hash(Kind::Tensor, t.dtype.name(), t.shape.dims(), &t.data),
-        Object::Text(s) => hash(Kind::Text, "", &[], s.as_bytes()),
-        Object::Bytes { media_type, data } => {
-            hash(Kind::Bytes, media_type.as_deref().unwrap_or(""), &[], data)
-        }
-        Object::Record(r) => hash(Kind::Record, "", &[], &r.to_msgpack()),
-        Object::Categorical(c) => {
-            let labels = c.labels.iter().map(|l| Value::Str(l.clone())).collect();
-            let r = Record::new()
-                .with("codes", Value::Ref(c.codes))
-                .and_then(|r| r.with("labels", Value::List(labels)))
-                .expect("categorical record");
-            hash(Kind::Record, "categorical", &[], &r.to_msgpack())
-        }
-        other => panic!("an object kind this check does not know: {other:?}"),
-    }
-}
-
 /// What a check of acknowledged objects found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Checked {
@@ -98,7 +72,7 @@ pub fn check_acknowledged(a: &Archive, hashes: &[ObjectHash]) -> Checked {
     for h in hashes {
         c.checked += 1;
         match a.get(h) {
-            Ok(obj) if address(&obj) == *h => {}
+            Ok(obj) if obj.address() == *h => {}
             Ok(_) => c.wrong += 1,
             Err(_) => c.lost += 1,
         }
@@ -364,7 +338,7 @@ pub fn corruption_loop(dir: &Path, injections: u64, seed: u64) -> Corruptions {
         let a = Archive::open(&store).expect("open a damaged store");
         let refused = match a.get(&hashes[victim]) {
             Ok(obj) => {
-                if address(&obj) != hashes[victim] {
+                if obj.address() != hashes[victim] {
                     c.wrong += 1;
                 }
                 false

@@ -8,7 +8,8 @@ use model_archive::format::meta::FrameMeta;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = FrameMeta::decode(data) {
-        assert!(FrameMeta::decode(&m.encode()).is_ok());
+        let bytes = m.encode().expect("decoded metadata encodes");
+        assert!(FrameMeta::decode(&bytes).is_ok());
     }
     if let Ok(r) = Record::from_msgpack("fuzz", data) {
         let again = Record::from_msgpack("fuzz", &r.to_msgpack());

@@ -7,7 +7,9 @@ use model_archive::query::Query;
 use model_archive::{EntryInfo, ObjectHash};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(q) = Query::parse(text) {
         let e = EntryInfo {
             seq: 0,
