@@ -4,7 +4,7 @@
 //! the group commit's fsync, and the claims that let a batch store new content without
 //! looking each object up in the index.
 //!
-//! `Writer` (write.rs) uses what is here through the methods below; the slot's state is
+//! `Writer` (put.rs) uses what is here through the methods below; the slot's state is
 //! private to this file.
 
 use std::collections::HashMap;

@@ -5,8 +5,8 @@
 //! | `open.rs` | `ArchiveBuilder`: create a store, open it, open it for logging only |
 //! | `recover.rs` | recovery on open: index what the segments hold past the index, cut torn tails; `reindex` |
 //! | `append.rs` | this process's segment: which one a batch appends to, group commit, claims |
-//! | `write.rs` | put: `Writer` (a batch, one fsync) and the one-put `Archive::put_*` |
-//! | `read.rs` | get, map, info, resolve a short hash |
+//! | `put.rs` | put: `Writer` (a batch, one fsync) and the one-put `Archive::put_*` |
+//! | `get.rs` | get, map, info, resolve a short hash |
 //! | `entries.rs` | the entries: all of them, or those of one object |
 //! | `query.rs` | the entries a query matches, read through the index's runs and tags |
 //! | `verify.rs` | verify: every frame re-read and re-hashed, the index checked against it |
@@ -17,13 +17,13 @@
 
 mod append;
 mod entries;
+mod get;
 mod open;
+mod put;
 mod query;
-mod read;
 mod recover;
 mod stats;
 mod verify;
-mod write;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
 pub use open::ArchiveBuilder;
 pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
-pub use write::{MAX_DESC, PutOptions, Writer, WriterTotals};
+pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
 
 use crate::error::{Error, Result};
 use crate::format::store_header::Settings;
