@@ -162,10 +162,21 @@ fn lex(src: &str) -> std::result::Result<Vec<(usize, Tok)>, (usize, String)> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and `not` a query may have: parsing, matching and dropping
+/// a query recurse on its depth, so it is bounded (20,000 levels overflowed the stack).
+pub const MAX_NESTING: usize = 64;
+
+/// Most conditions in one query. A chain of `and`/`or` is as deep as it is long.
+pub const MAX_CONDITIONS: usize = 4096;
+
 struct Parser<'s> {
     src: &'s str,
     toks: Vec<(usize, Tok)>,
     pos: usize,
+    /// Parentheses and `not`s open at `pos`.
+    depth: usize,
+    /// Conditions parsed so far.
+    conditions: usize,
 }
 
 impl Parser<'_> {
@@ -204,16 +215,39 @@ impl Parser<'_> {
     fn not(&mut self) -> Result<Query> {
         if self.peek_word("not") {
             self.pos += 1;
-            return Ok(Query::Not(Box::new(self.not()?)));
+            let q = self.nested(Self::not)?;
+            return Ok(Query::Not(Box::new(q)));
         }
         self.primary()
+    }
+
+    /// Parse one level deeper, refusing past `MAX_NESTING`.
+    fn nested(&mut self, parse: fn(&mut Self) -> Result<Query>) -> Result<Query> {
+        if self.depth >= MAX_NESTING {
+            return self.fail(&format!(
+                "nested deeper than {MAX_NESTING} levels of parentheses and `not`"
+            ));
+        }
+        self.depth += 1;
+        let q = parse(self);
+        self.depth -= 1;
+        q
+    }
+
+    /// Count a condition, refusing past `MAX_CONDITIONS`.
+    fn condition(&mut self) -> Result<()> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return self.fail(&format!("more than {MAX_CONDITIONS} conditions"));
+        }
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<Query> {
         match self.toks.get(self.pos).cloned() {
             Some((_, Tok::LParen)) => {
                 self.pos += 1;
-                let q = self.or()?;
+                let q = self.nested(Self::or)?;
                 if !matches!(self.toks.get(self.pos), Some((_, Tok::RParen))) {
                     return self.fail("expected `)`");
                 }
@@ -221,6 +255,7 @@ impl Parser<'_> {
                 Ok(q)
             }
             Some((_, Tok::Word(w))) if w.eq_ignore_ascii_case("has") => {
+                self.condition()?;
                 self.pos += 1;
                 match self.toks.get(self.pos).cloned() {
                     Some((_, Tok::Word(k) | Tok::Str(k))) => {
@@ -231,6 +266,7 @@ impl Parser<'_> {
                 }
             }
             Some((_, Tok::Word(name) | Tok::Str(name))) => {
+                self.condition()?;
                 self.pos += 1;
                 let field = match name.as_str() {
                     "time" => Field::Time,
@@ -351,7 +387,13 @@ impl Query {
         if toks.is_empty() {
             return Ok(Query::All);
         }
-        let mut p = Parser { src, toks, pos: 0 };
+        let mut p = Parser {
+            src,
+            toks,
+            pos: 0,
+            depth: 0,
+            conditions: 0,
+        };
         let q = p.or()?;
         if p.pos < p.toks.len() {
             return p.fail("expected `and`, `or` or the end");
@@ -574,6 +616,33 @@ mod tests {
         assert!(Query::parse(r#"a = "open"#).is_err());
         assert!(Query::parse("(a = 1").is_err());
         assert!(Query::parse("a = 1 )").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_and_long_chains_are_refused_clearly() {
+        // Issue: 20,000 nested parentheses aborted on a stack overflow.
+        let deep = format!("{}run = \"a\"{}", "(".repeat(20_000), ")".repeat(20_000));
+        let err = Query::parse(&deep).expect_err("too deep").to_string();
+        assert!(err.contains("nested deeper than 64"), "{err}");
+        let nots = format!("{}run = \"a\"", "not ".repeat(MAX_NESTING + 1));
+        assert!(Query::parse(&nots).is_err());
+        let ok = format!(
+            "{}run = \"a\"{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
+        assert!(Query::parse(&ok).is_ok());
+        let terms = |n: usize| {
+            (0..n)
+                .map(|i| format!("id = \"{i}\""))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        assert!(Query::parse(&terms(MAX_CONDITIONS)).is_ok());
+        let err = Query::parse(&terms(MAX_CONDITIONS + 1))
+            .expect_err("too long")
+            .to_string();
+        assert!(err.contains("more than 4096 conditions"), "{err}");
     }
 
     #[test]

@@ -34,9 +34,9 @@ pub use crate::info::{EntryInfo, ObjectInfo};
 pub use crate::mapped::MappedObject;
 pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
 pub use open::ArchiveBuilder;
+pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
 pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
-pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
 
 use crate::error::{Error, Result};
 use crate::format::store_header::Settings;
