@@ -102,7 +102,8 @@ impl ArchiveBuilder {
                 std::fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
                 (Index::open(&index_dir)?.0, Some(reason))
             }
-            other => (other?.0, None),
+            // Damaged lookup tables: the index was cleared, and is rebuilt just below.
+            other => other?,
         };
         let archive = self.assemble(root, header.settings, Some(index), None, Some(lock));
         if let Some(reason) = damaged {

@@ -8,11 +8,14 @@ use super::Archive;
 use crate::error::{Error, Result};
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::hash::ObjectHash;
+use crate::index::LOOKUP_DIR;
+use crate::index::lookup;
 use crate::segment::pack::decode_frame;
 use crate::segment::payload::{decode_payload, object_meta, verify_hash};
 use crate::segment::reader::map_file;
 use crate::segment::scan::{Frame, read_frame, scan};
 use crate::segment::writer::try_lock;
+use crate::store_dir::INDEX_DIR;
 use crate::store_dir::{SegmentFiles, segment_files};
 
 /// One problem `verify` found.
@@ -56,6 +59,9 @@ struct Seen {
     /// How much of each segment the scan saw: frames committed after it (by other threads of
     /// this process) are in the index but not in the scan, and are not damage.
     scanned: HashMap<String, u64>,
+    /// The objects the scan found good: segment, frame offset, slot (0, or item + 1 in a
+    /// pack) and hash, to check that the index knows each.
+    objects: Vec<(String, u64, u32, ObjectHash)>,
 }
 
 impl Seen {
@@ -97,9 +103,14 @@ impl Archive {
             seen.scanned.insert(name.clone(), map.len() as u64);
             // A segment some writer holds may end in the frame it is writing.
             let busy = || Ok(own.as_ref() == Some(name) || try_lock(path)?.is_none());
-            let good = verify_segment(path, &map, &busy, &mut report)?;
-            seen.good
-                .extend(good.into_iter().map(|offset| (name.clone(), offset)));
+            for (offset, objects) in verify_segment(path, &map, &busy, &mut report)? {
+                seen.good.insert((name.clone(), offset));
+                seen.objects.extend(
+                    objects
+                        .into_iter()
+                        .map(|(slot, h)| (name.clone(), offset, slot, h)),
+                );
+            }
             done += map.len() as u64;
             progress(done, total);
         }
@@ -107,24 +118,37 @@ impl Archive {
         Ok(report)
     }
 
-    /// Check that every location the index holds is a good frame or pack the scan found.
+    /// Check the index against what the scan found: every location it holds is a good frame
+    /// or pack, and every good object of an indexed part of a segment is known to it. What
+    /// disagrees is index damage, named as such (the segments are the truth).
     fn verify_index(&self, seen: &Seen, report: &mut VerifyReport) -> Result<()> {
+        let index_dir = self.root.join(INDEX_DIR);
+        let damage = |what: String, hash| Problem {
+            hash,
+            path: index_dir.clone(),
+            offset: 0,
+            reason: format!(
+                "index damage: {what}; reopening the store rebuilds the index from the segments"
+            ),
+        };
+        if let Err(reason) = lookup::check(&index_dir.join(LOOKUP_DIR)) {
+            report.problems.push(damage(reason, None));
+        }
         // Packed objects: their table entries must point at good packs.
-        for at in self.index()?.tables().all().filter(|at| at.slot != 0) {
-            if seen.lacks(&self.segments_dir, &at.segment, at.offset) {
-                let path = self.segments_dir.join(&at.segment);
-                let already = report
-                    .problems
-                    .iter()
-                    .any(|p| p.path == path && p.offset == at.offset);
-                if !already {
-                    report.problems.push(Problem {
-                        hash: None,
-                        path,
-                        offset: at.offset,
-                        reason: "the index points at no good pack here".into(),
-                    });
-                }
+        let mut in_tables = HashSet::new();
+        for at in self.index()?.tables().all() {
+            in_tables.insert((at.segment.clone(), at.offset, at.slot));
+            if at.slot == 0 || !seen.lacks(&self.segments_dir, &at.segment, at.offset) {
+                continue;
+            }
+            let path = self.segments_dir.join(&at.segment);
+            let reported = |p: &Problem| p.path == path && p.offset == at.offset;
+            if !report.problems.iter().any(reported) {
+                let what = format!(
+                    "a lookup table points at {} byte {}, where there is no good pack",
+                    at.segment, at.offset
+                );
+                report.problems.push(damage(what, None));
             }
         }
         let segs = self.index()?.segments()?;
@@ -137,12 +161,31 @@ impl Archive {
             if seen.lacks(&self.segments_dir, &name, loc.offset)
                 && !report.problems.iter().any(|p| p.hash == Some(h))
             {
-                report.problems.push(Problem {
-                    hash: Some(h),
-                    path: self.segments_dir.join(name),
-                    offset: loc.offset,
-                    reason: "the index points at no good frame for this object".into(),
-                });
+                let what = format!(
+                    "the index puts this object at {name} byte {}, where there is no good frame",
+                    loc.offset
+                );
+                report.problems.push(damage(what, Some(h)));
+            }
+        }
+        // The other way round: what the segments hold, up to how far the index says it has
+        // indexed each, must be known to it.
+        let indexed_to: HashMap<&str, u64> = segs
+            .iter()
+            .map(|s| (s.name.as_str(), s.indexed_to))
+            .collect();
+        for (segment, offset, slot, h) in &seen.objects {
+            let indexed = indexed_to
+                .get(segment.as_str())
+                .is_some_and(|to| offset < to);
+            if !indexed || in_tables.contains(&(segment.clone(), *offset, *slot)) {
+                continue;
+            }
+            if !self.contains(h)? {
+                let what = format!(
+                    "{segment} byte {offset} holds this object, and the index does not know it"
+                );
+                report.problems.push(damage(what, Some(*h)));
             }
         }
         Ok(())
@@ -150,14 +193,15 @@ impl Archive {
 }
 
 /// Check one segment's bytes `map`: its header, every frame, every object and pack decoded
-/// and re-hashed. Problems go into `report`; returns the offsets of the good frames. A torn
-/// tail is a problem unless a writer holds the segment (`busy`, asked only then).
+/// and re-hashed. Problems go into `report`; returns the good frames: each frame's offset
+/// with its objects (slot and hash). A torn tail is a problem unless a writer holds the
+/// segment (`busy`, asked only then).
 fn verify_segment(
     path: &Path,
     map: &[u8],
     busy: &dyn Fn() -> Result<bool>,
     report: &mut VerifyReport,
-) -> Result<Vec<u64>> {
+) -> Result<GoodFrames> {
     let problem = |offset, reason: String, hash| Problem {
         hash,
         path: path.to_owned(),
@@ -190,17 +234,21 @@ fn verify_segment(
         report.frames += 1;
         let checked = match frame.header.kind {
             FrameKind::Pack => check_pack(map, frame, path).map(|(objects, bytes)| {
-                report.objects_checked += objects;
+                report.objects_checked += objects.len() as u64;
                 report.bytes_checked += bytes;
+                objects
             }),
             FrameKind::Object => {
                 report.objects_checked += 1;
-                check_object(map, frame, path).map(|bytes| report.bytes_checked += bytes)
+                check_object(map, frame, path).map(|bytes| {
+                    report.bytes_checked += bytes;
+                    vec![(0, frame.header.hash)]
+                })
             }
             _ => continue,
         };
         match checked {
-            Ok(()) => good.push(frame.offset),
+            Ok(objects) => good.push((frame.offset, objects)),
             Err(e) => {
                 let hash = (frame.header.kind == FrameKind::Object).then_some(frame.header.hash);
                 report
@@ -212,14 +260,21 @@ fn verify_segment(
     Ok(good)
 }
 
-/// Decode a pack frame and check it hashes back: its objects and their bytes.
-fn check_pack(map: &[u8], frame: &Frame, path: &Path) -> Result<(u64, u64)> {
+/// Good frames of a segment: offset, and the objects in each (slot, hash).
+type GoodFrames = Vec<(u64, Vec<(u32, ObjectHash)>)>;
+
+/// Decode a pack frame and check it hashes back: its objects (slot, hash) and their bytes.
+fn check_pack(map: &[u8], frame: &Frame, path: &Path) -> Result<(Vec<(u32, ObjectHash)>, u64)> {
     let (f, payload) = read_frame(map, frame.offset)
         .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))?;
     let pack = decode_frame(&f, payload, path)?;
-    Ok(pack.objects().fold((0, 0), |(n, bytes), (_, o)| {
-        (n + 1, bytes + o.data.len() as u64)
-    }))
+    let mut objects = Vec::with_capacity(pack.len());
+    let mut bytes = 0;
+    for (slot, o) in pack.objects() {
+        objects.push((slot, o.hash()));
+        bytes += o.data.len() as u64;
+    }
+    Ok((objects, bytes))
 }
 
 /// Decode an object frame's payload and check it hashes back to its address: its bytes.

@@ -18,7 +18,7 @@
 //! |-------:|-----:|-------|
 //! | 0 | 8 | magic `89 'M' 'A' 'T' 0D 0A 1A 0A` |
 //! | 8 | 4 | segment count S |
-//! | 12 | 4 | reserved, 0 |
+//! | 12 | 4 | checksum: the first 4 bytes of blake3 over the whole file, these 4 bytes as zeros |
 //! | 16 | 8 | entry count N |
 //! | 24 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
 //! | … | 24×N | entries sorted by prefix: hash prefix (u64 BE), segment index (u32), slot (u32), frame offset (u64) |
@@ -41,7 +41,18 @@ use crate::segment::reader::map_file;
 /// First bytes of every lookup table.
 pub const TABLE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'T', 0x0d, 0x0a, 0x1a, 0x0a];
 const ENTRY_LEN: usize = 24;
+const SUM_OFFSET: usize = 12;
 const NAMES_OFFSET: usize = 24;
+
+/// A table's checksum: blake3 over its bytes with the checksum field as zeros.
+fn table_sum(bytes: &[u8]) -> u32 {
+    let mut h = blake3::Hasher::new();
+    h.update(bytes.get(..SUM_OFFSET).unwrap_or(&[]));
+    h.update(&[0; 4]);
+    h.update(bytes.get(SUM_OFFSET + 4..).unwrap_or(&[]));
+    let [a, b, c, d, ..] = *h.finalize().as_bytes();
+    u32::from_le_bytes([a, b, c, d])
+}
 
 /// One object's location, by segment name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +159,26 @@ impl Table {
     pub(crate) fn all(&self) -> impl Iterator<Item = Located> + '_ {
         (0..self.count).map_while(|i| self.entry(i))
     }
+
+    /// True if the checksum holds: the table is as it was written.
+    fn intact(&self) -> bool {
+        le_u32(&self.map, SUM_OFFSET) == Some(table_sum(&self.map))
+    }
+}
+
+/// Check every table in `dir` against its checksum, so that a damaged table is rebuilt rather
+/// than believed (readers only check a table's structure, and every location against its
+/// frame). The error names the first table that fails.
+pub fn check(dir: &Path) -> std::result::Result<(), String> {
+    let files = table_files(dir).ok_or_else(|| format!("{}: cannot be listed", dir.display()))?;
+    for path in files {
+        match Table::open(&path) {
+            Some(t) if t.intact() => {}
+            Some(_) => return Err(format!("{}: checksum does not match", path.display())),
+            None => return Err(format!("{}: not a whole lookup table", path.display())),
+        }
+    }
+    Ok(())
 }
 
 /// The tables of a store, for reading.
@@ -244,9 +275,14 @@ fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
         out.extend_from_slice(&e.slot.to_le_bytes());
         out.extend_from_slice(&e.offset.to_le_bytes());
     }
+    let sum = table_sum(&out);
+    if let Some(field) = out.get_mut(SUM_OFFSET..SUM_OFFSET + 4) {
+        field.copy_from_slice(&sum.to_le_bytes());
+    }
     let path = dir.join(format!("{gen_:016x}.tbl"));
     let tmp = dir.join(format!("{gen_:016x}.tmp"));
-    // No fsync: a table is a cache. A torn one fails to parse and is skipped.
+    // No fsync: a table is a cache. A torn one fails its checksum, and the next process that
+    // opens the index rebuilds it.
     fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(&out))
         .and_then(|()| fs::rename(&tmp, &path))
@@ -299,9 +335,13 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
     }
 }
 
-/// Remove the table directory (readers then ask sled).
+/// Remove the table directory (readers then ask sled), or whatever stands in its place.
 pub fn drop_all(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
+    let removed = match fs::symlink_metadata(dir) {
+        Ok(m) if !m.is_dir() => fs::remove_file(dir),
+        _ => fs::remove_dir_all(dir),
+    };
+    match removed {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
         _ => Ok(()),
     }

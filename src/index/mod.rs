@@ -366,9 +366,11 @@ impl Index {
         rmp_serde::from_slice(bytes).map_err(|e| self.err(format!("bad index value: {e}")))
     }
 
-    /// Open (or create) the index at `path`. Returns the index and whether it was found empty
-    /// or of another layout (then it has been cleared and must be rebuilt from the segments).
-    pub fn open(path: &Path) -> Result<(Index, bool)> {
+    /// Open (or create) the index at `path`. An index found damaged (a lookup table that
+    /// fails its checksum, `lookup/` missing or not a directory) or of another layout is
+    /// cleared, and the reason returned: the caller rebuilds it from the segments. A new index
+    /// is empty too, with no reason.
+    pub fn open(path: &Path) -> Result<(Index, Option<String>)> {
         // The caller holds `index.lock`, so a sled lock still held belongs to an index this
         // process just dropped: sled can let go of its file lock a moment after the drop (seen
         // as a flaky "could not acquire lock" when a test reopens a store). Wait up to 3 s.
@@ -411,15 +413,24 @@ impl Index {
         };
         let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
         let current = INDEX_VERSION.to_be_bytes();
-        // The lookup tables are the only index of packed objects: without them, rebuild all.
-        let fresh = version.as_deref() != Some(&current[..]) || !index.lookup.is_dir();
-        if fresh {
+        // The lookup tables are the only index of packed objects: without them, or with one
+        // damaged, rebuild all.
+        let stale = match version.as_deref() {
+            None => None,
+            Some(v) if v != current => Some("an index of another layout".to_owned()),
+            Some(_) if !index.lookup.is_dir() => Some(format!(
+                "{} is missing or not a directory",
+                index.lookup.display()
+            )),
+            Some(_) => lookup::check(&index.lookup).err(),
+        };
+        if version.is_none() || stale.is_some() {
             index.clear()?;
         } else {
             index.load()?;
         }
         index.reload_tables();
-        Ok((index, fresh))
+        Ok((index, stale))
     }
 
     fn load(&mut self) -> Result<()> {
