@@ -174,6 +174,12 @@ pub fn check(dir: &Path) -> std::result::Result<(), String> {
     for path in files {
         match Table::open(&path) {
             Some(t) if t.intact() => {}
+            Some(t) if le_u32(&t.map, SUM_OFFSET) == Some(0) => {
+                return Err(format!(
+                    "{}: written by an older version, without a checksum",
+                    path.display()
+                ));
+            }
             Some(_) => return Err(format!("{}: checksum does not match", path.display())),
             None => return Err(format!("{}: not a whole lookup table", path.display())),
         }
