@@ -57,6 +57,7 @@ pub enum Field {
 
 /// A parsed query.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Query {
     /// Both hold.
     And(Box<Query>, Box<Query>),
@@ -68,6 +69,9 @@ pub enum Query {
     Has(String),
     /// A comparison; `time` values are kept as nanoseconds.
     Cmp(Field, Op, String),
+    /// The tag holds one of these (non-numeric) values: what an `or` of equalities on one tag
+    /// key becomes, so that it costs one set lookup per tag, and the index can plan it.
+    AnyOf(String, std::collections::HashSet<String>),
     /// Matches everything (the empty query).
     All,
 }
@@ -398,7 +402,60 @@ impl Query {
         if p.pos < p.toks.len() {
             return p.fail("expected `and`, `or` or the end");
         }
-        Ok(q)
+        Ok(q.fold_disjunctions())
+    }
+
+    /// Turn each `or` of two or more equalities on one tag key into `AnyOf`. Numeric values
+    /// stay comparisons: they compare as numbers (`3` equals `3.0`), not as text.
+    fn fold_disjunctions(self) -> Query {
+        match self {
+            Query::Or(..) => {
+                let mut leaves = Vec::new();
+                self.or_leaves(&mut leaves);
+                let mut sets: Vec<(String, std::collections::HashSet<String>)> = Vec::new();
+                let mut rest = Vec::new();
+                for leaf in leaves {
+                    match leaf {
+                        Query::Cmp(Field::Tag(k), Op::Eq, v) if v.parse::<f64>().is_err() => {
+                            match sets.iter_mut().find(|(key, _)| *key == k) {
+                                Some((_, set)) => {
+                                    set.insert(v);
+                                }
+                                None => sets.push((k, [v].into_iter().collect())),
+                            }
+                        }
+                        other => rest.push(other.fold_disjunctions()),
+                    }
+                }
+                let folded = sets.into_iter().map(|(k, set)| match set.len() {
+                    1 => {
+                        let v = set.into_iter().next().unwrap_or_default();
+                        Query::Cmp(Field::Tag(k), Op::Eq, v)
+                    }
+                    _ => Query::AnyOf(k, set),
+                });
+                let mut all = folded.chain(rest);
+                let first = all.next().unwrap_or(Query::All);
+                all.fold(first, |q, next| Query::Or(Box::new(q), Box::new(next)))
+            }
+            Query::And(a, b) => Query::And(
+                Box::new(a.fold_disjunctions()),
+                Box::new(b.fold_disjunctions()),
+            ),
+            Query::Not(a) => Query::Not(Box::new(a.fold_disjunctions())),
+            other => other,
+        }
+    }
+
+    /// The operands of a chain of `or`s, in order.
+    fn or_leaves(self, out: &mut Vec<Query>) {
+        match self {
+            Query::Or(a, b) => {
+                a.or_leaves(out);
+                b.or_leaves(out);
+            }
+            other => out.push(other),
+        }
     }
 
     /// True if the query looks at the object (kind, dtype, rank, size), not only the entry.
@@ -409,7 +466,7 @@ impl Query {
             Query::Cmp(f, _, _) => {
                 matches!(f, Field::Kind | Field::Dtype | Field::Rank | Field::Size)
             }
-            Query::Has(_) | Query::All => false,
+            Query::Has(_) | Query::AnyOf(..) | Query::All => false,
         }
     }
 
@@ -422,7 +479,7 @@ impl Query {
             }
             Query::Not(a) => a.needs_more_than_tags(),
             Query::Cmp(f, _, _) => !matches!(f, Field::Tag(_)),
-            Query::Has(_) | Query::All => false,
+            Query::Has(_) | Query::AnyOf(..) | Query::All => false,
         }
     }
 
@@ -435,7 +492,7 @@ impl Query {
                 f,
                 Field::Hash | Field::Kind | Field::Dtype | Field::Rank | Field::Size
             ),
-            Query::Has(_) | Query::All => false,
+            Query::Has(_) | Query::AnyOf(..) | Query::All => false,
         }
     }
 
@@ -449,6 +506,22 @@ impl Query {
                 v
             }
             Query::Cmp(Field::Tag(k), Op::Eq, want) => vec![(k.as_str(), want.as_str())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Tag keys with the values one of which every matching entry has (`AnyOf` at the top
+    /// level): the index narrows the search to the runs with any of them.
+    pub fn required_alternatives(&self) -> Vec<(&str, Vec<&str>)> {
+        match self {
+            Query::And(a, b) => {
+                let mut v = a.required_alternatives();
+                v.extend(b.required_alternatives());
+                v
+            }
+            Query::AnyOf(k, values) => {
+                vec![(k.as_str(), values.iter().map(String::as_str).collect())]
+            }
             _ => Vec::new(),
         }
     }
@@ -485,6 +558,7 @@ impl Query {
             Query::Or(a, b) => a.matches(e, info) || b.matches(e, info),
             Query::Not(a) => !a.matches(e, info),
             Query::Has(k) => e.tags.iter().any(|(key, _)| key == k),
+            Query::AnyOf(k, values) => e.tags.iter().any(|(key, v)| key == k && values.contains(v)),
             Query::Cmp(field, op, want) => match field {
                 Field::Tag(k) => {
                     let mut values = e.tags.iter().filter(|(key, _)| key == k).map(|(_, v)| v);
@@ -643,6 +717,47 @@ mod tests {
             .expect_err("too long")
             .to_string();
         assert!(err.contains("more than 4096 conditions"), "{err}");
+    }
+
+    #[test]
+    fn an_or_of_tag_equalities_is_one_set_lookup() {
+        let q = Query::parse(r#"id = "a" or id = "b" or run = "r" or id = "c""#).expect("q");
+        let Query::Or(ids, run) = &q else {
+            panic!("{q:?}")
+        };
+        match ids.as_ref() {
+            Query::AnyOf(k, set) => {
+                assert_eq!(k, "id");
+                assert_eq!(set.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            run.as_ref(),
+            &Query::Cmp(Field::Tag("run".into()), Op::Eq, "r".into())
+        );
+        for (tags, hit) in [
+            (vec![("id", "b")], true),
+            (vec![("run", "r")], true),
+            (vec![("id", "d")], false),
+            (vec![("other", "a")], false),
+        ] {
+            assert_eq!(
+                q.matches(&entry(&tags, "2026-01-01"), None),
+                hit,
+                "{tags:?}"
+            );
+        }
+        // Planned: an AnyOf at the top level narrows the runs read.
+        let q = Query::parse(r#"split = "test" and (id = "x" or id = "y")"#).expect("q");
+        assert_eq!(q.required_tags(), vec![("split", "test")]);
+        let alts = q.required_alternatives();
+        assert_eq!(alts.len(), 1);
+        assert_eq!(alts[0].0, "id");
+        // Numbers compare as numbers: they stay comparisons.
+        let q = Query::parse("label = 3 or label = 4").expect("q");
+        assert!(q.required_alternatives().is_empty());
+        assert!(q.matches(&entry(&[("label", "3.0")], "2026-01-01"), None));
     }
 
     #[test]

@@ -25,13 +25,25 @@ impl Archive {
             Ok((_, RunRec::Pack(p))) => p.time_max >= lo && p.time_min <= hi,
             _ => true,
         };
-        let required = query.required_tags();
+        // Each requirement is the runs with one of some tags: a tag equality, or an `or` of
+        // them on one key. A run can match only if it meets them all.
+        let mut required: Vec<(&str, Vec<&str>)> = query
+            .required_tags()
+            .into_iter()
+            .map(|(k, v)| (k, vec![v]))
+            .collect();
+        required.extend(query.required_alternatives());
         if required.is_empty() {
             return Ok(Box::new(index.runs_newest_first().filter(in_time)));
         }
         let mut firsts: Option<Vec<u64>> = None;
-        for (k, v) in required {
-            let mut these = index.runs_tagged(k, v)?;
+        for (k, values) in required {
+            let mut these = Vec::new();
+            for v in values {
+                these.extend(index.runs_tagged(k, v)?);
+            }
+            these.sort_unstable();
+            these.dedup();
             if let Some(prev) = firsts {
                 these.retain(|s| prev.binary_search(s).is_ok());
             }
