@@ -94,6 +94,9 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
+    /// The next value. Kept as one exhaustive match over the marker, so the compiler checks
+    /// that every marker is handled and each value costs a single dispatch. Every length is
+    /// checked against the bytes that remain (`take`, `check_count`) before it is used.
     fn node(&mut self, depth: usize) -> Result<Node<'a>> {
         // Arrays sit two levels below their place in the document (their map, its `shape`).
         if depth > MAX_DOCUMENT_DEPTH + 2 {
@@ -120,65 +123,26 @@ impl<'a> Parser<'a, '_> {
             Marker::F32 => Node::Float(f64::from(f32::from_be_bytes(self.be()?))),
             Marker::F64 => Node::Float(f64::from_be_bytes(self.be()?)),
             Marker::FixStr(n) => Node::Str(self.take(usize::from(n))?),
-            Marker::Str8 => {
-                let n = self.len_u8()?;
-                Node::Str(self.take(n)?)
-            }
-            Marker::Str16 => {
-                let n = self.len_u16()?;
-                Node::Str(self.take(n)?)
-            }
-            Marker::Str32 => {
-                let n = self.len_u32()?;
-                Node::Str(self.take(n)?)
-            }
-            Marker::Bin8 => {
-                let n = self.len_u8()?;
-                Node::Bin(self.take(n)?)
-            }
-            Marker::Bin16 => {
-                let n = self.len_u16()?;
-                Node::Bin(self.take(n)?)
-            }
-            Marker::Bin32 => {
-                let n = self.len_u32()?;
-                Node::Bin(self.take(n)?)
-            }
+            Marker::Str8 => Node::Str(self.len_u8().and_then(|n| self.take(n))?),
+            Marker::Str16 => Node::Str(self.len_u16().and_then(|n| self.take(n))?),
+            Marker::Str32 => Node::Str(self.len_u32().and_then(|n| self.take(n))?),
+            Marker::Bin8 => Node::Bin(self.len_u8().and_then(|n| self.take(n))?),
+            Marker::Bin16 => Node::Bin(self.len_u16().and_then(|n| self.take(n))?),
+            Marker::Bin32 => Node::Bin(self.len_u32().and_then(|n| self.take(n))?),
             Marker::FixArray(n) => self.array(usize::from(n), depth)?,
-            Marker::Array16 => {
-                let n = self.len_u16()?;
-                self.array(n, depth)?
-            }
-            Marker::Array32 => {
-                let n = self.len_u32()?;
-                self.array(n, depth)?
-            }
+            Marker::Array16 => self.len_u16().and_then(|n| self.array(n, depth))?,
+            Marker::Array32 => self.len_u32().and_then(|n| self.array(n, depth))?,
             Marker::FixMap(n) => self.map(usize::from(n), depth)?,
-            Marker::Map16 => {
-                let n = self.len_u16()?;
-                self.map(n, depth)?
-            }
-            Marker::Map32 => {
-                let n = self.len_u32()?;
-                self.map(n, depth)?
-            }
+            Marker::Map16 => self.len_u16().and_then(|n| self.map(n, depth))?,
+            Marker::Map32 => self.len_u32().and_then(|n| self.map(n, depth))?,
             Marker::FixExt1 => self.ext(1)?,
             Marker::FixExt2 => self.ext(2)?,
             Marker::FixExt4 => self.ext(4)?,
             Marker::FixExt8 => self.ext(8)?,
             Marker::FixExt16 => self.ext(16)?,
-            Marker::Ext8 => {
-                let n = self.len_u8()?;
-                self.ext(n)?
-            }
-            Marker::Ext16 => {
-                let n = self.len_u16()?;
-                self.ext(n)?
-            }
-            Marker::Ext32 => {
-                let n = self.len_u32()?;
-                self.ext(n)?
-            }
+            Marker::Ext8 => self.len_u8().and_then(|n| self.ext(n))?,
+            Marker::Ext16 => self.len_u16().and_then(|n| self.ext(n))?,
+            Marker::Ext32 => self.len_u32().and_then(|n| self.ext(n))?,
             Marker::Reserved => {
                 self.pos -= 1;
                 return Err(self.bad("byte 0xc1 is not a msgpack type"));
