@@ -263,21 +263,25 @@ fn bin_key(entries: &[(Node<'_>, Node<'_>)], name: &str) -> bool {
 /// fields cost no allocations for their paths.
 type PathFn<'p> = &'p dyn Fn() -> String;
 
+/// An error at the node `path` names (the top level when it is empty).
+#[cold]
+fn error_at(input: &str, path: PathFn<'_>, why: String) -> Error {
+    let place = path();
+    let place = if place.is_empty() {
+        "the top level".to_owned()
+    } else {
+        place
+    };
+    Error::invalid(input, format!("at {place}: {why}"))
+}
+
 fn to_document<'a>(
     input: &str,
     node: Node<'a>,
     path: PathFn<'_>,
     depth: usize,
 ) -> Result<Document<'a>> {
-    let at = |why: String| {
-        let place = path();
-        let place = if place.is_empty() {
-            "the top level".to_owned()
-        } else {
-            place
-        };
-        Error::invalid(input, format!("at {place}: {why}"))
-    };
+    let at = |why: String| error_at(input, path, why);
     if depth > MAX_DOCUMENT_DEPTH {
         return Err(at(format!(
             "nested deeper than {MAX_DOCUMENT_DEPTH} levels"
@@ -306,13 +310,7 @@ fn to_document<'a>(
                 "a msgpack extension type, which has no record form".into()
             ));
         }
-        Node::Array(items) => Document::List(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, n)| to_document(input, n, &|| format!("{}[{i}]", path()), depth + 1))
-                .collect::<Result<_>>()?,
-        ),
+        Node::Array(items) => Document::List(list_items(input, items, path, depth)?),
         Node::Map(entries) if bin_key(&entries, "nd") => {
             Document::Tensor(array(input, entries, path)?)
         }
@@ -321,39 +319,72 @@ fn to_document<'a>(
         }
         Node::Map(entries) => {
             if let [(Node::Str(b"$ref"), Node::Str(hex))] = entries.as_slice() {
-                let hex = std::str::from_utf8(hex).unwrap_or_default();
-                let h: ObjectHash = hex
-                    .parse()
-                    .map_err(|_| at(format!("`$ref` `{hex}` is not an object hash")))?;
-                return Ok(Document::Scalar(Value::Ref(h)));
+                return reference(input, hex, path);
             }
-            let mut fields: Vec<(String, Document<'a>)> = Vec::with_capacity(entries.len());
-            // Small maps (records) check duplicates by scanning; large ones through a set.
-            let mut seen = std::collections::HashSet::new();
-            let small = entries.len() <= 32;
-            for (k, v) in entries {
-                let key = key_str(&k)
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .ok_or_else(|| {
-                        at(format!(
-                            "a map key is {k:?}, not a string; records have string field names"
-                        ))
-                    })?
-                    .to_owned();
-                let twice = if small {
-                    fields.iter().any(|(f, _)| *f == key)
-                } else {
-                    !seen.insert(key.clone())
-                };
-                if twice {
-                    return Err(at(format!("the key `{key}` appears twice in one map")));
-                }
-                let doc = to_document(input, v, &|| join_path(&path(), '.', &key), depth + 1)?;
-                fields.push((key, doc));
-            }
-            Document::Map(fields)
+            Document::Map(map_fields(input, entries, path, depth)?)
         }
     })
+}
+
+/// A list's items, each one level deeper. Inlined: it is `to_document`'s own loop.
+#[inline]
+fn list_items<'a>(
+    input: &str,
+    items: Vec<Node<'a>>,
+    path: PathFn<'_>,
+    depth: usize,
+) -> Result<Vec<Document<'a>>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| to_document(input, n, &|| format!("{}[{i}]", path()), depth + 1))
+        .collect()
+}
+
+/// `{"$ref": hex}`: a reference to a stored object.
+fn reference<'a>(input: &str, hex: &[u8], path: PathFn<'_>) -> Result<Document<'a>> {
+    let hex = std::str::from_utf8(hex).unwrap_or_default();
+    let h: ObjectHash = hex
+        .parse()
+        .map_err(|_| error_at(input, path, format!("`$ref` `{hex}` is not an object hash")))?;
+    Ok(Document::Scalar(Value::Ref(h)))
+}
+
+/// A plain map's fields, in order: keys must be strings, each once; values one level deeper.
+/// Inlined: it is `to_document`'s own loop, run for every record.
+#[inline]
+fn map_fields<'a>(
+    input: &str,
+    entries: Vec<(Node<'a>, Node<'a>)>,
+    path: PathFn<'_>,
+    depth: usize,
+) -> Result<Vec<(String, Document<'a>)>> {
+    let at = |why: String| error_at(input, path, why);
+    let mut fields: Vec<(String, Document<'a>)> = Vec::with_capacity(entries.len());
+    // Small maps (records) check duplicates by scanning; large ones through a set.
+    let mut seen = std::collections::HashSet::new();
+    let small = entries.len() <= 32;
+    for (k, v) in entries {
+        let key = key_str(&k)
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .ok_or_else(|| {
+                at(format!(
+                    "a map key is {k:?}, not a string; records have string field names"
+                ))
+            })?
+            .to_owned();
+        let twice = if small {
+            fields.iter().any(|(f, _)| *f == key)
+        } else {
+            !seen.insert(key.clone())
+        };
+        if twice {
+            return Err(at(format!("the key `{key}` appears twice in one map")));
+        }
+        let doc = to_document(input, v, &|| join_path(&path(), '.', &key), depth + 1)?;
+        fields.push((key, doc));
+    }
+    Ok(fields)
 }
 
 /// An msgpack-numpy array or numpy scalar map.
