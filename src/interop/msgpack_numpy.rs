@@ -387,92 +387,149 @@ fn map_fields<'a>(
     Ok(fields)
 }
 
-/// An msgpack-numpy array or numpy scalar map.
+/// Where an array sits, for its errors. The name (input and path) is made only when there is
+/// an error: arrays are read at a high rate on the logging path.
+#[derive(Clone, Copy)]
+struct ArrayAt<'i, 'p> {
+    input: &'i str,
+    path: PathFn<'p>,
+}
+
+impl ArrayAt<'_, '_> {
+    #[cold]
+    fn name(&self) -> String {
+        let path = (self.path)();
+        if path.is_empty() {
+            self.input.to_owned()
+        } else {
+            format!("{}: {path}", self.input)
+        }
+    }
+
+    #[cold]
+    fn bad(&self, why: &str) -> Error {
+        Error::invalid(
+            self.name(),
+            format!("not a valid msgpack-numpy array: {why}"),
+        )
+    }
+
+    /// An error from a helper that names only the input, renamed to name the array.
+    #[cold]
+    fn renamed(&self, e: Error) -> Error {
+        match e {
+            Error::InvalidInput { reason, .. } => Error::invalid(self.name(), reason),
+            other => other,
+        }
+    }
+}
+
+/// An msgpack-numpy map's values by key; a key that appears twice keeps its last value.
+#[derive(Default)]
+struct ArrayFields<'a> {
+    nd: Option<Node<'a>>,
+    ty: Option<Node<'a>>,
+    kind: Option<Node<'a>>,
+    shape: Option<Node<'a>>,
+    data: Option<Node<'a>>,
+}
+
+impl<'a> ArrayFields<'a> {
+    /// Pick out the map's values by key; any other key is refused. Filled in place rather
+    /// than returned, so the fields are not moved again on a path taken for every array.
+    #[inline]
+    fn pick(&mut self, entries: Vec<(Node<'a>, Node<'a>)>, at: ArrayAt<'_, '_>) -> Result<()> {
+        for (k, v) in entries {
+            match key_str(&k) {
+                Some(b"nd") => self.nd = Some(v),
+                Some(b"type") => self.ty = Some(v),
+                Some(b"kind") => self.kind = Some(v),
+                Some(b"shape") => self.shape = Some(v),
+                Some(b"data") => self.data = Some(v),
+                _ => return Err(at.bad(&format!("unexpected key {k:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An msgpack-numpy array or numpy scalar map. Kept out of line: inlined into the recursive
+/// `to_document`, it would enlarge the frame that every nested value pays for.
+#[inline(never)]
 fn array<'a>(
     input: &str,
     entries: Vec<(Node<'a>, Node<'a>)>,
     path: PathFn<'_>,
 ) -> Result<Array<'a>> {
-    // The name errors give (input and path) is made only when there is an error: arrays are
-    // read at a high rate on the logging path.
-    let here = || {
-        let path = path();
-        if path.is_empty() {
-            input.to_owned()
-        } else {
-            format!("{input}: {path}")
-        }
-    };
-    let renamed = |e: Error| match e {
-        Error::InvalidInput { reason, .. } => Error::invalid(here(), reason),
-        other => other,
-    };
-    let bad = |why: &str| Error::invalid(here(), format!("not a valid msgpack-numpy array: {why}"));
-    let (mut nd, mut ty, mut kind, mut shape, mut data) = (None, None, None, None, None);
-    for (k, v) in entries {
-        match key_str(&k) {
-            Some(b"nd") => nd = Some(v),
-            Some(b"type") => ty = Some(v),
-            Some(b"kind") => kind = Some(v),
-            Some(b"shape") => shape = Some(v),
-            Some(b"data") => data = Some(v),
-            _ => return Err(bad(&format!("unexpected key {k:?}"))),
-        }
-    }
-    let is_array = match nd {
+    let at = ArrayAt { input, path };
+    // The checks run in a fixed order, so a map with several faults is always refused for the
+    // same one.
+    let mut f = ArrayFields::default();
+    f.pick(entries, at)?;
+    let is_array = match f.nd {
         Some(Node::Bool(b)) => b,
-        _ => return Err(bad("`nd` is not a boolean")),
+        _ => return Err(at.bad("`nd` is not a boolean")),
     };
-    match kind.as_ref().map(key_str) {
-        None | Some(Some(b"")) => {}
-        Some(Some(b"O")) => {
-            return Err(Error::invalid(
-                here(),
-                pickle_refusal("holds Python objects (msgpack-numpy kind 'O')"),
-            ));
-        }
-        Some(Some(b"V")) => {
-            return Err(Error::invalid(
-                here(),
-                "holds void or structured elements (msgpack-numpy kind 'V'): msgpack-numpy \
-                 writes ml_dtypes arrays (bfloat16, float8) this way and loses which type \
-                 they were; send `type` as the ml_dtypes name (`bfloat16`, `float8_e4m3fn`, \
-                 `float8_e5m2`) with an empty `kind`, or use safetensors",
-            ));
-        }
-        Some(_) => return Err(bad("`kind` is not '', 'V' or 'O'")),
-    }
-    let ty = match ty {
+    check_kind(f.kind.as_ref(), at)?;
+    let ty = match f.ty {
         Some(Node::Str(s) | Node::Bin(s)) => std::str::from_utf8(s).unwrap_or("?"),
-        _ => return Err(bad("`type` is not a string")),
+        _ => return Err(at.bad("`type` is not a string")),
     };
-    let (dtype, big_endian) = parse_numpy_dtype(input, ty).map_err(renamed)?;
+    let (dtype, big_endian) = parse_numpy_dtype(input, ty).map_err(|e| at.renamed(e))?;
     let shape = if is_array {
-        let Some(Node::Array(dims)) = shape else {
-            return Err(bad("`shape` is not a list"));
-        };
-        let dims = dims
-            .iter()
-            .map(|d| match d {
-                Node::Int(i) => u64::try_from(*i).ok(),
-                Node::BigUint(u) => Some(*u),
-                _ => None,
-            })
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(|| bad("`shape` holds something other than non-negative integers"))?;
-        Shape::new(dims)
+        array_shape(f.shape, at)?
     } else {
         Shape::new(vec![])
     };
-    let bytes = match data {
+    let bytes = match f.data {
         Some(Node::Bin(b) | Node::Str(b)) => b,
-        _ => return Err(bad("`data` is not binary")),
+        _ => return Err(at.bad("`data` is not binary")),
     };
-    let mut array = Array::new(input, dtype, shape, Cow::Borrowed(bytes)).map_err(renamed)?;
+    let mut array =
+        Array::new(input, dtype, shape, Cow::Borrowed(bytes)).map_err(|e| at.renamed(e))?;
     if big_endian {
         swap_to_little_endian(dtype, array.data.to_mut());
     }
     Ok(array)
+}
+
+/// `kind` must be empty (or absent): 'O' is a pickle and 'V' an ml_dtypes array whose type
+/// msgpack-numpy lost, each refused with its own reason.
+#[inline]
+fn check_kind(kind: Option<&Node<'_>>, at: ArrayAt<'_, '_>) -> Result<()> {
+    match kind.map(key_str) {
+        None | Some(Some(b"")) => Ok(()),
+        Some(Some(b"O")) => Err(Error::invalid(
+            at.name(),
+            pickle_refusal("holds Python objects (msgpack-numpy kind 'O')"),
+        )),
+        Some(Some(b"V")) => Err(Error::invalid(
+            at.name(),
+            "holds void or structured elements (msgpack-numpy kind 'V'): msgpack-numpy \
+             writes ml_dtypes arrays (bfloat16, float8) this way and loses which type \
+             they were; send `type` as the ml_dtypes name (`bfloat16`, `float8_e4m3fn`, \
+             `float8_e5m2`) with an empty `kind`, or use safetensors",
+        )),
+        Some(_) => Err(at.bad("`kind` is not '', 'V' or 'O'")),
+    }
+}
+
+/// An array's `shape`: a list of non-negative integers.
+#[inline]
+fn array_shape(shape: Option<Node<'_>>, at: ArrayAt<'_, '_>) -> Result<Shape> {
+    let Some(Node::Array(dims)) = shape else {
+        return Err(at.bad("`shape` is not a list"));
+    };
+    let dims = dims
+        .iter()
+        .map(|d| match d {
+            Node::Int(i) => u64::try_from(*i).ok(),
+            Node::BigUint(u) => Some(*u),
+            _ => None,
+        })
+        .collect::<Option<Vec<u64>>>()
+        .ok_or_else(|| at.bad("`shape` holds something other than non-negative integers"))?;
+    Ok(Shape::new(dims))
 }
 
 /// A Python complex as msgpack-numpy writes it: `{complex: true, data: repr(z)}`.
