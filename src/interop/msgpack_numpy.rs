@@ -94,6 +94,9 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
+    /// The next value. Kept as one exhaustive match over the marker, so the compiler checks
+    /// that every marker is handled and each value costs a single dispatch. Every length is
+    /// checked against the bytes that remain (`take`, `check_count`) before it is used.
     fn node(&mut self, depth: usize) -> Result<Node<'a>> {
         // Arrays sit two levels below their place in the document (their map, its `shape`).
         if depth > MAX_DOCUMENT_DEPTH + 2 {
@@ -120,65 +123,26 @@ impl<'a> Parser<'a, '_> {
             Marker::F32 => Node::Float(f64::from(f32::from_be_bytes(self.be()?))),
             Marker::F64 => Node::Float(f64::from_be_bytes(self.be()?)),
             Marker::FixStr(n) => Node::Str(self.take(usize::from(n))?),
-            Marker::Str8 => {
-                let n = self.len_u8()?;
-                Node::Str(self.take(n)?)
-            }
-            Marker::Str16 => {
-                let n = self.len_u16()?;
-                Node::Str(self.take(n)?)
-            }
-            Marker::Str32 => {
-                let n = self.len_u32()?;
-                Node::Str(self.take(n)?)
-            }
-            Marker::Bin8 => {
-                let n = self.len_u8()?;
-                Node::Bin(self.take(n)?)
-            }
-            Marker::Bin16 => {
-                let n = self.len_u16()?;
-                Node::Bin(self.take(n)?)
-            }
-            Marker::Bin32 => {
-                let n = self.len_u32()?;
-                Node::Bin(self.take(n)?)
-            }
+            Marker::Str8 => Node::Str(self.len_u8().and_then(|n| self.take(n))?),
+            Marker::Str16 => Node::Str(self.len_u16().and_then(|n| self.take(n))?),
+            Marker::Str32 => Node::Str(self.len_u32().and_then(|n| self.take(n))?),
+            Marker::Bin8 => Node::Bin(self.len_u8().and_then(|n| self.take(n))?),
+            Marker::Bin16 => Node::Bin(self.len_u16().and_then(|n| self.take(n))?),
+            Marker::Bin32 => Node::Bin(self.len_u32().and_then(|n| self.take(n))?),
             Marker::FixArray(n) => self.array(usize::from(n), depth)?,
-            Marker::Array16 => {
-                let n = self.len_u16()?;
-                self.array(n, depth)?
-            }
-            Marker::Array32 => {
-                let n = self.len_u32()?;
-                self.array(n, depth)?
-            }
+            Marker::Array16 => self.len_u16().and_then(|n| self.array(n, depth))?,
+            Marker::Array32 => self.len_u32().and_then(|n| self.array(n, depth))?,
             Marker::FixMap(n) => self.map(usize::from(n), depth)?,
-            Marker::Map16 => {
-                let n = self.len_u16()?;
-                self.map(n, depth)?
-            }
-            Marker::Map32 => {
-                let n = self.len_u32()?;
-                self.map(n, depth)?
-            }
+            Marker::Map16 => self.len_u16().and_then(|n| self.map(n, depth))?,
+            Marker::Map32 => self.len_u32().and_then(|n| self.map(n, depth))?,
             Marker::FixExt1 => self.ext(1)?,
             Marker::FixExt2 => self.ext(2)?,
             Marker::FixExt4 => self.ext(4)?,
             Marker::FixExt8 => self.ext(8)?,
             Marker::FixExt16 => self.ext(16)?,
-            Marker::Ext8 => {
-                let n = self.len_u8()?;
-                self.ext(n)?
-            }
-            Marker::Ext16 => {
-                let n = self.len_u16()?;
-                self.ext(n)?
-            }
-            Marker::Ext32 => {
-                let n = self.len_u32()?;
-                self.ext(n)?
-            }
+            Marker::Ext8 => self.len_u8().and_then(|n| self.ext(n))?,
+            Marker::Ext16 => self.len_u16().and_then(|n| self.ext(n))?,
+            Marker::Ext32 => self.len_u32().and_then(|n| self.ext(n))?,
             Marker::Reserved => {
                 self.pos -= 1;
                 return Err(self.bad("byte 0xc1 is not a msgpack type"));
@@ -299,21 +263,25 @@ fn bin_key(entries: &[(Node<'_>, Node<'_>)], name: &str) -> bool {
 /// fields cost no allocations for their paths.
 type PathFn<'p> = &'p dyn Fn() -> String;
 
+/// An error at the node `path` names (the top level when it is empty).
+#[cold]
+fn error_at(input: &str, path: PathFn<'_>, why: String) -> Error {
+    let place = path();
+    let place = if place.is_empty() {
+        "the top level".to_owned()
+    } else {
+        place
+    };
+    Error::invalid(input, format!("at {place}: {why}"))
+}
+
 fn to_document<'a>(
     input: &str,
     node: Node<'a>,
     path: PathFn<'_>,
     depth: usize,
 ) -> Result<Document<'a>> {
-    let at = |why: String| {
-        let place = path();
-        let place = if place.is_empty() {
-            "the top level".to_owned()
-        } else {
-            place
-        };
-        Error::invalid(input, format!("at {place}: {why}"))
-    };
+    let at = |why: String| error_at(input, path, why);
     if depth > MAX_DOCUMENT_DEPTH {
         return Err(at(format!(
             "nested deeper than {MAX_DOCUMENT_DEPTH} levels"
@@ -342,13 +310,7 @@ fn to_document<'a>(
                 "a msgpack extension type, which has no record form".into()
             ));
         }
-        Node::Array(items) => Document::List(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, n)| to_document(input, n, &|| format!("{}[{i}]", path()), depth + 1))
-                .collect::<Result<_>>()?,
-        ),
+        Node::Array(items) => Document::List(list_items(input, items, path, depth)?),
         Node::Map(entries) if bin_key(&entries, "nd") => {
             Document::Tensor(array(input, entries, path)?)
         }
@@ -357,127 +319,217 @@ fn to_document<'a>(
         }
         Node::Map(entries) => {
             if let [(Node::Str(b"$ref"), Node::Str(hex))] = entries.as_slice() {
-                let hex = std::str::from_utf8(hex).unwrap_or_default();
-                let h: ObjectHash = hex
-                    .parse()
-                    .map_err(|_| at(format!("`$ref` `{hex}` is not an object hash")))?;
-                return Ok(Document::Scalar(Value::Ref(h)));
+                return reference(input, hex, path);
             }
-            let mut fields: Vec<(String, Document<'a>)> = Vec::with_capacity(entries.len());
-            // Small maps (records) check duplicates by scanning; large ones through a set.
-            let mut seen = std::collections::HashSet::new();
-            let small = entries.len() <= 32;
-            for (k, v) in entries {
-                let key = key_str(&k)
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .ok_or_else(|| {
-                        at(format!(
-                            "a map key is {k:?}, not a string; records have string field names"
-                        ))
-                    })?
-                    .to_owned();
-                let twice = if small {
-                    fields.iter().any(|(f, _)| *f == key)
-                } else {
-                    !seen.insert(key.clone())
-                };
-                if twice {
-                    return Err(at(format!("the key `{key}` appears twice in one map")));
-                }
-                let doc = to_document(input, v, &|| join_path(&path(), '.', &key), depth + 1)?;
-                fields.push((key, doc));
-            }
-            Document::Map(fields)
+            Document::Map(map_fields(input, entries, path, depth)?)
         }
     })
 }
 
-/// An msgpack-numpy array or numpy scalar map.
+/// A list's items, each one level deeper. Inlined: it is `to_document`'s own loop.
+#[inline]
+fn list_items<'a>(
+    input: &str,
+    items: Vec<Node<'a>>,
+    path: PathFn<'_>,
+    depth: usize,
+) -> Result<Vec<Document<'a>>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| to_document(input, n, &|| format!("{}[{i}]", path()), depth + 1))
+        .collect()
+}
+
+/// `{"$ref": hex}`: a reference to a stored object.
+fn reference<'a>(input: &str, hex: &[u8], path: PathFn<'_>) -> Result<Document<'a>> {
+    let hex = std::str::from_utf8(hex).unwrap_or_default();
+    let h: ObjectHash = hex
+        .parse()
+        .map_err(|_| error_at(input, path, format!("`$ref` `{hex}` is not an object hash")))?;
+    Ok(Document::Scalar(Value::Ref(h)))
+}
+
+/// A plain map's fields, in order: keys must be strings, each once; values one level deeper.
+/// Inlined: it is `to_document`'s own loop, run for every record.
+#[inline]
+fn map_fields<'a>(
+    input: &str,
+    entries: Vec<(Node<'a>, Node<'a>)>,
+    path: PathFn<'_>,
+    depth: usize,
+) -> Result<Vec<(String, Document<'a>)>> {
+    let at = |why: String| error_at(input, path, why);
+    let mut fields: Vec<(String, Document<'a>)> = Vec::with_capacity(entries.len());
+    // Small maps (records) check duplicates by scanning; large ones through a set.
+    let mut seen = std::collections::HashSet::new();
+    let small = entries.len() <= 32;
+    for (k, v) in entries {
+        let key = key_str(&k)
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .ok_or_else(|| {
+                at(format!(
+                    "a map key is {k:?}, not a string; records have string field names"
+                ))
+            })?
+            .to_owned();
+        let twice = if small {
+            fields.iter().any(|(f, _)| *f == key)
+        } else {
+            !seen.insert(key.clone())
+        };
+        if twice {
+            return Err(at(format!("the key `{key}` appears twice in one map")));
+        }
+        let doc = to_document(input, v, &|| join_path(&path(), '.', &key), depth + 1)?;
+        fields.push((key, doc));
+    }
+    Ok(fields)
+}
+
+/// Where an array sits, for its errors. The name (input and path) is made only when there is
+/// an error: arrays are read at a high rate on the logging path.
+#[derive(Clone, Copy)]
+struct ArrayAt<'i, 'p> {
+    input: &'i str,
+    path: PathFn<'p>,
+}
+
+impl ArrayAt<'_, '_> {
+    #[cold]
+    fn name(&self) -> String {
+        let path = (self.path)();
+        if path.is_empty() {
+            self.input.to_owned()
+        } else {
+            format!("{}: {path}", self.input)
+        }
+    }
+
+    #[cold]
+    fn bad(&self, why: &str) -> Error {
+        Error::invalid(
+            self.name(),
+            format!("not a valid msgpack-numpy array: {why}"),
+        )
+    }
+
+    /// An error from a helper that names only the input, renamed to name the array.
+    #[cold]
+    fn renamed(&self, e: Error) -> Error {
+        match e {
+            Error::InvalidInput { reason, .. } => Error::invalid(self.name(), reason),
+            other => other,
+        }
+    }
+}
+
+/// An msgpack-numpy map's values by key; a key that appears twice keeps its last value.
+#[derive(Default)]
+struct ArrayFields<'a> {
+    nd: Option<Node<'a>>,
+    ty: Option<Node<'a>>,
+    kind: Option<Node<'a>>,
+    shape: Option<Node<'a>>,
+    data: Option<Node<'a>>,
+}
+
+impl<'a> ArrayFields<'a> {
+    /// Pick out the map's values by key; any other key is refused. Filled in place rather
+    /// than returned, so the fields are not moved again on a path taken for every array.
+    #[inline]
+    fn pick(&mut self, entries: Vec<(Node<'a>, Node<'a>)>, at: ArrayAt<'_, '_>) -> Result<()> {
+        for (k, v) in entries {
+            match key_str(&k) {
+                Some(b"nd") => self.nd = Some(v),
+                Some(b"type") => self.ty = Some(v),
+                Some(b"kind") => self.kind = Some(v),
+                Some(b"shape") => self.shape = Some(v),
+                Some(b"data") => self.data = Some(v),
+                _ => return Err(at.bad(&format!("unexpected key {k:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An msgpack-numpy array or numpy scalar map. Kept out of line: inlined into the recursive
+/// `to_document`, it would enlarge the frame that every nested value pays for.
+#[inline(never)]
 fn array<'a>(
     input: &str,
     entries: Vec<(Node<'a>, Node<'a>)>,
     path: PathFn<'_>,
 ) -> Result<Array<'a>> {
-    // The name errors give (input and path) is made only when there is an error: arrays are
-    // read at a high rate on the logging path.
-    let here = || {
-        let path = path();
-        if path.is_empty() {
-            input.to_owned()
-        } else {
-            format!("{input}: {path}")
-        }
-    };
-    let renamed = |e: Error| match e {
-        Error::InvalidInput { reason, .. } => Error::invalid(here(), reason),
-        other => other,
-    };
-    let bad = |why: &str| Error::invalid(here(), format!("not a valid msgpack-numpy array: {why}"));
-    let (mut nd, mut ty, mut kind, mut shape, mut data) = (None, None, None, None, None);
-    for (k, v) in entries {
-        match key_str(&k) {
-            Some(b"nd") => nd = Some(v),
-            Some(b"type") => ty = Some(v),
-            Some(b"kind") => kind = Some(v),
-            Some(b"shape") => shape = Some(v),
-            Some(b"data") => data = Some(v),
-            _ => return Err(bad(&format!("unexpected key {k:?}"))),
-        }
-    }
-    let is_array = match nd {
+    let at = ArrayAt { input, path };
+    // The checks run in a fixed order, so a map with several faults is always refused for the
+    // same one.
+    let mut f = ArrayFields::default();
+    f.pick(entries, at)?;
+    let is_array = match f.nd {
         Some(Node::Bool(b)) => b,
-        _ => return Err(bad("`nd` is not a boolean")),
+        _ => return Err(at.bad("`nd` is not a boolean")),
     };
-    match kind.as_ref().map(key_str) {
-        None | Some(Some(b"")) => {}
-        Some(Some(b"O")) => {
-            return Err(Error::invalid(
-                here(),
-                pickle_refusal("holds Python objects (msgpack-numpy kind 'O')"),
-            ));
-        }
-        Some(Some(b"V")) => {
-            return Err(Error::invalid(
-                here(),
-                "holds void or structured elements (msgpack-numpy kind 'V'): msgpack-numpy \
-                 writes ml_dtypes arrays (bfloat16, float8) this way and loses which type \
-                 they were; send `type` as the ml_dtypes name (`bfloat16`, `float8_e4m3fn`, \
-                 `float8_e5m2`) with an empty `kind`, or use safetensors",
-            ));
-        }
-        Some(_) => return Err(bad("`kind` is not '', 'V' or 'O'")),
-    }
-    let ty = match ty {
+    check_kind(f.kind.as_ref(), at)?;
+    let ty = match f.ty {
         Some(Node::Str(s) | Node::Bin(s)) => std::str::from_utf8(s).unwrap_or("?"),
-        _ => return Err(bad("`type` is not a string")),
+        _ => return Err(at.bad("`type` is not a string")),
     };
-    let (dtype, big_endian) = parse_numpy_dtype(input, ty).map_err(renamed)?;
+    let (dtype, big_endian) = parse_numpy_dtype(input, ty).map_err(|e| at.renamed(e))?;
     let shape = if is_array {
-        let Some(Node::Array(dims)) = shape else {
-            return Err(bad("`shape` is not a list"));
-        };
-        let dims = dims
-            .iter()
-            .map(|d| match d {
-                Node::Int(i) => u64::try_from(*i).ok(),
-                Node::BigUint(u) => Some(*u),
-                _ => None,
-            })
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(|| bad("`shape` holds something other than non-negative integers"))?;
-        Shape::new(dims)
+        array_shape(f.shape, at)?
     } else {
         Shape::new(vec![])
     };
-    let bytes = match data {
+    let bytes = match f.data {
         Some(Node::Bin(b) | Node::Str(b)) => b,
-        _ => return Err(bad("`data` is not binary")),
+        _ => return Err(at.bad("`data` is not binary")),
     };
-    let mut array = Array::new(input, dtype, shape, Cow::Borrowed(bytes)).map_err(renamed)?;
+    let mut array =
+        Array::new(input, dtype, shape, Cow::Borrowed(bytes)).map_err(|e| at.renamed(e))?;
     if big_endian {
         swap_to_little_endian(dtype, array.data.to_mut());
     }
     Ok(array)
+}
+
+/// `kind` must be empty (or absent): 'O' is a pickle and 'V' an ml_dtypes array whose type
+/// msgpack-numpy lost, each refused with its own reason.
+#[inline]
+fn check_kind(kind: Option<&Node<'_>>, at: ArrayAt<'_, '_>) -> Result<()> {
+    match kind.map(key_str) {
+        None | Some(Some(b"")) => Ok(()),
+        Some(Some(b"O")) => Err(Error::invalid(
+            at.name(),
+            pickle_refusal("holds Python objects (msgpack-numpy kind 'O')"),
+        )),
+        Some(Some(b"V")) => Err(Error::invalid(
+            at.name(),
+            "holds void or structured elements (msgpack-numpy kind 'V'): msgpack-numpy \
+             writes ml_dtypes arrays (bfloat16, float8) this way and loses which type \
+             they were; send `type` as the ml_dtypes name (`bfloat16`, `float8_e4m3fn`, \
+             `float8_e5m2`) with an empty `kind`, or use safetensors",
+        )),
+        Some(_) => Err(at.bad("`kind` is not '', 'V' or 'O'")),
+    }
+}
+
+/// An array's `shape`: a list of non-negative integers.
+#[inline]
+fn array_shape(shape: Option<Node<'_>>, at: ArrayAt<'_, '_>) -> Result<Shape> {
+    let Some(Node::Array(dims)) = shape else {
+        return Err(at.bad("`shape` is not a list"));
+    };
+    let dims = dims
+        .iter()
+        .map(|d| match d {
+            Node::Int(i) => u64::try_from(*i).ok(),
+            Node::BigUint(u) => Some(*u),
+            _ => None,
+        })
+        .collect::<Option<Vec<u64>>>()
+        .ok_or_else(|| at.bad("`shape` holds something other than non-negative integers"))?;
+    Ok(Shape::new(dims))
 }
 
 /// A Python complex as msgpack-numpy writes it: `{complex: true, data: repr(z)}`.

@@ -72,6 +72,7 @@ pub fn read_with_limits(input: &str, bytes: &[u8], limits: Limits) -> Result<Doc
             limits.members
         )));
     }
+    // Declared sizes so far: each member's bound is checked before its bytes are allocated.
     let mut total = 0u64;
     let mut fields = Vec::with_capacity(zip.len());
     let mut seen = std::collections::HashSet::with_capacity(zip.len());
@@ -92,78 +93,99 @@ pub fn read_with_limits(input: &str, bytes: &[u8], limits: Limits) -> Result<Doc
             return Err(Error::invalid(member_input, "appears twice in the archive"));
         }
         let declared = member.size();
-        if declared > limits.member {
-            return Err(Error::invalid(
-                member_input,
-                format!(
-                    "declares {declared} bytes decompressed, more than the limit of {} per member",
-                    limits.member
-                ),
-            ));
-        }
-        total = total.saturating_add(declared);
-        if total > limits.total {
-            return Err(Error::invalid(
-                member_input,
-                format!(
-                    "brings the decompressed total to {total} bytes, more than the limit of {}",
-                    limits.total
-                ),
-            ));
-        }
-        if !matches!(
-            member.compression(),
-            CompressionMethod::Stored | CompressionMethod::Deflated
-        ) {
-            return Err(Error::invalid(
-                member_input,
-                format!(
-                    "is compressed with {:?}; numpy writes members stored or deflated",
-                    member.compression()
-                ),
-            ));
-        }
-        // Bounded read: one byte past the declared size is enough to catch a member that
-        // inflates to more than it said, without ever holding more than that.
-        let want = usize::try_from(declared).map_err(|_| {
-            Error::invalid(&member_input, "is larger than this machine can address")
-        })?;
-        let mut data = Vec::new();
-        data.try_reserve_exact(want).map_err(|_| {
-            Error::invalid(&member_input, format!("cannot allocate {declared} bytes"))
-        })?;
-        (&mut member)
-            .take(declared.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(|e| Error::invalid(&member_input, format!("cannot be read: {e}")))?;
-        if data.len() as u64 > declared {
-            return Err(Error::invalid(
-                member_input,
-                format!(
-                    "decompresses to more than the {declared} bytes it declares (a zip bomb?); \
-                     refused"
-                ),
-            ));
-        }
-        if (data.len() as u64) < declared {
-            return Err(Error::invalid(
-                member_input,
-                format!(
-                    "is truncated: {} of the {declared} bytes it declares",
-                    data.len()
-                ),
-            ));
-        }
-        let arr = npy::read(&member_input, &data)?;
-        let array = Array::new(
-            &member_input,
-            arr.dtype,
-            arr.shape,
-            Cow::Owned(arr.data.into_owned()),
-        )?;
+        check_bounds(&member_input, declared, &mut total, limits)?;
+        check_compression(&member_input, member.compression())?;
+        let data = read_member(&member_input, &mut member, declared)?;
+        let array = member_array(&member_input, &data)?;
         fields.push((name.to_owned(), Document::Tensor(array)));
     }
     Ok(Document::Map(fields))
+}
+
+/// Refuse a member whose declared size passes the per-member bound, or brings the running
+/// `total` of declared sizes past the bound on all members.
+fn check_bounds(member_input: &str, declared: u64, total: &mut u64, limits: Limits) -> Result<()> {
+    if declared > limits.member {
+        return Err(Error::invalid(
+            member_input,
+            format!(
+                "declares {declared} bytes decompressed, more than the limit of {} per member",
+                limits.member
+            ),
+        ));
+    }
+    *total = total.saturating_add(declared);
+    if *total > limits.total {
+        return Err(Error::invalid(
+            member_input,
+            format!(
+                "brings the decompressed total to {total} bytes, more than the limit of {}",
+                limits.total
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// numpy writes members stored or deflated; anything else is refused.
+fn check_compression(member_input: &str, method: CompressionMethod) -> Result<()> {
+    if !matches!(
+        method,
+        CompressionMethod::Stored | CompressionMethod::Deflated
+    ) {
+        return Err(Error::invalid(
+            member_input,
+            format!("is compressed with {method:?}; numpy writes members stored or deflated"),
+        ));
+    }
+    Ok(())
+}
+
+/// A member's decompressed bytes, exactly the `declared` size (already checked against the
+/// limits): more is refused as a zip bomb, less as truncated.
+fn read_member(member_input: &str, member: &mut impl Read, declared: u64) -> Result<Vec<u8>> {
+    // Bounded read: one byte past the declared size is enough to catch a member that
+    // inflates to more than it said, without ever holding more than that.
+    let want = usize::try_from(declared)
+        .map_err(|_| Error::invalid(member_input, "is larger than this machine can address"))?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(want)
+        .map_err(|_| Error::invalid(member_input, format!("cannot allocate {declared} bytes")))?;
+    member
+        .take(declared.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| Error::invalid(member_input, format!("cannot be read: {e}")))?;
+    if data.len() as u64 > declared {
+        return Err(Error::invalid(
+            member_input,
+            format!(
+                "decompresses to more than the {declared} bytes it declares (a zip bomb?); \
+                 refused"
+            ),
+        ));
+    }
+    if (data.len() as u64) < declared {
+        return Err(Error::invalid(
+            member_input,
+            format!(
+                "is truncated: {} of the {declared} bytes it declares",
+                data.len()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// A member's `.npy` bytes as an array. Its data is copied out of `data`, so the array
+/// outlives the member's buffer.
+fn member_array(member_input: &str, data: &[u8]) -> Result<Array<'static>> {
+    let arr = npy::read(member_input, data)?;
+    Array::new(
+        member_input,
+        arr.dtype,
+        arr.shape,
+        Cow::Owned(arr.data.into_owned()),
+    )
 }
 
 /// Write a document as an `.npz` of stored members. Nested maps and lists are flattened,
