@@ -5,7 +5,7 @@
   another; a folder's mod.rs and its own files may refer to each other);
 - format/ does no I/O (no files, maps or readers: it works on byte slices);
 - interop/ never touches a store (no Archive, Writer or reader);
-- no file over 800 lines and no function over 80 (tests excluded).
+- no file over 800 lines and no function over 80 (unit-test modules not counted).
 
 Exit 1 with one line per broken rule.
 """
@@ -138,8 +138,9 @@ def main():
         if mod[:1] == ("interop",) and re.search(r"\b(Archive|Writer|ArchiveReader|ReadObject)\b", body):
             problems.append(f"{rel}: interop/ refers to the store")
         lines = text.split("\n")
-        if len(lines) > MAX_FILE:
-            problems.append(f"{rel}: {len(lines)} lines (at most {MAX_FILE})")
+        code_lines = len(re.split(r"#\[cfg\(test\)\]\s*(?:pub(?:\(crate\))?\s+)?mod tests", text)[0].split("\n"))
+        if code_lines > MAX_FILE:
+            problems.append(f"{rel}: {code_lines} lines before its tests (at most {MAX_FILE})")
         problems.extend(long_functions(rel, lines))
     for comp in cycles(graph):
         names = " -> ".join("/".join(m) or "lib" for m in comp)

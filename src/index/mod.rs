@@ -8,10 +8,11 @@
 //! key: a run, found by its first sequence number; a pack's entries are one run that points at
 //! the pack. Each run has a key per distinct tag (`t`), so a tag query reads only its runs.
 
+mod apply;
 pub mod keys;
 pub mod lookup;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -206,152 +207,6 @@ fn insert_tag_keys(batch: &mut sled::Batch, tags: &[&(String, String)], seq: u64
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     rmp_serde::to_vec(v).map_err(|e| Error::internal(format!("cannot encode an index value: {e}")))
-}
-
-/// An update being turned into one sled batch and the lookup-table entries that go with it.
-struct Staged<'a> {
-    index: &'a Index,
-    batch: sled::Batch,
-    /// Table entries of the new objects, written before the batch is applied.
-    located: Vec<lookup::Located>,
-    /// Segment names by id, looked up once per update.
-    names: HashMap<u32, String>,
-    new_objects: usize,
-}
-
-impl Staged<'_> {
-    fn name_of(&mut self, seg: u32) -> Result<String> {
-        if let Some(n) = self.names.get(&seg) {
-            return Ok(n.clone());
-        }
-        let n = self.index.segment(seg)?.name;
-        self.names.insert(seg, n.clone());
-        Ok(n)
-    }
-
-    /// Stage the objects in frames of their own; `first` is the sequence number the update's
-    /// first entry gets. Returns the sequence numbers of the entries their own frames log
-    /// (kept in the object's record rather than as `r` keys).
-    fn objects(
-        &mut self,
-        objects: &[(ObjectHash, ObjectLoc)],
-        runs: &[RunUpdate],
-        first: u64,
-        new_objects_only: bool,
-    ) -> Result<HashSet<u64>> {
-        let mut seq_at: HashMap<(u32, u64), u64> = HashMap::new();
-        let mut seq = first;
-        for run in runs {
-            match run {
-                RunUpdate::Entries(v) => {
-                    for e in v {
-                        seq_at.insert((e.seg, e.offset), seq);
-                        seq += 1;
-                    }
-                }
-                RunUpdate::Pack(p) => seq += p.summary.entries.len() as u64,
-            }
-        }
-        let mut seen = HashSet::new();
-        let mut own_entries = HashSet::new();
-        for (hash, loc) in objects {
-            if !seen.insert(*hash) || (!new_objects_only && self.index.contains(hash)?) {
-                continue;
-            }
-            let mut loc = loc.clone();
-            loc.first_entry = seq_at.get(&(loc.seg, loc.offset)).copied();
-            own_entries.extend(loc.first_entry);
-            let segment = self.name_of(loc.seg)?;
-            self.located.push(lookup::Located {
-                prefix: lookup::prefix_of(hash),
-                segment,
-                offset: loc.offset,
-                slot: 0,
-            });
-            self.batch.insert(&keys::object(hash)[..], encode(&loc)?);
-            self.new_objects += 1;
-        }
-        Ok(own_entries)
-    }
-
-    /// Stage entries of frames of their own as runs from `seq`; returns the next number.
-    fn entry_runs(&mut self, v: &[EntryRec], mut seq: u64, own: &HashSet<u64>) -> Result<u64> {
-        for chunk in v.chunks(RUN_MAX) {
-            let mut tags: Vec<&(String, String)> = chunk.iter().flat_map(|e| &e.tags).collect();
-            tags.sort();
-            tags.dedup();
-            insert_tag_keys(&mut self.batch, &tags, seq);
-            self.batch.insert(
-                &keys::entry(seq)[..],
-                encode(&RunRec::Entries(chunk.to_vec()))?,
-            );
-            for e in chunk {
-                if !own.contains(&seq) {
-                    self.batch.insert(keys::object_entry(&e.hash, seq), &[][..]);
-                }
-                seq += 1;
-            }
-        }
-        Ok(seq)
-    }
-
-    /// Stage a pack: its objects (lookup tables only), its `p` key, and its entries as one
-    /// run from `seq`; returns the next number.
-    fn pack_run(&mut self, p: &PackUpdate, mut seq: u64) -> Result<u64> {
-        let segment = self.name_of(p.seg)?;
-        for (hash, slot) in &p.summary.objects {
-            self.located.push(lookup::Located {
-                prefix: lookup::prefix_of(hash),
-                segment: segment.clone(),
-                offset: p.offset,
-                slot: *slot,
-            });
-            self.new_objects += 1;
-        }
-        let count = p.summary.entries.len() as u64;
-        let first_of_pack = if count == 0 { u64::MAX } else { seq };
-        self.batch.insert(
-            &keys::pack(p.seg, p.offset)[..],
-            &first_of_pack.to_be_bytes()[..],
-        );
-        if count == 0 {
-            return Ok(seq);
-        }
-        let tags: Vec<&(String, String)> = p.summary.tags.iter().collect();
-        insert_tag_keys(&mut self.batch, &tags, seq);
-        let run = RunRec::Pack(PackRun {
-            seg: p.seg,
-            offset: p.offset,
-            count,
-            time_min: p.summary.time_min,
-            time_max: p.summary.time_max,
-        });
-        self.batch.insert(&keys::entry(seq)[..], encode(&run)?);
-        for h in &p.summary.entries {
-            if let Some(h) = h {
-                self.batch.insert(keys::object_entry(h, seq), &[][..]);
-            }
-            seq += 1;
-        }
-        Ok(seq)
-    }
-
-    /// Stage the segments' new high-water marks.
-    fn marks(&mut self, marks: &[(u32, u64, u64)]) -> Result<()> {
-        let mut segs = self
-            .index
-            .segs
-            .lock()
-            .map_err(|_| Error::internal("segment table lock poisoned"))?;
-        for (id, to, max) in marks {
-            if let Some(rec) = segs.recs.get_mut(*id as usize) {
-                rec.indexed_to = rec.indexed_to.max(*to);
-                rec.indexed_max = rec.indexed_max.max(*max).max(rec.indexed_to);
-                self.batch.insert(&keys::segment(*id)[..], encode(rec)?);
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Index {
@@ -624,53 +479,6 @@ impl Index {
                 candidates: found,
             }),
         }
-    }
-
-    /// Apply an update atomically: objects not yet indexed, runs of entries with the next
-    /// sequence numbers, segment marks. Returns the number of objects that were new. `new_objects`
-    /// says the caller knows none of the objects is indexed yet (a batch's claims), which
-    /// spares a lookup per object; otherwise objects already indexed are skipped, so the first
-    /// frame of a content stays its location. Packed objects go to the lookup tables without a
-    /// lookup: a content two processes both packed has two table entries, either one good.
-    pub fn apply(&self, update: Update, new_objects_only: bool) -> Result<usize> {
-        let mut next = self
-            .next_seq
-            .lock()
-            .map_err(|_| Error::internal("sequence lock poisoned"))?;
-        let mut staged = Staged {
-            index: self,
-            batch: sled::Batch::default(),
-            located: Vec::new(),
-            names: HashMap::new(),
-            new_objects: 0,
-        };
-        let own_entries = staged.objects(&update.objects, &update.runs, *next, new_objects_only)?;
-        let mut seq = *next;
-        for run in update.runs {
-            seq = match run {
-                RunUpdate::Entries(v) => staged.entry_runs(&v, seq, &own_entries)?,
-                RunUpdate::Pack(p) => staged.pack_run(&p, seq)?,
-            };
-        }
-        staged.marks(&update.marks)?;
-        let Staged {
-            batch,
-            located,
-            new_objects,
-            ..
-        } = staged;
-        // Tables first, so they always cover what sled holds. They are the only index of
-        // packed objects: if they cannot be written, drop them all, and the next open
-        // rebuilds the whole index from the segments.
-        if !located.is_empty() {
-            if let Err(e) = lookup::add(&self.lookup, located) {
-                lookup::drop_all(&self.lookup).map_err(|_| e)?;
-            }
-            self.reload_tables();
-        }
-        self.db.apply_batch(batch).map_err(|e| self.err(e))?;
-        *next = seq;
-        Ok(new_objects)
     }
 
     fn run_of(&self, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(u64, RunRec)> {
