@@ -18,7 +18,7 @@ use model_archive::document::put_prepared_document;
 use model_archive::interop::{
     Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
 };
-use model_archive::{Archive, Dtype, Shape, Value, Writer, WriterTotals};
+use model_archive::{Archive, Dtype, Error, Shape, Value, Writer, WriterTotals};
 
 use super::put::parse_tags;
 use super::{Ctx, UsageError};
@@ -267,6 +267,8 @@ struct Counts {
     records: u64,
     bad: u64,
     bytes_in: u64,
+    /// Records made durable by the commits so far.
+    durable: u64,
 }
 
 fn progress_line(c: &Counts, w: &Writer<'_>, started: Instant) {
@@ -328,7 +330,11 @@ impl Logging<'_> {
         };
         stored.reserve(items.len());
         for (no, item) in items {
-            if let Err(why) = item.and_then(|p| self.put(no, p, stored)) {
+            let outcome = match item {
+                Ok(p) => self.put(no, p, stored)?,
+                Err(why) => Err(why),
+            };
+            if let Err(why) = outcome {
                 if !self.skip_bad {
                     return Ok(Some(UsageError(why).into()));
                 }
@@ -342,27 +348,55 @@ impl Logging<'_> {
         Ok(None)
     }
 
-    /// Put one record with the run's tags and its own.
-    fn put(&mut self, no: usize, p: Parsed, stored: &mut Done) -> std::result::Result<(), String> {
+    /// Put one record with the run's tags and its own. The inner error is a bad record (its
+    /// reason); the outer one a failure of the store (a full disk, say), which ends the run.
+    fn put(
+        &mut self,
+        no: usize,
+        p: Parsed,
+        stored: &mut Done,
+    ) -> Result<std::result::Result<(), String>> {
         self.counts.bytes_in += p.bytes as u64;
-        let (doc, fields) = p.doc?;
+        let (doc, fields) = match p.doc {
+            Ok(d) => d,
+            Err(why) => return Ok(Err(why)),
+        };
         let mut entry_tags: Vec<(&str, &str)> = self
             .tags
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         entry_tags.extend(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        put_prepared_document(&mut self.w, &doc, &entry_tags)
-            .map_err(|e| format!("stdin {} {no}: {e}", self.unit))?;
+        match put_prepared_document(&mut self.w, &doc, &entry_tags) {
+            Ok(_) => {}
+            // The record's own fault: the tags, a reference, a shape.
+            Err(e @ (Error::InvalidInput { .. } | Error::NotFound(_))) => {
+                return Ok(Err(format!("stdin {} {no}: {e}", self.unit)));
+            }
+            Err(e) => return Err(self.failed(e.into())),
+        }
         stored.push(doc);
         self.counts.records += 1;
-        Ok(())
+        Ok(Ok(()))
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.w.commit()?;
+        if let Err(e) = self.w.commit() {
+            return Err(self.failed(e.into()));
+        }
+        self.counts.durable = self.counts.records;
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// A failure of the store, saying how much of the stream is safe.
+    fn failed(&self, e: anyhow::Error) -> anyhow::Error {
+        e.context(format!(
+            "stopped: {} records of this run were made durable, the {} after them were not \
+             stored",
+            self.counts.durable,
+            self.counts.records - self.counts.durable
+        ))
     }
 
     /// How long to wait for input before the next timed commit is due.
