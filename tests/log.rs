@@ -283,3 +283,65 @@ fn logged_predictions_are_found_by_query_and_ls_filters() {
         .code(2)
         .stderr(predicate::str::contains("column 14"));
 }
+
+/// Issue 10: a disk-full failure said "No space left on device" but not how many records had
+/// been made durable.
+#[test]
+fn a_full_disk_stops_log_saying_how_many_records_are_durable() {
+    let fs = match crate::reliability_common::SmallFs::mount("8m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED: cannot mount a small tmpfs ({why})");
+            return;
+        }
+    };
+    let store = fs.path().join("store");
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![1u8; 3 << 20]).expect("ballast");
+    drop(Archive::create(&store).expect("create"));
+    // 200 records of 64 KiB of noise each: more than the disk holds.
+    let mut stream = Vec::new();
+    for i in 0..200u64 {
+        let data = crate::util::noise(64 << 10, i);
+        let array = model_archive::interop::Array::new(
+            "x",
+            model_archive::Dtype::U8,
+            model_archive::Shape::new(vec![data.len() as u64]),
+            data.into(),
+        )
+        .expect("array");
+        let doc = Document::Map(vec![("x".into(), Document::Tensor(array))]);
+        stream.extend(model_archive::interop::write(Format::MsgpackNumpy, "r", &doc).expect("w"));
+    }
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("archive"))
+        .arg("--store")
+        .arg(&store)
+        .args(["log", "--format", "msgpack", "--batch", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The logger stops reading when the disk fills: a broken pipe here is expected.
+    let _ = stdin.write_all(&stream);
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    let durable: u64 = stderr
+        .split("stopped: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no durable count in: {stderr}"));
+    assert!(durable > 0 && durable < 200, "{stderr}");
+    std::fs::remove_file(&ballast).expect("free the ballast");
+    let a = Archive::open(&store).expect("open");
+    let entries = a.entries().count() as u64;
+    assert!(
+        entries >= durable,
+        "{entries} entries, {durable} said durable"
+    );
+}
