@@ -8,8 +8,7 @@ use model_archive::codec::CHUNK_SIZE;
 use model_archive::format::checksum;
 use model_archive::format::frame::{FrameHeader, FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
 use model_archive::format::meta::{FrameMeta, ObjectMeta};
-use model_archive::object::canonical::Descriptor;
-use model_archive::{Archive, Codec, Error, Kind, ObjectHash, PutOptions};
+use model_archive::{Archive, Codec, Error, Kind, Object, ObjectHash, PutOptions};
 
 use crate::util::{TempStore, noise};
 
@@ -249,13 +248,8 @@ fn a_frame_of_a_newer_schema_is_left_whole_and_reported() {
     let seg = t.segments()[0].clone();
     let mut bytes = std::fs::read(&seg).expect("read");
     let start = bytes.len() as u64;
-    let payload = b"written by a newer program";
-    let hash = Descriptor {
-        kind: Kind::Text,
-        desc: "",
-        shape: &[],
-    }
-    .hash(payload);
+    let text = "written by a newer program";
+    let (payload, hash) = (text.as_bytes(), Object::Text(text.into()).address());
     let meta = FrameMeta {
         object: Some(ObjectMeta {
             kind: "text".into(),
