@@ -38,12 +38,7 @@ impl Archive {
         }
         let mut firsts: Option<Vec<u64>> = None;
         for (k, values) in required {
-            let mut these = Vec::new();
-            for v in values {
-                these.extend(index.runs_tagged(k, v)?);
-            }
-            these.sort_unstable();
-            these.dedup();
+            let mut these = index.runs_tagged_any(k, &values)?;
             if let Some(prev) = firsts {
                 these.retain(|s| prev.binary_search(s).is_ok());
             }

@@ -507,11 +507,11 @@ impl Index {
             .map(|r| r.filter(|(first, run)| seq < first + run.len()))
     }
 
-    /// First sequence numbers of the runs that may have an entry tagged `key=value`, in
-    /// order: those with its tag key, and those with too many values of `key` to key each.
-    pub fn runs_tagged(&self, key: &str, value: &str) -> Result<Vec<u64>> {
+    /// The first sequence numbers of the runs with an entry tagged `key=v` for any of
+    /// `values`, sorted (the runs with too many values of `key` to list are read once).
+    pub fn runs_tagged_any(&self, key: &str, values: &[&str]) -> Result<Vec<u64>> {
         let mut out = Vec::new();
-        for v in [value, MANY_VALUES] {
+        for v in values.iter().copied().chain([MANY_VALUES]) {
             for item in self.db.scan_prefix(keys::tag_prefix(key, v)) {
                 let (k, _) = item.map_err(|e| self.err(e))?;
                 out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);
