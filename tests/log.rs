@@ -345,3 +345,66 @@ fn a_full_disk_stops_log_saying_how_many_records_are_durable() {
         "{entries} entries, {durable} said durable"
     );
 }
+
+/// Issue 10: a job that died at 40 % and is run again from the start logged its first 40 %
+/// twice. `--resume-by` skips the records whose key already has an entry of this run.
+#[test]
+fn a_rerun_with_resume_by_logs_each_record_once() {
+    let t = TempStore::new();
+    drop(t.create());
+    let lines: Vec<String> = (0..300)
+        .map(|i| format!("{{\"id\": \"r{i:03}\", \"x\": {i}}}"))
+        .collect();
+    let first: String = lines[..120].iter().map(|l| format!("{l}\n")).collect();
+    let all: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let log = ["log", "--tag", "run=a", "--tag-field", "id"];
+    t.cmd().args(log).write_stdin(first).assert().success();
+    // Another run's entries with the same ids are not this run's.
+    t.cmd()
+        .args(["log", "--tag", "run=b", "--tag-field", "id"])
+        .write_stdin(all.clone())
+        .assert()
+        .success();
+    let out = t
+        .cmd()
+        .args(log)
+        .args(["--resume-by", "id"])
+        .write_stdin(all)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("logged 180 records") && stderr.contains("120 logged before and skipped"),
+        "{stderr}"
+    );
+    let a = t.open();
+    let q = model_archive::query::Query::parse(r#"run = "a""#).expect("query");
+    let mut ids: Vec<String> = a
+        .query(&q)
+        .map(|e| {
+            let e = e.expect("entry");
+            e.tags
+                .iter()
+                .find(|(k, _)| k == "id")
+                .map(|(_, v)| v.clone())
+                .expect("id tag")
+        })
+        .collect();
+    assert_eq!(ids.len(), 300);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300, "every record once");
+    // It needs the run's tags, and a key that is a tag of every entry.
+    t.cmd()
+        .args(["log", "--tag-field", "id", "--resume-by", "id"])
+        .write_stdin("{}\n")
+        .assert()
+        .code(2);
+    t.cmd()
+        .args(["log", "--tag", "run=a", "--resume-by", "id"])
+        .write_stdin("{}\n")
+        .assert()
+        .code(2);
+}

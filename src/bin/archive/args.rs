@@ -77,6 +77,7 @@ Examples:
   my_job | archive log --tag run=exp1 --tensor-field probs
   archive log --format msgpack --tag-field split < preds.msgpack
   archive log --skip-bad --batch 5000 --interval 2 < preds.ndjson
+  archive log --tag run=exp1 --tag-field id --resume-by id < preds.ndjson   # again, after a crash
 
 NDJSON: one JSON object per line; {\"shape\", \"dtype\", \"data_b64\"} objects are tensors, and
 so are the fields named by --tensor-field (nested lists of numbers). msgpack: consecutive maps,
@@ -233,6 +234,11 @@ pub struct LogArgs {
     /// Commit at least this often, in seconds, while records arrive.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub interval: f64,
+
+    /// Skip records already logged: those whose FIELD (one of the --tag-field fields) has
+    /// an entry with this run's --tag tags already. For running a stream again after a crash.
+    #[arg(long, value_name = "FIELD")]
+    pub resume_by: Option<String>,
 
     /// Skip records that do not parse (counted in the summary) instead of stopping.
     #[arg(long)]

@@ -6,6 +6,7 @@
 //! on time while no input arrives, and notice Ctrl-C (SIGINT) or SIGTERM between records.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use model_archive::document::put_prepared_document;
 use model_archive::interop::{
     Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
 };
+use model_archive::query::{Field, Op, Query};
 use model_archive::{Archive, Dtype, Error, Shape, Value, Writer, WriterTotals};
 
 use super::put::parse_tags;
@@ -269,6 +271,8 @@ struct Counts {
     bytes_in: u64,
     /// Records made durable by the commits so far.
     durable: u64,
+    /// Records skipped as logged before (`--resume-by`).
+    resumed: u64,
 }
 
 fn progress_line(c: &Counts, w: &Writer<'_>, started: Instant) {
@@ -307,6 +311,8 @@ struct Logging<'a> {
     w: Writer<'a>,
     counts: Counts,
     tags: Vec<(String, String)>,
+    /// `--resume-by`: the field, and its values already logged with `tags`.
+    logged: Option<(String, HashSet<String>)>,
     /// "record" (msgpack) or "line" (NDJSON), for messages.
     unit: &'static str,
     skip_bad: bool,
@@ -361,6 +367,13 @@ impl Logging<'_> {
             Ok(d) => d,
             Err(why) => return Ok(Err(why)),
         };
+        if let Some((field, seen)) = &self.logged
+            && fields.iter().any(|(k, v)| k == field && seen.contains(v))
+        {
+            self.counts.resumed += 1;
+            stored.push(doc);
+            return Ok(Ok(()));
+        }
         let mut entry_tags: Vec<(&str, &str)> = self
             .tags
             .iter()
@@ -416,9 +429,49 @@ impl Logging<'_> {
     }
 }
 
+/// The values of `field` already logged with every one of `tags` (`--resume-by`). Reads the
+/// index once, before logging starts; the index lock is released at once.
+fn logged_values(ctx: &Ctx, field: &str, tags: &[(String, String)]) -> Result<HashSet<String>> {
+    if tags.is_empty() {
+        return Err(UsageError(
+            "--resume-by needs the run's --tag tags, to tell this run's entries from others'"
+                .into(),
+        )
+        .into());
+    }
+    let query = tags
+        .iter()
+        .map(|(k, v)| Query::Cmp(Field::Tag(k.clone()), Op::Eq, v.clone()))
+        .reduce(|a, b| Query::And(Box::new(a), Box::new(b)))
+        .unwrap_or(Query::All);
+    let archive = ctx.open()?;
+    let mut seen = HashSet::new();
+    for e in archive.query(&query) {
+        let e = e?;
+        seen.extend(
+            e.tags
+                .into_iter()
+                .filter(|(k, _)| k == field)
+                .map(|(_, v)| v),
+        );
+    }
+    Ok(seen)
+}
+
 pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     let tags = parse_tags(&args.tags)?;
     let shaping = shaping(&args)?;
+    let logged = match &args.resume_by {
+        Some(field) if !args.tag_fields.contains(field) => {
+            return Err(UsageError(format!(
+                "--resume-by {field}: name one of the --tag-field fields (it must be a tag of \
+                 every entry)"
+            ))
+            .into());
+        }
+        Some(field) => Some((field.clone(), logged_values(ctx, field, &tags)?)),
+        None => None,
+    };
     let store = ctx.store_path()?;
     let archive = Archive::builder().open_logger(&store)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -444,6 +497,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
         w: archive.writer(),
         counts: Counts::default(),
         tags,
+        logged,
         unit: if msgpack { "record" } else { "line" },
         skip_bad: args.skip_bad,
         batch: args.batch,
@@ -512,6 +566,7 @@ fn summary(
             "new_objects": totals.new_objects,
             "duplicates": totals.duplicates,
             "skipped": counts.bad,
+            "already_logged": counts.resumed,
             "bytes_in": counts.bytes_in,
             "bytes_stored": totals.stored_bytes,
             "seconds": secs,
@@ -524,10 +579,11 @@ fn summary(
         counts.records,
         totals.new_objects,
         totals.duplicates,
-        if counts.bad > 0 {
-            format!(", {} skipped", counts.bad)
-        } else {
-            String::new()
+        match (counts.bad, counts.resumed) {
+            (0, 0) => String::new(),
+            (bad, 0) => format!(", {bad} skipped"),
+            (0, resumed) => format!(", {resumed} logged before and skipped"),
+            (bad, resumed) => format!(", {bad} skipped, {resumed} logged before and skipped"),
         },
         secs,
         size(counts.bytes_in),
