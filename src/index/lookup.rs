@@ -321,6 +321,11 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
         if a.count > 2 * b.count {
             return Ok(());
         }
+        // A damaged table is never merged into one with a good checksum: it stays as it is,
+        // and the next open of the index finds it and rebuilds.
+        if !a.intact() || !b.intact() {
+            return Ok(());
+        }
         // Both are sorted: merge them in one pass.
         let mut merged: Vec<Located> = Vec::with_capacity(a.count + b.count);
         let (mut xs, mut ys) = (a.all().peekable(), b.all().peekable());
