@@ -18,6 +18,16 @@ pub const PACK: u8 = b'p';
 pub const TAG: u8 = b't';
 /// `v`: the index layout version.
 pub const VERSION: &[u8] = b"v";
+/// `c` + table file name: a lookup table whose checksum held, with the file's identity then
+/// (size, modification time, inode), so that an unchanged table is not hashed at every open.
+pub const CHECKED_TABLE: u8 = b'c';
+
+/// Key of a checked lookup table.
+pub fn checked_table(name: &str) -> Vec<u8> {
+    let mut k = vec![CHECKED_TABLE];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
 
 /// Key of an object.
 pub fn object(hash: &ObjectHash) -> [u8; 1 + HASH_LEN] {

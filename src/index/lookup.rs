@@ -172,10 +172,23 @@ impl Table {
 /// than believed (readers only check a table's structure, and every location against its
 /// frame). The error names the first table that fails.
 pub fn check(dir: &Path) -> std::result::Result<(), String> {
+    check_tables(dir, &mut |_| false, &mut |_| {})
+}
+
+/// `check`, skipping the tables `known(path)` says were checked before, and telling
+/// `checked(path)` of each table that passes.
+pub fn check_tables(
+    dir: &Path,
+    known: &mut dyn FnMut(&Path) -> bool,
+    checked: &mut dyn FnMut(&Path),
+) -> std::result::Result<(), String> {
     let files = table_files(dir).ok_or_else(|| format!("{}: cannot be listed", dir.display()))?;
     for path in files {
+        if known(&path) {
+            continue;
+        }
         match Table::open(&path) {
-            Some(t) if t.intact() => {}
+            Some(t) if t.intact() => checked(&path),
             Some(t) if le_u32(&t.map, SUM_OFFSET) == Some(0) => {
                 return Err(format!(
                     "{}: written by an older version, without a checksum",
@@ -187,6 +200,19 @@ pub fn check(dir: &Path) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What identifies a table file's bytes for `check_tables`'s memo: size, modification time
+/// and inode. Any write to the file changes one of them.
+pub fn file_stamp(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).ok()?;
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(&m.len().to_le_bytes());
+    out.extend_from_slice(&m.mtime().to_le_bytes());
+    out.extend_from_slice(&m.mtime_nsec().to_le_bytes());
+    out.extend_from_slice(&m.ino().to_le_bytes());
+    Some(out)
 }
 
 /// The tables of a store, for reading.

@@ -12,7 +12,7 @@ mod apply;
 pub mod keys;
 pub mod lookup;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -277,7 +277,7 @@ impl Index {
                 "{} is missing or not a directory",
                 index.lookup.display()
             )),
-            Some(_) => lookup::check(&index.lookup).err(),
+            Some(_) => index.check_tables(),
         };
         if version.is_none() || stale.is_some() {
             index.clear()?;
@@ -286,6 +286,38 @@ impl Index {
         }
         index.reload_tables();
         Ok((index, stale))
+    }
+
+    /// Check the lookup tables against their checksums, each table file once: a table that
+    /// passed is remembered by its file's identity (`lookup::file_stamp`), and hashed again
+    /// only once that changes, so opening a big store does not hash all its tables every time
+    /// (`verify` still checks them all). The reason a table failed, if one did.
+    fn check_tables(&self) -> Option<String> {
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut live = HashSet::new();
+        let mut known = |p: &Path| {
+            let (Some(n), Some(stamp)) = (name(p), lookup::file_stamp(p)) else {
+                return false;
+            };
+            let key = keys::checked_table(&n);
+            live.insert(key.clone());
+            self.db.get(&key).ok().flatten().as_deref() == Some(&stamp[..])
+        };
+        let mut checked = |p: &Path| {
+            if let (Some(n), Some(stamp)) = (name(p), lookup::file_stamp(p)) {
+                let _ = self.db.insert(keys::checked_table(&n), stamp);
+            }
+        };
+        let failed = lookup::check_tables(&self.lookup, &mut known, &mut checked).err();
+        // Forget the tables merged away since.
+        for item in self.db.scan_prefix([keys::CHECKED_TABLE]) {
+            if let Ok((k, _)) = item
+                && !live.contains(&k[..])
+            {
+                let _ = self.db.remove(k);
+            }
+        }
+        failed
     }
 
     fn load(&mut self) -> Result<()> {
