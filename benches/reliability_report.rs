@@ -18,12 +18,15 @@ mod reliability_common;
 
 use std::path::PathBuf;
 
-use reliability_common::{archive_bin, corruption_loop, disk_full_rounds, kill_loop};
+use reliability_common::{
+    archive_bin, corruption_loop, disk_full_rounds, index_damage_loop, kill_loop,
+};
 
 struct Args {
     kills: u64,
     corruptions: u64,
     disk_full: u64,
+    index_damage: u64,
     big: usize,
     fuzz_summary: Option<PathBuf>,
 }
@@ -33,6 +36,7 @@ fn parse_args() -> Args {
         kills: 300,
         corruptions: 500,
         disk_full: 10,
+        index_damage: 200,
         big: 1 << 20,
         fuzz_summary: None,
     };
@@ -51,6 +55,7 @@ fn parse_args() -> Args {
             "--kills" => a.kills = num(),
             "--corruptions" => a.corruptions = num(),
             "--disk-full" => a.disk_full = num(),
+            "--index-damage" => a.index_damage = num(),
             "--big" => a.big = num() as usize,
             "--fuzz-summary" => a.fuzz_summary = Some(PathBuf::from(value())),
             _ => usage(&format!("unknown argument {flag}")),
@@ -62,7 +67,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
+         [--index-damage N] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -103,6 +108,18 @@ fn main() {
     rows.push((
         "corruptions detected / injected (header, metadata, payload flips)".into(),
         format!("{} / {}", c.detected, c.injected),
+    ));
+
+    eprintln!("index damage: {} …", args.index_damage);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let i = index_damage_loop(dir.path(), args.index_damage, 0x1dec);
+    drop(dir);
+    bad |= i.healed != i.injected || i.missing != 0;
+    rows.push((
+        "derived-index damages healed on open / injected (a lookup table flipped or cut, \
+         `lookup/` a file, a table removed); objects missing after"
+            .into(),
+        format!("{} / {}; {}", i.healed, i.injected, i.missing),
     ));
 
     eprintln!("disk full: {} rounds …", args.disk_full);

@@ -15,7 +15,7 @@ use model_archive::{
 
 use crate::reliability_common::{
     Checked, SmallFs, archive_bin, check_acknowledged, corruption_loop, disk_full_rounds,
-    kill_loop, noise, segment_sizes,
+    index_damage_loop, kill_loop, noise, segment_sizes,
 };
 use crate::util::TempStore;
 
@@ -39,6 +39,17 @@ fn every_flipped_frame_byte_is_refused_and_reported_never_served() {
     assert_eq!(c.injected, 40);
     assert_eq!(c.wrong, 0, "{c:?}");
     assert_eq!(c.detected, c.injected, "{c:?}");
+}
+
+/// Issue 10: damage to the derived index (a flipped or cut lookup table, `lookup/` replaced by a
+/// file, a table removed) made packed objects "not found" until a manual `reindex`.
+#[test]
+fn every_damage_to_the_derived_index_heals_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = index_damage_loop(dir.path(), 24, 7);
+    assert_eq!(d.injected, 24);
+    assert_eq!(d.missing, 0, "{d:?}");
+    assert_eq!(d.healed, d.injected, "{d:?}");
 }
 
 /// One step of the crash-image workload, acknowledged when it returned.

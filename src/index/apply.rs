@@ -40,7 +40,7 @@ impl Index {
         }
         staged.marks(&update.marks)?;
         let Staged {
-            batch,
+            mut batch,
             located,
             new_objects,
             ..
@@ -49,8 +49,13 @@ impl Index {
         // packed objects: if they cannot be written, drop them all, and the next open
         // rebuilds the whole index from the segments.
         if !located.is_empty() {
-            if let Err(e) = lookup::add(&self.lookup, located) {
-                lookup::drop_all(&self.lookup).map_err(|_| e)?;
+            let added = located.len() as u64;
+            match lookup::add(&self.lookup, located) {
+                Ok(()) => {
+                    let total = self.table_entries()?.saturating_add(added);
+                    batch.insert(keys::TABLE_ENTRIES, &total.to_be_bytes()[..]);
+                }
+                Err(e) => lookup::drop_all(&self.lookup).map_err(|_| e)?,
             }
             self.reload_tables();
         }

@@ -18,6 +18,9 @@ pub const PACK: u8 = b'p';
 pub const TAG: u8 = b't';
 /// `v`: the index layout version.
 pub const VERSION: &[u8] = b"v";
+/// `n`: how many entries the lookup tables hold in all (u64), so that a missing table is
+/// noticed: merges keep the sum, and every commit adds its new objects.
+pub const TABLE_ENTRIES: &[u8] = b"n";
 /// `c` + table file name: a lookup table whose checksum held, with the file's identity then
 /// (size, modification time, inode), so that an unchanged table is not hashed at every open.
 pub const CHECKED_TABLE: u8 = b'c';

@@ -236,6 +236,11 @@ impl Tables {
         Some(Tables { tables })
     }
 
+    /// How many entries the tables hold.
+    pub fn entries(&self) -> u64 {
+        self.tables.iter().map(|t| t.count as u64).sum()
+    }
+
     /// Every location in every table (objects stored twice appear twice).
     pub fn all(&self) -> impl Iterator<Item = Located> + '_ {
         self.tables.iter().flat_map(|t| t.all())

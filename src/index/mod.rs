@@ -308,7 +308,17 @@ impl Index {
                 let _ = self.db.insert(keys::checked_table(&n), stamp);
             }
         };
-        let failed = lookup::check_tables(&self.lookup, &mut known, &mut checked).err();
+        let mut failed = lookup::check_tables(&self.lookup, &mut known, &mut checked).err();
+        // A table gone missing holds the only index of its packed objects.
+        let expected = self.table_entries().unwrap_or(0);
+        let found = lookup::Tables::open(&self.lookup).map_or(0, |t| t.entries());
+        if failed.is_none() && found < expected {
+            failed = Some(format!(
+                "{}: the lookup tables hold {found} entries, the index recorded {expected}: a \
+                 table is missing",
+                self.lookup.display()
+            ));
+        }
         // Forget the tables merged away since.
         for item in self.db.scan_prefix([keys::CHECKED_TABLE]) {
             if let Ok((k, _)) = item
@@ -318,6 +328,13 @@ impl Index {
             }
         }
         failed
+    }
+
+    /// How many entries the lookup tables should hold (`keys::TABLE_ENTRIES`).
+    fn table_entries(&self) -> Result<u64> {
+        let v = self.db.get(keys::TABLE_ENTRIES).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(&v[..]).ok())
+            .map_or(0, u64::from_be_bytes))
     }
 
     fn load(&mut self) -> Result<()> {
