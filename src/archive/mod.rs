@@ -97,8 +97,12 @@ impl Archive {
         self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
+    /// Record a warning once: the segment listing, say, is read at open and again when a
+    /// writer picks its segment, and a foreign file there is one problem, not two.
     fn warn(&self, msg: String) {
-        if let Ok(mut w) = self.warnings.lock() {
+        if let Ok(mut w) = self.warnings.lock()
+            && !w.contains(&msg)
+        {
             w.push(msg);
         }
     }
