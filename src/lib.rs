@@ -27,6 +27,7 @@ pub use archive::{Archive, ArchiveBuilder, PutOptions, Stats, VerifyReport, Writ
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use hash::ObjectHash;
+pub use index::Names;
 pub use info::{EntryInfo, ObjectInfo};
 pub use mapped::MappedObject;
 pub use merge::MergeReport;

@@ -6,16 +6,22 @@
 //! ```
 //!
 //! `and`, `or`, `not`, parentheses; comparisons `=`, `!=`, `<`, `<=`, `>`, `>=`, and `~` (glob:
-//! `*` any run, `?` one character); `has KEY` (the entry has the tag). A field is a tag key, or
-//! one of `time` (RFC 3339, or a date for midnight UTC), `kind`, `dtype`, `rank`, `size` (decoded
-//! bytes), `hash` (`=` matches a prefix). Values are double-quoted strings (with `\"` and `\\`)
-//! or bare words and numbers. Tag comparisons are numeric when both sides are numbers. A syntax
-//! error names the column.
+//! `*` any run, `?` one character); `has NAME` (the entry has the tag or record field). A field
+//! is a name, or one of `time` (RFC 3339, or a date for midnight UTC), `kind`, `dtype`, `rank`,
+//! `size` (decoded bytes), `hash` (`=` matches a prefix). A name is a tag key or the path of a
+//! field of the logged record (`label`, `meta.source` for a nested record's field); an entry's
+//! values of a name are its tags of that key and its record's field at that path. Values are
+//! double-quoted strings (with `\"` and `\\`) or bare words and numbers. Comparisons are
+//! numeric when both sides are numbers. With [`Query::parse_with`], a bare word on the right
+//! that is a name the store knows compares two names (`label != pred`); quote it to mean the
+//! word. A syntax error names the column.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 use crate::info::{EntryInfo, ObjectInfo};
+use crate::object::record::Record;
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +45,7 @@ pub enum Op {
 /// A field of an entry or of its object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Field {
-    /// A tag key.
+    /// A name: a tag key, or the path of a field of the logged record.
     Tag(String),
     /// The entry's time.
     Time,
@@ -69,6 +75,9 @@ pub enum Query {
     Has(String),
     /// A comparison; `time` values are kept as nanoseconds.
     Cmp(Field, Op, String),
+    /// A comparison of two names' values (`label != pred`). It holds when both have a value
+    /// and some pair compares (for `!=`, no pair is equal).
+    CmpNames(String, Op, String),
     /// The tag holds one of these (non-numeric) values: what an `or` of equalities on one tag
     /// key becomes, so that it costs one set lookup per tag, and the index can plan it.
     AnyOf(String, std::collections::HashSet<String>),
@@ -175,6 +184,8 @@ pub const MAX_CONDITIONS: usize = 4096;
 
 struct Parser<'s> {
     src: &'s str,
+    /// Is a bare word a name the store knows (so `a != b` compares two names)?
+    is_name: &'s dyn Fn(&str) -> bool,
     toks: Vec<(usize, Tok)>,
     pos: usize,
     /// Parentheses and `not`s open at `pos`.
@@ -286,11 +297,19 @@ impl Parser<'_> {
                 };
                 self.pos += 1;
                 let col = self.col();
-                let value = match self.toks.get(self.pos).cloned() {
-                    Some((_, Tok::Word(v) | Tok::Str(v))) => v,
+                let (value, bare) = match self.toks.get(self.pos).cloned() {
+                    Some((_, Tok::Word(v))) => (v, true),
+                    Some((_, Tok::Str(v))) => (v, false),
                     _ => return self.fail("expected a value"),
                 };
                 self.pos += 1;
+                if let Field::Tag(name) = &field
+                    && bare
+                    && op != Op::Glob
+                    && (self.is_name)(&value)
+                {
+                    return Ok(Query::CmpNames(name.clone(), op, value));
+                }
                 let value = match field {
                     Field::Time => match parse_time(&value) {
                         Some(ns) => ns.to_string(),
@@ -378,21 +397,33 @@ fn compare_text(op: Op, have: &str, want: &str) -> bool {
         return glob(want, have);
     }
     let ord = match (have.parse::<f64>(), want.parse::<f64>()) {
-        (Ok(a), Ok(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        (Ok(a), Ok(b)) => match a.partial_cmp(&b) {
+            Some(ord) => ord,
+            // NaN equals nothing and is in no order.
+            None => return op == Op::Ne,
+        },
         _ => have.cmp(want),
     };
     compare(op, ord)
 }
 
 impl Query {
-    /// Parse a query; the empty string matches everything.
+    /// Parse a query; the empty string matches everything. Bare words on the right are values.
     pub fn parse(src: &str) -> Result<Query> {
+        Self::parse_with(src, &|_| false)
+    }
+
+    /// Parse a query where a bare word on the right for which `is_name` holds is a name, so
+    /// that the comparison is between two names' values (`label != pred`).
+    /// `Archive::parse_query` passes the names its store knows.
+    pub fn parse_with(src: &str, is_name: &dyn Fn(&str) -> bool) -> Result<Query> {
         let toks = lex(src).map_err(|(col, why)| syntax(src, col, &why))?;
         if toks.is_empty() {
             return Ok(Query::All);
         }
         let mut p = Parser {
             src,
+            is_name,
             toks,
             pos: 0,
             depth: 0,
@@ -466,7 +497,7 @@ impl Query {
             Query::Cmp(f, _, _) => {
                 matches!(f, Field::Kind | Field::Dtype | Field::Rank | Field::Size)
             }
-            Query::Has(_) | Query::AnyOf(..) | Query::All => false,
+            Query::Has(_) | Query::AnyOf(..) | Query::CmpNames(..) | Query::All => false,
         }
     }
 
@@ -479,7 +510,7 @@ impl Query {
             }
             Query::Not(a) => a.needs_more_than_tags(),
             Query::Cmp(f, _, _) => !matches!(f, Field::Tag(_)),
-            Query::Has(_) | Query::AnyOf(..) | Query::All => false,
+            Query::Has(_) | Query::AnyOf(..) | Query::CmpNames(..) | Query::All => false,
         }
     }
 
@@ -492,12 +523,33 @@ impl Query {
                 f,
                 Field::Hash | Field::Kind | Field::Dtype | Field::Rank | Field::Size
             ),
-            Query::Has(_) | Query::AnyOf(..) | Query::All => false,
+            Query::Has(_) | Query::AnyOf(..) | Query::CmpNames(..) | Query::All => false,
         }
     }
 
-    /// Tag equalities that every matching entry has (`run = "a" and ...` at the top level):
-    /// the index narrows the search to the runs of entries with these tags.
+    /// Every name the query looks at (tag keys and record field paths), in order.
+    pub fn names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_names(&mut out);
+        out
+    }
+
+    fn collect_names<'q>(&'q self, out: &mut Vec<&'q str>) {
+        match self {
+            Query::And(a, b) | Query::Or(a, b) => {
+                a.collect_names(out);
+                b.collect_names(out);
+            }
+            Query::Not(a) => a.collect_names(out),
+            Query::Has(k) | Query::AnyOf(k, _) | Query::Cmp(Field::Tag(k), _, _) => out.push(k),
+            Query::CmpNames(a, _, b) => out.extend([a.as_str(), b.as_str()]),
+            Query::Cmp(..) | Query::All => {}
+        }
+    }
+
+    /// Equalities of a name to a text value that every matching entry has (`run = "a" and
+    /// ...` at the top level): the index narrows the search to the runs of entries with these
+    /// tags. Numbers are left out: `3` equals a tag `3.0`, which the index files elsewhere.
     pub fn required_tags(&self) -> Vec<(&str, &str)> {
         match self {
             Query::And(a, b) => {
@@ -505,7 +557,9 @@ impl Query {
                 v.extend(b.required_tags());
                 v
             }
-            Query::Cmp(Field::Tag(k), Op::Eq, want) => vec![(k.as_str(), want.as_str())],
+            Query::Cmp(Field::Tag(k), Op::Eq, want) if want.parse::<f64>().is_err() => {
+                vec![(k.as_str(), want.as_str())]
+            }
             _ => Vec::new(),
         }
     }
@@ -550,22 +604,63 @@ impl Query {
         }
     }
 
-    /// Does the entry (with its object's info, when the query needs it) match?
+    /// Does the entry (with its object's info, when the query needs it) match? Record fields
+    /// are not looked at: see [`Query::matches_with`].
     pub fn matches(&self, e: &EntryInfo, info: Option<&ObjectInfo>) -> bool {
+        self.matches_with(e, info, None)
+    }
+
+    /// Does the entry match, with its object's info (when the query needs it) and the record
+    /// it logs (when the query names record fields and the object is a record)?
+    pub fn matches_with(
+        &self,
+        e: &EntryInfo,
+        info: Option<&ObjectInfo>,
+        record: Option<&Record>,
+    ) -> bool {
+        let values = |name: &'_ str| -> Vec<Cow<'_, str>> {
+            let mut v: Vec<Cow<'_, str>> = e
+                .tags
+                .iter()
+                .filter(|(key, _)| key == name)
+                .map(|(_, v)| Cow::Borrowed(v.as_str()))
+                .collect();
+            v.extend(
+                record
+                    .and_then(|r| r.at_path(name))
+                    .and_then(|v| v.query_text()),
+            );
+            v
+        };
         match self {
             Query::All => true,
-            Query::And(a, b) => a.matches(e, info) && b.matches(e, info),
-            Query::Or(a, b) => a.matches(e, info) || b.matches(e, info),
-            Query::Not(a) => !a.matches(e, info),
-            Query::Has(k) => e.tags.iter().any(|(key, _)| key == k),
-            Query::AnyOf(k, values) => e.tags.iter().any(|(key, v)| key == k && values.contains(v)),
+            Query::And(a, b) => a.matches_with(e, info, record) && b.matches_with(e, info, record),
+            Query::Or(a, b) => a.matches_with(e, info, record) || b.matches_with(e, info, record),
+            Query::Not(a) => !a.matches_with(e, info, record),
+            Query::Has(k) => {
+                e.tags.iter().any(|(key, _)| key == k)
+                    || record.is_some_and(|r| r.at_path(k).is_some())
+            }
+            Query::AnyOf(k, set) => values(k).iter().any(|v| set.contains(v.as_ref())),
+            Query::CmpNames(a, op, b) => {
+                let (a, b) = (values(a), values(b));
+                match op {
+                    Op::Ne => {
+                        !a.is_empty()
+                            && !b.is_empty()
+                            && a.iter()
+                                .all(|x| b.iter().all(|y| compare_text(Op::Ne, x, y)))
+                    }
+                    _ => a.iter().any(|x| b.iter().any(|y| compare_text(*op, x, y))),
+                }
+            }
             Query::Cmp(field, op, want) => match field {
                 Field::Tag(k) => {
-                    let mut values = e.tags.iter().filter(|(key, _)| key == k).map(|(_, v)| v);
+                    let values = values(k);
                     match op {
-                        // `!=` holds when no value of the tag equals (a missing tag too).
-                        Op::Ne => values.all(|v| v != want),
-                        _ => values.any(|v| compare_text(*op, v, want)),
+                        // `!=` holds when no value equals (a missing one too).
+                        Op::Ne => values.iter().all(|v| compare_text(Op::Ne, v, want)),
+                        _ => values.iter().any(|v| compare_text(*op, v, want)),
                     }
                 }
                 Field::Time => want

@@ -21,5 +21,6 @@ mod interop;
 mod log;
 mod merge;
 mod pack;
+mod query;
 mod reliability;
 mod roundtrip;

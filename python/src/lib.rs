@@ -394,15 +394,18 @@ impl PyArchive {
     ///     a.query('model ~ "resnet*" or (has step and not rank = 0)', limit=10)
     ///
     /// `and`, `or`, `not`, parentheses; `=`, `!=`, `<`, `<=`, `>`, `>=`, and `~` (glob: `*`,
-    /// `?`); `has KEY`. A field is a tag key, or `time` (RFC 3339, or a date for midnight UTC),
+    /// `?`); `has NAME`. A field is a name (a tag key, or the path of a field of the logged
+    /// record: `label`, `meta.source`), or `time` (RFC 3339, or a date for midnight UTC),
     /// `kind`, `dtype`, `rank`, `size` (decoded bytes), `hash` (`=` matches a prefix). Values
-    /// are double-quoted strings or bare words and numbers; tag comparisons are numeric when
-    /// both sides are numbers. A syntax error raises `InvalidInput` naming the column.
+    /// are double-quoted strings or bare words and numbers; comparisons are numeric when both
+    /// sides are numbers. A bare word on the right that is a name of this store compares two
+    /// names (`label != pred`); quote it to mean the word. A syntax error raises
+    /// `InvalidInput` naming the column.
     #[pyo3(signature = (query, *, limit = None))]
     fn query(&self, py: Python<'_>, query: &str, limit: Option<usize>) -> PyResult<Vec<Entry>> {
         let archive = self.archive()?;
         let found = py.detach(|| {
-            let q = archive::query::Query::parse(query)?;
+            let q = archive.parse_query(query)?;
             archive
                 .query(&q)
                 .take(limit.unwrap_or(usize::MAX))

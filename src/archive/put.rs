@@ -47,6 +47,10 @@ struct Prepared<'a> {
     elem: usize,
     /// Objects this one refers to (records), which must exist.
     refs: Vec<ObjectHash>,
+    /// A record's field paths, which the index learns when the record is new.
+    paths: Vec<String>,
+    /// A record's (path, value) pairs its entries are filed under (`Record::query_attrs`).
+    attrs: Vec<(String, String)>,
 }
 
 impl<'a> Prepared<'a> {
@@ -58,6 +62,8 @@ impl<'a> Prepared<'a> {
             payload: Cow::Borrowed(view.data()),
             elem: view.dtype().size(),
             refs: Vec::new(),
+            paths: Vec::new(),
+            attrs: Vec::new(),
         }
     }
 
@@ -77,6 +83,8 @@ impl<'a> Prepared<'a> {
             payload: Cow::Borrowed(payload),
             elem: 1,
             refs: Vec::new(),
+            paths: Vec::new(),
+            attrs: Vec::new(),
         }
     }
 
@@ -88,6 +96,8 @@ impl<'a> Prepared<'a> {
             payload: Cow::Owned(record.to_msgpack()),
             elem: 1,
             refs: record.refs(),
+            paths: record.paths(),
+            attrs: record.query_attrs(),
         }
     }
 
@@ -100,6 +110,8 @@ impl<'a> Prepared<'a> {
                 payload: Cow::Borrowed(&t.data),
                 elem: t.dtype.size(),
                 refs: Vec::new(),
+                paths: Vec::new(),
+                attrs: Vec::new(),
             },
             Object::Text(text) => Self::text(text),
             Object::Bytes { media_type, data } => Self::bytes(data, media_type.as_deref()),
@@ -311,7 +323,9 @@ impl Writer<'_> {
         if !self.pending.contains(hash) && !self.archive.stored_or_claimed(hash)? {
             return Err(Error::NotFound(hash.to_string()));
         }
-        self.push_entry(*hash, tags, time_ns, true)
+        // The content's fields are not at hand: the index reads this pack for every query on
+        // a record field.
+        self.push_entry(*hash, tags, time_ns, true, None)
     }
 
     /// Put any object. `entry` gives the tags and time (nanoseconds since the Unix epoch) of
@@ -375,15 +389,25 @@ impl Writer<'_> {
         let new = !self.pending.contains(&hash) && self.archive.claim(&hash)?;
         if new {
             self.pending.insert(hash);
+            for path in &p.paths {
+                if !self.update.record_fields.contains(path) {
+                    self.update.record_fields.insert(path.clone());
+                }
+            }
         }
         match (new, entry_time) {
             (false, None) => Ok(hash),
-            (false, Some(t)) => self.push_entry(hash, tags, t, true).map(|()| hash),
+            (false, Some(t)) => self
+                .push_entry(hash, tags, t, true, Some(&p.attrs))
+                .map(|()| hash),
             // Small objects go into the batch's pack; a codec asked for (raw, to map a
             // tensor, say) gets a frame of its own.
             (true, t) if payload.len() <= PACK_ITEM_MAX && opts.codec.is_none() => {
                 self.pack
                     .push_object(hash, &desc, payload, t.map(|t| (t, tags)));
+                if t.is_some() {
+                    self.pack.add_attrs(Some(&p.attrs));
+                }
                 self.totals.new_objects += 1;
                 self.totals.raw_bytes += payload.len() as u64;
                 if t.is_some() {
@@ -417,8 +441,10 @@ impl Writer<'_> {
         tags: &[(&str, &str)],
         time_ns: i64,
         duplicate: bool,
+        attrs: Option<&[(String, String)]>,
     ) -> Result<()> {
         self.pack.push_entry(hash, time_ns, tags);
+        self.pack.add_attrs(attrs);
         self.totals.entries += 1;
         self.totals.duplicates += u64::from(duplicate);
         self.count_put()
@@ -487,6 +513,9 @@ impl Writer<'_> {
         ));
         if let Some(e) = entry {
             self.totals.entries += 1;
+            if !p.attrs.is_empty() {
+                self.update.attrs.insert((seg, offset), p.attrs.clone());
+            }
             self.update.push_entry(EntryRec {
                 time_ns: e.time_ns,
                 hash,

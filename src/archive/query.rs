@@ -1,15 +1,18 @@
 //! Query: the entries a `Query` matches, newest first. Tag equalities at the query's top level
 //! read only the runs the index's tag keys name; time bounds skip packs outside them; in a
 //! pack, tags are matched once per distinct tag set. Object fields (kind, dtype, rank, size)
-//! are looked up only for queries that name them.
+//! are looked up only for queries that name them, and records decoded only for queries that
+//! name a field some record of the store has (the index keeps those names).
 
 use std::collections::HashMap;
 
 use super::Archive;
 use crate::error::Result;
 use crate::hash::ObjectHash;
-use crate::index::RunRec;
+use crate::index::{Names, RunRec};
 use crate::info::EntryInfo;
+use crate::object::record::Record;
+use crate::object::{Kind, Object};
 use crate::query::Query;
 
 /// Runs of entries with the sequence number of their first, as the index yields them.
@@ -18,7 +21,7 @@ type Runs<'a> = Box<dyn Iterator<Item = Result<(u64, RunRec)>> + 'a>;
 impl Archive {
     /// The runs that can hold entries matching `query`, newest first: those with every tag
     /// the query requires (from the tag keys), and whose times overlap the query's bounds.
-    fn runs_for<'q>(&'q self, query: &'q Query) -> Result<Runs<'q>> {
+    fn runs_for<'q>(&'q self, query: &'q Query, names: &Names) -> Result<Runs<'q>> {
         let index = self.index()?;
         let (lo, hi) = query.time_bounds();
         let in_time = move |r: &Result<(u64, RunRec)>| match r {
@@ -27,18 +30,22 @@ impl Archive {
         };
         // Each requirement is the runs with one of some tags: a tag equality, or an `or` of
         // them on one key. A run can match only if it meets them all.
+        // Runs are filed under their records' text fields as under their tags, so a record
+        // field narrows them alike (with the runs whose records the index does not know).
         let mut required: Vec<(&str, Vec<&str>)> = query
             .required_tags()
             .into_iter()
             .map(|(k, v)| (k, vec![v]))
             .collect();
         required.extend(query.required_alternatives());
+
         if required.is_empty() {
             return Ok(Box::new(index.runs_newest_first().filter(in_time)));
         }
         let mut firsts: Option<Vec<u64>> = None;
         for (k, values) in required {
-            let mut these = index.runs_tagged_any(k, &values)?;
+            let field = names.record_fields.contains(k);
+            let mut these = index.runs_tagged_any(k, &values, field)?;
             if let Some(prev) = firsts {
                 these.retain(|s| prev.binary_search(s).is_ok());
             }
@@ -57,25 +64,40 @@ impl Archive {
     /// The entries of one run that match `query`, newest first. In a pack, tags are matched
     /// once per distinct tag set when the query looks at nothing else, and hashes are computed
     /// only for the entries that match, unless the query looks at them.
-    fn run_matches(&self, first: u64, run: RunRec, query: &Query) -> Result<Vec<EntryInfo>> {
+    fn run_matches(
+        &self,
+        first: u64,
+        run: RunRec,
+        query: &Query,
+        needs_record: bool,
+    ) -> Result<Vec<EntryInfo>> {
         let needs_object = query.needs_object();
-        let matches = |e: &EntryInfo| {
+        let matches = |e: &EntryInfo, record: Option<&Record>| {
             let info = if needs_object {
                 self.info(&e.hash).ok()
             } else {
                 None
             };
-            query.matches(e, info.as_ref())
+            query.matches_with(e, info.as_ref(), record)
         };
         let RunRec::Pack(p) = run else {
             let mut v = self.run_entries(first, run)?;
-            v.retain(|e| matches(e));
-            v.reverse();
-            return Ok(v);
+            let mut out = Vec::with_capacity(v.len());
+            for e in v.drain(..) {
+                let record = match needs_record {
+                    true => self.record_of(&e.hash)?,
+                    false => None,
+                };
+                if matches(&e, record.as_ref()) {
+                    out.push(e);
+                }
+            }
+            out.reverse();
+            return Ok(out);
         };
         let seg = self.index()?.segment(p.seg)?;
         let pack = self.locator.pack(&seg.name, p.offset)?;
-        let by_tags_only = !query.needs_more_than_tags();
+        let by_tags_only = !query.needs_more_than_tags() && !needs_record;
         let needs_hash = query.needs_hash();
         let mut tagset_matches: HashMap<u32, bool> = HashMap::new();
         let mut out = Vec::new();
@@ -90,14 +112,29 @@ impl Archive {
             let hit = if by_tags_only {
                 *tagset_matches.entry(tagset).or_insert_with(|| {
                     e.tags = tags.to_vec();
-                    matches(&e)
+                    matches(&e, None)
                 })
             } else {
                 e.tags = tags.to_vec();
                 if needs_hash {
                     e.hash = pack.item_hash(slot).unwrap_or(e.hash);
                 }
-                matches(&e)
+                let record = match needs_record {
+                    false => None,
+                    // A record stored in this pack is decoded in place; one stored elsewhere
+                    // (an entry of content logged before) is read through the store.
+                    true => match pack.object(slot) {
+                        Some(o) if o.kind == Kind::Record => {
+                            Some(Record::from_msgpack("record", o.data)?)
+                        }
+                        Some(_) => None,
+                        None => match pack.item_hash(slot) {
+                            Some(h) => self.record_of(&h)?,
+                            None => None,
+                        },
+                    },
+                };
+                matches(&e, record.as_ref())
             };
             if hit {
                 if e.tags.is_empty() {
@@ -117,17 +154,51 @@ impl Archive {
     /// read through the index; object fields (kind, dtype, rank, size) are looked up only for
     /// queries that name them.
     pub fn query<'q>(&'q self, query: &'q Query) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
-        let runs: Runs<'q> = match self.runs_for(query) {
-            Ok(runs) => runs,
-            Err(e) => Box::new(std::iter::once(Err(e))),
+        let planned = self.names().and_then(|names| {
+            let needs_record = query
+                .names()
+                .iter()
+                .any(|n| names.record_fields.contains(*n));
+            Ok((self.runs_for(query, &names)?, needs_record))
+        });
+        let (runs, needs_record): (Runs<'q>, bool) = match planned {
+            Ok(p) => p,
+            Err(e) => (Box::new(std::iter::once(Err(e))), false),
         };
         runs.flat_map(move |r| {
-            let items: Vec<Result<EntryInfo>> =
-                match r.and_then(|(first, run)| self.run_matches(first, run, query)) {
-                    Ok(v) => v.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                };
+            let items: Vec<Result<EntryInfo>> = match r
+                .and_then(|(first, run)| self.run_matches(first, run, query, needs_record))
+            {
+                Ok(v) => v.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
             items
+        })
+    }
+}
+
+impl Archive {
+    /// The names this store knows: tag keys of its entries and field paths of its records.
+    pub fn names(&self) -> Result<Names> {
+        self.index()?.names()
+    }
+
+    /// Parse a query against this store: a bare word on the right that is a tag key or record
+    /// field here names that field (`label != pred`), as [`Query::parse_with`] describes.
+    pub fn parse_query(&self, src: &str) -> Result<Query> {
+        let names = self.names()?;
+        Query::parse_with(src, &|w| names.contains(w))
+    }
+
+    /// The record an entry logs, if its object is a record (categoricals included).
+    pub(super) fn record_of(&self, hash: &ObjectHash) -> Result<Option<Record>> {
+        if self.info(hash)?.kind != Kind::Record {
+            return Ok(None);
+        }
+        Ok(match self.get(hash)? {
+            Object::Record(r) => Some(r),
+            Object::Categorical(c) => Some(c.to_record()),
+            _ => None,
         })
     }
 }

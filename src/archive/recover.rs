@@ -3,15 +3,20 @@
 //! is skipped with a warning. `reindex` is the same from the first frame of every segment.
 //! The segments are the single source of truth; everything here only adds to the index.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::Archive;
 use crate::error::{Error, Result};
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::pack::Pack;
 use crate::format::version;
+use crate::hash::ObjectHash;
 use crate::index::{EntryRec, ObjectLoc, PackUpdate, RunUpdate, Update};
 use crate::object::Kind;
+use crate::object::record::Record;
 use crate::segment::pack::decode_frame;
+use crate::segment::payload::{decode_payload, object_meta};
 use crate::segment::reader::map_file;
 use crate::segment::scan::{Frame, read_frame, scan};
 use crate::segment::writer::try_lock;
@@ -95,6 +100,7 @@ impl Archive {
     ) -> Result<Update> {
         let max = self.index()?.segment(seg)?.indexed_max;
         let mut update = Update::default();
+        let mut records = RecordAttrs::new();
         for frame in frames {
             if frame.offset < max
                 && self
@@ -110,18 +116,131 @@ impl Archive {
                     .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
                     .and_then(|(f, payload)| decode_frame(&f, payload, path));
                 match pack {
-                    Ok(pack) => update.runs.push(RunUpdate::Pack(PackUpdate {
-                        seg,
-                        offset: frame.offset,
-                        summary: pack.summary(),
-                    })),
+                    Ok(pack) => {
+                        let mut summary = pack.summary();
+                        // The pack's records, decoded once: their field names, and the
+                        // (path, value) pairs of the entries that log them, here or later.
+                        for (hash, slot) in &summary.objects {
+                            if let Some(o) = pack.object(*slot)
+                                && o.kind == Kind::Record
+                            {
+                                let r = Record::from_msgpack("record", o.data).ok();
+                                if let Some(r) = &r {
+                                    add_paths(&mut update, r);
+                                }
+                                records.insert(*hash, r.map(|r| r.query_attrs()));
+                            }
+                        }
+                        let (attrs, unknown) =
+                            self.pack_attrs(&pack, &summary.objects, &mut records);
+                        summary.tags.extend(attrs);
+                        summary.tags.sort();
+                        summary.tags.dedup();
+                        summary.attrs_unknown = unknown;
+                        update.runs.push(RunUpdate::Pack(PackUpdate {
+                            seg,
+                            offset: frame.offset,
+                            summary,
+                        }))
+                    }
                     Err(e) => self.warn(format!("damaged pack skipped: {e}")),
                 }
                 continue;
             }
             add_frame(&mut update, seg, frame);
+            let at = (seg, frame.offset);
+            match &frame.meta.object {
+                Some(o) if o.kind == Kind::Record.name() => {
+                    // A record too big for a pack: decoded for its field names. One that does
+                    // not decode is reported by `get` and `verify`, like any damaged object.
+                    let bytes = read_frame(map, frame.offset)
+                        .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
+                        .and_then(|(f, payload)| {
+                            let meta = object_meta(&f, path)?;
+                            decode_payload(&f, meta, payload, path).map(|b| b.into_owned())
+                        });
+                    match bytes.and_then(|b| Record::from_msgpack("record", &b)) {
+                        Ok(r) => {
+                            add_paths(&mut update, &r);
+                            if frame.meta.entry.is_some() {
+                                update.attrs.insert(at, r.query_attrs());
+                            }
+                        }
+                        Err(_) => {
+                            update.attrs_unknown.insert(at);
+                        }
+                    }
+                }
+                Some(_) => {}
+                // An entry of content stored elsewhere (written by older versions).
+                None if frame.meta.entry.is_some() => {
+                    match self.attrs_of(&frame.header.hash, &mut records) {
+                        Some(a) => {
+                            update.attrs.insert(at, a);
+                        }
+                        None => {
+                            update.attrs_unknown.insert(at);
+                        }
+                    }
+                }
+                None => {}
+            }
         }
         Ok(update)
+    }
+
+    /// The record (path, value) pairs of a pack's entries, and whether some entry logs
+    /// content whose record is not known (stored elsewhere and not indexed yet).
+    fn pack_attrs(
+        &self,
+        pack: &Pack,
+        objects: &[(ObjectHash, u32)],
+        records: &mut RecordAttrs,
+    ) -> (Vec<(String, String)>, bool) {
+        let hash_at: HashMap<u32, &ObjectHash> = objects.iter().map(|(h, s)| (*s, h)).collect();
+        let mut out = Vec::new();
+        let mut unknown = false;
+        for (i, item) in pack.body.items.iter().enumerate() {
+            if item.entry.is_none() {
+                continue;
+            }
+            let slot = i as u32 + 1;
+            let attrs = match &item.object {
+                Some(_) => match pack.object(slot) {
+                    Some(o) if o.kind == Kind::Record => match hash_at.get(&slot) {
+                        Some(h) => self.attrs_of(h, records),
+                        None => self.attrs_of(&o.hash(), records),
+                    },
+                    _ => Some(Vec::new()),
+                },
+                None => pack
+                    .item_hash(slot)
+                    .and_then(|h| self.attrs_of(&h, records)),
+            };
+            match attrs {
+                Some(a) => out.extend(a),
+                None => unknown = true,
+            }
+        }
+        (out, unknown)
+    }
+
+    /// The record (path, value) pairs of content stored before (none if it is not a record),
+    /// or `None` if it is not found: remembered in `records` for the rest of the scan.
+    fn attrs_of(
+        &self,
+        hash: &ObjectHash,
+        records: &mut RecordAttrs,
+    ) -> Option<Vec<(String, String)>> {
+        if let Some(known) = records.get(hash) {
+            return known.clone();
+        }
+        let found = self
+            .record_of(hash)
+            .ok()
+            .map(|r| r.map(|r| r.query_attrs()).unwrap_or_default());
+        records.insert(*hash, found.clone());
+        found
     }
 
     fn check_segment_header(&self, path: &Path, map: &[u8]) -> Result<()> {
@@ -166,6 +285,18 @@ impl Archive {
         self.catch_up(progress)?;
         self.index()?.flush()
     }
+}
+
+/// Record (path, value) pairs of content found during a scan (`None`: not found).
+type RecordAttrs = HashMap<ObjectHash, Option<Vec<(String, String)>>>;
+
+/// Add a record's field paths to an update.
+fn add_paths(update: &mut Update, r: &Record) {
+    r.visit_paths(&mut |p| {
+        if !update.record_fields.contains(p) {
+            update.record_fields.insert(p.to_owned());
+        }
+    });
 }
 
 /// Add what a frame holds to an index update.

@@ -80,6 +80,9 @@ pub struct PackBuilder {
     time_min: i64,
     time_max: i64,
     approx_len: usize,
+    /// Record (path, value) pairs of the entries (see `PackSummary::tags`).
+    attrs: Vec<(String, String)>,
+    attrs_unknown: bool,
 }
 
 /// What a written pack adds to the index.
@@ -94,8 +97,12 @@ pub struct PackSummary {
     pub time_min: i64,
     /// Latest entry time.
     pub time_max: i64,
-    /// Distinct tags of the entries.
+    /// Distinct tags of the entries, and the (path, value) pairs of the records they log
+    /// (`Record::query_attrs`), which the index files the pack under alike.
     pub tags: Vec<(String, String)>,
+    /// Some entry logs content whose record fields are not known here (a record stored
+    /// elsewhere): a query on a record field reads this pack whatever its value.
+    pub attrs_unknown: bool,
 }
 
 impl PackBuilder {
@@ -187,6 +194,14 @@ impl PackBuilder {
         }
     }
 
+    /// Add the record (path, value) pairs of the entry just added (`None`: not known).
+    pub fn add_attrs(&mut self, attrs: Option<&[(String, String)]>) {
+        match attrs {
+            Some(a) => self.attrs.extend_from_slice(a),
+            None => self.attrs_unknown = true,
+        }
+    }
+
     /// Add an entry of content stored elsewhere.
     pub fn push_entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(&str, &str)]) {
         let entry = self.entry(time_ns, tags);
@@ -206,6 +221,7 @@ impl PackBuilder {
         let body = rmp_serde::to_vec(&b.body)
             .map_err(|e| Error::internal(format!("a pack body does not encode: {e}")))?;
         let mut tags: Vec<(String, String)> = b.body.tagsets.into_iter().flatten().collect();
+        tags.extend(b.attrs);
         tags.sort();
         tags.dedup();
         let summary = PackSummary {
@@ -214,6 +230,7 @@ impl PackBuilder {
             time_min: b.time_min,
             time_max: b.time_max,
             tags,
+            attrs_unknown: b.attrs_unknown,
         };
         Ok((body, summary))
     }

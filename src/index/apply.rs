@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    EntryRec, Index, ObjectLoc, PackRun, PackUpdate, RUN_MAX, RunRec, RunUpdate, Update, encode,
-    insert_tag_keys, keys, lookup,
+    EntryRec, FIELDS_UNKNOWN, Index, ObjectLoc, PackRun, PackUpdate, RUN_MAX, RunRec, RunUpdate,
+    Update, encode, insert_tag_keys, keys, lookup,
 };
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
@@ -30,11 +30,13 @@ impl Index {
             names: HashMap::new(),
             new_objects: 0,
         };
+        staged.names(&update);
+        let attrs = (&update.attrs, &update.attrs_unknown);
         let own_entries = staged.objects(&update.objects, &update.runs, *next, new_objects_only)?;
         let mut seq = *next;
         for run in update.runs {
             seq = match run {
-                RunUpdate::Entries(v) => staged.entry_runs(&v, seq, &own_entries)?,
+                RunUpdate::Entries(v) => staged.entry_runs(&v, seq, &own_entries, &attrs)?,
                 RunUpdate::Pack(p) => staged.pack_run(&p, seq)?,
             };
         }
@@ -64,6 +66,12 @@ impl Index {
         Ok(new_objects)
     }
 }
+
+/// Record (path, value) pairs of entries in frames of their own, and those not known.
+type Attrs<'a> = (
+    &'a HashMap<(u32, u64), Vec<(String, String)>>,
+    &'a HashSet<(u32, u64)>,
+);
 
 /// An update being turned into one sled batch and the lookup-table entries that go with it.
 struct Staged<'a> {
@@ -132,12 +140,28 @@ impl Staged<'_> {
     }
 
     /// Stage entries of frames of their own as runs from `seq`; returns the next number.
-    fn entry_runs(&mut self, v: &[EntryRec], mut seq: u64, own: &HashSet<u64>) -> Result<u64> {
+    fn entry_runs(
+        &mut self,
+        v: &[EntryRec],
+        mut seq: u64,
+        own: &HashSet<u64>,
+        (attrs, unknown): &Attrs<'_>,
+    ) -> Result<u64> {
         for chunk in v.chunks(RUN_MAX) {
             let mut tags: Vec<&(String, String)> = chunk.iter().flat_map(|e| &e.tags).collect();
+            tags.extend(
+                chunk
+                    .iter()
+                    .filter_map(|e| attrs.get(&(e.seg, e.offset)))
+                    .flatten(),
+            );
             tags.sort();
             tags.dedup();
             insert_tag_keys(&mut self.batch, &tags, seq);
+            if chunk.iter().any(|e| unknown.contains(&(e.seg, e.offset))) {
+                self.batch
+                    .insert(keys::tag(FIELDS_UNKNOWN, "", seq), &[][..]);
+            }
             self.batch.insert(
                 &keys::entry(seq)[..],
                 encode(&RunRec::Entries(chunk.to_vec()))?,
@@ -176,6 +200,10 @@ impl Staged<'_> {
         }
         let tags: Vec<&(String, String)> = p.summary.tags.iter().collect();
         insert_tag_keys(&mut self.batch, &tags, seq);
+        if p.summary.attrs_unknown {
+            self.batch
+                .insert(keys::tag(FIELDS_UNKNOWN, "", seq), &[][..]);
+        }
         let run = RunRec::Pack(PackRun {
             seg: p.seg,
             offset: p.offset,
@@ -191,6 +219,29 @@ impl Staged<'_> {
             seq += 1;
         }
         Ok(seq)
+    }
+
+    /// Stage the names the update's entries and records bring: tag keys and record field
+    /// paths. A name already known is written again, harmlessly.
+    fn names(&mut self, update: &Update) {
+        let mut tag_keys: HashSet<&str> = HashSet::new();
+        for run in &update.runs {
+            match run {
+                RunUpdate::Entries(v) => tag_keys.extend(
+                    v.iter()
+                        .flat_map(|e| e.tags.iter().map(|(k, _)| k.as_str())),
+                ),
+                RunUpdate::Pack(p) => {
+                    tag_keys.extend(p.summary.tags.iter().map(|(k, _)| k.as_str()))
+                }
+            }
+        }
+        for k in tag_keys {
+            self.batch.insert(keys::name(keys::NAME_TAG, k), &[][..]);
+        }
+        for f in &update.record_fields {
+            self.batch.insert(keys::name(keys::NAME_FIELD, f), &[][..]);
+        }
     }
 
     /// Stage the segments' new high-water marks.

@@ -16,6 +16,13 @@ pub const SEGMENT: u8 = b's';
 pub const PACK: u8 = b'p';
 /// `t` + key + 0 + value + 0 + seq: the run starting at seq has an entry with this tag.
 pub const TAG: u8 = b't';
+/// `a` + `t` or `f` + name: a tag key (`t`) or a record field path (`f`) some entry or record
+/// of the store has, so that a query knows which of its names are record fields.
+pub const NAME: u8 = b'a';
+/// The kind byte of a tag key's name key.
+pub const NAME_TAG: u8 = b't';
+/// The kind byte of a record field path's name key.
+pub const NAME_FIELD: u8 = b'f';
 /// `v`: the index layout version.
 pub const VERSION: &[u8] = b"v";
 /// `n`: how many entries the lookup tables hold in all (u64), so that a missing table is
@@ -28,6 +35,14 @@ pub const CHECKED_TABLE: u8 = b'c';
 /// Key of a checked lookup table.
 pub fn checked_table(name: &str) -> Vec<u8> {
     let mut k = vec![CHECKED_TABLE];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Key of a name the store knows: `kind` is `NAME_TAG` or `NAME_FIELD`.
+pub fn name(kind: u8, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + name.len());
+    k.extend_from_slice(&[NAME, kind]);
     k.extend_from_slice(name.as_bytes());
     k
 }

@@ -23,7 +23,7 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
-const INDEX_VERSION: u32 = 2;
+const INDEX_VERSION: u32 = 3;
 
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;
@@ -149,6 +149,13 @@ pub struct Update {
     pub runs: Vec<RunUpdate>,
     /// Segments indexed up to an offset.
     pub marks: Vec<(u32, u64, u64)>,
+    /// Field paths of the records among the new objects (see `Record::paths`).
+    pub record_fields: HashSet<String>,
+    /// The record (path, value) pairs of entries in frames of their own, by frame (segment
+    /// id, offset): the entry's run is filed under them as under its tags.
+    pub attrs: HashMap<(u32, u64), Vec<(String, String)>>,
+    /// Entries in frames of their own that log content whose record fields are not known.
+    pub attrs_unknown: HashSet<(u32, u64)>,
 }
 
 impl Update {
@@ -189,6 +196,11 @@ const TAG_VALUES_PER_RUN: usize = 32;
 /// values hold no control characters, so no real value is this.
 const MANY_VALUES: &str = "\u{1}";
 
+/// The tag key of a run with an entry that logs content whose record fields the index does not
+/// know (a record stored elsewhere): queries on a record field read the run whatever they look
+/// for. Tag keys hold no control characters, so no real key is this.
+const FIELDS_UNKNOWN: &str = "\u{1}";
+
 /// Tag keys of the run starting at `seq`, whose distinct tags are `tags` (sorted).
 fn insert_tag_keys(batch: &mut sled::Batch, tags: &[&(String, String)], seq: u64) {
     for group in tags.chunk_by(|a, b| a.0 == b.0) {
@@ -202,6 +214,22 @@ fn insert_tag_keys(batch: &mut sled::Batch, tags: &[&(String, String)], seq: u64
                 }
             }
         }
+    }
+}
+
+/// The names a store knows: tag keys, and field paths of its records.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Names {
+    /// Tag keys of the entries.
+    pub tag_keys: HashSet<String>,
+    /// Field paths of the records (`label`, `meta.source`).
+    pub record_fields: HashSet<String>,
+}
+
+impl Names {
+    /// True if `name` is a tag key or a record field path.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tag_keys.contains(name) || self.record_fields.contains(name)
     }
 }
 
@@ -557,11 +585,27 @@ impl Index {
     }
 
     /// The first sequence numbers of the runs with an entry tagged `key=v` for any of
-    /// `values`, sorted (the runs with too many values of `key` to list are read once).
-    pub fn runs_tagged_any(&self, key: &str, values: &[&str]) -> Result<Vec<u64>> {
+    /// `values`, sorted (the runs with too many values of `key` to list are read once). With
+    /// `record_field`, `key` is also a field of some record, and the runs with an entry whose
+    /// record fields are not known are added.
+    pub fn runs_tagged_any(
+        &self,
+        key: &str,
+        values: &[&str],
+        record_field: bool,
+    ) -> Result<Vec<u64>> {
+        let mut prefixes: Vec<Vec<u8>> = values
+            .iter()
+            .copied()
+            .chain([MANY_VALUES])
+            .map(|v| keys::tag_prefix(key, v))
+            .collect();
+        if record_field {
+            prefixes.push(keys::tag_prefix(FIELDS_UNKNOWN, ""));
+        }
         let mut out = Vec::new();
-        for v in values.iter().copied().chain([MANY_VALUES]) {
-            for item in self.db.scan_prefix(keys::tag_prefix(key, v)) {
+        for prefix in prefixes {
+            for item in self.db.scan_prefix(prefix) {
                 let (k, _) = item.map_err(|e| self.err(e))?;
                 out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);
             }
@@ -569,6 +613,24 @@ impl Index {
         out.sort_unstable();
         out.dedup();
         Ok(out)
+    }
+
+    /// The names the store knows: tag keys and record field paths.
+    pub fn names(&self) -> Result<Names> {
+        let mut names = Names::default();
+        for item in self.db.scan_prefix([keys::NAME]) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let (Some(&kind), Some(name)) = (k.get(1), k.get(2..)) else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(name).into_owned();
+            match kind {
+                keys::NAME_TAG => names.tag_keys.insert(name),
+                keys::NAME_FIELD => names.record_fields.insert(name),
+                _ => false,
+            };
+        }
+        Ok(names)
     }
 
     /// Whether the pack frame at (`seg`, `offset`) is indexed, and the sequence number of its

@@ -87,6 +87,80 @@ impl Record {
         self.fields.is_empty()
     }
 
+    /// Every field's path, depth first: a field's name, and `outer.inner` for the fields of a
+    /// nested record. What queries name.
+    pub fn paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit_paths(&mut |p| out.push(p.to_owned()));
+        out
+    }
+
+    /// Call `f` with each field's path (see [`Record::paths`]), without collecting them.
+    pub fn visit_paths(&self, f: &mut dyn FnMut(&str)) {
+        fn walk(r: &Record, prefix: &mut String, f: &mut dyn FnMut(&str)) {
+            for (name, v) in &r.fields {
+                let len = prefix.len();
+                if len > 0 {
+                    prefix.push('.');
+                }
+                prefix.push_str(name);
+                f(prefix);
+                if let Value::Record(inner) = v {
+                    walk(inner, prefix, f);
+                }
+                prefix.truncate(len);
+            }
+        }
+        walk(self, &mut String::new(), f);
+    }
+
+    /// The (path, value) pairs an index files this record's entries under: every field with
+    /// a value as queries compare it ([`Value::query_text`]) that is not a number, since
+    /// numbers are compared as numbers and never looked up as text.
+    pub fn query_attrs(&self) -> Vec<(String, String)> {
+        fn walk(r: &Record, prefix: &str, out: &mut Vec<(String, String)>) {
+            for (name, v) in &r.fields {
+                let path = match prefix {
+                    "" => name.clone(),
+                    p => format!("{p}.{name}"),
+                };
+                match v {
+                    Value::Record(inner) => walk(inner, &path, out),
+                    v => {
+                        if let Some(t) = v.query_text()
+                            && t.parse::<f64>().is_err()
+                        {
+                            out.push((path, t.into_owned()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
+    }
+
+    /// The value at `path`: a field by its name, or `outer.inner` inside a nested record. A
+    /// name that itself holds a dot is found too (the whole name is tried first).
+    pub fn at_path(&self, path: &str) -> Option<&Value> {
+        if let Some(v) = self.get(path) {
+            return Some(v);
+        }
+        let mut at = 0;
+        while let Some(dot) = path.get(at..).and_then(|rest| rest.find('.')) {
+            let split = at + dot;
+            if let (Some(head), Some(tail)) = (path.get(..split), path.get(split + 1..))
+                && let Some(Value::Record(inner)) = self.get(head)
+                && let Some(v) = inner.at_path(tail)
+            {
+                return Some(v);
+            }
+            at = split + 1;
+        }
+        None
+    }
+
     /// Every object this record refers to, depth first.
     pub fn refs(&self) -> Vec<ObjectHash> {
         fn walk(v: &Value, out: &mut Vec<ObjectHash>) {
@@ -185,6 +259,22 @@ fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<
 }
 
 impl Value {
+    /// The value as queries compare it: scalars as text (integers and floats in their shortest
+    /// exact decimal form, booleans as `true`/`false`, null as `null`), a reference as its hash
+    /// in hex; lists and records have none.
+    pub fn query_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        match self {
+            Value::Null => Some(Cow::Borrowed("null")),
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Value::Int(i) => Some(Cow::Owned(i.to_string())),
+            Value::Float(f) => Some(Cow::Owned(f.to_string())),
+            Value::Str(s) => Some(Cow::Borrowed(s)),
+            Value::Ref(h) => Some(Cow::Owned(h.to_string())),
+            Value::List(_) | Value::Record(_) => None,
+        }
+    }
+
     /// Convert to JSON as `Record::to_json` does.
     pub fn to_json(&self) -> serde_json::Value {
         value_to_json(self)

@@ -115,10 +115,15 @@ Examples:
   archive query 'run = \"exp1\" and split = \"test\" and time > 2026-11-01 and kind = tensor'
   archive query 'model ~ \"resnet*\" or (has step and not rank = 0)' --limit 20
   archive query 'run = exp1' --hashes | xargs -n1 archive get   # one hash per line
+  archive query 'split = \"test\" and label != pred' -n 20     # fields of logged records
+  archive query 'meta.source = \"cam2\" and score >= 0.9'       # a nested field by its path
 
-Conditions: FIELD OP VALUE with OP one of = != < <= > >= ~ (glob: * and ?), or `has KEY`;
-combine with and, or, not and parentheses. FIELD is a tag key or one of time (RFC 3339 or a
-date), kind, dtype, rank, size (bytes), hash (= matches a prefix). Values are \"quoted\" or bare.")]
+Conditions: FIELD OP VALUE with OP one of = != < <= > >= ~ (glob: * and ?), or `has NAME`;
+combine with and, or, not and parentheses. FIELD is a name (a tag key, or the path of a field
+of the logged record) or one of time (RFC 3339 or a date), kind, dtype, rank, size (bytes),
+hash (= matches a prefix). Values are \"quoted\" or bare; comparisons are numeric when both
+sides are numbers. A bare value that is a name of the store compares two fields (label !=
+pred); quote it to mean the word itself.")]
     Query(QueryArgs),
     /// Re-read and re-hash everything; exits 4 if anything is damaged.
     Verify,

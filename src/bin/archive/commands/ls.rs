@@ -121,8 +121,11 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> Result<ExitCode> {
 }
 
 pub fn query(ctx: &Ctx, args: QueryArgs) -> Result<ExitCode> {
-    let query = Query::parse(&args.query)?;
+    // A syntax error is reported before the store is opened; then bare words are resolved
+    // against the names the store knows (`label != pred`).
+    Query::parse(&args.query)?;
     let archive = ctx.open()?;
+    let query = archive.parse_query(&args.query)?;
     let how = Listing {
         limit: args.limit.unwrap_or(usize::MAX),
         reverse: args.reverse,

@@ -1,0 +1,285 @@
+//! Queries give exactly what a full scan gives. Random stores (tags and record fields that
+//! interleave, follow one another, are unique or missing; duplicates; records in packs and in
+//! frames of their own; written through the index or logged without it and caught up on open)
+//! meet random queries, and `Archive::query` is compared with a brute-force evaluation of every
+//! entry with its whole record.
+
+use model_archive::{Archive, Dtype, EntryInfo, Object, Record, Shape, TensorView, Value};
+use proptest::prelude::*;
+
+use crate::util::TempStore;
+
+/// SplitMix64: a store and its queries from one seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const SPLITS: [&str; 3] = ["train", "val", "test"];
+
+fn record(rng: &mut Rng, i: u64) -> Record {
+    let mut r = Record::new();
+    let mut add = |name: &str, v: Value| r.insert(name, v).expect("field");
+    add("label", Value::Int(rng.below(4) as i64));
+    if rng.chance(80) {
+        add("pred", Value::Int(rng.below(4) as i64));
+    }
+    if rng.chance(70) {
+        add("split", Value::Str(rng.pick(&SPLITS).into()));
+    }
+    add("id", Value::Str(format!("id-{i}")));
+    if rng.chance(50) {
+        let meta = Record::new()
+            .with("source", Value::Str(format!("cam{}", rng.below(2))))
+            .expect("meta");
+        add("meta", Value::Record(meta));
+    }
+    if rng.chance(50) {
+        add("score", Value::Float(rng.below(10) as f64 / 10.0));
+    }
+    if rng.chance(20) {
+        add("flag", Value::Bool(rng.chance(50)));
+    }
+    if rng.chance(5) {
+        // Too big for a pack: a frame of its own.
+        add("blob", Value::Str("x".repeat(5000)));
+    }
+    r
+}
+
+/// Fill a store from `seed`: about `n` entries in batches of random size.
+fn fill(a: &Archive, seed: u64, n: u64) {
+    let mut rng = Rng(seed);
+    let interleaved = rng.chance(50);
+    let mut w = a.writer();
+    let mut logged: Vec<(model_archive::ObjectHash, Option<Record>)> = Vec::new();
+    let mut batch: u64 = 0;
+    let mut in_batch = Vec::new();
+    let batch_len = 5 + rng.below(60);
+    for i in 0..n {
+        let run = match interleaved {
+            true => format!("r{}", i % 7),
+            false => format!("r{}", i / 40),
+        };
+        let mut tags: Vec<(String, String)> = vec![("run".into(), run)];
+        if rng.chance(30) {
+            tags.push(("split".into(), rng.pick(&SPLITS).into()));
+        }
+        if rng.chance(20) {
+            tags.push(("id".into(), format!("id-{i}")));
+        }
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let roll = rng.below(100);
+        let hash = if roll < 70 || logged.is_empty() {
+            let r = record(&mut rng, i);
+            let h = w.put_record(&r, &tags).expect("put record");
+            logged.push((h, Some(r)));
+            in_batch.push(h);
+            h
+        } else if roll < 80 {
+            let data: Vec<u8> = (0..16).map(|b| (b as u64 ^ i) as u8).collect();
+            let shape = Shape::new(vec![16]);
+            let view = TensorView::new(Dtype::U8, &shape, &data).expect("view");
+            let h = w.put_tensor(&view, &tags).expect("put tensor");
+            logged.push((h, None));
+            in_batch.push(h);
+            h
+        } else if roll < 90 {
+            // The same record again, with other tags: a duplicate.
+            let k = rng.below(logged.len() as u64) as usize;
+            match logged[k].1.clone() {
+                Some(r) => w.put_record(&r, &tags).expect("put again"),
+                None => w.put_text(&format!("text {i}"), &tags).expect("text"),
+            }
+        } else {
+            // An entry of content put before in this batch, named by hash alone (a logger
+            // knows no other content).
+            let k = logged.len() - 1 - rng.below(batch.min(logged.len() as u64 - 1) + 1) as usize;
+            let h = logged[k].0;
+            if !a.contains(&h).unwrap_or(false) && !in_batch.contains(&h) {
+                continue;
+            }
+            w.put_entry(&h, &tags, 1_700_000_000_000_000_000 + i as i64)
+                .expect("entry");
+            h
+        };
+        let _ = hash;
+        batch += 1;
+        if batch >= batch_len {
+            w.commit().expect("commit");
+            batch = 0;
+            in_batch.clear();
+        }
+    }
+    w.commit().expect("commit");
+}
+
+fn random_query(rng: &mut Rng, depth: u32) -> String {
+    if depth > 0 && rng.chance(45) {
+        let a = random_query(rng, depth - 1);
+        let b = random_query(rng, depth - 1);
+        return match rng.below(3) {
+            0 => format!("({a}) and ({b})"),
+            1 => format!("({a}) or ({b})"),
+            _ => format!("not ({a})"),
+        };
+    }
+    let id = format!("id-{}", rng.below(300));
+    let id_glob = format!("id-{}*", rng.below(30));
+    let run = format!("r{}", rng.below(9));
+    let atoms: Vec<String> = vec![
+        format!("label = {}", rng.below(5)),
+        format!("label != {}", rng.below(4)),
+        format!("label >= {}", rng.below(4)),
+        "label != pred".into(),
+        "label = pred".into(),
+        "split = run".into(),
+        format!("split = \"{}\"", rng.pick(&SPLITS)),
+        format!("split != {}", rng.pick(&SPLITS)),
+        format!("id = \"{id}\""),
+        format!("id ~ \"{id_glob}\""),
+        format!("run = \"{run}\""),
+        format!("run = \"{run}\" or run = \"r{}\"", rng.below(9)),
+        format!("meta.source = cam{}", rng.below(2)),
+        format!("score > 0.{}", rng.below(10)),
+        "flag = true".into(),
+        format!(
+            "has {}",
+            rng.pick(&["pred", "meta.source", "flag", "blob", "id", "nothing"])
+        ),
+        "kind = record".into(),
+        "missing = 3".into(),
+    ];
+    atoms[rng.below(atoms.len() as u64) as usize].clone()
+}
+
+/// Every entry, newest first, with its object's info and its record, looked at whole.
+type Subjects = Vec<(EntryInfo, Option<model_archive::ObjectInfo>, Option<Record>)>;
+
+fn subjects(a: &Archive) -> Subjects {
+    a.entries()
+        .map(|e| {
+            let e = e.expect("entry");
+            let info = a.info(&e.hash).ok();
+            let record = match a.get(&e.hash).expect("get") {
+                Object::Record(r) => Some(r),
+                _ => None,
+            };
+            (e, info, record)
+        })
+        .collect()
+}
+
+fn check_queries(a: &Archive, seed: u64) {
+    let all = subjects(a);
+    let mut rng = Rng(seed ^ 0x5eed);
+    for _ in 0..40 {
+        let src = random_query(&mut rng, 2);
+        let q = a.parse_query(&src).expect("query");
+        let got: Vec<EntryInfo> = a.query(&q).map(|e| e.expect("query")).collect();
+        // The brute force: every entry, whole.
+        let want: Vec<EntryInfo> = all
+            .iter()
+            .filter(|(e, info, record)| q.matches_with(e, info.as_ref(), record.as_ref()))
+            .map(|(e, _, _)| e.clone())
+            .collect();
+        let seqs = |v: &[EntryInfo]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&got), seqs(&want), "query {src}: {q:?}");
+        assert_eq!(got, want, "query {src}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+
+    #[test]
+    fn a_query_gives_what_a_full_scan_gives(seed in any::<u64>(), logger in any::<bool>()) {
+        let t = TempStore::new();
+        drop(t.create());
+        if logger {
+            // Logged without the index, then indexed by the next open's catch-up.
+            let a = Archive::builder().open_logger(t.path()).expect("logger");
+            fill(&a, seed, 240);
+        } else {
+            fill(&t.open(), seed, 240);
+        }
+        let a = t.open();
+        check_queries(&a, seed);
+        // And after the index is rebuilt from the segments alone.
+        let mut a = a;
+        a.reindex(&|_, _| {}).expect("reindex");
+        check_queries(&a, seed.rotate_left(7));
+    }
+}
+
+#[test]
+fn record_fields_are_queried_by_name_and_path() {
+    let t = TempStore::new();
+    let a = t.create();
+    let rows = [
+        (3, 3, "test", "cam1"),
+        (3, 5, "test", "cam2"),
+        (1, 2, "val", "cam2"),
+        (7, 7, "test", "cam2"),
+    ];
+    for (i, (label, pred, split, source)) in rows.iter().enumerate() {
+        let meta = Record::new()
+            .with("source", Value::Str((*source).into()))
+            .expect("meta");
+        let r = Record::new()
+            .with("label", Value::Int(*label))
+            .and_then(|r| r.with("pred", Value::Int(*pred)))
+            .and_then(|r| r.with("meta", Value::Record(meta)))
+            .expect("record");
+        let id = format!("img-{i}");
+        a.put_record(&r, &[("split", split), ("id", &id)])
+            .expect("put");
+    }
+    let ids = |src: &str| -> Vec<String> {
+        let q = a.parse_query(src).expect("query");
+        let mut v: Vec<String> = a
+            .query(&q)
+            .map(|e| {
+                let e = e.expect("entry");
+                e.tags
+                    .iter()
+                    .find(|(k, _)| k == "id")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids("label = 3"), ["img-0", "img-1"]);
+    assert_eq!(ids("split = \"test\" and label != pred"), ["img-1"]);
+    assert_eq!(ids("meta.source = cam2 and label >= 3"), ["img-1", "img-3"]);
+    assert_eq!(
+        ids("has meta.source and not label = pred"),
+        ["img-1", "img-2"]
+    );
+    // Quoted, `pred` is the word itself.
+    assert!(ids("label != \"pred\"").len() == 4);
+    let names = a.names().expect("names");
+    assert!(names.record_fields.contains("meta.source"));
+    assert!(names.tag_keys.contains("split"));
+}
