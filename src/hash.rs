@@ -54,6 +54,10 @@ impl std::hash::Hasher for PrefixHasher {
 pub type HashSet =
     std::collections::HashSet<ObjectHash, std::hash::BuildHasherDefault<PrefixHasher>>;
 
+/// A map from object hashes, hashed by `PrefixHasher`.
+pub type HashMap<V> =
+    std::collections::HashMap<ObjectHash, V, std::hash::BuildHasherDefault<PrefixHasher>>;
+
 impl From<blake3::Hash> for ObjectHash {
     fn from(h: blake3::Hash) -> Self {
         ObjectHash(*h.as_bytes())

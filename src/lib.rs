@@ -22,6 +22,7 @@ pub mod reader;
 mod segment;
 pub mod store_dir;
 pub mod tags;
+pub mod totals;
 
 pub use archive::{Archive, ArchiveBuilder, PutOptions, Stats, VerifyReport, Writer, WriterTotals};
 pub use codec::Codec;

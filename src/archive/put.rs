@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::frame::{FrameHeader, FrameKind};
 use crate::format::meta::{EntryMeta, FrameMeta};
 use crate::format::pack::{PACK_ITEM_MAX, PACK_KIND, PackBuilder};
-use crate::hash::{HashSet, ObjectHash};
+use crate::hash::{HashMap, ObjectHash};
 use crate::index::{EntryRec, ObjectLoc, PackUpdate, RunUpdate, Update};
 use crate::object::canonical::Descriptor;
 use crate::object::record::Record;
@@ -47,10 +47,9 @@ struct Prepared<'a> {
     elem: usize,
     /// Objects this one refers to (records), which must exist.
     refs: Vec<ObjectHash>,
-    /// A record's field paths, which the index learns when the record is new.
-    paths: Vec<String>,
-    /// A record's (path, value) pairs its entries are filed under (`Record::query_attrs`).
-    attrs: Vec<(String, String)>,
+    /// A record, whose field paths and (path, value) pairs the index learns from a writer
+    /// that keeps it (a logger leaves them to the index's catch-up).
+    record: Option<Cow<'a, Record>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -62,8 +61,7 @@ impl<'a> Prepared<'a> {
             payload: Cow::Borrowed(view.data()),
             elem: view.dtype().size(),
             refs: Vec::new(),
-            paths: Vec::new(),
-            attrs: Vec::new(),
+            record: None,
         }
     }
 
@@ -83,12 +81,11 @@ impl<'a> Prepared<'a> {
             payload: Cow::Borrowed(payload),
             elem: 1,
             refs: Vec::new(),
-            paths: Vec::new(),
-            attrs: Vec::new(),
+            record: None,
         }
     }
 
-    fn record(record: &Record, schema: &'a str) -> Self {
+    fn record(record: Cow<'a, Record>, schema: &'a str) -> Self {
         Prepared {
             kind: Kind::Record,
             desc: Cow::Borrowed(schema),
@@ -96,8 +93,7 @@ impl<'a> Prepared<'a> {
             payload: Cow::Owned(record.to_msgpack()),
             elem: 1,
             refs: record.refs(),
-            paths: record.paths(),
-            attrs: record.query_attrs(),
+            record: Some(record),
         }
     }
 
@@ -110,13 +106,12 @@ impl<'a> Prepared<'a> {
                 payload: Cow::Borrowed(&t.data),
                 elem: t.dtype.size(),
                 refs: Vec::new(),
-                paths: Vec::new(),
-                attrs: Vec::new(),
+                record: None,
             },
             Object::Text(text) => Self::text(text),
             Object::Bytes { media_type, data } => Self::bytes(data, media_type.as_deref()),
-            Object::Record(r) => Self::record(r, ""),
-            Object::Categorical(c) => Self::record(&c.to_record(), CATEGORICAL),
+            Object::Record(r) => Self::record(Cow::Borrowed(r), ""),
+            Object::Categorical(c) => Self::record(Cow::Owned(c.to_record()), CATEGORICAL),
         }
     }
 
@@ -138,7 +133,7 @@ impl Archive {
             batch: Batch::default(),
             totals: WriterTotals::default(),
             update: Update::default(),
-            pending: HashSet::default(),
+            pending: HashMap::default(),
             count: 0,
             pack: PackBuilder::default(),
         }
@@ -228,8 +223,8 @@ pub struct Writer<'a> {
     totals: WriterTotals,
     /// What the index learns at commit.
     update: Update,
-    /// Hashes of the new objects this batch stores (claimed).
-    pending: HashSet,
+    /// Hashes of the new objects this batch stores (claimed), with their decoded sizes.
+    pending: HashMap<u64>,
     count: usize,
     /// Small objects and entries not yet written: one pack frame at commit (or when full).
     pack: PackBuilder,
@@ -291,7 +286,7 @@ impl Writer<'_> {
 
     /// Put a record.
     pub fn put_record(&mut self, record: &Record, tags: &[(&str, &str)]) -> Result<ObjectHash> {
-        self.put_now(Prepared::record(record, ""), tags)
+        self.put_now(Prepared::record(Cow::Borrowed(record), ""), tags)
     }
 
     /// Put categorical outputs (see `Archive::put_categorical`).
@@ -307,7 +302,10 @@ impl Writer<'_> {
             codes: codes_hash,
             labels: labels.to_vec(),
         };
-        self.put_now(Prepared::record(&cat.to_record(), CATEGORICAL), tags)
+        self.put_now(
+            Prepared::record(Cow::Owned(cat.to_record()), CATEGORICAL),
+            tags,
+        )
     }
 
     /// Log an entry of content already stored (by this batch or before), with `tags` at
@@ -320,12 +318,16 @@ impl Writer<'_> {
         time_ns: i64,
     ) -> Result<()> {
         validate_tags(tags)?;
-        if !self.pending.contains(hash) && !self.archive.stored_or_claimed(hash)? {
+        if !self.pending.contains_key(hash) && !self.archive.stored_or_claimed(hash)? {
             return Err(Error::NotFound(hash.to_string()));
         }
         // The content's fields are not at hand: the index reads this pack for every query on
         // a record field.
-        self.push_entry(*hash, tags, time_ns, true, None)
+        let raw_len = match self.pending.get(hash) {
+            Some(n) => *n,
+            None => self.archive.info(hash).map_or(0, |i| i.raw_len),
+        };
+        self.push_entry(*hash, tags, time_ns, true, None, raw_len)
     }
 
     /// Put any object. `entry` gives the tags and time (nanoseconds since the Unix epoch) of
@@ -354,7 +356,7 @@ impl Writer<'_> {
             ));
         }
         for r in &p.refs {
-            if !self.pending.contains(r) && !self.archive.known(r)? {
+            if !self.pending.contains_key(r) && !self.archive.known(r)? {
                 return Err(Error::invalid(
                     format!("reference {r}"),
                     "a record may only refer to objects already in the archive",
@@ -386,19 +388,28 @@ impl Writer<'_> {
         } else {
             (desc.hash(payload), None)
         };
-        let new = !self.pending.contains(&hash) && self.archive.claim(&hash)?;
+        let new = !self.pending.contains_key(&hash) && self.archive.claim(&hash)?;
+        // What the index learns of a record: only a writer whose commits it applies.
+        let record = p.record.as_deref().filter(|_| self.archive.index().is_ok());
         if new {
-            self.pending.insert(hash);
-            for path in &p.paths {
-                if !self.update.record_fields.contains(path) {
-                    self.update.record_fields.insert(path.clone());
-                }
+            self.pending.insert(hash, payload.len() as u64);
+            if let Some(r) = record {
+                let fields = &mut self.update.record_fields;
+                r.visit_paths(&mut |path| {
+                    if !fields.contains(path) {
+                        fields.insert(path.to_owned());
+                    }
+                });
             }
         }
+        let attrs = match (record, entry_time) {
+            (Some(r), Some(_)) => r.query_attrs(),
+            _ => Vec::new(),
+        };
         match (new, entry_time) {
             (false, None) => Ok(hash),
             (false, Some(t)) => self
-                .push_entry(hash, tags, t, true, Some(&p.attrs))
+                .push_entry(hash, tags, t, true, Some(&attrs), payload.len() as u64)
                 .map(|()| hash),
             // Small objects go into the batch's pack; a codec asked for (raw, to map a
             // tensor, say) gets a frame of its own.
@@ -406,7 +417,7 @@ impl Writer<'_> {
                 self.pack
                     .push_object(hash, &desc, payload, t.map(|t| (t, tags)));
                 if t.is_some() {
-                    self.pack.add_attrs(Some(&p.attrs));
+                    self.pack.add_attrs(Some(&attrs));
                 }
                 self.totals.new_objects += 1;
                 self.totals.raw_bytes += payload.len() as u64;
@@ -424,7 +435,7 @@ impl Writer<'_> {
                     time_ns,
                     tags: owned_tags(tags),
                 });
-                self.append_object(&p, hash, &encoded, level, entry)
+                self.append_object(&p, hash, &encoded, level, entry, &attrs)
                     .inspect_err(|_| {
                         self.pending.remove(&hash);
                         self.archive.release(&[hash]);
@@ -442,8 +453,9 @@ impl Writer<'_> {
         time_ns: i64,
         duplicate: bool,
         attrs: Option<&[(String, String)]>,
+        raw_len: u64,
     ) -> Result<()> {
-        self.pack.push_entry(hash, time_ns, tags);
+        self.pack.push_entry(hash, raw_len, time_ns, tags);
         self.pack.add_attrs(attrs);
         self.totals.entries += 1;
         self.totals.duplicates += u64::from(duplicate);
@@ -467,6 +479,7 @@ impl Writer<'_> {
         encoded: &Encoded<'_>,
         level: Option<i32>,
         entry: Option<EntryMeta>,
+        attrs: &[(String, String)],
     ) -> Result<()> {
         // Entries stay in put order: the pack's entries go first.
         if entry.is_some() && self.pack.entry_count() > 0 {
@@ -513,8 +526,8 @@ impl Writer<'_> {
         ));
         if let Some(e) = entry {
             self.totals.entries += 1;
-            if !p.attrs.is_empty() {
-                self.update.attrs.insert((seg, offset), p.attrs.clone());
+            if !attrs.is_empty() {
+                self.update.attrs.insert((seg, offset), attrs.to_vec());
             }
             self.update.push_entry(EntryRec {
                 time_ns: e.time_ns,
@@ -558,7 +571,7 @@ impl Writer<'_> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let (body, summary) = self.pack.finish()?;
+        let (body, mut summary) = self.pack.finish()?;
         // zstd level 1 unless the store or the writer asks for another: packs are written on
         // the logging path, where level 3 costs ~40 % more time for ~5 % fewer bytes.
         let level = Some(
@@ -590,6 +603,7 @@ impl Writer<'_> {
             align,
         )?;
         self.totals.stored_bytes += encoded.stored_len();
+        summary.totals.stored_bytes = encoded.stored_len();
         self.update.runs.push(RunUpdate::Pack(PackUpdate {
             seg,
             offset,
@@ -622,7 +636,7 @@ impl Writer<'_> {
             return Err(e);
         }
         let update = std::mem::take(&mut self.update);
-        let claims: Vec<ObjectHash> = self.pending.drain().collect();
+        let claims: Vec<ObjectHash> = self.pending.drain().map(|(h, _)| h).collect();
         self.reset();
         // The claims make the objects this batch stored new to the index: no lookups needed.
         // Opened for logging only: the frames are durable; the index learns of them when a
@@ -650,7 +664,7 @@ impl Writer<'_> {
     fn reset(&mut self) {
         self.pack = PackBuilder::default();
         self.update = Update::default();
-        let claims: Vec<ObjectHash> = self.pending.drain().collect();
+        let claims: Vec<ObjectHash> = self.pending.drain().map(|(h, _)| h).collect();
         self.archive.release(&claims);
         self.archive.forget_batch(&mut self.batch);
         self.count = 0;

@@ -3,7 +3,7 @@
 //! is skipped with a warning. `reindex` is the same from the first frame of every segment.
 //! The segments are the single source of truth; everything here only adds to the index.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::Archive;
@@ -12,9 +12,10 @@ use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::format::pack::Pack;
 use crate::format::version;
 use crate::hash::ObjectHash;
+use crate::index::TAG_VALUES_PER_RUN;
 use crate::index::{EntryRec, ObjectLoc, PackUpdate, RunUpdate, Update};
 use crate::object::Kind;
-use crate::object::record::Record;
+use crate::object::record::{Record, scan_fields};
 use crate::segment::pack::decode_frame;
 use crate::segment::payload::{decode_payload, object_meta};
 use crate::segment::reader::map_file;
@@ -101,6 +102,9 @@ impl Archive {
         let max = self.index()?.segment(seg)?.indexed_max;
         let mut update = Update::default();
         let mut records = RecordAttrs::new();
+        // Decoded sizes of the objects this scan met, for entries of content stored elsewhere:
+        // gathered only once such an entry refers to an earlier frame.
+        let mut sizes: Option<crate::hash::HashMap<u64>> = None;
         for frame in frames {
             if frame.offset < max
                 && self
@@ -118,21 +122,29 @@ impl Archive {
                 match pack {
                     Ok(pack) => {
                         let mut summary = pack.summary();
-                        // The pack's records, decoded once: their field names, and the
-                        // (path, value) pairs of the entries that log them, here or later.
-                        for (hash, slot) in &summary.objects {
-                            if let Some(o) = pack.object(*slot)
-                                && o.kind == Kind::Record
-                            {
-                                let r = Record::from_msgpack("record", o.data).ok();
-                                if let Some(r) = &r {
-                                    add_paths(&mut update, r);
-                                }
-                                records.insert(*hash, r.map(|r| r.query_attrs()));
-                            }
+                        let mut here: Option<crate::hash::HashMap<u64>> = None;
+                        for h in summary.entries.iter().flatten() {
+                            let here = here.get_or_insert_with(|| {
+                                let mut m = crate::hash::HashMap::default();
+                                add_sizes(&mut m, &summary);
+                                m
+                            });
+                            let n = match here.get(h) {
+                                Some(n) => *n,
+                                None => self.raw_len_of(h, &update, &mut sizes),
+                            };
+                            summary.totals.logical_bytes += n;
                         }
-                        let (attrs, unknown) =
-                            self.pack_attrs(&pack, &summary.objects, &mut records);
+                        // Once gathered, the sizes take in each pack after its own entries.
+                        if let Some(sizes) = sizes.as_mut() {
+                            add_sizes(sizes, &summary);
+                        }
+                        let (attrs, unknown) = self.pack_attrs(
+                            &pack,
+                            &summary.objects,
+                            &mut update.record_fields,
+                            &mut records,
+                        );
                         summary.tags.extend(attrs);
                         summary.tags.sort();
                         summary.tags.dedup();
@@ -149,6 +161,9 @@ impl Archive {
             }
             add_frame(&mut update, seg, frame);
             let at = (seg, frame.offset);
+            if let (Some(o), Some(sizes)) = (&frame.meta.object, sizes.as_mut()) {
+                sizes.insert(frame.header.hash, o.raw_len);
+            }
             match &frame.meta.object {
                 Some(o) if o.kind == Kind::Record.name() => {
                     // A record too big for a pack: decoded for its field names. One that does
@@ -174,6 +189,8 @@ impl Archive {
                 Some(_) => {}
                 // An entry of content stored elsewhere (written by older versions).
                 None if frame.meta.entry.is_some() => {
+                    let raw = self.raw_len_of(&frame.header.hash, &update, &mut sizes);
+                    update.entry_raw.insert(at, raw);
                     match self.attrs_of(&frame.header.hash, &mut records) {
                         Some(a) => {
                             update.attrs.insert(at, a);
@@ -189,40 +206,112 @@ impl Archive {
         Ok(update)
     }
 
-    /// The record (path, value) pairs of a pack's entries, and whether some entry logs
-    /// content whose record is not known (stored elsewhere and not indexed yet).
+    /// The decoded size of content stored before: met earlier in this scan, or indexed.
+    fn raw_len_of(
+        &self,
+        hash: &ObjectHash,
+        update: &Update,
+        sizes: &mut Option<crate::hash::HashMap<u64>>,
+    ) -> u64 {
+        let sizes = sizes.get_or_insert_with(|| {
+            let mut m = crate::hash::HashMap::default();
+            for run in &update.runs {
+                if let RunUpdate::Pack(p) = run {
+                    add_sizes(&mut m, &p.summary);
+                }
+            }
+            for (h, loc) in &update.objects {
+                m.insert(*h, loc.raw_len);
+            }
+            m
+        });
+        if let Some(n) = sizes.get(hash) {
+            return *n;
+        }
+        let n = self.info(hash).map_or(0, |i| i.raw_len);
+        sizes.insert(*hash, n);
+        n
+    }
+
+    /// What a pack's records tell the index: their field paths (added to `fields`), the
+    /// (path, value) pairs of its entries' records (at most one more distinct value per path
+    /// than the index lists), and whether some entry logs content whose record is not known
+    /// (stored elsewhere and not indexed yet). Records are walked in place, not decoded.
     fn pack_attrs(
         &self,
         pack: &Pack,
         objects: &[(ObjectHash, u32)],
+        fields: &mut HashSet<String>,
         records: &mut RecordAttrs,
     ) -> (Vec<(String, String)>, bool) {
-        let hash_at: HashMap<u32, &ObjectHash> = objects.iter().map(|(h, s)| (*s, h)).collect();
-        let mut out = Vec::new();
+        // The pack's paths (a handful, so a list beats hashing each one) with their values;
+        // a path with more values than the index lists takes no more.
+        let mut keys: Vec<PathValues<'_>> = Vec::new();
+        let mut owned: Vec<(String, String)> = Vec::new();
         let mut unknown = false;
+        let mut slot_of: Option<HashMap<&ObjectHash, u32>> = None;
+        let mut walk = |data, entry: bool, fields: &mut HashSet<String>| {
+            scan_fields(data, &mut |path, text| {
+                let at = match keys.iter().position(|k| k.path == path) {
+                    Some(at) => at,
+                    None => {
+                        if !fields.contains(path) {
+                            fields.insert(path.to_owned());
+                        }
+                        keys.push(PathValues {
+                            path: path.to_owned(),
+                            values: HashSet::new(),
+                            full: false,
+                        });
+                        keys.len() - 1
+                    }
+                };
+                if let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at))
+                    && !k.full
+                    && t.parse::<f64>().is_err()
+                {
+                    k.values.insert(t);
+                    k.full = k.values.len() > TAG_VALUES_PER_RUN;
+                }
+            })
+            .is_ok()
+        };
         for (i, item) in pack.body.items.iter().enumerate() {
-            if item.entry.is_none() {
+            let slot = i as u32 + 1;
+            let entry = item.entry.is_some();
+            if item.object.is_some() {
+                if let Some(o) = pack.object(slot)
+                    && o.kind == Kind::Record
+                    && !walk(o.data, entry, fields)
+                {
+                    unknown |= entry;
+                }
                 continue;
             }
-            let slot = i as u32 + 1;
-            let attrs = match &item.object {
-                Some(_) => match pack.object(slot) {
-                    Some(o) if o.kind == Kind::Record => match hash_at.get(&slot) {
-                        Some(h) => self.attrs_of(h, records),
-                        None => self.attrs_of(&o.hash(), records),
-                    },
-                    _ => Some(Vec::new()),
-                },
-                None => pack
-                    .item_hash(slot)
-                    .and_then(|h| self.attrs_of(&h, records)),
+            let Some(h) = entry.then(|| pack.item_hash(slot)).flatten() else {
+                continue;
             };
-            match attrs {
-                Some(a) => out.extend(a),
-                None => unknown = true,
+            // An entry of content stored elsewhere: in this pack, or found through the index.
+            let here = slot_of
+                .get_or_insert_with(|| objects.iter().map(|(h, s)| (h, *s)).collect())
+                .get(&h)
+                .and_then(|s| pack.object(*s));
+            match here {
+                Some(o) if o.kind == Kind::Record => unknown |= !walk(o.data, true, fields),
+                Some(_) => {}
+                None => match self.attrs_of(&h, records) {
+                    Some(a) => owned.extend(a),
+                    None => unknown = true,
+                },
             }
         }
-        (out, unknown)
+        owned.extend(keys.into_iter().flat_map(|k| {
+            let path = k.path;
+            k.values
+                .into_iter()
+                .map(move |v| (path.clone(), v.to_owned()))
+        }));
+        (owned, unknown)
     }
 
     /// The record (path, value) pairs of content stored before (none if it is not a record),
@@ -284,6 +373,21 @@ impl Archive {
         self.locator.clear();
         self.catch_up(progress)?;
         self.index()?.flush()
+    }
+}
+
+/// A path of a pack's records and the values its entries' records hold there.
+struct PathValues<'p> {
+    path: String,
+    values: HashSet<&'p str>,
+    /// More values than the index lists for one run: no more are taken.
+    full: bool,
+}
+
+/// Add a pack's objects' decoded sizes to a map.
+fn add_sizes(m: &mut crate::hash::HashMap<u64>, s: &crate::format::pack::PackSummary) {
+    for ((h, _), n) in s.objects.iter().zip(&s.object_sizes) {
+        m.insert(*h, *n);
     }
 }
 

@@ -83,6 +83,8 @@ pub struct PackBuilder {
     /// Record (path, value) pairs of the entries (see `PackSummary::tags`).
     attrs: Vec<(String, String)>,
     attrs_unknown: bool,
+    totals: crate::totals::Totals,
+    object_sizes: Vec<u64>,
 }
 
 /// What a written pack adds to the index.
@@ -90,6 +92,8 @@ pub struct PackBuilder {
 pub struct PackSummary {
     /// Objects stored, with their slot (item index + 1).
     pub objects: Vec<(ObjectHash, u32)>,
+    /// The decoded size of each of `objects`, in the same order.
+    pub object_sizes: Vec<u64>,
     /// Entries, in order: the hash of content stored elsewhere, or `None` for an entry of an
     /// object in this pack.
     pub entries: Vec<Option<ObjectHash>>,
@@ -103,6 +107,9 @@ pub struct PackSummary {
     /// Some entry logs content whose record fields are not known here (a record stored
     /// elsewhere): a query on a record field reads this pack whatever its value.
     pub attrs_unknown: bool,
+    /// What the pack adds to the store's counts. An entry of content stored elsewhere counts
+    /// that content's size as far as the one who made the summary knew it.
+    pub totals: crate::totals::Totals,
 }
 
 impl PackBuilder {
@@ -189,8 +196,11 @@ impl PackBuilder {
         self.body.data.extend_from_slice(payload);
         self.approx_len += payload.len() + 8 + 9 * desc.shape.len();
         self.objects.push((i, hash));
+        self.totals.add_object(kind, payload.len() as u64);
+        self.object_sizes.push(payload.len() as u64);
         if entry.is_some() {
             self.entries.push((i, None));
+            self.totals.add_entry(payload.len() as u64);
         }
     }
 
@@ -202,8 +212,15 @@ impl PackBuilder {
         }
     }
 
-    /// Add an entry of content stored elsewhere.
-    pub fn push_entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(&str, &str)]) {
+    /// Add an entry of content stored elsewhere, of `raw_len` decoded bytes.
+    pub fn push_entry(
+        &mut self,
+        hash: ObjectHash,
+        raw_len: u64,
+        time_ns: i64,
+        tags: &[(&str, &str)],
+    ) {
+        self.totals.add_entry(raw_len);
         let entry = self.entry(time_ns, tags);
         let i = self.body.items.len() as u32;
         self.body.items.push(PackItem {
@@ -226,11 +243,13 @@ impl PackBuilder {
         tags.dedup();
         let summary = PackSummary {
             objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
+            object_sizes: b.object_sizes,
             entries: b.entries.into_iter().map(|(_, h)| h).collect(),
             time_min: b.time_min,
             time_max: b.time_max,
             tags,
             attrs_unknown: b.attrs_unknown,
+            totals: b.totals,
         };
         Ok((body, summary))
     }
@@ -467,8 +486,11 @@ impl Pack {
         };
         for (slot, o) in self.objects() {
             s.objects.push((o.hash(), slot));
+            s.object_sizes.push(o.data.len() as u64);
+            s.totals.add_object(o.kind as u8, o.data.len() as u64);
         }
-        for item in &self.body.items {
+        s.totals.stored_bytes = self.stored_len;
+        for (i, item) in self.body.items.iter().enumerate() {
             let Some((dt, _)) = item.entry else {
                 continue;
             };
@@ -477,6 +499,12 @@ impl Pack {
             s.time_max = s.time_max.max(t);
             s.entries
                 .push(item.hash.as_ref().and_then(|h| ObjectHash::from_slice(h)));
+            // Content stored elsewhere counts 0 bytes here: the reader adds its size.
+            let own = match item.hash {
+                None => self.object(i as u32 + 1).map_or(0, |o| o.data.len() as u64),
+                Some(_) => 0,
+            };
+            s.totals.add_entry(own);
         }
         if s.entries.is_empty() {
             (s.time_min, s.time_max) = (0, 0);
@@ -519,7 +547,7 @@ mod tests {
         };
         let h2 = t.hash(b"hi");
         b.push_object(h2, &t, b"hi", None);
-        b.push_entry(h, 1_500, &tag("b"));
+        b.push_entry(h, 0, 1_500, &tag("b"));
         let (body, summary) = b.finish().expect("encode");
         assert!(b.is_empty());
         assert_eq!(summary.objects, vec![(h, 1), (h2, 2)]);
@@ -582,7 +610,7 @@ mod tests {
                 Some((i64::from(i), &tag("r"))),
             );
         }
-        b.push_entry(ObjectHash([7; 32]), 99, &tag("s"));
+        b.push_entry(ObjectHash([7; 32]), 0, 99, &tag("s"));
         b.finish().expect("encode").0
     }
 

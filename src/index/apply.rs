@@ -10,6 +10,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
+use crate::totals::Totals;
 
 impl Index {
     /// Apply an update atomically: objects not yet indexed, runs of entries with the next
@@ -29,15 +30,31 @@ impl Index {
             located: Vec::new(),
             names: HashMap::new(),
             new_objects: 0,
+            totals: Totals::default(),
         };
         staged.names(&update);
         let attrs = (&update.attrs, &update.attrs_unknown);
+        let mut raw_at: HashMap<(u32, u64), u64> = update
+            .objects
+            .iter()
+            .map(|(_, loc)| ((loc.seg, loc.offset), loc.raw_len))
+            .collect();
+        raw_at.extend(update.entry_raw.iter().map(|(k, v)| (*k, *v)));
         let own_entries = staged.objects(&update.objects, &update.runs, *next, new_objects_only)?;
         let mut seq = *next;
         for run in update.runs {
             seq = match run {
-                RunUpdate::Entries(v) => staged.entry_runs(&v, seq, &own_entries, &attrs)?,
-                RunUpdate::Pack(p) => staged.pack_run(&p, seq)?,
+                RunUpdate::Entries(v) => {
+                    for e in &v {
+                        let raw = raw_at.get(&(e.seg, e.offset)).copied().unwrap_or(0);
+                        staged.totals.add_entry(raw);
+                    }
+                    staged.entry_runs(&v, seq, &own_entries, &attrs)?
+                }
+                RunUpdate::Pack(p) => {
+                    staged.totals.merge(&p.summary.totals);
+                    staged.pack_run(&p, seq)?
+                }
             };
         }
         staged.marks(&update.marks)?;
@@ -45,8 +62,14 @@ impl Index {
             mut batch,
             located,
             new_objects,
+            totals: delta,
             ..
         } = staged;
+        if delta != Totals::default() {
+            let mut totals = self.totals()?;
+            totals.merge(&delta);
+            batch.insert(keys::TOTALS, encode(&totals)?);
+        }
         // Tables first, so they always cover what sled holds. They are the only index of
         // packed objects: if they cannot be written, drop them all, and the next open
         // rebuilds the whole index from the segments.
@@ -82,6 +105,8 @@ struct Staged<'a> {
     /// Segment names by id, looked up once per update.
     names: HashMap<u32, String>,
     new_objects: usize,
+    /// What the update adds to the store's totals.
+    totals: Totals,
 }
 
 impl Staged<'_> {
@@ -135,6 +160,8 @@ impl Staged<'_> {
             });
             self.batch.insert(&keys::object(hash)[..], encode(&loc)?);
             self.new_objects += 1;
+            self.totals.add_object(loc.kind, loc.raw_len);
+            self.totals.stored_bytes += loc.stored_len;
         }
         Ok(own_entries)
     }

@@ -23,6 +23,8 @@ pub const NAME: u8 = b'a';
 pub const NAME_TAG: u8 = b't';
 /// The kind byte of a record field path's name key.
 pub const NAME_FIELD: u8 = b'f';
+/// `k`: the store's totals (`Totals`), kept as the index catches up.
+pub const TOTALS: &[u8] = b"k";
 /// `v`: the index layout version.
 pub const VERSION: &[u8] = b"v";
 /// `n`: how many entries the lookup tables hold in all (u64), so that a missing table is

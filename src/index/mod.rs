@@ -156,6 +156,9 @@ pub struct Update {
     pub attrs: HashMap<(u32, u64), Vec<(String, String)>>,
     /// Entries in frames of their own that log content whose record fields are not known.
     pub attrs_unknown: HashSet<(u32, u64)>,
+    /// Decoded sizes of what entries in frames without an object log (content stored
+    /// elsewhere), by frame; an entry's own frame's object gives the size otherwise.
+    pub entry_raw: HashMap<(u32, u64), u64>,
 }
 
 impl Update {
@@ -190,7 +193,7 @@ pub struct Index {
 /// Most values of one tag key that a run gets a tag key each for. A run with more (records of
 /// many runs interleaved in one stream, say) gets one `MANY_VALUES` key for that tag key, and
 /// queries read it whatever value they look for: this bounds the index to a few keys per run.
-const TAG_VALUES_PER_RUN: usize = 32;
+pub(crate) const TAG_VALUES_PER_RUN: usize = 32;
 
 /// The value of the tag key of a run with more than `TAG_VALUES_PER_RUN` values of a key. Tag
 /// values hold no control characters, so no real value is this.
@@ -613,6 +616,35 @@ impl Index {
         out.sort_unstable();
         out.dedup();
         Ok(out)
+    }
+
+    /// Every indexed pack frame, as (segment name, offset).
+    pub fn packs(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::PACK]) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let seg = k
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
+            let offset = k
+                .get(5..13)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            let (Some(seg), Some(offset)) = (seg, offset) else {
+                return Err(self.err("bad pack key"));
+            };
+            out.push((self.segment(seg)?.name, offset));
+        }
+        Ok(out)
+    }
+
+    /// The store's totals, as kept by `apply`.
+    pub fn totals(&self) -> Result<crate::totals::Totals> {
+        match self.db.get(keys::TOTALS).map_err(|e| self.err(e))? {
+            Some(v) => self.decode(&v),
+            None => Ok(crate::totals::Totals::default()),
+        }
     }
 
     /// The names the store knows: tag keys and record field paths.

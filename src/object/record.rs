@@ -258,10 +258,183 @@ fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<
     })
 }
 
+/// Walk a record's canonical msgpack bytes without decoding it: `f` gets every field's path
+/// (as [`Record::paths`] gives them) and, for a string, boolean or null, its text as
+/// [`Value::query_text`] gives it (borrowed from `bytes` for strings). Numbers, lists and
+/// references give no text. What the index reads from every logged record, so it allocates
+/// nothing per field. An error says why the bytes are not a record.
+pub fn scan_fields<'r>(
+    bytes: &'r [u8],
+    f: &mut dyn FnMut(&str, Option<&'r str>),
+) -> std::result::Result<(), String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let mut path = String::new();
+    let n = c.map_len()?;
+    c.fields(n, &mut path, f, 0)?;
+    if c.at != bytes.len() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(())
+}
+
+struct Cursor<'r> {
+    b: &'r [u8],
+    at: usize,
+}
+
+impl<'r> Cursor<'r> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'r [u8], String> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len());
+        let out = end
+            .and_then(|e| self.b.get(self.at..e))
+            .ok_or("truncated record")?;
+        self.at += n;
+        Ok(out)
+    }
+
+    fn byte(&mut self) -> std::result::Result<u8, String> {
+        Ok(self.take(1)?.first().copied().unwrap_or(0))
+    }
+
+    fn be(&mut self, n: usize) -> std::result::Result<usize, String> {
+        let v = self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        usize::try_from(v).map_err(|_| "length out of range".to_owned())
+    }
+
+    fn map_len(&mut self) -> std::result::Result<usize, String> {
+        match self.byte()? {
+            m @ 0x80..=0x8f => Ok(usize::from(m & 0x0f)),
+            0xde => self.be(2),
+            0xdf => self.be(4),
+            m => Err(format!("expected a map, found marker 0x{m:02x}")),
+        }
+    }
+
+    fn str_of(&mut self, len: usize) -> std::result::Result<&'r str, String> {
+        std::str::from_utf8(self.take(len)?).map_err(|_| "a string is not UTF-8".to_owned())
+    }
+
+    fn key(&mut self) -> std::result::Result<&'r str, String> {
+        let len = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.be(1)?,
+            0xda => self.be(2)?,
+            0xdb => self.be(4)?,
+            m => return Err(format!("expected a field name, found marker 0x{m:02x}")),
+        };
+        self.str_of(len)
+    }
+
+    fn fields(
+        &mut self,
+        n: usize,
+        path: &mut String,
+        f: &mut dyn FnMut(&str, Option<&'r str>),
+        depth: usize,
+    ) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        for _ in 0..n {
+            let name = self.key()?;
+            let len = path.len();
+            if len > 0 {
+                path.push('.');
+            }
+            path.push_str(name);
+            let marker = self.byte()?;
+            let text = match marker {
+                0xc0 => Some("null"),
+                0xc2 => Some("false"),
+                0xc3 => Some("true"),
+                m @ 0xa0..=0xbf => Some(self.str_of(usize::from(m & 0x1f))?),
+                0xd9..=0xdb => {
+                    let n = self.be(1 << (marker - 0xd9))?;
+                    Some(self.str_of(n)?)
+                }
+                m @ (0x80..=0x8f | 0xde | 0xdf) => {
+                    f(path, None);
+                    let n = match m {
+                        0xde => self.be(2)?,
+                        0xdf => self.be(4)?,
+                        m => usize::from(m & 0x0f),
+                    };
+                    self.fields(n, path, f, depth + 1)?;
+                    path.truncate(len);
+                    continue;
+                }
+                m => {
+                    self.skip_after(m, depth + 1)?;
+                    None
+                }
+            };
+            f(path, text);
+            path.truncate(len);
+        }
+        Ok(())
+    }
+
+    /// Skip a value whose marker was read: numbers, lists, references.
+    fn skip_after(&mut self, marker: u8, depth: usize) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        let items = |c: &mut Self, n: usize, per: usize| -> std::result::Result<(), String> {
+            for _ in 0..n.saturating_mul(per) {
+                let m = c.byte()?;
+                c.skip_after(m, depth + 1)?;
+            }
+            Ok(())
+        };
+        match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(()),
+            0xcc | 0xd0 => self.take(1).map(|_| ()),
+            0xcd | 0xd1 => self.take(2).map(|_| ()),
+            0xce | 0xd2 | 0xca => self.take(4).map(|_| ()),
+            0xcf | 0xd3 | 0xcb => self.take(8).map(|_| ()),
+            m @ 0xa0..=0xbf => self.take(usize::from(m & 0x1f)).map(|_| ()),
+            0xd9 | 0xc4 => {
+                let n = self.be(1)?;
+                self.take(n).map(|_| ())
+            }
+            0xda | 0xc5 => {
+                let n = self.be(2)?;
+                self.take(n).map(|_| ())
+            }
+            0xdb | 0xc6 => {
+                let n = self.be(4)?;
+                self.take(n).map(|_| ())
+            }
+            m @ 0x90..=0x9f => items(self, usize::from(m & 0x0f), 1),
+            0xdc => {
+                let n = self.be(2)?;
+                items(self, n, 1)
+            }
+            0xdd => {
+                let n = self.be(4)?;
+                items(self, n, 1)
+            }
+            m @ 0x80..=0x8f => items(self, usize::from(m & 0x0f), 2),
+            0xde => {
+                let n = self.be(2)?;
+                items(self, n, 2)
+            }
+            0xdf => {
+                let n = self.be(4)?;
+                items(self, n, 2)
+            }
+            m => Err(format!("unexpected marker 0x{m:02x} in a record")),
+        }
+    }
+}
+
 impl Value {
     /// The value as queries compare it: scalars as text (integers and floats in their shortest
-    /// exact decimal form, booleans as `true`/`false`, null as `null`), a reference as its hash
-    /// in hex; lists and records have none.
+    /// exact decimal form, booleans as `true`/`false`, null as `null`); references, lists and
+    /// records have none (`has` finds them).
     pub fn query_text(&self) -> Option<std::borrow::Cow<'_, str>> {
         use std::borrow::Cow;
         match self {
@@ -270,8 +443,7 @@ impl Value {
             Value::Int(i) => Some(Cow::Owned(i.to_string())),
             Value::Float(f) => Some(Cow::Owned(f.to_string())),
             Value::Str(s) => Some(Cow::Borrowed(s)),
-            Value::Ref(h) => Some(Cow::Owned(h.to_string())),
-            Value::List(_) | Value::Record(_) => None,
+            Value::Ref(_) | Value::List(_) | Value::Record(_) => None,
         }
     }
 
@@ -548,6 +720,54 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.contains("deeper")));
+    }
+
+    #[test]
+    fn scanning_the_bytes_finds_what_the_decoded_record_says() {
+        let inner = Record::new()
+            .with("source", Value::Str("cam2".into()))
+            .and_then(|r| r.with("n", Value::Int(-70000)))
+            .expect("inner");
+        let r = Record::new()
+            .with("label", Value::Int(3))
+            .and_then(|r| r.with("id", Value::Str("img-7".into())))
+            .and_then(|r| r.with("score", Value::Float(0.25)))
+            .and_then(|r| r.with("ok", Value::Bool(true)))
+            .and_then(|r| r.with("none", Value::Null))
+            .and_then(|r| r.with("probs", Value::Ref(ObjectHash([9; 32]))))
+            .and_then(|r| {
+                r.with(
+                    "list",
+                    Value::List(vec![Value::Str("a".repeat(300)), Value::Int(1 << 40)]),
+                )
+            })
+            .and_then(|r| r.with("meta", Value::Record(inner)))
+            .and_then(|r| r.with("num", Value::Str("3.5".into())))
+            .expect("record");
+        let bytes = r.to_msgpack();
+        let mut paths = Vec::new();
+        let mut texts = Vec::new();
+        scan_fields(&bytes, &mut |p, t| {
+            paths.push(p.to_owned());
+            if let Some(t) = t.filter(|t| t.parse::<f64>().is_err()) {
+                texts.push((p.to_owned(), t.to_owned()));
+            }
+        })
+        .expect("scan");
+        assert_eq!(paths, r.paths());
+        assert_eq!(texts, r.query_attrs());
+        assert!(texts.contains(&("meta.source".into(), "cam2".into())));
+        assert_eq!(r.at_path("meta.n"), Some(&Value::Int(-70000)));
+        // Truncated or trailing bytes are errors, never a panic.
+        for cut in 0..bytes.len() {
+            assert!(
+                scan_fields(&bytes[..cut], &mut |_, _| {}).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(scan_fields(&long, &mut |_, _| {}).is_err());
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
         "every entry's object, decoded".into(),
     ]);
     t.add_row(vec![
-        "distinct bytes".into(),
+        "object bytes".into(),
         size(s.raw_bytes),
         format!("dedup saves {}", pct(dedup, s.logical_bytes)),
     ]);
