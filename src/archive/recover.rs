@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::Archive;
 use crate::error::{Error, Result};
+use crate::format::bloom::Bloom;
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::format::pack::Pack;
 use crate::format::version;
@@ -139,7 +140,7 @@ impl Archive {
                         if let Some(sizes) = sizes.as_mut() {
                             add_sizes(sizes, &summary);
                         }
-                        let (attrs, unknown) = self.pack_attrs(
+                        let (attrs, many, unknown) = self.pack_attrs(
                             &pack,
                             &summary.objects,
                             &mut update.record_fields,
@@ -149,6 +150,7 @@ impl Archive {
                         summary.tags.sort();
                         summary.tags.dedup();
                         summary.attrs_unknown = unknown;
+                        summary.many = many;
                         update.runs.push(RunUpdate::Pack(PackUpdate {
                             seg,
                             offset: frame.offset,
@@ -234,18 +236,19 @@ impl Archive {
     }
 
     /// What a pack's records tell the index: their field paths (added to `fields`), the
-    /// (path, value) pairs of its entries' records (at most one more distinct value per path
-    /// than the index lists), and whether some entry logs content whose record is not known
-    /// (stored elsewhere and not indexed yet). Records are walked in place, not decoded.
+    /// (path, value) pairs of its entries' records (a filter of them for a path with more
+    /// values than the index lists), and whether some entry logs content whose record is not
+    /// known (stored elsewhere and not indexed yet). Records are walked in place, not decoded.
     fn pack_attrs(
         &self,
         pack: &Pack,
         objects: &[(ObjectHash, u32)],
         fields: &mut HashSet<String>,
         records: &mut RecordAttrs,
-    ) -> (Vec<(String, String)>, bool) {
+    ) -> PackAttrs {
+        let entries_in_pack = pack.body.items.iter().filter(|i| i.entry.is_some()).count();
         // The pack's paths (a handful, so a list beats hashing each one) with their values;
-        // a path with more values than the index lists takes no more.
+        // a path with more values than the index lists gets a filter of them instead.
         let mut keys: Vec<PathValues<'_>> = Vec::new();
         let mut owned: Vec<(String, String)> = Vec::new();
         let mut unknown = false;
@@ -261,17 +264,22 @@ impl Archive {
                         keys.push(PathValues {
                             path: path.to_owned(),
                             values: HashSet::new(),
-                            full: false,
+                            bloom: None,
                         });
                         keys.len() - 1
                     }
                 };
-                if let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at))
-                    && !k.full
-                    && t.parse::<f64>().is_err()
-                {
-                    k.values.insert(t);
-                    k.full = k.values.len() > TAG_VALUES_PER_RUN;
+                if let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at)) {
+                    match &mut k.bloom {
+                        Some(b) => b.insert(t),
+                        None => {
+                            if k.values.insert(t) && k.values.len() > TAG_VALUES_PER_RUN {
+                                let mut b = Bloom::with_capacity(entries_in_pack);
+                                k.values.drain().for_each(|v| b.insert(v));
+                                k.bloom = Some(b);
+                            }
+                        }
+                    }
                 }
             })
             .is_ok()
@@ -305,13 +313,14 @@ impl Archive {
                 },
             }
         }
-        owned.extend(keys.into_iter().flat_map(|k| {
-            let path = k.path;
-            k.values
-                .into_iter()
-                .map(move |v| (path.clone(), v.to_owned()))
-        }));
-        (owned, unknown)
+        let mut many = Vec::new();
+        for k in keys {
+            match k.bloom {
+                Some(b) => many.push((k.path, b)),
+                None => owned.extend(k.values.into_iter().map(|v| (k.path.clone(), v.to_owned()))),
+            }
+        }
+        (owned, many, unknown)
     }
 
     /// The record (path, value) pairs of content stored before (none if it is not a record),
@@ -376,12 +385,16 @@ impl Archive {
     }
 }
 
+/// What a pack's records add to the index: (path, value) pairs, filters of the paths with too
+/// many values to list, and whether some entry's record is not known.
+type PackAttrs = (Vec<(String, String)>, Vec<(String, Bloom)>, bool);
+
 /// A path of a pack's records and the values its entries' records hold there.
 struct PathValues<'p> {
     path: String,
     values: HashSet<&'p str>,
-    /// More values than the index lists for one run: no more are taken.
-    full: bool,
+    /// Once there are more values than the index lists for one run: a filter of them all.
+    bloom: Option<Bloom>,
 }
 
 /// Add a pack's objects' decoded sizes to a map.

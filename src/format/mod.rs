@@ -2,6 +2,7 @@
 //! metadata and the pack body. Everything here works on `&[u8]`, so it can be tested and fuzzed without a disk.
 //! The tables live in FORMAT.md; constants here are chained so they cannot drift apart.
 
+pub mod bloom;
 pub mod frame;
 pub mod meta;
 pub mod pack;

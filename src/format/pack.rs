@@ -107,6 +107,10 @@ pub struct PackSummary {
     /// Some entry logs content whose record fields are not known here (a record stored
     /// elsewhere): a query on a record field reads this pack whatever its value.
     pub attrs_unknown: bool,
+    /// Record paths with more distinct values among the entries than the index lists one by
+    /// one, with a filter of all of them (sized for the pack's entries). Other paths' values
+    /// are in `tags`.
+    pub many: Vec<(String, crate::format::bloom::Bloom)>,
     /// What the pack adds to the store's counts. An entry of content stored elsewhere counts
     /// that content's size as far as the one who made the summary knew it.
     pub totals: crate::totals::Totals,
@@ -249,6 +253,7 @@ impl PackBuilder {
             time_max: b.time_max,
             tags,
             attrs_unknown: b.attrs_unknown,
+            many: Vec::new(),
             totals: b.totals,
         };
         Ok((body, summary))

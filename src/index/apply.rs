@@ -184,7 +184,7 @@ impl Staged<'_> {
             );
             tags.sort();
             tags.dedup();
-            insert_tag_keys(&mut self.batch, &tags, seq);
+            insert_tag_keys(&mut self.batch, &tags, seq, chunk.len(), &[]);
             if chunk.iter().any(|e| unknown.contains(&(e.seg, e.offset))) {
                 self.batch
                     .insert(keys::tag(FIELDS_UNKNOWN, "", seq), &[][..]);
@@ -226,7 +226,13 @@ impl Staged<'_> {
             return Ok(seq);
         }
         let tags: Vec<&(String, String)> = p.summary.tags.iter().collect();
-        insert_tag_keys(&mut self.batch, &tags, seq);
+        insert_tag_keys(
+            &mut self.batch,
+            &tags,
+            seq,
+            p.summary.entries.len(),
+            &p.summary.many,
+        );
         if p.summary.attrs_unknown {
             self.batch
                 .insert(keys::tag(FIELDS_UNKNOWN, "", seq), &[][..]);

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::bloom::{Bloom, Probe, may_hold};
 use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
@@ -204,18 +205,41 @@ const MANY_VALUES: &str = "\u{1}";
 /// for. Tag keys hold no control characters, so no real key is this.
 const FIELDS_UNKNOWN: &str = "\u{1}";
 
-/// Tag keys of the run starting at `seq`, whose distinct tags are `tags` (sorted).
-fn insert_tag_keys(batch: &mut sled::Batch, tags: &[&(String, String)], seq: u64) {
+/// Tag keys of the run starting at `seq`, of `entries` entries, whose distinct tags and record
+/// (path, value) pairs are `tags` (sorted), and `many` the paths whose values were too many to
+/// list, with a filter of them. A key with more than `TAG_VALUES_PER_RUN` values gets one
+/// `MANY_VALUES` key whose value is a bloom filter of them all.
+fn insert_tag_keys(
+    batch: &mut sled::Batch,
+    tags: &[&(String, String)],
+    seq: u64,
+    entries: usize,
+    many: &[(String, Bloom)],
+) {
+    let mut filed: HashSet<&str> = HashSet::new();
     for group in tags.chunk_by(|a, b| a.0 == b.0) {
-        match group {
-            [(k, _), ..] if group.len() > TAG_VALUES_PER_RUN => {
-                batch.insert(keys::tag(k, MANY_VALUES, seq), &[][..]);
+        let Some((k, _)) = group.first() else {
+            continue;
+        };
+        let listed = many.iter().find(|(p, _)| p == k).map(|(_, b)| b);
+        if group.len() > TAG_VALUES_PER_RUN || listed.is_some() {
+            let mut bloom = listed
+                .cloned()
+                .unwrap_or_else(|| Bloom::with_capacity(entries));
+            for (_, v) in group {
+                bloom.insert(v);
             }
-            _ => {
-                for (k, v) in group {
-                    batch.insert(keys::tag(k, v, seq), &[][..]);
-                }
+            batch.insert(keys::tag(k, MANY_VALUES, seq), bloom.into_bytes());
+            filed.insert(k);
+        } else {
+            for (k, v) in group {
+                batch.insert(keys::tag(k, v, seq), &[][..]);
             }
+        }
+    }
+    for (k, bloom) in many {
+        if !filed.contains(k.as_str()) {
+            batch.insert(keys::tag(k, MANY_VALUES, seq), bloom.clone().into_bytes());
         }
     }
 }
@@ -606,10 +630,17 @@ impl Index {
         if record_field {
             prefixes.push(keys::tag_prefix(FIELDS_UNKNOWN, ""));
         }
+        // A run with too many values to list is read only if its filter may hold one.
+        let many = keys::tag_prefix(key, MANY_VALUES);
+        let probes: Vec<Probe> = values.iter().map(|v| Probe::of(v)).collect();
         let mut out = Vec::new();
         for prefix in prefixes {
+            let filtered = prefix == many;
             for item in self.db.scan_prefix(prefix) {
-                let (k, _) = item.map_err(|e| self.err(e))?;
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                if filtered && !probes.iter().any(|p| may_hold(&v, *p)) {
+                    continue;
+                }
                 out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);
             }
         }

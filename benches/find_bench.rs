@@ -1,0 +1,291 @@
+//! Finding predictions (issue 12) in one markdown table, whole processes as a user runs them:
+//!
+//! ```text
+//! cargo build --release --bin archive
+//! cargo run --release -p model-archive-bench --bin find-bench              # 1,000,000 records
+//! cargo run --release -p model-archive-bench --bin find-bench -- 10000000  # the issue's ten million
+//! ```
+//!
+//! The stream is the issue's: per record 10 float32 probabilities (a msgpack-numpy array), an
+//! int label and an int pred (equal for 9 in 10), a unique id `img-000000123`, a run
+//! `run042` (10,000 records each, one after another) and a split (record i in split i % 3,
+//! interleaved), logged with `archive log --format msgpack --tag-field run --tag-field split
+//! --tag-field id` until it exits (the index caught up at its end). Then each query, `stats`,
+//! `cat` and `ls` as a new process, medians of 5, with the largest resident set of the 5.
+//! Beside them: the same records as a Parquet file (pyarrow, zstd), written by
+//! `tools/parquet_peer.py` when pyarrow is installed.
+//!
+//! The `archive` binary is `$ARCHIVE_BIN`, else `$CARGO_TARGET_DIR/release/archive`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod bench_common;
+use bench_common::{archive_bin, workspace_root};
+
+const SPLITS: [&str; 3] = ["train", "val", "test"];
+
+/// The records, as a msgpack stream.
+fn stream(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 170);
+    for i in 0..n {
+        let label = (i * 7 + i / 13) % 10;
+        let pred = if i % 10 == 3 { (label + 1) % 10 } else { label };
+        rmp::encode::write_map_len(&mut out, 6).expect("vec");
+        rmp::encode::write_str(&mut out, "probs").expect("vec");
+        rmp::encode::write_map_len(&mut out, 5).expect("vec");
+        for (k, v) in [("nd", None), ("type", Some("<f4")), ("kind", Some(""))] {
+            rmp::encode::write_bin(&mut out, k.as_bytes()).expect("vec");
+            match (k, v) {
+                ("nd", _) => rmp::encode::write_bool(&mut out, true).expect("vec"),
+                ("type", Some(t)) => rmp::encode::write_str(&mut out, t).expect("vec"),
+                (_, _) => rmp::encode::write_bin(&mut out, b"").expect("vec"),
+            }
+        }
+        rmp::encode::write_bin(&mut out, b"shape").expect("vec");
+        rmp::encode::write_array_len(&mut out, 1).expect("vec");
+        rmp::encode::write_uint(&mut out, 10).expect("vec");
+        rmp::encode::write_bin(&mut out, b"data").expect("vec");
+        let mut probs = [0f32; 10];
+        let mut rest = 1.0f32;
+        for (j, p) in probs.iter_mut().enumerate() {
+            let x = ((i as u32).wrapping_mul(2_654_435_761) ^ (j as u32 * 40_503)) as f32
+                / u32::MAX as f32;
+            *p = rest * x * 0.2;
+            rest -= *p;
+        }
+        if let Some(p) = probs.get_mut(pred) {
+            *p += rest;
+        }
+        let data: Vec<u8> = probs.iter().flat_map(|p| p.to_le_bytes()).collect();
+        rmp::encode::write_bin(&mut out, &data).expect("vec");
+        rmp::encode::write_str(&mut out, "label").expect("vec");
+        rmp::encode::write_uint(&mut out, label as u64).expect("vec");
+        rmp::encode::write_str(&mut out, "pred").expect("vec");
+        rmp::encode::write_uint(&mut out, pred as u64).expect("vec");
+        rmp::encode::write_str(&mut out, "id").expect("vec");
+        rmp::encode::write_str(&mut out, &format!("img-{i:09}")).expect("vec");
+        rmp::encode::write_str(&mut out, "run").expect("vec");
+        rmp::encode::write_str(&mut out, &format!("run{:03}", i / 10_000)).expect("vec");
+        rmp::encode::write_str(&mut out, "split").expect("vec");
+        rmp::encode::write_str(&mut out, SPLITS[i % 3]).expect("vec");
+    }
+    out
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => dir_size(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
+}
+
+/// Run `archive --store STORE ARGS` under `/usr/bin/time`: wall time, peak resident KiB, stdout.
+fn run(bin: &Path, store: &Path, args: &[&str]) -> (Duration, u64, String) {
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(bin)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run archive under /usr/bin/time");
+    let wall = start.elapsed();
+    assert!(out.status.success(), "archive {args:?} failed: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (wall, kib, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Median wall time and largest resident set of 5 runs.
+fn measure(bin: &Path, store: &Path, args: &[&str]) -> (Duration, u64, String) {
+    let mut runs: Vec<(Duration, u64, String)> = (0..5).map(|_| run(bin, store, args)).collect();
+    let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    runs.sort_by_key(|r| r.0);
+    let (wall, _, out) = runs.swap_remove(2);
+    (wall, rss, out)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The Parquet peer: bytes of the same records as a zstd Parquet file, as JSON from the script.
+fn parquet_peer(stream: &Path, out: &Path) -> Option<serde_json::Value> {
+    let script = workspace_root().join("tools/parquet_peer.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(stream)
+        .arg(out)
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&o.stdout).ok()
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let bin: PathBuf = archive_bin();
+    let scratch = workspace_root().join("target/tmp/find-bench");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let input = stream(n);
+    let stream_path = scratch.join("stream.msgpack");
+    std::fs::write(&stream_path, &input).expect("write the stream");
+    let store = scratch.join("store");
+    let ok = Command::new(&bin)
+        .arg("--store")
+        .arg(&store)
+        .arg("init")
+        .stdout(Stdio::null())
+        .status()
+        .expect("init");
+    assert!(ok.success());
+
+    // archive log until it exits: durable, and the index caught up at its end.
+    let start = Instant::now();
+    let mut child = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(&bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["log", "--format", "msgpack", "--batch", "10000"])
+        .args([
+            "--tag-field",
+            "run",
+            "--tag-field",
+            "split",
+            "--tag-field",
+            "id",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn archive log");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("feed");
+    let out = child.wait_with_output().expect("wait");
+    let log = start.elapsed();
+    assert!(out.status.success(), "archive log failed");
+    let log_rss: u64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let per_record = dir_size(&store) as f64 / n as f64;
+    let seg = dir_size(&store.join("segments")) as f64 / n as f64;
+    let idx = dir_size(&store.join("index")) as f64 / n as f64;
+
+    let parquet = parquet_peer(&stream_path, &scratch.join("peer.parquet"));
+    let pq_bytes = parquet
+        .as_ref()
+        .and_then(|v| v.get("bytes")?.as_f64())
+        .map(|b| b / n as f64);
+
+    println!("`find-bench {n}`: whole processes on this machine, medians of 5\n");
+    println!("| measure | ours | peer | ratio | goal |");
+    println!("|---|---:|---|---:|---|");
+    println!(
+        "| `archive log` of {n} records, until it exits (index caught up) | {:.0} rec/s ({:.1} s, {} MiB resident) | — | — | ≥ 300,000 rec/s |",
+        n as f64 / log.as_secs_f64(),
+        log.as_secs_f64(),
+        log_rss / 1024
+    );
+    match pq_bytes {
+        Some(pq) => println!(
+            "| bytes on disk per record, index included | {per_record:.0} B ({seg:.0} segments + {idx:.0} index) | {pq:.0} B (Parquet, pyarrow zstd) | {:.2}× | ≤ 1.5× Parquet |",
+            per_record / pq
+        ),
+        None => println!(
+            "| bytes on disk per record, index included | {per_record:.0} B ({seg:.0} segments + {idx:.0} index) | (pyarrow not installed) | — | ≤ 1.5× Parquet |"
+        ),
+    }
+    let mid = format!("id = \"img-{:09}\"", n / 2 + 7);
+    let queries: [(&str, Vec<&str>, &str); 6] = [
+        ("a unique id (1 hit)", vec!["query", &mid], "< 50 ms"),
+        (
+            "an interleaved tag, first 1,000",
+            vec!["query", "split = \"val\"", "--limit", "1000"],
+            "< 50 ms",
+        ),
+        (
+            "a run (10,000 hits, sequential)",
+            vec!["query", "run = \"run042\"", "--hashes"],
+            "—",
+        ),
+        (
+            "record fields: `label = 3 and split = \"val\"`, first 1,000",
+            vec!["query", "label = 3 and split = \"val\"", "--limit", "1000"],
+            "< 50 ms",
+        ),
+        (
+            "two record fields: `split = \"test\" and label != pred`, first 1,000",
+            vec![
+                "query",
+                "split = \"test\" and label != pred",
+                "--limit",
+                "1000",
+            ],
+            "—",
+        ),
+        ("`archive stats`", vec!["stats"], "< 100 ms"),
+    ];
+    for (what, args, goal) in &queries {
+        let (wall, rss, out) = measure(&bin, &store, args);
+        let hits = match args.first() {
+            Some(&"query") => format!(", {} lines", out.lines().count()),
+            _ => String::new(),
+        };
+        println!(
+            "| {what} | {} ({} MiB{hits}) | — | — | {goal} |",
+            ms(wall),
+            rss / 1024
+        );
+    }
+    let (_, _, first) = run(&bin, &store, &["query", &mid, "--hashes"]);
+    let hash = first.lines().next().unwrap_or("").trim().to_owned();
+    let (wall, rss, _) = measure(&bin, &store, &["cat", &hash]);
+    println!(
+        "| `archive cat HASH` (one record) | {} ({} MiB) | — | — | < 20 ms |",
+        ms(wall),
+        rss / 1024
+    );
+    let (wall, rss, _) = measure(&bin, &store, &["ls", "--limit", "20"]);
+    println!(
+        "| `archive ls --limit 20` | {} ({} MiB) | — | — | < 30 ms |",
+        ms(wall),
+        rss / 1024
+    );
+    if let Some(v) = parquet {
+        println!(
+            "\nParquet peer: {} rows written by pyarrow in {:.2} s; `read_table` of the probs column {:.3} s.",
+            v.get("rows").and_then(|x| x.as_u64()).unwrap_or(0),
+            v.get("write_s").and_then(|x| x.as_f64()).unwrap_or(0.0),
+            v.get("read_probs_s")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(0.0),
+        );
+    }
+}
