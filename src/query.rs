@@ -327,6 +327,42 @@ impl Parser<'_> {
     }
 }
 
+/// An entry as a query looks at it: its tags, time and hash, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    /// Tags.
+    pub tags: &'a [(String, String)],
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The object logged.
+    pub hash: &'a crate::hash::ObjectHash,
+}
+
+impl Subject<'_> {
+    fn matches(
+        &self,
+        q: &Query,
+        info: Option<&ObjectInfo>,
+        record: Option<&dyn RecordFields>,
+    ) -> bool {
+        q.matches_fields(self, info, record)
+    }
+}
+
+/// Where a query finds the fields of an entry's record: a decoded [`Record`], or the values
+/// read out of its bytes for the names the query looks at.
+pub trait RecordFields {
+    /// The field at `path`: `None` if the record has none there, `Some(None)` if it has one
+    /// without a value queries compare (a list, a record, a reference).
+    fn field(&self, path: &str) -> Option<Option<Cow<'_, str>>>;
+}
+
+impl RecordFields for Record {
+    fn field(&self, path: &str) -> Option<Option<Cow<'_, str>>> {
+        self.at_path(path).map(|v| v.query_text())
+    }
+}
+
 fn syntax(src: &str, col: usize, why: &str) -> Error {
     let caret = format!("{}^", " ".repeat(col.saturating_sub(1)));
     Error::invalid(
@@ -618,6 +654,22 @@ impl Query {
         info: Option<&ObjectInfo>,
         record: Option<&Record>,
     ) -> bool {
+        let s = Subject {
+            tags: &e.tags,
+            time_ns: e.time_ns,
+            hash: &e.hash,
+        };
+        s.matches(self, info, record.map(|r| r as &dyn RecordFields))
+    }
+
+    /// [`Query::matches_with`] of an entry given by its parts, with the record's fields from
+    /// wherever they are read: what a scan calls for every entry, without building one.
+    pub fn matches_fields(
+        &self,
+        e: &Subject<'_>,
+        info: Option<&ObjectInfo>,
+        record: Option<&dyn RecordFields>,
+    ) -> bool {
         let values = |name: &'_ str| -> Vec<Cow<'_, str>> {
             let mut v: Vec<Cow<'_, str>> = e
                 .tags
@@ -625,21 +677,17 @@ impl Query {
                 .filter(|(key, _)| key == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_str()))
                 .collect();
-            v.extend(
-                record
-                    .and_then(|r| r.at_path(name))
-                    .and_then(|v| v.query_text()),
-            );
+            v.extend(record.and_then(|r| r.field(name)).flatten());
             v
         };
         match self {
             Query::All => true,
-            Query::And(a, b) => a.matches_with(e, info, record) && b.matches_with(e, info, record),
-            Query::Or(a, b) => a.matches_with(e, info, record) || b.matches_with(e, info, record),
-            Query::Not(a) => !a.matches_with(e, info, record),
+            Query::And(a, b) => e.matches(a, info, record) && e.matches(b, info, record),
+            Query::Or(a, b) => e.matches(a, info, record) || e.matches(b, info, record),
+            Query::Not(a) => !e.matches(a, info, record),
             Query::Has(k) => {
                 e.tags.iter().any(|(key, _)| key == k)
-                    || record.is_some_and(|r| r.at_path(k).is_some())
+                    || record.is_some_and(|r| r.field(k).is_some())
             }
             Query::AnyOf(k, set) => values(k).iter().any(|v| set.contains(v.as_ref())),
             Query::CmpNames(a, op, b) => {

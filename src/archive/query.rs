@@ -11,9 +11,9 @@ use crate::error::Result;
 use crate::hash::ObjectHash;
 use crate::index::{Names, RunRec};
 use crate::info::EntryInfo;
-use crate::object::record::Record;
+use crate::object::record::{Record, scan_fields};
 use crate::object::{Kind, Object};
-use crate::query::Query;
+use crate::query::{Query, RecordFields, Subject};
 
 /// Runs of entries with the sequence number of their first, as the index yields them.
 type Runs<'a> = Box<dyn Iterator<Item = Result<(u64, RunRec)>> + 'a>;
@@ -72,13 +72,13 @@ impl Archive {
         needs_record: bool,
     ) -> Result<Vec<EntryInfo>> {
         let needs_object = query.needs_object();
-        let matches = |e: &EntryInfo, record: Option<&Record>| {
+        let matches = |e: &Subject<'_>, record: Option<&dyn RecordFields>| {
             let info = if needs_object {
-                self.info(&e.hash).ok()
+                self.info(e.hash).ok()
             } else {
                 None
             };
-            query.matches_with(e, info.as_ref(), record)
+            query.matches_fields(e, info.as_ref(), record)
         };
         let RunRec::Pack(p) = run else {
             let mut v = self.run_entries(first, run)?;
@@ -88,13 +88,19 @@ impl Archive {
                     true => self.record_of(&e.hash)?,
                     false => None,
                 };
-                if matches(&e, record.as_ref()) {
+                let s = Subject {
+                    tags: &e.tags,
+                    time_ns: e.time_ns,
+                    hash: &e.hash,
+                };
+                if matches(&s, record.as_ref().map(|r| r as &dyn RecordFields)) {
                     out.push(e);
                 }
             }
             out.reverse();
             return Ok(out);
         };
+        let names = query.names();
         let seg = self.index()?.segment(p.seg)?;
         let pack = self.locator.pack(&seg.name, p.offset)?;
         let by_tags_only = !query.needs_more_than_tags() && !needs_record;
@@ -103,47 +109,53 @@ impl Archive {
         let mut out = Vec::new();
         for (i, (slot, time_ns, tagset)) in pack.entry_items().enumerate() {
             let tags = pack.tags(tagset);
-            let mut e = EntryInfo {
-                seq: first + i as u64,
-                time_ns,
-                hash: ObjectHash([0; 32]),
-                tags: Vec::new(),
-            };
+            let mut hash = ObjectHash([0; 32]);
             let hit = if by_tags_only {
                 *tagset_matches.entry(tagset).or_insert_with(|| {
-                    e.tags = tags.to_vec();
-                    matches(&e, None)
+                    let s = Subject {
+                        tags,
+                        time_ns,
+                        hash: &hash,
+                    };
+                    matches(&s, None)
                 })
             } else {
-                e.tags = tags.to_vec();
                 if needs_hash {
-                    e.hash = pack.item_hash(slot).unwrap_or(e.hash);
+                    hash = pack.item_hash(slot).unwrap_or(hash);
                 }
-                let record = match needs_record {
-                    false => None,
-                    // A record stored in this pack is decoded in place; one stored elsewhere
-                    // (an entry of content logged before) is read through the store.
+                let s = Subject {
+                    tags,
+                    time_ns,
+                    hash: &hash,
+                };
+                match needs_record {
+                    false => matches(&s, None),
+                    // A record stored in this pack is read in place, only the fields the
+                    // query names; one stored elsewhere (an entry of content logged before)
+                    // is read through the store.
                     true => match pack.object(slot) {
                         Some(o) if o.kind == Kind::Record => {
-                            Some(Record::from_msgpack("record", o.data)?)
+                            let fields = ScannedFields::scan(o.data, &names)?;
+                            matches(&s, Some(&fields))
                         }
-                        Some(_) => None,
-                        None => match pack.item_hash(slot) {
-                            Some(h) => self.record_of(&h)?,
-                            None => None,
-                        },
+                        Some(_) => matches(&s, None),
+                        None => {
+                            let record = match pack.item_hash(slot) {
+                                Some(h) => self.record_of(&h)?,
+                                None => None,
+                            };
+                            matches(&s, record.as_ref().map(|r| r as &dyn RecordFields))
+                        }
                     },
-                };
-                matches(&e, record.as_ref())
+                }
             };
-            if hit {
-                if e.tags.is_empty() {
-                    e.tags = tags.to_vec();
-                }
-                if let Some(h) = pack.item_hash(slot) {
-                    e.hash = h;
-                    out.push(e);
-                }
+            if hit && let Some(h) = pack.item_hash(slot) {
+                out.push(EntryInfo {
+                    seq: first + i as u64,
+                    time_ns,
+                    hash: h,
+                    tags: tags.to_vec(),
+                });
             }
         }
         out.reverse();
@@ -200,5 +212,36 @@ impl Archive {
             Object::Categorical(c) => Some(c.to_record()),
             _ => None,
         })
+    }
+}
+
+/// The fields a query names, read out of a record's canonical bytes without decoding the rest.
+struct ScannedFields<'q> {
+    names: &'q [&'q str],
+    /// For each name: `None` if the record has no such field, else its text, if it has one.
+    found: Vec<Option<Option<String>>>,
+}
+
+impl<'q> ScannedFields<'q> {
+    fn scan(bytes: &[u8], names: &'q [&'q str]) -> Result<Self> {
+        let mut found: Vec<Option<Option<String>>> = vec![None; names.len()];
+        scan_fields(bytes, &mut |path, value| {
+            if let Some(i) = names.iter().position(|n| *n == path)
+                && let Some(slot) = found.get_mut(i)
+                && slot.is_none()
+            {
+                *slot = Some(value.map(|v| v.query_text().into_owned()));
+            }
+        })
+        .map_err(|why| crate::error::Error::invalid("record", why))?;
+        Ok(ScannedFields { names, found })
+    }
+}
+
+impl RecordFields for ScannedFields<'_> {
+    fn field(&self, path: &str) -> Option<Option<std::borrow::Cow<'_, str>>> {
+        let i = self.names.iter().position(|n| *n == path)?;
+        let found = self.found.get(i)?.as_ref()?;
+        Some(found.as_deref().map(std::borrow::Cow::Borrowed))
     }
 }

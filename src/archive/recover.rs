@@ -269,7 +269,9 @@ impl Archive {
                         keys.len() - 1
                     }
                 };
-                if let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at)) {
+                if let (true, Some(t), Some(k)) =
+                    (entry, text.and_then(|t| t.index_text()), keys.get_mut(at))
+                {
                     match &mut k.bloom {
                         Some(b) => b.insert(t),
                         None => {

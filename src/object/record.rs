@@ -258,14 +258,57 @@ fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<
     })
 }
 
+/// A scalar field met by [`scan_fields`], borrowed from the record's bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar<'r> {
+    /// null
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A negative or small integer.
+    Int(i64),
+    /// An unsigned integer.
+    UInt(u64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(&'r str),
+}
+
+impl<'r> Scalar<'r> {
+    /// The text queries compare, as [`Value::query_text`] gives it.
+    pub fn query_text(self) -> std::borrow::Cow<'r, str> {
+        use std::borrow::Cow;
+        match self {
+            Scalar::Null => Cow::Borrowed("null"),
+            Scalar::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Scalar::Int(i) => Cow::Owned(i.to_string()),
+            Scalar::UInt(u) => Cow::Owned(u.to_string()),
+            Scalar::Float(f) => Cow::Owned(f.to_string()),
+            Scalar::Str(s) => Cow::Borrowed(s),
+        }
+    }
+
+    /// The text an index files the value under: strings, booleans and null. Numbers are
+    /// compared as numbers, never looked up as text.
+    pub fn index_text(self) -> Option<&'r str> {
+        match self {
+            Scalar::Null => Some("null"),
+            Scalar::Bool(b) => Some(if b { "true" } else { "false" }),
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// Walk a record's canonical msgpack bytes without decoding it: `f` gets every field's path
-/// (as [`Record::paths`] gives them) and, for a string, boolean or null, its text as
-/// [`Value::query_text`] gives it (borrowed from `bytes` for strings). Numbers, lists and
-/// references give no text. What the index reads from every logged record, so it allocates
-/// nothing per field. An error says why the bytes are not a record.
+/// (as [`Record::paths`] gives them) and, for a scalar, its value (strings borrowed from
+/// `bytes`); lists, records and references give none. What the index reads from every logged
+/// record and queries read from every record they look at, so it allocates nothing per field.
+/// An error says why the bytes are not a record.
 pub fn scan_fields<'r>(
     bytes: &'r [u8],
-    f: &mut dyn FnMut(&str, Option<&'r str>),
+    f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
 ) -> std::result::Result<(), String> {
     let mut c = Cursor { b: bytes, at: 0 };
     let mut path = String::new();
@@ -332,7 +375,7 @@ impl<'r> Cursor<'r> {
         &mut self,
         n: usize,
         path: &mut String,
-        f: &mut dyn FnMut(&str, Option<&'r str>),
+        f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
         depth: usize,
     ) -> std::result::Result<(), String> {
         if depth > MAX_DEPTH {
@@ -347,13 +390,39 @@ impl<'r> Cursor<'r> {
             path.push_str(name);
             let marker = self.byte()?;
             let text = match marker {
-                0xc0 => Some("null"),
-                0xc2 => Some("false"),
-                0xc3 => Some("true"),
-                m @ 0xa0..=0xbf => Some(self.str_of(usize::from(m & 0x1f))?),
+                0xc0 => Some(Scalar::Null),
+                0xc2 => Some(Scalar::Bool(false)),
+                0xc3 => Some(Scalar::Bool(true)),
+                m @ 0xa0..=0xbf => Some(Scalar::Str(self.str_of(usize::from(m & 0x1f))?)),
                 0xd9..=0xdb => {
                     let n = self.be(1 << (marker - 0xd9))?;
-                    Some(self.str_of(n)?)
+                    Some(Scalar::Str(self.str_of(n)?))
+                }
+                m @ 0x00..=0x7f => Some(Scalar::UInt(u64::from(m))),
+                m @ 0xe0..=0xff => Some(Scalar::Int(i64::from(m as i8))),
+                0xcc..=0xcf => {
+                    let bytes = self.take(1 << (marker - 0xcc))?;
+                    Some(Scalar::UInt(
+                        bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+                    ))
+                }
+                0xd0..=0xd3 => {
+                    let len = 1usize << (marker - 0xd0);
+                    let bytes = self.take(len)?;
+                    let raw = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+                    // Sign-extend from the value's width.
+                    let shift = 64 - 8 * len as u32;
+                    Some(Scalar::Int(((raw << shift) as i64) >> shift))
+                }
+                0xca => {
+                    let b = self.take(4)?;
+                    let bits = b.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x));
+                    Some(Scalar::Float(f64::from(f32::from_bits(bits))))
+                }
+                0xcb => {
+                    let b = self.take(8)?;
+                    let bits = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
+                    Some(Scalar::Float(f64::from_bits(bits)))
                 }
                 m @ (0x80..=0x8f | 0xde | 0xdf) => {
                     f(path, None);
@@ -747,13 +816,23 @@ mod tests {
         let bytes = r.to_msgpack();
         let mut paths = Vec::new();
         let mut texts = Vec::new();
+        let mut all = Vec::new();
         scan_fields(&bytes, &mut |p, t| {
             paths.push(p.to_owned());
-            if let Some(t) = t.filter(|t| t.parse::<f64>().is_err()) {
+            if let Some(t) = t
+                .and_then(|t| t.index_text())
+                .filter(|t| t.parse::<f64>().is_err())
+            {
                 texts.push((p.to_owned(), t.to_owned()));
             }
+            all.push((p.to_owned(), t.map(|t| t.query_text().into_owned())));
         })
         .expect("scan");
+        // Every field's text is what the decoded record's value gives.
+        for (p, t) in &all {
+            let v = r.at_path(p).expect("path");
+            assert_eq!(t.as_deref(), v.query_text().as_deref(), "{p}");
+        }
         assert_eq!(paths, r.paths());
         assert_eq!(texts, r.query_attrs());
         assert!(texts.contains(&("meta.source".into(), "cam2".into())));
