@@ -384,3 +384,43 @@ fn verify_names_index_damage_as_index_damage() {
     let a = Archive::open(t.path()).expect("reopen");
     all_found(&a, &hashes);
 }
+
+#[test]
+fn verify_finds_totals_that_disagree_with_the_store() {
+    // `stats` reads totals the index keeps; a wrong one is index damage, and a rebuild of the
+    // index from the segments brings the right one back.
+    let t = TempStore::new();
+    let a = t.create();
+    for i in 0..5 {
+        a.put_text(&format!("text {i}"), &[("run", "a")])
+            .expect("put");
+    }
+    let right = a.stats().expect("stats");
+    drop(a);
+    {
+        let db = sled::open(t.path().join("index")).expect("sled");
+        let bytes = db.get(b"k").expect("get").expect("totals are kept");
+        let mut totals: model_archive::totals::Totals =
+            rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(totals.entries, 5);
+        totals.entries += 3;
+        db.insert(b"k", rmp_serde::to_vec(&totals).expect("encode"))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let mut a = Archive::open(t.path()).expect("open");
+    assert_eq!(a.stats().expect("stats").entries, 8);
+    let report = a.verify(&|_, _| {}).expect("verify");
+    let p = report
+        .problems
+        .iter()
+        .find(|p| p.reason.contains("the totals say"))
+        .expect("the wrong totals are reported");
+    assert!(p.reason.starts_with("index damage"), "{p:?}");
+    assert!(p.reason.contains("8 entries"), "{p:?}");
+    a.reindex(&|_, _| {}).expect("reindex");
+    let healed = a.stats().expect("stats");
+    assert_eq!(healed.entries, right.entries);
+    assert_eq!(healed.objects, right.objects);
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+}

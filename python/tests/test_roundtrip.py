@@ -171,3 +171,16 @@ def test_query(archive):
     assert len(archive.query("", limit=2)) == 2
     with pytest.raises(ma.InvalidInput, match="column"):
         archive.query('run = "exp1" and and')
+
+
+def test_query_on_record_fields(archive):
+    probs = np.ones((2, 3), dtype=np.float32)
+    a = archive.put({"probs": probs, "label": 3, "pred": 3, "meta": {"source": "cam1"}}, tags={"split": "test"})
+    b = archive.put({"probs": probs, "label": 3, "pred": 5, "meta": {"source": "cam2"}}, tags={"split": "test"})
+    c = archive.put({"probs": probs, "label": 1, "pred": 1, "meta": {"source": "cam2"}}, tags={"split": "val"})
+    assert {e.hash for e in archive.query("label = 3")} == {a, b}
+    assert [e.hash for e in archive.query('split = "test" and label != pred')] == [b]
+    assert {e.hash for e in archive.query('meta.source = "cam2"')} == {b, c}
+    assert [e.hash for e in archive.query("has meta.source and label < 2")] == [c]
+    # Quoted, a field's name is a word.
+    assert len(archive.query('label != "pred"')) == 3

@@ -188,6 +188,28 @@ impl Archive {
                 report.problems.push(damage(what, Some(*h)));
             }
         }
+        // The totals `stats` reads must be what a walk of the store finds (when everything
+        // else checked out: a damaged pack cannot be walked).
+        if report.problems.is_empty() {
+            let counts = |mut s: super::Stats| {
+                s.index_bytes = 0;
+                s
+            };
+            let (kept, found) = (counts(self.stats()?), counts(self.recount()?));
+            if kept != found {
+                let what = format!(
+                    "the totals say {} objects, {} entries, {} stored bytes; the store holds \
+                     {}, {}, {}",
+                    kept.objects,
+                    kept.entries,
+                    kept.stored_bytes,
+                    found.objects,
+                    found.entries,
+                    found.stored_bytes
+                );
+                report.problems.push(damage(what, None));
+            }
+        }
         Ok(())
     }
 }
