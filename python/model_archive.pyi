@@ -178,6 +178,9 @@ class Archive:
         """Entries newest first, those whose tags include every given key=value."""
     def query(self, query: str, *, limit: Optional[int] = None) -> list[Entry]:
         """Entries matching a query (`run = "exp1" and split = "test"`), newest first."""
+    def stack(self, query: str, field: Optional[str] = None) -> np.ndarray:
+        """One tensor field (a record field's path; none: the entries' own tensors) of every
+        entry the query matches, as one array [N, ...], rows oldest first."""
     def entries_of(self, hash: Hash) -> list[Entry]: ...
     def stats(self) -> dict[str, Any]: ...
     def verify(self) -> list[str]:

@@ -24,7 +24,7 @@ use predicates::prelude::*;
 use crate::util::TempStore;
 
 /// `python3` if it can import `modules`; in CI their absence is a failure.
-fn python_with(modules: &str) -> Option<&'static str> {
+pub fn python_with(modules: &str) -> Option<&'static str> {
     let ok = Command::new("python3")
         .args(["-c", &format!("import {modules}")])
         .output()

@@ -14,6 +14,7 @@ mod util;
 mod cli;
 mod corrupt;
 mod crash;
+mod export;
 mod fixtures;
 mod format;
 mod hostile;

@@ -455,6 +455,19 @@ pub fn ndarray<'py>(py: Python<'py>, mapped: archive::MappedObject) -> PyResult<
     numpy_attr(py, &NDARRAY, "ndarray")?.call1((dims, dt, owner))
 }
 
+/// An owned tensor as a writable numpy array of its dtype and shape (its bytes are copied once,
+/// into a `bytearray` the array keeps as its base). `what` names it in a dtype error.
+pub fn owned_ndarray<'py>(
+    py: Python<'py>,
+    tensor: archive::Tensor,
+    what: &ObjectHash,
+) -> PyResult<Bound<'py, PyAny>> {
+    let dt = numpy_dtype(py, tensor.dtype, what)?;
+    let dims = PyTuple::new(py, tensor.shape.dims())?;
+    let buffer = pyo3::types::PyByteArray::new(py, &tensor.data);
+    numpy_attr(py, &NDARRAY, "ndarray")?.call1((dims, dt, buffer))
+}
+
 /// Get an object as Python: a tensor as a numpy array (zero-copy when stored raw), text as
 /// `str`, bytes as `bytes`, a record as a dict (its tensors as arrays), a categorical as
 /// `{"codes": array, "labels": [...]}`. Without `verify`, bytes are not re-hashed (O(1) for a

@@ -414,6 +414,26 @@ impl PyArchive {
         Ok(found.map_err(to_py)?.into_iter().map(Entry::from).collect())
     }
 
+    /// One tensor field of every entry `query` matches, stacked into one array of shape
+    /// `[N, ...]`, rows in logging order (oldest first): `a.stack('run = "exp1"', "probs")`.
+    /// `field` is a record field's path (`probs`, `out.logits`); without it the entries must be
+    /// tensors themselves. Every row must have the first row's dtype and shape.
+    ///
+    /// Raises `InvalidInput` naming the first entry that differs or lacks the field, or when
+    /// nothing matches.
+    #[pyo3(signature = (query, field = None))]
+    fn stack(&self, py: Python<'_>, query: &str, field: Option<&str>) -> PyResult<Py<PyAny>> {
+        let archive = self.archive()?;
+        let tensor = py
+            .detach(|| {
+                let q = archive.parse_query(query)?;
+                archive.stack(&q, field, &|_, _| {})
+            })
+            .map_err(to_py)?;
+        let what = ObjectHash([0; 32]);
+        Ok(convert::owned_ndarray(py, tensor, &what)?.unbind())
+    }
+
     /// The entries that logged one object, oldest first.
     fn entries_of(&self, py: Python<'_>, hash: &str) -> PyResult<Vec<Entry>> {
         let archive = self.archive()?;

@@ -184,3 +184,18 @@ def test_query_on_record_fields(archive):
     assert [e.hash for e in archive.query("has meta.source and label < 2")] == [c]
     # Quoted, a field's name is a word.
     assert len(archive.query('label != "pred"')) == 3
+
+
+def test_stack_gives_one_array_in_logging_order(archive):
+    rows = [np.full(4, i, dtype=np.float32) for i in range(50)]
+    with archive.writer() as w:
+        for i, r in enumerate(rows):
+            w.put({"probs": r, "label": i % 3}, tags={"run": "exp1"})
+    got = archive.stack('run = "exp1"', "probs")
+    assert got.shape == (50, 4) and got.dtype == np.float32
+    assert np.array_equal(got, np.stack(rows))
+    assert np.array_equal(archive.stack("label = 2", "probs"), np.stack(rows[2::3]))
+    with pytest.raises(ma.InvalidInput, match="no entries match"):
+        archive.stack('run = "none"', "probs")
+    with pytest.raises(ma.InvalidInput, match="not a tensor"):
+        archive.stack('run = "exp1"', "label")

@@ -9,8 +9,9 @@
 //! | `get.rs` | get, map, info, resolve a short hash |
 //! | `entries.rs` | the entries: all of them, or those of one object |
 //! | `query.rs` | the entries a query matches, read through the index's runs and tags |
+//! | `stack.rs` | one tensor field of every match, stacked into one tensor |
 //! | `verify.rs` | verify: every frame re-read and re-hashed, the index checked against it |
-//! | `stats.rs` | counts and sizes |
+//! | `stats.rs` | counts and sizes, from the totals the index keeps; `recount` walks |
 //!
 //! Byte layouts live in `format`, segment files in `segment`, the index in `index`, object
 //! lookup in `locator`, and the store directory's names in `store_dir`.
@@ -22,6 +23,7 @@ mod open;
 mod put;
 mod query;
 mod recover;
+mod stack;
 mod stats;
 mod verify;
 

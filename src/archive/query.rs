@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::Archive;
 use crate::error::Result;
+use crate::format::pack::Pack;
 use crate::hash::ObjectHash;
 use crate::index::{Names, RunRec};
 use crate::info::EntryInfo;
@@ -73,17 +74,12 @@ impl Archive {
     ) -> Result<Vec<EntryInfo>> {
         let needs_object = query.needs_object();
         let matches = |e: &Subject<'_>, record: Option<&dyn RecordFields>| {
-            let info = if needs_object {
-                self.info(e.hash).ok()
-            } else {
-                None
-            };
+            let info = needs_object.then(|| self.info(e.hash).ok()).flatten();
             query.matches_fields(e, info.as_ref(), record)
         };
         let RunRec::Pack(p) = run else {
-            let mut v = self.run_entries(first, run)?;
-            let mut out = Vec::with_capacity(v.len());
-            for e in v.drain(..) {
+            let mut out = Vec::new();
+            for e in self.run_entries(first, run)? {
                 let record = match needs_record {
                     true => self.record_of(&e.hash)?,
                     false => None,
@@ -130,23 +126,9 @@ impl Archive {
                 };
                 match needs_record {
                     false => matches(&s, None),
-                    // A record stored in this pack is read in place, only the fields the
-                    // query names; one stored elsewhere (an entry of content logged before)
-                    // is read through the store.
-                    true => match pack.object(slot) {
-                        Some(o) if o.kind == Kind::Record => {
-                            let fields = ScannedFields::scan(o.data, &names)?;
-                            matches(&s, Some(&fields))
-                        }
-                        Some(_) => matches(&s, None),
-                        None => {
-                            let record = match pack.item_hash(slot) {
-                                Some(h) => self.record_of(&h)?,
-                                None => None,
-                            };
-                            matches(&s, record.as_ref().map(|r| r as &dyn RecordFields))
-                        }
-                    },
+                    true => {
+                        self.with_packed_record(&pack, slot, &names, &mut |r| matches(&s, r))?
+                    }
                 }
             };
             if hit && let Some(h) = pack.item_hash(slot) {
@@ -190,6 +172,29 @@ impl Archive {
 }
 
 impl Archive {
+    /// Call `f` with the fields of the record a pack item logs, if it is a record: read in
+    /// place when stored in the pack (only the fields the query names), through the store
+    /// when stored elsewhere (an entry of content logged before).
+    fn with_packed_record(
+        &self,
+        pack: &Pack,
+        slot: u32,
+        names: &[&str],
+        f: &mut dyn FnMut(Option<&dyn RecordFields>) -> bool,
+    ) -> Result<bool> {
+        Ok(match pack.object(slot) {
+            Some(o) if o.kind == Kind::Record => f(Some(&ScannedFields::scan(o.data, names)?)),
+            Some(_) => f(None),
+            None => {
+                let record = match pack.item_hash(slot) {
+                    Some(h) => self.record_of(&h)?,
+                    None => None,
+                };
+                f(record.as_ref().map(|r| r as &dyn RecordFields))
+            }
+        })
+    }
+
     /// The names this store knows: tag keys of its entries and field paths of its records.
     pub fn names(&self) -> Result<Names> {
         self.index()?.names()

@@ -101,11 +101,7 @@ impl Archive {
         path: &Path,
     ) -> Result<Update> {
         let max = self.index()?.segment(seg)?.indexed_max;
-        let mut update = Update::default();
-        let mut records = RecordAttrs::new();
-        // Decoded sizes of the objects this scan met, for entries of content stored elsewhere:
-        // gathered only once such an entry refers to an earlier frame.
-        let mut sizes: Option<crate::hash::HashMap<u64>> = None;
+        let mut scan = Rescan::default();
         for frame in frames {
             if frame.offset < max
                 && self
@@ -121,91 +117,108 @@ impl Archive {
                     .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
                     .and_then(|(f, payload)| decode_frame(&f, payload, path));
                 match pack {
-                    Ok(pack) => {
-                        let mut summary = pack.summary();
-                        let mut here: Option<crate::hash::HashMap<u64>> = None;
-                        for h in summary.entries.iter().flatten() {
-                            let here = here.get_or_insert_with(|| {
-                                let mut m = crate::hash::HashMap::default();
-                                add_sizes(&mut m, &summary);
-                                m
-                            });
-                            let n = match here.get(h) {
-                                Some(n) => *n,
-                                None => self.raw_len_of(h, &update, &mut sizes),
-                            };
-                            summary.totals.logical_bytes += n;
-                        }
-                        // Once gathered, the sizes take in each pack after its own entries.
-                        if let Some(sizes) = sizes.as_mut() {
-                            add_sizes(sizes, &summary);
-                        }
-                        let (attrs, many, unknown) = self.pack_attrs(
-                            &pack,
-                            &summary.objects,
-                            &mut update.record_fields,
-                            &mut records,
-                        );
-                        summary.tags.extend(attrs);
-                        summary.tags.sort();
-                        summary.tags.dedup();
-                        summary.attrs_unknown = unknown;
-                        summary.many = many;
-                        update.runs.push(RunUpdate::Pack(PackUpdate {
-                            seg,
-                            offset: frame.offset,
-                            summary,
-                        }))
-                    }
+                    Ok(pack) => self.add_pack(&mut scan, &pack, seg, frame.offset),
                     Err(e) => self.warn(format!("damaged pack skipped: {e}")),
                 }
                 continue;
             }
-            add_frame(&mut update, seg, frame);
-            let at = (seg, frame.offset);
-            if let (Some(o), Some(sizes)) = (&frame.meta.object, sizes.as_mut()) {
-                sizes.insert(frame.header.hash, o.raw_len);
-            }
-            match &frame.meta.object {
-                Some(o) if o.kind == Kind::Record.name() => {
-                    // A record too big for a pack: decoded for its field names. One that does
-                    // not decode is reported by `get` and `verify`, like any damaged object.
-                    let bytes = read_frame(map, frame.offset)
-                        .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
-                        .and_then(|(f, payload)| {
-                            let meta = object_meta(&f, path)?;
-                            decode_payload(&f, meta, payload, path).map(|b| b.into_owned())
-                        });
-                    match bytes.and_then(|b| Record::from_msgpack("record", &b)) {
-                        Ok(r) => {
-                            add_paths(&mut update, &r);
-                            if frame.meta.entry.is_some() {
-                                update.attrs.insert(at, r.query_attrs());
-                            }
-                        }
-                        Err(_) => {
-                            update.attrs_unknown.insert(at);
-                        }
-                    }
-                }
-                Some(_) => {}
-                // An entry of content stored elsewhere (written by older versions).
-                None if frame.meta.entry.is_some() => {
-                    let raw = self.raw_len_of(&frame.header.hash, &update, &mut sizes);
-                    update.entry_raw.insert(at, raw);
-                    match self.attrs_of(&frame.header.hash, &mut records) {
-                        Some(a) => {
-                            update.attrs.insert(at, a);
-                        }
-                        None => {
-                            update.attrs_unknown.insert(at);
-                        }
-                    }
-                }
-                None => {}
-            }
+            add_frame(&mut scan.update, seg, frame);
+            self.add_frame_fields(&mut scan, seg, frame, map, path);
         }
-        Ok(update)
+        Ok(scan.update)
+    }
+
+    /// Add a pack to a rescan: its run, its entries' logged bytes and record fields.
+    fn add_pack(&self, scan: &mut Rescan, pack: &Pack, seg: u32, offset: u64) {
+        let mut summary = pack.summary();
+        let mut here: Option<crate::hash::HashMap<u64>> = None;
+        for h in summary.entries.iter().flatten() {
+            let here = here.get_or_insert_with(|| {
+                let mut m = crate::hash::HashMap::default();
+                add_sizes(&mut m, &summary);
+                m
+            });
+            let n = match here.get(h) {
+                Some(n) => *n,
+                None => self.raw_len_of(h, &scan.update, &mut scan.sizes),
+            };
+            summary.totals.logical_bytes += n;
+        }
+        // Once gathered, the sizes take in each pack after its own entries.
+        if let Some(sizes) = scan.sizes.as_mut() {
+            add_sizes(sizes, &summary);
+        }
+        let (attrs, many, unknown) = self.pack_attrs(
+            pack,
+            &summary.objects,
+            &mut scan.update.record_fields,
+            &mut scan.records,
+        );
+        summary.tags.extend(attrs);
+        summary.tags.sort();
+        summary.tags.dedup();
+        summary.attrs_unknown = unknown;
+        summary.many = many;
+        scan.update.runs.push(RunUpdate::Pack(PackUpdate {
+            seg,
+            offset,
+            summary,
+        }));
+    }
+
+    /// What a frame of its own adds besides its object and entry: a record's field names and
+    /// (path, value) pairs, the size of what an entry-only frame logs.
+    fn add_frame_fields(
+        &self,
+        scan: &mut Rescan,
+        seg: u32,
+        frame: &Frame,
+        map: &[u8],
+        path: &Path,
+    ) {
+        let at = (seg, frame.offset);
+        let update = &mut scan.update;
+        if let (Some(o), Some(sizes)) = (&frame.meta.object, scan.sizes.as_mut()) {
+            sizes.insert(frame.header.hash, o.raw_len);
+        }
+        match &frame.meta.object {
+            Some(o) if o.kind == Kind::Record.name() => {
+                // A record too big for a pack: decoded for its field names. One that does
+                // not decode is reported by `get` and `verify`, like any damaged object.
+                let bytes = read_frame(map, frame.offset)
+                    .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
+                    .and_then(|(f, payload)| {
+                        let meta = object_meta(&f, path)?;
+                        decode_payload(&f, meta, payload, path).map(|b| b.into_owned())
+                    });
+                match bytes.and_then(|b| Record::from_msgpack("record", &b)) {
+                    Ok(r) => {
+                        add_paths(update, &r);
+                        if frame.meta.entry.is_some() {
+                            update.attrs.insert(at, r.query_attrs());
+                        }
+                    }
+                    Err(_) => {
+                        update.attrs_unknown.insert(at);
+                    }
+                }
+            }
+            Some(_) => {}
+            // An entry of content stored elsewhere (written by older versions).
+            None if frame.meta.entry.is_some() => {
+                let raw = self.raw_len_of(&frame.header.hash, &scan.update, &mut scan.sizes);
+                scan.update.entry_raw.insert(at, raw);
+                match self.attrs_of(&frame.header.hash, &mut scan.records) {
+                    Some(a) => {
+                        scan.update.attrs.insert(at, a);
+                    }
+                    None => {
+                        scan.update.attrs_unknown.insert(at);
+                    }
+                }
+            }
+            None => {}
+        }
     }
 
     /// The decoded size of content stored before: met earlier in this scan, or indexed.
@@ -246,46 +259,15 @@ impl Archive {
         fields: &mut HashSet<String>,
         records: &mut RecordAttrs,
     ) -> PackAttrs {
-        let entries_in_pack = pack.body.items.iter().filter(|i| i.entry.is_some()).count();
-        // The pack's paths (a handful, so a list beats hashing each one) with their values;
-        // a path with more values than the index lists gets a filter of them instead.
-        let mut keys: Vec<PathValues<'_>> = Vec::new();
+        let mut found = PackFields {
+            entries: pack.body.items.iter().filter(|i| i.entry.is_some()).count(),
+            keys: Vec::new(),
+        };
         let mut owned: Vec<(String, String)> = Vec::new();
         let mut unknown = false;
         let mut slot_of: Option<HashMap<&ObjectHash, u32>> = None;
-        let mut walk = |data, entry: bool, fields: &mut HashSet<String>| {
-            scan_fields(data, &mut |path, text| {
-                let at = match keys.iter().position(|k| k.path == path) {
-                    Some(at) => at,
-                    None => {
-                        if !fields.contains(path) {
-                            fields.insert(path.to_owned());
-                        }
-                        keys.push(PathValues {
-                            path: path.to_owned(),
-                            values: HashSet::new(),
-                            bloom: None,
-                        });
-                        keys.len() - 1
-                    }
-                };
-                if let (true, Some(t), Some(k)) =
-                    (entry, text.and_then(|t| t.index_text()), keys.get_mut(at))
-                {
-                    match &mut k.bloom {
-                        Some(b) => b.insert(t),
-                        None => {
-                            if k.values.insert(t) && k.values.len() > TAG_VALUES_PER_RUN {
-                                let mut b = Bloom::with_capacity(entries_in_pack);
-                                k.values.drain().for_each(|v| b.insert(v));
-                                k.bloom = Some(b);
-                            }
-                        }
-                    }
-                }
-            })
-            .is_ok()
-        };
+        let mut walk =
+            |data, entry: bool, fields: &mut HashSet<String>| found.walk(data, entry, fields);
         for (i, item) in pack.body.items.iter().enumerate() {
             let slot = i as u32 + 1;
             let entry = item.entry.is_some();
@@ -316,7 +298,7 @@ impl Archive {
             }
         }
         let mut many = Vec::new();
-        for k in keys {
+        for k in found.keys {
             match k.bloom {
                 Some(b) => many.push((k.path, b)),
                 None => owned.extend(k.values.into_iter().map(|v| (k.path.clone(), v.to_owned()))),
@@ -391,6 +373,54 @@ impl Archive {
 /// many values to list, and whether some entry's record is not known.
 type PackAttrs = (Vec<(String, String)>, Vec<(String, Bloom)>, bool);
 
+/// The paths of a pack's records (a handful, so a list beats hashing each one) with the values
+/// its entries' records hold there; a path with more values than the index lists gets a
+/// filter of them instead.
+struct PackFields<'p> {
+    /// Entries in the pack: what a filter is sized for.
+    entries: usize,
+    keys: Vec<PathValues<'p>>,
+}
+
+impl<'p> PackFields<'p> {
+    /// Walk one record's bytes: its paths into `fields`, and, for an entry's record, its
+    /// values. False if the bytes are not a record.
+    fn walk(&mut self, data: &'p [u8], entry: bool, fields: &mut HashSet<String>) -> bool {
+        let (keys, entries) = (&mut self.keys, self.entries);
+        scan_fields(data, &mut |path, text| {
+            let at = match keys.iter().position(|k| k.path == path) {
+                Some(at) => at,
+                None => {
+                    if !fields.contains(path) {
+                        fields.insert(path.to_owned());
+                    }
+                    keys.push(PathValues {
+                        path: path.to_owned(),
+                        values: HashSet::new(),
+                        bloom: None,
+                    });
+                    keys.len() - 1
+                }
+            };
+            let text = text.and_then(|t| t.index_text());
+            let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at)) else {
+                return;
+            };
+            match &mut k.bloom {
+                Some(b) => b.insert(t),
+                None => {
+                    if k.values.insert(t) && k.values.len() > TAG_VALUES_PER_RUN {
+                        let mut b = Bloom::with_capacity(entries);
+                        k.values.drain().for_each(|v| b.insert(v));
+                        k.bloom = Some(b);
+                    }
+                }
+            }
+        })
+        .is_ok()
+    }
+}
+
 /// A path of a pack's records and the values its entries' records hold there.
 struct PathValues<'p> {
     path: String,
@@ -404,6 +434,17 @@ fn add_sizes(m: &mut crate::hash::HashMap<u64>, s: &crate::format::pack::PackSum
     for ((h, _), n) in s.objects.iter().zip(&s.object_sizes) {
         m.insert(*h, *n);
     }
+}
+
+/// A rescan of one segment: the update it builds, and what it remembers on the way.
+#[derive(Default)]
+struct Rescan {
+    update: Update,
+    /// Record (path, value) pairs of content stored elsewhere, looked up once.
+    records: RecordAttrs,
+    /// Decoded sizes of the objects this scan met, for entries of content stored elsewhere:
+    /// gathered only once such an entry refers to an earlier frame.
+    sizes: Option<crate::hash::HashMap<u64>>,
 }
 
 /// Record (path, value) pairs of content found during a scan (`None`: not found).

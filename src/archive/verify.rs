@@ -190,27 +190,33 @@ impl Archive {
         }
         // The totals `stats` reads must be what a walk of the store finds (when everything
         // else checked out: a damaged pack cannot be walked).
-        if report.problems.is_empty() {
-            let counts = |mut s: super::Stats| {
-                s.index_bytes = 0;
-                s
-            };
-            let (kept, found) = (counts(self.stats()?), counts(self.recount()?));
-            if kept != found {
-                let what = format!(
-                    "the totals say {} objects, {} entries, {} stored bytes; the store holds \
-                     {}, {}, {}",
-                    kept.objects,
-                    kept.entries,
-                    kept.stored_bytes,
-                    found.objects,
-                    found.entries,
-                    found.stored_bytes
-                );
-                report.problems.push(damage(what, None));
-            }
+        if report.problems.is_empty()
+            && let Some(what) = self.totals_differ()?
+        {
+            report.problems.push(damage(what, None));
         }
         Ok(())
+    }
+
+    /// How the totals the index keeps differ from a walk of the store, if they do.
+    fn totals_differ(&self) -> Result<Option<String>> {
+        let counts = |mut s: super::Stats| {
+            s.index_bytes = 0;
+            s
+        };
+        let (kept, found) = (counts(self.stats()?), counts(self.recount()?));
+        Ok((kept != found).then(|| {
+            format!(
+                "the totals say {} objects, {} entries, {} stored bytes; the store holds {}, \
+                 {}, {}",
+                kept.objects,
+                kept.entries,
+                kept.stored_bytes,
+                found.objects,
+                found.entries,
+                found.stored_bytes
+            )
+        }))
     }
 }
 

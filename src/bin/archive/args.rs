@@ -125,6 +125,17 @@ hash (= matches a prefix). Values are \"quoted\" or bare; comparisons are numeri
 sides are numbers. A bare value that is a name of the store compares two fields (label !=
 pred); quote it to mean the word itself.")]
     Query(QueryArgs),
+    /// Write one tensor field of every entry a query matches as one array, a row per entry.
+    #[command(after_help = "\
+Examples:
+  archive export 'run = \"exp1\"' --field probs -o probs.npy     # [N, 10], rows oldest first
+  archive export 'split = \"test\" and label != pred' --field probs -o wrong.safetensors
+  archive export 'run = \"exp1\" and kind = tensor' -o outputs.npz # entries that are tensors
+
+The format follows the extension of --output (npy, npz, safetensors, msgpack, json, pb) or
+--format. Every row must have the first row's dtype and shape; the error names the first entry
+that differs or lacks the field. Rows are in logging order, oldest first.")]
+    Export(ExportArgs),
     /// Re-read and re-hash everything; exits 4 if anything is damaged.
     Verify,
     /// Rebuild the index from the segments alone.
@@ -294,6 +305,26 @@ pub struct LsArgs {
     /// Only entries logged before this time (RFC 3339 or a date).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+}
+
+/// `archive export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The query, e.g. 'run = "exp1"' (see `archive query --help`).
+    pub query: String,
+
+    /// The record field (a path: probs, out.logits) holding each entry's tensor; without it,
+    /// the entries must be tensors themselves.
+    #[arg(long, value_name = "PATH")]
+    pub field: Option<String>,
+
+    /// Where to write (`-` for stdout).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// npy, npz, safetensors, msgpack, json or onnx (default: by the extension, else npy).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// `archive query`.

@@ -84,14 +84,23 @@ pub fn tags(tags: &[(String, String)]) -> String {
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 pub fn progress(what: &str) -> indicatif::ProgressBar {
+    progress_in(what, "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+}
+
+/// A progress bar counting items (rows, entries) rather than bytes.
+pub fn progress_count(what: &str) -> indicatif::ProgressBar {
+    progress_in(what, "{human_pos}/{human_len} ({per_sec}, {eta})")
+}
+
+fn progress_in(what: &str, counts: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template(&format!("{{msg}} [{{bar:30}}] {counts}"))
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());

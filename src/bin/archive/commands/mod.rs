@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share: finding and opening the store.
 
+mod export;
 mod get;
 mod info;
 mod init;
@@ -132,6 +133,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Merge { others } => merge::run(&ctx, &others),
         Command::Log(args) => log::run(&ctx, args),
         Command::Query(args) => ls::query(&ctx, args),
+        Command::Export(args) => export::run(&ctx, args),
         Command::Migrate => {
             let report = model_archive::migrate::migrate(ctx.store_path()?)?;
             if ctx.json {
