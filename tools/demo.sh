@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo: put real model outputs (samples/, made by tools/make_samples.py from scikit-learn
-# classifiers on its bundled digits dataset) into a fresh store, look at them, and get every
-# one back bit-exact. Run from anywhere: tools/demo.sh
+# The demo: put and log real model outputs (samples/, made by tools/make_samples.py from
+# scikit-learn classifiers on its bundled digits dataset) into a fresh store, find them by tags
+# and record fields, read a run back as one array, and get every one back bit-exact. Run from
+# anywhere: tools/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin archive
@@ -22,7 +23,14 @@ preds=$("$A" put $S/digits_test_pred.npy --labels $S/labels.json --tag model=log
 # The same probabilities logged again by a second run: one object, two entries.
 "$A" put $S/digits_test_probs.npy --tag model=logreg --tag split=test --tag run=2 >/dev/null
 
-run ls
+# Predictions logged one record per line, as a batch job streams them; then the misclassified
+# ones, found by the records' own fields, and every probability vector back as one array.
+printf '\n$ archive log --tag run=digits --tag-field id --tensor-field probs < predictions.ndjson\n'
+"$A" log --tag run=digits --tag-field id --tensor-field probs < $S/predictions.ndjson
+run query 'run = "digits" and label != pred' --limit 5
+run export 'run = "digits"' --field probs -o "$work/probs.npy"
+
+run ls --limit 12
 run info "${probs:0:8}"
 run info "${relu:0:8}"
 run info "${preds:0:8}"

@@ -198,13 +198,21 @@ impl Archive {
         Ok(())
     }
 
-    /// How the totals the index keeps differ from a walk of the store, if they do.
+    /// How the totals the index keeps differ from a walk of the store, if they do. Writers
+    /// may commit meanwhile: the totals are read before and after the walk, and a store that
+    /// changed in between is not judged.
     fn totals_differ(&self) -> Result<Option<String>> {
         let counts = |mut s: super::Stats| {
             s.index_bytes = 0;
+            s.segments = 0;
+            s.segment_bytes = 0;
             s
         };
-        let (kept, found) = (counts(self.stats()?), counts(self.recount()?));
+        let kept = counts(self.stats()?);
+        let found = counts(self.recount()?);
+        if counts(self.stats()?) != kept {
+            return Ok(None);
+        }
         Ok((kept != found).then(|| {
             format!(
                 "the totals say {} objects, {} entries, {} stored bytes; the store holds {}, \

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     EntryRec, FIELDS_UNKNOWN, Index, ObjectLoc, PackRun, PackUpdate, RUN_MAX, RunRec, RunUpdate,
-    Update, encode, insert_tag_keys, keys, lookup,
+    SegRec, Update, encode, insert_tag_keys, keys, lookup,
 };
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
@@ -57,7 +57,7 @@ impl Index {
                 }
             };
         }
-        staged.marks(&update.marks)?;
+        let moved = staged.marks(&update.marks)?;
         let Staged {
             mut batch,
             located,
@@ -85,6 +85,17 @@ impl Index {
             self.reload_tables();
         }
         self.db.apply_batch(batch).map_err(|e| self.err(e))?;
+        let mut segs = self
+            .segs
+            .lock()
+            .map_err(|_| Error::internal("segment table lock poisoned"))?;
+        for (id, rec) in moved {
+            if let Some(r) = segs.recs.get_mut(id as usize) {
+                r.indexed_to = r.indexed_to.max(rec.indexed_to);
+                r.indexed_max = r.indexed_max.max(rec.indexed_max);
+            }
+        }
+        drop(segs);
         *next = seq;
         Ok(new_objects)
     }
@@ -277,20 +288,28 @@ impl Staged<'_> {
         }
     }
 
-    /// Stage the segments' new high-water marks.
-    fn marks(&mut self, marks: &[(u32, u64, u64)]) -> Result<()> {
-        let mut segs = self
+    /// Stage the segments' new high-water marks. They are returned rather than set: the
+    /// segment table in memory moves only once what they cover is in the tables and sled (a
+    /// `verify` running meanwhile believes them).
+    fn marks(&mut self, marks: &[(u32, u64, u64)]) -> Result<Vec<(u32, SegRec)>> {
+        let segs = self
             .index
             .segs
             .lock()
             .map_err(|_| Error::internal("segment table lock poisoned"))?;
+        let mut moved: Vec<(u32, SegRec)> = Vec::new();
         for (id, to, max) in marks {
-            if let Some(rec) = segs.recs.get_mut(*id as usize) {
+            let current = match moved.iter().rposition(|(m, _)| m == id) {
+                Some(i) => moved.get(i).map(|(_, r)| r.clone()),
+                None => segs.recs.get(*id as usize).cloned(),
+            };
+            if let Some(mut rec) = current {
                 rec.indexed_to = rec.indexed_to.max(*to);
                 rec.indexed_max = rec.indexed_max.max(*max).max(rec.indexed_to);
-                self.batch.insert(&keys::segment(*id)[..], encode(rec)?);
+                self.batch.insert(&keys::segment(*id)[..], encode(&rec)?);
+                moved.push((*id, rec));
             }
         }
-        Ok(())
+        Ok(moved)
     }
 }
