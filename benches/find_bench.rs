@@ -278,6 +278,42 @@ fn main() {
         ms(wall),
         rss / 1024
     );
+    // Reading back in bulk: every probability vector as one [N, 10] array, beside pyarrow
+    // reading the same column of the Parquet file.
+    let npy = scratch.join("probs.npy");
+    let npy_arg = npy.display().to_string();
+    let (wall, rss, _) = measure(
+        &bin,
+        &store,
+        &["export", "", "--field", "probs", "-o", &npy_arg],
+    );
+    let pq_read = parquet
+        .as_ref()
+        .and_then(|v| v.get("read_probs_s")?.as_f64());
+    match pq_read {
+        Some(r) => println!(
+            "| `archive export '' --field probs -o probs.npy` ({n} rows, whole process) | {} ({} MiB) | {:.1} ms (`pyarrow.parquet.read_table` of the column) | {:.2}× | ≥ 1× Parquet |",
+            ms(wall),
+            rss / 1024,
+            r * 1e3,
+            r / wall.as_secs_f64()
+        ),
+        None => println!(
+            "| `archive export '' --field probs -o probs.npy` ({n} rows, whole process) | {} ({} MiB) | (pyarrow not installed) | — | ≥ 1× Parquet |",
+            ms(wall),
+            rss / 1024
+        ),
+    }
+    let (wall, rss, _) = measure(
+        &bin,
+        &store,
+        &["export", "run = \"run042\"", "--field", "probs", "-o", &npy_arg],
+    );
+    println!(
+        "| `archive export 'run = \"run042\"' --field probs` (10,000 rows) | {} ({} MiB) | — | — | — |",
+        ms(wall),
+        rss / 1024
+    );
     if let Some(v) = parquet {
         println!(
             "\nParquet peer: {} rows written by pyarrow in {:.2} s; `read_table` of the probs column {:.3} s.",
