@@ -307,7 +307,14 @@ fn main() {
     let (wall, rss, _) = measure(
         &bin,
         &store,
-        &["export", "run = \"run042\"", "--field", "probs", "-o", &npy_arg],
+        &[
+            "export",
+            "run = \"run042\"",
+            "--field",
+            "probs",
+            "-o",
+            &npy_arg,
+        ],
     );
     println!(
         "| `archive export 'run = \"run042\"' --field probs` (10,000 rows) | {} ({} MiB) | — | — | — |",

@@ -91,8 +91,13 @@ fn stack_names_the_first_entry_that_does_not_fit() {
             .to_string()
     };
     let e = err("split = \"even\"", Some("probs"));
-    assert!(e.contains(&odd.short(12)) && e.contains("F32 [4]"), "{e}");
-    assert!(e.contains("F32 [3]"), "{e}");
+    // The entry named is the odd one, logged last; the first row is the oldest.
+    let named = format!(
+        "({}) field `probs`: is F32 [4], but the first row (entry 0 ",
+        odd.short(12)
+    );
+    assert!(e.contains(&named), "{e}");
+    assert!(e.contains("is F32 [3]"), "{e}");
     let e = err("split = \"odd\"", Some("label"));
     assert!(
         e.contains("field `label`") && e.contains("not a tensor"),

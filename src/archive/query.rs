@@ -17,7 +17,32 @@ use crate::object::{Kind, Object};
 use crate::query::{Query, RecordFields, Subject};
 
 /// Runs of entries with the sequence number of their first, as the index yields them.
-type Runs<'a> = Box<dyn Iterator<Item = Result<(u64, RunRec)>> + 'a>;
+pub(super) type Runs<'a> = Box<dyn Iterator<Item = Result<(u64, RunRec)>> + 'a>;
+
+/// The matches of one run, newest first.
+pub(super) enum Hits {
+    /// Entries listed in the index.
+    Listed(Vec<EntryInfo>),
+    /// Entries of a pack, by slot.
+    Packed {
+        /// The pack.
+        pack: std::sync::Arc<Pack>,
+        /// The matching entries.
+        hits: Vec<PackHit>,
+    },
+}
+
+/// A matching entry of a pack.
+pub(super) struct PackHit {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its item's slot.
+    pub slot: u32,
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// Index of its tag set in the pack.
+    pub tagset: u32,
+}
 
 impl Archive {
     /// The runs that can hold entries matching `query`, newest first: those with every tag
@@ -62,9 +87,7 @@ impl Archive {
         ))
     }
 
-    /// The entries of one run that match `query`, newest first. In a pack, tags are matched
-    /// once per distinct tag set when the query looks at nothing else, and hashes are computed
-    /// only for the entries that match, unless the query looks at them.
+    /// The entries of one run that match `query`, newest first.
     fn run_matches(
         &self,
         first: u64,
@@ -72,6 +95,32 @@ impl Archive {
         query: &Query,
         needs_record: bool,
     ) -> Result<Vec<EntryInfo>> {
+        Ok(match self.run_hits(first, run, query, needs_record)? {
+            Hits::Listed(v) => v,
+            Hits::Packed { pack, hits } => hits
+                .into_iter()
+                .filter_map(|h| {
+                    Some(EntryInfo {
+                        seq: h.seq,
+                        time_ns: h.time_ns,
+                        hash: pack.item_hash(h.slot)?,
+                        tags: pack.tags(h.tagset).to_vec(),
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// The matches of one run, newest first. In a pack, tags are matched once per distinct tag
+    /// set when the query looks at nothing else, and hashes are computed only if the query
+    /// looks at them: a hit is its slot in the pack.
+    pub(super) fn run_hits(
+        &self,
+        first: u64,
+        run: RunRec,
+        query: &Query,
+        needs_record: bool,
+    ) -> Result<Hits> {
         let needs_object = query.needs_object();
         let matches = |e: &Subject<'_>, record: Option<&dyn RecordFields>| {
             let info = needs_object.then(|| self.info(e.hash).ok()).flatten();
@@ -94,7 +143,7 @@ impl Archive {
                 }
             }
             out.reverse();
-            return Ok(out);
+            return Ok(Hits::Listed(out));
         };
         let names = query.names();
         let seg = self.index()?.segment(p.seg)?;
@@ -131,31 +180,24 @@ impl Archive {
                     }
                 }
             };
-            if hit && let Some(h) = pack.item_hash(slot) {
-                out.push(EntryInfo {
+            if hit {
+                out.push(PackHit {
                     seq: first + i as u64,
+                    slot,
                     time_ns,
-                    hash: h,
-                    tags: tags.to_vec(),
+                    tagset,
                 });
             }
         }
         out.reverse();
-        Ok(out)
+        Ok(Hits::Packed { pack, hits: out })
     }
 
     /// Entries matching `query`, newest first. Tag equalities and time bounds narrow the runs
     /// read through the index; object fields (kind, dtype, rank, size) are looked up only for
     /// queries that name them.
     pub fn query<'q>(&'q self, query: &'q Query) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
-        let planned = self.names().and_then(|names| {
-            let needs_record = query
-                .names()
-                .iter()
-                .any(|n| names.record_fields.contains(*n));
-            Ok((self.runs_for(query, &names)?, needs_record))
-        });
-        let (runs, needs_record): (Runs<'q>, bool) = match planned {
+        let (runs, needs_record): (Runs<'q>, bool) = match self.plan(query) {
             Ok(p) => p,
             Err(e) => (Box::new(std::iter::once(Err(e))), false),
         };
@@ -172,6 +214,17 @@ impl Archive {
 }
 
 impl Archive {
+    /// The runs that can hold matches of `query`, newest first, and whether matching them
+    /// reads records.
+    pub(super) fn plan<'q>(&'q self, query: &'q Query) -> Result<(Runs<'q>, bool)> {
+        let names = self.names()?;
+        let needs_record = query
+            .names()
+            .iter()
+            .any(|n| names.record_fields.contains(*n));
+        Ok((self.runs_for(query, &names)?, needs_record))
+    }
+
     /// Call `f` with the fields of the record a pack item logs, if it is a record: read in
     /// place when stored in the pack (only the fields the query names), through the store
     /// when stored elsewhere (an entry of content logged before).
@@ -235,7 +288,7 @@ impl<'q> ScannedFields<'q> {
                 && let Some(slot) = found.get_mut(i)
                 && slot.is_none()
             {
-                *slot = Some(value.map(|v| v.query_text().into_owned()));
+                *slot = Some(value.and_then(|v| v.query_text()).map(|t| t.into_owned()));
             }
         })
         .map_err(|why| crate::error::Error::invalid("record", why))?;

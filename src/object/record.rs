@@ -273,20 +273,23 @@ pub enum Scalar<'r> {
     Float(f64),
     /// A string.
     Str(&'r str),
+    /// A reference to another object.
+    Ref(ObjectHash),
 }
 
 impl<'r> Scalar<'r> {
-    /// The text queries compare, as [`Value::query_text`] gives it.
-    pub fn query_text(self) -> std::borrow::Cow<'r, str> {
+    /// The text queries compare, as [`Value::query_text`] gives it (a reference has none).
+    pub fn query_text(self) -> Option<std::borrow::Cow<'r, str>> {
         use std::borrow::Cow;
-        match self {
+        Some(match self {
             Scalar::Null => Cow::Borrowed("null"),
             Scalar::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
             Scalar::Int(i) => Cow::Owned(i.to_string()),
             Scalar::UInt(u) => Cow::Owned(u.to_string()),
             Scalar::Float(f) => Cow::Owned(f.to_string()),
             Scalar::Str(s) => Cow::Borrowed(s),
-        }
+            Scalar::Ref(_) => return None,
+        })
     }
 
     /// The text an index files the value under: strings, booleans and null. Numbers are
@@ -302,8 +305,8 @@ impl<'r> Scalar<'r> {
 }
 
 /// Walk a record's canonical msgpack bytes without decoding it: `f` gets every field's path
-/// (as [`Record::paths`] gives them) and, for a scalar, its value (strings borrowed from
-/// `bytes`); lists, records and references give none. What the index reads from every logged
+/// (as [`Record::paths`] gives them) and, for a scalar or a reference, its value (strings
+/// borrowed from `bytes`); lists and records give none. What the index reads from every logged
 /// record and queries read from every record they look at, so it allocates nothing per field.
 /// An error says why the bytes are not a record.
 pub fn scan_fields<'r>(
@@ -423,6 +426,10 @@ impl<'r> Cursor<'r> {
                     let b = self.take(8)?;
                     let bits = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
                     Some(Scalar::Float(f64::from_bits(bits)))
+                }
+                0xc4..=0xc6 => {
+                    let n = self.be(1 << (marker - 0xc4))?;
+                    ObjectHash::from_slice(self.take(n)?).map(Scalar::Ref)
                 }
                 m @ (0x80..=0x8f | 0xde | 0xdf) => {
                     f(path, None);
@@ -817,7 +824,11 @@ mod tests {
         let mut paths = Vec::new();
         let mut texts = Vec::new();
         let mut all = Vec::new();
+        let mut refs = Vec::new();
         scan_fields(&bytes, &mut |p, t| {
+            if let Some(Scalar::Ref(h)) = t {
+                refs.push((p.to_owned(), h));
+            }
             paths.push(p.to_owned());
             if let Some(t) = t
                 .and_then(|t| t.index_text())
@@ -825,7 +836,10 @@ mod tests {
             {
                 texts.push((p.to_owned(), t.to_owned()));
             }
-            all.push((p.to_owned(), t.map(|t| t.query_text().into_owned())));
+            all.push((
+                p.to_owned(),
+                t.and_then(|t| t.query_text()).map(|t| t.into_owned()),
+            ));
         })
         .expect("scan");
         // Every field's text is what the decoded record's value gives.
@@ -834,6 +848,7 @@ mod tests {
             assert_eq!(t.as_deref(), v.query_text().as_deref(), "{p}");
         }
         assert_eq!(paths, r.paths());
+        assert_eq!(refs, vec![("probs".to_owned(), ObjectHash([9; 32]))]);
         assert_eq!(texts, r.query_attrs());
         assert!(texts.contains(&("meta.source".into(), "cam2".into())));
         assert_eq!(r.at_path("meta.n"), Some(&Value::Int(-70000)));
