@@ -2,6 +2,8 @@
 //! in logging order (oldest first): "every probability vector of run X as one array". What
 //! `archive export --field` and Python's `Archive.stack` return.
 
+use std::borrow::Cow;
+
 use super::Archive;
 use super::query::{Hits, PackHit};
 use crate::error::{Error, Result};
@@ -9,7 +11,7 @@ use crate::format::pack::{Pack, PackedObject};
 use crate::hash::ObjectHash;
 use crate::info::EntryInfo;
 use crate::object::Kind;
-use crate::object::record::{Record, Scalar, Value, scan_fields};
+use crate::object::record::{Record, Value, find_ref};
 use crate::object::tensor::{Dtype, Shape, Tensor};
 use crate::query::Query;
 
@@ -92,26 +94,21 @@ impl Archive {
 
     /// One row of a pack's entry: read in place from the pack when the record (and the tensor
     /// it refers to, which a logger packs just before it) are there, through the store if not.
-    fn packed_row(&self, pack: &Pack, hit: &PackHit, field: Option<&str>) -> Result<Row> {
+    fn packed_row<'p>(
+        &self,
+        pack: &'p Pack,
+        hit: &PackHit,
+        field: Option<&str>,
+    ) -> Result<Row<'p>> {
         let slot = hit.slot;
         let here = pack.object(slot);
         let target = match (field, &here) {
             (None, Some(o)) if o.kind == Kind::Tensor => return tensor_row(o),
             (Some(f), Some(o)) if o.kind == Kind::Record => {
-                let mut found: Option<Option<ObjectHash>> = None;
-                scan_fields(o.data, &mut |path, v| {
-                    if found.is_none() && path == f {
-                        found = Some(match v {
-                            Some(Scalar::Ref(h)) => Some(h),
-                            _ => None,
-                        });
-                    }
-                })
-                .map_err(|why| Error::invalid("record", why))?;
-                match found {
-                    Some(Some(h)) => h,
+                match find_ref(o.data, f).map_err(|why| Error::invalid("record", why))? {
+                    Some(h) => h,
                     // Not a reference, or no such field: the general path says which.
-                    _ => return self.slow_row(pack, hit, field),
+                    None => return self.slow_row(pack, hit, field),
                 }
             }
             _ => return self.slow_row(pack, hit, field),
@@ -127,13 +124,13 @@ impl Archive {
         }
         let m = self.map(&target)?;
         match m.tensor() {
-            Some((d, s, b)) => Ok((d, s.clone(), b.to_vec())),
+            Some((d, s, b)) => Ok((d, Cow::Owned(s.dims().to_vec()), Cow::Owned(b.to_vec()))),
             None => self.slow_row(pack, hit, field),
         }
     }
 
     /// A pack entry's row through the store, with the errors `row` gives.
-    fn slow_row(&self, pack: &Pack, hit: &PackHit, field: Option<&str>) -> Result<Row> {
+    fn slow_row(&self, pack: &Pack, hit: &PackHit, field: Option<&str>) -> Result<Row<'static>> {
         let hash = pack
             .item_hash(hit.slot)
             .ok_or_else(|| Error::internal("a pack entry without a hash"))?;
@@ -147,7 +144,7 @@ impl Archive {
     }
 
     /// One row: the tensor an entry logs, or the one its record's `field` refers to.
-    fn row(&self, e: &EntryInfo, field: Option<&str>) -> Result<Row> {
+    fn row(&self, e: &EntryInfo, field: Option<&str>) -> Result<Row<'static>> {
         let target: ObjectHash = match field {
             None => e.hash,
             Some(f) => {
@@ -179,7 +176,7 @@ impl Archive {
         };
         let m = self.map(&target)?;
         match m.tensor() {
-            Some((d, s, b)) => Ok((d, s.clone(), b.to_vec())),
+            Some((d, s, b)) => Ok((d, Cow::Owned(s.dims().to_vec()), Cow::Owned(b.to_vec()))),
             None => Err(Error::invalid(
                 entry_name(e.seq, &e.hash, field),
                 format!("is a {}, not a tensor", m.info().kind.name()),
@@ -189,15 +186,15 @@ impl Archive {
 }
 
 /// A row: dtype, shape and bytes.
-type Row = (Dtype, Shape, Vec<u8>);
+type Row<'a> = (Dtype, Cow<'a, [u64]>, Cow<'a, [u8]>);
 
 /// A row of a tensor in a pack.
-fn tensor_row(o: &PackedObject<'_>) -> Result<Row> {
+fn tensor_row<'p>(o: &PackedObject<'p>) -> Result<Row<'p>> {
     let dtype = o
         .desc
         .parse::<Dtype>()
         .map_err(|_| Error::invalid(o.desc, "not a dtype this program knows"))?;
-    Ok((dtype, Shape::new(o.shape.to_vec()), o.data.to_vec()))
+    Ok((dtype, Cow::Borrowed(o.shape), Cow::Borrowed(o.data)))
 }
 
 /// One run's rows, oldest first: their bytes, the first row's dtype, shape and name, and the
@@ -210,11 +207,11 @@ struct Part {
 }
 
 impl Part {
-    fn add(&mut self, (dtype, shape, bytes): Row, name: &dyn Fn() -> String) {
+    fn add(&mut self, (dtype, shape, bytes): Row<'_>, name: &dyn Fn() -> String) {
         match &self.first {
-            None => self.first = Some((dtype, shape, name())),
-            Some((d, s, _)) if self.odd.is_none() && (*d != dtype || *s != shape) => {
-                self.odd = Some((dtype, shape, name()));
+            None => self.first = Some((dtype, Shape::new(shape.to_vec()), name())),
+            Some((d, s, _)) if self.odd.is_none() && (*d != dtype || s.dims() != &shape[..]) => {
+                self.odd = Some((dtype, Shape::new(shape.to_vec()), name()));
             }
             Some(_) => {}
         }

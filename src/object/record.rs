@@ -323,6 +323,15 @@ pub fn scan_fields<'r>(
     Ok(())
 }
 
+/// The reference at `path` of a record's canonical bytes (`None`: no such field, or not a
+/// reference), found without decoding the record: the walk stops at the field, and what it
+/// skips is not checked. An error says why the bytes are not a record.
+pub fn find_ref(bytes: &[u8], path: &str) -> std::result::Result<Option<ObjectHash>, String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let n = c.map_len()?;
+    c.find_ref(n, path, 0)
+}
+
 struct Cursor<'r> {
     b: &'r [u8],
     at: usize,
@@ -451,6 +460,57 @@ impl<'r> Cursor<'r> {
             path.truncate(len);
         }
         Ok(())
+    }
+
+    /// Look for the reference at `path` among `n` fields (see `find_ref`).
+    fn find_ref(
+        &mut self,
+        n: usize,
+        path: &str,
+        depth: usize,
+    ) -> std::result::Result<Option<ObjectHash>, String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        for _ in 0..n {
+            let len = match self.byte()? {
+                m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+                0xd9 => self.be(1)?,
+                0xda => self.be(2)?,
+                0xdb => self.be(4)?,
+                m => return Err(format!("expected a field name, found marker 0x{m:02x}")),
+            };
+            let name = self.take(len)?;
+            let marker = self.byte()?;
+            if name == path.as_bytes() {
+                return Ok(match marker {
+                    0xc4..=0xc6 => {
+                        let n = self.be(1 << (marker - 0xc4))?;
+                        ObjectHash::from_slice(self.take(n)?)
+                    }
+                    _ => None,
+                });
+            }
+            let inner = path
+                .as_bytes()
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"."));
+            match (inner, marker) {
+                (Some(rest), m @ (0x80..=0x8f | 0xde | 0xdf)) => {
+                    let n = match m {
+                        0xde => self.be(2)?,
+                        0xdf => self.be(4)?,
+                        m => usize::from(m & 0x0f),
+                    };
+                    let rest = std::str::from_utf8(rest).map_err(|e| e.to_string())?;
+                    if let Some(h) = self.find_ref(n, rest, depth + 1)? {
+                        return Ok(Some(h));
+                    }
+                }
+                (_, m) => self.skip_after(m, depth + 1)?,
+            }
+        }
+        Ok(None)
     }
 
     /// Skip a value whose marker was read: numbers, lists, references.
@@ -849,6 +909,17 @@ mod tests {
         }
         assert_eq!(paths, r.paths());
         assert_eq!(refs, vec![("probs".to_owned(), ObjectHash([9; 32]))]);
+        assert_eq!(find_ref(&bytes, "probs"), Ok(Some(ObjectHash([9; 32]))));
+        assert_eq!(find_ref(&bytes, "id"), Ok(None));
+        assert_eq!(find_ref(&bytes, "nothing"), Ok(None));
+        let nested = Record::new()
+            .with("out", Value::Record(r.clone()))
+            .expect("nested")
+            .to_msgpack();
+        assert_eq!(
+            find_ref(&nested, "out.probs"),
+            Ok(Some(ObjectHash([9; 32])))
+        );
         assert_eq!(texts, r.query_attrs());
         assert!(texts.contains(&("meta.source".into(), "cam2".into())));
         assert_eq!(r.at_path("meta.n"), Some(&Value::Int(-70000)));
