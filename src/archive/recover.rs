@@ -62,9 +62,23 @@ impl Archive {
                     d.reason
                 ));
             }
-            let mut update = self.rescan_update(id, &found.frames, &map, &path)?;
-            update.marks.push((id, found.valid_end, found.valid_end));
-            self.index()?.apply(update, false)?;
+            // Indexed a few frames at a time: memory stays that of a few packs, and what is
+            // indexed is marked as it goes.
+            let mut chunks = found.frames.chunks(FRAMES_PER_APPLY).peekable();
+            while let Some(chunk) = chunks.next() {
+                let end = chunks
+                    .peek()
+                    .and_then(|next| next.first())
+                    .map_or(found.valid_end, |f| f.offset);
+                let mut update = self.rescan_update(id, chunk, &map, &path)?;
+                update.marks.push((id, end, end));
+                self.index()?.apply(update, false)?;
+            }
+            if found.frames.is_empty() {
+                let mut update = Update::default();
+                update.marks.push((id, found.valid_end, found.valid_end));
+                self.index()?.apply(update, false)?;
+            }
             if let Some((offset, v)) = found.newer {
                 self.warn(format!(
                     "{}: frames of schema v{v} from byte {offset}, newer than this program \
@@ -435,6 +449,9 @@ fn add_sizes(m: &mut crate::hash::HashMap<u64>, s: &crate::format::pack::PackSum
         m.insert(*h, *n);
     }
 }
+
+/// Frames indexed by one `apply` on open: a few MiB of packs.
+const FRAMES_PER_APPLY: usize = 16;
 
 /// A rescan of one segment: the update it builds, and what it remembers on the way.
 #[derive(Default)]
