@@ -157,13 +157,18 @@ fn merging_twice_adds_nothing_the_second_time() {
     let tc = TempStore::new();
     let c = tc.create();
     let first = merge(&c, &a, &no_progress).expect("first merge");
-    let stats = c.stats().expect("stats");
+    // The index's own size moves as sled writes its log in the background: not compared.
+    let counts = |mut s: model_archive::Stats| {
+        s.index_bytes = 0;
+        s
+    };
+    let stats = counts(c.stats().expect("stats"));
     let segments = tc.snapshot();
     let second = merge(&c, &a, &no_progress).expect("second merge");
     assert_eq!(second.entries_merged, 0);
     assert_eq!(second.entries_skipped, first.entries_merged);
     assert_eq!((second.new_objects, second.batches), (0, 0));
-    assert_eq!(c.stats().expect("stats"), stats);
+    assert_eq!(counts(c.stats().expect("stats")), stats);
     assert_eq!(tc.snapshot(), segments, "nothing appended");
 
     // An entry of the same object at another time, or with other tags, is a new entry.

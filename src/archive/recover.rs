@@ -144,7 +144,7 @@ impl Archive {
 
     /// Add a pack to a rescan: its run, its entries' logged bytes and record fields.
     fn add_pack(&self, scan: &mut Rescan, pack: &Pack, seg: u32, offset: u64) {
-        let mut summary = pack.summary();
+        let mut summary = pack.summary_untagged();
         let mut here: Option<crate::hash::HashMap<u64>> = None;
         for h in summary.entries.iter().flatten() {
             let here = here.get_or_insert_with(|| {
@@ -311,6 +311,12 @@ impl Archive {
                 },
             }
         }
+        // The entries' tags are filed alike, under the same names.
+        for tagset in &pack.body.tagsets {
+            for (k, v) in tagset {
+                found.add(k, v);
+            }
+        }
         let mut many = Vec::new();
         for k in found.keys {
             match k.bloom {
@@ -408,30 +414,30 @@ impl<'p> PackFields<'p> {
                     if !fields.contains(path) {
                         fields.insert(path.to_owned());
                     }
-                    keys.push(PathValues {
-                        path: path.to_owned(),
-                        values: HashSet::new(),
-                        bloom: None,
-                    });
+                    keys.push(PathValues::new(path));
                     keys.len() - 1
                 }
             };
             let text = text.and_then(|t| t.index_text());
-            let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at)) else {
-                return;
-            };
-            match &mut k.bloom {
-                Some(b) => b.insert(t),
-                None => {
-                    if k.values.insert(t) && k.values.len() > TAG_VALUES_PER_RUN {
-                        let mut b = Bloom::with_capacity(entries);
-                        k.values.drain().for_each(|v| b.insert(v));
-                        k.bloom = Some(b);
-                    }
-                }
+            if let (true, Some(t), Some(k)) = (entry, text, keys.get_mut(at)) {
+                k.add(t, entries);
             }
         })
         .is_ok()
+    }
+
+    /// File an entry's tag.
+    fn add(&mut self, name: &str, value: &'p str) {
+        let at = match self.keys.iter().position(|k| k.path == name) {
+            Some(at) => at,
+            None => {
+                self.keys.push(PathValues::new(name));
+                self.keys.len() - 1
+            }
+        };
+        if let Some(k) = self.keys.get_mut(at) {
+            k.add(value, self.entries);
+        }
     }
 }
 
@@ -443,6 +449,30 @@ struct PathValues<'p> {
     bloom: Option<Bloom>,
 }
 
+impl<'p> PathValues<'p> {
+    fn new(path: &str) -> Self {
+        PathValues {
+            path: path.to_owned(),
+            values: HashSet::new(),
+            bloom: None,
+        }
+    }
+
+    /// Add a value; past `TAG_VALUES_PER_RUN` of them, to a filter sized for `entries`.
+    fn add(&mut self, v: &'p str, entries: usize) {
+        match &mut self.bloom {
+            Some(b) => b.insert(v),
+            None => {
+                if self.values.insert(v) && self.values.len() > TAG_VALUES_PER_RUN {
+                    let mut b = Bloom::with_capacity(entries);
+                    self.values.drain().for_each(|x| b.insert(x));
+                    self.bloom = Some(b);
+                }
+            }
+        }
+    }
+}
+
 /// Add a pack's objects' decoded sizes to a map.
 fn add_sizes(m: &mut crate::hash::HashMap<u64>, s: &crate::format::pack::PackSummary) {
     for ((h, _), n) in s.objects.iter().zip(&s.object_sizes) {
@@ -451,7 +481,7 @@ fn add_sizes(m: &mut crate::hash::HashMap<u64>, s: &crate::format::pack::PackSum
 }
 
 /// Frames indexed by one `apply` on open: a few MiB of packs.
-const FRAMES_PER_APPLY: usize = 16;
+const FRAMES_PER_APPLY: usize = 32;
 
 /// A rescan of one segment: the update it builds, and what it remembers on the way.
 #[derive(Default)]

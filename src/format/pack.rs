@@ -484,6 +484,16 @@ impl Pack {
 
     /// The summary the index takes from this pack (as the writer made it).
     pub fn summary(&self) -> PackSummary {
+        let mut s = self.summary_untagged();
+        let mut tags: Vec<(String, String)> = self.body.tagsets.iter().flatten().cloned().collect();
+        tags.sort();
+        tags.dedup();
+        s.tags = tags;
+        s
+    }
+
+    /// `summary` without its `tags`, for a reader that files the tags itself.
+    pub fn summary_untagged(&self) -> PackSummary {
         let mut s = PackSummary {
             time_min: i64::MAX,
             time_max: i64::MIN,
@@ -514,10 +524,6 @@ impl Pack {
         if s.entries.is_empty() {
             (s.time_min, s.time_max) = (0, 0);
         }
-        let mut tags: Vec<(String, String)> = self.body.tagsets.iter().flatten().cloned().collect();
-        tags.sort();
-        tags.dedup();
-        s.tags = tags;
         s
     }
 }
