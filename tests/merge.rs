@@ -182,11 +182,15 @@ fn merging_twice_adds_nothing_the_second_time() {
 fn a_store_is_not_merged_into_itself() {
     let (ta, _tb) = two_machines();
     let a = ta.open();
-    let before = a.stats().expect("stats");
+    let counts = |mut s: model_archive::Stats| {
+        s.index_bytes = 0;
+        s
+    };
+    let before = counts(a.stats().expect("stats"));
     let err = merge(&a, &a, &no_progress).expect_err("refused");
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert!(err.to_string().contains("into itself"), "{err}");
-    assert_eq!(a.stats().expect("stats"), before);
+    assert_eq!(counts(a.stats().expect("stats")), before);
 }
 
 #[test]
