@@ -87,9 +87,23 @@ pub fn progress(what: &str) -> indicatif::ProgressBar {
     progress_in(what, "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
 }
 
-/// A progress bar counting items (rows, entries) rather than bytes.
-pub fn progress_count(what: &str) -> indicatif::ProgressBar {
-    progress_in(what, "{human_pos}/{human_len} ({per_sec}, {eta})")
+/// A spinner counting items found so far, for work whose total is not known (a query's
+/// matches); ticking on its own so that a long search shows it is alive. Hidden when stderr is
+/// not a terminal.
+pub fn spinner(what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {human_pos} ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 fn progress_in(what: &str, counts: &str) -> indicatif::ProgressBar {

@@ -9,7 +9,7 @@ use model_archive::query::Query;
 
 use super::{Ctx, write_output};
 use crate::args::ExportArgs;
-use crate::output::{outln, progress_count, size};
+use crate::output::{outln, size, spinner};
 
 pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     // Bad input is reported before the store is opened.
@@ -24,9 +24,8 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     };
     let archive = ctx.open()?;
     let query = archive.parse_query(&args.query)?;
-    let bar = progress_count("stacking");
-    let tensor = archive.stack(&query, args.field.as_deref(), &|done, total| {
-        bar.set_length(total);
+    let bar = spinner("rows");
+    let tensor = archive.stack(&query, args.field.as_deref(), &|done, _| {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();

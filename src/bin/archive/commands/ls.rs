@@ -8,7 +8,7 @@ use model_archive::{Archive, EntryInfo, ObjectInfo};
 
 use super::{Ctx, UsageError};
 use crate::args::{LsArgs, QueryArgs};
-use crate::output::{outln, print_table, size, table, tags, time_local, time_rfc3339};
+use crate::output::{outln, print_table, size, spinner, table, tags, time_local, time_rfc3339};
 
 /// Shape for tensors, the media type or schema for others.
 fn what(info: &ObjectInfo) -> String {
@@ -40,7 +40,9 @@ struct Listing {
 }
 
 fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<ExitCode> {
-    let mut matches = archive.query(query);
+    // A long search shows the matches found so far on a terminal; Ctrl-C ends it.
+    let bar = spinner("matches");
+    let mut matches = archive.query(query).inspect(|_| bar.inc(1));
     let entries: Vec<EntryInfo> = if how.reverse {
         // Oldest first: every match, reversed, then the limit.
         let mut all = matches.collect::<model_archive::Result<Vec<_>>>()?;
@@ -52,6 +54,7 @@ fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<E
             .take(how.limit)
             .collect::<model_archive::Result<Vec<_>>>()?
     };
+    bar.finish_and_clear();
     let mut t = table(&["HASH", "TIME", "KIND", "DTYPE/SHAPE", "SIZE", "TAGS"]);
     for e in &entries {
         if how.hashes {
