@@ -291,6 +291,11 @@ fn get_and_cat_need_no_index_lock() {
         )
         .expect("put");
     let th = a.put_text("read while locked", &[]).expect("put");
+    let record = model_archive::Record::new()
+        .with("probs", model_archive::Value::Ref(h))
+        .and_then(|r| r.with("label", model_archive::Value::Int(7)))
+        .expect("record");
+    let rh = a.put_record(&record, &[]).expect("put");
     // `a` holds the index: commands that need it wait and fail, get and cat do not.
     t.cmd().args(["--wait", "0.1", "ls"]).assert().code(5);
     let out = t.dir.path().join("x.npy");
@@ -308,6 +313,13 @@ fn get_and_cat_need_no_index_lock() {
         .assert()
         .success()
         .stdout("read while locked");
+    t.cmd()
+        .args(["--wait", "0.1", "cat", &rh.to_string()[..8]])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("\"label\": 7").and(predicate::str::contains(h.to_string())),
+        );
     drop(a);
     // Without lookup tables, get falls back to the index, and opening it rebuilds them.
     std::fs::remove_dir_all(t.path().join("index/lookup")).expect("drop tables");

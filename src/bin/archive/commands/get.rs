@@ -314,9 +314,23 @@ fn describe(object: &Object) -> String {
 }
 
 pub fn cat(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
-    if let Some((_, _, Object::Text(s))) = quick(ctx, prefix, false)? {
-        write_output(None, s.as_bytes())?;
-        return Ok(ExitCode::SUCCESS);
+    // Text, records and categoricals need no index: the lookup tables find them.
+    match quick(ctx, prefix, false)? {
+        Some((_, _, Object::Text(s))) => {
+            write_output(None, s.as_bytes())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some((_, _, Object::Record(r))) => {
+            write_output(None, &pretty(&r.to_json()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some((reader, _, Object::Categorical(cat))) => {
+            let mut lines = categorical_values(&reader, &cat)?.join("\n");
+            lines.push('\n');
+            write_output(None, lines.as_bytes())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let archive = ctx.open()?;
     let hash = resolve(&archive, prefix)?;
