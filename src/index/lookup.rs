@@ -331,6 +331,88 @@ fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Write the merge of two tables as a new one, streamed: entries are copied as they are, their
+/// segment indexes renumbered into the union of both tables' segment names, so memory stays a
+/// buffer's whatever the tables' size (a merge of 20 million entries once built them all as
+/// values, 1.6 GB).
+fn merge_tables(dir: &Path, gen_: u64, a: &Table, b: &Table) -> Result<PathBuf> {
+    let names: std::collections::BTreeSet<&str> = a
+        .segments
+        .iter()
+        .chain(&b.segments)
+        .map(String::as_str)
+        .collect();
+    let segments: Vec<&str> = names.into_iter().collect();
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(&TABLE_MAGIC);
+    head.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    head.extend_from_slice(&0u32.to_le_bytes());
+    head.extend_from_slice(&((a.count + b.count) as u64).to_le_bytes());
+    for s in &segments {
+        head.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        head.extend_from_slice(s.as_bytes());
+    }
+    head.resize(align_up(head.len() as u64, 8).unwrap_or(0) as usize, 0);
+    let path = dir.join(format!("{gen_:016x}.tbl"));
+    let tmp = dir.join(format!("{gen_:016x}.tmp"));
+    let written = write_merged(&tmp, &head, a, b, &segments);
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.and_then(|()| {
+        // No fsync: a table is a cache (see `write_table`).
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    })?;
+    Ok(path)
+}
+
+/// The body of `merge_tables`: write the merged table to `path`.
+fn write_merged(path: &Path, head: &[u8], a: &Table, b: &Table, segments: &[&str]) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let renumber = |t: &Table| -> Vec<u32> {
+        t.segments
+            .iter()
+            .map(|s| segments.binary_search(&s.as_str()).unwrap_or(0) as u32)
+            .collect()
+    };
+    let (map_a, map_b) = (renumber(a), renumber(b));
+    let io = |e: std::io::Error| Error::io(path, e);
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).map_err(io)?);
+    let mut hasher = blake3::Hasher::new();
+    file.write_all(head).map_err(io)?;
+    hasher.update(head);
+    let raw = |t: &Table, renum: &[u32], i: usize| -> Option<[u8; ENTRY_LEN]> {
+        let at = t.entries + i * ENTRY_LEN;
+        let mut e: [u8; ENTRY_LEN] = t.map.get(at..at + ENTRY_LEN)?.try_into().ok()?;
+        let seg = renum.get(le_u32(&t.map, at + 8)? as usize).copied()?;
+        e.get_mut(8..12)?.copy_from_slice(&seg.to_le_bytes());
+        Some(e)
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < a.count || j < b.count {
+        let take_a = match (a.prefix_at(i), b.prefix_at(j)) {
+            (Some(x), Some(y)) => x <= y,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let e = if take_a {
+            i += 1;
+            raw(a, &map_a, i - 1)
+        } else {
+            j += 1;
+            raw(b, &map_b, j - 1)
+        };
+        let e = e.ok_or_else(|| Error::corrupt(path, 0, "a table entry out of range"))?;
+        file.write_all(&e).map_err(io)?;
+        hasher.update(&e);
+    }
+    let [s0, s1, s2, s3, ..] = *hasher.finalize().as_bytes();
+    let mut file = file.into_inner().map_err(|e| io(e.into_error()))?;
+    file.seek(SeekFrom::Start(SUM_OFFSET as u64))
+        .and_then(|_| file.write_all(&[s0, s1, s2, s3]))
+        .map_err(io)
+}
+
 /// Add a table of `entries` to `dir`, then merge the newest tables while the older of the two
 /// is at most twice the newer's size: a binary counter, so there are O(log n) tables and each
 /// entry is rewritten O(log n) times.
@@ -359,21 +441,8 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
         if !a.intact() || !b.intact() {
             return Ok(());
         }
-        // Both are sorted: merge them in one pass.
-        let mut merged: Vec<Located> = Vec::with_capacity(a.count + b.count);
-        let (mut xs, mut ys) = (a.all().peekable(), b.all().peekable());
-        loop {
-            let take_x = match (xs.peek(), ys.peek()) {
-                (Some(x), Some(y)) => x.prefix <= y.prefix,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            merged.extend(if take_x { xs.next() } else { ys.next() });
-        }
-        drop((xs, ys));
         let gen_ = generation(newer) + 1;
-        write_table(dir, gen_, &merged)?;
+        merge_tables(dir, gen_, &a, &b)?;
         drop((a, b));
         for p in [older, newer] {
             fs::remove_file(p).map_err(|e| Error::io(p, e))?;
