@@ -222,3 +222,15 @@ pub fn blake3_all_cores(data: &[u8]) -> blake3::Hash {
     h.update_rayon(data);
     h.finalize()
 }
+
+/// Bytes of the files under `p`, recursively.
+pub fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => dir_size(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
+}

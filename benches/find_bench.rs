@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod bench_common;
-use bench_common::{archive_bin, workspace_root};
+use bench_common::{archive_bin, dir_size, workspace_root};
 
 const SPLITS: [&str; 3] = ["train", "val", "test"];
 
@@ -73,17 +73,6 @@ fn stream(n: usize) -> Vec<u8> {
         rmp::encode::write_str(&mut out, SPLITS[i % 3]).expect("vec");
     }
     out
-}
-
-fn dir_size(p: &Path) -> u64 {
-    std::fs::read_dir(p).map_or(0, |d| {
-        d.filter_map(|e| e.ok())
-            .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() => dir_size(&e.path()),
-                _ => e.metadata().map_or(0, |m| m.len()),
-            })
-            .sum()
-    })
 }
 
 /// Run `archive --store STORE ARGS` under `/usr/bin/time`: wall time, peak resident KiB, stdout.

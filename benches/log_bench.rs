@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod bench_common;
-use bench_common::{archive_bin, workspace_root};
+use bench_common::{archive_bin, dir_size, workspace_root};
 
 /// `n` records with ids from `offset`, in 1000 runs: one after another (as 1000 jobs of one
 /// run each would log them), or with `LOG_BENCH_INTERLEAVED=1` record i in run i % 1000 (the
@@ -125,17 +125,6 @@ fn run_log(store: &Path, input: &[u8], extra: &[&str]) -> Duration {
         .expect("feed");
     assert!(child.wait().expect("wait").success(), "archive log failed");
     start.elapsed()
-}
-
-fn dir_size(p: &Path) -> u64 {
-    std::fs::read_dir(p).map_or(0, |d| {
-        d.filter_map(|e| e.ok())
-            .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() => dir_size(&e.path()),
-                _ => e.metadata().map_or(0, |m| m.len()),
-            })
-            .sum()
-    })
 }
 
 fn median_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {

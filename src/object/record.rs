@@ -532,35 +532,18 @@ impl<'r> Cursor<'r> {
             0xce | 0xd2 | 0xca => self.take(4).map(|_| ()),
             0xcf | 0xd3 | 0xcb => self.take(8).map(|_| ()),
             m @ 0xa0..=0xbf => self.take(usize::from(m & 0x1f)).map(|_| ()),
-            0xd9 | 0xc4 => {
-                let n = self.be(1)?;
-                self.take(n).map(|_| ())
-            }
-            0xda | 0xc5 => {
-                let n = self.be(2)?;
-                self.take(n).map(|_| ())
-            }
-            0xdb | 0xc6 => {
-                let n = self.be(4)?;
+            // str8/16/32 and bin8/16/32: a 1-, 2- or 4-byte length, then the bytes.
+            m @ (0xd9..=0xdb | 0xc4..=0xc6) => {
+                let width = 1 << (m - if m >= 0xd9 { 0xd9 } else { 0xc4 });
+                let n = self.be(width)?;
                 self.take(n).map(|_| ())
             }
             m @ 0x90..=0x9f => items(self, usize::from(m & 0x0f), 1),
-            0xdc => {
-                let n = self.be(2)?;
-                items(self, n, 1)
-            }
-            0xdd => {
-                let n = self.be(4)?;
-                items(self, n, 1)
-            }
             m @ 0x80..=0x8f => items(self, usize::from(m & 0x0f), 2),
-            0xde => {
-                let n = self.be(2)?;
-                items(self, n, 2)
-            }
-            0xdf => {
-                let n = self.be(4)?;
-                items(self, n, 2)
+            // array16/32 and map16/32: a 2- or 4-byte count of values (pairs for a map).
+            m @ 0xdc..=0xdf => {
+                let n = self.be(if m & 1 == 0 { 2 } else { 4 })?;
+                items(self, n, if m >= 0xde { 2 } else { 1 })
             }
             m => Err(format!("unexpected marker 0x{m:02x} in a record")),
         }
