@@ -372,7 +372,8 @@ impl<'r> Cursor<'r> {
         std::str::from_utf8(self.take(len)?).map_err(|_| "a string is not UTF-8".to_owned())
     }
 
-    fn key(&mut self) -> std::result::Result<&'r str, String> {
+    /// A field name's bytes, not checked as UTF-8.
+    fn key_bytes(&mut self) -> std::result::Result<&'r [u8], String> {
         let len = match self.byte()? {
             m @ 0xa0..=0xbf => usize::from(m & 0x1f),
             0xd9 => self.be(1)?,
@@ -380,7 +381,11 @@ impl<'r> Cursor<'r> {
             0xdb => self.be(4)?,
             m => return Err(format!("expected a field name, found marker 0x{m:02x}")),
         };
-        self.str_of(len)
+        self.take(len)
+    }
+
+    fn key(&mut self) -> std::result::Result<&'r str, String> {
+        std::str::from_utf8(self.key_bytes()?).map_err(|_| "a string is not UTF-8".to_owned())
     }
 
     fn fields(
@@ -473,14 +478,7 @@ impl<'r> Cursor<'r> {
             return Err("nested too deep".into());
         }
         for _ in 0..n {
-            let len = match self.byte()? {
-                m @ 0xa0..=0xbf => usize::from(m & 0x1f),
-                0xd9 => self.be(1)?,
-                0xda => self.be(2)?,
-                0xdb => self.be(4)?,
-                m => return Err(format!("expected a field name, found marker 0x{m:02x}")),
-            };
-            let name = self.take(len)?;
+            let name = self.key_bytes()?;
             let marker = self.byte()?;
             if name == path.as_bytes() {
                 return Ok(match marker {
