@@ -84,37 +84,29 @@ pub fn tags(tags: &[(String, String)]) -> String {
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 pub fn progress(what: &str) -> indicatif::ProgressBar {
-    progress_in(what, "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+    let template = "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})";
+    on_terminal(indicatif::ProgressBar::new(0), template, what)
 }
 
 /// A spinner counting items found so far, for work whose total is not known (a query's
 /// matches); ticking on its own so that a long search shows it is alive. Hidden when stderr is
 /// not a terminal.
 pub fn spinner(what: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
+    let template = "{spinner} {msg} {human_pos} ({elapsed})";
+    let bar = on_terminal(indicatif::ProgressBar::new_spinner(), template, what);
+    if !bar.is_hidden() {
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
     }
-    let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} {msg} {human_pos} ({elapsed})")
-    {
-        bar.set_style(style);
-    }
-    bar.set_message(what.to_owned());
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
 
-fn progress_in(what: &str, counts: &str) -> indicatif::ProgressBar {
+/// `bar` styled by `template` and named `what` when stderr is a terminal; hidden otherwise.
+fn on_terminal(bar: indicatif::ProgressBar, template: &str, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template(&format!("{{msg}} [{{bar:30}}] {counts}"))
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());
