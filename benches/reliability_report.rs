@@ -13,11 +13,14 @@
 //! lost, any wrong data was served, or a case was not handled.
 
 // Shared with the tests, which run the same workloads small.
+#[path = "../tests/contention_common.rs"]
+mod contention_common;
 #[path = "../tests/reliability_common.rs"]
 mod reliability_common;
 
 use std::path::PathBuf;
 
+use contention_common::contention;
 use reliability_common::{
     archive_bin, corruption_loop, disk_full_rounds, index_damage_loop, kill_loop,
 };
@@ -27,6 +30,7 @@ struct Args {
     corruptions: u64,
     disk_full: u64,
     index_damage: u64,
+    contention: u64,
     big: usize,
     fuzz_summary: Option<PathBuf>,
 }
@@ -37,6 +41,7 @@ fn parse_args() -> Args {
         corruptions: 500,
         disk_full: 10,
         index_damage: 200,
+        contention: 60,
         big: 1 << 20,
         fuzz_summary: None,
     };
@@ -57,6 +62,7 @@ fn parse_args() -> Args {
             "--disk-full" => a.disk_full = num(),
             "--index-damage" => a.index_damage = num(),
             "--big" => a.big = num() as usize,
+            "--contention" => a.contention = num(),
             "--fuzz-summary" => a.fuzz_summary = Some(PathBuf::from(value())),
             _ => usage(&format!("unknown argument {flag}")),
         }
@@ -67,7 +73,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--index-damage N] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
+         [--index-damage N] [--contention SECS] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -121,6 +127,11 @@ fn main() {
             .into(),
         format!("{} / {}; {}", i.healed, i.injected, i.missing),
     ));
+
+    if args.contention > 0 {
+        eprintln!("contention: {} s …", args.contention);
+        bad |= contention_rows(&bin, args.contention, &mut rows);
+    }
 
     eprintln!("disk full: {} rounds …", args.disk_full);
     let (enospc, d_acked) = match disk_full_rounds(args.disk_full) {
@@ -187,4 +198,50 @@ fn main() {
         );
         std::process::exit(1);
     }
+}
+
+/// Rows for three loggers beside loops of every other command: each command's longest wait
+/// for the index and median wall time, `put`'s rate beside its rate alone. True if something
+/// failed or was lost.
+fn contention_rows(bin: &std::path::Path, secs: u64, rows: &mut Vec<(String, String)>) -> bool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = contention(bin, dir.path(), secs as f64, 3, 5000);
+    let mut bad = c.loggers_failed != 0
+        || c.entries_after != c.records_in
+        || c.ids_after != c.records_in
+        || c.verify_after.is_some();
+    for (what, r) in &c.by_cmd {
+        bad |= r.failed != 0;
+        if let Some(why) = &r.first_failure {
+            eprintln!("{what} failed: {why}");
+        }
+        rows.push((
+            format!("beside 3 loggers (5,000 rec/s each, {secs} s): `{what}`"),
+            format!(
+                "{} runs, {} failed; wait for the index: longest {} ms, median {} ms; longest \
+                 hold {} ms; median wall {} ms",
+                r.wall_ms.len(),
+                r.failed,
+                r.max_wait_ms(),
+                r.median_wait_ms(),
+                r.max_hold_ms(),
+                r.median_wall_ms()
+            ),
+        ));
+    }
+    rows.push((
+        "beside 3 loggers: `put`s per second, and alone".into(),
+        format!("{:.1} / {:.1}", c.mixed_puts_per_s, c.solo_puts_per_s),
+    ));
+    rows.push((
+        "beside 3 loggers: records logged / entries after / distinct ids; verify after".into(),
+        format!(
+            "{} / {} / {}; {}",
+            c.records_in,
+            c.entries_after,
+            c.ids_after,
+            c.verify_after.as_deref().unwrap_or("all good")
+        ),
+    ));
+    bad
 }

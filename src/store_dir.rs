@@ -6,6 +6,7 @@
 //! <store>/segments/    append-only segment files, the single source of truth
 //! <store>/index/       derived from the segments: sled and the lookup tables
 //! <store>/index.lock   held by the process that has the index open
+//! <store>/index.queue/ a ticket per process waiting for it, first come first served
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -26,6 +27,12 @@ pub const SEGMENTS_DIR: &str = "segments";
 pub const INDEX_DIR: &str = "index";
 /// Name of the file whose lock guards the index.
 pub const LOCK_FILE: &str = "index.lock";
+/// Name of the directory where processes waiting for the index queue: a ticket each, named
+/// by when it was taken and locked by its owner while it waits. The first live ticket's owner
+/// takes the index next, and a holder that sees tickets hands the index over at its next
+/// yield point (`archive::lease`). A dead waiter's ticket is unlocked, and removed by the
+/// next process that looks.
+pub const QUEUE_DIR: &str = "index.queue";
 
 /// Read and check the store header of the store at `root`: a newer version is refused as
 /// newer, not as corrupt, and an older one asks for `archive migrate`.
@@ -81,38 +88,38 @@ pub(crate) fn read_any_store_header(root: &Path) -> Result<StoreHeader> {
     StoreHeader::decode(&buf).map_err(|reason| Error::corrupt(&header_path, 0, reason))
 }
 
-/// Take the index lock, waiting up to `timeout`; on time-out, say who holds it. The kernel
-/// drops the lock when its holder dies, so a dead holder never blocks anyone.
-pub(crate) fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
-    let mut file = OpenOptions::new()
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Take the index lock, waiting up to `timeout` in the queue; on time-out, say who holds it.
+/// The kernel drops the lock when its holder dies, so a dead holder never blocks anyone.
+pub(crate) fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
+    let mut file = open_lock_file(path)?;
+    let queue = path.with_file_name(QUEUE_DIR);
     let start = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(20));
+    // Nobody waiting: take it if it is free. Otherwise, in line.
+    let free = !someone_waits_in(&queue) && file.try_lock().is_ok();
+    if !free {
+        let ticket = Ticket::take(&queue)?;
+        loop {
+            if ticket.first_in_line() {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+                }
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut owner = String::new();
-                let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut owner));
-                let owner = owner.trim();
-                return Err(Error::Locked {
-                    path: path.to_owned(),
-                    owner: if owner.is_empty() {
-                        "another process".into()
-                    } else {
-                        owner.into()
-                    },
-                    waited_ms: start.elapsed().as_millis() as u64,
-                });
+            if start.elapsed() >= timeout {
+                return Err(locked(path, start));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
     let cmd: Vec<String> = std::env::args().collect();
@@ -122,6 +129,98 @@ pub(crate) fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
         .and_then(|()| file.flush())
         .map_err(|e| Error::io(path, e))?;
     Ok(file)
+}
+
+fn locked(path: &Path, start: Instant) -> Error {
+    let mut owner = String::new();
+    let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut owner));
+    let owner = owner.trim();
+    Error::Locked {
+        path: path.to_owned(),
+        owner: if owner.is_empty() {
+            "another process".into()
+        } else {
+            owner.into()
+        },
+        waited_ms: start.elapsed().as_millis() as u64,
+    }
+}
+
+/// A place in the index queue, held (locked) while waiting, removed when dropped.
+struct Ticket {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Ticket {
+    fn take(queue: &Path) -> Result<Ticket> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        std::fs::create_dir_all(queue).map_err(|e| Error::io(queue, e))?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{:020}-{}-{n}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            std::process::id()
+        );
+        // Locked under a temporary name, then put in line: nobody ever sees it unlocked
+        // (and takes it for a dead waiter's).
+        let tmp = queue.join(format!(".{name}"));
+        let file = open_lock_file(&tmp)?;
+        file.lock().map_err(|e| Error::io(&tmp, e))?;
+        let path = queue.join(&name);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(Ticket { path, _file: file })
+    }
+
+    /// True if no live ticket is older than this one. Dead waiters' tickets are removed.
+    fn first_in_line(&self) -> bool {
+        let (Some(queue), Some(mine)) = (self.path.parent(), self.path.file_name()) else {
+            return true;
+        };
+        live_tickets(queue, |name| name < mine)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// True if no live ticket in `queue` passes `older`; removes dead ones on the way.
+fn live_tickets(queue: &Path, older: impl Fn(&std::ffi::OsStr) -> bool) -> bool {
+    let Ok(items) = std::fs::read_dir(queue) else {
+        return true;
+    };
+    for item in items.flatten() {
+        let name = item.file_name();
+        if name.as_encoded_bytes().first() == Some(&b'.') || !older(&name) {
+            continue;
+        }
+        let Ok(f) = File::open(item.path()) else {
+            continue;
+        };
+        match f.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => return false,
+            // Its owner died waiting.
+            Ok(()) => {
+                let _ = std::fs::remove_file(item.path());
+            }
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
+    }
+    true
+}
+
+fn someone_waits_in(queue: &Path) -> bool {
+    !live_tickets(queue, |_| true)
+}
+
+/// Whether another process is waiting for the index of the store at `root`.
+pub(crate) fn someone_waits(root: &Path) -> bool {
+    someone_waits_in(&root.join(QUEUE_DIR))
 }
 
 /// What `segments/` holds.

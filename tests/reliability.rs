@@ -13,6 +13,7 @@ use model_archive::{
     Archive, Codec, Dtype, Error, Object, ObjectHash, PutOptions, Record, Shape, TensorView, Value,
 };
 
+use crate::contention_common::contention;
 use crate::reliability_common::{
     Checked, SmallFs, archive_bin, check_acknowledged, corruption_loop, disk_full_rounds,
     index_damage_loop, kill_loop, noise, segment_sizes,
@@ -470,4 +471,23 @@ fn a_damaged_sled_index_is_rebuilt_on_open() {
         drop(t.open());
     }
     assert!(rebuilt > 0, "no flip made sled report damage");
+}
+
+/// Three loggers and loops of put, get, query, ls, verify and stats at once, each command a
+/// process: none fails (none times out waiting for the index), and afterwards every record
+/// given to a logger has exactly one entry and `verify` passes. How long the commands waited
+/// is the reliability report's figure (timing is not asserted on a shared machine).
+#[test]
+fn commands_beside_three_loggers_all_succeed_and_nothing_logged_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = contention(&archive_bin(), dir.path(), 6.0, 3, 1500);
+    for (what, runs) in &c.by_cmd {
+        assert!(!runs.wall_ms.is_empty(), "{what} never ran");
+        assert_eq!(runs.failed, 0, "{what}: {:?}", runs.first_failure);
+    }
+    assert_eq!(c.loggers_failed, 0, "{c:?}");
+    assert!(c.records_in > 0);
+    assert_eq!(c.entries_after, c.records_in, "{c:?}");
+    assert_eq!(c.ids_after, c.records_in, "{c:?}");
+    assert_eq!(c.verify_after, None);
 }

@@ -2,12 +2,15 @@
 //! area. Everything the tests read or run lives under tests/:
 //!
 //! - `util`: temporary stores, the `archive` command, the committed samples (samples/).
+//! - `contention_common`: loggers and loops of every other command at once, each a process,
+//!   run short by `reliability` and long by the report.
 //! - `reliability_common`: the workloads that kill, corrupt, fill and crash-image a store, run
 //!   small by `reliability` and long by the `reliability-report` program (benches/).
 //! - `fixtures/`: stores frozen at older schema versions, read by `fixtures`.
 //! - `interop/`: the Python scripts `interop` runs to write and read every format with the real
 //!   libraries (numpy, safetensors, msgpack-numpy, onnx; pinned in tools/requirements.txt).
 
+mod contention_common;
 mod reliability_common;
 mod util;
 

@@ -122,18 +122,18 @@ impl Archive {
 
     /// True if the object is stored: per the index, or (logging only) the lookup tables.
     pub(super) fn known(&self, hash: &ObjectHash) -> Result<bool> {
-        match (&self.index, &self.reader) {
+        if self.has_index() {
+            let index = self.index()?;
             // A copy in a damaged pack does not count: the content is stored again.
-            (Some(index), _) => Ok(index.contains(hash)?
+            return Ok(index.contains(hash)?
                 || self
                     .locator
                     .find(&index.candidates(hash), hash)
                     .ok()
                     .flatten()
-                    .is_some()),
-            (None, Some(reader)) => Ok(reader.contains(hash)),
-            (None, None) => Ok(false),
+                    .is_some());
         }
+        Ok(self.reader.as_ref().is_some_and(|r| r.contains(hash)))
     }
 
     /// True if the object is stored, or claimed by a batch that is storing it.
@@ -306,7 +306,7 @@ impl Archive {
 
     fn adopt_or_create(&self, slot: &mut SegmentSlot) -> Result<(SegmentWriter, u32)> {
         // A logger cannot index what another writer left in a segment, so it starts its own.
-        let reusable = if self.index.is_some() {
+        let reusable = if self.has_index() {
             self.segment_files()?
         } else {
             Vec::new()
@@ -344,9 +344,11 @@ impl Archive {
         }
         let w = SegmentWriter::create(&self.segments_dir, slot.writer_id, slot.next_seq, now_ns())?;
         slot.next_seq += 1;
-        let id = match &self.index {
-            Some(index) => index.segment_id(w.name(), SEGMENT_HEADER_LEN as u64)?,
-            None => 0,
+        let id = if self.has_index() {
+            self.index()?
+                .segment_id(w.name(), SEGMENT_HEADER_LEN as u64)?
+        } else {
+            0
         };
         Ok((w, id))
     }

@@ -19,6 +19,7 @@
 mod append;
 mod entries;
 mod get;
+mod lease;
 mod open;
 mod put;
 mod query;
@@ -27,20 +28,20 @@ mod stack;
 mod stats;
 mod verify;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::info::{EntryInfo, ObjectInfo};
 pub use crate::mapped::MappedObject;
 pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
+pub use lease::IndexWaits;
 pub use open::ArchiveBuilder;
 pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
 pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::store_header::Settings;
 use crate::index::Index;
 use crate::locator::Locator;
@@ -58,8 +59,9 @@ pub struct Archive {
     root: PathBuf,
     segments_dir: PathBuf,
     settings: Settings,
-    /// The index; `None` when opened for logging only (`ArchiveBuilder::open_logger`).
-    index: Option<Index>,
+    /// The index and its lock, taken when needed and handed back during long work
+    /// (`lease.rs`); never taken when opened for logging only (`ArchiveBuilder::open_logger`).
+    lease: lease::Lease,
     /// Lookup tables, to find objects already stored when the index is not open.
     reader: Option<ArchiveReader>,
     locator: Locator,
@@ -69,8 +71,6 @@ pub struct Archive {
     claims: append::Claims,
     segment_size: u64,
     warnings: Mutex<Vec<String>>,
-    /// The index lock, held while the index is open.
-    _lock: Option<File>,
 }
 
 impl Archive {
@@ -123,22 +123,44 @@ impl Archive {
         Ok(files)
     }
 
-    /// The index, or an error saying this archive was opened for logging only.
-    fn index(&self) -> Result<&Index> {
-        self.index.as_ref().ok_or_else(|| {
-            Error::invalid(
-                self.root.display().to_string(),
-                "opened for logging only: this needs the index (open the archive normally)",
-            )
-        })
+    /// The index, or an error saying this archive was opened for logging only. Taken again
+    /// (waiting for another process, caught up with the segments if it had to be rebuilt)
+    /// when it was handed back.
+    fn index(&self) -> Result<Arc<Index>> {
+        let (index, damaged) = self.lease.get()?;
+        if let Some(reason) = damaged {
+            self.warn(format!(
+                "{}: damaged index rebuilt from the segments ({reason})",
+                self.root.join(crate::store_dir::INDEX_DIR).display()
+            ));
+            drop(index);
+            self.catch_up(&|_, _| {})?;
+            return Ok(self.lease.get()?.0);
+        }
+        Ok(index)
+    }
+
+    /// True if this archive may read and update the index (not opened for logging only).
+    fn has_index(&self) -> bool {
+        self.lease.indexed()
+    }
+
+    /// Hand the index back to any process waiting for it; this archive takes it again when
+    /// it next needs it. For code that embeds the library and keeps an `Archive` open while
+    /// idle: other processes' commands then need not wait for it to close.
+    pub fn release_index(&self) {
+        self.lease.release();
+    }
+
+    /// How long this archive has waited for other processes to hand over the index.
+    pub fn index_waits(&self) -> IndexWaits {
+        self.lease.waits()
     }
 }
 
 impl Drop for Archive {
     fn drop(&mut self) {
         self.sync_segment();
-        if let Some(index) = &self.index {
-            let _ = index.flush();
-        }
+        self.lease.flush();
     }
 }

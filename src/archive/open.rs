@@ -2,23 +2,20 @@
 //! index lock, opens the index (rebuilding one sled reports damaged) and catches it up with
 //! the segments (`recover.rs`). Opening for logging takes neither lock nor index.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::lease::Lease;
 use super::{Archive, append, now_ns};
 use crate::error::{Error, Result};
 use crate::format::frame::SEGMENT_HEADER_LEN;
 use crate::format::store_header::{Settings, StoreHeader};
 use crate::format::version;
-use crate::index::Index;
 use crate::locator::Locator;
 use crate::reader::ArchiveReader;
 use crate::segment::writer::sync_dir;
-use crate::store_dir::{
-    INDEX_DIR, LOCK_FILE, SEGMENTS_DIR, lock_index, read_store_header, write_store_header,
-};
+use crate::store_dir::{INDEX_DIR, SEGMENTS_DIR, read_store_header, write_store_header};
 
 /// Configures and opens or creates an archive.
 ///
@@ -92,24 +89,12 @@ impl ArchiveBuilder {
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Archive> {
         let root = path.as_ref().to_owned();
         let header = read_store_header(&root)?;
-        let lock = lock_index(&root.join(LOCK_FILE), self.lock_timeout)?;
-        let index_dir = root.join(INDEX_DIR);
-        let (index, damaged) = match Index::open(&index_dir) {
-            // The index is derived from the segments: one sled finds damaged (seen after a
-            // SIGKILL mid-write) or cannot read is rebuilt here, so a killed process never
-            // leaves a store that needs a manual `reindex`. Lock and I/O errors are not damage.
-            Err(Error::IndexDamaged { reason, .. }) => {
-                std::fs::remove_dir_all(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
-                (Index::open(&index_dir)?.0, Some(reason))
-            }
-            // Damaged lookup tables: the index was cleared, and is rebuilt just below.
-            other => other?,
-        };
-        let archive = self.assemble(root, header.settings, Some(index), None, Some(lock));
+        let (lease, damaged) = Lease::take(&root, self.lock_timeout)?;
+        let archive = self.assemble(root, header.settings, lease, None);
         if let Some(reason) = damaged {
             archive.warn(format!(
                 "{}: damaged index rebuilt from the segments ({reason})",
-                index_dir.display()
+                archive.root.join(INDEX_DIR).display()
             ));
         }
         archive.catch_up(&|_, _| {})?;
@@ -125,7 +110,8 @@ impl ArchiveBuilder {
         let root = path.as_ref().to_owned();
         let header = read_store_header(&root)?;
         let reader = ArchiveReader::open(&root)?;
-        Ok(self.assemble(root, header.settings, None, reader, None))
+        let lease = Lease::none(&root);
+        Ok(self.assemble(root, header.settings, lease, reader))
     }
 
     /// An `Archive` over `root` with nothing written yet by this process.
@@ -133,23 +119,21 @@ impl ArchiveBuilder {
         &self,
         root: PathBuf,
         settings: Settings,
-        index: Option<Index>,
+        lease: Lease,
         reader: Option<ArchiveReader>,
-        lock: Option<File>,
     ) -> Archive {
         let segments_dir = root.join(SEGMENTS_DIR);
         Archive {
             segments_dir: segments_dir.clone(),
             root,
             settings,
-            index,
+            lease,
             reader,
             locator: Locator::new(segments_dir),
             slot: Mutex::new(append::SegmentSlot::new()),
             claims: append::Claims::default(),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
-            _lock: lock,
         }
     }
 

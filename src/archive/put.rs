@@ -641,9 +641,12 @@ impl Writer<'_> {
         // The claims make the objects this batch stored new to the index: no lookups needed.
         // Opened for logging only: the frames are durable; the index learns of them when a
         // process next opens it.
-        let applied = match &self.archive.index {
-            Some(index) => index.apply(update, true).map(|_| ()),
-            None => Ok(()),
+        let applied = if self.archive.has_index() {
+            self.archive
+                .index()
+                .and_then(|index| index.apply(update, true).map(|_| ()))
+        } else {
+            Ok(())
         };
         self.archive.release(&claims);
         applied

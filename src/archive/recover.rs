@@ -27,6 +27,13 @@ impl Archive {
     /// Index every frame past each segment's high-water mark; cut torn tails of segments that
     /// no writer holds. `progress(done, total)` counts bytes scanned.
     pub(super) fn catch_up(&self, progress: &dyn Fn(u64, u64)) -> Result<()> {
+        // A pass that handed the index to a waiting process starts again where the index is
+        // now: the other process may have gone on with the catch-up meanwhile.
+        while self.catch_up_pass(progress)? == Pass::Yielded {}
+        Ok(())
+    }
+
+    fn catch_up_pass(&self, progress: &dyn Fn(u64, u64)) -> Result<Pass> {
         let files = self.segment_files()?;
         let own = self.own_segment()?;
         let mut todo = Vec::new();
@@ -54,14 +61,7 @@ impl Archive {
             let ours = SegmentHeader::decode(&map)
                 .is_ok_and(|h| (1..=version::SCHEMA_VERSION).contains(&h.version));
             let found = scan(&map, from);
-            for d in &found.damage {
-                self.warn(format!(
-                    "{}: damaged frame at byte {}: {}",
-                    path.display(),
-                    d.offset,
-                    d.reason
-                ));
-            }
+            self.warn_damage(&path, &found.damage);
             // Indexed a few frames at a time: memory stays that of a few packs, and what is
             // indexed is marked as it goes.
             let mut chunks = found.frames.chunks(FRAMES_PER_APPLY).peekable();
@@ -73,6 +73,9 @@ impl Archive {
                 let mut update = self.rescan_update(id, chunk, &map, &path)?;
                 update.marks.push((id, end, end));
                 self.index()?.apply(update, false)?;
+                if self.lease.yield_to_waiters() {
+                    return Ok(Pass::Yielded);
+                }
             }
             if found.frames.is_empty() {
                 let mut update = Update::default();
@@ -102,7 +105,18 @@ impl Archive {
             done += map.len() as u64 - from;
             progress(done, total);
         }
-        Ok(())
+        Ok(Pass::Done)
+    }
+
+    fn warn_damage(&self, path: &Path, damage: &[crate::segment::scan::Damage]) {
+        for d in damage {
+            self.warn(format!(
+                "{}: damaged frame at byte {}: {}",
+                path.display(),
+                d.offset,
+                d.reason
+            ));
+        }
     }
 
     /// What a rescan of segment `seg` adds to the index: its frames, less those before the
@@ -379,14 +393,19 @@ impl Archive {
     pub fn reindex(&mut self, progress: &dyn Fn(u64, u64)) -> Result<()> {
         // Make our own frames durable and visible to the scan first.
         self.close_segment()?;
-        self.index
-            .as_mut()
-            .ok_or_else(|| Error::invalid("archive", "opened for logging only"))?
-            .clear()?;
+        self.lease.clear()?;
         self.locator.clear();
         self.catch_up(progress)?;
         self.index()?.flush()
     }
+}
+
+/// How a catch-up pass ended.
+#[derive(PartialEq)]
+enum Pass {
+    Done,
+    /// The index was handed to a waiting process.
+    Yielded,
 }
 
 /// What a pack's records add to the index: (path, value) pairs, filters of the paths with too

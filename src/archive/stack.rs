@@ -31,10 +31,12 @@ impl Archive {
         // Runs come newest first: each run's rows are gathered oldest first, and the runs
         // put in order at the end, where rows are checked in logging order.
         let (runs, needs_record) = self.plan(query)?;
+        // Listed first, so that the index can be handed to a waiting process between runs.
+        let runs = runs.collect::<Result<Vec<_>>>()?;
         let mut parts: Vec<Part> = Vec::new();
         let mut rows = 0u64;
-        for run in runs {
-            let (first_seq, run) = run?;
+        for (first_seq, run) in runs {
+            self.lease.yield_to_waiters();
             let mut part = Part::default();
             match self.run_hits(first_seq, run, query, needs_record)? {
                 Hits::Listed(v) => {

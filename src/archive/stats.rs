@@ -86,7 +86,10 @@ impl Archive {
             *kinds.entry(kind).or_default() += 1;
         }
         // Packed objects: from every indexed pack.
-        for (segment, offset) in self.index()?.packs()? {
+        let packs = self.index()?.packs()?;
+        for (segment, offset) in packs {
+            // Another process waiting for the index gets it between packs.
+            self.lease.yield_to_waiters();
             let pack = self.locator.pack(&segment, offset)?;
             s.stored_bytes += pack.stored_len;
             for (_, o) in pack.objects() {

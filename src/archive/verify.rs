@@ -18,6 +18,10 @@ use crate::segment::writer::try_lock;
 use crate::store_dir::INDEX_DIR;
 use crate::store_dir::{SegmentFiles, segment_files};
 
+/// How many items verify checks between yield points, where it hands the index to another
+/// process waiting for it.
+const YIELD_EVERY: usize = 4096;
+
 /// One problem `verify` found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
@@ -98,12 +102,16 @@ impl Archive {
         let mut done = 0;
         let mut seen = Seen::default();
         let own = self.own_segment()?;
+        // The walk needs no index: a process waiting for it gets it between frames.
+        let pause = || {
+            self.lease.yield_to_waiters();
+        };
         for (name, path) in &files {
             let Some(map) = map_file(path)? else { continue };
             seen.scanned.insert(name.clone(), map.len() as u64);
             // A segment some writer holds may end in the frame it is writing.
             let busy = || Ok(own.as_ref() == Some(name) || try_lock(path)?.is_none());
-            for (offset, objects) in verify_segment(path, &map, &busy, &mut report)? {
+            for (offset, objects) in verify_segment(path, &map, &busy, &pause, &mut report)? {
                 seen.good.insert((name.clone(), offset));
                 seen.objects.extend(
                     objects
@@ -134,23 +142,7 @@ impl Archive {
         if let Err(reason) = lookup::check(&index_dir.join(LOOKUP_DIR)) {
             report.problems.push(damage(reason, None));
         }
-        // Packed objects: their table entries must point at good packs.
-        let mut in_tables = HashSet::new();
-        for at in self.index()?.tables().all() {
-            in_tables.insert((at.segment.clone(), at.offset, at.slot));
-            if at.slot == 0 || !seen.lacks(&self.segments_dir, &at.segment, at.offset) {
-                continue;
-            }
-            let path = self.segments_dir.join(&at.segment);
-            let reported = |p: &Problem| p.path == path && p.offset == at.offset;
-            if !report.problems.iter().any(reported) {
-                let what = format!(
-                    "a lookup table points at {} byte {}, where there is no good pack",
-                    at.segment, at.offset
-                );
-                report.problems.push(damage(what, None));
-            }
-        }
+        let in_tables = self.verify_tables(seen, report, &damage)?;
         let segs = self.index()?.segments()?;
         for item in self.index()?.objects() {
             let (h, loc) = item?;
@@ -174,7 +166,10 @@ impl Archive {
             .iter()
             .map(|s| (s.name.as_str(), s.indexed_to))
             .collect();
-        for (segment, offset, slot, h) in &seen.objects {
+        for (n, (segment, offset, slot, h)) in seen.objects.iter().enumerate() {
+            if n % YIELD_EVERY == 0 {
+                self.lease.yield_to_waiters();
+            }
             let indexed = indexed_to
                 .get(segment.as_str())
                 .is_some_and(|to| offset < to);
@@ -196,6 +191,37 @@ impl Archive {
             report.problems.push(damage(what, None));
         }
         Ok(())
+    }
+
+    /// Packed objects: their table entries must point at good packs. Returns every table
+    /// location, (segment, offset, slot).
+    fn verify_tables(
+        &self,
+        seen: &Seen,
+        report: &mut VerifyReport,
+        damage: &dyn Fn(String, Option<ObjectHash>) -> Problem,
+    ) -> Result<HashSet<(String, u64, u32)>> {
+        let mut in_tables = HashSet::new();
+        let tables = self.index()?.tables();
+        for (n, at) in tables.all().enumerate() {
+            if n % YIELD_EVERY == 0 {
+                self.lease.yield_to_waiters();
+            }
+            in_tables.insert((at.segment.clone(), at.offset, at.slot));
+            if at.slot == 0 || !seen.lacks(&self.segments_dir, &at.segment, at.offset) {
+                continue;
+            }
+            let path = self.segments_dir.join(&at.segment);
+            let reported = |p: &Problem| p.path == path && p.offset == at.offset;
+            if !report.problems.iter().any(reported) {
+                let what = format!(
+                    "a lookup table points at {} byte {}, where there is no good pack",
+                    at.segment, at.offset
+                );
+                report.problems.push(damage(what, None));
+            }
+        }
+        Ok(in_tables)
     }
 
     /// How the totals the index keeps differ from a walk of the store, if they do. Writers
@@ -231,11 +257,12 @@ impl Archive {
 /// Check one segment's bytes `map`: its header, every frame, every object and pack decoded
 /// and re-hashed. Problems go into `report`; returns the good frames: each frame's offset
 /// with its objects (slot and hash). A torn tail is a problem unless a writer holds the
-/// segment (`busy`, asked only then).
+/// segment (`busy`, asked only then). `pause` runs before each frame: a yield point.
 fn verify_segment(
     path: &Path,
     map: &[u8],
     busy: &dyn Fn() -> Result<bool>,
+    pause: &dyn Fn(),
     report: &mut VerifyReport,
 ) -> Result<GoodFrames> {
     let problem = |offset, reason: String, hash| Problem {
@@ -267,6 +294,7 @@ fn verify_segment(
     }
     let mut good = Vec::new();
     for frame in &found.frames {
+        pause();
         report.frames += 1;
         let checked = match frame.header.kind {
             FrameKind::Pack => check_pack(map, frame, path).map(|(objects, bytes)| {

@@ -592,11 +592,14 @@ impl Index {
     }
 
     /// Runs of entries, newest first, with the sequence number of their first entry.
-    pub fn runs_newest_first(&self) -> impl Iterator<Item = Result<(u64, RunRec)>> + '_ {
+    pub fn runs_newest_first(
+        self: &std::sync::Arc<Self>,
+    ) -> impl Iterator<Item = Result<(u64, RunRec)>> + use<> {
+        let index = std::sync::Arc::clone(self);
         self.db
             .scan_prefix([keys::ENTRY])
             .rev()
-            .map(move |item| self.run_of(item))
+            .map(move |item| index.run_of(item))
     }
 
     /// The run that holds sequence number `seq`.

@@ -30,7 +30,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Seconds to wait for another process that holds the index.
+    /// Seconds to wait for another process to hand over the index. A holder hands it over
+    /// between steps of long work, so a wait is short; a command says so when one took more
+    /// than a second (ARCHIVE_TRACE_WAITS=1: it always says how long it waited).
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
     pub wait: f64,
 

@@ -297,7 +297,7 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     let r = render(hash);
     let bytes = match r.simple(object)? {
         Ok(bytes) => bytes,
-        Err(object) => match r.with_source(&archive, object)? {
+        Err(object) => match r.with_source(&*archive, object)? {
             Ok(bytes) => bytes,
             Err(object) => r.onnx(&archive, object)?,
         },
@@ -338,7 +338,7 @@ pub fn cat(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
         Object::Text(s) => s.into_bytes(),
         Object::Record(r) => pretty(&r.to_json()),
         Object::Categorical(cat) => {
-            let mut lines = categorical_values(&archive, &cat)?.join("\n");
+            let mut lines = categorical_values(&*archive, &cat)?.join("\n");
             lines.push('\n');
             lines.into_bytes()
         }

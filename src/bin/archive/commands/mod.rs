@@ -60,13 +60,52 @@ impl Ctx {
     }
 
     /// Open the store, printing what recovery did.
-    pub fn open(&self) -> Result<Archive> {
+    pub fn open(&self) -> Result<Opened> {
         let path = self.store_path()?;
         let archive = Archive::builder().lock_timeout(self.wait).open(&path)?;
         for w in archive.warnings() {
             eprintln!("archive: warning: {w}");
         }
-        Ok(archive)
+        Ok(Opened(archive))
+    }
+}
+
+/// An open store that, when the command is done with it, says how long the command waited
+/// for other processes to hand over the index: always with `ARCHIVE_TRACE_WAITS=1` (for
+/// measuring), otherwise only past a second.
+pub struct Opened(pub Archive);
+
+impl std::ops::Deref for Opened {
+    type Target = Archive;
+    fn deref(&self) -> &Archive {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Opened {
+    fn deref_mut(&mut self) -> &mut Archive {
+        &mut self.0
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let w = self.0.index_waits();
+        let trace = std::env::var_os("ARCHIVE_TRACE_WAITS").is_some_and(|v| v == "1");
+        if trace {
+            eprintln!(
+                "archive: index held {} ms at most; index waits: {} takes, {} ms in all, longest {} ms",
+                w.longest_hold.as_millis(),
+                w.takes,
+                w.total.as_millis(),
+                w.longest.as_millis()
+            );
+        } else if w.longest > Duration::from_secs(1) {
+            eprintln!(
+                "archive: note: waited {:.1} s for another process to hand over the index",
+                w.longest.as_secs_f64()
+            );
+        }
     }
 }
 
