@@ -212,8 +212,18 @@ fn main() {
         ),
     }
     let mid = format!("id = \"img-{:09}\"", n / 2 + 7);
-    let queries: [(&str, Vec<&str>, &str); 6] = [
+    // Issue 10's long disjunction: 1,000 ids spread over the whole stream.
+    let many = (0..1000)
+        .map(|k| format!("id = \"img-{:09}\"", k * (n / 1000) + 11))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let queries: [(&str, Vec<&str>, &str); 7] = [
         ("a unique id (1 hit)", vec!["query", &mid], "< 50 ms"),
+        (
+            "1,000 unique ids `or`-ed (1,000 hits)",
+            vec!["query", &many, "--limit", "2000"],
+            "< 1 s",
+        ),
         (
             "an interleaved tag, first 1,000",
             vec!["query", "split = \"val\"", "--limit", "1000"],

@@ -6,15 +6,19 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::Archive;
 use crate::error::Result;
 use crate::format::pack::Pack;
 use crate::hash::ObjectHash;
 use crate::index::{Names, RunRec};
-use crate::info::EntryInfo;
+use crate::info::{EntryInfo, ObjectInfo};
+use crate::locator::Source;
 use crate::object::record::{Record, scan_fields};
 use crate::object::{Kind, Object};
 use crate::query::{Query, RecordFields, Subject};
+use std::sync::Arc;
 
 /// Runs of entries with the sequence number of their first, as the index yields them.
 pub(super) type Runs<'a> = Box<dyn Iterator<Item = Result<(u64, RunRec)>> + 'a>;
@@ -87,27 +91,44 @@ impl Archive {
         ))
     }
 
-    /// The entries of one run that match `query`, newest first.
+    /// The entries of one run that match `query`, newest first; with `detail`, what each
+    /// object is when its pack (read for the match) holds it.
     fn run_matches(
         &self,
         first: u64,
         run: RunRec,
         query: &Query,
         needs_record: bool,
-    ) -> Result<Vec<EntryInfo>> {
+        detail: bool,
+    ) -> Result<Vec<(EntryInfo, Option<ObjectInfo>)>> {
         Ok(match self.run_hits(first, run, query, needs_record)? {
-            Hits::Listed(v) => v,
-            Hits::Packed { pack, hits } => hits
-                .into_iter()
-                .filter_map(|h| {
-                    Some(EntryInfo {
-                        seq: h.seq,
-                        time_ns: h.time_ns,
-                        hash: pack.item_hash(h.slot)?,
-                        tags: pack.tags(h.tagset).to_vec(),
+            Hits::Listed(v) => v.into_iter().map(|e| (e, None)).collect(),
+            Hits::Packed { pack, hits } => {
+                let segment = pack.location().0.file_name().map(|n| n.to_string_lossy());
+                let segment = segment.unwrap_or_default().into_owned();
+                hits.into_iter()
+                    .filter_map(|h| {
+                        let e = EntryInfo {
+                            seq: h.seq,
+                            time_ns: h.time_ns,
+                            hash: pack.item_hash(h.slot)?,
+                            tags: pack.tags(h.tagset).to_vec(),
+                        };
+                        let info = detail.then(|| {
+                            let slot = h.slot;
+                            let (pack, segment) = (Arc::clone(&pack), segment.clone());
+                            Source::Packed {
+                                pack,
+                                slot,
+                                segment,
+                            }
+                            .info()
+                            .ok()
+                        });
+                        Some((e, info.flatten()))
                     })
-                })
-                .collect(),
+                    .collect()
+            }
         })
     }
 
@@ -197,20 +218,62 @@ impl Archive {
     /// read through the index; object fields (kind, dtype, rank, size) are looked up only for
     /// queries that name them.
     pub fn query<'q>(&'q self, query: &'q Query) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
+        self.matches(query, false).map(|r| r.map(|(e, _)| e))
+    }
+
+    /// `query`, each entry with what its object is (as `info` says): for listings that show
+    /// it. Packed objects are described from the packs the query reads anyway.
+    pub fn query_detailed<'q>(
+        &'q self,
+        query: &'q Query,
+    ) -> impl Iterator<Item = Result<(EntryInfo, Option<ObjectInfo>)>> + 'q {
+        self.matches(query, true).map(move |r| {
+            r.map(|(e, info)| {
+                let info = info.or_else(|| self.info(&e.hash).ok());
+                (e, info)
+            })
+        })
+    }
+
+    fn matches<'q>(
+        &'q self,
+        query: &'q Query,
+        detail: bool,
+    ) -> impl Iterator<Item = Result<(EntryInfo, Option<ObjectInfo>)>> + 'q {
         let (runs, needs_record): (Runs<'q>, bool) = match self.plan(query) {
             Ok(p) => p,
             Err(e) => (Box::new(std::iter::once(Err(e))), false),
         };
-        runs.flat_map(move |r| {
-            let items: Vec<Result<EntryInfo>> = match r
-                .and_then(|(first, run)| self.run_matches(first, run, query, needs_record))
-            {
-                Ok(v) => v.into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-            items
+        // Runs are matched a batch at a time on every core; batches grow from one run, so a
+        // query that stops early (`--limit 20`) reads little ahead.
+        read_ahead(runs).flat_map(move |batch| {
+            let per_run: Vec<Vec<Result<_>>> = batch
+                .into_par_iter()
+                .map(|r| {
+                    match r.and_then(|(first, run)| {
+                        self.run_matches(first, run, query, needs_record, detail)
+                    }) {
+                        Ok(v) => v.into_iter().map(Ok).collect(),
+                        Err(e) => vec![Err(e)],
+                    }
+                })
+                .collect();
+            per_run.into_iter().flatten()
         })
     }
+}
+
+/// The most runs matched at once.
+const MAX_BATCH: usize = 32;
+
+/// `runs` in batches of 1, 2, 4 ... up to `MAX_BATCH`, in order.
+pub(super) fn read_ahead<T>(mut runs: impl Iterator<Item = T>) -> impl Iterator<Item = Vec<T>> {
+    let mut size = 1;
+    std::iter::from_fn(move || {
+        let batch: Vec<T> = runs.by_ref().take(size).collect();
+        size = (size * 2).min(MAX_BATCH);
+        (!batch.is_empty()).then_some(batch)
+    })
 }
 
 impl Archive {

@@ -42,8 +42,14 @@ struct Listing {
 fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<ExitCode> {
     // A long search shows the matches found so far on a terminal; Ctrl-C ends it.
     let bar = spinner("matches");
-    let mut matches = archive.query(query).inspect(|_| bar.inc(1));
-    let entries: Vec<EntryInfo> = if how.reverse {
+    // What each object is, only for listings that show it.
+    let found: Box<dyn Iterator<Item = model_archive::Result<_>>> = if how.hashes {
+        Box::new(archive.query(query).map(|r| r.map(|e| (e, None))))
+    } else {
+        Box::new(archive.query_detailed(query))
+    };
+    let mut matches = found.inspect(|_| bar.inc(1));
+    let entries: Vec<(EntryInfo, Option<ObjectInfo>)> = if how.reverse {
         // Oldest first: every match, reversed, then the limit.
         let mut all = matches.collect::<model_archive::Result<Vec<_>>>()?;
         all.reverse();
@@ -56,13 +62,12 @@ fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<E
     };
     bar.finish_and_clear();
     let mut t = table(&["HASH", "TIME", "KIND", "DTYPE/SHAPE", "SIZE", "TAGS"]);
-    for e in &entries {
+    for (e, info) in &entries {
         if how.hashes {
             // A write error, not a panic, when the reader goes away (`| head`): main exits 0.
             outln!("{}", e.hash)?;
             continue;
         }
-        let info = archive.info(&e.hash).ok();
         if ctx.json {
             crate::output::json_line(&json(e, info.as_ref()))?;
             continue;
