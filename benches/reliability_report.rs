@@ -15,12 +15,15 @@
 // Shared with the tests, which run the same workloads small.
 #[path = "../tests/contention_common.rs"]
 mod contention_common;
+#[path = "../tests/hostile_common.rs"]
+mod hostile_common;
 #[path = "../tests/reliability_common.rs"]
 mod reliability_common;
 
 use std::path::PathBuf;
 
 use contention_common::contention;
+use hostile_common::hostile_rounds;
 use reliability_common::{
     archive_bin, corruption_loop, disk_full_rounds, index_damage_loop, kill_loop,
 };
@@ -31,6 +34,7 @@ struct Args {
     disk_full: u64,
     index_damage: u64,
     contention: u64,
+    hostile: u64,
     big: usize,
     fuzz_summary: Option<PathBuf>,
 }
@@ -42,6 +46,7 @@ fn parse_args() -> Args {
         disk_full: 10,
         index_damage: 200,
         contention: 60,
+        hostile: 25,
         big: 1 << 20,
         fuzz_summary: None,
     };
@@ -63,6 +68,7 @@ fn parse_args() -> Args {
             "--index-damage" => a.index_damage = num(),
             "--big" => a.big = num() as usize,
             "--contention" => a.contention = num(),
+            "--hostile" => a.hostile = num(),
             "--fuzz-summary" => a.fuzz_summary = Some(PathBuf::from(value())),
             _ => usage(&format!("unknown argument {flag}")),
         }
@@ -73,7 +79,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--index-damage N] [--contention SECS] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
+         [--index-damage N] [--contention SECS] [--hostile N] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -127,6 +133,35 @@ fn main() {
             .into(),
         format!("{} / {}; {}", i.healed, i.injected, i.missing),
     ));
+
+    eprintln!("hostile rounds: {} …", args.hostile);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = hostile_rounds(&bin, dir.path(), args.hostile, 0x10);
+    drop(dir);
+    if let Some(why) = &h.first_failure {
+        eprintln!("first failure: {why}");
+    }
+    bad |= h.first_failure.is_some();
+    for (what, (held, tried)) in [
+        (
+            "a symlink named like a segment: every command works, its target untouched, `verify` names it",
+            h.symlinks,
+        ),
+        (
+            "a frame of a newer schema: kept byte for byte through `ls`, `put`, `stats`, reported by `verify`",
+            h.newer_frames,
+        ),
+        (
+            "a query nested 65 to 20,064 deep: refused, exit 2",
+            h.deep_queries,
+        ),
+        (
+            "a run cut short, then the whole stream with `--resume-by id`: one entry per record",
+            h.relogs,
+        ),
+    ] {
+        rows.push((format!("{what}: held / tried"), format!("{held} / {tried}")));
+    }
 
     if args.contention > 0 {
         eprintln!("contention: {} s …", args.contention);

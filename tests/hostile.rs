@@ -5,41 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use model_archive::codec::CHUNK_SIZE;
-use model_archive::format::checksum;
-use model_archive::format::frame::{FrameHeader, FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use model_archive::format::frame::{SEGMENT_HEADER_LEN, SegmentHeader};
 use model_archive::format::meta::{FrameMeta, ObjectMeta};
 use model_archive::{Archive, Codec, Error, Kind, Object, ObjectHash, PutOptions};
 
+use crate::hostile_common::{frame_bytes, hostile_rounds};
+use crate::reliability_common::archive_bin;
 use crate::util::{TempStore, noise};
-
-/// A whole frame as a writer lays it out at `start` of a segment.
-fn frame_bytes(
-    start: u64,
-    version: u16,
-    codec: Codec,
-    hash: ObjectHash,
-    meta: &FrameMeta,
-    payload: &[u8],
-) -> Vec<u8> {
-    let meta = meta.encode().expect("metadata encodes");
-    let payload_off = FrameHeader::payload_offset(start, meta.len() as u32, 64);
-    let header = FrameHeader {
-        version,
-        kind: FrameKind::Object,
-        codec,
-        meta_len: meta.len() as u32,
-        payload_off,
-        payload_len: payload.len() as u64,
-        hash,
-        meta_sum: checksum(&meta),
-    };
-    let mut out = header.encode().to_vec();
-    out.extend_from_slice(&meta);
-    out.resize(payload_off as usize, 0);
-    out.extend_from_slice(payload);
-    out.resize(header.frame_len() as usize, 0);
-    out
-}
 
 /// A new segment file in `store` holding `frames` laid out by `frame_at(start)`.
 fn write_segment(store: &Path, name: &str, frame: impl Fn(u64) -> Vec<u8>) -> PathBuf {
@@ -423,4 +395,17 @@ fn verify_finds_totals_that_disagree_with_the_store() {
     assert_eq!(healed.entries, right.entries);
     assert_eq!(healed.objects, right.objects);
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+}
+
+/// Issue 10's findings tried again, each kind twice with fresh random sizes and names, through
+/// the `archive` command (the reliability report runs many more rounds).
+#[test]
+fn issue_10_findings_hold_round_after_round() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = hostile_rounds(&archive_bin(), dir.path(), 2, 0x10);
+    assert_eq!(h.first_failure, None);
+    assert_eq!(
+        [h.symlinks, h.newer_frames, h.deep_queries, h.relogs],
+        [(2, 2); 4]
+    );
 }

@@ -4,6 +4,8 @@
 //! - `util`: temporary stores, the `archive` command, the committed samples (samples/).
 //! - `contention_common`: loggers and loops of every other command at once, each a process,
 //!   run short by `reliability` and long by the report.
+//! - `hostile_common`: issue 10's findings as rounds (symlinks, newer frames, deep queries,
+//!   re-logs), run by `hostile` and, many times, by the report.
 //! - `reliability_common`: the workloads that kill, corrupt, fill and crash-image a store, run
 //!   small by `reliability` and long by the `reliability-report` program (benches/).
 //! - `fixtures/`: stores frozen at older schema versions, read by `fixtures`.
@@ -11,6 +13,7 @@
 //!   libraries (numpy, safetensors, msgpack-numpy, onnx; pinned in tools/requirements.txt).
 
 mod contention_common;
+mod hostile_common;
 mod reliability_common;
 mod util;
 

@@ -14,6 +14,7 @@ use super::{Archive, now_ns};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::version;
 use crate::hash::{HashSet, ObjectHash};
 use crate::segment::reader::map_file;
 use crate::segment::scan::scan;
@@ -331,10 +332,15 @@ impl Archive {
             let from = self.index()?.segment(id)?.indexed_to;
             let mut valid_end = from;
             if let Some(map) = map_file(&path)? {
-                if SegmentHeader::decode(&map).is_err() {
+                if SegmentHeader::decode(&map).map_or(true, |h| h.version > version::SCHEMA_VERSION)
+                {
                     continue;
                 }
                 let found = scan(&map, from);
+                // Frames of a newer program follow: appending would overwrite them.
+                if found.newer.is_some() {
+                    continue;
+                }
                 let mut update = self.rescan_update(id, &found.frames, &map, &path)?;
                 update.marks.push((id, found.valid_end, found.valid_end));
                 self.index()?.apply(update, false)?;
