@@ -260,6 +260,59 @@ fn a_held_index_names_its_holder_after_a_bounded_wait() {
 }
 
 #[test]
+fn put_never_waits_for_a_held_index_and_its_entries_are_indexed_next() {
+    let t = TempStore::new();
+    let a = t.create();
+    let first = a.put_text("put while free", &[]).expect("put");
+    // `a` holds the index: `put` writes without it, into a segment it adopts or starts.
+    let mut puts = Vec::new();
+    for i in 0..3 {
+        let out = t
+            .cmd()
+            .args([
+                "--wait",
+                "0",
+                "put",
+                "--text",
+                &format!("put while held {i}"),
+            ])
+            .args(["--tag", "run=held"])
+            .assert()
+            .success();
+        puts.push(
+            String::from_utf8_lossy(&out.get_output().stdout)
+                .trim()
+                .to_owned(),
+        );
+    }
+    // A record that refers to an object needs the index to check the reference: it waits.
+    let rec = t.dir.path().join("r.json");
+    std::fs::write(&rec, format!(r#"{{"x": {{"$ref": "{first}"}}}}"#)).expect("write");
+    t.cmd()
+        .args(["--wait", "0.1", "put"])
+        .arg(&rec)
+        .assert()
+        .code(5);
+    drop(a);
+    // The next command to open the store indexes them.
+    let listed = stdout_of(t.cmd().args(["query", "run = \"held\"", "--hashes"]));
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.reverse();
+    assert_eq!(listed, puts.iter().map(String::as_str).collect::<Vec<_>>());
+    for (i, h) in puts.iter().enumerate() {
+        t.cmd()
+            .args(["cat", h])
+            .assert()
+            .success()
+            .stdout(format!("put while held {i}"));
+    }
+    // Three puts without the index appended to one segment, not one each.
+    let a = t.open();
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+    assert!(t.segments().len() <= 2, "{:?}", t.segments());
+}
+
+#[test]
 fn info_lists_the_fields_of_a_record() {
     let t = TempStore::new();
     t.cmd().arg("init").arg(t.path()).assert().success();

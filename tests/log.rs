@@ -217,7 +217,9 @@ fn four_loggers_write_into_one_store_at_once() {
     let a = t.open();
     let s = a.stats().expect("stats");
     assert_eq!((s.entries, s.objects), (1200, 1200));
-    assert!(s.segments >= 4, "each logger writes its own segment");
+    // Each logger appends to a segment no other process holds: one it starts, or a small one
+    // a logger that ended left behind.
+    assert!((1..=4).contains(&s.segments), "{} segments", s.segments);
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
 }
 

@@ -8,6 +8,8 @@
 //! private to this file.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Archive, now_ns};
@@ -306,47 +308,28 @@ impl Archive {
     }
 
     fn adopt_or_create(&self, slot: &mut SegmentSlot) -> Result<(SegmentWriter, u32)> {
-        // A logger cannot index what another writer left in a segment, so it starts its own.
-        let reusable = if self.has_index() {
-            self.segment_files()?
+        // Without the index, where the last writer stopped is found by a scan from the start:
+        // only small segments are worth it.
+        let limit = if self.has_index() {
+            self.segment_size
         } else {
-            Vec::new()
+            self.segment_size.min(LOGGER_ADOPTS_BELOW)
         };
-        for (name, path) in reusable.into_iter().rev() {
+        for (name, path) in self.segment_files()?.into_iter().rev() {
             let len = std::fs::metadata(&path)
                 .map_err(|e| Error::io(&path, e))?
                 .len();
-            if len >= self.segment_size {
+            // An empty segment's creator died before writing its header: adopting it would
+            // put frames after 64 zero bytes, a segment `verify` reports forever.
+            if len >= limit || len == 0 {
                 continue;
             }
             let Some(file) = try_lock(&path)? else {
                 continue;
             };
-            // An empty segment's creator died before writing its header: adopting it would
-            // put frames after 64 zero bytes, a segment `verify` reports forever.
-            if len == 0 {
-                continue;
+            if let Some(adopted) = self.adopt(&name, &path, file)? {
+                return Ok(adopted);
             }
-            // Holding the lock, index what the last writer left, then cut any torn tail.
-            let id = self.index()?.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
-            let from = self.index()?.segment(id)?.indexed_to;
-            let mut valid_end = from;
-            if let Some(map) = map_file(&path)? {
-                if SegmentHeader::decode(&map).map_or(true, |h| h.version > version::SCHEMA_VERSION)
-                {
-                    continue;
-                }
-                let found = scan(&map, from);
-                // Frames of a newer program follow: appending would overwrite them.
-                if found.newer.is_some() {
-                    continue;
-                }
-                let mut update = self.rescan_update(id, &found.frames, &map, &path)?;
-                update.marks.push((id, found.valid_end, found.valid_end));
-                self.index()?.apply(update, false)?;
-                valid_end = found.valid_end;
-            }
-            return Ok((SegmentWriter::adopt(&path, file, valid_end)?, id));
         }
         let w = SegmentWriter::create(&self.segments_dir, slot.writer_id, slot.next_seq, now_ns())?;
         slot.next_seq += 1;
@@ -358,4 +341,39 @@ impl Archive {
         };
         Ok((w, id))
     }
+
+    /// Append to segment `name` from where its last writer stopped, holding its lock (`file`):
+    /// with the index, what that writer left is indexed first; any torn tail is cut. None if
+    /// the segment is not one to append to (not ours, or frames of a newer program follow).
+    fn adopt(&self, name: &str, path: &Path, file: File) -> Result<Option<(SegmentWriter, u32)>> {
+        let (id, from) = if self.has_index() {
+            let id = self.index()?.segment_id(name, SEGMENT_HEADER_LEN as u64)?;
+            (id, self.index()?.segment(id)?.indexed_to)
+        } else {
+            (0, SEGMENT_HEADER_LEN as u64)
+        };
+        let Some(map) = map_file(path)? else {
+            return Ok(None);
+        };
+        if SegmentHeader::decode(&map).map_or(true, |h| h.version > version::SCHEMA_VERSION) {
+            return Ok(None);
+        }
+        let found = scan(&map, from);
+        // Frames of a newer program follow: appending would overwrite them.
+        if found.newer.is_some() {
+            return Ok(None);
+        }
+        if self.has_index() {
+            let mut update = self.rescan_update(id, &found.frames, &map, path)?;
+            update.marks.push((id, found.valid_end, found.valid_end));
+            self.index()?.apply(update, false)?;
+        }
+        Ok(Some((
+            SegmentWriter::adopt(path, file, found.valid_end)?,
+            id,
+        )))
+    }
 }
+
+/// The largest segment a process without the index appends to (it scans it from the start).
+const LOGGER_ADOPTS_BELOW: u64 = 4 << 20;

@@ -109,8 +109,15 @@ impl Archive {
         for (name, path) in &files {
             let Some(map) = map_file(path)? else { continue };
             seen.scanned.insert(name.clone(), map.len() as u64);
+            // Held while it is read, so that nobody adopts it and cuts a torn tail under the
+            // walk (no other process waits for the index meanwhile, as it may).
+            let held = if own.as_ref() == Some(name) {
+                None
+            } else {
+                try_lock(path)?
+            };
             // A segment some writer holds may end in the frame it is writing.
-            let busy = || Ok(own.as_ref() == Some(name) || try_lock(path)?.is_none());
+            let busy = || Ok(held.is_none());
             for (offset, objects) in verify_segment(path, &map, &busy, &pause, &mut report)? {
                 seen.good.insert((name.clone(), offset));
                 seen.objects.extend(

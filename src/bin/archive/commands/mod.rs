@@ -70,6 +70,23 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Open the store for writing: with the index if nobody holds it, else without it (as
+    /// `archive log` does), so a write never waits for another command. Without the index the
+    /// new entries are indexed by the next command that opens the store.
+    pub fn open_for_writing(&self) -> Result<Opened> {
+        let path = self.store_path()?;
+        let archive = match Archive::builder().lock_timeout(Duration::ZERO).open(&path) {
+            Err(Error::Locked { .. }) => Archive::builder().open_logger(&path)?,
+            other => other?,
+        };
+        for w in archive.warnings() {
+            eprintln!("archive: warning: {w}");
+        }
+        Ok(Opened(archive))
+    }
+}
+
 /// An open store that, when the command is done with it, says how long the command waited
 /// for other processes to hand over the index: always with `ARCHIVE_TRACE_WAITS=1` (for
 /// measuring), otherwise only past a second.

@@ -73,7 +73,16 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
         contents.push((file, how, read_input(file)?));
     }
     let parsed = parse_all(&contents, &args, labels.is_some())?;
-    let archive = ctx.open()?;
+    // Records that refer to stored objects need the index to check them; other puts never
+    // wait for it.
+    let refers = parsed
+        .iter()
+        .any(|(_, p)| matches!(p, Parsed::Docs(docs, _) if docs.iter().any(|(_, d)| !d.refs().is_empty())));
+    let archive = if refers {
+        ctx.open()?
+    } else {
+        ctx.open_for_writing()?
+    };
     check_refs(&archive, &parsed)?;
     let mut writer = archive.writer();
     writer.set_options(opts);
