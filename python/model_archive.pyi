@@ -193,6 +193,8 @@ class Archive:
         level: Optional[int] = None,
     ) -> Writer:
         """A batch writer: many puts, one fsync at `commit()` or the end of `with`."""
+    def release_index(self) -> None:
+        """Hand the index to other processes while idle; it is taken again when needed."""
     def close(self) -> None: ...
     def __enter__(self) -> "Archive": ...
     def __exit__(

@@ -505,6 +505,15 @@ impl PyArchive {
         })
     }
 
+    /// Hand the index to any other process that needs it (a `archive ls` in a terminal, say),
+    /// while this one is idle: the archive stays open and takes the index again when a call
+    /// next needs it. Gets of stored objects do not need it.
+    fn release_index(&self, py: Python<'_>) -> PyResult<()> {
+        let archive = self.archive()?;
+        py.detach(|| archive.release_index());
+        Ok(())
+    }
+
     /// Let go of the store (and its index lock). Arrays from `get` stay valid; open writers
     /// keep the store open until they are closed. Calling it twice does nothing.
     fn close(&self, py: Python<'_>) {

@@ -100,3 +100,25 @@ def test_corrupt_payload_is_reported(tmp_path):
         damaged = a.get(h, verify=False)
         assert damaged[100] == x[100] ^ 0xFF and np.sum(damaged != x) == 1
         assert a.verify()
+
+
+def test_an_idle_archive_hands_the_index_over(tmp_path):
+    store = tmp_path / "s"
+    a = ma.Archive.create(store)
+    h = a.put("kept")
+    a.release_index()
+    # Another process opens the index and writes through it while `a` stays open.
+    other = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import model_archive as ma
+            with ma.Archive({str(store)!r}, lock_timeout=5) as b:
+                print(b.put("from another process", tags={{"who": "b"}}))
+        """)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert other.returncode == 0, other.stderr
+    theirs = other.stdout.strip()
+    # `a` takes the index again when it needs it, and sees the other process's entry.
+    assert [e.hash for e in a.query('who = "b"')] == [theirs]
+    assert a.get(h) == "kept"
+    a.close()
