@@ -99,10 +99,17 @@ impl Archive {
                 *kinds.entry(o.kind.name()).or_default() += 1;
             }
         }
-        for item in self.entries() {
-            let e = item?;
-            s.entries += 1;
-            s.logical_bytes += raw_of.get(&e.hash).copied().unwrap_or(0);
+        // Listed first, so that a process waiting for the index gets it between runs.
+        let runs = self
+            .index()?
+            .runs_newest_first()
+            .collect::<Result<Vec<_>>>()?;
+        for (first, run) in runs {
+            self.lease.yield_to_waiters();
+            for e in self.run_entries(first, run)? {
+                s.entries += 1;
+                s.logical_bytes += raw_of.get(&e.hash).copied().unwrap_or(0);
+            }
         }
         self.files_stats(&mut s)?;
         let mut by_kind: Vec<(String, u64)> =
