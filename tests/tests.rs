@@ -25,6 +25,7 @@ mod fixtures;
 mod format;
 mod hostile;
 mod interop;
+mod legacy;
 mod log;
 mod merge;
 mod pack;

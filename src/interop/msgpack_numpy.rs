@@ -259,6 +259,38 @@ fn bin_key(entries: &[(Node<'_>, Node<'_>)], name: &str) -> bool {
         .any(|(k, _)| matches!(k, Node::Bin(b) if *b == name.as_bytes()))
 }
 
+/// An array as msgpack-numpy wrote it through msgpack's packer before 1.0 (`use_bin_type`
+/// off): every key, and the data, a raw string. msgpack-numpy still reads such files (with
+/// `raw=True`), so they are arrays here too when the map has exactly its keys: string keys
+/// `nd` (a boolean), `type` and `data`, and at most `kind` and `shape` besides.
+fn legacy_array(entries: &[(Node<'_>, Node<'_>)]) -> bool {
+    legacy_map(entries, &["nd", "type", "data"], &["kind", "shape"], "nd")
+}
+
+/// A Python complex written the same old way: string keys `complex` (true) and `data`.
+fn legacy_complex(entries: &[(Node<'_>, Node<'_>)]) -> bool {
+    legacy_map(entries, &["complex", "data"], &[], "complex")
+}
+
+fn legacy_map(
+    entries: &[(Node<'_>, Node<'_>)],
+    needed: &[&str],
+    optional: &[&str],
+    flag: &str,
+) -> bool {
+    let named = |k: &Node<'_>, name: &str| matches!(k, Node::Str(s) if *s == name.as_bytes());
+    entries.len() <= needed.len() + optional.len()
+        && needed
+            .iter()
+            .all(|n| entries.iter().any(|(k, _)| named(k, n)))
+        && entries
+            .iter()
+            .all(|(k, _)| needed.iter().chain(optional).any(|n| named(k, n)))
+        && entries
+            .iter()
+            .any(|(k, v)| named(k, flag) && matches!(v, Node::Bool(_)))
+}
+
 /// Where a node sits, for error messages: made only when an error needs it, so a record's
 /// fields cost no allocations for their paths.
 type PathFn<'p> = &'p dyn Fn() -> String;
@@ -311,10 +343,10 @@ fn to_document<'a>(
             ));
         }
         Node::Array(items) => Document::List(list_items(input, items, path, depth)?),
-        Node::Map(entries) if bin_key(&entries, "nd") => {
+        Node::Map(entries) if bin_key(&entries, "nd") || legacy_array(&entries) => {
             Document::Tensor(array(input, entries, path)?)
         }
-        Node::Map(entries) if bin_key(&entries, "complex") => {
+        Node::Map(entries) if bin_key(&entries, "complex") || legacy_complex(&entries) => {
             Document::Tensor(complex(input, entries, &path())?)
         }
         Node::Map(entries) => {

@@ -214,6 +214,10 @@ impl Lit<'_> {
                     .unwrap_or(rest.len());
                 dims.push(rest.get(..n)?.parse().ok()?);
                 self.pos += n;
+                // Python 2 wrote longs with a suffix: `(2L,)`. numpy reads them.
+                if self.s.get(self.pos..)?.starts_with(['L', 'l']) {
+                    self.pos += 1;
+                }
                 if !self.eat(',') && !self.s.get(self.pos..)?.trim_start().starts_with(')') {
                     return None;
                 }
@@ -252,6 +256,19 @@ pub fn read<'a>(input: &str, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
         let key = lit.string().ok_or_else(|| bad("bad header key"))?;
         if !lit.eat(':') {
             return Err(bad("bad header"));
+        }
+        let structured = key == "descr"
+            && lit
+                .s
+                .get(lit.pos..)
+                .is_some_and(|r| r.trim_start().starts_with('['));
+        if structured {
+            return Err(Error::invalid(
+                input,
+                "holds a structured array (its dtype is a list of named fields), which is not \
+                 supported: save each field as an array of its own (np.savez(f, **{n: a[n] for n \
+                 in a.dtype.names}))",
+            ));
         }
         match (key.as_str(), lit.value()) {
             ("descr", Some(Val::Str(d))) => descr = Some(d),

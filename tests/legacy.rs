@@ -1,0 +1,87 @@
+//! Files other people's tools wrote long ago or in odd ways (issue 13): msgpack-numpy written
+//! through msgpack's packer before 1.0, numpy's own test data (a Python 2 header, object
+//! arrays), a structured `.npy`. Each is read as its tool reads it, with one hash per value
+//! whatever the encoding, or refused naming the real reason.
+
+use std::process::Command;
+
+use predicates::prelude::*;
+
+use crate::interop::python_with;
+use crate::util::{TempStore, stdout_of};
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/legacy_interop.py"
+);
+
+#[test]
+fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
+    let Some(py) = python_with("numpy, msgpack, msgpack_numpy") else {
+        return;
+    };
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let d = t.dir.path().join("files");
+    let out = t.dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let wrote = Command::new(py)
+        .args([SCRIPT, "write"])
+        .arg(&d)
+        .status()
+        .expect("python");
+    assert!(wrote.success());
+    let put = |name: &str| {
+        stdout_of(t.cmd().arg("put").arg(d.join(name)))
+            .trim()
+            .to_owned()
+    };
+    for name in ["f32", "u8", "i64_be", "f64_scalar", "complex", "record"] {
+        let h = put(&format!("{name}.old.msgpack"));
+        // The old encoding and the new one of the same value: one object.
+        assert_eq!(h, put(&format!("{name}.new.msgpack")), "{name}");
+        t.cmd()
+            .args(["get", &h, "-o"])
+            .arg(out.join(format!("{name}.msgpack")))
+            .assert()
+            .success();
+    }
+    // Arrays, not records of strings.
+    let u8_hash = put("u8.old.msgpack");
+    t.cmd()
+        .args(["info", &u8_hash])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("tensor"));
+    // numpy's own files: `(2L,)` in a Python 2 header reads as `(2,)`.
+    let h = put("win64python2.npy");
+    assert_eq!(h, put("python3.npy"), "the same array, one hash");
+    for f in ["python3.npy", "win64python2.npy"] {
+        t.cmd()
+            .args(["get", &h, "-o"])
+            .arg(out.join(f))
+            .assert()
+            .success();
+    }
+    for (f, why) in [
+        ("py2-objarr.npy", "pickle"),
+        ("py3-objarr.npy", "pickle"),
+        ("structured.npy", "structured array"),
+    ] {
+        t.cmd()
+            .arg("put")
+            .arg(d.join(f))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(f).and(predicate::str::contains(why)));
+    }
+    let check = Command::new(py)
+        .args([SCRIPT, "check"])
+        .arg(&d)
+        .arg(&out)
+        .output()
+        .expect("python");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.contains("all equal"), "{report}");
+}
