@@ -1,6 +1,6 @@
 //! Files other people's tools wrote long ago or in odd ways (issue 13): msgpack-numpy written
 //! through msgpack's packer before 1.0, numpy's own test data (a Python 2 header, object
-//! arrays), a structured `.npy`. Each is read as its tool reads it, with one hash per value
+//! arrays), a structured `.npy`, ONNX sequences and optionals. Each is read as its tool reads it, with one hash per value
 //! whatever the encoding, or refused naming the real reason.
 
 use std::process::Command;
@@ -17,7 +17,7 @@ const SCRIPT: &str = concat!(
 
 #[test]
 fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
-    let Some(py) = python_with("numpy, msgpack, msgpack_numpy") else {
+    let Some(py) = python_with("numpy, msgpack, msgpack_numpy, onnx") else {
         return;
     };
     let t = TempStore::new();
@@ -67,6 +67,8 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
         ("py2-objarr.npy", "pickle"),
         ("py3-objarr.npy", "pickle"),
         ("structured.npy", "structured array"),
+        ("sequence.pb", "SequenceProto"),
+        ("optional.pb", "OptionalProto"),
     ] {
         t.cmd()
             .arg("put")

@@ -142,10 +142,41 @@ fn dtype_of(code: i32) -> std::result::Result<Dtype, String> {
     })
 }
 
+/// onnx.proto's `SequenceProto` and `OptionalProto` as far as they share a layout: a name
+/// (1), an element type (2) and tensors (3). Read only to say what such a file is: their
+/// fields 1 and 3 would otherwise pass for a TensorProto's `dims` and `segment`.
+#[derive(Clone, PartialEq, Message)]
+struct TensorContainer {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(int32, optional, tag = "2")]
+    elem_type: Option<i32>,
+    #[prost(message, repeated, tag = "3")]
+    tensors: Vec<TensorProto>,
+}
+
+/// True if `bytes` are a SequenceProto or OptionalProto of tensors, not a TensorProto.
+fn is_container(bytes: &[u8]) -> bool {
+    TensorContainer::decode(bytes).is_ok_and(|c| {
+        c.elem_type == Some(1)
+            && !c.tensors.is_empty()
+            && c.tensors.iter().all(|t| t.data_type.is_some())
+    })
+}
+
 /// Read a `TensorProto`'s bytes. `input` names the file in errors.
 pub fn read(input: &str, bytes: &[u8]) -> Result<OnnxTensor> {
     let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
-    let mut t = TensorProto::decode(bytes).map_err(|e| bad(e.to_string()))?;
+    let decoded = TensorProto::decode(bytes);
+    if decoded.as_ref().map_or(true, |t| t.segment.is_some()) && is_container(bytes) {
+        return Err(Error::invalid(
+            input,
+            "is an ONNX SequenceProto or OptionalProto (tensors in a container), not a \
+             TensorProto: save each tensor on its own (onnx.numpy_helper.to_array, then \
+             from_array)",
+        ));
+    }
+    let mut t = decoded.map_err(|e| bad(e.to_string()))?;
     if t.segment.is_some() {
         return Err(bad("is a segment of a larger tensor".into()));
     }
