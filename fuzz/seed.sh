@@ -9,10 +9,11 @@ cd "$(dirname "$0")"
 root=..
 c=corpus
 mkdir -p "$c"/{frame_header,store_header,frame_meta,codec_decode,store_open}
-mkdir -p "$c"/interop_{npy,npz,safetensors,msgpack,json,onnx}
+mkdir -p "$c"/interop_{npy,npz,safetensors,msgpack,json,onnx,pickle}
 
 py_fixtures=$(mktemp -d)
 trap 'rm -rf "$py_fixtures"' EXIT
+python3 "$root/tests/interop/pickle_interop.py" write "$py_fixtures/pickles" >/dev/null 2>&1 || true
 if ! python3 "$root/tests/interop/formats_interop.py" write "$py_fixtures" >/dev/null 2>&1; then
     echo "seed: formats_interop.py did not run (numpy, safetensors, msgpack-numpy, onnx?); seeding from samples only" >&2
 fi
@@ -71,7 +72,7 @@ for seg in sorted((root / "tests/fixtures/v1/segments").glob("*.seg")):
 # Interop readers: committed samples and whatever the real libraries wrote.
 by_ext = {".npy": "interop_npy", ".npz": "interop_npz", ".safetensors": "interop_safetensors",
           ".msgpack": "interop_msgpack", ".json": "interop_json", ".pb": "interop_onnx",
-          ".ndjson": "interop_json"}
+          ".ndjson": "interop_json", ".pkl": "interop_pickle"}
 files = list((root / "samples").glob("*")) + list(extra.rglob("*"))
 for f in files:
     target = by_ext.get(f.suffix)

@@ -264,7 +264,7 @@ fn real_libraries_write_archive_round_trips_real_libraries_read_bit_exact() {
     // What the real libraries write that must never be loaded, or cannot be held.
     let before = t.snapshot();
     for (file, why) in [
-        ("model.pkl", "pickle"),
+        ("model.pkl", "`__main__.Model`"),
         ("object.npy", "pickle"),
         ("object.npz", "member `obj.npy`: holds Python objects"),
         ("object.msgpack", "pickle"),

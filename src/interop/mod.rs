@@ -9,13 +9,14 @@
 //! format maps onto the tree is written down in FORMAT.md, "Interop mappings".
 //!
 //! One file per format: [`npy`], [`npz`], [`safetensors`], [`msgpack_numpy`], [`json_b64`],
-//! [`onnx`].
+//! [`onnx`]; and, read only, [`pickle`].
 
 pub mod json_b64;
 pub mod msgpack_numpy;
 pub mod npy;
 pub mod npz;
 pub mod onnx;
+pub mod pickle;
 pub mod safetensors;
 
 use std::borrow::Cow;
@@ -52,10 +53,13 @@ pub enum Format {
     JsonB64,
     /// One ONNX `TensorProto`, protobuf-encoded (ONNX test data's `.pb` files).
     Onnx,
+    /// A Python pickle of numpy arrays and plain values, read without running it (plain, or
+    /// zlib- or gzip-compressed). Read only.
+    Pickle,
 }
 
 impl Format {
-    /// Every format.
+    /// Every format that can be read and written.
     pub const ALL: [Format; 6] = [
         Format::Npy,
         Format::Npz,
@@ -63,6 +67,17 @@ impl Format {
         Format::MsgpackNumpy,
         Format::JsonB64,
         Format::Onnx,
+    ];
+
+    /// Every format that can be read: `ALL` and pickles.
+    pub const READABLE: [Format; 7] = [
+        Format::Npy,
+        Format::Npz,
+        Format::Safetensors,
+        Format::MsgpackNumpy,
+        Format::JsonB64,
+        Format::Onnx,
+        Format::Pickle,
     ];
 
     /// The name `--format` takes.
@@ -74,6 +89,7 @@ impl Format {
             Format::MsgpackNumpy => "msgpack",
             Format::JsonB64 => "json",
             Format::Onnx => "onnx",
+            Format::Pickle => "pickle",
         }
     }
 
@@ -86,13 +102,14 @@ impl Format {
             Format::MsgpackNumpy => &["msgpack", "mpk", "msgpk"],
             Format::JsonB64 => &["json"],
             Format::Onnx => &["pb", "tensorproto"],
+            Format::Pickle => &["pkl", "pickle"],
         }
     }
 
     /// The format a file extension means (case-insensitive), if any.
     pub fn from_extension(ext: &str) -> Option<Format> {
         let ext = ext.to_ascii_lowercase();
-        Format::ALL
+        Format::READABLE
             .into_iter()
             .find(|f| f.extensions().contains(&ext.as_str()))
     }
@@ -116,12 +133,12 @@ impl FromStr for Format {
             _ => None,
         };
         alias
-            .or_else(|| Format::ALL.into_iter().find(|f| f.name() == lower))
+            .or_else(|| Format::READABLE.into_iter().find(|f| f.name() == lower))
             .or_else(|| Format::from_extension(&lower))
             .ok_or_else(|| {
                 Error::invalid(
                     s,
-                    "unknown format; expected npy, npz, safetensors, msgpack, json or onnx",
+                    "unknown format; expected npy, npz, safetensors, msgpack, json, onnx or pickle",
                 )
             })
     }
@@ -272,6 +289,7 @@ pub fn read<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Document
         Format::MsgpackNumpy => msgpack_numpy::read(input, bytes)?,
         Format::JsonB64 => json_b64::read(input, bytes)?,
         Format::Onnx => Document::Tensor(onnx::read(input, bytes)?.array),
+        Format::Pickle => pickle::read(input, bytes)?,
     })
 }
 
@@ -302,6 +320,11 @@ pub fn write(format: Format, output: &str, doc: &Document<'_>) -> Result<Vec<u8>
         Format::Safetensors => safetensors::write(output, doc),
         Format::MsgpackNumpy => msgpack_numpy::write(output, doc),
         Format::JsonB64 => json_b64::write(output, doc),
+        Format::Pickle => Err(Error::invalid(
+            output,
+            "pickles are read, never written (loading one can run code); write .npy, .npz, \
+             .safetensors, .json or .msgpack",
+        )),
         Format::Onnx => match doc {
             Document::Tensor(a) => onnx::write(output, "", a),
             other => Err(Error::invalid(
@@ -549,7 +572,7 @@ pub(crate) mod tests {
             Some(Format::MsgpackNumpy)
         );
         assert_eq!(Format::from_extension("PB"), Some(Format::Onnx));
-        assert!("pickle".parse::<Format>().is_err());
+        assert_eq!("pickle".parse::<Format>().ok(), Some(Format::Pickle));
     }
 
     #[test]

@@ -233,7 +233,8 @@ def write(d):
     np.save(bad / "void_bf16.npy", ml["bfloat16"])
     (bad / "strings.pb").write_bytes(
         helper.make_tensor("s", TensorProto.STRING, [2], [b"a", b"b"]).SerializeToString())
-    (bad / "model.pkl").write_bytes(b"\x80\x04K\x01.")
+    # A pickled model: an object of a class, which only running code could rebuild.
+    (bad / "model.pkl").write_bytes(b"\x80\x02c__main__\nModel\nq\x00)\x81q\x01.")
 
     (d / "manifest.json").write_text(json.dumps({"cases": fx.cases}, indent=1))
 

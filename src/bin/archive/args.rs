@@ -67,10 +67,12 @@ What a file holds is told by its extension, or by --format:
                         values is stored as one entry per value
   .json                 JSON; {\"shape\", \"dtype\", \"data_b64\"} objects are tensors
   .pb                   one ONNX TensorProto (its name becomes the tag name=...)
+  .pkl .pickle          a pickle of numpy arrays and plain values (also zlib/gzip-compressed),
+                        read without running it; read only
   .txt                  text
 A lone tensor is stored as a tensor, anything else as a record whose tensors are stored beside
 it. Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).
-Pickles (.pkl, object arrays) are never loaded: they can run code.")]
+Pickles are never run: one that names anything but numpy's arrays and dtypes is refused.")]
     Put(PutArgs),
     /// Log a stream of records from stdin, one entry each, durable in batches; any number of
     /// `archive log` processes can log into one store at once.
@@ -202,7 +204,7 @@ pub struct PutArgs {
     pub kind: Option<String>,
 
     /// The input's format, overriding its extension.
-    #[arg(long, value_parser = ["npy", "npz", "safetensors", "msgpack", "json", "onnx"])]
+    #[arg(long, value_parser = ["npy", "npz", "safetensors", "msgpack", "json", "onnx", "pickle"])]
     pub format: Option<String>,
 
     /// Label vocabulary (a JSON list of strings): store the .npy integer codes as categorical.

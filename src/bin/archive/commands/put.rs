@@ -202,11 +202,6 @@ fn how(file: &Path, args: &PutArgs) -> Result<How> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     match ext.as_deref() {
         Some("txt" | "text" | "md") => Ok(How::Text),
-        Some("pkl" | "pickle") => Err(UsageError(format!(
-            "{name}: pickle files can run code when loaded, so they are never read; save the \
-             arrays with np.save (.npy), np.savez (.npz) or safetensors and put those"
-        ))
-        .into()),
         e => match e.and_then(Format::from_extension) {
             Some(format) => Ok(How::Doc(format)),
             None => Err(UsageError(format!(
