@@ -77,6 +77,15 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
             .code(2)
             .stderr(predicate::str::contains(f).and(predicate::str::contains(why)));
     }
+    // The same files gzip-, zstd- and zlib-compressed, named with and without the suffix.
+    for plain in ["python3.npy", "record.new.msgpack", "u8.old.msgpack"] {
+        let h = put(plain);
+        let bytes = std::fs::read(d.join(plain)).expect("read");
+        for (suffix, packed) in compressed_three_ways(&bytes) {
+            std::fs::write(d.join(format!("{plain}.{suffix}")), &packed).expect("write");
+            assert_eq!(put(&format!("{plain}.{suffix}")), h, "{plain}.{suffix}");
+        }
+    }
     let check = Command::new(py)
         .args([SCRIPT, "check"])
         .arg(&d)
@@ -160,4 +169,18 @@ fn pickles_of_every_protocol_are_read_without_running_them_and_malicious_ones_re
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{report}");
     assert!(report.contains("all equal"), "{report}");
+}
+
+/// `bytes` gzip-, zstd- and zlib-compressed, with the suffix a file of each would have.
+fn compressed_three_ways(bytes: &[u8]) -> [(&'static str, Vec<u8>); 3] {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).expect("gzip");
+    let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zl.write_all(bytes).expect("zlib");
+    [
+        ("gz", gz.finish().expect("gzip")),
+        ("zst", zstd::encode_all(bytes, 3).expect("zstd")),
+        ("zlib", zl.finish().expect("zlib")),
+    ]
 }

@@ -11,6 +11,7 @@
 //! One file per format: [`npy`], [`npz`], [`safetensors`], [`msgpack_numpy`], [`json_b64`],
 //! [`onnx`]; and, read only, [`pickle`].
 
+pub mod compressed;
 pub mod json_b64;
 pub mod msgpack_numpy;
 pub mod npy;
@@ -294,8 +295,18 @@ pub fn read<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Document
 }
 
 /// Read every document in the input: each value of a msgpack stream (values written one
-/// after another, as `msgpack.Packer` does), or the one document of any other format.
+/// after another, as `msgpack.Packer` does), or the one document of any other format; of
+/// the inflated input when it is compressed (`compressed`).
 pub fn read_all<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>> {
+    // Compressed input (gzip, zstd, zlib) of any format is read from its inflated bytes.
+    if let Some(plain) = compressed::decompress(input, bytes)? {
+        let docs = read_all_plain(format, input, &plain)?;
+        return Ok(docs.into_iter().map(Document::into_owned).collect());
+    }
+    read_all_plain(format, input, bytes)
+}
+
+fn read_all_plain<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>> {
     match format {
         Format::MsgpackNumpy => msgpack_numpy::read_stream(input, bytes),
         _ => Ok(vec![read(format, input, bytes)?]),

@@ -67,9 +67,10 @@ What a file holds is told by its extension, or by --format:
                         values is stored as one entry per value
   .json                 JSON; {\"shape\", \"dtype\", \"data_b64\"} objects are tensors
   .pb                   one ONNX TensorProto (its name becomes the tag name=...)
-  .pkl .pickle          a pickle of numpy arrays and plain values (also zlib/gzip-compressed),
-                        read without running it; read only
+  .pkl .pickle          a pickle of numpy arrays and plain values, read without running it;
+                        read only
   .txt                  text
+Any of them may be gzip-, zstd- or zlib-compressed (preds.npy.gz): it is inflated first.
 A lone tensor is stored as a tensor, anything else as a record whose tensors are stored beside
 it. Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).
 Pickles are never run: one that names anything but numpy's arrays and dtypes is refused.")]

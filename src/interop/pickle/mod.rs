@@ -121,14 +121,11 @@ struct Machine<'a> {
     memo: Vec<Option<V>>,
 }
 
-/// The most a compressed pickle may grow to: past this it is refused, not allocated.
-const MAX_INFLATED: u64 = 16 << 30;
-
 /// Read a pickle's bytes, plain or zlib- or gzip-compressed (`zlib.compress(pickle.dumps(x))`).
 /// `input` names the file in errors.
 pub fn read(input: &str, bytes: &[u8]) -> Result<Document<'static>> {
     let inflated;
-    let bytes = match inflate(input, bytes)? {
+    let bytes = match super::compressed::decompress(input, bytes)? {
         Some(b) => {
             inflated = b;
             &inflated[..]
@@ -144,39 +141,6 @@ pub fn read(input: &str, bytes: &[u8]) -> Result<Document<'static>> {
     };
     let top = m.run()?;
     to_document(input, &top, 0)
-}
-
-/// The inflated bytes of a zlib stream (`78 01/5e/9c/da`) or a gzip file (`1f 8b`), which no
-/// pickle starts with; `None` for anything else.
-fn inflate(input: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let zlib = matches!(bytes, [0x78, b, ..] if (0x7800u16 | u16::from(*b)).is_multiple_of(31));
-    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
-    if !(zlib || gzip) {
-        return Ok(None);
-    }
-    let reader: Box<dyn Read + '_> = if zlib {
-        Box::new(flate2::read::ZlibDecoder::new(bytes))
-    } else {
-        Box::new(flate2::read::MultiGzDecoder::new(bytes))
-    };
-    let mut out = Vec::new();
-    reader
-        .take(MAX_INFLATED + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            Error::invalid(
-                input,
-                format!("a compressed pickle that does not inflate: {e}"),
-            )
-        })?;
-    if out.len() as u64 > MAX_INFLATED {
-        return Err(Error::invalid(
-            input,
-            "a compressed pickle that inflates past 16 GiB",
-        ));
-    }
-    Ok(Some(out))
 }
 
 impl<'a> Machine<'a> {

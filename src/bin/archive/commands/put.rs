@@ -197,6 +197,12 @@ fn how(file: &Path, args: &PutArgs) -> Result<How> {
         Some("record") => return Ok(How::Doc(Format::JsonB64)),
         _ => {}
     }
+    // `preds.npy.gz`: the format inside a compressed file (inflated when read).
+    let stripped = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| interop::compressed::strip_suffix(&n).to_owned());
+    let file = Path::new(stripped.as_deref().unwrap_or_default());
     let ext = file
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
