@@ -86,6 +86,7 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
             assert_eq!(put(&format!("{plain}.{suffix}")), h, "{plain}.{suffix}");
         }
     }
+    base64_in_and_out(&t, &d, &out);
     let check = Command::new(py)
         .args([SCRIPT, "check"])
         .arg(&d)
@@ -183,4 +184,59 @@ fn compressed_three_ways(bytes: &[u8]) -> [(&'static str, Vec<u8>); 3] {
         ("zst", zstd::encode_all(bytes, 3).expect("zstd")),
         ("zlib", zl.finish().expect("zlib")),
     ]
+}
+
+/// `--base64` around a whole file and around an array's raw bytes on the way in, and around
+/// any output on the way out; text that is not base64 is refused.
+fn base64_in_and_out(t: &TempStore, d: &std::path::Path, out: &std::path::Path) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let put = |args: &[&str]| stdout_of(t.cmd().arg("put").args(args)).trim().to_owned();
+    let npy = d.join("python3.npy");
+    let h = put(&[npy.to_str().expect("path")]);
+    // Wrapped at 76 columns, as `base64` the command writes it.
+    let text = b64.encode(std::fs::read(&npy).expect("read"));
+    let wrapped: Vec<&str> = text
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect();
+    let file = d.join("python3.npy.b64");
+    std::fs::write(&file, wrapped.join("\n")).expect("write");
+    let f = file.to_str().expect("path");
+    assert_eq!(put(&["--base64", "--format", "npy", f]), h);
+    // `base64.b64encode(arr.tobytes())` of np.array([1., 1.]).
+    let raw = d.join("raw.b64");
+    std::fs::write(
+        &raw,
+        b64.encode([1.0f64.to_le_bytes(), 1.0f64.to_le_bytes()].concat()),
+    )
+    .expect("write");
+    let r = raw.to_str().expect("path");
+    assert_eq!(
+        put(&["--base64", "--dtype", "float64", "--shape", "2", r]),
+        h
+    );
+    // Out: the same bytes as without --base64, encoded.
+    t.cmd()
+        .args(["get", &h, "-o"])
+        .arg(out.join("plain.npy"))
+        .assert()
+        .success();
+    t.cmd()
+        .args(["get", &h, "--base64", "--format", "npy", "-o"])
+        .arg(out.join("encoded.b64"))
+        .assert()
+        .success();
+    let encoded = std::fs::read_to_string(out.join("encoded.b64")).expect("read");
+    assert_eq!(
+        b64.decode(encoded.trim()).expect("base64"),
+        std::fs::read(out.join("plain.npy")).expect("read")
+    );
+    t.cmd()
+        .args(["put", "--base64", "--format", "npy"])
+        .arg(&npy)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not base64"));
 }

@@ -179,6 +179,12 @@ pub struct PutArgs {
     /// Files to store (`-` reads stdin).
     pub files: Vec<PathBuf>,
 
+    /// The files are base64 text (`base64.b64encode(arr.tobytes())`, of a JSON document, of
+    /// an .npy ...): decoded first, then read as their extension, --format or --dtype/--shape
+    /// say. Whitespace and line breaks are ignored.
+    #[arg(long)]
+    pub base64: bool,
+
     /// Store this text instead of a file.
     #[arg(long, conflicts_with = "files")]
     pub text: Option<String>,
@@ -286,6 +292,11 @@ pub struct GetArgs {
     /// Skip re-hashing (O(1) for raw tensors); `archive verify` checks everything.
     #[arg(long)]
     pub no_verify: bool,
+
+    /// Write the output base64-encoded (standard alphabet, one line), as
+    /// `base64.b64encode(...)` would.
+    #[arg(long)]
+    pub base64: bool,
 }
 
 /// `archive ls`.

@@ -267,7 +267,7 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         };
         match done {
             Ok(bytes) => {
-                write_output(out, &bytes)?;
+                write_output(out, &encoded(bytes, args.base64))?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(object) => pending = Some((hash, object)),
@@ -302,8 +302,21 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
             Err(object) => r.onnx(&archive, object)?,
         },
     };
-    write_output(r.out, &bytes)?;
+    write_output(r.out, &encoded(bytes, args.base64))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The output, base64-encoded on one line when asked.
+fn encoded(bytes: Vec<u8>, base64: bool) -> Vec<u8> {
+    use base64::Engine;
+    if !base64 {
+        return bytes;
+    }
+    let mut text = base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .into_bytes();
+    text.push(b'\n');
+    text
 }
 
 fn describe(object: &Object) -> String {

@@ -70,7 +70,11 @@ pub fn run(ctx: &Ctx, args: PutArgs) -> Result<ExitCode> {
     let mut contents = Vec::with_capacity(args.files.len());
     for file in &args.files {
         let how = how(file, &args)?;
-        contents.push((file, how, read_input(file)?));
+        let mut bytes = read_input(file)?;
+        if args.base64 {
+            bytes = from_base64(file, &bytes)?;
+        }
+        contents.push((file, how, bytes));
     }
     let parsed = parse_all(&contents, &args, labels.is_some())?;
     // Records that refer to stored objects need the index to check them; other puts never
@@ -164,6 +168,28 @@ fn check_refs(archive: &Archive, parsed: &[(String, Parsed<'_>)]) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Base64 text (standard alphabet, padding optional, whitespace ignored) decoded.
+fn from_base64(file: &Path, text: &[u8]) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(&compact).map_err(|e| {
+        UsageError(format!(
+            "{}: --base64, but this is not base64 text: {e}",
+            file.display()
+        ))
+        .into()
+    })
 }
 
 fn read_input(file: &Path) -> Result<Vec<u8>> {
