@@ -21,6 +21,7 @@ pub mod query;
 pub mod reader;
 mod segment;
 pub mod store_dir;
+pub mod summary;
 pub mod tags;
 pub mod totals;
 

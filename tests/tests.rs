@@ -32,3 +32,4 @@ mod pack;
 mod query;
 mod reliability;
 mod roundtrip;
+mod show;

@@ -107,6 +107,17 @@ Examples:
         /// Hash or unique prefix.
         hash: String,
     },
+    /// Show what is in an object: a tensor's NaN/inf/zero counts, min, max, mean, std,
+    /// quantiles and histogram of its finite values, the argmax of a probability-like last
+    /// axis and its first values; text's first lines; a record's fields; a categorical's
+    /// label counts. `--json` for every figure.
+    #[command(after_help = "Examples:
+  archive show 3f9a2c             # a tensor: its figures and a histogram
+  archive --json show 3f9a2c      # the same figures as JSON (numpy's definitions)")]
+    Show {
+        /// Hash or unique prefix.
+        hash: String,
+    },
     /// Show what an object is: kind, dtype, shape, sizes, codec, entries and tags.
     Info {
         /// Hash or unique prefix.

@@ -204,7 +204,7 @@ impl Render<'_> {
 
 /// The object through the lookup tables, without the index lock or sled: `None` when they
 /// do not know it (then the caller opens the archive, which knows everything).
-fn quick(
+pub(super) fn quick(
     ctx: &Ctx,
     prefix: &str,
     no_verify: bool,

@@ -8,6 +8,7 @@ mod log;
 mod ls;
 mod merge;
 mod put;
+mod show;
 mod stats;
 mod verify;
 
@@ -181,6 +182,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Put(args) => put::run(&ctx, args),
         Command::Get(args) => get::run(&ctx, args),
         Command::Cat { hash } => get::cat(&ctx, &hash),
+        Command::Show { hash } => show::run(&ctx, &hash),
         Command::Info { hash } => info::run(&ctx, &hash),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Verify => verify::run(&ctx),

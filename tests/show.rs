@@ -1,0 +1,101 @@
+//! `archive show` (issue 15): its figures against numpy's on the samples and on arrays of
+//! every dtype (bf16 and fp8 included) with NaN, infinities, empty and 0-d ones; its text at
+//! 80 columns; text, record and categorical objects.
+
+use std::process::Command;
+
+use predicates::prelude::*;
+
+use crate::interop::python_with;
+use crate::util::{TempStore, sample, stdout_of};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/show_check.py");
+
+#[test]
+fn show_figures_agree_with_numpy_for_every_dtype() {
+    let Some(py) = python_with("numpy, ml_dtypes") else {
+        return;
+    };
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let d = t.dir.path().join("arrays");
+    let out = t.dir.path().join("json");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let wrote = Command::new(py)
+        .args([SCRIPT, "write"])
+        .arg(&d)
+        .status()
+        .expect("python");
+    assert!(wrote.success());
+    let mut files: Vec<_> = std::fs::read_dir(&d)
+        .expect("arrays")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "npy" || x == "raw"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{files:?}");
+    for f in &files {
+        let stem = f.file_stem().and_then(|s| s.to_str()).expect("name");
+        let args = std::fs::read_to_string(d.join(format!("{stem}.args"))).unwrap_or_default();
+        let mut put = t.cmd();
+        put.arg("put").args(args.split_whitespace()).arg(f);
+        let h = stdout_of(&mut put).trim().to_owned();
+        let json = stdout_of(t.cmd().args(["--json", "show", &h]));
+        std::fs::write(out.join(format!("{stem}.json")), json).expect("write");
+    }
+    let check = Command::new(py)
+        .args([SCRIPT, "check"])
+        .arg(&d)
+        .arg(&out)
+        .output()
+        .expect("python");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.contains("all figures agree"), "{report}");
+}
+
+#[test]
+fn show_reads_well_at_80_columns_for_every_kind() {
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let put = |args: &[&str]| stdout_of(t.cmd().arg("put").args(args)).trim().to_owned();
+    let probs = put(&[sample("digits_test_probs.npy").to_str().expect("path")]);
+    let shown = stdout_of(t.cmd().args(["show", &probs]));
+    assert!(shown.lines().all(|l| l.chars().count() <= 80), "{shown}");
+    for want in [
+        "tensor F32 [450, 10]: 4500 values",
+        "NaN 0  +inf 0  -inf 0",
+        "histogram of the finite values (20 bins)",
+        "argmax of the last axis (rows sum to 1), 450 rows",
+        "first values",
+    ] {
+        assert!(shown.contains(want), "{want} not in\n{shown}");
+    }
+    let text = put(&["--text", "first line\nsecond line"]);
+    t.cmd().args(["show", &text]).assert().success().stdout(
+        predicate::str::contains("text: 22 characters, 2 lines")
+            .and(predicate::str::contains("| second line")),
+    );
+    let rec = t.dir.path().join("r.json");
+    std::fs::write(
+        &rec,
+        r#"{"id": "img-7", "label": 3, "meta": {"source": "cam2"}}"#,
+    )
+    .expect("write");
+    let r = put(&[rec.to_str().expect("path")]);
+    t.cmd().args(["show", &r]).assert().success().stdout(
+        predicate::str::contains("record: 3 fields")
+            .and(predicate::str::contains("meta.source"))
+            .and(predicate::str::contains("\"cam2\"")),
+    );
+    let labels = sample("labels.json");
+    let preds = sample("digits_test_pred.npy");
+    let cat = put(&[
+        "--labels",
+        labels.to_str().expect("path"),
+        preds.to_str().expect("path"),
+    ]);
+    let shown = stdout_of(t.cmd().args(["show", &cat]));
+    assert!(shown.contains("categorical: 450 values"), "{shown}");
+    t.cmd().args(["show", "ffff"]).assert().code(3);
+}
