@@ -494,5 +494,7 @@ fn loggers_write_at_once_without_the_index_and_the_index_catches_up() {
     let s = a.stats().expect("stats");
     assert_eq!((s.objects, s.entries), (301, 304));
     assert_eq!(a.entries_of(&existing).expect("entries").len(), 4);
-    assert_eq!(t.segments().len(), 4, "one segment per logger");
+    // The index holder's segment, and at most one per logger: a logger appends only to a
+    // segment no other writer holds (one it starts, or a small one a logger that ended left).
+    assert!((2..=4).contains(&t.segments().len()), "{:?}", t.segments());
 }
