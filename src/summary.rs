@@ -243,3 +243,97 @@ fn argmax(t: &TensorView<'_>) -> Option<Vec<u64>> {
     }
     Some(counts)
 }
+
+/// Default tolerances `(rtol, atol)` for comparing tensors of a dtype: torch.testing's
+/// `assert_close` defaults where it has them, exact for integers and bools, and for fp8 one
+/// unit of the last mantissa place (E4M3 0.125, E5M2 0.25) with atol 1e-5.
+pub fn default_tolerance(dtype: Dtype) -> (f64, f64) {
+    match dtype {
+        Dtype::F16 => (1e-3, 1e-5),
+        Dtype::BF16 => (1.6e-2, 1e-5),
+        Dtype::F32 | Dtype::C64 => (1.3e-6, 1e-5),
+        Dtype::F64 | Dtype::C128 => (1e-7, 1e-7),
+        Dtype::F8E4M3 => (0.125, 1e-5),
+        Dtype::F8E5M2 => (0.25, 1e-5),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// How two tensors of one shape differ, `b` the reference: element `i` is within tolerance
+/// when `|a - b| <= atol + rtol * |b|` (numpy's `isclose`), or both are NaN, or both are the
+/// same infinity.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TensorDiff {
+    /// Elements compared.
+    pub count: u64,
+    /// Elements outside the tolerance.
+    pub mismatched: u64,
+    /// Elements NaN on one side only.
+    pub nan_changed: u64,
+    /// The largest `|a - b|` over elements finite on both sides, and its flat index.
+    pub max_abs: Option<(f64, u64)>,
+    /// The largest `|a - b| / |b|` over elements finite on both sides with `b != 0`, and its
+    /// flat index.
+    pub max_rel: Option<(f64, u64)>,
+    /// For probability-like rows (see `TensorSummary::argmax`) on both sides: rows compared,
+    /// and rows whose argmax differs.
+    pub argmax_flips: Option<(u64, u64)>,
+}
+
+/// Compare two tensors of one dtype and shape (the caller checks) under `(rtol, atol)`.
+pub fn compare(a: &TensorView<'_>, b: &TensorView<'_>, rtol: f64, atol: f64) -> TensorDiff {
+    let n = a.shape().elements().unwrap_or(0) as usize;
+    let mut d = TensorDiff {
+        count: n as u64,
+        ..TensorDiff::default()
+    };
+    for i in 0..n {
+        let (x, y) = (
+            element(a.dtype(), a.data(), i),
+            element(b.dtype(), b.data(), i),
+        );
+        if x.is_nan() || y.is_nan() {
+            if x.is_nan() != y.is_nan() {
+                d.nan_changed += 1;
+                d.mismatched += 1;
+            }
+            continue;
+        }
+        if x.is_infinite() || y.is_infinite() {
+            d.mismatched += u64::from(x != y);
+            continue;
+        }
+        let diff = (x - y).abs();
+        d.mismatched += u64::from(diff > atol + rtol * y.abs());
+        if d.max_abs.is_none_or(|(m, _)| diff > m) {
+            d.max_abs = Some((diff, i as u64));
+        }
+        if y != 0.0 {
+            let rel = diff / y.abs();
+            if d.max_rel.is_none_or(|(m, _)| rel > m) {
+                d.max_rel = Some((rel, i as u64));
+            }
+        }
+    }
+    d.argmax_flips = flips(a, b);
+    d
+}
+
+/// Rows, and rows whose argmax differs, when both tensors' rows look like probabilities.
+fn flips(a: &TensorView<'_>, b: &TensorView<'_>) -> Option<(u64, u64)> {
+    argmax(a)?;
+    argmax(b)?;
+    let classes = *a.shape().dims().last()? as usize;
+    let rows = a.shape().elements()? as usize / classes;
+    let best = |t: &TensorView<'_>, r: usize| {
+        (0..classes)
+            .map(|c| element(t.dtype(), t.data(), r * classes + c))
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |(bi, bx), (i, x)| {
+                if x > bx { (i, x) } else { (bi, bx) }
+            })
+            .0
+    };
+    let flipped = (0..rows).filter(|r| best(a, *r) != best(b, *r)).count();
+    Some((rows as u64, flipped as u64))
+}

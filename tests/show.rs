@@ -99,3 +99,93 @@ fn show_reads_well_at_80_columns_for_every_kind() {
     assert!(shown.contains("categorical: 450 values"), "{shown}");
     t.cmd().args(["show", "ffff"]).assert().code(3);
 }
+
+/// `archive diff`'s counts and maxima against numpy (`isclose` with the same tolerances,
+/// `argmax`), and records, text and bad input with `diff`'s exit codes.
+#[test]
+fn diff_agrees_with_numpy_and_exits_as_diff_does() {
+    let Some(py) = python_with("numpy, ml_dtypes") else {
+        return;
+    };
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let d = t.dir.path().join("pairs");
+    let out = t.dir.path().join("json");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let wrote = Command::new(py)
+        .args([SCRIPT, "pairs"])
+        .arg(&d)
+        .status()
+        .expect("python");
+    assert!(wrote.success());
+    let put = |args: &[&str]| stdout_of(t.cmd().arg("put").args(args)).trim().to_owned();
+    for (name, code) in [
+        ("probs", 1),
+        ("noisy", 1),
+        ("f64", 0),
+        ("ints", 1),
+        ("f16", 1),
+    ] {
+        let a = put(&[d.join(format!("a_{name}.npy")).to_str().expect("path")]);
+        let b = put(&[d.join(format!("b_{name}.npy")).to_str().expect("path")]);
+        let o = t
+            .cmd()
+            .args(["--json", "diff", &a, &b])
+            .output()
+            .expect("diff");
+        assert_eq!(o.status.code(), Some(code), "{name}");
+        std::fs::write(out.join(format!("{name}.json")), &o.stdout).expect("write");
+    }
+    let check = Command::new(py)
+        .args([SCRIPT, "check_diff"])
+        .arg(&d)
+        .arg(&out)
+        .output()
+        .expect("python");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+
+    // Records field by field, the tensors they refer to compared too.
+    let probs = put(&[sample("digits_test_probs.npy").to_str().expect("path")]);
+    let other = put(&[d.join("a_probs.npy").to_str().expect("path")]);
+    let rec = |label: u32, tensor: &str, extra: &str| {
+        let f = t.dir.path().join(format!("r{label}{extra}.json"));
+        std::fs::write(
+            &f,
+            format!(r#"{{"label": {label}, "probs": {{"$ref": "{tensor}"}}{extra}}}"#),
+        )
+        .expect("write");
+        put(&[f.to_str().expect("path")])
+    };
+    let (r1, r2) = (rec(3, &probs, ""), rec(4, &other, r#", "note": "x""#));
+    t.cmd().args(["diff", &r1, &r2]).assert().code(1).stdout(
+        predicate::str::contains("label: 3 -> 4")
+            .and(predicate::str::contains("note: only in b"))
+            .and(predicate::str::contains("probs: different"))
+            .and(predicate::str::contains(
+                "argmax of the last axis flipped in 11 of 450 rows",
+            )),
+    );
+    t.cmd()
+        .args(["diff", &r1, &r1])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("identical"));
+    let (x, y) = (put(&["--text", "a\nb\nc"]), put(&["--text", "a\nB\nc"]));
+    t.cmd().args(["diff", &x, &y]).assert().code(1).stdout(
+        predicate::str::contains("first difference at line 2").and(predicate::str::contains("+ B")),
+    );
+    // Trouble is exit 2: an unknown hash, a bad tolerance.
+    t.cmd().args(["diff", &x, "ffff"]).assert().code(2);
+    t.cmd()
+        .args(["diff", &x, &y, "--rtol", "-1"])
+        .assert()
+        .code(2);
+    // Tensors of other shapes are different, saying how.
+    let small = put(&[sample("digits_test_labels.npy").to_str().expect("path")]);
+    t.cmd()
+        .args(["diff", &probs, &small])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("F32 [450, 10] vs"));
+}

@@ -3,6 +3,8 @@ dtype with NaN, infinities, empty and 0-d ones.
 
     show_check.py write DIR          write NAME.npy files
     show_check.py check DIR JSONDIR  compare JSONDIR/NAME.json (`archive --json show`)
+    show_check.py pairs DIR          write a_NAME.npy, b_NAME.npy for `archive diff`
+    show_check.py check_diff DIR JSONDIR  compare JSONDIR/NAME.json (`archive --json diff`)
 """
 import json
 import os
@@ -99,6 +101,70 @@ def check(d, jd):
     sys.exit(1 if bad else 0)
 
 
+def pairs():
+    """(a, b) pairs for `archive diff`: a is b changed a little, here and there."""
+    rng = np.random.default_rng(11)
+    probs = np.load(os.path.join(ROOT, "samples", "digits_test_probs.npy"))
+    out = {}
+    a = probs.copy()
+    a[3, 2] += 1e-4
+    a[7] = a[7][::-1]
+    a[10:20] = np.roll(a[10:20], 1, axis=1)
+    out["probs"] = (a, probs)
+    b = rng.standard_normal((64, 32)).astype(np.float32)
+    a = b + rng.standard_normal(b.shape).astype(np.float32) * 1e-5
+    a[0, 0] = np.nan
+    b[1, 1] = np.nan
+    a[2, 2] = b[2, 2] = np.nan
+    a[3, 3] = np.inf
+    out["noisy"] = (a, b)
+    b = rng.standard_normal(1000)
+    out["f64"] = (b * (1 + 1e-8), b)
+    b = rng.integers(0, 100, 300)
+    a = b.copy()
+    a[::7] += 1
+    out["ints"] = (a, b)
+    b = rng.standard_normal(100).astype(np.float16)
+    out["f16"] = ((b.astype(np.float32) * 1.002).astype(np.float16), b)
+    return out
+
+
+DEFAULT_TOL = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
+
+
+def write_pairs(d):
+    os.makedirs(d, exist_ok=True)
+    for name, (a, b) in pairs().items():
+        np.save(os.path.join(d, f"a_{name}.npy"), a)
+        np.save(os.path.join(d, f"b_{name}.npy"), b)
+
+
+def check_diff(d, jd):
+    bad = []
+    for name, (a, b) in pairs().items():
+        f = json.load(open(os.path.join(jd, f"{name}.json")))
+        rtol, atol = DEFAULT_TOL.get(a.dtype.name, (0.0, 0.0))
+        x, y = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+        close = np.isclose(x, y, rtol=rtol, atol=atol, equal_nan=True)
+        if f["mismatched"] != int((~close).sum()):
+            bad.append(f"{name}: mismatched {f['mismatched']} != {int((~close).sum())}")
+        if f["nan_changed"] != int((np.isnan(x) != np.isnan(y)).sum()):
+            bad.append(f"{name}: nan_changed {f['nan_changed']}")
+        both = np.isfinite(x) & np.isfinite(y)
+        diff = np.where(both, np.abs(x - y), -1)
+        i = int(diff.argmax())
+        if not np.isclose(f["max_abs"]["value"], diff[i], rtol=1e-12, atol=0) or \
+                f["max_abs"]["index"] != list(np.unravel_index(i, a.shape)):
+            bad.append(f"{name}: max_abs {f['max_abs']} != {diff[i]} at {i}")
+        if name == "probs":
+            flips = int((a.argmax(-1) != b.argmax(-1)).sum())
+            if f["argmax"] != {"rows": a.shape[0], "flipped": flips}:
+                bad.append(f"{name}: argmax {f['argmax']} != {flips}")
+    print("\n".join(bad) or f"{len(pairs())} pairs: all figures agree")
+    sys.exit(1 if bad else 0)
+
+
 if __name__ == "__main__":
-    {"write": lambda: write(sys.argv[2]), "check": lambda: check(sys.argv[2], sys.argv[3])}[
-        sys.argv[1]]()
+    {"write": lambda: write(sys.argv[2]), "check": lambda: check(sys.argv[2], sys.argv[3]),
+     "pairs": lambda: write_pairs(sys.argv[2]),
+     "check_diff": lambda: check_diff(sys.argv[2], sys.argv[3])}[sys.argv[1]]()

@@ -118,6 +118,18 @@ Examples:
         /// Hash or unique prefix.
         hash: String,
     },
+    /// How two objects differ: tensors element by element under a tolerance (mismatches,
+    /// largest differences and where, NaN changes, argmax flips), records field by field,
+    /// text by its first differing line. Exit 0 equal within tolerance, 1 different, 2 trouble.
+    #[command(after_help = "Examples:
+  archive diff 3f9a2c 8e41d0                  # two runs' outputs for one input
+  archive diff 3f9a2c 8e41d0 --rtol 1e-3      # a looser tolerance
+  archive --json diff 3f9a2c 8e41d0           # every figure as JSON
+
+Default tolerances (as torch.testing.assert_close): float16 rtol 1e-3 atol 1e-5, bfloat16
+1.6e-2/1e-5, float32 1.3e-6/1e-5, float64 1e-7/1e-7, fp8 one last-place unit; integers exact.
+An element is within tolerance when |a - b| <= atol + rtol * |b|; NaN on both sides agrees.")]
+    Diff(DiffArgs),
     /// Show what an object is: kind, dtype, shape, sizes, codec, entries and tags.
     Info {
         /// Hash or unique prefix.
@@ -308,6 +320,24 @@ pub struct GetArgs {
     /// `base64.b64encode(...)` would.
     #[arg(long)]
     pub base64: bool,
+}
+
+/// `archive diff`.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The first object (hash or unique prefix).
+    pub a: String,
+
+    /// The second, the reference (`|a - b| <= atol + rtol * |b|`).
+    pub b: String,
+
+    /// Relative tolerance (default: by dtype).
+    #[arg(long)]
+    pub rtol: Option<f64>,
+
+    /// Absolute tolerance (default: by dtype).
+    #[arg(long)]
+    pub atol: Option<f64>,
 }
 
 /// `archive ls`.

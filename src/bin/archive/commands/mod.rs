@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share: finding and opening the store.
 
+mod diff;
 mod export;
 mod get;
 mod info;
@@ -183,6 +184,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(args) => get::run(&ctx, args),
         Command::Cat { hash } => get::cat(&ctx, &hash),
         Command::Show { hash } => show::run(&ctx, &hash),
+        Command::Diff(args) => diff::run(&ctx, args),
         Command::Info { hash } => info::run(&ctx, &hash),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Verify => verify::run(&ctx),
