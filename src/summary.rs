@@ -40,7 +40,7 @@ pub struct TensorSummary {
     pub quantiles: Vec<(f64, f64)>,
     /// `BINS` counts between `min` and `max`.
     pub histogram: Vec<u64>,
-    /// For a tensor of rank ≥ 2 whose rows (along the last axis) look like probabilities
+    /// For a tensor whose rows (along the last axis; a vector is one row) look like probabilities
     /// (values in [0, 1] summing to 1 within 1e-3): how many rows have each class as argmax.
     pub argmax: Option<Vec<u64>>,
 }
@@ -214,7 +214,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 fn argmax(t: &TensorView<'_>) -> Option<Vec<u64>> {
     let dims = t.shape().dims();
     let classes = usize::try_from(*dims.last()?).ok()?;
-    if dims.len() < 2
+    if dims.is_empty()
         || !(2..=100_000).contains(&classes)
         || matches!(t.dtype(), Dtype::C64 | Dtype::C128 | Dtype::Bool)
     {

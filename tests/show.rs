@@ -189,3 +189,89 @@ fn diff_agrees_with_numpy_and_exits_as_diff_does() {
         .code(1)
         .stdout(predicate::str::contains("F32 [450, 10] vs"));
 }
+
+/// Two logged runs compared `--by id`: pairs, entries on one side only, identical pairs
+/// (same hash), different ones, a duplicate key, and argmax flips, all counted as a direct
+/// computation over the same records says.
+#[test]
+fn diff_by_key_pairs_two_runs() {
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let probs = |i: usize, reversed: bool| {
+        let mut p: Vec<f64> = (0..4).map(|c| ((i * 7 + c * 3) % 11 + 1) as f64).collect();
+        let s: f64 = p.iter().sum();
+        p.iter_mut().for_each(|x| *x /= s);
+        if reversed {
+            p.reverse();
+        }
+        p
+    };
+    let argmax = |p: &[f64]| (0..p.len()).fold(0, |b, i| if p[i] > p[b] { i } else { b });
+    let line = |id: &str, p: &[f64]| format!("{}\n", serde_json::json!({"id": id, "probs": p}));
+    let (mut a, mut b, mut flips, mut changed) = (String::new(), String::new(), 0, 0);
+    for i in 0..120 {
+        let id = format!("img-{i}");
+        a.push_str(&line(&id, &probs(i, false)));
+        if i == 5 {
+            continue; // only in a
+        }
+        let rev = i % 10 == 0;
+        changed += usize::from(rev);
+        flips += usize::from(rev && argmax(&probs(i, true)) != argmax(&probs(i, false)));
+        b.push_str(&line(&id, &probs(i, rev)));
+    }
+    b.push_str(&line("img-extra", &probs(1, false)));
+    b.push_str(&line("img-3", &probs(3, false))); // a duplicate key, the same values
+    for (run, text) in [("a", a), ("b", b)] {
+        t.cmd()
+            .args([
+                "log",
+                "--tag",
+                &format!("run={run}"),
+                "--tag-field",
+                "id",
+                "--tensor-field",
+                "probs",
+            ])
+            .write_stdin(text)
+            .assert()
+            .success();
+    }
+    let o = t
+        .cmd()
+        .args(["--json", "diff", "run = \"a\"", "run = \"b\"", "--by", "id"])
+        .output()
+        .expect("diff");
+    assert_eq!(o.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["pairs"], 119);
+    assert_eq!(
+        (r["only_in_a"].clone(), r["only_in_b"].clone()),
+        (1.into(), 1.into())
+    );
+    assert_eq!(r["different"], changed);
+    assert_eq!(r["identical"], 119 - changed);
+    assert_eq!(r["b"]["duplicate_keys"], 1);
+    assert_eq!(r["argmax"]["flipped"], flips);
+    assert_eq!(
+        r["most_different"].as_array().map(Vec::len),
+        Some(changed.min(10))
+    );
+    let o = t
+        .cmd()
+        .args(["diff", "run = \"a\"", "run = \"b\"", "--by", "id"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("diff");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    // A run against itself: every pair identical, exit 0. A query matching nothing: exit 2.
+    t.cmd()
+        .args(["diff", "run = \"a\"", "run = \"a\"", "--by", "id"])
+        .assert()
+        .code(0);
+    t.cmd()
+        .args(["diff", "run = \"a\"", "run = \"zzz\"", "--by", "id"])
+        .assert()
+        .code(2);
+}

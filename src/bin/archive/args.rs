@@ -125,6 +125,7 @@ Examples:
   archive diff 3f9a2c 8e41d0                  # two runs' outputs for one input
   archive diff 3f9a2c 8e41d0 --rtol 1e-3      # a looser tolerance
   archive --json diff 3f9a2c 8e41d0           # every figure as JSON
+  archive diff 'run = \"a\"' 'run = \"b\"' --by id   # two runs, paired by id
 
 Default tolerances (as torch.testing.assert_close): float16 rtol 1e-3 atol 1e-5, bfloat16
 1.6e-2/1e-5, float32 1.3e-6/1e-5, float64 1e-7/1e-7, fp8 one last-place unit; integers exact.
@@ -325,11 +326,21 @@ pub struct GetArgs {
 /// `archive diff`.
 #[derive(Args, Debug)]
 pub struct DiffArgs {
-    /// The first object (hash or unique prefix).
+    /// The first object (hash or unique prefix); with --by, a query.
     pub a: String,
 
-    /// The second, the reference (`|a - b| <= atol + rtol * |b|`).
+    /// The second, the reference (`|a - b| <= atol + rtol * |b|`); with --by, a query.
     pub b: String,
+
+    /// Compare two sets of entries, the matches of queries A and B, paired by this tag or
+    /// record field (`id`): a summary of pairs, entries on one side only, identical pairs
+    /// (same hash, nothing read), pairs within tolerance and different ones.
+    #[arg(long, value_name = "KEY")]
+    pub by: Option<String>,
+
+    /// With --by: list this many of the most different pairs.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
 
     /// Relative tolerance (default: by dtype).
     #[arg(long)]

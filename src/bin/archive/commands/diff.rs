@@ -34,6 +34,17 @@ fn compare_objects(ctx: &Ctx, args: &DiffArgs) -> Result<ExitCode> {
         }
     }
     let archive = ctx.open()?;
+    if let Some(key) = &args.by {
+        let (report, code) = super::diff_runs::run(&archive, args, key)?;
+        if ctx.json {
+            crate::output::json_line(&report)?;
+        } else {
+            for line in super::diff_runs::describe(&report) {
+                outln!("{line}")?;
+            }
+        }
+        return Ok(code);
+    }
     let a = resolve(&archive, &args.a)?;
     let b = resolve(&archive, &args.b)?;
     let report = objects(&archive, &a, &b, args)?;
@@ -53,7 +64,12 @@ fn compare_objects(ctx: &Ctx, args: &DiffArgs) -> Result<ExitCode> {
 }
 
 /// The comparison of two objects, as JSON; `equal` says whether they agree.
-fn objects(archive: &Archive, a: &ObjectHash, b: &ObjectHash, args: &DiffArgs) -> Result<Json> {
+pub(super) fn objects(
+    archive: &Archive,
+    a: &ObjectHash,
+    b: &ObjectHash,
+    args: &DiffArgs,
+) -> Result<Json> {
     if a == b {
         return Ok(
             json!({"equal": true, "identical": true, "a": a.to_string(), "b": b.to_string()}),
