@@ -50,32 +50,40 @@ pub fn read(maps: &Maps, path: &Path, offset: u64) -> Result<Pack> {
     decode_frame(&f.frame, f.payload(), path)
 }
 
-/// The last pack read, so that reading several items of one pack decodes it once.
+/// The last few packs read, so that reading several items of one pack decodes it once, also
+/// when reads alternate between a few packs (the records and tensors of two runs compared).
 #[derive(Default)]
 pub struct PackCache {
-    last: Mutex<Option<Arc<Pack>>>,
+    recent: Mutex<std::collections::VecDeque<Arc<Pack>>>,
 }
+
+/// Packs a `PackCache` keeps: a pack of small objects is a few MiB decoded at most.
+const CACHED_PACKS: usize = 4;
 
 impl PackCache {
     /// The pack at `offset` of `path`, from the cache or read.
     pub fn get(&self, maps: &Maps, path: &Path, offset: u64) -> Result<Arc<Pack>> {
-        if let Ok(last) = self.last.lock()
-            && let Some(p) = last.as_ref()
-            && p.location() == (path, offset)
+        if let Ok(mut recent) = self.recent.lock()
+            && let Some(i) = recent.iter().position(|p| p.location() == (path, offset))
         {
-            return Ok(Arc::clone(p));
+            let p = recent.remove(i);
+            if let Some(p) = p {
+                recent.push_front(Arc::clone(&p));
+                return Ok(p);
+            }
         }
         let pack = Arc::new(read(maps, path, offset)?);
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(Arc::clone(&pack));
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.push_front(Arc::clone(&pack));
+            recent.truncate(CACHED_PACKS);
         }
         Ok(pack)
     }
 
-    /// Forget the cached pack.
+    /// Forget the cached packs.
     pub fn clear(&self) {
-        if let Ok(mut last) = self.last.lock() {
-            *last = None;
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.clear();
         }
     }
 }
