@@ -21,9 +21,10 @@ use crate::index::lookup::{Located, prefix_of};
 use crate::info::{ObjectInfo, info_from_meta};
 use crate::mapped::{Data, MappedObject};
 use crate::object::Object;
+use crate::object::tensor::{Dtype, Shape, Tensor};
 use crate::segment::mapped::{MappedFrame, frame_at, header_at};
 use crate::segment::pack::PackCache;
-use crate::segment::payload::{build_object, decode_payload, verify_hash};
+use crate::segment::payload::{build_object, decode_payload, decode_payload_range, verify_hash};
 use crate::segment::reader::Maps;
 
 /// An object's frame in a mapped segment, checked to hold the object asked for: what `get`
@@ -81,6 +82,48 @@ impl ObjectFrame {
         info.codec = header.codec;
         info.segment = self.segment();
         Ok(info)
+    }
+
+    /// Rows `rows` (along the first axis, clamped to it) of a tensor, decoding only the
+    /// chunks that hold them; with how many chunks were decoded, of how many. Not re-hashed
+    /// (the hash covers the whole tensor; `verify` checks it).
+    pub(crate) fn rows(&self, rows: std::ops::Range<u64>) -> Result<(Tensor, (usize, usize))> {
+        let (meta, path, offset) = (&self.meta, &self.path, self.offset());
+        let bad = |why: String| Error::corrupt(path, offset, why);
+        if meta.kind != "tensor" || meta.shape.is_empty() {
+            return Err(Error::invalid(
+                self.mapped.frame.header.hash.to_string(),
+                "rows are read from tensors of rank 1 or more",
+            ));
+        }
+        let dtype: Dtype = meta
+            .desc
+            .parse()
+            .map_err(|_| bad(format!("unknown dtype {}", meta.desc)))?;
+        let row_len = meta
+            .shape
+            .iter()
+            .skip(1)
+            .try_fold(dtype.size() as u64, |a, d| a.checked_mul(*d));
+        let row_len = row_len.ok_or_else(|| bad("a shape that overflows".into()))?;
+        let first = meta.shape.first().copied().unwrap_or(0);
+        let (start, end) = (
+            rows.start.min(first),
+            rows.end.min(first).max(rows.start.min(first)),
+        );
+        let range = usize::try_from(start * row_len).unwrap_or(usize::MAX)
+            ..usize::try_from(end * row_len).unwrap_or(usize::MAX);
+        let (bytes, decoded) =
+            decode_payload_range(&self.mapped.frame, meta, self.mapped.payload(), path, range)?;
+        let mut dims = meta.shape.clone();
+        if let Some(d) = dims.first_mut() {
+            *d = end - start;
+        }
+        let chunks = meta.chunks.len();
+        Ok((
+            Tensor::new(dtype, Shape::new(dims), bytes.into_owned())?,
+            (decoded, chunks),
+        ))
     }
 
     /// Decode and verify.
@@ -160,6 +203,23 @@ impl Source {
                 info.segment = segment.clone();
                 info.slot = *slot;
                 Ok(info)
+            }
+        }
+    }
+
+    /// Rows of a tensor (see `ObjectFrame::rows`); a packed tensor (4 KiB at most) is
+    /// decoded whole and cut.
+    pub(crate) fn rows(&self, rows: std::ops::Range<u64>) -> Result<(Tensor, (usize, usize))> {
+        match self {
+            Source::Frame(f) => f.rows(rows),
+            Source::Packed { .. } => {
+                let Object::Tensor(t) = self.object()? else {
+                    return Err(Error::invalid(
+                        "object",
+                        "rows are read from tensors of rank 1 or more",
+                    ));
+                };
+                Ok((slice_rows(&t, rows)?, (0, 0)))
             }
         }
     }
@@ -330,4 +390,29 @@ pub(crate) fn resolve_prefix(
             candidates: found,
         }),
     }
+}
+
+/// Rows `rows` (clamped) of a tensor in memory.
+pub(crate) fn slice_rows(t: &Tensor, rows: std::ops::Range<u64>) -> Result<Tensor> {
+    let dims = t.shape.dims();
+    let Some(&first) = dims.first() else {
+        return Err(Error::invalid(
+            "tensor",
+            "rows are read from tensors of rank 1 or more",
+        ));
+    };
+    let row_len = (t.data.len() as u64).checked_div(first).unwrap_or(0);
+    let (start, end) = (
+        rows.start.min(first),
+        rows.end.min(first).max(rows.start.min(first)),
+    );
+    let bytes = t
+        .data
+        .get((start * row_len) as usize..(end * row_len) as usize)
+        .unwrap_or_default();
+    let mut d = dims.to_vec();
+    if let Some(x) = d.first_mut() {
+        *x = end - start;
+    }
+    Tensor::new(t.dtype, Shape::new(d), bytes.to_vec())
 }

@@ -275,3 +275,69 @@ fn diff_by_key_pairs_two_runs() {
         .assert()
         .code(2);
 }
+
+/// A slice of rows decodes only the chunks that hold them, and is the slice of the tensor;
+/// `show --rows` shows its figures.
+#[test]
+fn rows_decode_only_the_chunks_that_hold_them() {
+    use model_archive::{Codec, Dtype, PutOptions, Shape, TensorView};
+    let t = TempStore::new();
+    let a = t.create();
+    // 3,000 rows of 256 float32 (1 KiB each): about 2.9 MiB, three chunks of 1 MiB.
+    let (rows, cols) = (3000u64, 256u64);
+    let shape = Shape::new(vec![rows, cols]);
+    for (k, codec) in [Codec::ShuffleZstd, Codec::Zstd, Codec::Raw]
+        .into_iter()
+        .enumerate()
+    {
+        // Other values for each codec: the same content would be the object stored first.
+        let data: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| ((i % 977) as f32 * 0.5 + k as f32).to_le_bytes())
+            .collect();
+        let view = TensorView::new(Dtype::F32, &shape, &data).expect("view");
+        let row = |r: u64| &data[(r * cols * 4) as usize..((r + 1) * cols * 4) as usize];
+        let opts = PutOptions {
+            codec: Some(codec),
+            level: None,
+        };
+        let h = a.put_tensor_with(&view, &[], &opts).expect("put");
+        // Rows 10..20 sit in the first chunk; 1020..1030 straddle the first two.
+        for (range, chunks) in [(10..20, 1), (1020..1030, 2), (2990..4000, 1)] {
+            let (slice, (decoded, of)) = a.get_rows(&h, range.clone()).expect("rows");
+            let end = range.end.min(rows);
+            assert_eq!(slice.shape.dims(), &[end - range.start, cols][..]);
+            let want: Vec<u8> = (range.start..end).flat_map(|r| row(r).to_vec()).collect();
+            assert_eq!(slice.data, want, "{codec:?} {range:?}");
+            if codec == Codec::Raw {
+                assert_eq!((decoded, of), (0, 0), "raw: a slice of the map");
+            } else {
+                assert_eq!((decoded, of), (chunks, 3), "{codec:?} {range:?}");
+            }
+        }
+    }
+    // A small tensor sits in a pack: decoded whole and cut.
+    let small: Vec<u8> = (0..8u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let small_shape = Shape::new(vec![4, 2]);
+    let h = a
+        .put_tensor(
+            &TensorView::new(Dtype::F32, &small_shape, &small).expect("view"),
+            &[],
+        )
+        .expect("put");
+    let (slice, counts) = a.get_rows(&h, 1..3).expect("rows");
+    assert_eq!(
+        (slice.shape.dims(), &slice.data[..], counts),
+        (&[2u64, 2][..], &small[8..24], (0, 0))
+    );
+    let text = a.put_text("not a tensor", &[]).expect("put");
+    assert!(a.get_rows(&text, 0..1).is_err());
+    drop(a);
+    let h = stdout_of(t.cmd().args(["put", "--text", "x"]))
+        .trim()
+        .to_owned();
+    t.cmd()
+        .args(["show", &h, "--rows", "0:1"])
+        .assert()
+        .failure();
+    t.cmd().args(["show", &h, "--rows", "5:1"]).assert().code(2);
+}

@@ -49,6 +49,18 @@ impl Archive {
         }
     }
 
+    /// Rows `rows` along the first axis of a tensor (clamped to it), decoding only the
+    /// chunks that hold them; with how many chunks were decoded, of how many the tensor has.
+    /// A slice is not re-hashed: the hash covers the whole tensor (`verify` checks it), and
+    /// each chunk decoded is checked against its declared size.
+    pub fn get_rows(
+        &self,
+        hash: &ObjectHash,
+        rows: std::ops::Range<u64>,
+    ) -> Result<(crate::Tensor, (usize, usize))> {
+        self.source(hash)?.rows(rows)
+    }
+
     /// Decode and verify an object.
     pub fn get(&self, hash: &ObjectHash) -> Result<Object> {
         self.source(hash)?.object()

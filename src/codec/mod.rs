@@ -326,6 +326,43 @@ pub fn decode_chunks(
         })
 }
 
+/// Decode only the bytes `range` of a chunked payload of `raw_len` bytes: the chunks that
+/// overlap it, each checked as `decode_chunks` checks it. Returns the bytes and how many
+/// chunks were decoded.
+pub fn decode_range(
+    codec: Codec,
+    elem: usize,
+    chunks: &[&[u8]],
+    raw_len: usize,
+    range: std::ops::Range<usize>,
+) -> std::result::Result<(Vec<u8>, usize), String> {
+    if chunks.len() as u64 != chunk_count(raw_len as u64) {
+        return Err(format!("{} chunks for {raw_len} raw bytes", chunks.len()));
+    }
+    if range.start > range.end || range.end > raw_len {
+        return Err(format!("bytes {range:?} of {raw_len}"));
+    }
+    if range.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let (first, last) = (range.start / CHUNK_SIZE, (range.end - 1) / CHUNK_SIZE);
+    let mut out = Vec::with_capacity(range.len());
+    for i in first..=last {
+        let start = i * CHUNK_SIZE;
+        let len = CHUNK_SIZE.min(raw_len - start);
+        let mut buf = vec![0u8; len];
+        let src = chunks
+            .get(i)
+            .ok_or_else(|| format!("chunk {i} is missing"))?;
+        // One chunk of `len` bytes is a whole payload to `decode_chunks`.
+        decode_chunks(codec, elem, &[src], &mut buf)?;
+        let from = range.start.max(start) - start;
+        let to = range.end.min(start + len) - start;
+        out.extend_from_slice(buf.get(from..to).unwrap_or_default());
+    }
+    Ok((out, last - first + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

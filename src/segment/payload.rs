@@ -79,6 +79,55 @@ pub fn decode_payload<'p>(
         }
         return Ok(Cow::Borrowed(payload));
     }
+    let parts = chunk_parts(frame, meta, payload, path)?;
+    let mut out = codec::zeroed(meta.raw_len as usize)
+        .ok_or_else(|| corrupt(format!("cannot allocate {} bytes to decode", meta.raw_len)))?;
+    codec::decode_chunks(frame.header.codec, elem_size(meta), &parts, &mut out).map_err(corrupt)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Bytes `range` of an object's decoded payload, decoding only the chunks that hold them
+/// (with how many that was). Not re-hashed: the hash covers the whole object (`verify`
+/// checks it); each chunk decoded is checked against its declared size.
+pub fn decode_payload_range<'p>(
+    frame: &Frame,
+    meta: &ObjectMeta,
+    payload: &'p [u8],
+    path: &Path,
+    range: std::ops::Range<usize>,
+) -> Result<(Cow<'p, [u8]>, usize)> {
+    let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
+    if frame.header.codec == Codec::Raw {
+        return payload
+            .get(range.clone())
+            .map(|b| (Cow::Borrowed(b), 0))
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "bytes {range:?} of a raw payload of {}",
+                    payload.len()
+                ))
+            });
+    }
+    let parts = chunk_parts(frame, meta, payload, path)?;
+    let (bytes, n) = codec::decode_range(
+        frame.header.codec,
+        elem_size(meta),
+        &parts,
+        meta.raw_len as usize,
+        range,
+    )
+    .map_err(corrupt)?;
+    Ok((Cow::Owned(bytes), n))
+}
+
+/// A chunked payload's chunks, every length checked against what the frame holds.
+fn chunk_parts<'p>(
+    frame: &Frame,
+    meta: &ObjectMeta,
+    payload: &'p [u8],
+    path: &Path,
+) -> Result<Vec<&'p [u8]>> {
+    let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
     if meta.chunk_size != CHUNK_SIZE as u64 {
         return Err(corrupt(format!(
             "unsupported chunk size {}",
@@ -106,10 +155,7 @@ pub fn decode_payload<'p>(
     // Every length is checked against what the frame holds before the decoded size is
     // allocated.
     codec::check_chunks(meta.raw_len, &parts).map_err(corrupt)?;
-    let mut out = codec::zeroed(meta.raw_len as usize)
-        .ok_or_else(|| corrupt(format!("cannot allocate {} bytes to decode", meta.raw_len)))?;
-    codec::decode_chunks(frame.header.codec, elem_size(meta), &parts, &mut out).map_err(corrupt)?;
-    Ok(Cow::Owned(out))
+    Ok(parts)
 }
 
 pub fn verify_hash(

@@ -113,10 +113,16 @@ Examples:
     /// label counts. `--json` for every figure.
     #[command(after_help = "Examples:
   archive show 3f9a2c             # a tensor: its figures and a histogram
-  archive --json show 3f9a2c      # the same figures as JSON (numpy's definitions)")]
+  archive --json show 3f9a2c      # the same figures as JSON (numpy's definitions)
+  archive show 3f9a2c --rows 1000:1010   # ten rows of a big tensor, without decoding it all")]
     Show {
         /// Hash or unique prefix.
         hash: String,
+
+        /// Only rows START:END (along the first axis, END excluded) of a tensor, read by
+        /// decoding only the chunks that hold them.
+        #[arg(long, value_name = "START:END")]
+        rows: Option<String>,
     },
     /// How two objects differ: tensors element by element under a tolerance (mismatches,
     /// largest differences and where, NaN changes, argmax flips), records field by field,

@@ -184,7 +184,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Put(args) => put::run(&ctx, args),
         Command::Get(args) => get::run(&ctx, args),
         Command::Cat { hash } => get::cat(&ctx, &hash),
-        Command::Show { hash } => show::run(&ctx, &hash),
+        Command::Show { hash, rows } => show::run(&ctx, &hash, rows.as_deref()),
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Info { hash } => info::run(&ctx, &hash),
         Command::Ls(args) => ls::run(&ctx, args),

@@ -13,10 +13,57 @@ use model_archive::{Categorical, Object, ObjectHash, Tensor};
 use serde_json::{Value as Json, json};
 
 use super::get::{categorical_values, quick};
-use super::{Ctx, resolve};
+use super::{Ctx, UsageError, resolve};
 use crate::output::outln;
 
-pub fn run(ctx: &Ctx, prefix: &str) -> Result<ExitCode> {
+/// `START:END` (END excluded; an empty END: to the last row).
+fn parse_rows(s: &str) -> Result<std::ops::Range<u64>> {
+    let bad = || UsageError(format!("--rows {s}: expected START:END, e.g. 1000:1010"));
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let start: u64 = a.trim().parse().map_err(|_| bad())?;
+    let end: u64 = if b.trim().is_empty() {
+        u64::MAX
+    } else {
+        b.trim().parse().map_err(|_| bad())?
+    };
+    if end < start {
+        return Err(bad().into());
+    }
+    Ok(start..end)
+}
+
+/// `show --rows`: the figures of a slice of a tensor, read chunk by chunk.
+fn rows(ctx: &Ctx, prefix: &str, range: &str) -> Result<ExitCode> {
+    let range = parse_rows(range)?;
+    let archive = ctx.open()?;
+    let hash = resolve(&archive, prefix)?;
+    let (t, (decoded, chunks)) = archive.get_rows(&hash, range.clone())?;
+    let mut figures = tensor(&t);
+    figures["hash"] = json!(hash.to_string());
+    figures["rows"] = json!({"start": range.start, "count": t.shape.dims().first()});
+    figures["chunks_decoded"] = json!({"decoded": decoded, "of": chunks});
+    if ctx.json {
+        crate::output::json_line(&figures)?;
+    } else {
+        let first = t.shape.dims().first().copied().unwrap_or(0);
+        outln!(
+            "rows {}..{} ({} decoded of {} chunks)",
+            range.start,
+            range.start + first,
+            decoded,
+            chunks
+        )?;
+        for line in describe(&figures) {
+            outln!("{line}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(ctx: &Ctx, prefix: &str, range: Option<&str>) -> Result<ExitCode> {
+    if let Some(range) = range {
+        return rows(ctx, prefix, range);
+    }
     // Most objects are found through the lookup tables, without the index.
     let (hash, object, labels) = match quick(ctx, prefix, false)? {
         Some((reader, hash, object)) => {
