@@ -160,14 +160,19 @@ class Archive:
         str -> text; bytes -> bytes (with `media_type`); dict -> record (arrays inside are
         stored as tensors and referred to by hash). `codec="raw"` stores it memory-mappable
         (then `get` is zero-copy); the default compresses where that pays."""
-    def get(self, hash: Hash, *, verify: bool = True) -> Stored:
-        """Get an object: a read-only ndarray, str, bytes or dict.
+    def get(self, hash: Hash, *, verify: bool = True, rows: Optional[slice] = None) -> Stored:
+        """Get an object: a read-only ndarray, str, bytes or dict. `rows=slice(a, b)` reads
+        those rows of a tensor, decoding only the chunks that hold them (not re-hashed).
 
         A tensor stored raw in a frame of its own (over 4 KiB) is the memory map itself, no
         copy (`np.shares_memory` of two gets is true); small tensors (packed) and compressed
         ones come back in a fresh buffer. Checked against its hash unless `verify=False`,
         which makes a raw tensor's get O(1) in its size (damage is then found by `verify()`).
         """
+    def show(self, hash: Hash) -> dict[str, Any]:
+        """A tensor's figures as `archive show` gives them: counts of NaN, infinities and
+        zeros; numpy's min, max, mean, std, quantiles and 20-bin histogram of the finite
+        values; argmax counts of probability rows."""
     def resolve(self, prefix: str) -> Hash: ...
     def __contains__(self, hash: str) -> bool: ...
     def info(self, hash: Hash) -> dict[str, Any]:

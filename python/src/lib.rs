@@ -307,16 +307,72 @@ impl PyArchive {
     /// pages are read when the array is), and damage goes unnoticed until `verify()`. Small
     /// (packed) objects are checked with their pack either way, and records are decoded.
     ///
+    /// `rows=slice(1000, 1010)` reads those rows (along the first axis) of a tensor, decoding
+    /// only the chunks that hold them; a slice is not checked against the hash, which covers
+    /// the whole tensor (`verify()` checks it). Steps other than 1 are refused.
+    ///
     /// Raises `NotFound`, `Ambiguous`, `Corrupt`.
-    #[pyo3(signature = (hash, *, verify = true))]
-    fn get(&self, py: Python<'_>, hash: &str, verify: bool) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (hash, *, verify = true, rows = None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        hash: &str,
+        verify: bool,
+        rows: Option<&Bound<'_, pyo3::types::PySlice>>,
+    ) -> PyResult<Py<PyAny>> {
         let archive = self.archive()?;
         // A full hash needs no resolving: a missing object is `NotFound` all the same.
         let h = match hash.parse::<ObjectHash>() {
             Ok(h) => h,
             Err(_) => self.resolve_hash(py, &archive, hash)?,
         };
-        convert::get(py, &archive, h, verify)
+        let Some(rows) = rows else {
+            return convert::get(py, &archive, h, verify);
+        };
+        let range = row_range(rows)?;
+        let (tensor, _) = py.detach(|| archive.get_rows(&h, range)).map_err(to_py)?;
+        Ok(convert::owned_ndarray(py, tensor, &h)?.unbind())
+    }
+
+    /// What is in a tensor, as `archive show` says it: `count`, `nan`, `pos_inf`, `neg_inf`,
+    /// `zeros`, and over the finite values numpy's `min`, `max`, `mean`, `std`, `quantiles`
+    /// (a dict of q to value) and a 20-bin `histogram`; `argmax` (counts per class) when the
+    /// rows along the last axis look like probabilities.
+    fn show<'py>(&self, py: Python<'py>, hash: &str) -> PyResult<Bound<'py, PyDict>> {
+        let archive = self.archive()?;
+        let h = self.resolve_hash(py, &archive, hash)?;
+        let object = py.detach(|| archive.get(&h)).map_err(to_py)?;
+        let archive::Object::Tensor(t) = object else {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{h} is {}, not a tensor",
+                object.kind()
+            )));
+        };
+        let s = py.detach(|| archive::summary::summarise(&t.view()));
+        let d = PyDict::new(py);
+        d.set_item("dtype", t.dtype.name())?;
+        d.set_item("shape", t.shape.dims().to_vec())?;
+        for (k, v) in [("count", s.count), ("nan", s.nan), ("pos_inf", s.pos_inf)] {
+            d.set_item(k, v)?;
+        }
+        d.set_item("neg_inf", s.neg_inf)?;
+        d.set_item("zeros", s.zeros)?;
+        for (k, v) in [
+            ("min", s.min),
+            ("max", s.max),
+            ("mean", s.mean),
+            ("std", s.std),
+        ] {
+            d.set_item(k, v)?;
+        }
+        let q = PyDict::new(py);
+        for (at, v) in &s.quantiles {
+            q.set_item(at, v)?;
+        }
+        d.set_item("quantiles", q)?;
+        d.set_item("histogram", s.histogram)?;
+        d.set_item("argmax", s.argmax)?;
+        Ok(d)
     }
 
     /// The full hash of a unique prefix.
@@ -741,4 +797,25 @@ fn model_archive(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+/// A Python slice of rows as a range (step 1; `None` ends open; negative ends refused).
+fn row_range(rows: &Bound<'_, pyo3::types::PySlice>) -> PyResult<std::ops::Range<u64>> {
+    let bad = |why: &str| pyo3::exceptions::PyValueError::new_err(format!("rows: {why}"));
+    let end_of = |name: &str| -> PyResult<Option<u64>> {
+        let v = rows.getattr(name)?;
+        if v.is_none() {
+            return Ok(None);
+        }
+        let n: i64 = v.extract()?;
+        u64::try_from(n)
+            .map(Some)
+            .map_err(|_| bad("negative ends are not supported"))
+    };
+    if end_of("step")?.is_some_and(|s| s != 1) {
+        return Err(bad("a step other than 1"));
+    }
+    let start = end_of("start")?.unwrap_or(0);
+    let stop = end_of("stop")?.unwrap_or(u64::MAX);
+    Ok(start..stop.max(start))
 }
