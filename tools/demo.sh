@@ -32,6 +32,8 @@ run export 'run = "digits"' --field probs -o "$work/probs.npy"
 
 run ls --limit 12
 run info "${probs:0:8}"
+run show "${probs:0:8}"
+run show "${relu:0:8}" --rows 0:2
 run info "${relu:0:8}"
 run info "${preds:0:8}"
 printf '\n$ archive cat %s | head -4\n' "${report:0:8}"
