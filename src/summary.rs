@@ -132,16 +132,13 @@ pub fn summarise(t: &TensorView<'_>) -> TensorSummary {
         ..TensorSummary::default()
     };
     let mut finite = Vec::with_capacity(n);
-    for i in 0..n {
-        let x = element(dtype, data, i);
-        match x {
-            x if x.is_nan() => s.nan += 1,
-            x if x == f64::INFINITY => s.pos_inf += 1,
-            x if x == f64::NEG_INFINITY => s.neg_inf += 1,
-            x => {
-                s.zeros += u64::from(x == 0.0);
-                finite.push(x);
-            }
+    let mut block = vec![0.0; BLOCK.min(n)];
+    for start in (0..n).step_by(BLOCK) {
+        let len = BLOCK.min(n - start);
+        let xs = block.get_mut(..len).unwrap_or_default();
+        fill(dtype, data, start, xs);
+        for &x in xs.iter() {
+            count_value(&mut s, &mut finite, x);
         }
     }
     if !finite.is_empty() {
@@ -154,6 +151,18 @@ pub fn summarise(t: &TensorView<'_>) -> TensorSummary {
     }
     s.argmax = argmax(t);
     s
+}
+
+fn count_value(s: &mut TensorSummary, finite: &mut Vec<f64>, x: f64) {
+    match x {
+        x if x.is_nan() => s.nan += 1,
+        x if x == f64::INFINITY => s.pos_inf += 1,
+        x if x == f64::NEG_INFINITY => s.neg_inf += 1,
+        x => {
+            s.zeros += u64::from(x == 0.0);
+            finite.push(x);
+        }
+    }
 }
 
 fn moments(s: &mut TensorSummary, finite: &[f64]) {
@@ -282,16 +291,77 @@ pub struct TensorDiff {
 
 /// Compare two tensors of one dtype and shape (the caller checks) under `(rtol, atol)`.
 pub fn compare(a: &TensorView<'_>, b: &TensorView<'_>, rtol: f64, atol: f64) -> TensorDiff {
+    use rayon::prelude::*;
     let n = a.shape().elements().unwrap_or(0) as usize;
+    // Blocks on every core, merged in order: the first largest difference wins, as numpy's
+    // argmax finds it.
+    let parts: Vec<TensorDiff> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|k| {
+            let start = k * BLOCK;
+            let len = BLOCK.min(n - start);
+            let (mut xs, mut ys) = (vec![0.0; len], vec![0.0; len]);
+            fill(a.dtype(), a.data(), start, &mut xs);
+            fill(b.dtype(), b.data(), start, &mut ys);
+            compare_block(&xs, &ys, start as u64, rtol, atol)
+        })
+        .collect();
     let mut d = TensorDiff {
         count: n as u64,
         ..TensorDiff::default()
     };
-    for i in 0..n {
-        let (x, y) = (
-            element(a.dtype(), a.data(), i),
-            element(b.dtype(), b.data(), i),
-        );
+    for p in parts {
+        d.mismatched += p.mismatched;
+        d.nan_changed += p.nan_changed;
+        if p.max_abs
+            .is_some_and(|(v, _)| d.max_abs.is_none_or(|(m, _)| v > m))
+        {
+            d.max_abs = p.max_abs;
+        }
+        if p.max_rel
+            .is_some_and(|(v, _)| d.max_rel.is_none_or(|(m, _)| v > m))
+        {
+            d.max_rel = p.max_rel;
+        }
+    }
+    d.argmax_flips = flips(a, b);
+    d
+}
+
+/// Elements a tensor is read in, converted to f64 a block at a time.
+const BLOCK: usize = 1 << 14;
+
+/// Elements `start..start + out.len()` of `data` as f64: a typed loop for the common float
+/// dtypes, `element` for the rest.
+fn fill(dtype: Dtype, data: &[u8], start: usize, out: &mut [f64]) {
+    let size = dtype.size();
+    let bytes = data
+        .get(start * size..(start + out.len()) * size)
+        .unwrap_or_default();
+    match dtype {
+        Dtype::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = <[u8; 4]>::try_from(c).map_or(f64::NAN, |w| f64::from(f32::from_le_bytes(w)));
+            }
+        }
+        Dtype::F64 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                *o = <[u8; 8]>::try_from(c).map_or(f64::NAN, f64::from_le_bytes);
+            }
+        }
+        _ => {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = element(dtype, data, start + i);
+            }
+        }
+    }
+}
+
+/// `compare` of one block, `first` the flat index of its first element.
+fn compare_block(xs: &[f64], ys: &[f64], first: u64, rtol: f64, atol: f64) -> TensorDiff {
+    let mut d = TensorDiff::default();
+    for (i, (&x, &y)) in xs.iter().zip(ys).enumerate() {
+        let at = first + i as u64;
         if x.is_nan() || y.is_nan() {
             if x.is_nan() != y.is_nan() {
                 d.nan_changed += 1;
@@ -306,16 +376,15 @@ pub fn compare(a: &TensorView<'_>, b: &TensorView<'_>, rtol: f64, atol: f64) -> 
         let diff = (x - y).abs();
         d.mismatched += u64::from(diff > atol + rtol * y.abs());
         if d.max_abs.is_none_or(|(m, _)| diff > m) {
-            d.max_abs = Some((diff, i as u64));
+            d.max_abs = Some((diff, at));
         }
         if y != 0.0 {
             let rel = diff / y.abs();
             if d.max_rel.is_none_or(|(m, _)| rel > m) {
-                d.max_rel = Some((rel, i as u64));
+                d.max_rel = Some((rel, at));
             }
         }
     }
-    d.argmax_flips = flips(a, b);
     d
 }
 
