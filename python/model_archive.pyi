@@ -169,6 +169,18 @@ class Archive:
         ones come back in a fresh buffer. Checked against its hash unless `verify=False`,
         which makes a raw tensor's get O(1) in its size (damage is then found by `verify()`).
         """
+    def diff(
+        self,
+        a: str,
+        b: str,
+        *,
+        by: Optional[str] = None,
+        rtol: Optional[float] = None,
+        atol: Optional[float] = None,
+        top: int = 10,
+    ) -> dict[str, Any]:
+        """How two objects differ (b the reference), or with `by`, two queries' entries
+        paired by that key: the figures `archive --json diff` prints."""
     def show(self, hash: Hash) -> dict[str, Any]:
         """A tensor's figures as `archive show` gives them: counts of NaN, infinities and
         zeros; numpy's min, max, mean, std, quantiles and 20-bin histogram of the finite

@@ -25,7 +25,10 @@ pub mod summary;
 pub mod tags;
 pub mod totals;
 
-pub use archive::{Archive, ArchiveBuilder, PutOptions, Stats, VerifyReport, Writer, WriterTotals};
+pub use archive::{
+    Archive, ArchiveBuilder, IndexWaits, PutOptions, Stats, Tolerance, VerifyReport, Writer,
+    WriterTotals,
+};
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use hash::ObjectHash;

@@ -334,6 +334,42 @@ impl PyArchive {
         Ok(convert::owned_ndarray(py, tensor, &h)?.unbind())
     }
 
+    /// How two objects differ, as `archive --json diff` says it, as a dict (`equal`, and for
+    /// tensors `mismatched`, `nan_changed`, `max_abs`, `max_rel`, `argmax` ...; records
+    /// field by field). With `by="id"`, `a` and `b` are queries whose entries are paired by
+    /// that tag or record field: `pairs`, `only_in_a`, `only_in_b`, `identical`,
+    /// `within_tolerance`, `different`, `most_different` ... `rtol`/`atol` default per dtype.
+    #[pyo3(signature = (a, b, *, by = None, rtol = None, atol = None, top = 10))]
+    #[allow(clippy::too_many_arguments)]
+    fn diff(
+        &self,
+        py: Python<'_>,
+        a: &str,
+        b: &str,
+        by: Option<&str>,
+        rtol: Option<f64>,
+        atol: Option<f64>,
+        top: usize,
+    ) -> PyResult<Py<PyAny>> {
+        let archive = self.archive()?;
+        let tol = archive::Tolerance { rtol, atol };
+        let report = match by {
+            Some(key) => py
+                .detach(|| archive.compare_runs(a, b, key, &tol, top))
+                .map_err(to_py)?,
+            None => {
+                let (ha, hb) = (
+                    self.resolve_hash(py, &archive, a)?,
+                    self.resolve_hash(py, &archive, b)?,
+                );
+                py.detach(|| archive.compare(&ha, &hb, &tol))
+                    .map_err(to_py)?
+            }
+        };
+        let json = py.import("json")?;
+        Ok(json.call_method1("loads", (report.to_string(),))?.unbind())
+    }
+
     /// What is in a tensor, as `archive show` says it: `count`, `nan`, `pos_inf`, `neg_inf`,
     /// `zeros`, and over the finite values numpy's `min`, `max`, `mean`, `std`, `quantiles`
     /// (a dict of q to value) and a 20-bin `histogram`; `argmax` (counts per class) when the

@@ -34,3 +34,21 @@ def test_show_gives_numpys_figures(archive):
     assert g["argmax"] == np.bincount(probs.argmax(-1), minlength=10).tolist()
     with pytest.raises(ValueError, match="not a tensor"):
         archive.show(archive.put("text"))
+
+
+def test_diff_of_two_tensors_and_of_two_runs(archive):
+    b = np.random.default_rng(8).standard_normal((100, 10))
+    a = b.copy()
+    a[7, 3] += 0.5
+    d = archive.diff(archive.put(a), archive.put(b))
+    assert (d["equal"], d["mismatched"], d["max_abs"]["index"]) == (False, 1, [7, 3])
+    assert d["max_abs"]["value"] == pytest.approx(0.5)
+    assert archive.diff(archive.put(b), archive.put(b))["identical"]
+    with archive.writer(tags={"run": "x"}) as w:
+        for i in range(20):
+            w.put({"id": f"r{i}", "v": float(i)}, tags={"id": f"r{i}"})
+    with archive.writer(tags={"run": "y"}) as w:
+        for i in range(1, 21):
+            w.put({"id": f"r{i}", "v": float(i) + (i == 4)}, tags={"id": f"r{i}"})
+    r = archive.diff('run = "x"', 'run = "y"', by="id")
+    assert (r["pairs"], r["only_in_a"], r["only_in_b"], r["different"], r["identical"]) == (19, 1, 1, 1, 18)

@@ -9,6 +9,7 @@
 //! | `get.rs` | get, map, info, resolve a short hash |
 //! | `entries.rs` | the entries: all of them, or those of one object |
 //! | `query.rs` | the entries a query matches, read through the index's runs and tags |
+//! | `compare.rs` | how two objects, or two runs paired by a key, differ (`archive diff`) |
 //! | `stack.rs` | one tensor field of every match, stacked into one tensor |
 //! | `verify.rs` | verify: every frame re-read and re-hashed, the index checked against it |
 //! | `stats.rs` | counts and sizes, from the totals the index keeps; `recount` walks |
@@ -17,6 +18,7 @@
 //! lookup in `locator`, and the store directory's names in `store_dir`.
 
 mod append;
+mod compare;
 mod entries;
 mod get;
 mod lease;
@@ -35,6 +37,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use crate::info::{EntryInfo, ObjectInfo};
 pub use crate::mapped::MappedObject;
 pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
+pub use compare::Tolerance;
 pub use lease::IndexWaits;
 pub use open::ArchiveBuilder;
 pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};

@@ -7,10 +7,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use model_archive::object::record::Value;
-use model_archive::summary::{TensorDiff, compare, default_tolerance};
-use model_archive::{Archive, Object, ObjectHash, Tensor};
-use serde_json::{Value as Json, json};
+use model_archive::Tolerance;
+use serde_json::Value as Json;
 
 use super::{Ctx, UsageError, resolve};
 use crate::args::DiffArgs;
@@ -34,20 +32,30 @@ fn compare_objects(ctx: &Ctx, args: &DiffArgs) -> Result<ExitCode> {
         }
     }
     let archive = ctx.open()?;
+    let tol = Tolerance {
+        rtol: args.rtol,
+        atol: args.atol,
+    };
     if let Some(key) = &args.by {
-        let (report, code) = super::diff_runs::run(&archive, args, key)?;
+        let report = archive.compare_runs(&args.a, &args.b, key, &tol, args.top)?;
         if ctx.json {
             crate::output::json_line(&report)?;
         } else {
-            for line in super::diff_runs::describe(&report) {
+            for line in describe_runs(&report) {
                 outln!("{line}")?;
             }
         }
-        return Ok(code);
+        let none = |k: &str| report[k].as_u64() == Some(0);
+        let same = none("different") && none("only_in_a") && none("only_in_b");
+        return Ok(if same {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let a = resolve(&archive, &args.a)?;
     let b = resolve(&archive, &args.b)?;
-    let report = objects(&archive, &a, &b, args)?;
+    let report = archive.compare(&a, &b, &tol)?;
     let same = report["equal"].as_bool().unwrap_or(false);
     if ctx.json {
         crate::output::json_line(&report)?;
@@ -60,125 +68,6 @@ fn compare_objects(ctx: &Ctx, args: &DiffArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
-}
-
-/// The comparison of two objects, as JSON; `equal` says whether they agree.
-pub(super) fn objects(
-    archive: &Archive,
-    a: &ObjectHash,
-    b: &ObjectHash,
-    args: &DiffArgs,
-) -> Result<Json> {
-    if a == b {
-        return Ok(
-            json!({"equal": true, "identical": true, "a": a.to_string(), "b": b.to_string()}),
-        );
-    }
-    let (x, y) = (archive.get(a)?, archive.get(b)?);
-    let mut out = match (&x, &y) {
-        (Object::Tensor(x), Object::Tensor(y)) => tensors(x, y, args),
-        (Object::Record(x), Object::Record(y)) => {
-            let mut fields = Vec::new();
-            let mut equal = true;
-            let paths = |r: &model_archive::Record| r.paths();
-            let mut all = paths(x);
-            all.extend(paths(y).into_iter().filter(|p| x.at_path(p).is_none()));
-            for p in all {
-                let f = field(archive, &p, x.at_path(&p), y.at_path(&p), args)?;
-                if let Some(f) = f {
-                    equal &= f["equal"].as_bool().unwrap_or(false);
-                    fields.push(f);
-                }
-            }
-            json!({"kind": "record", "equal": equal, "fields": fields})
-        }
-        (Object::Text(x), Object::Text(y)) => text(x, y),
-        (x, y) => json!({
-            "equal": false,
-            "kind": format!("{} and {}", x.kind(), y.kind()),
-        }),
-    };
-    out["a"] = json!(a.to_string());
-    out["b"] = json!(b.to_string());
-    Ok(out)
-}
-
-/// One field of two records: `None` when it is a nested record (its leaves are compared).
-fn field(
-    archive: &Archive,
-    path: &str,
-    x: Option<&Value>,
-    y: Option<&Value>,
-    args: &DiffArgs,
-) -> Result<Option<Json>> {
-    Ok(Some(match (x, y) {
-        (Some(Value::Record(_)), Some(Value::Record(_))) => return Ok(None),
-        (Some(Value::Ref(a)), Some(Value::Ref(b))) => {
-            let mut inner = objects(archive, a, b, args)?;
-            inner["path"] = json!(path);
-            inner
-        }
-        (Some(a), Some(b)) => json!({
-            "path": path, "equal": a == b,
-            "a_value": a.query_text().map(|t| t.into_owned()),
-            "b_value": b.query_text().map(|t| t.into_owned()),
-        }),
-        (a, _) => json!({
-            "path": path, "equal": false,
-            "only_in": if a.is_some() { "a" } else { "b" },
-        }),
-    }))
-}
-
-fn tensors(x: &Tensor, y: &Tensor, args: &DiffArgs) -> Json {
-    if x.dtype != y.dtype || x.shape != y.shape {
-        return json!({
-            "kind": "tensor", "equal": false,
-            "a_type": format!("{} {}", x.dtype, x.shape),
-            "b_type": format!("{} {}", y.dtype, y.shape),
-        });
-    }
-    let (rtol, atol) = default_tolerance(x.dtype);
-    let (rtol, atol) = (args.rtol.unwrap_or(rtol), args.atol.unwrap_or(atol));
-    let d: TensorDiff = compare(&x.view(), &y.view(), rtol, atol);
-    let index = |i: u64| unravel(i, x.shape.dims());
-    json!({
-        "kind": "tensor", "equal": d.mismatched == 0,
-        "type": format!("{} {}", x.dtype, x.shape),
-        "rtol": rtol, "atol": atol,
-        "count": d.count, "mismatched": d.mismatched, "nan_changed": d.nan_changed,
-        "max_abs": d.max_abs.map(|(v, i)| json!({"value": v, "index": index(i)})),
-        "max_rel": d.max_rel.map(|(v, i)| json!({"value": v, "index": index(i)})),
-        "argmax": d.argmax_flips.map(|(rows, flips)| json!({"rows": rows, "flipped": flips})),
-    })
-}
-
-/// A flat index as an index per axis.
-fn unravel(mut i: u64, dims: &[u64]) -> Vec<u64> {
-    let mut out = vec![0; dims.len()];
-    for (slot, d) in out.iter_mut().zip(dims).rev() {
-        if *d > 0 {
-            *slot = i % d;
-            i /= d;
-        }
-    }
-    out
-}
-
-fn text(x: &str, y: &str) -> Json {
-    let first = x
-        .lines()
-        .zip(y.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or_else(|| x.lines().count().min(y.lines().count()));
-    json!({
-        "kind": "text", "equal": x == y,
-        "a_lines": x.lines().count(), "b_lines": y.lines().count(),
-        "first_difference": {
-            "line": first + 1,
-            "a": x.lines().nth(first), "b": y.lines().nth(first),
-        },
     })
 }
 
@@ -282,4 +171,52 @@ fn describe_field(f: &Json, indent: &str) -> Vec<String> {
         f["a_value"].as_str().unwrap_or("?"),
         f["b_value"].as_str().unwrap_or("?")
     )]
+}
+
+/// The summary's text.
+fn describe_runs(r: &Json) -> Vec<String> {
+    let side = |s: &Json| {
+        format!(
+            "{} entries ({} without `{}`, {} duplicate keys)",
+            s["entries"],
+            s["without_key"],
+            r["by"].as_str().unwrap_or_default(),
+            s["duplicate_keys"]
+        )
+    };
+    let mut out = vec![
+        format!("a: {}", side(&r["a"])),
+        format!("b: {}", side(&r["b"])),
+        format!(
+            "{} pairs by `{}`: {} identical, {} within tolerance, {} different",
+            r["pairs"],
+            r["by"].as_str().unwrap_or_default(),
+            r["identical"],
+            r["within_tolerance"],
+            r["different"]
+        ),
+        format!(
+            "only in a: {}, only in b: {}",
+            r["only_in_a"], r["only_in_b"]
+        ),
+    ];
+    if let Some(a) = r.get("argmax").filter(|a| !a.is_null()) {
+        out.push(format!(
+            "argmax flipped in {} of {} rows of the pairs that differ",
+            a["flipped"], a["rows"]
+        ));
+    }
+    let worst = r["most_different"].as_array().cloned().unwrap_or_default();
+    if !worst.is_empty() {
+        out.push("most different:".into());
+        for w in worst {
+            out.push(format!(
+                "  {:<24} max |a-b| {:.4e}  {} mismatched",
+                w["key"].as_str().unwrap_or_default(),
+                w["max_abs"].as_f64().unwrap_or(f64::INFINITY),
+                w["mismatched"]
+            ));
+        }
+    }
+    out
 }

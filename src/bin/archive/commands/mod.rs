@@ -1,7 +1,6 @@
 //! One module per subcommand, and what they share: finding and opening the store.
 
 mod diff;
-mod diff_runs;
 mod export;
 mod get;
 mod info;

@@ -1,0 +1,320 @@
+//! Comparing stored objects and runs (`archive diff`): the figures as JSON, the same that
+//! `archive --json diff` prints and Python's `Archive.diff` returns.
+//!
+//! - `Archive::compare(a, b, tol)`: tensors of one dtype and shape element by element under
+//!   `rtol`/`atol` (defaults per dtype, `summary::default_tolerance`), records field by field
+//!   (the tensors they refer to compared the same way), text by its first differing line. The
+//!   same hash is identical, with nothing read. `equal` says whether they agree.
+//! - `Archive::compare_runs(query_a, query_b, key, tol, top)`: two sets of entries paired by a
+//!   tag or record field; counts of pairs, one-side-only entries, identical pairs, pairs within
+//!   tolerance and different ones, missing and duplicate keys, argmax flips, the `top` most
+//!   different pairs.
+
+// `report["key"]` on a serde_json value reads `Null` when the key is missing, never panics;
+// the writes go into objects built here with `json!({..})`, where they cannot panic either.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+
+use serde_json::{Value as Json, json};
+
+use super::Archive;
+use crate::error::{Error, Result};
+use crate::hash::ObjectHash;
+use crate::info::EntryInfo;
+use crate::object::Object;
+use crate::object::record::Value;
+use crate::object::tensor::Tensor;
+use crate::summary::{TensorDiff, compare, default_tolerance};
+
+/// Tolerances for comparing tensors; `None` takes the dtype's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tolerance {
+    /// Relative tolerance.
+    pub rtol: Option<f64>,
+    /// Absolute tolerance.
+    pub atol: Option<f64>,
+}
+
+impl Archive {
+    /// How two objects differ, `b` the reference (see the module's documentation).
+    pub fn compare(&self, a: &ObjectHash, b: &ObjectHash, tol: &Tolerance) -> Result<Json> {
+        objects(self, a, b, tol)
+    }
+
+    /// How the entries of two queries differ, paired by `key` (see the module's documentation).
+    pub fn compare_runs(
+        &self,
+        query_a: &str,
+        query_b: &str,
+        key: &str,
+        tol: &Tolerance,
+        top: usize,
+    ) -> Result<Json> {
+        runs(self, query_a, query_b, key, tol, top)
+    }
+}
+
+/// The comparison of two objects, as JSON; `equal` says whether they agree.
+fn objects(archive: &Archive, a: &ObjectHash, b: &ObjectHash, tol: &Tolerance) -> Result<Json> {
+    if a == b {
+        return Ok(
+            json!({"equal": true, "identical": true, "a": a.to_string(), "b": b.to_string()}),
+        );
+    }
+    let (x, y) = (archive.get(a)?, archive.get(b)?);
+    let mut out = match (&x, &y) {
+        (Object::Tensor(x), Object::Tensor(y)) => tensors(x, y, tol),
+        (Object::Record(x), Object::Record(y)) => {
+            let mut fields = Vec::new();
+            let mut equal = true;
+            let paths = |r: &crate::object::record::Record| r.paths();
+            let mut all = paths(x);
+            all.extend(paths(y).into_iter().filter(|p| x.at_path(p).is_none()));
+            for p in all {
+                let f = field(archive, &p, x.at_path(&p), y.at_path(&p), tol)?;
+                if let Some(f) = f {
+                    equal &= f["equal"].as_bool().unwrap_or(false);
+                    fields.push(f);
+                }
+            }
+            json!({"kind": "record", "equal": equal, "fields": fields})
+        }
+        (Object::Text(x), Object::Text(y)) => text(x, y),
+        (x, y) => json!({
+            "equal": false,
+            "kind": format!("{} and {}", x.kind(), y.kind()),
+        }),
+    };
+    out["a"] = json!(a.to_string());
+    out["b"] = json!(b.to_string());
+    Ok(out)
+}
+
+/// One field of two records: `None` when it is a nested record (its leaves are compared).
+fn field(
+    archive: &Archive,
+    path: &str,
+    x: Option<&Value>,
+    y: Option<&Value>,
+    tol: &Tolerance,
+) -> Result<Option<Json>> {
+    Ok(Some(match (x, y) {
+        (Some(Value::Record(_)), Some(Value::Record(_))) => return Ok(None),
+        (Some(Value::Ref(a)), Some(Value::Ref(b))) => {
+            let mut inner = objects(archive, a, b, tol)?;
+            inner["path"] = json!(path);
+            inner
+        }
+        (Some(a), Some(b)) => json!({
+            "path": path, "equal": a == b,
+            "a_value": a.query_text().map(|t| t.into_owned()),
+            "b_value": b.query_text().map(|t| t.into_owned()),
+        }),
+        (a, _) => json!({
+            "path": path, "equal": false,
+            "only_in": if a.is_some() { "a" } else { "b" },
+        }),
+    }))
+}
+
+fn tensors(x: &Tensor, y: &Tensor, tol: &Tolerance) -> Json {
+    if x.dtype != y.dtype || x.shape != y.shape {
+        return json!({
+            "kind": "tensor", "equal": false,
+            "a_type": format!("{} {}", x.dtype, x.shape),
+            "b_type": format!("{} {}", y.dtype, y.shape),
+        });
+    }
+    let (rtol, atol) = default_tolerance(x.dtype);
+    let (rtol, atol) = (tol.rtol.unwrap_or(rtol), tol.atol.unwrap_or(atol));
+    let d: TensorDiff = compare(&x.view(), &y.view(), rtol, atol);
+    let index = |i: u64| unravel(i, x.shape.dims());
+    json!({
+        "kind": "tensor", "equal": d.mismatched == 0,
+        "type": format!("{} {}", x.dtype, x.shape),
+        "rtol": rtol, "atol": atol,
+        "count": d.count, "mismatched": d.mismatched, "nan_changed": d.nan_changed,
+        "max_abs": d.max_abs.map(|(v, i)| json!({"value": v, "index": index(i)})),
+        "max_rel": d.max_rel.map(|(v, i)| json!({"value": v, "index": index(i)})),
+        "argmax": d.argmax_flips.map(|(rows, flips)| json!({"rows": rows, "flipped": flips})),
+    })
+}
+
+/// A flat index as an index per axis.
+fn unravel(mut i: u64, dims: &[u64]) -> Vec<u64> {
+    let mut out = vec![0; dims.len()];
+    for (slot, d) in out.iter_mut().zip(dims).rev() {
+        if *d > 0 {
+            *slot = i % d;
+            i /= d;
+        }
+    }
+    out
+}
+
+fn text(x: &str, y: &str) -> Json {
+    let first = x
+        .lines()
+        .zip(y.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| x.lines().count().min(y.lines().count()));
+    json!({
+        "kind": "text", "equal": x == y,
+        "a_lines": x.lines().count(), "b_lines": y.lines().count(),
+        "first_difference": {
+            "line": first + 1,
+            "a": x.lines().nth(first), "b": y.lines().nth(first),
+        },
+    })
+}
+
+/// Each entry's key: its tag `key`, else its record's field at that path. Where a key comes
+/// twice, the newest entry is the one compared (queries list newest first).
+struct Side {
+    by_key: HashMap<String, ObjectHash>,
+    /// Keys in the order first seen (newest first, as queries list entries).
+    order: Vec<String>,
+    entries: u64,
+    missing: u64,
+    duplicates: u64,
+}
+
+fn side(archive: &Archive, query: &str, key: &str) -> Result<Side> {
+    let q = archive.parse_query(query)?;
+    let mut s = Side {
+        by_key: HashMap::new(),
+        order: Vec::new(),
+        entries: 0,
+        missing: 0,
+        duplicates: 0,
+    };
+    for e in archive.query(&q) {
+        let e: EntryInfo = e?;
+        s.entries += 1;
+        let Some(k) = key_of(archive, &e, key)? else {
+            s.missing += 1;
+            continue;
+        };
+        if s.by_key.contains_key(&k) {
+            s.duplicates += 1;
+            continue;
+        }
+        s.by_key.insert(k.clone(), e.hash);
+        s.order.push(k);
+    }
+    if s.entries == 0 {
+        return Err(Error::invalid(query, "no entries match"));
+    }
+    Ok(s)
+}
+
+fn key_of(archive: &Archive, e: &EntryInfo, key: &str) -> Result<Option<String>> {
+    if let Some((_, v)) = e.tags.iter().find(|(k, _)| k == key) {
+        return Ok(Some(v.clone()));
+    }
+    Ok(match archive.get(&e.hash)? {
+        Object::Record(r) => r
+            .at_path(key)
+            .and_then(|v| v.query_text())
+            .map(|t| t.into_owned()),
+        _ => None,
+    })
+}
+
+fn runs(
+    archive: &Archive,
+    qa: &str,
+    qb: &str,
+    key: &str,
+    tol: &Tolerance,
+    top: usize,
+) -> Result<Json> {
+    let a = side(archive, qa, key)?;
+    let b = side(archive, qb, key)?;
+    let (mut identical, mut close, mut different) = (0u64, 0u64, 0u64);
+    let (mut rows, mut flips) = (0u64, 0u64);
+    let mut worst: Vec<(f64, String, Json)> = Vec::new();
+    for k in &a.order {
+        let (Some(ha), Some(hb)) = (a.by_key.get(k), b.by_key.get(k)) else {
+            continue;
+        };
+        if ha == hb {
+            identical += 1;
+            continue;
+        }
+        let r = objects(archive, ha, hb, tol)?;
+        if r["equal"].as_bool().unwrap_or(false) {
+            close += 1;
+        } else {
+            different += 1;
+        }
+        let t = TensorFigures::of(&r);
+        rows += t.rows;
+        flips += t.flips;
+        let fallback = if r["equal"] == true {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+        let size = t.max_abs.unwrap_or(fallback);
+        let mut r = r;
+        r["mismatched"] = json!(t.mismatched);
+        worst.push((size, k.clone(), r));
+    }
+    worst.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
+    let only_a = a
+        .order
+        .iter()
+        .filter(|k| !b.by_key.contains_key(*k))
+        .count() as u64;
+    let only_b = b
+        .order
+        .iter()
+        .filter(|k| !a.by_key.contains_key(*k))
+        .count() as u64;
+    let report = json!({
+        "by": key,
+        "a": {"query": qa, "entries": a.entries, "without_key": a.missing, "duplicate_keys": a.duplicates},
+        "b": {"query": qb, "entries": b.entries, "without_key": b.missing, "duplicate_keys": b.duplicates},
+        "pairs": identical + close + different,
+        "only_in_a": only_a, "only_in_b": only_b,
+        "identical": identical, "within_tolerance": close, "different": different,
+        "argmax": (rows > 0).then(|| json!({"rows": rows, "flipped": flips})),
+        "most_different": worst.iter().take(top).filter(|w| w.0 > 0.0).map(|(v, k, r)| json!({
+            "key": k, "max_abs": v, "a": r["a"], "b": r["b"], "mismatched": r["mismatched"],
+        })).collect::<Vec<_>>(),
+    });
+    Ok(report)
+}
+
+/// The tensor figures of a comparison, summed over a record's tensor fields.
+#[derive(Default)]
+struct TensorFigures {
+    max_abs: Option<f64>,
+    mismatched: u64,
+    rows: u64,
+    flips: u64,
+}
+
+impl TensorFigures {
+    fn of(r: &Json) -> TensorFigures {
+        let mut t = TensorFigures::default();
+        t.add(r);
+        t
+    }
+
+    fn add(&mut self, r: &Json) {
+        if let Some(v) = r["max_abs"]["value"].as_f64() {
+            self.max_abs = Some(self.max_abs.map_or(v, |m| m.max(v)));
+        }
+        self.mismatched += r["mismatched"].as_u64().unwrap_or(0);
+        if let Some(f) = r.get("argmax").filter(|f| !f.is_null()) {
+            self.rows += f["rows"].as_u64().unwrap_or(0);
+            self.flips += f["flipped"].as_u64().unwrap_or(0);
+        }
+        for f in r["fields"].as_array().into_iter().flatten() {
+            self.add(f);
+        }
+    }
+}
