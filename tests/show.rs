@@ -173,7 +173,10 @@ fn diff_agrees_with_numpy_and_exits_as_diff_does() {
         .stdout(predicate::str::contains("identical"));
     let (x, y) = (put(&["--text", "a\nb\nc"]), put(&["--text", "a\nB\nc"]));
     t.cmd().args(["diff", &x, &y]).assert().code(1).stdout(
-        predicate::str::contains("first difference at line 2").and(predicate::str::contains("+ B")),
+        predicate::str::contains("first difference at line 2")
+            .and(predicate::str::contains("@@ -1,3 +1,3 @@"))
+            .and(predicate::str::contains("-b\n"))
+            .and(predicate::str::contains("+B")),
     );
     // Trouble is exit 2: an unknown hash, a bad tolerance.
     t.cmd().args(["diff", &x, "ffff"]).assert().code(2);

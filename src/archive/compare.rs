@@ -159,6 +159,11 @@ fn text(x: &str, y: &str) -> Json {
         .zip(y.lines())
         .position(|(a, b)| a != b)
         .unwrap_or_else(|| x.lines().count().min(y.lines().count()));
+    let unified = similar::TextDiff::from_lines(x, y)
+        .unified_diff()
+        .context_radius(3)
+        .header("a", "b")
+        .to_string();
     json!({
         "kind": "text", "equal": x == y,
         "a_lines": x.lines().count(), "b_lines": y.lines().count(),
@@ -166,6 +171,7 @@ fn text(x: &str, y: &str) -> Json {
             "line": first + 1,
             "a": x.lines().nth(first), "b": y.lines().nth(first),
         },
+        "unified": unified,
     })
 }
 

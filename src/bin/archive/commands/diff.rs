@@ -137,14 +137,16 @@ fn describe(r: &Json, indent: &str) -> Vec<String> {
             if !r["equal"].as_bool().unwrap_or(false) {
                 let d = &r["first_difference"];
                 out.push(format!("{indent}  first difference at line {}:", d["line"]));
-                out.push(format!(
-                    "{indent}  - {}",
-                    d["a"].as_str().unwrap_or("(no line)")
-                ));
-                out.push(format!(
-                    "{indent}  + {}",
-                    d["b"].as_str().unwrap_or("(no line)")
-                ));
+                // The unified diff, at most 200 lines of it.
+                let unified = r["unified"].as_str().unwrap_or_default();
+                let total = unified.lines().count();
+                out.extend(unified.lines().take(200).map(|l| format!("{indent}  {l}")));
+                if total > 200 {
+                    out.push(format!(
+                        "{indent}  … {} more lines (--json has all)",
+                        total - 200
+                    ));
+                }
             }
             out
         }
