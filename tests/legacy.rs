@@ -3,12 +3,10 @@
 //! arrays), a structured `.npy`, ONNX sequences and optionals. Each is read as its tool reads it, with one hash per value
 //! whatever the encoding, or refused naming the real reason.
 
-use std::process::Command;
-
 use predicates::prelude::*;
 
 use crate::interop::python_with;
-use crate::util::{TempStore, stdout_of};
+use crate::util::{TempStore, python_script, stdout_of, store_with_dirs};
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,17 +18,8 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
     let Some(py) = python_with("numpy, msgpack, msgpack_numpy, onnx") else {
         return;
     };
-    let t = TempStore::new();
-    t.cmd().arg("init").arg(t.path()).assert().success();
-    let d = t.dir.path().join("files");
-    let out = t.dir.path().join("out");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    let wrote = Command::new(py)
-        .args([SCRIPT, "write"])
-        .arg(&d)
-        .status()
-        .expect("python");
-    assert!(wrote.success());
+    let (t, d, out) = store_with_dirs("files");
+    python_script(py, SCRIPT, "write", &[&d]);
     let put = |name: &str| {
         stdout_of(t.cmd().arg("put").arg(d.join(name)))
             .trim()
@@ -87,14 +76,7 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
         }
     }
     base64_in_and_out(&t, &d, &out);
-    let check = Command::new(py)
-        .args([SCRIPT, "check"])
-        .arg(&d)
-        .arg(&out)
-        .output()
-        .expect("python");
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{report}");
+    let report = python_script(py, SCRIPT, "check", &[&d, &out]);
     assert!(report.contains("all equal"), "{report}");
 }
 
@@ -112,17 +94,8 @@ fn pickles_of_every_protocol_are_read_without_running_them_and_malicious_ones_re
     let Some(py) = python_with("numpy, msgpack, msgpack_numpy") else {
         return;
     };
-    let t = TempStore::new();
-    t.cmd().arg("init").arg(t.path()).assert().success();
-    let d = t.dir.path().join("pickles");
-    let out = t.dir.path().join("out");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    let wrote = Command::new(py)
-        .args([PICKLES, "write"])
-        .arg(&d)
-        .status()
-        .expect("python");
-    assert!(wrote.success());
+    let (t, d, out) = store_with_dirs("pickles");
+    python_script(py, PICKLES, "write", &[&d]);
     let put = |name: &str| {
         stdout_of(t.cmd().arg("put").arg(d.join(name)))
             .trim()
@@ -161,14 +134,7 @@ fn pickles_of_every_protocol_are_read_without_running_them_and_malicious_ones_re
             .stderr(predicate::str::contains(file).and(predicate::str::contains(why)));
     }
     assert_eq!(t.snapshot(), before, "a refused pickle stored something");
-    let check = Command::new(py)
-        .args([PICKLES, "check"])
-        .arg(&d)
-        .arg(&out)
-        .output()
-        .expect("python");
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{report}");
+    let report = python_script(py, PICKLES, "check", &[&d, &out]);
     assert!(report.contains("all equal"), "{report}");
 }
 

@@ -2,12 +2,10 @@
 //! every dtype (bf16 and fp8 included) with NaN, infinities, empty and 0-d ones; its text at
 //! 80 columns; text, record and categorical objects.
 
-use std::process::Command;
-
 use predicates::prelude::*;
 
 use crate::interop::python_with;
-use crate::util::{TempStore, sample, stdout_of};
+use crate::util::{TempStore, python_script, sample, stdout_of, store_with_dirs};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/show_check.py");
 
@@ -16,17 +14,8 @@ fn show_figures_agree_with_numpy_for_every_dtype() {
     let Some(py) = python_with("numpy, ml_dtypes") else {
         return;
     };
-    let t = TempStore::new();
-    t.cmd().arg("init").arg(t.path()).assert().success();
-    let d = t.dir.path().join("arrays");
-    let out = t.dir.path().join("json");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    let wrote = Command::new(py)
-        .args([SCRIPT, "write"])
-        .arg(&d)
-        .status()
-        .expect("python");
-    assert!(wrote.success());
+    let (t, d, out) = store_with_dirs("arrays");
+    python_script(py, SCRIPT, "write", &[&d]);
     let mut files: Vec<_> = std::fs::read_dir(&d)
         .expect("arrays")
         .filter_map(|e| Some(e.ok()?.path()))
@@ -43,14 +32,7 @@ fn show_figures_agree_with_numpy_for_every_dtype() {
         let json = stdout_of(t.cmd().args(["--json", "show", &h]));
         std::fs::write(out.join(format!("{stem}.json")), json).expect("write");
     }
-    let check = Command::new(py)
-        .args([SCRIPT, "check"])
-        .arg(&d)
-        .arg(&out)
-        .output()
-        .expect("python");
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{report}");
+    let report = python_script(py, SCRIPT, "check", &[&d, &out]);
     assert!(report.contains("all figures agree"), "{report}");
 }
 
@@ -107,17 +89,8 @@ fn diff_agrees_with_numpy_and_exits_as_diff_does() {
     let Some(py) = python_with("numpy, ml_dtypes") else {
         return;
     };
-    let t = TempStore::new();
-    t.cmd().arg("init").arg(t.path()).assert().success();
-    let d = t.dir.path().join("pairs");
-    let out = t.dir.path().join("json");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    let wrote = Command::new(py)
-        .args([SCRIPT, "pairs"])
-        .arg(&d)
-        .status()
-        .expect("python");
-    assert!(wrote.success());
+    let (t, d, out) = store_with_dirs("pairs");
+    python_script(py, SCRIPT, "pairs", &[&d]);
     let put = |args: &[&str]| stdout_of(t.cmd().arg("put").args(args)).trim().to_owned();
     for (name, code) in [
         ("probs", 1),
@@ -136,14 +109,8 @@ fn diff_agrees_with_numpy_and_exits_as_diff_does() {
         assert_eq!(o.status.code(), Some(code), "{name}");
         std::fs::write(out.join(format!("{name}.json")), &o.stdout).expect("write");
     }
-    let check = Command::new(py)
-        .args([SCRIPT, "check_diff"])
-        .arg(&d)
-        .arg(&out)
-        .output()
-        .expect("python");
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{report}");
+    let report = python_script(py, SCRIPT, "check_diff", &[&d, &out]);
+    assert!(report.contains("all figures agree"), "{report}");
 
     // Records field by field, the tensors they refer to compared too.
     let probs = put(&[sample("digits_test_probs.npy").to_str().expect("path")]);

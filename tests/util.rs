@@ -101,3 +101,32 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         .fill(&mut out);
     out
 }
+
+/// Run `script MODE DIRS...` with `py` (the tests' Python interop scripts: `write` to make
+/// files, `check` to compare what came back); asserts it succeeded, returns its stdout.
+pub fn python_script(py: &str, script: &str, mode: &str, dirs: &[&Path]) -> String {
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(mode)
+        .args(dirs)
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} {mode}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A new store, with two folders beside it: `name` for the files a script writes (not created:
+/// the script makes it) and `out` for what the archive writes back (created).
+pub fn store_with_dirs(name: &str) -> (TempStore, PathBuf, PathBuf) {
+    let t = TempStore::new();
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let d = t.dir.path().join(name);
+    let out = t.dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    (t, d, out)
+}
