@@ -293,6 +293,12 @@ fn put_never_waits_for_a_held_index_and_its_entries_are_indexed_next() {
         .arg(&rec)
         .assert()
         .code(5);
+    // The holder that hands the index over and takes it again sees them: taking it again
+    // catches it up.
+    let q = model_archive::query::Query::parse("run = \"held\"").expect("query");
+    assert_eq!(a.query(&q).count(), 0, "not indexed yet");
+    a.release_index();
+    assert_eq!(a.query(&q).filter(|e| e.is_ok()).count(), 3);
     drop(a);
     // The next command to open the store indexes them.
     let listed = stdout_of(t.cmd().args(["query", "run = \"held\"", "--hashes"]));

@@ -51,6 +51,8 @@ pub(super) struct Lease {
     waits: Mutex<IndexWaits>,
     /// When a yield point last looked for waiters.
     looked: Mutex<Instant>,
+    /// Whether the index was taken before (so a take is a take again, after a hand-over).
+    taken_before: std::sync::atomic::AtomicBool,
 }
 
 impl Lease {
@@ -63,6 +65,7 @@ impl Lease {
             held: Mutex::new(None),
             waits: Mutex::default(),
             looked: Mutex::new(Instant::now()),
+            taken_before: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -76,8 +79,9 @@ impl Lease {
             held: Mutex::new(None),
             waits: Mutex::default(),
             looked: Mutex::new(Instant::now()),
+            taken_before: std::sync::atomic::AtomicBool::new(false),
         };
-        let (_, damaged) = lease.get()?;
+        let (_, damaged, _) = lease.get()?;
         Ok((lease, damaged))
     }
 
@@ -93,8 +97,10 @@ impl Lease {
     }
 
     /// The index, taken again if it was handed back; with the reason when it was found
-    /// damaged and cleared on the way (the caller rebuilds it from the segments).
-    pub fn get(&self) -> Result<(Arc<Index>, Option<String>)> {
+    /// damaged and cleared on the way (the caller rebuilds it from the segments), and whether
+    /// it was taken again after a hand-over (other processes may have written meanwhile: the
+    /// caller catches it up).
+    pub fn get(&self) -> Result<(Arc<Index>, Option<String>, bool)> {
         if !self.indexed {
             return Err(Error::invalid(
                 self.root.display().to_string(),
@@ -103,7 +109,7 @@ impl Lease {
         }
         let mut slot = self.slot()?;
         if let Some(held) = slot.as_ref() {
-            return Ok((Arc::clone(&held.index), None));
+            return Ok((Arc::clone(&held.index), None, false));
         }
         let start = Instant::now();
         let lock = lock_index(&self.root.join(LOCK_FILE), self.timeout)?;
@@ -127,7 +133,10 @@ impl Lease {
             since,
             _lock: lock,
         });
-        Ok((index, damaged))
+        let again = self
+            .taken_before
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        Ok((index, damaged, again))
     }
 
     fn count_wait(&self, waited: Duration) {

@@ -74,6 +74,8 @@ pub struct Archive {
     claims: append::Claims,
     segment_size: u64,
     warnings: Mutex<Vec<String>>,
+    /// True while `catch_up` runs: taking the index again then does not start another.
+    catching_up: std::sync::atomic::AtomicBool,
 }
 
 impl Archive {
@@ -130,12 +132,18 @@ impl Archive {
     /// (waiting for another process, caught up with the segments if it had to be rebuilt)
     /// when it was handed back.
     fn index(&self) -> Result<Arc<Index>> {
-        let (index, damaged) = self.lease.get()?;
-        if let Some(reason) = damaged {
+        let (index, damaged, again) = self.lease.get()?;
+        if let Some(reason) = &damaged {
             self.warn(format!(
                 "{}: damaged index rebuilt from the segments ({reason})",
                 self.root.join(crate::store_dir::INDEX_DIR).display()
             ));
+        }
+        // Taken again after a hand-over: what others wrote meanwhile (a `put` that found the
+        // index busy writes without it) is indexed now, unless a catch-up is what handed it
+        // over (it goes on by itself).
+        let catching_up = self.catching_up.load(std::sync::atomic::Ordering::Relaxed);
+        if (damaged.is_some() || again) && !catching_up {
             drop(index);
             self.catch_up(&|_, _| {})?;
             return Ok(self.lease.get()?.0);

@@ -134,6 +134,7 @@ impl ArchiveBuilder {
             claims: append::Claims::default(),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
+            catching_up: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

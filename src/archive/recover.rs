@@ -27,10 +27,18 @@ impl Archive {
     /// Index every frame past each segment's high-water mark; cut torn tails of segments that
     /// no writer holds. `progress(done, total)` counts bytes scanned.
     pub(super) fn catch_up(&self, progress: &dyn Fn(u64, u64)) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let outer = !self.catching_up.swap(true, Ordering::Relaxed);
         // A pass that handed the index to a waiting process starts again where the index is
         // now: the other process may have gone on with the catch-up meanwhile.
-        while self.catch_up_pass(progress)? == Pass::Yielded {}
-        Ok(())
+        let done = (|| {
+            while self.catch_up_pass(progress)? == Pass::Yielded {}
+            Ok(())
+        })();
+        if outer {
+            self.catching_up.store(false, Ordering::Relaxed);
+        }
+        done
     }
 
     fn catch_up_pass(&self, progress: &dyn Fn(u64, u64)) -> Result<Pass> {
