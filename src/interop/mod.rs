@@ -277,9 +277,17 @@ impl Document<'_> {
     }
 }
 
-/// Read one document. A msgpack stream of several values is refused here; [`read_all`]
-/// takes it.
+/// Read one document, of the inflated input when it is compressed (`compressed`). A msgpack
+/// stream of several values is refused here; [`read_all`] takes it.
 pub fn read<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Document<'a>> {
+    // Compressed input (gzip, zstd, zlib) of any format is read from its inflated bytes.
+    if let Some(plain) = compressed::decompress(input, bytes)? {
+        return read_plain(format, input, &plain).map(Document::into_owned);
+    }
+    read_plain(format, input, bytes)
+}
+
+fn read_plain<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Document<'a>> {
     Ok(match format {
         Format::Npy => {
             let arr = npy::read(input, bytes)?;
@@ -309,7 +317,7 @@ pub fn read_all<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Vec<
 fn read_all_plain<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Vec<Document<'a>>> {
     match format {
         Format::MsgpackNumpy => msgpack_numpy::read_stream(input, bytes),
-        _ => Ok(vec![read(format, input, bytes)?]),
+        _ => Ok(vec![read_plain(format, input, bytes)?]),
     }
 }
 
