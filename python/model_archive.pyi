@@ -200,6 +200,8 @@ class Archive:
         entry the query matches, as one array [N, ...], rows oldest first."""
     def entries_of(self, hash: Hash) -> list[Entry]: ...
     def stats(self) -> dict[str, Any]: ...
+    def rm(self, query: str, dry_run: bool = False) -> dict[str, Any]:
+        """Remove every entry `query` matches: entries, objects, stored_bytes, dry_run."""
     def verify(self) -> list[str]:
         """Re-read and re-hash everything; the problems found (empty when all is well)."""
     def writer(

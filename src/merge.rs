@@ -33,6 +33,28 @@ pub struct MergeReport {
     pub stored_bytes: u64,
     /// Batches committed.
     pub batches: u64,
+    /// Entries the other store's removals name that the target had not removed: recorded
+    /// in the target too, so that a removed entry does not come back from another copy.
+    pub removals_carried: u64,
+}
+
+/// Record in `into` the removals of `from` it lacks, in one removal frame.
+fn carry_removals(m: &mut Merger<'_>) -> Result<u64> {
+    let theirs = m.from.removed()?;
+    let ids: Vec<crate::format::removal::EntryId> = theirs
+        .ids()
+        .filter(|id| !m.removed.contains(&id.hash, id.time_ns, &id.tags))
+        .collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let what = format!("merged from {}", m.from.path().display());
+    let body = crate::format::removal::RemovalBody::new(crate::archive::now_ns(), &what, &ids, 0);
+    m.writer.log_removal(body)?;
+    // A commit that fails resets the batch: nothing of it is indexed.
+    m.writer.commit()?;
+    m.report.batches += 1;
+    Ok(ids.len() as u64)
 }
 
 /// Fold every entry of `from` into `into`, with `BATCH_ENTRIES` entries per commit.
@@ -79,6 +101,7 @@ pub fn merge_in_batches(
         writer: into.writer(),
         copied: HashSet::new(),
         entries_of: HashMap::new(),
+        removed: into.removed()?,
         report: MergeReport {
             entries_seen: total,
             ..MergeReport::default()
@@ -111,6 +134,7 @@ pub fn merge_in_batches(
         }
         m.report.batches += 1;
     }
+    m.report.removals_carried = carry_removals(&mut m)?;
     let totals = m.writer.totals();
     m.report.new_objects = totals.new_objects;
     m.report.raw_bytes = totals.raw_bytes;
@@ -140,6 +164,8 @@ struct Merger<'a> {
     /// (they are not in the index before their batch commits). Read once per object: an object
     /// logged a million times costs one lookup, not a million.
     entries_of: HashMap<ObjectHash, HashSet<EntryKey>>,
+    /// What `into` removed.
+    removed: std::sync::Arc<crate::index::Removed>,
     report: MergeReport,
 }
 
@@ -147,7 +173,10 @@ impl Merger<'_> {
     /// Copy one entry of `from`, with its object and that object's parts, unless `into` has it.
     fn entry(&mut self, e: &EntryInfo) -> Result<()> {
         let key = (e.time_ns, e.tags.clone());
-        if self.target_entries(&e.hash)?.contains(&key) {
+        // An entry the target removed stays removed: it is not copied back.
+        if self.removed.contains(&e.hash, e.time_ns, &e.tags)
+            || self.target_entries(&e.hash)?.contains(&key)
+        {
             self.report.entries_skipped += 1;
             return Ok(());
         }

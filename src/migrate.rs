@@ -10,6 +10,8 @@ use crate::store_dir::read_any_store_header;
 
 #[path = "../migrations/v1_to_v2.rs"]
 mod v1_to_v2;
+#[path = "../migrations/v2_to_v3.rs"]
+mod v2_to_v3;
 
 /// What `migrate` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,11 @@ pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
             v1_to_v2::FROM => {
                 let next = v1_to_v2::apply(root, &header)?;
                 steps.push(v1_to_v2::NAME.to_owned());
+                next
+            }
+            v2_to_v3::FROM => {
+                let next = v2_to_v3::apply(root, &header)?;
+                steps.push(v2_to_v3::NAME.to_owned());
                 next
             }
             v => {

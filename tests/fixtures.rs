@@ -127,13 +127,18 @@ fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
-/// The frozen v2 store: written once by schema v2 (packs beside whole frames), it must open
-/// without a migration and read back bit-exact, with its entries and tags, for as long as v2
-/// is readable.
+/// The frozen v2 store: written once by schema v2 (packs beside whole frames), it asks for a
+/// migration (v3 added removals), and then reads back bit-exact, with its entries and tags.
 #[test]
-fn v2_fixture_store_opens_and_reads_back_bit_exact() {
+fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
     let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v2(), write_fixture_v2);
-    let a = Archive::open(&store).expect("open the v2 fixture");
+    match Archive::open(&store) {
+        Err(model_archive::Error::NeedsMigration { found: 2, .. }) => {}
+        other => panic!("a v2 store must ask for a migration, got {:?}", other.err()),
+    }
+    let report = model_archive::migrate::migrate(&store).expect("migrate");
+    assert_eq!((report.from, report.to, report.steps.len()), (2, 3, 1));
+    let a = Archive::open(&store).expect("open the migrated v2 fixture");
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     let stats = a.stats().expect("stats");
     assert_eq!(
@@ -231,7 +236,7 @@ fn v1_fixture_store_opens_and_reads_back_bit_exact() {
         other => panic!("a v1 store must ask for a migration, got {:?}", other.err()),
     }
     let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (1, 2, 1));
+    assert_eq!((report.from, report.to, report.steps.len()), (1, 3, 2));
     let again = model_archive::migrate::migrate(&store).expect("migrate again");
     assert!(again.steps.is_empty(), "a current store needs no step");
     let a = Archive::open(&store).expect("open the migrated v1 fixture");

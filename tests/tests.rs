@@ -31,5 +31,6 @@ mod merge;
 mod pack;
 mod query;
 mod reliability;
+mod rm;
 mod roundtrip;
 mod show;

@@ -50,6 +50,12 @@ done
 "$A" get "${report:0:10}" -o "$work/report.txt"
 cmp "$work/report.txt" $S/texts/classification_report.txt
 
+# A debug run logged by mistake, then removed: it leaves every listing, the removal is a frame.
+printf '{"id": "dbg-1", "label": 0}\n{"id": "dbg-2", "label": 1}\n' | "$A" log --tag run=debug
+run rm 'run = "debug"' --dry-run
+run rm 'run = "debug"'
+run query 'run = "debug"'
+
 run verify
 run stats
 printf '\nevery output came back bit-exact\n'

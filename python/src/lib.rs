@@ -547,11 +547,36 @@ impl PyArchive {
         d.set_item("segments", s.segments)?;
         d.set_item("segment_bytes", s.segment_bytes)?;
         d.set_item("index_bytes", s.index_bytes)?;
+        d.set_item("removed_entries", s.removed_entries)?;
+        d.set_item("removable_bytes", s.removable_bytes)?;
         let by_kind = PyDict::new(py);
         for (k, n) in s.by_kind {
             by_kind.set_item(k, n)?;
         }
         d.set_item("by_kind", by_kind)?;
+        Ok(d)
+    }
+
+    /// Remove every entry `query` matches (as `archive rm` does); with `dry_run`, only say
+    /// what would go. Returns a dict: entries, objects (no live entry logs them any more),
+    /// stored_bytes (about what `archive gc` gets back), dry_run. An empty query is refused.
+    #[pyo3(signature = (query, dry_run = false))]
+    fn rm<'py>(&self, py: Python<'py>, query: &str, dry_run: bool) -> PyResult<Bound<'py, PyDict>> {
+        if query.trim().is_empty() {
+            return Err(PyValueError::new_err("rm needs a query"));
+        }
+        let archive = self.archive()?;
+        let r = py
+            .detach(|| {
+                let q = archive.parse_query(query)?;
+                archive.rm(&q, query, dry_run)
+            })
+            .map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("entries", r.entries)?;
+        d.set_item("objects", r.objects)?;
+        d.set_item("stored_bytes", r.stored_bytes)?;
+        d.set_item("dry_run", r.dry_run)?;
         Ok(d)
     }
 

@@ -10,8 +10,15 @@ use crate::info::EntryInfo;
 use crate::locator::Source;
 
 impl Archive {
-    /// The entries of one run, oldest first.
+    /// The live entries of one run (those no removal names), oldest first.
     pub(super) fn run_entries(&self, first: u64, run: RunRec) -> Result<Vec<EntryInfo>> {
+        let mut v = self.run_entries_all(first, run)?;
+        self.drop_removed(&mut v)?;
+        Ok(v)
+    }
+
+    /// The entries of one run, removed ones too, oldest first.
+    pub(super) fn run_entries_all(&self, first: u64, run: RunRec) -> Result<Vec<EntryInfo>> {
         Ok(match run {
             RunRec::Entries(v) => v
                 .into_iter()

@@ -26,6 +26,7 @@ mod open;
 mod put;
 mod query;
 mod recover;
+mod remove;
 mod stack;
 mod stats;
 mod verify;
@@ -41,6 +42,7 @@ pub use compare::Tolerance;
 pub use lease::IndexWaits;
 pub use open::ArchiveBuilder;
 pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
+pub use remove::RmReport;
 pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
 

@@ -566,6 +566,38 @@ impl Writer<'_> {
         )
     }
 
+    /// Record a removal (`archive rm`): a removal frame, durable at commit, after which the
+    /// index leaves its entries out of every listing.
+    pub fn log_removal(&mut self, body: crate::format::removal::RemovalBody) -> Result<()> {
+        let bytes = body.encode().map_err(Error::internal)?;
+        let level = Some(self.archive.settings.zstd_level.unwrap_or(3));
+        let encoded = codec::encode(&bytes, 1, None, level)?;
+        let meta = FrameMeta {
+            object: Some(payload_meta(
+                crate::format::removal::REMOVAL_KIND,
+                "",
+                &[],
+                bytes.len(),
+                &encoded,
+                level,
+            )),
+            entry: None,
+        };
+        let hash = ObjectHash::from(blake3::hash(&bytes));
+        let align = FrameHeader::payload_align(false, encoded.codec(), bytes.len() as u64);
+        let (seg, offset) = self.append(
+            FrameKind::Removal,
+            encoded.codec(),
+            hash,
+            &meta,
+            &encoded.parts(),
+            align,
+        )?;
+        self.update.removals.push((seg, offset, body));
+        self.count += 1;
+        Ok(())
+    }
+
     /// Write the pack of small objects and entries gathered so far as one frame.
     fn flush_pack(&mut self) -> Result<()> {
         if self.pack.is_empty() {

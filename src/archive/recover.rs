@@ -17,7 +17,7 @@ use crate::index::TAG_VALUES_PER_RUN;
 use crate::index::{EntryRec, ObjectLoc, PackUpdate, RunUpdate, Update};
 use crate::object::Kind;
 use crate::object::record::{Record, scan_fields};
-use crate::segment::pack::decode_frame;
+use crate::segment::pack::{decode_compaction, decode_frame, decode_removal};
 use crate::segment::payload::{decode_payload, object_meta};
 use crate::segment::reader::map_file;
 use crate::segment::scan::{Frame, read_frame, scan};
@@ -146,6 +146,13 @@ impl Archive {
             {
                 continue;
             }
+            if matches!(
+                frame.header.kind,
+                FrameKind::Removal | FrameKind::Compaction
+            ) {
+                self.add_tombstone(&mut scan.update, seg, frame, map, path);
+                continue;
+            }
             if frame.header.kind == FrameKind::Pack {
                 // A pack whose payload does not check out costs that pack alone, like any
                 // damaged frame.
@@ -162,6 +169,24 @@ impl Archive {
             self.add_frame_fields(&mut scan, seg, frame, map, path);
         }
         Ok(scan.update)
+    }
+
+    /// Add a removal or compaction frame to an update. A damaged one costs that frame alone,
+    /// like any damaged frame, and is named.
+    fn add_tombstone(&self, update: &mut Update, seg: u32, frame: &Frame, map: &[u8], path: &Path) {
+        let read = read_frame(map, frame.offset)
+            .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()));
+        let added = read.and_then(|(f, payload)| match f.header.kind {
+            FrameKind::Removal => decode_removal(&f, payload, path)
+                .map(|body| update.removals.push((seg, frame.offset, body))),
+            _ => decode_compaction(&f, payload, path).map(|body| {
+                update.collected.extend(body.collected());
+                update.superseded.extend(body.replaces);
+            }),
+        });
+        if let Err(e) = added {
+            self.warn(format!("damaged frame skipped: {e}"));
+        }
     }
 
     /// Add a pack to a rescan: its run, its entries' logged bytes and record fields.

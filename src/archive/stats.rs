@@ -30,6 +30,11 @@ pub struct Stats {
     pub index_bytes: u64,
     /// Objects by kind name.
     pub by_kind: Vec<(String, u64)>,
+    /// Of `entries`, those `archive rm` removed (counted as the removals name them).
+    pub removed_entries: u64,
+    /// Stored bytes the removals freed for `gc` to get back, as each removal estimated it
+    /// (`archive gc --dry-run` finds the exact figure).
+    pub removable_bytes: u64,
 }
 
 impl Archive {
@@ -60,8 +65,11 @@ impl Archive {
         Ok(s)
     }
 
-    /// Segment files and index size.
+    /// Segment files, index size and removals.
     fn files_stats(&self, s: &mut Stats) -> Result<()> {
+        let removed = self.removed()?;
+        s.removed_entries = removed.entries();
+        s.removable_bytes = removed.freed();
         for (_, path) in self.segment_files()? {
             s.segments += 1;
             s.segment_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -106,7 +114,7 @@ impl Archive {
             .collect::<Result<Vec<_>>>()?;
         for (first, run) in runs {
             self.lease.yield_to_waiters();
-            for e in self.run_entries(first, run)? {
+            for e in self.run_entries_all(first, run)? {
                 s.entries += 1;
                 s.logical_bytes += raw_of.get(&e.hash).copied().unwrap_or(0);
             }

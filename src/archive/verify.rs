@@ -10,6 +10,7 @@ use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::hash::ObjectHash;
 use crate::index::LOOKUP_DIR;
 use crate::index::lookup;
+use crate::segment::pack::checked_body;
 use crate::segment::pack::decode_frame;
 use crate::segment::payload::{decode_payload, object_meta, verify_hash};
 use crate::segment::reader::map_file;
@@ -315,6 +316,17 @@ fn verify_segment(
                     report.bytes_checked += bytes;
                     vec![(0, frame.header.hash)]
                 })
+            }
+            FrameKind::Removal | FrameKind::Compaction => {
+                let kind = if frame.header.kind == FrameKind::Removal {
+                    crate::format::removal::REMOVAL_KIND
+                } else {
+                    crate::format::removal::COMPACTION_KIND
+                };
+                read_frame(map, frame.offset)
+                    .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
+                    .and_then(|(f, payload)| checked_body(&f, payload, path, kind).map(|_| ()))
+                    .map(|()| Vec::new())
             }
             _ => continue,
         };

@@ -114,6 +114,11 @@ pub enum FrameKind {
     Entry = 2,
     /// Many small objects and entries (schema v2; see `format::pack`).
     Pack = 3,
+    /// Entries removed by `archive rm` (schema v3; see `format::removal`).
+    Removal = 4,
+    /// The first frame of a segment `archive gc` wrote: what it replaces and dropped (schema
+    /// v3; see `format::removal`).
+    Compaction = 5,
 }
 
 /// A decoded frame header.
@@ -240,6 +245,8 @@ impl FrameHeader {
             Some(1) => FrameKind::Object,
             Some(2) => FrameKind::Entry,
             Some(3) if version >= 2 => FrameKind::Pack,
+            Some(4) if version >= 3 => FrameKind::Removal,
+            Some(5) if version >= 3 => FrameKind::Compaction,
             other => {
                 return Err(HeaderError::Invalid(format!(
                     "unknown frame kind {other:?}"

@@ -6,12 +6,12 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: u16 = 2;
+pub const SCHEMA_VERSION: u16 = 3;
 
 /// The oldest schema version of a store this program opens directly (older stores need
-/// `archive migrate`). Segments and frames of v1 stay readable in a v2 store: v2 only adds
-/// pack frames.
-pub const OLDEST_READABLE: u16 = 2;
+/// `archive migrate`). Segments and frames of v1 and v2 stay readable in a v3 store: v2 only
+/// adds pack frames, v3 removal and compaction frames.
+pub const OLDEST_READABLE: u16 = 3;
 
 /// Check the version of a segment read from `path`: any version up to this program's.
 pub fn check_segment(path: &Path, found: u16) -> Result<()> {

@@ -24,14 +24,7 @@ impl Index {
             .next_seq
             .lock()
             .map_err(|_| Error::internal("sequence lock poisoned"))?;
-        let mut staged = Staged {
-            index: self,
-            batch: sled::Batch::default(),
-            located: Vec::new(),
-            names: HashMap::new(),
-            new_objects: 0,
-            totals: Totals::default(),
-        };
+        let mut staged = Staged::new(self);
         staged.names(&update);
         let attrs = (&update.attrs, &update.attrs_unknown);
         let mut raw_at: HashMap<(u32, u64), u64> = update
@@ -40,6 +33,7 @@ impl Index {
             .map(|(_, loc)| ((loc.seg, loc.offset), loc.raw_len))
             .collect();
         raw_at.extend(update.entry_raw.iter().map(|(k, v)| (*k, *v)));
+        let removals = self.stage_removals(&mut staged.batch, &update)?;
         let own_entries = staged.objects(&update.objects, &update.runs, *next, new_objects_only)?;
         let mut seq = *next;
         for run in update.runs {
@@ -71,8 +65,7 @@ impl Index {
             batch.insert(keys::TOTALS, encode(&totals)?);
         }
         // Tables first, so they always cover what sled holds. They are the only index of
-        // packed objects: if they cannot be written, drop them all, and the next open
-        // rebuilds the whole index from the segments.
+        // packed objects: if they cannot be written, drop them all (the next open rebuilds).
         if !located.is_empty() {
             let added = located.len() as u64;
             match lookup::add(&self.lookup, located) {
@@ -85,6 +78,7 @@ impl Index {
             self.reload_tables();
         }
         self.db.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.forget_removed_if(removals);
         let mut segs = self
             .segs
             .lock()
@@ -120,7 +114,18 @@ struct Staged<'a> {
     totals: Totals,
 }
 
-impl Staged<'_> {
+impl<'a> Staged<'a> {
+    fn new(index: &'a Index) -> Self {
+        Staged {
+            index,
+            batch: sled::Batch::default(),
+            located: Vec::new(),
+            names: HashMap::new(),
+            new_objects: 0,
+            totals: Totals::default(),
+        }
+    }
+
     fn name_of(&mut self, seg: u32) -> Result<String> {
         if let Some(n) = self.names.get(&seg) {
             return Ok(n.clone());

@@ -34,6 +34,34 @@ pub const TABLE_ENTRIES: &[u8] = b"n";
 /// (size, modification time, inode), so that an unchanged table is not hashed at every open.
 pub const CHECKED_TABLE: u8 = b'c';
 
+/// `x` + segment id + frame offset: a removal frame that is indexed, and its body.
+pub const REMOVAL: u8 = b'x';
+/// `g` + hash: an object a compaction dropped.
+pub const COLLECTED: u8 = b'g';
+/// `u` + segment name: a segment a compaction replaced; the index ignores it.
+pub const SUPERSEDED: u8 = b'u';
+
+/// Key of a removal frame.
+pub fn removal(seg: u32, offset: u64) -> [u8; 13] {
+    let mut k = pack(seg, offset);
+    k[0] = REMOVAL;
+    k
+}
+
+/// Key of an object a compaction dropped.
+pub fn collected(hash: &ObjectHash) -> [u8; 1 + HASH_LEN] {
+    let mut k = object(hash);
+    k[0] = COLLECTED;
+    k
+}
+
+/// Key of a segment a compaction replaced.
+pub fn superseded(name: &str) -> Vec<u8> {
+    let mut k = vec![SUPERSEDED];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 /// Key of a checked lookup table.
 pub fn checked_table(name: &str) -> Vec<u8> {
     let mut k = vec![CHECKED_TABLE];

@@ -11,6 +11,8 @@
 mod apply;
 pub mod keys;
 pub mod lookup;
+mod removed;
+pub use removed::Removed;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
-const INDEX_VERSION: u32 = 3;
+const INDEX_VERSION: u32 = 4;
 
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;
@@ -160,6 +162,12 @@ pub struct Update {
     /// Decoded sizes of what entries in frames without an object log (content stored
     /// elsewhere), by frame; an entry's own frame's object gives the size otherwise.
     pub entry_raw: HashMap<(u32, u64), u64>,
+    /// Removal frames: segment id, offset, body.
+    pub removals: Vec<(u32, u64, crate::format::removal::RemovalBody)>,
+    /// Objects compactions dropped.
+    pub collected: Vec<ObjectHash>,
+    /// Segments compactions replaced.
+    pub superseded: Vec<String>,
 }
 
 impl Update {
@@ -189,6 +197,8 @@ pub struct Index {
     segs: Mutex<Segs>,
     /// Next entry sequence number; the lock also serializes `apply`.
     next_seq: Mutex<u64>,
+    /// The removals, once read (`removed`).
+    removed: std::sync::RwLock<Option<std::sync::Arc<Removed>>>,
 }
 
 /// Most values of one tag key that a run gets a tag key each for. A run with more (records of
@@ -320,6 +330,7 @@ impl Index {
                 by_name: HashMap::new(),
             }),
             next_seq: Mutex::new(0),
+            removed: std::sync::RwLock::default(),
         };
         let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
         let current = INDEX_VERSION.to_be_bytes();
@@ -471,6 +482,7 @@ impl Index {
             by_name: HashMap::new(),
         });
         self.next_seq = Mutex::new(0);
+        self.forget_removed();
         Ok(())
     }
 

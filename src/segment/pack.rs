@@ -8,25 +8,50 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::format::frame::FrameKind;
 use crate::format::pack::{PACK_KIND, Pack};
+use crate::format::removal::{COMPACTION_KIND, CompactionBody, REMOVAL_KIND, RemovalBody};
 use crate::hash::ObjectHash;
 use crate::segment::mapped::{frame_at, header_at};
 use crate::segment::payload::decode_payload;
 use crate::segment::reader::Maps;
 use crate::segment::scan::Frame;
 
-/// Decode the pack of a scanned frame whose payload is `payload`.
-pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
+/// The decoded body of a frame whose payload is a body of `kind` (a pack, a removal, a
+/// compaction), checked against the hash in the frame's header.
+pub fn checked_body<'p>(
+    frame: &Frame,
+    payload: &'p [u8],
+    path: &Path,
+    kind: &str,
+) -> Result<std::borrow::Cow<'p, [u8]>> {
     let corrupt = |reason: String| Error::corrupt(path, frame.offset, reason);
     let meta = frame
         .meta
         .object
         .as_ref()
-        .filter(|m| m.kind == PACK_KIND)
-        .ok_or_else(|| corrupt("pack frame without pack metadata".into()))?;
+        .filter(|m| m.kind == kind)
+        .ok_or_else(|| corrupt(format!("{kind} frame without {kind} metadata")))?;
     let bytes = decode_payload(frame, meta, payload, path)?;
     if ObjectHash::from(blake3::hash(&bytes)) != frame.header.hash {
-        return Err(corrupt("pack does not hash back to its header".into()));
+        return Err(corrupt(format!("{kind} does not hash back to its header")));
     }
+    Ok(bytes)
+}
+
+/// The removal body of a scanned removal frame whose payload is `payload`.
+pub fn decode_removal(frame: &Frame, payload: &[u8], path: &Path) -> Result<RemovalBody> {
+    let bytes = checked_body(frame, payload, path, REMOVAL_KIND)?;
+    RemovalBody::decode(&bytes).map_err(|e| Error::corrupt(path, frame.offset, e))
+}
+
+/// The compaction body of a scanned compaction frame whose payload is `payload`.
+pub fn decode_compaction(frame: &Frame, payload: &[u8], path: &Path) -> Result<CompactionBody> {
+    let bytes = checked_body(frame, payload, path, COMPACTION_KIND)?;
+    CompactionBody::decode(&bytes).map_err(|e| Error::corrupt(path, frame.offset, e))
+}
+
+/// Decode the pack of a scanned frame whose payload is `payload`.
+pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
+    let bytes = checked_body(frame, payload, path, PACK_KIND)?;
     Pack::decode(
         &bytes,
         path,

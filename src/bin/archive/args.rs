@@ -16,7 +16,8 @@ Exit codes:
   3  not found (unknown hash, no store)
   4  corrupt data (or `verify` found problems)
   5  the index is locked by another process
-  6  schema version: the store is newer than this program, or needs `archive migrate`";
+  6  schema version: the store is newer than this program, or needs `archive migrate`
+  7  removed: the object was removed (`archive rm`) and dropped by `archive gc`";
 
 /// A content-addressed, compressed archive for model outputs: tensors, text, bytes, records.
 #[derive(Parser, Debug)]
@@ -201,6 +202,31 @@ Examples:
     },
     /// Bring a store written by an older schema version to the current one.
     Migrate,
+    /// Remove the entries a query matches; `archive gc` then gets their space back.
+    #[command(after_help = "\
+The entries disappear from ls, query, export and diff at once. The removal is itself recorded in
+the store (a removal frame: reindex and merge know of it), so nothing written before is changed.
+The objects the entries logged stay until `archive gc`, which drops those no live entry or live
+record needs; until then `archive get HASH` still finds them, afterwards it says they were
+removed (exit 7). A query that matches nothing removes nothing and says so.
+
+Examples:
+  archive rm 'run = \"debug-3\"' --dry-run       # entries and bytes that would go
+  archive rm 'run = \"debug-3\"'
+  archive rm 'time < 2026-06-01 and not has keep'
+  archive gc                                    # then get the space back")]
+    Rm(RmArgs),
+}
+
+/// `archive rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// The query whose matches go, e.g. 'run = "debug-3"' (as `archive query` takes it).
+    pub query: String,
+
+    /// Say what would be removed, and remove nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// `archive put`.

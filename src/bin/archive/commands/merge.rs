@@ -78,6 +78,13 @@ fn print_report(ctx: &Ctx, other: &Path, r: &MergeReport) -> Result<()> {
         size(r.raw_bytes),
         size(r.stored_bytes)
     )?;
+    if r.removals_carried > 0 {
+        outln!(
+            "{}: {} removed there, recorded here too",
+            other.display(),
+            count(r.removals_carried, "entry", "entries")
+        )?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod log;
 mod ls;
 mod merge;
 mod put;
+mod rm;
 mod show;
 mod stats;
 mod verify;
@@ -191,6 +192,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reindex => verify::reindex(&ctx),
         Command::Stats => stats::run(&ctx),
         Command::Merge { others } => merge::run(&ctx, &others),
+        Command::Rm(args) => rm::run(&ctx, args),
         Command::Log(args) => log::run(&ctx, args),
         Command::Query(args) => ls::query(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),

@@ -32,7 +32,12 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
         .collect::<Vec<_>>()
         .join(", ");
     t.add_row(vec!["objects".into(), s.objects.to_string(), kinds]);
-    t.add_row(vec!["entries".into(), s.entries.to_string(), String::new()]);
+    let live = s.entries.saturating_sub(s.removed_entries);
+    let removed = match s.removed_entries {
+        0 => String::new(),
+        n => format!("{n} removed, about {} for gc", size(s.removable_bytes)),
+    };
+    t.add_row(vec!["entries".into(), live.to_string(), removed]);
     t.add_row(vec![
         "logged bytes".into(),
         size(s.logical_bytes),
