@@ -40,9 +40,10 @@ pub struct MergeReport {
 
 /// Record in `into` the removals of `from` it lacks, in one removal frame.
 fn carry_removals(m: &mut Merger<'_>) -> Result<u64> {
-    let theirs = m.from.removed()?;
-    let ids: Vec<crate::format::removal::EntryId> = theirs
-        .ids()
+    let ids: Vec<crate::format::removal::EntryId> = m
+        .from
+        .removed_ids()?
+        .into_iter()
         .filter(|id| !m.removed.contains(&id.hash, id.time_ns, &id.tags))
         .collect();
     if ids.is_empty() {

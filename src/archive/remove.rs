@@ -121,6 +121,11 @@ impl Archive {
         self.index()?.removed()
     }
 
+    /// Every entry the removals of this store name, once each.
+    pub fn removed_ids(&self) -> Result<Vec<crate::format::removal::EntryId>> {
+        self.index()?.removed_ids()
+    }
+
     /// Leave out of `v` the entries a removal names.
     pub(super) fn drop_removed(&self, v: &mut Vec<EntryInfo>) -> Result<()> {
         let removed = self.index()?.removed()?;

@@ -36,6 +36,9 @@ pub const CHECKED_TABLE: u8 = b'c';
 
 /// `x` + segment id + frame offset: a removal frame that is indexed, and its body.
 pub const REMOVAL: u8 = b'x';
+/// `y` + segment id + frame offset: the removed entries of a removal frame as fixed-size
+/// prints (hash prefix, time, tags fingerprint), read into memory by every listing.
+pub const REMOVAL_PRINTS: u8 = b'y';
 /// `g` + hash: an object a compaction dropped.
 pub const COLLECTED: u8 = b'g';
 /// `u` + segment name: a segment a compaction replaced; the index ignores it.
@@ -45,6 +48,13 @@ pub const SUPERSEDED: u8 = b'u';
 pub fn removal(seg: u32, offset: u64) -> [u8; 13] {
     let mut k = pack(seg, offset);
     k[0] = REMOVAL;
+    k
+}
+
+/// Key of a removal frame's prints.
+pub fn removal_prints(seg: u32, offset: u64) -> [u8; 13] {
+    let mut k = pack(seg, offset);
+    k[0] = REMOVAL_PRINTS;
     k
 }
 

@@ -26,7 +26,7 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
-const INDEX_VERSION: u32 = 4;
+const INDEX_VERSION: u32 = 5;
 
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;

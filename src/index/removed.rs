@@ -12,22 +12,57 @@ use crate::error::Result;
 use crate::format::removal::{EntryId, RemovalBody};
 use crate::hash::ObjectHash;
 
-/// An entry's tags.
-type Tags = Vec<(String, String)>;
-
-/// The removed entries and collected objects of a store, in memory.
+/// The removed entries and collected objects of a store, in memory: a removed entry is kept
+/// as its object's hash prefix and time, with a 128-bit fingerprint of its tags, so that
+/// reading the removals of a hundred thousand entries allocates no strings.
 #[derive(Debug, Default)]
 pub struct Removed {
-    /// Tag sets of the removed entries, by (object, time).
-    by_entry: HashMap<(ObjectHash, i64), Vec<Tags>>,
-    /// Objects some removed entry logged.
-    hashes: HashSet<ObjectHash>,
+    /// Fingerprints of the removed entries' tags, by (hash prefix, time).
+    by_entry: HashMap<(u64, i64), Vec<u128>>,
     /// Objects a compaction dropped.
     collected: HashSet<ObjectHash>,
     /// Entries named by removals (an entry named twice counts twice).
     entries: u64,
     /// Stored bytes the removals freed, as each said when it was made.
     freed: u64,
+}
+
+/// Bytes per removed entry in a `y` value: hash prefix u64, time i64, tags fingerprint u128.
+const PRINT_LEN: usize = 32;
+
+/// The first 8 bytes of a hash, as a number.
+fn prefix(hash: &ObjectHash) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(hash.as_bytes().get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(b)
+}
+
+/// A 128-bit fingerprint of an entry's tags (their order counts).
+fn tags_print(tags: &[(String, String)]) -> u128 {
+    let mut h = blake3::Hasher::new();
+    for (k, v) in tags {
+        h.update(&(k.len() as u64).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    let mut b = [0u8; 16];
+    b.copy_from_slice(h.finalize().as_bytes().get(..16).unwrap_or(&[0; 16]));
+    u128::from_le_bytes(b)
+}
+
+/// The `y` value of a removal: entries, freed bytes, then a print per entry.
+fn prints_of(body: &RemovalBody) -> Vec<u8> {
+    let ids: Vec<EntryId> = body.entries().collect();
+    let mut out = Vec::with_capacity(16 + ids.len() * PRINT_LEN);
+    out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body.freed.to_le_bytes());
+    for e in &ids {
+        out.extend_from_slice(&prefix(&e.hash).to_le_bytes());
+        out.extend_from_slice(&e.time_ns.to_le_bytes());
+        out.extend_from_slice(&tags_print(&e.tags).to_le_bytes());
+    }
+    out
 }
 
 impl Removed {
@@ -39,41 +74,13 @@ impl Removed {
     /// True if the entry of `hash` at `time_ns` with `tags` was removed.
     pub fn contains(&self, hash: &ObjectHash, time_ns: i64, tags: &[(String, String)]) -> bool {
         self.by_entry
-            .get(&(*hash, time_ns))
-            .is_some_and(|sets| sets.iter().any(|t| t == tags))
-    }
-
-    /// True if some removal named an entry of `hash`, or a compaction dropped it.
-    pub fn touched(&self, hash: &ObjectHash) -> bool {
-        self.hashes.contains(hash) || self.collected.contains(hash)
+            .get(&(prefix(hash), time_ns))
+            .is_some_and(|prints| prints.contains(&tags_print(tags)))
     }
 
     /// True if a compaction dropped `hash`.
     pub fn collected(&self, hash: &ObjectHash) -> bool {
         self.collected.contains(hash)
-    }
-
-    /// Every object a compaction dropped.
-    pub fn collected_all(&self) -> impl Iterator<Item = &ObjectHash> {
-        self.collected.iter()
-    }
-
-    /// Every entry the removals name, once each.
-    pub fn ids(&self) -> impl Iterator<Item = EntryId> + '_ {
-        self.by_entry.iter().flat_map(|((hash, time_ns), sets)| {
-            let mut seen: Vec<&Vec<(String, String)>> = Vec::new();
-            sets.iter().filter_map(move |tags| {
-                if seen.contains(&tags) {
-                    return None;
-                }
-                seen.push(tags);
-                Some(EntryId {
-                    hash: *hash,
-                    time_ns: *time_ns,
-                    tags: tags.clone(),
-                })
-            })
-        })
     }
 
     /// Entries the removals name.
@@ -86,16 +93,36 @@ impl Removed {
         self.freed
     }
 
-    fn add(&mut self, body: &RemovalBody) {
-        for e in body.entries() {
-            self.hashes.insert(e.hash);
-            self.by_entry
-                .entry((e.hash, e.time_ns))
-                .or_default()
-                .push(e.tags);
-            self.entries += 1;
+    /// Add a `y` value; false if it does not parse.
+    fn add(&mut self, value: &[u8]) -> bool {
+        let (Some(head), Some(rest)) = (value.get(..16), value.get(16..)) else {
+            return false;
+        };
+        let word = |b: &[u8], at: usize| {
+            b.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let (Some(n), Some(freed)) = (word(head, 0), word(head, 8)) else {
+            return false;
+        };
+        if rest.len() as u64 != n.saturating_mul(PRINT_LEN as u64) {
+            return false;
         }
-        self.freed = self.freed.saturating_add(body.freed);
+        for rec in rest.chunks_exact(PRINT_LEN) {
+            let (Some(p), Some(t)) = (word(rec, 0), word(rec, 8)) else {
+                return false;
+            };
+            let mut print = [0u8; 16];
+            print.copy_from_slice(rec.get(16..32).unwrap_or(&[0; 16]));
+            self.by_entry
+                .entry((p, t as i64))
+                .or_default()
+                .push(u128::from_le_bytes(print));
+        }
+        self.entries += n;
+        self.freed = self.freed.saturating_add(freed);
+        true
     }
 }
 
@@ -109,10 +136,11 @@ impl Index {
             return Ok(Arc::clone(r));
         }
         let mut r = Removed::default();
-        for item in self.db.scan_prefix([keys::REMOVAL]) {
+        for item in self.db.scan_prefix([keys::REMOVAL_PRINTS]) {
             let (_, v) = item.map_err(|e| self.err(e))?;
-            let body = RemovalBody::decode(&v).map_err(|e| self.err(e))?;
-            r.add(&body);
+            if !r.add(&v) {
+                return Err(self.err("bad removal key"));
+            }
         }
         for item in self.db.scan_prefix([keys::COLLECTED]) {
             let (k, _) = item.map_err(|e| self.err(e))?;
@@ -125,6 +153,18 @@ impl Index {
             *guard = Some(Arc::clone(&r));
         }
         Ok(r)
+    }
+
+    /// Every entry the removals name, once each (read from the removals' bodies).
+    pub fn removed_ids(&self) -> Result<Vec<EntryId>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for item in self.db.scan_prefix([keys::REMOVAL]) {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            let body = RemovalBody::decode(&v).map_err(|e| self.err(e))?;
+            out.extend(body.entries().filter(|e| seen.insert(e.clone())));
+        }
+        Ok(out)
     }
 
     /// Forget the removals read so far if `brought`: an update brought more.
@@ -146,6 +186,7 @@ impl Index {
         for (seg, offset, body) in &update.removals {
             let bytes = body.encode().map_err(|e| self.err(e))?;
             batch.insert(&keys::removal(*seg, *offset)[..], bytes);
+            batch.insert(&keys::removal_prints(*seg, *offset)[..], prints_of(body));
         }
         for h in &update.collected {
             batch.insert(&keys::collected(h)[..], &[][..]);
