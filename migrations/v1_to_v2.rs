@@ -6,11 +6,9 @@
 //! old index makes the next open rebuild it.
 
 use std::path::Path;
-use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::store_header::StoreHeader;
-use crate::store_dir::{INDEX_DIR, LOCK_FILE, lock_index, write_store_header};
 
 /// The step's name, as `archive migrate` reports it.
 pub const NAME: &str = "v1 to v2: pack frames; the index is rebuilt from the segments";
@@ -18,19 +16,8 @@ pub const NAME: &str = "v1 to v2: pack frames; the index is rebuilt from the seg
 /// The version this step reads.
 pub const FROM: u16 = 1;
 
-/// Apply the step to the store at `root`, whose header is `header` (version 1). Holds the
-/// index lock, so no other process has the store open for reading its index meanwhile.
+/// Apply the step to the store at `root`, whose header is `header` (version 1): drop the
+/// index and write the next version (`migrate::drop_index_and_bump`).
 pub fn apply(root: &Path, header: &StoreHeader) -> Result<StoreHeader> {
-    let _lock = lock_index(&root.join(LOCK_FILE), Duration::from_secs(10))?;
-    let index = root.join(INDEX_DIR);
-    match std::fs::remove_dir_all(&index) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&index, e)),
-        _ => {}
-    }
-    let next = StoreHeader {
-        version: FROM + 1,
-        settings: header.settings.clone(),
-    };
-    write_store_header(root, &next)?;
-    Ok(next)
+    super::drop_index_and_bump(root, header)
 }

@@ -5,13 +5,36 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::format::store_header::StoreHeader;
 use crate::format::version::SCHEMA_VERSION;
-use crate::store_dir::read_any_store_header;
+use crate::store_dir::{
+    INDEX_DIR, LOCK_FILE, lock_index, read_any_store_header, write_store_header,
+};
+use std::time::Duration;
 
 #[path = "../migrations/v1_to_v2.rs"]
 mod v1_to_v2;
 #[path = "../migrations/v2_to_v3.rs"]
 mod v2_to_v3;
+
+/// The step of a schema version whose segments are valid in the next one unchanged: under
+/// the index lock, drop the index (the next open rebuilds it from the segments), then write
+/// the store header with the next version. A crash between the two is safe either way: the
+/// old header asks for the step again, and the new header with no index rebuilds it.
+pub(crate) fn drop_index_and_bump(root: &Path, header: &StoreHeader) -> Result<StoreHeader> {
+    let _lock = lock_index(&root.join(LOCK_FILE), Duration::from_secs(10))?;
+    let index = root.join(INDEX_DIR);
+    match std::fs::remove_dir_all(&index) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&index, e)),
+        _ => {}
+    }
+    let next = StoreHeader {
+        version: header.version + 1,
+        settings: header.settings.clone(),
+    };
+    write_store_header(root, &next)?;
+    Ok(next)
+}
 
 /// What `migrate` did.
 #[derive(Clone, Debug, PartialEq, Eq)]

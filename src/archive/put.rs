@@ -571,31 +571,33 @@ impl Writer<'_> {
     pub fn log_removal(&mut self, body: crate::format::removal::RemovalBody) -> Result<()> {
         let bytes = body.encode().map_err(Error::internal)?;
         let level = Some(self.archive.settings.zstd_level.unwrap_or(3));
-        let encoded = codec::encode(&bytes, 1, None, level)?;
-        let meta = FrameMeta {
-            object: Some(payload_meta(
-                crate::format::removal::REMOVAL_KIND,
-                "",
-                &[],
-                bytes.len(),
-                &encoded,
-                level,
-            )),
-            entry: None,
-        };
-        let hash = ObjectHash::from(blake3::hash(&bytes));
-        let align = FrameHeader::payload_align(false, encoded.codec(), bytes.len() as u64);
-        let (seg, offset) = self.append(
-            FrameKind::Removal,
-            encoded.codec(),
-            hash,
-            &meta,
-            &encoded.parts(),
-            align,
-        )?;
+        let kind = crate::format::removal::REMOVAL_KIND;
+        let (seg, offset, _) = self.append_body(FrameKind::Removal, kind, &bytes, level)?;
         self.update.removals.push((seg, offset, body));
         self.count += 1;
         Ok(())
+    }
+
+    /// Append a frame whose payload is a body of `kind` (a pack, a removal), compressed at
+    /// `level` (raw where that saves little), its header's hash blake3 of the body. Returns
+    /// where it went and its stored bytes.
+    fn append_body(
+        &mut self,
+        frame: FrameKind,
+        kind: &str,
+        body: &[u8],
+        level: Option<i32>,
+    ) -> Result<(u32, u64, u64)> {
+        let encoded = codec::encode(body, 1, None, level)?;
+        let meta = FrameMeta {
+            object: Some(payload_meta(kind, "", &[], body.len(), &encoded, level)),
+            entry: None,
+        };
+        let hash = ObjectHash::from(blake3::hash(body));
+        let align = FrameHeader::payload_align(false, encoded.codec(), body.len() as u64);
+        let parts = encoded.parts();
+        let (seg, offset) = self.append(frame, encoded.codec(), hash, &meta, &parts, align)?;
+        Ok((seg, offset, encoded.stored_len()))
     }
 
     /// Write the pack of small objects and entries gathered so far as one frame.
@@ -612,30 +614,9 @@ impl Writer<'_> {
                 .or(self.archive.settings.zstd_level)
                 .unwrap_or(1),
         );
-        let encoded = codec::encode(&body, 1, None, level)?;
-        let meta = FrameMeta {
-            object: Some(payload_meta(
-                PACK_KIND,
-                "",
-                &[],
-                body.len(),
-                &encoded,
-                level,
-            )),
-            entry: None,
-        };
-        let hash = ObjectHash::from(blake3::hash(&body));
-        let align = FrameHeader::payload_align(false, encoded.codec(), body.len() as u64);
-        let (seg, offset) = self.append(
-            FrameKind::Pack,
-            encoded.codec(),
-            hash,
-            &meta,
-            &encoded.parts(),
-            align,
-        )?;
-        self.totals.stored_bytes += encoded.stored_len();
-        summary.totals.stored_bytes = encoded.stored_len();
+        let (seg, offset, stored) = self.append_body(FrameKind::Pack, PACK_KIND, &body, level)?;
+        self.totals.stored_bytes += stored;
+        summary.totals.stored_bytes = stored;
         self.update.runs.push(RunUpdate::Pack(PackUpdate {
             seg,
             offset,
