@@ -45,7 +45,12 @@ def test_discard_leaves_the_store_as_it_was(archive):
     for i in range(10):
         w.put(np.full(1000, i))
     w.discard()
-    assert archive.stats() == before
+    # The index's size on disk is sled's to change as it flushes on its own; the rest is the
+    # store's contents.
+    after = archive.stats()
+    before.pop("index_bytes")
+    after.pop("index_bytes")
+    assert after == before
 
 
 def test_an_exception_in_the_block_still_commits_what_was_logged(archive):
