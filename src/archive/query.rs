@@ -101,23 +101,9 @@ impl Archive {
         needs_record: bool,
         detail: bool,
     ) -> Result<Vec<(EntryInfo, Option<ObjectInfo>)>> {
-        let mut v = self.run_matches_all(first, run, query, needs_record, detail)?;
+        // Listed hits come from `run_entries`, which leaves removed entries out already;
+        // hits read straight from a pack are checked here.
         let removed = self.index()?.removed()?;
-        if removed.entries() > 0 {
-            v.retain(|(e, _)| !removed.contains(&e.hash, e.time_ns, &e.tags));
-        }
-        Ok(v)
-    }
-
-    /// `run_matches`, removed entries too.
-    fn run_matches_all(
-        &self,
-        first: u64,
-        run: RunRec,
-        query: &Query,
-        needs_record: bool,
-        detail: bool,
-    ) -> Result<Vec<(EntryInfo, Option<ObjectInfo>)>> {
         Ok(match self.run_hits(first, run, query, needs_record)? {
             Hits::Listed(v) => v.into_iter().map(|e| (e, None)).collect(),
             Hits::Packed { pack, hits } => {
@@ -131,6 +117,9 @@ impl Archive {
                             hash: pack.item_hash(h.slot)?,
                             tags: pack.tags(h.tagset).to_vec(),
                         };
+                        if removed.contains(&e.hash, e.time_ns, &e.tags) {
+                            return None;
+                        }
                         let info = detail.then(|| {
                             let slot = h.slot;
                             let (pack, segment) = (Arc::clone(&pack), segment.clone());
