@@ -13,6 +13,10 @@ pub enum Error {
     #[error("no object matches `{0}`")]
     NotFound(String),
 
+    /// The object was in the archive until `gc` dropped it, its entries removed.
+    #[error("object `{0}` was removed: its entries were removed and `archive gc` dropped it")]
+    Removed(String),
+
     /// A short hash matches more than one object.
     #[error("prefix `{prefix}` is ambiguous: it matches {}", list_hashes(.candidates))]
     Ambiguous {
@@ -62,11 +66,13 @@ pub enum Error {
         current: u16,
     },
 
-    /// Another process holds the index.
-    #[error("{}: the index is in use by {owner}; waited {waited_ms} ms", path.display())]
+    /// Another process holds the index, or (`what`: the segments) runs `gc`.
+    #[error("{}: {what} is in use by {owner}; waited {waited_ms} ms", path.display())]
     Locked {
         /// The lock file.
         path: PathBuf,
+        /// What the lock guards: "the index", or "the segments" (held by `gc`).
+        what: &'static str,
         /// Who holds it, as that process wrote it (pid and command line).
         owner: String,
         /// How long this process waited before giving up.

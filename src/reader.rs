@@ -69,6 +69,12 @@ impl ArchiveReader {
         self.locator.find(&self.tables.range(p, p, 16), hash)
     }
 
+    /// Where the tables say `hash` may be (unchecked).
+    pub(crate) fn candidates(&self, hash: &ObjectHash) -> Vec<crate::index::lookup::Located> {
+        let p = prefix_of(hash);
+        self.tables.range(p, p, 16)
+    }
+
     /// True if the tables know the object (checked against its frame or pack).
     pub fn contains(&self, hash: &ObjectHash) -> bool {
         self.source(hash).ok().flatten().is_some()

@@ -27,6 +27,9 @@ pub const SEGMENTS_DIR: &str = "segments";
 pub const INDEX_DIR: &str = "index";
 /// Name of the file whose lock guards the index.
 pub const LOCK_FILE: &str = "index.lock";
+/// Name of the file whose lock `gc` holds while it rewrites segments; writers hold it shared
+/// while a batch logs entries of content stored before (`archive::pin`).
+pub const GC_LOCK_FILE: &str = "gc.lock";
 /// Name of the directory where processes waiting for the index queue: a ticket each, named
 /// by when it was taken and locked by its owner while it waits. The first live ticket's owner
 /// takes the index next, and a holder that sees tickets hands the index over at its next
@@ -88,7 +91,7 @@ pub(crate) fn read_any_store_header(root: &Path) -> Result<StoreHeader> {
     StoreHeader::decode(&buf).map_err(|reason| Error::corrupt(&header_path, 0, reason))
 }
 
-fn open_lock_file(path: &Path) -> Result<File> {
+pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -117,26 +120,35 @@ pub(crate) fn lock_index(path: &Path, timeout: Duration) -> Result<File> {
                 }
             }
             if start.elapsed() >= timeout {
-                return Err(locked(path, start));
+                return Err(locked(path, "the index", start));
             }
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+    write_owner(&mut file, path)?;
+    Ok(file)
+}
+
+/// Write this process (pid and command line) into the lock file it holds, for whoever finds
+/// the lock taken.
+pub(crate) fn write_owner(file: &mut File, path: &Path) -> Result<()> {
     let cmd: Vec<String> = std::env::args().collect();
     let owner = format!("pid {} ({})", std::process::id(), cmd.join(" "));
     file.set_len(0)
         .and_then(|()| file.write_all(owner.as_bytes()))
         .and_then(|()| file.flush())
-        .map_err(|e| Error::io(path, e))?;
-    Ok(file)
+        .map_err(|e| Error::io(path, e))
 }
 
-fn locked(path: &Path, start: Instant) -> Error {
+/// The error of a lock at `path` (guarding `what`) not taken since `start`, naming its holder
+/// as the holder wrote itself into the file.
+pub(crate) fn locked(path: &Path, what: &'static str, start: Instant) -> Error {
     let mut owner = String::new();
     let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut owner));
     let owner = owner.trim();
     Error::Locked {
         path: path.to_owned(),
+        what,
         owner: if owner.is_empty() {
             "another process".into()
         } else {

@@ -20,6 +20,12 @@ create_exception!(
 );
 create_exception!(
     model_archive,
+    Removed,
+    NotFound,
+    "The object's entries were removed and `archive gc` dropped it."
+);
+create_exception!(
+    model_archive,
     Ambiguous,
     ArchiveError,
     "A short hash matches more than one object."
@@ -84,6 +90,7 @@ pub fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::NotFound(_) => NotFound::new_err(msg),
+        Error::Removed(_) => Removed::new_err(msg),
         Error::Ambiguous { .. } => Ambiguous::new_err(msg),
         Error::Corrupt { .. } => Corrupt::new_err(msg),
         Error::NeedsMigration { .. } => NeedsMigration::new_err(msg),
@@ -108,6 +115,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ArchiveError", py.get_type::<ArchiveError>())?;
     m.add("NotFound", py.get_type::<NotFound>())?;
+    m.add("Removed", py.get_type::<Removed>())?;
     m.add("Ambiguous", py.get_type::<Ambiguous>())?;
     m.add("Corrupt", py.get_type::<Corrupt>())?;
     m.add("NeedsMigration", py.get_type::<NeedsMigration>())?;

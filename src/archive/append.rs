@@ -24,7 +24,7 @@ use crate::segment::writer::{SegmentWriter, try_lock};
 
 /// An id for this writer that no other process or machine picks: a hash of the process id,
 /// the time and an address, so segment names never collide without coordination.
-fn new_writer_id() -> u64 {
+pub(super) fn new_writer_id() -> u64 {
     let marker = 0u8;
     let mut h = blake3::Hasher::new();
     h.update(&std::process::id().to_le_bytes());
@@ -46,6 +46,10 @@ pub(super) struct SegmentSlot {
     /// moves a segment's high-water mark only up to the first frame of another open batch, so
     /// a crash before that batch commits leaves its frames to be indexed on the next open.
     open_batches: HashMap<u64, Vec<(u32, u64)>>,
+    /// Segments this process filled while batches were open: each stays locked (so gc never
+    /// replaces it) until every batch open when it was filled has closed, so gc never sees
+    /// half a batch (a record's part without the record) in a segment it can take.
+    retired: Vec<(SegmentWriter, Vec<u64>)>,
     /// Hands out batch ids.
     next_batch: u64,
 }
@@ -58,8 +62,18 @@ impl SegmentSlot {
             next_seq: 0,
             failures: 0,
             open_batches: HashMap::new(),
+            retired: Vec::new(),
             next_batch: 0,
         }
+    }
+}
+
+impl SegmentSlot {
+    /// Let go of the filled segments no open batch has frames in any more.
+    fn release_retired(&mut self) {
+        let open = &self.open_batches;
+        self.retired
+            .retain(|(_, batches)| batches.iter().any(|b| open.contains_key(b)));
     }
 }
 
@@ -144,12 +158,31 @@ impl Archive {
         Ok(self.claims.lock()?.contains(hash) || self.known(hash)?)
     }
 
-    /// Claim `hash` for a batch about to store it: `false` if it is stored or claimed already.
-    /// The claims lock is not held while the index is read, so puts of other content never
-    /// wait on that lookup; two batches that race to store one content both store it, which
-    /// costs space and nothing else (the index keeps the first).
-    pub(super) fn claim(&self, hash: &ObjectHash) -> Result<bool> {
-        if self.claims.lock()?.contains(hash) || self.known(hash)? {
+    /// True if a batch of this process is storing `hash`.
+    pub(super) fn claimed(&self, hash: &ObjectHash) -> Result<bool> {
+        Ok(self.claims.lock()?.contains(hash))
+    }
+
+    /// Claim `hash` for a batch about to store it: `false` if it is stored or claimed already
+    /// and `pin` pins the store (gc then keeps it until the batch commits; when `pin` cannot,
+    /// the batch stores the content again). The claims lock is not held while the index is
+    /// read, so puts of other content never wait on that lookup; two batches that race to
+    /// store one content both store it, which costs space and nothing else (the index keeps
+    /// the first).
+    pub(super) fn claim(
+        &self,
+        hash: &ObjectHash,
+        pin: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<bool> {
+        // Being stored by another batch of this process: not collectable (nothing removed
+        // can reach it yet); pinned all the same where it can be.
+        if self.claims.lock()?.contains(hash) {
+            pin()?;
+            return Ok(false);
+        }
+        // The copy found must still be there once pinned: a gc may have run since the index
+        // or the tables were read.
+        if self.known(hash)? && pin()? && self.still_stored(hash)? {
             return Ok(false);
         }
         Ok(self.claims.lock()?.insert(*hash))
@@ -245,6 +278,7 @@ impl Archive {
         }
         if let Some(id) = batch.id.take() {
             slot.open_batches.remove(&id);
+            slot.release_retired();
         }
         for (seg, to, _) in marks.iter_mut() {
             for firsts in slot.open_batches.values() {
@@ -265,6 +299,7 @@ impl Archive {
             && let Ok(mut slot) = self.slot()
         {
             slot.open_batches.remove(&id);
+            slot.release_retired();
         }
         *batch = Batch::default();
     }
@@ -298,6 +333,10 @@ impl Archive {
             .is_some_and(|(w, _)| w.len() >= self.segment_size);
         if full && let Some((mut w, _)) = slot.current.take() {
             w.sync()?;
+            let open: Vec<u64> = slot.open_batches.keys().copied().collect();
+            if !open.is_empty() {
+                slot.retired.push((w, open));
+            }
         }
         if slot.current.is_none() {
             slot.current = Some(self.adopt_or_create(slot)?);
@@ -327,6 +366,11 @@ impl Archive {
             let Some(file) = try_lock(&path)? else {
                 continue;
             };
+            // gc deletes a segment it replaced while it holds its lock: a lock taken after
+            // that is a lock on a deleted file, never to be appended to.
+            if !still_named(&path, &file) {
+                continue;
+            }
             if let Some(adopted) = self.adopt(&name, &path, file)? {
                 return Ok(adopted);
             }
@@ -372,6 +416,15 @@ impl Archive {
             SegmentWriter::adopt(path, file, found.valid_end)?,
             id,
         )))
+    }
+}
+
+/// True if `path` still names the file open as `file` (not deleted or replaced since).
+fn still_named(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -31,7 +31,21 @@ impl Archive {
             &|lo, hi| index.table_range(lo, hi, 64),
             &|at| self.locator.hash_at(at),
         )?
-        .ok_or_else(|| Error::NotFound(prefix.to_owned()))
+        .map_or_else(
+            || match prefix.parse::<ObjectHash>() {
+                Ok(h) => Err(self.missing(&h)),
+                Err(_) => Err(Error::NotFound(prefix.to_owned())),
+            },
+            Ok,
+        )
+    }
+
+    /// The error for an object that is not here: removed (gc dropped it) or not found.
+    fn missing(&self, hash: &ObjectHash) -> Error {
+        match self.index().and_then(|i| i.removed()) {
+            Ok(r) if r.collected(hash) => Error::Removed(hash.to_string()),
+            _ => Error::NotFound(hash.to_string()),
+        }
     }
 
     /// True if the object is in the archive.
@@ -109,7 +123,7 @@ impl Archive {
                 .map(|f| Source::Frame(Box::new(f)));
         }
         // Not found anywhere, or only in a damaged pack: say which.
-        in_tables?.ok_or_else(|| Error::NotFound(hash.to_string()))
+        in_tables?.ok_or_else(|| self.missing(hash))
     }
 }
 

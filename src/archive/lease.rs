@@ -85,6 +85,11 @@ impl Lease {
         Ok((lease, damaged))
     }
 
+    /// How long a take waits for another process.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// False for an archive opened for logging only.
     pub fn indexed(&self) -> bool {
         self.indexed

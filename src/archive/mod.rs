@@ -12,6 +12,9 @@
 //! | `compare.rs` | how two objects, or two runs paired by a key, differ (`archive diff`) |
 //! | `stack.rs` | one tensor field of every match, stacked into one tensor |
 //! | `verify.rs` | verify: every frame re-read and re-hashed, the index checked against it |
+//! | `pin.rs` | the gc lock: gc holds it; a batch logging stored content pins the store |
+//! | `gc.rs` | gc: mark (`gc_mark.rs`), copy the live frames (`gc_copy.rs`), drop the old segments |
+//! | `remove.rs` | rm: a removal frame naming the entries a query matches |
 //! | `stats.rs` | counts and sizes, from the totals the index keeps; `recount` walks |
 //!
 //! Byte layouts live in `format`, segment files in `segment`, the index in `index`, object
@@ -20,9 +23,13 @@
 mod append;
 mod compare;
 mod entries;
+mod gc;
+mod gc_copy;
+mod gc_mark;
 mod get;
 mod lease;
 mod open;
+mod pin;
 mod put;
 mod query;
 mod recover;
@@ -39,6 +46,8 @@ pub use crate::info::{EntryInfo, ObjectInfo};
 pub use crate::mapped::MappedObject;
 pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
 pub use compare::Tolerance;
+pub use gc::{GcOptions, GcReport};
+pub use gc_copy::CopyCounts;
 pub use lease::IndexWaits;
 pub use open::ArchiveBuilder;
 pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
@@ -74,6 +83,8 @@ pub struct Archive {
     slot: Mutex<append::SegmentSlot>,
     /// New objects appended by a batch but not yet in the index (`append.rs`).
     claims: append::Claims,
+    /// This process's shared hold on the gc lock, for batches that log stored content.
+    pins: pin::Pins,
     segment_size: u64,
     warnings: Mutex<Vec<String>>,
     /// True while `catch_up` runs: taking the index again then does not start another.
@@ -116,9 +127,16 @@ impl Archive {
         }
     }
 
-    /// The segment files, sorted by name. Entries named like segments that are not regular
-    /// files (symlinks above all) are left alone and reported as warnings.
+    /// The segment files, sorted by name, less those a compaction replaced (`segments`).
     fn segment_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        Ok(self.segments()?.0)
+    }
+
+    /// The segment files, sorted by name: those in use, and those a compaction replaced
+    /// (superseded: left alone by every reader, deleted by gc). Entries named like segments
+    /// that are not regular files (symlinks above all) are left alone and reported as
+    /// warnings.
+    fn segments(&self) -> Result<(Vec<(String, PathBuf)>, Vec<(String, PathBuf)>)> {
         let crate::store_dir::SegmentFiles { files, foreign } =
             crate::store_dir::segment_files(&self.segments_dir)?;
         for path in foreign {
@@ -127,7 +145,10 @@ impl Archive {
                 path.display()
             ));
         }
-        Ok(files)
+        let gone = crate::segment::superseded::superseded(&files);
+        Ok(files
+            .into_iter()
+            .partition(|(name, _)| !gone.contains(name)))
     }
 
     /// The index, or an error saying this archive was opened for logging only. Taken again

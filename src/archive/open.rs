@@ -132,6 +132,7 @@ impl ArchiveBuilder {
             locator: Locator::new(segments_dir),
             slot: Mutex::new(append::SegmentSlot::new()),
             claims: append::Claims::default(),
+            pins: super::pin::Pins::default(),
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
             catching_up: std::sync::atomic::AtomicBool::new(false),

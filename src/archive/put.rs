@@ -136,6 +136,7 @@ impl Archive {
             pending: HashMap::default(),
             count: 0,
             pack: PackBuilder::default(),
+            pinned: false,
         }
     }
 
@@ -228,6 +229,9 @@ pub struct Writer<'a> {
     count: usize,
     /// Small objects and entries not yet written: one pack frame at commit (or when full).
     pack: PackBuilder,
+    /// This batch logs an entry of content stored before and holds the gc lock shared
+    /// until its frames are durable (`pin.rs`).
+    pinned: bool,
 }
 
 impl Writer<'_> {
@@ -318,8 +322,11 @@ impl Writer<'_> {
         time_ns: i64,
     ) -> Result<()> {
         validate_tags(tags)?;
-        if !self.pending.contains_key(hash) && !self.archive.stored_or_claimed(hash)? {
-            return Err(Error::NotFound(hash.to_string()));
+        if !self.pending.contains_key(hash) {
+            if !self.archive.stored_or_claimed(hash)? {
+                return Err(Error::NotFound(hash.to_string()));
+            }
+            self.pin_stored(hash)?;
         }
         // The content's fields are not at hand: the index reads this pack for every query on
         // a record field.
@@ -347,7 +354,7 @@ impl Writer<'_> {
     }
 
     /// Check what a put is given before anything is hashed or appended.
-    fn check(&self, p: &Prepared<'_>, tags: &[(&str, &str)]) -> Result<()> {
+    fn check(&mut self, p: &Prepared<'_>, tags: &[(&str, &str)]) -> Result<()> {
         validate_tags(tags)?;
         if p.desc.len() > MAX_DESC {
             return Err(Error::invalid(
@@ -355,15 +362,54 @@ impl Writer<'_> {
                 format!("longer than {MAX_DESC} bytes"),
             ));
         }
-        for r in &p.refs {
-            if !self.pending.contains_key(r) && !self.archive.known(r)? {
+        let stored: Vec<&ObjectHash> = p
+            .refs
+            .iter()
+            .filter(|r| !self.pending.contains_key(r))
+            .collect();
+        for r in &stored {
+            if !self.archive.known(r)? {
                 return Err(Error::invalid(
                     format!("reference {r}"),
                     "a record may only refer to objects already in the archive",
                 ));
             }
         }
+        // A reference to content stored before: gc must not collect it before this commits.
+        for r in stored {
+            self.pin_stored(r)?;
+        }
         Ok(())
+    }
+
+    /// Pin the store for this batch, waiting for a running gc (`pin.rs`), before it logs
+    /// an entry of (or refers to) `hash`, stored before: which must still be there.
+    fn pin_stored(&mut self, hash: &ObjectHash) -> Result<()> {
+        if !self.pinned {
+            self.archive.wait_pin()?;
+            self.pinned = true;
+        }
+        if self.archive.claimed(hash)? || self.archive.still_stored(hash)? {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            format!("object {hash}"),
+            "no longer in the archive: `archive gc` collected it after its entries were removed",
+        ))
+    }
+
+    /// Claim `hash` for this batch: true if the batch stores the content, false if it logs
+    /// an entry of the copy stored before, which pins the store. While gc runs (no pin), the
+    /// content is stored again.
+    fn claim(&mut self, hash: &ObjectHash) -> Result<bool> {
+        let archive = self.archive;
+        let pinned = &mut self.pinned;
+        archive.claim(hash, &mut || {
+            if !*pinned {
+                *pinned = archive.try_pin()?;
+            }
+            Ok(*pinned)
+        })
     }
 
     fn put_prepared(
@@ -388,7 +434,7 @@ impl Writer<'_> {
         } else {
             (desc.hash(payload), None)
         };
-        let new = !self.pending.contains_key(&hash) && self.archive.claim(&hash)?;
+        let new = !self.pending.contains_key(&hash) && self.claim(&hash)?;
         // What the index learns of a record: only a writer whose commits it applies.
         let record = p.record.as_deref().filter(|_| self.archive.index().is_ok());
         if new {
@@ -588,16 +634,11 @@ impl Writer<'_> {
         body: &[u8],
         level: Option<i32>,
     ) -> Result<(u32, u64, u64)> {
-        let encoded = codec::encode(body, 1, None, level)?;
-        let meta = FrameMeta {
-            object: Some(payload_meta(kind, "", &[], body.len(), &encoded, level)),
-            entry: None,
-        };
-        let hash = ObjectHash::from(blake3::hash(body));
-        let align = FrameHeader::payload_align(false, encoded.codec(), body.len() as u64);
-        let parts = encoded.parts();
-        let (seg, offset) = self.append(frame, encoded.codec(), hash, &meta, &parts, align)?;
-        Ok((seg, offset, encoded.stored_len()))
+        let b = BodyFrame::new(kind, body, level)?;
+        let parts = b.encoded.parts();
+        let codec = b.encoded.codec();
+        let (seg, offset) = self.append(frame, codec, b.hash, &b.meta, &parts, b.align)?;
+        Ok((seg, offset, b.encoded.stored_len()))
     }
 
     /// Write the pack of small objects and entries gathered so far as one frame.
@@ -684,11 +725,38 @@ impl Writer<'_> {
         self.archive.release(&claims);
         self.archive.forget_batch(&mut self.batch);
         self.count = 0;
+        if std::mem::take(&mut self.pinned) {
+            self.archive.unpin();
+        }
     }
 }
 
 impl Drop for Writer<'_> {
     fn drop(&mut self) {
         let _ = self.commit();
+    }
+}
+
+/// A frame whose payload is a body of `kind` (a pack, a removal, a compaction), compressed at
+/// `level` (raw where that saves little), its header's hash blake3 of the body.
+pub(super) struct BodyFrame<'b> {
+    pub meta: FrameMeta,
+    pub hash: ObjectHash,
+    pub encoded: Encoded<'b>,
+    pub align: u64,
+}
+
+impl<'b> BodyFrame<'b> {
+    pub(super) fn new(kind: &str, body: &'b [u8], level: Option<i32>) -> Result<BodyFrame<'b>> {
+        let encoded = codec::encode(body, 1, None, level)?;
+        Ok(BodyFrame {
+            meta: FrameMeta {
+                object: Some(payload_meta(kind, "", &[], body.len(), &encoded, level)),
+                entry: None,
+            },
+            hash: ObjectHash::from(blake3::hash(body)),
+            align: FrameHeader::payload_align(false, encoded.codec(), body.len() as u64),
+            encoded,
+        })
     }
 }

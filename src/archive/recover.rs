@@ -32,8 +32,20 @@ impl Archive {
         // A pass that handed the index to a waiting process starts again where the index is
         // now: the other process may have gone on with the catch-up meanwhile.
         let done = (|| {
-            while self.catch_up_pass(progress)? == Pass::Yielded {}
-            Ok(())
+            loop {
+                match self.catch_up_pass(progress)? {
+                    Pass::Done => return Ok(()),
+                    Pass::Yielded => {}
+                    Pass::Rebuild => {
+                        self.warn(format!(
+                            "{}: index rebuilt: a gc replaced segments it had indexed",
+                            self.root.join(crate::store_dir::INDEX_DIR).display()
+                        ));
+                        self.lease.clear()?;
+                        self.locator.clear();
+                    }
+                }
+            }
         })();
         if outer {
             self.catching_up.store(false, Ordering::Relaxed);
@@ -42,7 +54,17 @@ impl Archive {
     }
 
     fn catch_up_pass(&self, progress: &dyn Fn(u64, u64)) -> Result<Pass> {
-        let files = self.segment_files()?;
+        let (files, gone) = self.segments()?;
+        // A segment a gc replaced is never indexed; one indexed before the gc's output was
+        // (a gc killed between its rename and its rebuild of the index) means a rebuild.
+        for (name, _) in &gone {
+            let index = self.index()?;
+            if let Some(id) = index.known_segment(name)?
+                && index.segment(id)?.indexed_to > SEGMENT_HEADER_LEN as u64
+            {
+                return Ok(Pass::Rebuild);
+            }
+        }
         let own = self.own_segment()?;
         let mut todo = Vec::new();
         for (name, path) in files {
@@ -180,6 +202,9 @@ impl Archive {
             FrameKind::Removal => decode_removal(&f, payload, path)
                 .map(|body| update.removals.push((seg, frame.offset, body))),
             _ => decode_compaction(&f, payload, path).map(|body| {
+                update
+                    .compactions
+                    .push((seg, frame.offset, body.dropped, body.freed));
                 update.collected.extend(body.collected());
                 update.superseded.extend(body.replaces);
             }),
@@ -439,6 +464,8 @@ enum Pass {
     Done,
     /// The index was handed to a waiting process.
     Yielded,
+    /// The index holds segments a gc replaced: it is rebuilt.
+    Rebuild,
 }
 
 /// What a pack's records add to the index: (path, value) pairs, filters of the paths with too

@@ -125,6 +125,12 @@ pub struct CompactionBody {
     /// Objects dropped because nothing live needed them (32-byte hashes), this compaction's
     /// and those of the compactions before it that it carries on.
     pub collected: Vec<ByteBuf>,
+    /// Removed entries left out of the copy (carried on like `collected`).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Stored bytes of the objects dropped (carried on like `collected`).
+    #[serde(default)]
+    pub freed: u64,
 }
 
 impl CompactionBody {

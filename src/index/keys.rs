@@ -43,6 +43,15 @@ pub const REMOVAL_PRINTS: u8 = b'y';
 pub const COLLECTED: u8 = b'g';
 /// `u` + segment name: a segment a compaction replaced; the index ignores it.
 pub const SUPERSEDED: u8 = b'u';
+/// `z` + segment id + offset: a compaction frame's counts (entries left out, bytes dropped).
+pub const COMPACTED: u8 = b'z';
+
+/// Key of a compaction frame's counts.
+pub fn compacted(seg: u32, offset: u64) -> [u8; 13] {
+    let mut k = pack(seg, offset);
+    k[0] = COMPACTED;
+    k
+}
 
 /// Key of a removal frame.
 pub fn removal(seg: u32, offset: u64) -> [u8; 13] {

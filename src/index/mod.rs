@@ -168,6 +168,8 @@ pub struct Update {
     pub collected: Vec<ObjectHash>,
     /// Segments compactions replaced.
     pub superseded: Vec<String>,
+    /// Compaction frames: segment id, offset, entries left out, stored bytes dropped.
+    pub compactions: Vec<(u32, u64, u64, u64)>,
 }
 
 impl Update {

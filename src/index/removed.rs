@@ -25,6 +25,10 @@ pub struct Removed {
     entries: u64,
     /// Stored bytes the removals freed, as each said when it was made.
     freed: u64,
+    /// Removed entries compactions left out of their copies, and the stored bytes they
+    /// dropped.
+    dropped: u64,
+    reclaimed: u64,
 }
 
 /// Bytes per removed entry in a `y` value: hash prefix u64, time i64, tags fingerprint u128.
@@ -35,6 +39,13 @@ fn prefix(hash: &ObjectHash) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(hash.as_bytes().get(..8).unwrap_or(&[0; 8]));
     u64::from_le_bytes(b)
+}
+
+/// The little-endian u64 at `at` of `b`.
+fn word(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .and_then(|w| w.try_into().ok())
+        .map(u64::from_le_bytes)
 }
 
 /// A 128-bit fingerprint of an entry's tags (their order counts).
@@ -83,25 +94,20 @@ impl Removed {
         self.collected.contains(hash)
     }
 
-    /// Entries the removals name.
+    /// Entries the removals name that are still in the segments (gc leaves them out).
     pub fn entries(&self) -> u64 {
-        self.entries
+        self.entries.saturating_sub(self.dropped)
     }
 
-    /// Stored bytes the removals said they freed.
+    /// Stored bytes the removals said they freed, less what gc got back since.
     pub fn freed(&self) -> u64 {
-        self.freed
+        self.freed.saturating_sub(self.reclaimed)
     }
 
     /// Add a `y` value; false if it does not parse.
     fn add(&mut self, value: &[u8]) -> bool {
         let (Some(head), Some(rest)) = (value.get(..16), value.get(16..)) else {
             return false;
-        };
-        let word = |b: &[u8], at: usize| {
-            b.get(at..at + 8)
-                .and_then(|w| w.try_into().ok())
-                .map(u64::from_le_bytes)
         };
         let (Some(n), Some(freed)) = (word(head, 0), word(head, 8)) else {
             return false;
@@ -141,6 +147,14 @@ impl Index {
             if !r.add(&v) {
                 return Err(self.err("bad removal key"));
             }
+        }
+        for item in self.db.scan_prefix([keys::COMPACTED]) {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            let (Some(d), Some(f)) = (word(&v, 0), word(&v, 8)) else {
+                return Err(self.err("bad compaction key"));
+            };
+            r.dropped += d;
+            r.reclaimed += f;
         }
         for item in self.db.scan_prefix([keys::COLLECTED]) {
             let (k, _) = item.map_err(|e| self.err(e))?;
@@ -194,6 +208,13 @@ impl Index {
         for name in &update.superseded {
             batch.insert(keys::superseded(name), &[][..]);
         }
-        Ok(!update.removals.is_empty() || !update.collected.is_empty())
+        for (seg, offset, dropped, freed) in &update.compactions {
+            let mut v = dropped.to_le_bytes().to_vec();
+            v.extend_from_slice(&freed.to_le_bytes());
+            batch.insert(&keys::compacted(*seg, *offset)[..], v);
+        }
+        Ok(!update.removals.is_empty()
+            || !update.collected.is_empty()
+            || !update.compactions.is_empty())
     }
 }

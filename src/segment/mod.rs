@@ -8,4 +8,5 @@ pub mod pack;
 pub mod payload;
 pub mod reader;
 pub mod scan;
+pub mod superseded;
 pub mod writer;

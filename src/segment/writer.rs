@@ -61,7 +61,19 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     /// Create a new segment in `dir` and make its existence durable.
     pub fn create(dir: &Path, writer_id: u64, seq: u64, now_ns: i64) -> Result<Self> {
-        let name = segment_name(writer_id, seq);
+        Self::create_as(dir, &segment_name(writer_id, seq), writer_id, seq, now_ns)
+    }
+
+    /// `create` under file name `name` (gc writes its output under a temporary name, which
+    /// nobody reads as a segment, and renames it once it is whole and durable).
+    pub fn create_as(
+        dir: &Path,
+        name: &str,
+        writer_id: u64,
+        seq: u64,
+        now_ns: i64,
+    ) -> Result<Self> {
+        let name = name.to_owned();
         let path = dir.join(&name);
         let mut file = OpenOptions::new()
             .read(true)

@@ -216,6 +216,36 @@ Examples:
   archive rm 'time < 2026-06-01 and not has keep'
   archive gc                                    # then get the space back")]
     Rm(RmArgs),
+    /// Get back the space of removed entries: rewrite segments with enough garbage, drop the old.
+    #[command(after_help = "\
+Garbage is what removed entries logged (and what their records refer to) that no live entry or
+live record needs. gc walks every segment, then rewrites each one whose garbage is at least
+--min-dead of its size into one new segment, and deletes the old ones. Entries, live objects and
+removals are copied bit-exact; a content stored twice is kept once.
+
+Safe to run at any time: `archive log` and `put` go on writing meanwhile (gc never touches a
+segment a writer holds), readers' memory maps of old segments stay valid, and a gc that is killed
+leaves the store readable with nothing lost: the next open or gc finishes or undoes its work.
+Afterwards `archive get` of a dropped object says it was removed (exit 7).
+
+Examples:
+  archive gc --dry-run           # what would be rewritten, and the space it would give back
+  archive gc
+  archive gc --min-dead 0        # rewrite every segment holding any garbage
+  archive --json gc              # the report as JSON")]
+    Gc(GcArgs),
+}
+
+/// `archive gc`.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Say what would be done, and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Rewrite a segment when garbage takes at least this share of it (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_name = "SHARE")]
+    pub min_dead: f64,
 }
 
 /// `archive rm`.

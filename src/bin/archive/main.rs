@@ -69,6 +69,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 Error::Corrupt { .. } | Error::Index { .. } | Error::IndexDamaged { .. } => 4,
                 Error::Locked { .. } => 5,
                 Error::TooNew { .. } | Error::NeedsMigration { .. } => 6,
+                Error::Removed(_) => 7,
                 _ => 1,
             };
         }

@@ -2,6 +2,7 @@
 
 mod diff;
 mod export;
+mod gc;
 mod get;
 mod info;
 mod init;
@@ -193,6 +194,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats => stats::run(&ctx),
         Command::Merge { others } => merge::run(&ctx, &others),
         Command::Rm(args) => rm::run(&ctx, args),
+        Command::Gc(args) => gc::run(&ctx, args),
         Command::Log(args) => log::run(&ctx, args),
         Command::Query(args) => ls::query(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),

@@ -1,0 +1,383 @@
+//! gc's copy: the live frames of the segments it replaces, written into one new segment.
+//!
+//! The output is written under a temporary name (`.gc-<writer>.tmp`, which nobody reads as a
+//! segment) and starts with a compaction frame naming the segments it replaces. Frames are
+//! copied in segment-name and offset order, so entries keep their order:
+//!
+//! - an object frame is copied with its metadata and payload as they are (only its payload
+//!   offset may move, to keep a raw tensor's alignment); a garbage object is dropped, and its
+//!   hash noted; a removed entry in a kept frame is left out of the copy's metadata;
+//! - an entry frame is copied unless a removal names it;
+//! - a pack is copied as it is when all of it is live, else rebuilt from what is;
+//! - removal frames are copied (a removal must hold in every copy of the store);
+//! - compaction frames are folded into the output's (what they replaced and dropped).
+//!
+//! A content stored twice among the replaced segments is stored once in the output; the
+//! second copy's live entry becomes an entry of the first.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::gc_mark::{Marks, SegMark};
+use super::put::BodyFrame;
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::format::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, SEGMENT_HEADER_LEN};
+use crate::format::meta::{EntryMeta, FrameMeta};
+use crate::format::pack::{PACK_KIND, Pack, PackBuilder};
+use crate::format::removal::{COMPACTION_KIND, CompactionBody};
+use crate::hash::ObjectHash;
+use crate::index::Removed;
+use crate::object::Kind;
+use crate::segment::pack::decode_frame;
+use crate::segment::reader::map_file;
+use crate::segment::scan::{Frame, read_frame, scan};
+use crate::segment::writer::{SegmentWriter, segment_name};
+
+/// What the copy did.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct CopyCounts {
+    /// Objects dropped as garbage.
+    pub objects_collected: u64,
+    /// Their stored bytes.
+    pub bytes_collected: u64,
+    /// Removed entries left out.
+    pub entries_dropped: u64,
+    /// Payload bytes of the frames copied.
+    pub live_bytes: u64,
+    /// Packs rebuilt from their live items.
+    pub packs_rebuilt: u64,
+}
+
+/// The segment gc writes.
+pub(super) struct Output {
+    w: SegmentWriter,
+    dir: PathBuf,
+    tmp: String,
+    name: String,
+    level: Option<i32>,
+    written: HashSet<ObjectHash>,
+    collected: Vec<ObjectHash>,
+    /// Counts of the compactions it replaces, carried on.
+    carried: (u64, u64),
+    pub counts: CopyCounts,
+}
+
+/// The temporary name of the output of a gc with writer id `writer_id`.
+pub(super) fn temp_name(writer_id: u64) -> String {
+    format!(".gc-{writer_id:016x}.tmp")
+}
+
+/// True for a name `temp_name` gives.
+pub(super) fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".gc-") && name.ends_with(".tmp")
+}
+
+impl Output {
+    /// Start the output in `dir`: its header and the compaction frame naming `replaces`.
+    pub fn create(
+        dir: &Path,
+        writer_id: u64,
+        replaces: Vec<String>,
+        level: Option<i32>,
+        now_ns: i64,
+    ) -> Result<Output> {
+        let tmp = temp_name(writer_id);
+        let w = SegmentWriter::create_as(dir, &tmp, writer_id, 0, now_ns)?;
+        let mut out = Output {
+            w,
+            dir: dir.to_owned(),
+            tmp,
+            name: segment_name(writer_id, 0),
+            level,
+            written: HashSet::new(),
+            collected: Vec::new(),
+            carried: (0, 0),
+            counts: CopyCounts::default(),
+        };
+        out.compaction(CompactionBody {
+            time_ns: now_ns,
+            replaces,
+            ..CompactionBody::default()
+        })?;
+        Ok(out)
+    }
+
+    /// The output's name once renamed.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn compaction(&mut self, body: CompactionBody) -> Result<()> {
+        let bytes = body.encode().map_err(Error::internal)?;
+        self.body(FrameKind::Compaction, COMPACTION_KIND, &bytes)
+    }
+
+    fn body(&mut self, frame: FrameKind, kind: &str, bytes: &[u8]) -> Result<()> {
+        let b = BodyFrame::new(kind, bytes, self.level)?;
+        let meta = b.meta.encode().map_err(Error::internal)?;
+        let parts = b.encoded.parts();
+        self.w
+            .append(frame, b.encoded.codec(), b.hash, &meta, &parts, b.align)?;
+        Ok(())
+    }
+
+    /// Copy the live frames of one replaced segment.
+    pub fn copy_segment(
+        &mut self,
+        seg: &SegMark,
+        marks: &Marks,
+        removed: &Removed,
+        pause: &dyn Fn(u64),
+    ) -> Result<()> {
+        let Some(map) = map_file(&seg.path)? else {
+            return Ok(());
+        };
+        self.collected.extend(seg.collected.iter().copied());
+        self.carried.0 += seg.dropped;
+        self.carried.1 += seg.freed;
+        let found = scan(&map, SEGMENT_HEADER_LEN as u64);
+        for frame in &found.frames {
+            let (f, payload) = read_frame(&map, frame.offset)
+                .map_err(|e| Error::corrupt(&seg.path, frame.offset, e.to_string()))?;
+            match f.header.kind {
+                FrameKind::Object => self.copy_object(&f, &map, payload, marks, removed)?,
+                FrameKind::Entry => self.copy_entry(&f, &map, removed)?,
+                FrameKind::Pack => {
+                    let pack = decode_frame(&f, payload, &seg.path)?;
+                    self.copy_pack(&f, &map, payload, &pack, marks, removed)?;
+                }
+                FrameKind::Removal => {
+                    let meta = meta_bytes(&map, &f)?;
+                    self.w.append(
+                        f.header.kind,
+                        f.header.codec,
+                        f.header.hash,
+                        meta,
+                        &[payload],
+                        1,
+                    )?;
+                }
+                FrameKind::Compaction => {}
+            }
+            pause(frame.offset);
+        }
+        Ok(())
+    }
+
+    fn copy_object(
+        &mut self,
+        f: &Frame,
+        map: &[u8],
+        payload: &[u8],
+        marks: &Marks,
+        removed: &Removed,
+    ) -> Result<()> {
+        let hash = f.header.hash;
+        if marks.is_garbage(&hash) {
+            // Its entry, if any, is a removed one: a live entry would make it live.
+            self.counts.entries_dropped += u64::from(f.meta.entry.is_some());
+            self.counts.objects_collected += 1;
+            self.counts.bytes_collected += f.header.payload_len;
+            self.collected.push(hash);
+            return Ok(());
+        }
+        let entry = f.meta.entry.as_ref();
+        let live_entry = entry.filter(|e| !removed.contains(&hash, e.time_ns, &e.tags));
+        if entry.is_some() && live_entry.is_none() {
+            self.counts.entries_dropped += 1;
+        }
+        if !self.written.insert(hash) {
+            return match live_entry {
+                Some(e) => self.entry_frame(hash, e),
+                None => Ok(()),
+            };
+        }
+        let trimmed;
+        let meta = if entry.is_some() && live_entry.is_none() {
+            trimmed = FrameMeta {
+                object: f.meta.object.clone(),
+                entry: None,
+            }
+            .encode()
+            .map_err(Error::internal)?;
+            &trimmed[..]
+        } else {
+            meta_bytes(map, f)?
+        };
+        let mappable = f
+            .meta
+            .object
+            .as_ref()
+            .is_some_and(|o| o.kind == Kind::Tensor.name() || o.kind == Kind::Bytes.name());
+        let align = FrameHeader::payload_align(mappable, f.header.codec, f.header.payload_len);
+        self.counts.live_bytes += f.header.payload_len;
+        self.w.append(
+            FrameKind::Object,
+            f.header.codec,
+            hash,
+            meta,
+            &[payload],
+            align,
+        )?;
+        Ok(())
+    }
+
+    fn copy_entry(&mut self, f: &Frame, map: &[u8], removed: &Removed) -> Result<()> {
+        let Some(e) = &f.meta.entry else {
+            return Ok(());
+        };
+        if removed.contains(&f.header.hash, e.time_ns, &e.tags) {
+            self.counts.entries_dropped += 1;
+            return Ok(());
+        }
+        let meta = meta_bytes(map, f)?;
+        self.w
+            .append(FrameKind::Entry, Codec::Raw, f.header.hash, meta, &[], 1)?;
+        Ok(())
+    }
+
+    /// An entry frame logging `hash`.
+    fn entry_frame(&mut self, hash: ObjectHash, e: &EntryMeta) -> Result<()> {
+        let meta = FrameMeta {
+            object: None,
+            entry: Some(e.clone()),
+        }
+        .encode()
+        .map_err(Error::internal)?;
+        self.w
+            .append(FrameKind::Entry, Codec::Raw, hash, &meta, &[], 1)?;
+        Ok(())
+    }
+
+    fn copy_pack(
+        &mut self,
+        f: &Frame,
+        map: &[u8],
+        payload: &[u8],
+        pack: &Pack,
+        marks: &Marks,
+        removed: &Removed,
+    ) -> Result<()> {
+        let (builder, changed) = self.rebuild(pack, marks, removed);
+        if !changed {
+            let meta = meta_bytes(map, f)?;
+            self.counts.live_bytes += f.header.payload_len;
+            self.w.append(
+                FrameKind::Pack,
+                f.header.codec,
+                f.header.hash,
+                meta,
+                &[payload],
+                1,
+            )?;
+            return Ok(());
+        }
+        let mut builder = builder;
+        if builder.is_empty() {
+            return Ok(());
+        }
+        self.counts.packs_rebuilt += 1;
+        let (body, _) = builder.finish()?;
+        let before = self.w.len();
+        self.body(FrameKind::Pack, PACK_KIND, &body)?;
+        self.counts.live_bytes += self.w.len() - before;
+        Ok(())
+    }
+
+    /// A pack of the live items of `pack`, and whether anything was left out.
+    fn rebuild(&mut self, pack: &Pack, marks: &Marks, removed: &Removed) -> (PackBuilder, bool) {
+        let mut b = PackBuilder::default();
+        let mut changed = false;
+        for (i, item) in pack.body.items.iter().enumerate() {
+            let slot = i as u32 + 1;
+            let object = pack.object(slot);
+            let Some(hash) = object
+                .as_ref()
+                .map(|o| o.hash())
+                .or_else(|| pack.item_hash(slot))
+            else {
+                changed = true;
+                continue;
+            };
+            let entry = item.entry.map(|(dt, t)| {
+                let time = pack.body.time0.wrapping_add(dt);
+                (time, pack.tags(t))
+            });
+            let live_entry = entry.filter(|(t, tags)| !removed.contains(&hash, *t, tags));
+            if entry.is_some() && live_entry.is_none() {
+                self.counts.entries_dropped += 1;
+                changed = true;
+            }
+            let tags: Vec<(&str, &str)> = live_entry
+                .map(|(_, tags)| tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+                .unwrap_or_default();
+            let live_entry = live_entry.map(|(t, _)| (t, &tags[..]));
+            match object {
+                Some(o) if marks.is_garbage(&hash) => {
+                    self.counts.objects_collected += 1;
+                    self.counts.bytes_collected += o.data.len() as u64;
+                    self.collected.push(hash);
+                    changed = true;
+                }
+                Some(o) if self.written.insert(hash) => {
+                    b.push_object(hash, &o.descriptor(), o.data, live_entry);
+                }
+                // Stored already in the output: the item becomes an entry of that copy.
+                Some(o) => {
+                    changed = true;
+                    if let Some((t, tags)) = live_entry {
+                        b.push_entry(hash, o.data.len() as u64, t, tags);
+                    }
+                }
+                None => {
+                    if let Some((t, tags)) = live_entry {
+                        b.push_entry(hash, 0, t, tags);
+                    }
+                }
+            }
+        }
+        (b, changed)
+    }
+
+    /// Write the compaction frame of what was dropped, make the output durable and rename it
+    /// into place: from here on it replaces the segments it names. Returns its size.
+    pub fn finish(mut self, now_ns: i64) -> Result<u64> {
+        let dropped = self.counts.entries_dropped + self.carried.0;
+        let freed = self.counts.bytes_collected + self.carried.1;
+        if !self.collected.is_empty() || dropped > 0 {
+            let mut collected = std::mem::take(&mut self.collected);
+            collected.sort();
+            collected.dedup();
+            self.compaction(CompactionBody {
+                time_ns: now_ns,
+                replaces: Vec::new(),
+                collected: collected
+                    .iter()
+                    .map(|h| serde_bytes::ByteBuf::from(h.as_bytes().to_vec()))
+                    .collect(),
+                dropped,
+                freed,
+            })?;
+        }
+        self.w.sync()?;
+        let len = self.w.len();
+        let from = self.dir.join(&self.tmp);
+        let to = self.dir.join(&self.name);
+        std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+        crate::segment::writer::sync_dir(&self.dir)?;
+        Ok(len)
+    }
+
+    /// Give up: remove the temporary output.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(self.dir.join(&self.tmp));
+    }
+}
+
+/// The metadata bytes of frame `f`, as stored.
+fn meta_bytes<'m>(map: &'m [u8], f: &Frame) -> Result<&'m [u8]> {
+    let start = f.offset as usize + FRAME_HEADER_LEN;
+    map.get(start..start + f.header.meta_len as usize)
+        .ok_or_else(|| Error::internal("a checked frame's metadata lies outside its segment"))
+}

@@ -1,0 +1,266 @@
+//! gc's mark: one walk of every segment finds what is live and what is garbage.
+//!
+//! - An entry is live unless a removal names it; a live entry's object is live, and so is
+//!   everything a live record refers to (records and categoricals refer by hash).
+//! - Garbage is what removed entries reach (their objects, and what those refer to) that no
+//!   live entry reaches. An object nothing reaches at all (a record's part whose record a
+//!   batch still has to write) is kept: gc only collects what a removal let go of.
+//!
+//! Live objects are kept as 64-bit hash prefixes (a collision keeps an object, never drops
+//! one); garbage candidates as whole hashes. Each segment's objects are kept as (prefix,
+//! stored bytes), to weigh its dead share once the mark is done.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::Archive;
+use crate::error::Result;
+use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN};
+use crate::format::pack::Pack;
+use crate::hash::ObjectHash;
+use crate::index::Removed;
+use crate::index::lookup::prefix_of;
+use crate::object::Kind;
+use crate::object::record::Record;
+use crate::segment::pack::{decode_compaction, decode_frame};
+use crate::segment::payload::{decode_payload, object_meta};
+use crate::segment::reader::map_file;
+use crate::segment::scan::{Frame, read_frame, scan};
+
+/// What the mark found about one segment.
+pub(super) struct SegMark {
+    pub name: String,
+    pub path: PathBuf,
+    /// File size.
+    pub len: u64,
+    /// Objects stored in it: hash prefix and stored bytes (a packed object's share of its
+    /// pack).
+    pub objects: Vec<(u64, u64)>,
+    /// False if the walk met damage, a torn tail or frames of a newer schema: gc leaves such a
+    /// segment as it is (what it holds cannot all be copied).
+    pub clean: bool,
+    /// What the compaction frames in it (it is a gc's output) replaced and dropped: a gc that
+    /// replaces it carries both on.
+    pub replaces: Vec<String>,
+    pub collected: Vec<ObjectHash>,
+    /// Their counts: removed entries left out, stored bytes dropped.
+    pub dropped: u64,
+    pub freed: u64,
+}
+
+/// What the mark found about the store.
+#[derive(Default)]
+pub(super) struct Marks {
+    pub segs: Vec<SegMark>,
+    /// Hash prefixes of live objects.
+    live: HashSet<u64>,
+    /// Objects of removed entries, and what they refer to (after `close`).
+    dead: HashSet<ObjectHash>,
+    /// What records refer to, for records that refer to anything.
+    refs: HashMap<ObjectHash, Vec<ObjectHash>>,
+    /// Entries seen, live and removed.
+    pub live_entries: u64,
+    pub removed_entries: u64,
+}
+
+/// The msgpack of a 32-byte binary: a record without it refers to nothing.
+const REF_MARK: [u8; 2] = [0xc4, 0x20];
+
+impl Marks {
+    fn entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(String, String)], r: &Removed) {
+        if r.contains(&hash, time_ns, tags) {
+            self.removed_entries += 1;
+            self.dead.insert(hash);
+        } else {
+            self.live_entries += 1;
+            self.live.insert(prefix_of(&hash));
+        }
+    }
+
+    /// Note the references of a record's bytes (stored as `hash`).
+    fn record(&mut self, hash: ObjectHash, bytes: &[u8]) {
+        if !bytes.windows(2).any(|w| w == REF_MARK) {
+            return;
+        }
+        // A record that does not parse refers to nothing gc can see; verify reports it.
+        if let Ok(r) = Record::from_msgpack("record", bytes) {
+            let refs = r.refs();
+            if !refs.is_empty() {
+                self.refs.insert(hash, refs);
+            }
+        }
+    }
+
+    /// Follow references: from live objects (so what they reach is live), then from dead
+    /// ones (what they reach and nothing live does is dead).
+    pub fn close(&mut self) {
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (rec, refs) in &self.refs {
+                if self.live.contains(&prefix_of(rec)) {
+                    for r in refs {
+                        grew |= self.live.insert(prefix_of(r));
+                    }
+                }
+            }
+        }
+        let mut todo: Vec<ObjectHash> = self.dead.iter().copied().collect();
+        while let Some(h) = todo.pop() {
+            for r in self.refs.get(&h).into_iter().flatten() {
+                if self.dead.insert(*r) {
+                    todo.push(*r);
+                }
+            }
+        }
+        let live = &self.live;
+        self.dead.retain(|h| !live.contains(&prefix_of(h)));
+    }
+
+    /// True if gc may drop `hash` (after `close`).
+    pub fn is_garbage(&self, hash: &ObjectHash) -> bool {
+        self.dead.contains(hash)
+    }
+
+    /// Garbage objects (after `close`), as prefixes.
+    pub fn garbage_prefixes(&self) -> HashSet<u64> {
+        self.dead.iter().map(prefix_of).collect()
+    }
+}
+
+impl Archive {
+    /// Walk every segment in `files` (the store's, less those a compaction replaced).
+    pub(super) fn mark(
+        &self,
+        files: &[(String, PathBuf)],
+        removed: &Removed,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Marks> {
+        let mut marks = Marks::default();
+        let total: u64 = files
+            .iter()
+            .filter_map(|(_, p)| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let mut done = 0;
+        for (name, path) in files {
+            let Some(map) = map_file(path)? else { continue };
+            let found = scan(&map, SEGMENT_HEADER_LEN as u64);
+            let mut seg = SegMark {
+                name: name.clone(),
+                path: path.clone(),
+                len: map.len() as u64,
+                objects: Vec::new(),
+                replaces: Vec::new(),
+                collected: Vec::new(),
+                dropped: 0,
+                freed: 0,
+                clean: found.damage.is_empty() && found.tail.is_none() && found.newer.is_none(),
+            };
+            for frame in &found.frames {
+                seg.clean &= self.mark_frame(&mut marks, &mut seg, frame, &map, path, removed);
+            }
+            done += seg.len;
+            progress(done, total);
+            marks.segs.push(seg);
+        }
+        marks.close();
+        Ok(marks)
+    }
+
+    /// Mark one frame; false if it does not read back (the segment is then left alone).
+    fn mark_frame(
+        &self,
+        marks: &mut Marks,
+        seg: &mut SegMark,
+        frame: &Frame,
+        map: &[u8],
+        path: &Path,
+        removed: &Removed,
+    ) -> bool {
+        let hash = frame.header.hash;
+        match frame.header.kind {
+            FrameKind::Object => {
+                seg.objects
+                    .push((prefix_of(&hash), frame.header.payload_len));
+                if let Some(e) = &frame.meta.entry {
+                    marks.entry(hash, e.time_ns, &e.tags, removed);
+                }
+                let is_record = frame
+                    .meta
+                    .object
+                    .as_ref()
+                    .is_some_and(|o| o.kind == Kind::Record.name());
+                !is_record || mark_record_frame(marks, frame, map, path).is_ok()
+            }
+            FrameKind::Entry => {
+                if let Some(e) = &frame.meta.entry {
+                    marks.entry(hash, e.time_ns, &e.tags, removed);
+                }
+                true
+            }
+            FrameKind::Pack => {
+                let pack = read_frame(map, frame.offset)
+                    .map_err(|e| crate::error::Error::corrupt(path, frame.offset, e.to_string()))
+                    .and_then(|(f, payload)| decode_frame(&f, payload, path));
+                match pack {
+                    Ok(pack) => {
+                        mark_pack(marks, seg, &pack, removed);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            FrameKind::Removal => true,
+            FrameKind::Compaction => {
+                let body = read_frame(map, frame.offset)
+                    .map_err(|e| crate::error::Error::corrupt(path, frame.offset, e.to_string()))
+                    .and_then(|(f, payload)| decode_compaction(&f, payload, path));
+                match body {
+                    Ok(b) => {
+                        seg.collected.extend(b.collected());
+                        seg.dropped += b.dropped;
+                        seg.freed += b.freed;
+                        seg.replaces.extend(b.replaces);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+}
+
+/// Note the references of the record stored in an object frame.
+fn mark_record_frame(marks: &mut Marks, frame: &Frame, map: &[u8], path: &Path) -> Result<()> {
+    let (f, payload) = read_frame(map, frame.offset)
+        .map_err(|e| crate::error::Error::corrupt(path, frame.offset, e.to_string()))?;
+    let meta = object_meta(&f, path)?;
+    let bytes = decode_payload(&f, meta, payload, path)?;
+    marks.record(frame.header.hash, &bytes);
+    Ok(())
+}
+
+/// Mark a pack's objects and entries.
+fn mark_pack(marks: &mut Marks, seg: &mut SegMark, pack: &Pack, removed: &Removed) {
+    let data_len = pack.body.data.len().max(1) as u64;
+    let mut hashes: HashMap<u32, ObjectHash> = HashMap::new();
+    for (slot, o) in pack.objects() {
+        let h = o.hash();
+        let share = o.data.len() as u64 * pack.stored_len / data_len;
+        seg.objects.push((prefix_of(&h), share.max(1)));
+        if o.kind == Kind::Record {
+            marks.record(h, o.data);
+        }
+        hashes.insert(slot, h);
+    }
+    for (slot, time_ns, tagset) in pack.entry_items() {
+        let h = match hashes.get(&slot) {
+            Some(h) => Some(*h),
+            None => pack.item_hash(slot),
+        };
+        if let Some(h) = h {
+            marks.entry(h, time_ns, pack.tags(tagset), removed);
+        }
+    }
+}
