@@ -23,6 +23,7 @@ mod crash;
 mod export;
 mod fixtures;
 mod format;
+mod gc;
 mod hostile;
 mod interop;
 mod legacy;

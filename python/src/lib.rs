@@ -580,6 +580,37 @@ impl PyArchive {
         Ok(d)
     }
 
+    /// Get back the space of removed entries (as `archive gc` does): rewrite the segments
+    /// where garbage takes at least `min_dead` of the bytes, drop the old ones. With
+    /// `dry_run`, only say what would be done. Returns the report as a dict (segments and
+    /// bytes replaced, written and reclaimed, garbage found and left, objects dropped).
+    #[pyo3(signature = (dry_run = false, min_dead = 0.1))]
+    fn gc<'py>(
+        &self,
+        py: Python<'py>,
+        dry_run: bool,
+        min_dead: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let archive = self.archive()?;
+        let opts = archive::GcOptions { dry_run, min_dead };
+        let r = py
+            .detach(|| archive.gc(&opts, &|_, _, _| {}))
+            .map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("dry_run", r.dry_run)?;
+        d.set_item("segments_replaced", r.segments_replaced)?;
+        d.set_item("bytes_replaced", r.bytes_replaced)?;
+        d.set_item("bytes_written", r.bytes_written)?;
+        d.set_item("bytes_reclaimed", r.bytes_reclaimed)?;
+        d.set_item("garbage_bytes", r.garbage_bytes)?;
+        d.set_item("garbage_left", r.garbage_left)?;
+        d.set_item("segments_busy", r.segments_busy)?;
+        d.set_item("objects_collected", r.copy.objects_collected)?;
+        d.set_item("bytes_collected", r.copy.bytes_collected)?;
+        d.set_item("entries_dropped", r.copy.entries_dropped)?;
+        Ok(d)
+    }
+
     /// Re-read and re-hash everything; returns a list of problems (empty when all is well),
     /// each a string naming the file, byte offset and what is wrong.
     fn verify(&self, py: Python<'_>) -> PyResult<Vec<String>> {

@@ -118,13 +118,17 @@ impl Archive {
             .map(|(w, _)| w.name().to_owned()))
     }
 
-    /// Make this process's frames durable and let go of its segment (before a rescan).
+    /// Make this process's frames durable and let go of its segment (before a rescan, or a
+    /// gc, which may then replace it), unless an open batch has frames in it.
     pub(super) fn close_segment(&self) -> Result<()> {
         let mut slot = self.slot()?;
-        if let Some((w, _)) = slot.current.as_mut() {
+        if let Some((mut w, _)) = slot.current.take() {
             w.sync()?;
+            let open: Vec<u64> = slot.open_batches.keys().copied().collect();
+            if !open.is_empty() {
+                slot.retired.push((w, open));
+            }
         }
-        slot.current = None;
         Ok(())
     }
 

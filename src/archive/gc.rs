@@ -113,6 +113,8 @@ impl Archive {
         self.remove_temp_outputs()?;
         self.catch_up(&|_, _| {})?;
         let removed = self.removed()?;
+        // This process's own segment is fair game once it lets go of it.
+        self.close_segment()?;
         let own = self.own_segment()?;
         let (files, gone) = self.segments()?;
         let mut held = HashMap::new();
