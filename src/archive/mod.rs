@@ -61,6 +61,9 @@ use crate::index::Index;
 use crate::locator::Locator;
 use crate::reader::ArchiveReader;
 
+/// Segment files: (name, path), sorted by name.
+type SegmentList = Vec<(String, PathBuf)>;
+
 /// Nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> i64 {
     SystemTime::now()
@@ -136,7 +139,7 @@ impl Archive {
     /// (superseded: left alone by every reader, deleted by gc). Entries named like segments
     /// that are not regular files (symlinks above all) are left alone and reported as
     /// warnings.
-    fn segments(&self) -> Result<(Vec<(String, PathBuf)>, Vec<(String, PathBuf)>)> {
+    fn segments(&self) -> Result<(SegmentList, SegmentList)> {
         let crate::store_dir::SegmentFiles { files, foreign } =
             crate::store_dir::segment_files(&self.segments_dir)?;
         for path in foreign {

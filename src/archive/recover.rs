@@ -55,15 +55,8 @@ impl Archive {
 
     fn catch_up_pass(&self, progress: &dyn Fn(u64, u64)) -> Result<Pass> {
         let (files, gone) = self.segments()?;
-        // A segment a gc replaced is never indexed; one indexed before the gc's output was
-        // (a gc killed between its rename and its rebuild of the index) means a rebuild.
-        for (name, _) in &gone {
-            let index = self.index()?;
-            if let Some(id) = index.known_segment(name)?
-                && index.segment(id)?.indexed_to > SEGMENT_HEADER_LEN as u64
-            {
-                return Ok(Pass::Rebuild);
-            }
+        if self.indexes_any(&gone)? {
+            return Ok(Pass::Rebuild);
         }
         let own = self.own_segment()?;
         let mut todo = Vec::new();
@@ -136,6 +129,21 @@ impl Archive {
             progress(done, total);
         }
         Ok(Pass::Done)
+    }
+
+    /// True if the index holds frames of any of `segments`. A segment a gc replaced is never
+    /// indexed; one indexed before the gc's output was (a gc killed between its rename and
+    /// its rebuild of the index) means a rebuild.
+    fn indexes_any(&self, segments: &[(String, std::path::PathBuf)]) -> Result<bool> {
+        let index = self.index()?;
+        for (name, _) in segments {
+            if let Some(id) = index.known_segment(name)?
+                && index.segment(id)?.indexed_to > SEGMENT_HEADER_LEN as u64
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn warn_damage(&self, path: &Path, damage: &[crate::segment::scan::Damage]) {

@@ -154,13 +154,11 @@ pub struct Update {
     pub marks: Vec<(u32, u64, u64)>,
     /// Field paths of the records among the new objects (see `Record::paths`).
     pub record_fields: HashSet<String>,
-    /// The record (path, value) pairs of entries in frames of their own, by frame (segment
-    /// id, offset): the entry's run is filed under them as under its tags.
+    /// Record (path, value) pairs of entries in frames of their own, by (segment, offset).
     pub attrs: HashMap<(u32, u64), Vec<(String, String)>>,
     /// Entries in frames of their own that log content whose record fields are not known.
     pub attrs_unknown: HashSet<(u32, u64)>,
-    /// Decoded sizes of what entries in frames without an object log (content stored
-    /// elsewhere), by frame; an entry's own frame's object gives the size otherwise.
+    /// Decoded sizes of the content entry frames (no object of their own) log, by frame.
     pub entry_raw: HashMap<(u32, u64), u64>,
     /// Removal frames: segment id, offset, body.
     pub removals: Vec<(u32, u64, crate::format::removal::RemovalBody)>,
@@ -168,7 +166,7 @@ pub struct Update {
     pub collected: Vec<ObjectHash>,
     /// Segments compactions replaced.
     pub superseded: Vec<String>,
-    /// Compaction frames: segment id, offset, entries left out, stored bytes dropped.
+    /// Compaction frames: (segment id, offset, entries left out, stored bytes dropped).
     pub compactions: Vec<(u32, u64, u64, u64)>,
 }
 
