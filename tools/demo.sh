@@ -41,6 +41,17 @@ printf '\n$ archive cat %s | head -4\n' "${report:0:8}"
 printf '\n$ archive cat %s | head -3   # categorical: each code as its label\n' "${preds:0:8}"
 "$A" cat "${preds:0:8}" | head -3
 
+# A debug run logged by mistake, then removed: it leaves every listing, the removal is a frame.
+python3 -c 'import json, random
+for i in range(500):
+    print(json.dumps({"id": f"dbg-{i}", "probs": [random.random() for _ in range(256)]}))' |
+  "$A" log --tag run=debug --tensor-field probs
+run rm 'run = "debug"' --dry-run
+run rm 'run = "debug"'
+run query 'run = "debug"'
+# ... and its space given back; every other output still comes back bit-exact (below).
+run gc
+
 for pair in "$probs:digits_test_probs.npy" "$relu:mlp_hidden_relu.npy" \
             "$images:digits_test_images.npy" "$preds:digits_test_pred.npy"; do
   hash=${pair%%:*} file=${pair#*:}
@@ -49,12 +60,6 @@ for pair in "$probs:digits_test_probs.npy" "$relu:mlp_hidden_relu.npy" \
 done
 "$A" get "${report:0:10}" -o "$work/report.txt"
 cmp "$work/report.txt" $S/texts/classification_report.txt
-
-# A debug run logged by mistake, then removed: it leaves every listing, the removal is a frame.
-printf '{"id": "dbg-1", "label": 0}\n{"id": "dbg-2", "label": 1}\n' | "$A" log --tag run=debug
-run rm 'run = "debug"' --dry-run
-run rm 'run = "debug"'
-run query 'run = "debug"'
 
 run verify
 run stats

@@ -316,7 +316,7 @@ impl Output {
             match object {
                 Some(o) if marks.is_garbage(&hash) => {
                     self.counts.objects_collected += 1;
-                    self.counts.bytes_collected += o.data.len() as u64;
+                    self.counts.bytes_collected += share(pack, o.data.len());
                     self.collected.push(hash);
                     changed = true;
                 }
@@ -373,6 +373,12 @@ impl Output {
     pub fn abandon(self) {
         let _ = std::fs::remove_file(self.dir.join(&self.tmp));
     }
+}
+
+/// The stored bytes of `len` bytes of a pack's data: their share of the pack's payload.
+pub(super) fn share(pack: &Pack, len: usize) -> u64 {
+    let data = pack.body.data.len().max(1) as u64;
+    (len as u64 * pack.stored_len / data).max(1)
 }
 
 /// The metadata bytes of frame `f`, as stored.

@@ -243,12 +243,11 @@ fn mark_record_frame(marks: &mut Marks, frame: &Frame, map: &[u8], path: &Path) 
 
 /// Mark a pack's objects and entries.
 fn mark_pack(marks: &mut Marks, seg: &mut SegMark, pack: &Pack, removed: &Removed) {
-    let data_len = pack.body.data.len().max(1) as u64;
     let mut hashes: HashMap<u32, ObjectHash> = HashMap::new();
     for (slot, o) in pack.objects() {
         let h = o.hash();
-        let share = o.data.len() as u64 * pack.stored_len / data_len;
-        seg.objects.push((prefix_of(&h), share.max(1)));
+        seg.objects
+            .push((prefix_of(&h), super::gc_copy::share(pack, o.data.len())));
         if o.kind == Kind::Record {
             marks.record(h, o.data);
         }

@@ -42,8 +42,8 @@ impl Archive {
 
     /// The error for an object that is not here: removed (gc dropped it) or not found.
     fn missing(&self, hash: &ObjectHash) -> Error {
-        match self.index().and_then(|i| i.removed()) {
-            Ok(r) if r.collected(hash) => Error::Removed(hash.to_string()),
+        match self.index().and_then(|i| i.is_collected(hash)) {
+            Ok(true) => Error::Removed(hash.to_string()),
             _ => Error::NotFound(hash.to_string()),
         }
     }

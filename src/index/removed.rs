@@ -19,8 +19,6 @@ use crate::hash::ObjectHash;
 pub struct Removed {
     /// Fingerprints of the removed entries' tags, by (hash prefix, time).
     by_entry: HashMap<(u64, i64), Vec<u128>>,
-    /// Objects a compaction dropped.
-    collected: HashSet<ObjectHash>,
     /// Entries named by removals (an entry named twice counts twice).
     entries: u64,
     /// Stored bytes the removals freed, as each said when it was made.
@@ -79,7 +77,7 @@ fn prints_of(body: &RemovalBody) -> Vec<u8> {
 impl Removed {
     /// True if nothing was ever removed.
     pub fn is_empty(&self) -> bool {
-        self.entries == 0 && self.collected.is_empty()
+        self.entries == 0
     }
 
     /// True if the entry of `hash` at `time_ns` with `tags` was removed.
@@ -87,11 +85,6 @@ impl Removed {
         self.by_entry
             .get(&(prefix(hash), time_ns))
             .is_some_and(|prints| prints.contains(&tags_print(tags)))
-    }
-
-    /// True if a compaction dropped `hash`.
-    pub fn collected(&self, hash: &ObjectHash) -> bool {
-        self.collected.contains(hash)
     }
 
     /// Entries the removals name that are still in the segments (gc leaves them out).
@@ -156,17 +149,18 @@ impl Index {
             r.dropped += d;
             r.reclaimed += f;
         }
-        for item in self.db.scan_prefix([keys::COLLECTED]) {
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            if let Some(h) = k.get(1..).and_then(ObjectHash::from_slice) {
-                r.collected.insert(h);
-            }
-        }
         let r = Arc::new(r);
         if let Ok(mut guard) = self.removed.write() {
             *guard = Some(Arc::clone(&r));
         }
         Ok(r)
+    }
+
+    /// True if a compaction dropped `hash` (a lookup of its own: a gc may drop millions).
+    pub fn is_collected(&self, hash: &ObjectHash) -> Result<bool> {
+        self.db
+            .contains_key(keys::collected(hash))
+            .map_err(|e| self.err(e))
     }
 
     /// Every entry the removals name, once each (read from the removals' bodies).
