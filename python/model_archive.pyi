@@ -26,6 +26,9 @@ class ArchiveError(Exception):
 class NotFound(ArchiveError):
     """No object matches the hash or prefix."""
 
+class Removed(NotFound):
+    """The object's entries were removed and `archive gc` dropped it."""
+
 class Ambiguous(ArchiveError):
     """A short hash matches more than one object."""
 
@@ -202,6 +205,8 @@ class Archive:
     def stats(self) -> dict[str, Any]: ...
     def rm(self, query: str, dry_run: bool = False) -> dict[str, Any]:
         """Remove every entry `query` matches: entries, objects, stored_bytes, dry_run."""
+    def gc(self, dry_run: bool = False, min_dead: float = 0.1) -> dict[str, Any]:
+        """Get back the space of removed entries: segments_replaced, bytes_reclaimed, ..."""
     def verify(self) -> list[str]:
         """Re-read and re-hash everything; the problems found (empty when all is well)."""
     def writer(
