@@ -15,6 +15,8 @@
 // Shared with the tests, which run the same workloads small.
 #[path = "../tests/contention_common.rs"]
 mod contention_common;
+#[path = "../tests/gc_common.rs"]
+mod gc_common;
 #[path = "../tests/hostile_common.rs"]
 mod hostile_common;
 #[path = "../tests/reliability_common.rs"]
@@ -35,6 +37,7 @@ struct Args {
     index_damage: u64,
     contention: u64,
     hostile: u64,
+    gc_kills: u64,
     big: usize,
     fuzz_summary: Option<PathBuf>,
 }
@@ -47,6 +50,7 @@ fn parse_args() -> Args {
         index_damage: 200,
         contention: 60,
         hostile: 25,
+        gc_kills: 150,
         big: 1 << 20,
         fuzz_summary: None,
     };
@@ -69,6 +73,7 @@ fn parse_args() -> Args {
             "--big" => a.big = num() as usize,
             "--contention" => a.contention = num(),
             "--hostile" => a.hostile = num(),
+            "--gc-kills" => a.gc_kills = num(),
             "--fuzz-summary" => a.fuzz_summary = Some(PathBuf::from(value())),
             _ => usage(&format!("unknown argument {flag}")),
         }
@@ -79,7 +84,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--index-damage N] [--contention SECS] [--hostile N] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
+         [--index-damage N] [--contention SECS] [--hostile N] [--gc-kills N] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -109,6 +114,24 @@ fn main() {
         format!(
             "{} / {} ({} finished before the kill; {} opens rebuilt a damaged sled index)",
             k.survived, k.tried, k.finished, k.index_rebuilds
+        ),
+    ));
+
+    eprintln!("gc kills: {} …", args.gc_kills);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = gc_common::gc_kill_loop(&bin, dir.path(), args.gc_kills, 3000, 0x6c);
+    drop(dir);
+    if let Some(why) = &g.first_failure {
+        eprintln!("first failure: {why}");
+    }
+    bad |= g.survived != g.tried;
+    rows.push((
+        "kill -9 of `archive gc` at a random moment: store opens, lists and gives back every \
+         live entry and object, verifies; the next gc finishes (held / tried)"
+            .into(),
+        format!(
+            "{} / {} ({} finished before the kill)",
+            g.survived, g.tried, g.finished
         ),
     ));
 

@@ -352,3 +352,11 @@ fn cli_gc_reports_and_get_of_a_dropped_object_exits_7() {
     let again = stdout_of(t.cmd().args(["gc"]));
     assert!(again.contains("no garbage"), "{again}");
 }
+
+#[test]
+fn gc_killed_at_random_moments_loses_nothing_and_the_next_gc_finishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = crate::reliability_common::archive_bin();
+    let k = crate::gc_common::gc_kill_loop(&bin, dir.path(), 6, 600, 0x6c);
+    assert_eq!(k.survived, k.tried, "{:?}", k.first_failure);
+}

@@ -2,6 +2,7 @@
 //! area. Everything the tests read or run lives under tests/:
 //!
 //! - `util`: temporary stores, the `archive` command, the committed samples (samples/).
+//! - `gc_common`: gc killed at random moments, run short by `gc` and long by the report.
 //! - `contention_common`: loggers and loops of every other command at once, each a process,
 //!   run short by `reliability` and long by the report.
 //! - `hostile_common`: issue 10's findings as rounds (symlinks, newer frames, deep queries,
@@ -13,6 +14,7 @@
 //!   libraries (numpy, safetensors, msgpack-numpy, onnx; pinned in tools/requirements.txt).
 
 mod contention_common;
+mod gc_common;
 mod hostile_common;
 mod reliability_common;
 mod util;
