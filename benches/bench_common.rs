@@ -234,3 +234,48 @@ pub fn dir_size(p: &Path) -> u64 {
             .sum()
     })
 }
+
+/// `n` records with ids from `offset`, in 1000 runs: one after another (as 1000 jobs of one
+/// run each would log them), or `interleaved`, record i in run i % 1000 (the worst case for
+/// the tag keys: every pack holds every run). A msgpack stream for `archive log --format
+/// msgpack`.
+pub fn record_stream(n: usize, offset: usize, interleaved: bool) -> Vec<u8> {
+    let per_run = n.div_ceil(1000).max(1);
+    let mut out = Vec::with_capacity(n * 120);
+    for i in offset..offset + n {
+        let run = if interleaved {
+            i % 1000
+        } else {
+            (i - offset) / per_run
+        };
+        // {"id": str, "label": int, "run": str, "probs": float32[10]}, the array as msgpack-numpy
+        // writes it (bin keys).
+        rmp::encode::write_map_len(&mut out, 4).expect("vec");
+        rmp::encode::write_str(&mut out, "id").expect("vec");
+        rmp::encode::write_str(&mut out, &format!("digits-test-{i:08}")).expect("vec");
+        rmp::encode::write_str(&mut out, "label").expect("vec");
+        rmp::encode::write_uint(&mut out, (i % 10) as u64).expect("vec");
+        rmp::encode::write_str(&mut out, "run").expect("vec");
+        rmp::encode::write_str(&mut out, &format!("r{run}")).expect("vec");
+        rmp::encode::write_str(&mut out, "probs").expect("vec");
+        rmp::encode::write_map_len(&mut out, 5).expect("vec");
+        rmp::encode::write_bin(&mut out, b"nd").expect("vec");
+        rmp::encode::write_bool(&mut out, true).expect("vec");
+        rmp::encode::write_bin(&mut out, b"type").expect("vec");
+        rmp::encode::write_str(&mut out, "<f4").expect("vec");
+        rmp::encode::write_bin(&mut out, b"kind").expect("vec");
+        rmp::encode::write_bin(&mut out, b"").expect("vec");
+        rmp::encode::write_bin(&mut out, b"shape").expect("vec");
+        rmp::encode::write_array_len(&mut out, 1).expect("vec");
+        rmp::encode::write_uint(&mut out, 10).expect("vec");
+        rmp::encode::write_bin(&mut out, b"data").expect("vec");
+        let data: Vec<u8> = (0..10u32)
+            .flat_map(|j| {
+                (((i as u32).wrapping_mul(2_654_435_761) ^ j) as f32 / u32::MAX as f32)
+                    .to_le_bytes()
+            })
+            .collect();
+        rmp::encode::write_bin(&mut out, &data).expect("vec");
+    }
+    out
+}

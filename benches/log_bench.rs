@@ -29,49 +29,11 @@ use std::time::{Duration, Instant};
 mod bench_common;
 use bench_common::{archive_bin, dir_size, workspace_root};
 
-/// `n` records with ids from `offset`, in 1000 runs: one after another (as 1000 jobs of one
-/// run each would log them), or with `LOG_BENCH_INTERLEAVED=1` record i in run i % 1000 (the
-/// worst case for the tag keys: every pack holds every run).
+/// `n` records with ids from `offset` ([`bench_common::record_stream`]), in 1000 runs one
+/// after another, or with `LOG_BENCH_INTERLEAVED=1` record i in run i % 1000.
 fn stream(n: usize, offset: usize) -> Vec<u8> {
     let interleaved = std::env::var_os("LOG_BENCH_INTERLEAVED").is_some();
-    let per_run = n.div_ceil(1000).max(1);
-    let mut out = Vec::with_capacity(n * 120);
-    for i in offset..offset + n {
-        let run = if interleaved {
-            i % 1000
-        } else {
-            (i - offset) / per_run
-        };
-        // {"id": str, "label": int, "run": str, "probs": float32[10]}, the array as msgpack-numpy
-        // writes it (bin keys).
-        rmp::encode::write_map_len(&mut out, 4).expect("vec");
-        rmp::encode::write_str(&mut out, "id").expect("vec");
-        rmp::encode::write_str(&mut out, &format!("digits-test-{i:08}")).expect("vec");
-        rmp::encode::write_str(&mut out, "label").expect("vec");
-        rmp::encode::write_uint(&mut out, (i % 10) as u64).expect("vec");
-        rmp::encode::write_str(&mut out, "run").expect("vec");
-        rmp::encode::write_str(&mut out, &format!("r{run}")).expect("vec");
-        rmp::encode::write_str(&mut out, "probs").expect("vec");
-        rmp::encode::write_map_len(&mut out, 5).expect("vec");
-        rmp::encode::write_bin(&mut out, b"nd").expect("vec");
-        rmp::encode::write_bool(&mut out, true).expect("vec");
-        rmp::encode::write_bin(&mut out, b"type").expect("vec");
-        rmp::encode::write_str(&mut out, "<f4").expect("vec");
-        rmp::encode::write_bin(&mut out, b"kind").expect("vec");
-        rmp::encode::write_bin(&mut out, b"").expect("vec");
-        rmp::encode::write_bin(&mut out, b"shape").expect("vec");
-        rmp::encode::write_array_len(&mut out, 1).expect("vec");
-        rmp::encode::write_uint(&mut out, 10).expect("vec");
-        rmp::encode::write_bin(&mut out, b"data").expect("vec");
-        let data: Vec<u8> = (0..10u32)
-            .flat_map(|j| {
-                (((i as u32).wrapping_mul(2_654_435_761) ^ j) as f32 / u32::MAX as f32)
-                    .to_le_bytes()
-            })
-            .collect();
-        rmp::encode::write_bin(&mut out, &data).expect("vec");
-    }
-    out
+    bench_common::record_stream(n, offset, interleaved)
 }
 
 /// The `archive` binary, looked up once (the process exits naming the path if it is missing).

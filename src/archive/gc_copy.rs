@@ -63,6 +63,18 @@ pub(super) struct Output {
     pub counts: CopyCounts,
 }
 
+/// What gc does with one item of a pack it copies.
+struct PlannedItem {
+    slot: u32,
+    hash: ObjectHash,
+    /// Its object is stored in the copy.
+    store: bool,
+    /// Its entry, if it has one and it is not removed: time and tag set.
+    entry: Option<(i64, u32)>,
+    /// Copied exactly as it is.
+    as_is: bool,
+}
+
 /// The temporary name of the output of a gc with writer id `writer_id`.
 pub(super) fn temp_name(writer_id: u64) -> String {
     format!(".gc-{writer_id:016x}.tmp")
@@ -259,8 +271,8 @@ impl Output {
         marks: &Marks,
         removed: &Removed,
     ) -> Result<()> {
-        let (builder, changed) = self.rebuild(pack, marks, removed);
-        if !changed {
+        let plan = self.plan_pack(pack, marks, removed);
+        if plan.iter().all(|i| i.as_is) {
             let meta = meta_bytes(map, f)?;
             self.counts.live_bytes += f.header.payload_len;
             self.w.append(
@@ -273,22 +285,37 @@ impl Output {
             )?;
             return Ok(());
         }
-        let mut builder = builder;
-        if builder.is_empty() {
+        let mut b = PackBuilder::default();
+        for item in &plan {
+            let entry = item.entry.map(|(t, tagset)| (t, pack.tags(tagset)));
+            let tags: Vec<(&str, &str)> = entry
+                .map(|(_, tags)| tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+                .unwrap_or_default();
+            let entry = entry.map(|(t, _)| (t, &tags[..]));
+            match (pack.object(item.slot), item.store, entry) {
+                (Some(o), true, entry) => b.push_object(item.hash, &o.descriptor(), o.data, entry),
+                (o, _, Some((t, tags))) => {
+                    let raw_len = o.map_or(0, |o| o.data.len() as u64);
+                    b.push_entry(item.hash, raw_len, t, tags);
+                }
+                _ => {}
+            }
+        }
+        if b.is_empty() {
             return Ok(());
         }
         self.counts.packs_rebuilt += 1;
-        let (body, _) = builder.finish()?;
+        let (body, _) = b.finish()?;
         let before = self.w.len();
         self.body(FrameKind::Pack, PACK_KIND, &body)?;
         self.counts.live_bytes += self.w.len() - before;
         Ok(())
     }
 
-    /// A pack of the live items of `pack`, and whether anything was left out.
-    fn rebuild(&mut self, pack: &Pack, marks: &Marks, removed: &Removed) -> (PackBuilder, bool) {
-        let mut b = PackBuilder::default();
-        let mut changed = false;
+    /// What becomes of each item of `pack`: its object stored or not (garbage, or stored
+    /// already in the output), its entry kept or not (removed). Counts what is left out.
+    fn plan_pack(&mut self, pack: &Pack, marks: &Marks, removed: &Removed) -> Vec<PlannedItem> {
+        let mut plan = Vec::with_capacity(pack.len());
         for (i, item) in pack.body.items.iter().enumerate() {
             let slot = i as u32 + 1;
             let object = pack.object(slot);
@@ -297,47 +324,38 @@ impl Output {
                 .map(|o| o.hash())
                 .or_else(|| pack.item_hash(slot))
             else {
-                changed = true;
                 continue;
             };
-            let entry = item.entry.map(|(dt, t)| {
-                let time = pack.body.time0.wrapping_add(dt);
-                (time, pack.tags(t))
-            });
-            let live_entry = entry.filter(|(t, tags)| !removed.contains(&hash, *t, tags));
-            if entry.is_some() && live_entry.is_none() {
-                self.counts.entries_dropped += 1;
-                changed = true;
-            }
-            let tags: Vec<(&str, &str)> = live_entry
-                .map(|(_, tags)| tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
-                .unwrap_or_default();
-            let live_entry = live_entry.map(|(t, _)| (t, &tags[..]));
-            match object {
+            let entry = item
+                .entry
+                .map(|(dt, t)| (pack.body.time0.wrapping_add(dt), t));
+            let live = entry.filter(|(t, tagset)| !removed.contains(&hash, *t, pack.tags(*tagset)));
+            self.counts.entries_dropped += u64::from(entry.is_some() && live.is_none());
+            let store = match &object {
                 Some(o) if marks.is_garbage(&hash) => {
                     self.counts.objects_collected += 1;
                     self.counts.bytes_collected += share(pack, o.data.len());
                     self.collected.push(hash);
-                    changed = true;
-                }
-                Some(o) if self.written.insert(hash) => {
-                    b.push_object(hash, &o.descriptor(), o.data, live_entry);
+                    false
                 }
                 // Stored already in the output: the item becomes an entry of that copy.
-                Some(o) => {
-                    changed = true;
-                    if let Some((t, tags)) = live_entry {
-                        b.push_entry(hash, o.data.len() as u64, t, tags);
-                    }
-                }
-                None => {
-                    if let Some((t, tags)) = live_entry {
-                        b.push_entry(hash, 0, t, tags);
-                    }
-                }
+                Some(_) => self.written.insert(hash),
+                None => false,
+            };
+            plan.push(PlannedItem {
+                slot,
+                hash,
+                store,
+                entry: live,
+                as_is: store == object.is_some() && live == entry,
+            });
+        }
+        if plan.len() != pack.len() {
+            if let Some(first) = plan.first_mut() {
+                first.as_is = false;
             }
         }
-        (b, changed)
+        plan
     }
 
     /// Write the compaction frame of what was dropped, make the output durable and rename it

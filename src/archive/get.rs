@@ -40,9 +40,28 @@ impl Archive {
         )
     }
 
+    /// True if a compaction frame lists `hash` among the objects gc dropped.
+    fn was_collected(&self, hash: &ObjectHash) -> Result<bool> {
+        let index = self.index()?;
+        for (seg, offset) in index.compactions()? {
+            let path = self.segments_dir.join(index.segment(seg)?.name);
+            let Some(map) = crate::segment::reader::map_file(&path)? else {
+                continue;
+            };
+            let Ok((frame, payload)) = crate::segment::scan::read_frame(&map, offset) else {
+                continue;
+            };
+            let body = crate::segment::pack::decode_compaction(&frame, payload, &path)?;
+            if body.collected().any(|h| h == *hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The error for an object that is not here: removed (gc dropped it) or not found.
     fn missing(&self, hash: &ObjectHash) -> Error {
-        match self.index().and_then(|i| i.is_collected(hash)) {
+        match self.was_collected(hash) {
             Ok(true) => Error::Removed(hash.to_string()),
             _ => Error::NotFound(hash.to_string()),
         }

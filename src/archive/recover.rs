@@ -213,7 +213,6 @@ impl Archive {
                 update
                     .compactions
                     .push((seg, frame.offset, body.dropped, body.freed));
-                update.collected.extend(body.collected());
                 update.superseded.extend(body.replaces);
             }),
         });

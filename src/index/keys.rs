@@ -39,8 +39,6 @@ pub const REMOVAL: u8 = b'x';
 /// `y` + segment id + frame offset: the removed entries of a removal frame as fixed-size
 /// prints (hash prefix, time, tags fingerprint), read into memory by every listing.
 pub const REMOVAL_PRINTS: u8 = b'y';
-/// `g` + hash: an object a compaction dropped.
-pub const COLLECTED: u8 = b'g';
 /// `u` + segment name: a segment a compaction replaced; the index ignores it.
 pub const SUPERSEDED: u8 = b'u';
 /// `z` + segment id + offset: a compaction frame's counts (entries left out, bytes dropped).
@@ -64,13 +62,6 @@ pub fn removal(seg: u32, offset: u64) -> [u8; 13] {
 pub fn removal_prints(seg: u32, offset: u64) -> [u8; 13] {
     let mut k = pack(seg, offset);
     k[0] = REMOVAL_PRINTS;
-    k
-}
-
-/// Key of an object a compaction dropped.
-pub fn collected(hash: &ObjectHash) -> [u8; 1 + HASH_LEN] {
-    let mut k = object(hash);
-    k[0] = COLLECTED;
     k
 }
 
@@ -162,6 +153,13 @@ pub fn pack(seg: u32, offset: u64) -> [u8; 13] {
         dst.copy_from_slice(&offset.to_be_bytes());
     }
     k
+}
+
+/// The segment id and offset of a key made by `pack` (whatever its first byte).
+pub fn unpack(k: &[u8]) -> Option<(u32, u64)> {
+    let seg = u32::from_be_bytes(k.get(1..5)?.try_into().ok()?);
+    let offset = u64::from_be_bytes(k.get(5..13)?.try_into().ok()?);
+    Some((seg, offset))
 }
 
 /// Prefix of the tag keys of `key=value`. Tags hold no control characters, so 0 separates.

@@ -162,8 +162,6 @@ pub struct Update {
     pub entry_raw: HashMap<(u32, u64), u64>,
     /// Removal frames: segment id, offset, body.
     pub removals: Vec<(u32, u64, crate::format::removal::RemovalBody)>,
-    /// Objects compactions dropped.
-    pub collected: Vec<ObjectHash>,
     /// Segments compactions replaced.
     pub superseded: Vec<String>,
     /// Compaction frames: (segment id, offset, entries left out, stored bytes dropped).

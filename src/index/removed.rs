@@ -156,11 +156,17 @@ impl Index {
         Ok(r)
     }
 
-    /// True if a compaction dropped `hash` (a lookup of its own: a gc may drop millions).
-    pub fn is_collected(&self, hash: &ObjectHash) -> Result<bool> {
-        self.db
-            .contains_key(keys::collected(hash))
-            .map_err(|e| self.err(e))
+    /// Where the compaction frames are (segment id, offset): their bodies list the objects
+    /// gc dropped, read only when a get misses (a gc may drop millions).
+    pub fn compactions(&self) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::COMPACTED]) {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            if let Some((seg, offset)) = keys::unpack(&k) {
+                out.push((seg, offset));
+            }
+        }
+        Ok(out)
     }
 
     /// Every entry the removals name, once each (read from the removals' bodies).
@@ -196,9 +202,6 @@ impl Index {
             batch.insert(&keys::removal(*seg, *offset)[..], bytes);
             batch.insert(&keys::removal_prints(*seg, *offset)[..], prints_of(body));
         }
-        for h in &update.collected {
-            batch.insert(&keys::collected(h)[..], &[][..]);
-        }
         for name in &update.superseded {
             batch.insert(keys::superseded(name), &[][..]);
         }
@@ -207,8 +210,6 @@ impl Index {
             v.extend_from_slice(&freed.to_le_bytes());
             batch.insert(&keys::compacted(*seg, *offset)[..], v);
         }
-        Ok(!update.removals.is_empty()
-            || !update.collected.is_empty()
-            || !update.compactions.is_empty())
+        Ok(!update.removals.is_empty() || !update.compactions.is_empty())
     }
 }
