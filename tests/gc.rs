@@ -360,3 +360,81 @@ fn gc_killed_at_random_moments_loses_nothing_and_the_next_gc_finishes() {
     let k = crate::gc_common::gc_kill_loop(&bin, dir.path(), 6, 600, 0x6c);
     assert_eq!(k.survived, k.tried, "{:?}", k.first_failure);
 }
+
+#[test]
+fn gc_runs_while_archive_log_writes_and_loses_none_of_its_records() {
+    use std::io::Write;
+    let t = TempStore::new();
+    let made = store(&t);
+    let a = t.open();
+    // Over 4 MiB: a logger starts a segment of its own rather than adopt this one.
+    let big = noise(5 << 20, 7);
+    let shape = Shape::new(vec![(5 << 20) / 4]);
+    let view = TensorView::new(Dtype::F32, &shape, &big).expect("view");
+    a.put_tensor(&view, &[("run", "r1")]).expect("big tensor");
+    rm(&a, "run = \"r0\"");
+    drop(a);
+    let mut logger = std::process::Command::new(crate::reliability_common::archive_bin())
+        .arg("--store")
+        .arg(t.path())
+        .args(["log", "--tag", "run=live", "--batch", "10"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("archive log");
+    let mut input = logger.stdin.take().expect("stdin");
+    let mut send = |from: usize, to: usize| {
+        for i in from..to {
+            writeln!(input, "{{\"id\": \"rec-{i}\", \"x\": {i}}}").expect("write");
+        }
+        input.flush().expect("flush");
+    };
+    send(0, 100);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let a = t.open();
+    let r = gc(&a, 0.0);
+    assert_eq!(
+        r.segments_replaced, 1,
+        "the old segment, not the logger's: {r:?}"
+    );
+    send(100, 200);
+    drop(send);
+    drop(input);
+    assert!(logger.wait().expect("log").success());
+    drop(a);
+    let a = t.open();
+    let logged: BTreeSet<String> = a
+        .query(&a.parse_query("run = \"live\"").expect("query"))
+        .map(|e| a.get(&e.expect("entry").hash).expect("record"))
+        .map(|o| format!("{o:?}"))
+        .collect();
+    assert_eq!(logged.len(), 200, "every record the logger was given");
+    assert!(matches!(a.get(&made.r0_part), Err(Error::Removed(_))));
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+}
+
+#[test]
+fn gc_on_a_store_it_cannot_lock_waits_then_names_the_holder() {
+    use std::io::Write;
+    let t = TempStore::new();
+    store(&t);
+    let mut holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(t.path().join("index.lock"))
+        .expect("index.lock");
+    holder.lock().expect("lock");
+    holder
+        .write_all(b"pid 4242 (archive export)")
+        .expect("write");
+    let snap = t.snapshot();
+    let start = std::time::Instant::now();
+    t.cmd()
+        .args(["--wait", "0.5", "gc"])
+        .assert()
+        .code(5)
+        .stderr(predicates::str::contains("pid 4242 (archive export)"));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(500));
+    assert_eq!(t.snapshot(), snap);
+}

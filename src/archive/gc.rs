@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::gc_copy::{CopyCounts, Output, is_temp_name};
-use super::gc_mark::{Marks, SegMark};
+use super::gc_mark::{Marks, PrefixSet, SegMark};
 use super::{Archive, now_ns};
 use crate::error::{Error, Result};
 use crate::segment::writer::{sync_dir, try_lock};
@@ -134,12 +134,13 @@ impl Archive {
             removed_entries: marks.removed_entries,
             ..GcReport::default()
         };
-        let victims = choose(&marks, opts, held, &mut report);
+        let garbage = marks.garbage_prefixes();
+        let victims = choose(&marks, &garbage, opts, held, &mut report);
         if opts.dry_run {
             return Ok(report);
         }
         if !victims.is_empty() {
-            self.replace(&victims, &marks, &removed, &mut report, progress)?;
+            self.replace(&victims, &marks, &garbage, &removed, &mut report, progress)?;
         }
         crash_point("reindexed");
         for v in &victims {
@@ -162,6 +163,7 @@ impl Archive {
         &self,
         victims: &[Victim<'_>],
         marks: &Marks,
+        garbage: &PrefixSet,
         removed: &crate::index::Removed,
         report: &mut GcReport,
         progress: &dyn Fn(&str, u64, u64),
@@ -174,10 +176,15 @@ impl Archive {
         let level = Some(self.settings.zstd_level.unwrap_or(1));
         let id = super::append::new_writer_id();
         let mut out = Output::create(&self.segments_dir, id, replaces, level, now_ns())?;
+        let here: PrefixSet = victims
+            .iter()
+            .flat_map(|v| v.seg.objects.iter().map(|(p, _)| *p))
+            .collect();
+        out.set_collected(marks.garbage_among(&here));
         let total = report.bytes_replaced;
         let mut done = 0;
         for v in victims {
-            let copied = out.copy_segment(v.seg, marks, removed, &|at| {
+            let copied = out.copy_segment(v.seg, marks, garbage, removed, &|at| {
                 progress("copy", done + at, total);
             });
             if let Err(e) = copied {
@@ -218,11 +225,11 @@ impl Archive {
 /// Step 4: the segments worth replacing, locked; the report's figures of what the mark found.
 fn choose<'m>(
     marks: &'m Marks,
+    garbage: &PrefixSet,
     opts: &GcOptions,
     mut held: HashMap<String, std::fs::File>,
     report: &mut GcReport,
 ) -> Vec<Victim<'m>> {
-    let garbage = marks.garbage_prefixes();
     let mut victims = Vec::new();
     for seg in &marks.segs {
         let dead: u64 = seg

@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::gc_mark::{Marks, SegMark};
+use super::gc_mark::{Marks, PrefixSet, SegMark};
 use super::put::BodyFrame;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -134,11 +134,18 @@ impl Output {
         Ok(())
     }
 
-    /// Copy the live frames of one replaced segment.
+    /// The objects this gc drops (`Marks::garbage_among`), listed by its closing compaction.
+    pub fn set_collected(&mut self, collected: Vec<ObjectHash>) {
+        self.collected = collected;
+    }
+
+    /// Copy the live frames of one replaced segment. `garbage` holds the prefixes of the
+    /// garbage objects.
     pub fn copy_segment(
         &mut self,
         seg: &SegMark,
         marks: &Marks,
+        garbage: &PrefixSet,
         removed: &Removed,
         pause: &dyn Fn(u64),
     ) -> Result<()> {
@@ -156,8 +163,10 @@ impl Output {
                 FrameKind::Object => self.copy_object(&f, &map, payload, marks, removed)?,
                 FrameKind::Entry => self.copy_entry(&f, &map, removed)?,
                 FrameKind::Pack => {
-                    let pack = decode_frame(&f, payload, &seg.path)?;
-                    self.copy_pack(&f, &map, payload, &pack, marks, removed)?;
+                    if !self.pack_whole(seg, &f, &map, payload, garbage)? {
+                        let pack = decode_frame(&f, payload, &seg.path)?;
+                        self.copy_pack(&f, &map, payload, &pack, marks, removed)?;
+                    }
                 }
                 FrameKind::Removal => {
                     let meta = meta_bytes(&map, &f)?;
@@ -177,6 +186,43 @@ impl Output {
         Ok(())
     }
 
+    /// Keep or drop a pack whole, as the mark found it, when all of it is live or all of it
+    /// garbage (no decode, no hashing); false if it is mixed (or was not marked).
+    fn pack_whole(
+        &mut self,
+        seg: &SegMark,
+        f: &Frame,
+        map: &[u8],
+        payload: &[u8],
+        garbage: &PrefixSet,
+    ) -> Result<bool> {
+        let Some(pm) = seg.packs.get(&f.offset) else {
+            return Ok(false);
+        };
+        let objects = seg.objects.get(pm.objects.clone()).unwrap_or(&[]);
+        let dead = objects.iter().filter(|(p, _)| garbage.contains(p)).count();
+        if pm.removed == 0 && dead == 0 {
+            let meta = meta_bytes(map, f)?;
+            self.counts.live_bytes += f.header.payload_len;
+            self.w.append(
+                FrameKind::Pack,
+                f.header.codec,
+                f.header.hash,
+                meta,
+                &[payload],
+                1,
+            )?;
+            return Ok(true);
+        }
+        if pm.removed == pm.entries && dead == objects.len() {
+            self.counts.objects_collected += dead as u64;
+            self.counts.bytes_collected += objects.iter().map(|(_, n)| n).sum::<u64>();
+            self.counts.entries_dropped += pm.entries;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     fn copy_object(
         &mut self,
         f: &Frame,
@@ -191,7 +237,6 @@ impl Output {
             self.counts.entries_dropped += u64::from(f.meta.entry.is_some());
             self.counts.objects_collected += 1;
             self.counts.bytes_collected += f.header.payload_len;
-            self.collected.push(hash);
             return Ok(());
         }
         let entry = f.meta.entry.as_ref();
@@ -335,7 +380,6 @@ impl Output {
                 Some(o) if marks.is_garbage(&hash) => {
                     self.counts.objects_collected += 1;
                     self.counts.bytes_collected += share(pack, o.data.len());
-                    self.collected.push(hash);
                     false
                 }
                 // Stored already in the output: the item becomes an entry of that copy.

@@ -10,18 +10,19 @@
 //! one); garbage candidates as whole hashes. Each segment's objects are kept as (prefix,
 //! stored bytes), to weigh its dead share once the mark is done.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 
 use super::Archive;
 use crate::error::Result;
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN};
 use crate::format::pack::Pack;
-use crate::hash::ObjectHash;
+use crate::hash::{ObjectHash, PrefixHasher};
 use crate::index::Removed;
 use crate::index::lookup::prefix_of;
 use crate::object::Kind;
-use crate::object::record::Record;
+use crate::object::record::scan_refs;
 use crate::segment::pack::{decode_compaction, decode_frame};
 use crate::segment::payload::{decode_payload, object_meta};
 use crate::segment::reader::map_file;
@@ -46,6 +47,16 @@ pub(super) struct SegMark {
     /// Their counts: removed entries left out, stored bytes dropped.
     pub dropped: u64,
     pub freed: u64,
+    /// Each pack, by offset: which of `objects` it holds, its entries and how many of them
+    /// are removed (so the copy can keep or drop a pack whole without decoding it again).
+    pub packs: HashMap<u64, PackMark>,
+}
+
+/// What the mark found about one pack.
+pub(super) struct PackMark {
+    pub objects: std::ops::Range<usize>,
+    pub entries: u64,
+    pub removed: u64,
 }
 
 /// What the mark found about the store.
@@ -53,15 +64,18 @@ pub(super) struct SegMark {
 pub(super) struct Marks {
     pub segs: Vec<SegMark>,
     /// Hash prefixes of live objects.
-    live: HashSet<u64>,
+    live: PrefixSet,
     /// Objects of removed entries, and what they refer to (after `close`).
-    dead: HashSet<ObjectHash>,
+    dead: crate::hash::HashSet,
     /// What records refer to, for records that refer to anything.
-    refs: HashMap<ObjectHash, Vec<ObjectHash>>,
+    refs: crate::hash::HashMap<Vec<ObjectHash>>,
     /// Entries seen, live and removed.
     pub live_entries: u64,
     pub removed_entries: u64,
 }
+
+/// A set of hash prefixes (already uniform: hashed as they are).
+pub(super) type PrefixSet = std::collections::HashSet<u64, BuildHasherDefault<PrefixHasher>>;
 
 /// The msgpack of a 32-byte binary: a record without it refers to nothing.
 const REF_MARK: [u8; 2] = [0xc4, 0x20];
@@ -83,26 +97,25 @@ impl Marks {
             return;
         }
         // A record that does not parse refers to nothing gc can see; verify reports it.
-        if let Ok(r) = Record::from_msgpack("record", bytes) {
-            let refs = r.refs();
-            if !refs.is_empty() {
-                self.refs.insert(hash, refs);
-            }
+        let mut refs = Vec::new();
+        if scan_refs(bytes, &mut |h| refs.push(h)).is_ok() && !refs.is_empty() {
+            self.refs.insert(hash, refs);
         }
     }
 
     /// Follow references: from live objects (so what they reach is live), then from dead
     /// ones (what they reach and nothing live does is dead).
     pub fn close(&mut self) {
-        let mut grew = true;
-        while grew {
-            grew = false;
-            for (rec, refs) in &self.refs {
-                if self.live.contains(&prefix_of(rec)) {
-                    for r in refs {
-                        grew |= self.live.insert(prefix_of(r));
-                    }
-                }
+        // Live records' references, then what those reach in turn.
+        let mut todo: Vec<ObjectHash> = Vec::new();
+        for (rec, refs) in &self.refs {
+            if self.live.contains(&prefix_of(rec)) {
+                todo.extend(refs.iter().copied());
+            }
+        }
+        while let Some(h) = todo.pop() {
+            if self.live.insert(prefix_of(&h)) {
+                todo.extend(self.refs.get(&h).into_iter().flatten().copied());
             }
         }
         let mut todo: Vec<ObjectHash> = self.dead.iter().copied().collect();
@@ -122,8 +135,21 @@ impl Marks {
         self.dead.contains(hash)
     }
 
+    /// The garbage objects whose prefix is among `prefixes` (those in the segments gc
+    /// replaces), sorted: what its compaction frame lists as dropped.
+    pub fn garbage_among(&self, prefixes: &PrefixSet) -> Vec<ObjectHash> {
+        let mut out: Vec<ObjectHash> = self
+            .dead
+            .iter()
+            .filter(|h| prefixes.contains(&prefix_of(h)))
+            .copied()
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Garbage objects (after `close`), as prefixes.
-    pub fn garbage_prefixes(&self) -> HashSet<u64> {
+    pub fn garbage_prefixes(&self) -> PrefixSet {
         self.dead.iter().map(prefix_of).collect()
     }
 }
@@ -155,6 +181,7 @@ impl Archive {
                 collected: Vec::new(),
                 dropped: 0,
                 freed: 0,
+                packs: HashMap::new(),
                 clean: found.damage.is_empty() && found.tail.is_none() && found.newer.is_none(),
             };
             for frame in &found.frames {
@@ -205,7 +232,16 @@ impl Archive {
                     .and_then(|(f, payload)| decode_frame(&f, payload, path));
                 match pack {
                     Ok(pack) => {
+                        let start = seg.objects.len();
+                        let removed_before = marks.removed_entries;
+                        let entries_before = marks.removed_entries + marks.live_entries;
                         mark_pack(marks, seg, &pack, removed);
+                        let pm = PackMark {
+                            objects: start..seg.objects.len(),
+                            entries: marks.removed_entries + marks.live_entries - entries_before,
+                            removed: marks.removed_entries - removed_before,
+                        };
+                        seg.packs.insert(frame.offset, pm);
                         true
                     }
                     Err(_) => false,
@@ -243,7 +279,7 @@ fn mark_record_frame(marks: &mut Marks, frame: &Frame, map: &[u8], path: &Path) 
 
 /// Mark a pack's objects and entries.
 fn mark_pack(marks: &mut Marks, seg: &mut SegMark, pack: &Pack, removed: &Removed) {
-    let mut hashes: HashMap<u32, ObjectHash> = HashMap::new();
+    let mut hashes: HashMap<u32, ObjectHash> = HashMap::with_capacity(pack.len());
     for (slot, o) in pack.objects() {
         let h = o.hash();
         seg.objects

@@ -5,6 +5,7 @@
 //! any segment, in any order, before or after the entries themselves.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::{Index, Update, keys};
@@ -18,7 +19,7 @@ use crate::hash::ObjectHash;
 #[derive(Debug, Default)]
 pub struct Removed {
     /// Fingerprints of the removed entries' tags, by (hash prefix, time).
-    by_entry: HashMap<(u64, i64), Vec<u128>>,
+    by_entry: HashMap<(u64, i64), Vec<u128>, BuildHasherDefault<crate::hash::PrefixHasher>>,
     /// Entries named by removals (an entry named twice counts twice).
     entries: u64,
     /// Stored bytes the removals freed, as each said when it was made.

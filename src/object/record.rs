@@ -323,6 +323,26 @@ pub fn scan_fields<'r>(
     Ok(())
 }
 
+/// Every reference in a record's canonical bytes, lists and nested records included, found
+/// without decoding it (what [`Record::refs`] gives, in the same order). An error says why the
+/// bytes are not a record.
+pub fn scan_refs(bytes: &[u8], f: &mut dyn FnMut(ObjectHash)) -> std::result::Result<(), String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let m = c.byte()?;
+    let mut bad = false;
+    c.walk_after(m, 0, &mut |b| match ObjectHash::from_slice(b) {
+        Some(h) => f(h),
+        None => bad = true,
+    })?;
+    if bad {
+        return Err("a reference that is not 32 bytes".into());
+    }
+    if c.at != bytes.len() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(())
+}
+
 /// The reference at `path` of a record's canonical bytes (`None`: no such field, or not a
 /// reference), found without decoding the record: the walk stops at the field, and what it
 /// skips is not checked. An error says why the bytes are not a record.
@@ -513,13 +533,24 @@ impl<'r> Cursor<'r> {
 
     /// Skip a value whose marker was read: numbers, lists, references.
     fn skip_after(&mut self, marker: u8, depth: usize) -> std::result::Result<(), String> {
+        self.walk_after(marker, depth, &mut |_| {})
+    }
+
+    /// Skip the value whose marker was just read, handing `on_bin` every binary in it (in a
+    /// record, binaries are references and nothing else).
+    fn walk_after(
+        &mut self,
+        marker: u8,
+        depth: usize,
+        on_bin: &mut dyn FnMut(&'r [u8]),
+    ) -> std::result::Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("nested too deep".into());
         }
-        let items = |c: &mut Self, n: usize, per: usize| -> std::result::Result<(), String> {
+        let mut items = |c: &mut Self, n: usize, per: usize| -> std::result::Result<(), String> {
             for _ in 0..n.saturating_mul(per) {
                 let m = c.byte()?;
-                c.skip_after(m, depth + 1)?;
+                c.walk_after(m, depth + 1, on_bin)?;
             }
             Ok(())
         };
@@ -534,7 +565,11 @@ impl<'r> Cursor<'r> {
             m @ (0xd9..=0xdb | 0xc4..=0xc6) => {
                 let width = 1 << (m - if m >= 0xd9 { 0xd9 } else { 0xc4 });
                 let n = self.be(width)?;
-                self.take(n).map(|_| ())
+                let bytes = self.take(n)?;
+                if m <= 0xc6 {
+                    on_bin(bytes);
+                }
+                Ok(())
             }
             m @ 0x90..=0x9f => items(self, usize::from(m & 0x0f), 1),
             m @ 0x80..=0x8f => items(self, usize::from(m & 0x0f), 2),
@@ -813,6 +848,27 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(back.fields()[0].0, "label");
         assert_eq!(r.refs(), vec![ObjectHash([7; 32])]);
+    }
+
+    #[test]
+    fn scan_refs_finds_what_refs_does_in_lists_and_nested_records() {
+        let inner = Record::new()
+            .with("deep", Value::Ref(ObjectHash([2; 32])))
+            .expect("inner");
+        let r = Record::new()
+            .with("a", Value::Ref(ObjectHash([1; 32])))
+            .and_then(|r| r.with("s", Value::Str("x".into())))
+            .and_then(|r| {
+                let list = vec![Value::Int(3), Value::Ref(ObjectHash([3; 32]))];
+                r.with("list", Value::List(list))
+            })
+            .and_then(|r| r.with("n", Value::Record(inner)))
+            .expect("record");
+        let mut found = Vec::new();
+        scan_refs(&r.to_msgpack(), &mut |h| found.push(h)).expect("scan");
+        assert_eq!(found, r.refs());
+        assert_eq!(found.len(), 3);
+        assert!(scan_refs(&[0x81, 0xa1, b'a', 0xc4, 0x01, 0x00], &mut |_| {}).is_err());
     }
 
     #[test]
