@@ -176,11 +176,9 @@ impl Archive {
         let level = Some(self.settings.zstd_level.unwrap_or(1));
         let id = super::append::new_writer_id();
         let mut out = Output::create(&self.segments_dir, id, replaces, level, now_ns())?;
-        let here: PrefixSet = victims
-            .iter()
-            .flat_map(|v| v.seg.objects.iter().map(|(p, _)| *p))
-            .collect();
-        out.set_collected(marks.garbage_among(&here));
+        // All the garbage, also what stays in segments not replaced now: a get of an object
+        // still stored finds it before it looks here.
+        out.set_collected(marks.garbage());
         let total = report.bytes_replaced;
         let mut done = 0;
         for v in victims {

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use super::Archive;
 use crate::error::Result;
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN};
-use crate::format::pack::Pack;
 use crate::hash::{ObjectHash, PrefixHasher};
 use crate::index::Removed;
 use crate::index::lookup::prefix_of;
@@ -27,6 +26,7 @@ use crate::segment::pack::{decode_compaction, decode_frame};
 use crate::segment::payload::{decode_payload, object_meta};
 use crate::segment::reader::map_file;
 use crate::segment::scan::{Frame, read_frame, scan};
+use rayon::prelude::*;
 
 /// What the mark found about one segment.
 pub(super) struct SegMark {
@@ -82,7 +82,11 @@ const REF_MARK: [u8; 2] = [0xc4, 0x20];
 
 impl Marks {
     fn entry(&mut self, hash: ObjectHash, time_ns: i64, tags: &[(String, String)], r: &Removed) {
-        if r.contains(&hash, time_ns, tags) {
+        self.entry_is(hash, r.contains(&hash, time_ns, tags));
+    }
+
+    fn entry_is(&mut self, hash: ObjectHash, removed: bool) {
+        if removed {
             self.removed_entries += 1;
             self.dead.insert(hash);
         } else {
@@ -93,14 +97,31 @@ impl Marks {
 
     /// Note the references of a record's bytes (stored as `hash`).
     fn record(&mut self, hash: ObjectHash, bytes: &[u8]) {
-        if !bytes.windows(2).any(|w| w == REF_MARK) {
-            return;
-        }
-        // A record that does not parse refers to nothing gc can see; verify reports it.
-        let mut refs = Vec::new();
-        if scan_refs(bytes, &mut |h| refs.push(h)).is_ok() && !refs.is_empty() {
+        if let Some(refs) = record_refs(bytes) {
             self.refs.insert(hash, refs);
         }
+    }
+
+    /// Add what a pack at `offset` of `seg` holds.
+    fn add_pack(&mut self, seg: &mut SegMark, offset: u64, p: PackScan) {
+        let start = seg.objects.len();
+        seg.objects.extend(p.objects);
+        let entries = p.entries.len() as u64;
+        let mut removed = 0;
+        for (h, r) in p.entries {
+            removed += u64::from(r);
+            self.entry_is(h, r);
+        }
+        self.refs.extend(p.refs);
+        let objects = start..seg.objects.len();
+        seg.packs.insert(
+            offset,
+            PackMark {
+                objects,
+                entries,
+                removed,
+            },
+        );
     }
 
     /// Follow references: from live objects (so what they reach is live), then from dead
@@ -135,17 +156,9 @@ impl Marks {
         self.dead.contains(hash)
     }
 
-    /// The garbage objects whose prefix is among `prefixes` (those in the segments gc
-    /// replaces), sorted: what its compaction frame lists as dropped.
-    pub fn garbage_among(&self, prefixes: &PrefixSet) -> Vec<ObjectHash> {
-        let mut out: Vec<ObjectHash> = self
-            .dead
-            .iter()
-            .filter(|h| prefixes.contains(&prefix_of(h)))
-            .copied()
-            .collect();
-        out.sort();
-        out
+    /// The garbage objects (after `close`): what gc's compaction frame lists as dropped.
+    pub fn garbage(&self) -> Vec<ObjectHash> {
+        self.dead.iter().copied().collect()
     }
 
     /// Garbage objects (after `close`), as prefixes.
@@ -184,8 +197,26 @@ impl Archive {
                 packs: HashMap::new(),
                 clean: found.damage.is_empty() && found.tail.is_none() && found.newer.is_none(),
             };
-            for frame in &found.frames {
-                seg.clean &= self.mark_frame(&mut marks, &mut seg, frame, &map, path, removed);
+            // Packs are decoded and hashed on every core, a chunk at a time; what they hold
+            // is added in frame order.
+            for chunk in found.frames.chunks(PACKS_AT_ONCE) {
+                let packs: Vec<Option<Result<PackScan>>> = chunk
+                    .par_iter()
+                    .map(|f| {
+                        (f.header.kind == FrameKind::Pack)
+                            .then(|| scan_pack(f, &map, path, removed))
+                    })
+                    .collect();
+                for (frame, pack) in chunk.iter().zip(packs) {
+                    seg.clean &= match pack {
+                        Some(Ok(p)) => {
+                            marks.add_pack(&mut seg, frame.offset, p);
+                            true
+                        }
+                        Some(Err(_)) => false,
+                        None => self.mark_frame(&mut marks, &mut seg, frame, &map, path, removed),
+                    };
+                }
             }
             done += seg.len;
             progress(done, total);
@@ -226,27 +257,8 @@ impl Archive {
                 }
                 true
             }
-            FrameKind::Pack => {
-                let pack = read_frame(map, frame.offset)
-                    .map_err(|e| crate::error::Error::corrupt(path, frame.offset, e.to_string()))
-                    .and_then(|(f, payload)| decode_frame(&f, payload, path));
-                match pack {
-                    Ok(pack) => {
-                        let start = seg.objects.len();
-                        let removed_before = marks.removed_entries;
-                        let entries_before = marks.removed_entries + marks.live_entries;
-                        mark_pack(marks, seg, &pack, removed);
-                        let pm = PackMark {
-                            objects: start..seg.objects.len(),
-                            entries: marks.removed_entries + marks.live_entries - entries_before,
-                            removed: marks.removed_entries - removed_before,
-                        };
-                        seg.packs.insert(frame.offset, pm);
-                        true
-                    }
-                    Err(_) => false,
-                }
-            }
+            // Packs are marked by `scan_pack`.
+            FrameKind::Pack => true,
             FrameKind::Removal => true,
             FrameKind::Compaction => {
                 let body = read_frame(map, frame.offset)
@@ -277,15 +289,38 @@ fn mark_record_frame(marks: &mut Marks, frame: &Frame, map: &[u8], path: &Path) 
     Ok(())
 }
 
-/// Mark a pack's objects and entries.
-fn mark_pack(marks: &mut Marks, seg: &mut SegMark, pack: &Pack, removed: &Removed) {
+/// Frames whose packs are decoded at once, across the cores.
+const PACKS_AT_ONCE: usize = 256;
+
+/// What one pack holds, as the mark needs it.
+struct PackScan {
+    /// Objects: hash prefix, stored share.
+    objects: Vec<(u64, u64)>,
+    /// Entries: the object logged, and whether a removal names the entry.
+    entries: Vec<(ObjectHash, bool)>,
+    /// Records that refer to objects, with what they refer to.
+    refs: Vec<(ObjectHash, Vec<ObjectHash>)>,
+}
+
+/// Decode a pack and hash its objects.
+fn scan_pack(frame: &Frame, map: &[u8], path: &Path, removed: &Removed) -> Result<PackScan> {
+    let (f, payload) = read_frame(map, frame.offset)
+        .map_err(|e| crate::error::Error::corrupt(path, frame.offset, e.to_string()))?;
+    let pack = decode_frame(&f, payload, path)?;
+    let mut out = PackScan {
+        objects: Vec::with_capacity(pack.len()),
+        entries: Vec::with_capacity(pack.len()),
+        refs: Vec::new(),
+    };
     let mut hashes: HashMap<u32, ObjectHash> = HashMap::with_capacity(pack.len());
     for (slot, o) in pack.objects() {
         let h = o.hash();
-        seg.objects
-            .push((prefix_of(&h), super::gc_copy::share(pack, o.data.len())));
-        if o.kind == Kind::Record {
-            marks.record(h, o.data);
+        out.objects
+            .push((prefix_of(&h), super::gc_copy::share(&pack, o.data.len())));
+        if o.kind == Kind::Record
+            && let Some(refs) = record_refs(o.data)
+        {
+            out.refs.push((h, refs));
         }
         hashes.insert(slot, h);
     }
@@ -295,7 +330,20 @@ fn mark_pack(marks: &mut Marks, seg: &mut SegMark, pack: &Pack, removed: &Remove
             None => pack.item_hash(slot),
         };
         if let Some(h) = h {
-            marks.entry(h, time_ns, pack.tags(tagset), removed);
+            out.entries
+                .push((h, removed.contains(&h, time_ns, pack.tags(tagset))));
         }
     }
+    Ok(out)
+}
+
+/// The references of a record's bytes, if it has any.
+fn record_refs(bytes: &[u8]) -> Option<Vec<ObjectHash>> {
+    if !bytes.windows(2).any(|w| w == REF_MARK) {
+        return None;
+    }
+    // A record that does not parse refers to nothing gc can see; verify reports it.
+    let mut refs = Vec::new();
+    scan_refs(bytes, &mut |h| refs.push(h)).ok()?;
+    (!refs.is_empty()).then_some(refs)
 }
