@@ -4,7 +4,12 @@
 //! cargo build --release --bin archive
 //! cargo run --release -p model-archive-bench --bin gc-bench               # ~4 GiB, 1M records
 //! cargo run --release -p model-archive-bench --bin gc-bench -- 200000 0.5 # smaller: records, GiB of tensors
+//! cargo run --release -p model-archive-bench --bin gc-bench -- rm 10000000  # rm of 100k of 10M records
 //! ```
+//!
+//! `rm N`: N records logged in 100 batches (`--tag batch=bK`, N/100 records each; the stream's
+//! 1000 runs one after another); `archive rm 'batch = "b42"'` as a whole process, and
+//! `archive query 'run = "r17"'` (N/1000 hits) before and after it, medians of 5.
 //!
 //! The store: N records (the log bench's msgpack stream: 10 float32 probabilities, a label,
 //! an id, 1000 runs) logged by `archive log` in two halves tagged `half=keep` and
@@ -27,6 +32,12 @@ use model_archive::{Archive, Dtype, Shape, TensorView};
 const TENSOR_BYTES: usize = 16 << 20;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("rm") {
+        let n = std::env::args()
+            .nth(2)
+            .map_or(10_000_000, |a| a.parse().expect("records"));
+        return rm_bench(n);
+    }
     let mut args = std::env::args().skip(1);
     let records: usize = args
         .next()
@@ -201,4 +212,69 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+}
+
+/// `archive rm` of one batch of N/100 records out of N, and a query before and after.
+fn rm_bench(n: usize) {
+    let bin = archive_bin();
+    let scratch = target_dir().join("gc-bench-rm");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let store = scratch.join("store");
+    let ok = Command::new(&bin).arg("init").arg(&store).stdout(Stdio::null()).status();
+    assert!(ok.expect("init").success());
+    eprintln!("logging {n} records in 100 batches …");
+    let per = n / 100;
+    for b in 0..100 {
+        let stream = record_stream(per, b * per, false);
+        let mut child = Command::new(&bin)
+            .arg("--store")
+            .arg(&store)
+            .args(["log", "--format", "msgpack", "--tag-field", "run", "--tag-field", "id"])
+            .args(["--tag", &format!("batch=b{b}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("log");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &stream)
+            .expect("stream");
+        assert!(child.wait().expect("log").success());
+    }
+    // The index catches up with the loggers before anything is timed.
+    run_json(&bin, &store, &["stats"]);
+    let query = |store: &Path| {
+        let mut t: Vec<Duration> = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                let out = Command::new(&bin)
+                    .arg("--store")
+                    .arg(store)
+                    .args(["query", "run = \"r17\"", "--hashes"])
+                    .output()
+                    .expect("query");
+                assert!(out.status.success());
+                start.elapsed()
+            })
+            .collect();
+        median(&mut t)
+    };
+    let before = query(&store);
+    let start = Instant::now();
+    let r = run_json(&bin, &store, &["rm", "batch = \"b42\""]);
+    let rm = start.elapsed();
+    let after = query(&store);
+    println!("| measure | result |\n| --- | --- |");
+    println!(
+        "| `archive rm 'batch = \"b42\"'` ({} of {n} entries), whole process | {:.2} s |",
+        r["entries"], rm.as_secs_f64()
+    );
+    println!(
+        "| `archive query 'run = \"r17\"'` ({} hits), whole process, median of 5 | {:.0} ms before, {:.0} ms after |",
+        n / 1000,
+        before.as_secs_f64() * 1e3,
+        after.as_secs_f64() * 1e3
+    );
+    if std::env::var_os("GC_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
 }
