@@ -221,7 +221,11 @@ fn rm_bench(n: usize) {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     let store = scratch.join("store");
-    let ok = Command::new(&bin).arg("init").arg(&store).stdout(Stdio::null()).status();
+    let ok = Command::new(&bin)
+        .arg("init")
+        .arg(&store)
+        .stdout(Stdio::null())
+        .status();
     assert!(ok.expect("init").success());
     eprintln!("logging {n} records in 100 batches …");
     let per = n / 100;
@@ -230,7 +234,15 @@ fn rm_bench(n: usize) {
         let mut child = Command::new(&bin)
             .arg("--store")
             .arg(&store)
-            .args(["log", "--format", "msgpack", "--tag-field", "run", "--tag-field", "id"])
+            .args([
+                "log",
+                "--format",
+                "msgpack",
+                "--tag-field",
+                "run",
+                "--tag-field",
+                "id",
+            ])
             .args(["--tag", &format!("batch=b{b}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -266,7 +278,8 @@ fn rm_bench(n: usize) {
     println!("| measure | result |\n| --- | --- |");
     println!(
         "| `archive rm 'batch = \"b42\"'` ({} of {n} entries), whole process | {:.2} s |",
-        r["entries"], rm.as_secs_f64()
+        r["entries"],
+        rm.as_secs_f64()
     );
     println!(
         "| `archive query 'run = \"r17\"'` ({} hits), whole process, median of 5 | {:.0} ms before, {:.0} ms after |",

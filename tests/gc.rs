@@ -398,7 +398,6 @@ fn gc_runs_while_archive_log_writes_and_loses_none_of_its_records() {
         "the old segment, not the logger's: {r:?}"
     );
     send(100, 200);
-    drop(send);
     drop(input);
     assert!(logger.wait().expect("log").success());
     drop(a);

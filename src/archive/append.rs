@@ -143,18 +143,29 @@ impl Archive {
 
     /// True if the object is stored: per the index, or (logging only) the lookup tables.
     pub(super) fn known(&self, hash: &ObjectHash) -> Result<bool> {
-        if self.has_index() {
+        Ok(self.stored_in(hash)?.is_some())
+    }
+
+    /// The segment holding a copy of the object, per the index, or (logging only) the lookup
+    /// tables; a copy the tables point at is checked where it lies.
+    pub(super) fn stored_in(&self, hash: &ObjectHash) -> Result<Option<String>> {
+        let candidates = if self.has_index() {
             let index = self.index()?;
-            // A copy in a damaged pack does not count: the content is stored again.
-            return Ok(index.contains(hash)?
-                || self
-                    .locator
-                    .find(&index.candidates(hash), hash)
-                    .ok()
-                    .flatten()
-                    .is_some());
-        }
-        Ok(self.reader.as_ref().is_some_and(|r| r.contains(hash)))
+            if let Some(loc) = index.get(hash)? {
+                return Ok(Some(index.segment(loc.seg)?.name));
+            }
+            index.candidates(hash)
+        } else {
+            match &self.reader {
+                Some(r) => r.candidates(hash),
+                None => return Ok(None),
+            }
+        };
+        // A copy in a damaged pack does not count: the content is stored again.
+        Ok(candidates
+            .into_iter()
+            .find(|at| matches!(self.locator.open(at, hash), Ok(Some(_))))
+            .map(|at| at.segment))
     }
 
     /// True if the object is stored, or claimed by a batch that is storing it.
@@ -186,7 +197,10 @@ impl Archive {
         }
         // The copy found must still be there once pinned: a gc may have run since the index
         // or the tables were read.
-        if self.known(hash)? && pin()? && self.still_stored(hash)? {
+        if let Some(segment) = self.stored_in(hash)?
+            && pin()?
+            && self.still_there(&segment)?
+        {
             return Ok(false);
         }
         Ok(self.claims.lock()?.insert(*hash))

@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::gc_mark::{Marks, PrefixSet, SegMark};
+use super::gc_mark::{Marks, PrefixSet, SegMark, share};
 use super::put::BodyFrame;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -394,10 +394,10 @@ impl Output {
                 as_is: store == object.is_some() && live == entry,
             });
         }
-        if plan.len() != pack.len() {
-            if let Some(first) = plan.first_mut() {
-                first.as_is = false;
-            }
+        if plan.len() != pack.len()
+            && let Some(first) = plan.first_mut()
+        {
+            first.as_is = false;
         }
         plan
     }
@@ -435,12 +435,6 @@ impl Output {
     pub fn abandon(self) {
         let _ = std::fs::remove_file(self.dir.join(&self.tmp));
     }
-}
-
-/// The stored bytes of `len` bytes of a pack's data: their share of the pack's payload.
-pub(super) fn share(pack: &Pack, len: usize) -> u64 {
-    let data = pack.body.data.len().max(1) as u64;
-    (len as u64 * pack.stored_len / data).max(1)
 }
 
 /// The metadata bytes of frame `f`, as stored.

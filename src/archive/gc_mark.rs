@@ -316,7 +316,7 @@ fn scan_pack(frame: &Frame, map: &[u8], path: &Path, removed: &Removed) -> Resul
     for (slot, o) in pack.objects() {
         let h = o.hash();
         out.objects
-            .push((prefix_of(&h), super::gc_copy::share(&pack, o.data.len())));
+            .push((prefix_of(&h), share(&pack, o.data.len())));
         if o.kind == Kind::Record
             && let Some(refs) = record_refs(o.data)
         {
@@ -346,4 +346,10 @@ fn record_refs(bytes: &[u8]) -> Option<Vec<ObjectHash>> {
     let mut refs = Vec::new();
     scan_refs(bytes, &mut |h| refs.push(h)).ok()?;
     (!refs.is_empty()).then_some(refs)
+}
+
+/// The stored bytes of `len` bytes of a pack's data: their share of the pack's payload.
+pub(super) fn share(pack: &crate::format::pack::Pack, len: usize) -> u64 {
+    let data = pack.body.data.len().max(1) as u64;
+    (len as u64 * pack.stored_len / data).max(1)
 }

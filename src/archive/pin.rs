@@ -101,31 +101,23 @@ impl Archive {
         }
     }
 
-    /// With the store pinned: true if `hash` is stored in a segment that is still there and
-    /// that no compaction replaced. What the lookup tables say may be older than the last gc
-    /// (a logger reads the tables it opened with), so a copy is checked where it lies.
-    pub(super) fn still_stored(&self, hash: &ObjectHash) -> Result<bool> {
+    /// With the store pinned: true if `segment`, where a copy of some content was found, is
+    /// still there and no compaction replaced it. What the index or the lookup tables say may
+    /// be older than the last gc (a logger reads the tables it opened with).
+    pub(super) fn still_there(&self, segment: &str) -> Result<bool> {
         let gone = match self.pins.lock()?.as_ref() {
             Some(p) => Arc::clone(&p.gone),
-            None => return Err(Error::internal("still_stored without a pin")),
+            None => return Err(Error::internal("still_there without a pin")),
         };
-        let candidates = if self.has_index() {
-            self.index()?.candidates(hash)
-        } else {
-            self.reader
-                .as_ref()
-                .map(|r| r.candidates(hash))
-                .unwrap_or_default()
-        };
-        for at in candidates {
-            if gone.contains(&at.segment) || !self.segments_dir.join(&at.segment).is_file() {
-                continue;
-            }
-            if matches!(self.locator.open(&at, hash), Ok(Some(_))) {
-                return Ok(true);
-            }
+        Ok(!gone.contains(segment) && self.segments_dir.join(segment).is_file())
+    }
+
+    /// With the store pinned: true if `hash` is stored in a segment that is still there.
+    pub(super) fn still_stored(&self, hash: &ObjectHash) -> Result<bool> {
+        match self.stored_in(hash)? {
+            Some(segment) => self.still_there(&segment),
+            None => Ok(false),
         }
-        Ok(false)
     }
 
     /// Take the gc lock exclusively, waiting up to the lock timeout for batches that pinned
