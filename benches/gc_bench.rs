@@ -130,19 +130,7 @@ fn build(bin: &Path, store: &Path, records: usize, gib: f64) {
         .expect("init");
     assert!(ok.success());
     for (half, offset) in [("keep", 0), ("drop", records / 2)] {
-        let stream = record_stream(records / 2, offset, false);
-        let mut child = Command::new(bin)
-            .arg("--store")
-            .arg(store)
-            .args(["log", "--format", "msgpack", "--tag-field", "run"])
-            .args(["--tag-field", "id", "--tag", &format!("half={half}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("log");
-        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &stream)
-            .expect("stream");
-        assert!(child.wait().expect("log").success());
+        log(bin, store, records / 2, offset, &format!("half={half}"));
     }
     let a = Archive::open(store).expect("open");
     let n = ((gib * (1u64 << 30) as f64) / TENSOR_BYTES as f64) as usize;
@@ -161,6 +149,30 @@ fn build(bin: &Path, store: &Path, records: usize, gib: f64) {
     for q in ["half = \"drop\"", "run = \"drop\""] {
         run_json(bin, store, &["rm", q]);
     }
+}
+
+/// `archive log` of `n` records of the stream from `offset`, tagged `tag` and by run and id.
+fn log(bin: &Path, store: &Path, n: usize, offset: usize, tag: &str) {
+    let stream = record_stream(n, offset, false);
+    let mut child = Command::new(bin)
+        .arg("--store")
+        .arg(store)
+        .args([
+            "log",
+            "--format",
+            "msgpack",
+            "--tag-field",
+            "run",
+            "--tag-field",
+            "id",
+        ])
+        .args(["--tag", tag])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("log");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &stream).expect("stream");
+    assert!(child.wait().expect("log").success());
 }
 
 fn run_json(bin: &Path, store: &Path, args: &[&str]) -> serde_json::Value {
@@ -230,27 +242,7 @@ fn rm_bench(n: usize) {
     eprintln!("logging {n} records in 100 batches …");
     let per = n / 100;
     for b in 0..100 {
-        let stream = record_stream(per, b * per, false);
-        let mut child = Command::new(&bin)
-            .arg("--store")
-            .arg(&store)
-            .args([
-                "log",
-                "--format",
-                "msgpack",
-                "--tag-field",
-                "run",
-                "--tag-field",
-                "id",
-            ])
-            .args(["--tag", &format!("batch=b{b}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("log");
-        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &stream)
-            .expect("stream");
-        assert!(child.wait().expect("log").success());
+        log(&bin, &store, per, b * per, &format!("batch=b{b}"));
     }
     // The index catches up with the loggers before anything is timed.
     run_json(&bin, &store, &["stats"]);

@@ -11,17 +11,8 @@ use model_archive::{
     Value,
 };
 
+use crate::gc_common::listing;
 use crate::util::{TempStore, noise, stdout_of};
-
-/// Every entry, as (hash, time, tags).
-type Listing = BTreeSet<(ObjectHash, i64, Vec<(String, String)>)>;
-
-fn listing(a: &Archive) -> Listing {
-    a.entries()
-        .map(|e| e.expect("entry"))
-        .map(|e| (e.hash, e.time_ns, e.tags))
-        .collect()
-}
 
 fn rm(a: &Archive, q: &str) -> u64 {
     let query = a.parse_query(q).expect("query");

@@ -17,9 +17,10 @@ use model_archive::{Archive, Dtype, Error, GcOptions, ObjectHash, Record, Shape,
 use crate::reliability_common::{Rng, noise};
 
 /// Every entry, as (hash, time, tags).
-type Listing = BTreeSet<(ObjectHash, i64, Vec<(String, String)>)>;
+pub type Listing = BTreeSet<(ObjectHash, i64, Vec<(String, String)>)>;
 
-fn listing(a: &Archive) -> Listing {
+/// Every entry of `a`.
+pub fn listing(a: &Archive) -> Listing {
     a.entries()
         .map(|e| e.expect("entry"))
         .map(|e| (e.hash, e.time_ns, e.tags))

@@ -168,17 +168,7 @@ impl Output {
                         self.copy_pack(&f, &map, payload, &pack, marks, removed)?;
                     }
                 }
-                FrameKind::Removal => {
-                    let meta = meta_bytes(&map, &f)?;
-                    self.w.append(
-                        f.header.kind,
-                        f.header.codec,
-                        f.header.hash,
-                        meta,
-                        &[payload],
-                        1,
-                    )?;
-                }
+                FrameKind::Removal => self.copy_as_is(&f, &map, payload)?,
                 FrameKind::Compaction => {}
             }
             pause(frame.offset);
@@ -202,16 +192,7 @@ impl Output {
         let objects = seg.objects.get(pm.objects.clone()).unwrap_or(&[]);
         let dead = objects.iter().filter(|(p, _)| garbage.contains(p)).count();
         if pm.removed == 0 && dead == 0 {
-            let meta = meta_bytes(map, f)?;
-            self.counts.live_bytes += f.header.payload_len;
-            self.w.append(
-                FrameKind::Pack,
-                f.header.codec,
-                f.header.hash,
-                meta,
-                &[payload],
-                1,
-            )?;
+            self.copy_as_is(f, map, payload)?;
             return Ok(true);
         }
         if pm.removed == pm.entries && dead == objects.len() {
@@ -221,6 +202,16 @@ impl Output {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Copy a frame whose payload is a body (a pack, a removal) exactly as it is.
+    fn copy_as_is(&mut self, f: &Frame, map: &[u8], payload: &[u8]) -> Result<()> {
+        let meta = meta_bytes(map, f)?;
+        self.counts.live_bytes += f.header.payload_len;
+        let h = &f.header;
+        self.w
+            .append(h.kind, h.codec, h.hash, meta, &[payload], 1)?;
+        Ok(())
     }
 
     fn copy_object(
@@ -318,17 +309,7 @@ impl Output {
     ) -> Result<()> {
         let plan = self.plan_pack(pack, marks, removed);
         if plan.iter().all(|i| i.as_is) {
-            let meta = meta_bytes(map, f)?;
-            self.counts.live_bytes += f.header.payload_len;
-            self.w.append(
-                FrameKind::Pack,
-                f.header.codec,
-                f.header.hash,
-                meta,
-                &[payload],
-                1,
-            )?;
-            return Ok(());
+            return self.copy_as_is(f, map, payload);
         }
         let mut b = PackBuilder::default();
         for item in &plan {

@@ -176,11 +176,7 @@ impl Archive {
         progress: &dyn Fn(u64, u64),
     ) -> Result<Marks> {
         let mut marks = Marks::default();
-        let total: u64 = files
-            .iter()
-            .filter_map(|(_, p)| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
+        let total = super::files_len(files);
         let mut done = 0;
         for (name, path) in files {
             let Some(map) = map_file(path)? else { continue };

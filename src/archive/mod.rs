@@ -64,6 +64,15 @@ use crate::reader::ArchiveReader;
 /// Segment files: (name, path), sorted by name.
 type SegmentList = Vec<(String, PathBuf)>;
 
+/// Bytes in the files of `files`, as they are now.
+fn files_len(files: &[(String, PathBuf)]) -> u64 {
+    files
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> i64 {
     SystemTime::now()

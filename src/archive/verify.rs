@@ -101,11 +101,7 @@ impl Archive {
                 reason: "named like a segment but not a regular file: not read".into(),
             });
         }
-        let total: u64 = files
-            .iter()
-            .filter_map(|(_, p)| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
+        let total = super::files_len(&files);
         let mut done = 0;
         let mut seen = Seen::default();
         let own = self.own_segment()?;
