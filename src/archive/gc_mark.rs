@@ -68,7 +68,8 @@ pub(super) struct Marks {
     /// Objects of removed entries, and what they refer to (after `close`).
     dead: crate::hash::HashSet,
     /// What records refer to, for records that refer to anything.
-    refs: crate::hash::HashMap<Vec<ObjectHash>>,
+    /// (record, object it refers to), for records that refer to anything; sorted by `close`.
+    refs: Vec<(ObjectHash, ObjectHash)>,
     /// Entries seen, live and removed.
     pub live_entries: u64,
     pub removed_entries: u64,
@@ -97,9 +98,19 @@ impl Marks {
 
     /// Note the references of a record's bytes (stored as `hash`).
     fn record(&mut self, hash: ObjectHash, bytes: &[u8]) {
-        if let Some(refs) = record_refs(bytes) {
-            self.refs.insert(hash, refs);
-        }
+        record_refs(hash, bytes, &mut self.refs);
+    }
+
+    /// What the record `h` refers to (after `close` sorted them).
+    fn refs_of(&self, h: &ObjectHash) -> impl Iterator<Item = ObjectHash> + '_ {
+        let h = *h;
+        let start = self.refs.partition_point(|(r, _)| *r < h);
+        self.refs
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(move |(r, _)| *r == h)
+            .map(|(_, to)| *to)
     }
 
     /// Add what a pack at `offset` of `seg` holds.
@@ -127,23 +138,25 @@ impl Marks {
     /// Follow references: from live objects (so what they reach is live), then from dead
     /// ones (what they reach and nothing live does is dead).
     pub fn close(&mut self) {
+        self.refs.sort_unstable();
         // Live records' references, then what those reach in turn.
-        let mut todo: Vec<ObjectHash> = Vec::new();
-        for (rec, refs) in &self.refs {
-            if self.live.contains(&prefix_of(rec)) {
-                todo.extend(refs.iter().copied());
-            }
-        }
+        let mut todo: Vec<ObjectHash> = self
+            .refs
+            .iter()
+            .filter(|(rec, _)| self.live.contains(&prefix_of(rec)))
+            .map(|(_, to)| *to)
+            .collect();
         while let Some(h) = todo.pop() {
             if self.live.insert(prefix_of(&h)) {
-                todo.extend(self.refs.get(&h).into_iter().flatten().copied());
+                todo.extend(self.refs_of(&h));
             }
         }
         let mut todo: Vec<ObjectHash> = self.dead.iter().copied().collect();
         while let Some(h) = todo.pop() {
-            for r in self.refs.get(&h).into_iter().flatten() {
-                if self.dead.insert(*r) {
-                    todo.push(*r);
+            let next: Vec<ObjectHash> = self.refs_of(&h).collect();
+            for r in next {
+                if self.dead.insert(r) {
+                    todo.push(r);
                 }
             }
         }
@@ -294,8 +307,8 @@ struct PackScan {
     objects: Vec<(u64, u64)>,
     /// Entries: the object logged, and whether a removal names the entry.
     entries: Vec<(ObjectHash, bool)>,
-    /// Records that refer to objects, with what they refer to.
-    refs: Vec<(ObjectHash, Vec<ObjectHash>)>,
+    /// (record, object it refers to).
+    refs: Vec<(ObjectHash, ObjectHash)>,
 }
 
 /// Decode a pack and hash its objects.
@@ -308,21 +321,22 @@ fn scan_pack(frame: &Frame, map: &[u8], path: &Path, removed: &Removed) -> Resul
         entries: Vec::with_capacity(pack.len()),
         refs: Vec::new(),
     };
-    let mut hashes: HashMap<u32, ObjectHash> = HashMap::with_capacity(pack.len());
+    // By slot (item index + 1).
+    let mut hashes: Vec<Option<ObjectHash>> = vec![None; pack.len() + 1];
     for (slot, o) in pack.objects() {
         let h = o.hash();
         out.objects
             .push((prefix_of(&h), share(&pack, o.data.len())));
-        if o.kind == Kind::Record
-            && let Some(refs) = record_refs(o.data)
-        {
-            out.refs.push((h, refs));
+        if o.kind == Kind::Record {
+            record_refs(h, o.data, &mut out.refs);
         }
-        hashes.insert(slot, h);
+        if let Some(at) = hashes.get_mut(slot as usize) {
+            *at = Some(h);
+        }
     }
     for (slot, time_ns, tagset) in pack.entry_items() {
-        let h = match hashes.get(&slot) {
-            Some(h) => Some(*h),
+        let h = match hashes.get(slot as usize).copied().flatten() {
+            Some(h) => Some(h),
             None => pack.item_hash(slot),
         };
         if let Some(h) = h {
@@ -333,15 +347,16 @@ fn scan_pack(frame: &Frame, map: &[u8], path: &Path, removed: &Removed) -> Resul
     Ok(out)
 }
 
-/// The references of a record's bytes, if it has any.
-fn record_refs(bytes: &[u8]) -> Option<Vec<ObjectHash>> {
+/// Add the references of the record `hash` (its bytes) to `out`.
+fn record_refs(hash: ObjectHash, bytes: &[u8], out: &mut Vec<(ObjectHash, ObjectHash)>) {
     if !bytes.windows(2).any(|w| w == REF_MARK) {
-        return None;
+        return;
     }
     // A record that does not parse refers to nothing gc can see; verify reports it.
     let mut refs = Vec::new();
-    scan_refs(bytes, &mut |h| refs.push(h)).ok()?;
-    (!refs.is_empty()).then_some(refs)
+    if scan_refs(bytes, &mut |h| refs.push(h)).is_ok() {
+        out.extend(refs.into_iter().map(|r| (hash, r)));
+    }
 }
 
 /// The stored bytes of `len` bytes of a pack's data: their share of the pack's payload.
