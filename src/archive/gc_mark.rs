@@ -68,7 +68,7 @@ pub(super) struct Marks {
     /// Objects of removed entries, and what they refer to (after `close`).
     dead: crate::hash::HashSet,
     /// What records refer to, for records that refer to anything.
-    /// (record, object it refers to), for records that refer to anything; sorted by `close`.
+    /// (record, object it refers to), for records that refer to anything.
     refs: Vec<(ObjectHash, ObjectHash)>,
     /// Entries seen, live and removed.
     pub live_entries: u64,
@@ -101,18 +101,6 @@ impl Marks {
         record_refs(hash, bytes, &mut self.refs);
     }
 
-    /// What the record `h` refers to (after `close` sorted them).
-    fn refs_of(&self, h: &ObjectHash) -> impl Iterator<Item = ObjectHash> + '_ {
-        let h = *h;
-        let start = self.refs.partition_point(|(r, _)| *r < h);
-        self.refs
-            .get(start..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(move |(r, _)| *r == h)
-            .map(|(_, to)| *to)
-    }
-
     /// Add what a pack at `offset` of `seg` holds.
     fn add_pack(&mut self, seg: &mut SegMark, offset: u64, p: PackScan) {
         let start = seg.objects.len();
@@ -138,25 +126,23 @@ impl Marks {
     /// Follow references: from live objects (so what they reach is live), then from dead
     /// ones (what they reach and nothing live does is dead).
     pub fn close(&mut self) {
-        self.refs.sort_unstable();
-        // Live records' references, then what those reach in turn.
-        let mut todo: Vec<ObjectHash> = self
-            .refs
-            .iter()
-            .filter(|(rec, _)| self.live.contains(&prefix_of(rec)))
-            .map(|(_, to)| *to)
-            .collect();
-        while let Some(h) = todo.pop() {
-            if self.live.insert(prefix_of(&h)) {
-                todo.extend(self.refs_of(&h));
+        // Passes over the (record, object) pairs until nothing changes: one pass does it
+        // unless records refer to records.
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (rec, to) in &self.refs {
+                if self.live.contains(&prefix_of(rec)) {
+                    grew |= self.live.insert(prefix_of(to));
+                }
             }
         }
-        let mut todo: Vec<ObjectHash> = self.dead.iter().copied().collect();
-        while let Some(h) = todo.pop() {
-            let next: Vec<ObjectHash> = self.refs_of(&h).collect();
-            for r in next {
-                if self.dead.insert(r) {
-                    todo.push(r);
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (rec, to) in &self.refs {
+                if self.dead.contains(rec) {
+                    grew |= self.dead.insert(*to);
                 }
             }
         }
