@@ -92,6 +92,22 @@ fn crash_point(at: &str) {
     }
 }
 
+/// With `ARCHIVE_TRACE_GC=1`, each step's end on stderr, in seconds since gc began.
+struct Trace(Option<std::time::Instant>);
+
+impl Trace {
+    fn new() -> Trace {
+        let on = std::env::var_os("ARCHIVE_TRACE_GC").is_some_and(|v| v == "1");
+        Trace(on.then(std::time::Instant::now))
+    }
+
+    fn step(&self, what: &str) {
+        if let Some(start) = self.0 {
+            eprintln!("gc: {what} done at {:.3} s", start.elapsed().as_secs_f64());
+        }
+    }
+}
+
 /// A segment chosen for replacement, and its lock.
 struct Victim<'m> {
     seg: &'m SegMark,
@@ -109,10 +125,12 @@ impl Archive {
                 format!("{} is not a share between 0 and 1", opts.min_dead),
             ));
         }
+        let trace = Trace::new();
         let _gc_lock = self.lock_for_gc(self.lease.timeout())?;
         self.remove_temp_outputs()?;
         self.catch_up(&|_, _| {})?;
         let removed = self.removed()?;
+        trace.step("lock, catch-up, removals read");
         // This process's own segment is fair game once it lets go of it.
         self.close_segment()?;
         let own = self.own_segment()?;
@@ -128,6 +146,7 @@ impl Archive {
         // The walk and the copy need no index: other processes may use it meanwhile.
         self.lease.release();
         let marks = self.mark(&files, &removed, &|d, t| progress("mark", d, t))?;
+        trace.step("mark");
         let mut report = GcReport {
             dry_run: opts.dry_run,
             live_entries: marks.live_entries,
@@ -140,7 +159,15 @@ impl Archive {
             return Ok(report);
         }
         if !victims.is_empty() {
-            self.replace(&victims, &marks, &garbage, &removed, &mut report, progress)?;
+            self.replace(
+                &victims,
+                &marks,
+                &garbage,
+                &removed,
+                &mut report,
+                &trace,
+                progress,
+            )?;
         }
         crash_point("reindexed");
         for v in &victims {
@@ -154,6 +181,7 @@ impl Archive {
             }
         }
         sync_dir(&self.segments_dir)?;
+        trace.step("old segments deleted");
         crash_point("deleted");
         Ok(report)
     }
@@ -166,6 +194,7 @@ impl Archive {
         garbage: &PrefixSet,
         removed: &crate::index::Removed,
         report: &mut GcReport,
+        trace: &Trace,
         progress: &dyn Fn(&str, u64, u64),
     ) -> Result<()> {
         let mut replaces: Vec<String> = Vec::new();
@@ -191,16 +220,19 @@ impl Archive {
             }
             done += v.seg.len;
         }
+        trace.step("copy");
         crash_point("copied");
         report.output = Some(out.name().to_owned());
         report.copy = out.counts;
         let written = out.finish(now_ns())?;
+        trace.step("sync and rename");
         crash_point("renamed");
         report.bytes_written = written;
         report.bytes_reclaimed = report.bytes_replaced.saturating_sub(written);
         self.locator.clear();
         self.catch_up(&|d, t| progress("index", d, t))?;
         self.index()?.flush()?;
+        trace.step("index rebuilt");
         Ok(())
     }
 

@@ -63,6 +63,9 @@ pub(super) struct Output {
     pub counts: CopyCounts,
 }
 
+/// Payloads this big are copied file to file by the kernel rather than through the map.
+const COPY_IN_KERNEL: u64 = 1 << 20;
+
 /// What gc does with one item of a pack it copies.
 struct PlannedItem {
     slot: u32,
@@ -156,11 +159,15 @@ impl Output {
         self.carried.0 += seg.dropped;
         self.carried.1 += seg.freed;
         let found = scan(&map, SEGMENT_HEADER_LEN as u64);
+        // The segment opened for the kernel's copies of big payloads (the map otherwise).
+        let src = std::fs::File::open(&seg.path).ok();
         for frame in &found.frames {
             let (f, payload) = read_frame(&map, frame.offset)
                 .map_err(|e| Error::corrupt(&seg.path, frame.offset, e.to_string()))?;
             match f.header.kind {
-                FrameKind::Object => self.copy_object(&f, &map, payload, marks, removed)?,
+                FrameKind::Object => {
+                    self.copy_object(&f, &map, payload, src.as_ref(), marks, removed)?;
+                }
                 FrameKind::Entry => self.copy_entry(&f, &map, removed)?,
                 FrameKind::Pack => {
                     if !self.pack_whole(seg, &f, &map, payload, garbage)? {
@@ -214,11 +221,13 @@ impl Output {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy_object(
         &mut self,
         f: &Frame,
         map: &[u8],
         payload: &[u8],
+        src: Option<&std::fs::File>,
         marks: &Marks,
         removed: &Removed,
     ) -> Result<()> {
@@ -260,14 +269,20 @@ impl Output {
             .is_some_and(|o| o.kind == Kind::Tensor.name() || o.kind == Kind::Bytes.name());
         let align = FrameHeader::payload_align(mappable, f.header.codec, f.header.payload_len);
         self.counts.live_bytes += f.header.payload_len;
-        self.w.append(
-            FrameKind::Object,
-            f.header.codec,
-            hash,
-            meta,
-            &[payload],
-            align,
-        )?;
+        let (codec, len) = (f.header.codec, f.header.payload_len);
+        // A big payload goes file to file, through the kernel; a small one from the map.
+        match src {
+            Some(file) if len >= COPY_IN_KERNEL => {
+                let at = f.offset + u64::from(f.header.payload_off);
+                let kind = FrameKind::Object;
+                self.w
+                    .append_from(kind, codec, hash, meta, file, at, len, align)?;
+            }
+            _ => {
+                self.w
+                    .append(FrameKind::Object, codec, hash, meta, &[payload], align)?;
+            }
+        }
         Ok(())
     }
 

@@ -191,6 +191,65 @@ impl SegmentWriter {
         }
     }
 
+    /// `append` of a frame whose payload is `len` bytes of `src` from `src_offset`, copied
+    /// file to file by the kernel where it can (`copy_file_range`): gc moves big payloads
+    /// this way without reading them into memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_from(
+        &mut self,
+        kind: FrameKind,
+        codec: Codec,
+        hash: ObjectHash,
+        meta: &[u8],
+        src: &File,
+        src_offset: u64,
+        len: u64,
+        align: u64,
+    ) -> Result<u64> {
+        let offset = self.len();
+        let meta_len = u32::try_from(meta.len())
+            .map_err(|_| Error::invalid("metadata", "larger than 4 GiB"))?;
+        let payload_off = FrameHeader::payload_offset(offset, meta_len, align);
+        let header = FrameHeader {
+            version: SCHEMA_VERSION,
+            kind,
+            codec,
+            meta_len,
+            payload_off,
+            payload_len: len,
+            hash,
+            meta_sum: checksum(meta),
+        };
+        let pad_meta = payload_off as usize - FRAME_HEADER_LEN - meta.len();
+        let pad_end = (header.frame_len() - u64::from(payload_off) - len) as usize;
+        let result = (|| {
+            self.push(&header.encode())?;
+            self.push(meta)?;
+            self.push(vec![0u8; pad_meta].as_slice())?;
+            self.flush()?;
+            let mut from = src;
+            std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(src_offset))
+                .map_err(|e| Error::io(&self.path, e))?;
+            let copied = std::io::copy(&mut std::io::Read::take(from, len), &mut self.file)
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.written += copied;
+            if copied != len {
+                return Err(Error::io(
+                    &self.path,
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source ended early"),
+                ));
+            }
+            self.push(vec![0u8; pad_end].as_slice())
+        })();
+        match result {
+            Ok(()) => Ok(offset),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
         if self.buf.len() + bytes.len() <= BUFFER_LIMIT {
             self.buf.extend_from_slice(bytes);
