@@ -187,6 +187,7 @@ impl Archive {
     }
 
     /// Steps 5 and 6: write the replacement, rename it into place, rebuild the index.
+    #[allow(clippy::too_many_arguments)]
     fn replace(
         &self,
         victims: &[Victim<'_>],

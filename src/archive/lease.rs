@@ -214,9 +214,9 @@ impl Lease {
         drop(self.get()?);
         let mut slot = self.slot()?;
         let in_use = || Error::internal("the index is in use: it cannot be cleared");
-        if !slot
+        if slot
             .as_ref()
-            .is_some_and(|h| Arc::strong_count(&h.index) == 1)
+            .is_none_or(|h| Arc::strong_count(&h.index) != 1)
         {
             return Err(in_use());
         }
