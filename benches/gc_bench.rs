@@ -18,7 +18,9 @@
 //! are dead. Then, three times, on a fresh copy of that store: `archive gc` as a whole
 //! process (its output durable and the index rebuilt when it exits), and `cp` of the segment
 //! it wrote plus an fsync of the copy: the same live bytes written by the fastest tool there
-//! is. Both read from the page cache (the store was just copied). Medians of three.
+//! is. Before each timed run the page cache is synced and, where the machine allows it
+//! (root), dropped: both start from bytes on disk, as a user's gc of a store at rest does
+//! (the table says which). Medians of three.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -59,10 +61,12 @@ fn main() {
     let mut gc_times = Vec::new();
     let mut cp_times = Vec::new();
     let mut last = serde_json::Value::Null;
+    let mut cold = false;
     for round in 0..3 {
         eprintln!("round {round} …");
         let copy = scratch.join(format!("round-{round}"));
         copy_dir(&store, &copy);
+        cold = settle();
         let start = Instant::now();
         last = run_json(&bin, &copy, &["gc"]);
         gc_times.push(start.elapsed());
@@ -70,6 +74,7 @@ fn main() {
             .join("segments")
             .join(last["output"].as_str().expect("an output segment"));
         let target = scratch.join("cp-target");
+        settle();
         let start = Instant::now();
         cp_fsync(&out, &target);
         cp_times.push(start.elapsed());
@@ -85,9 +90,14 @@ fn main() {
     let rate = |d: Duration| written as f64 / d.as_secs_f64() / 1e6;
     println!("| measure | result |\n| --- | --- |");
     println!(
-        "| store | {} in segments: {records} logged records, {gib} GiB of tensors; {} dead |",
+        "| store | {} in segments: {records} logged records, {gib} GiB of tensors; {} dead; {} |",
         mib(before),
-        mib(dead)
+        mib(dead),
+        if cold {
+            "page cache dropped before each timed run"
+        } else {
+            "page cache warm (it could not be dropped here)"
+        }
     );
     println!(
         "| `archive gc`, whole process (mark, copy, fsync, rename, index rebuilt, old segments deleted) | {:.2} s median of 3: {:.0} MB/s of live bytes written ({}) |",
@@ -189,6 +199,13 @@ fn run_json(bin: &Path, store: &Path, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Sync, then drop the page cache if this machine lets us (root): each timed run starts from
+/// a store at rest on disk, as a user's gc does. True if the cache was dropped.
+fn settle() -> bool {
+    assert!(Command::new("sync").status().expect("sync").success());
+    std::fs::write("/proc/sys/vm/drop_caches", "1").is_ok()
 }
 
 fn cp_fsync(from: &Path, to: &Path) {
