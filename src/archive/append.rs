@@ -270,15 +270,17 @@ impl Archive {
     }
 
     /// The durable half of a commit: refuse if any append failed since the batch began, sync
-    /// the segment (one fsync for the whole batch), close the batch, and stop each of its
-    /// `marks` at the first frame of any other batch still open in that segment. On error the
-    /// batch must be reset (`forget_batch`).
+    /// the segment (one fsync for the whole batch), and stop each of its `marks` at the first
+    /// frame of any other batch still open in that segment. The batch stays open for the
+    /// others' marks until `end_batch` (after the index took it): a commit applied first must
+    /// not mark as indexed frames whose objects are not in the index yet. Returns the id to
+    /// end. On error the batch must be reset (`forget_batch`).
     pub(super) fn seal_batch(
         &self,
         batch: &mut Batch,
         count: usize,
         marks: &mut [(u32, u64, u64)],
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         let mut slot = self.slot()?;
         if batch.failures_at_start.is_some_and(|f| f != slot.failures) {
             return Err(Error::invalid(
@@ -294,12 +296,10 @@ impl Archive {
             slot.failures += 1;
             return Err(e);
         }
-        if let Some(id) = batch.id.take() {
-            slot.open_batches.remove(&id);
-            slot.release_retired();
-        }
+        let id = batch.id.take();
         for (seg, to, _) in marks.iter_mut() {
-            for firsts in slot.open_batches.values() {
+            let others = slot.open_batches.iter().filter(|(b, _)| Some(**b) != id);
+            for (_, firsts) in others {
                 for (s, first) in firsts {
                     if s == seg {
                         *to = (*to).min(*first);
@@ -308,7 +308,17 @@ impl Archive {
             }
         }
         *batch = Batch::default();
-        Ok(())
+        Ok(id)
+    }
+
+    /// Close a sealed batch (`seal_batch`) once the index has taken it, or will not.
+    pub(super) fn end_batch(&self, id: Option<u64>) {
+        if let Some(id) = id
+            && let Ok(mut slot) = self.slot()
+        {
+            slot.open_batches.remove(&id);
+            slot.release_retired();
+        }
     }
 
     /// Forget a batch that will not commit (its frames stay, to be indexed on the next open).

@@ -685,10 +685,13 @@ impl Writer<'_> {
             self.archive
                 .seal_batch(&mut self.batch, self.count, &mut self.update.marks)
         });
-        if let Err(e) = sealed {
-            self.reset();
-            return Err(e);
-        }
+        let sealed = match sealed {
+            Ok(id) => id,
+            Err(e) => {
+                self.reset();
+                return Err(e);
+            }
+        };
         let update = std::mem::take(&mut self.update);
         let claims: Vec<ObjectHash> = self.pending.drain().map(|(h, _)| h).collect();
         self.reset();
@@ -702,6 +705,7 @@ impl Writer<'_> {
         } else {
             Ok(())
         };
+        self.archive.end_batch(sealed);
         self.archive.release(&claims);
         applied
     }
