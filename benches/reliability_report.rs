@@ -263,7 +263,7 @@ fn main() {
 /// failed or was lost.
 fn contention_rows(bin: &std::path::Path, secs: u64, rows: &mut Vec<(String, String)>) -> bool {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = contention(bin, dir.path(), secs as f64, 3, 5000);
+    let c = contention(bin, dir.path(), secs as f64, 3, 5000, false);
     let mut bad = c.loggers_failed != 0
         || c.entries_after != c.records_in
         || c.ids_after != c.records_in

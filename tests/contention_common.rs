@@ -111,10 +111,16 @@ fn args_of(what: &str, n: u64, hash: &str) -> Vec<String> {
         "ls" => vec!["ls", "--limit", "20"],
         "verify" => vec!["verify"],
         "stats" => vec!["stats"],
+        // What the put loop wrote goes, and its space with it, while the loggers write.
+        "rm" => vec!["rm", "src = \"put\""],
+        "gc" => vec!["gc", "--min-dead", "0"],
         _ => vec![],
     };
     if what == "put" {
-        return vec!["put".into(), "--text".into(), format!("put number {n}")];
+        let text = format!("put number {n}");
+        return ["put", "--text", &text, "--tag", "src=put"]
+            .map(String::from)
+            .to_vec();
     }
     v.into_iter().map(String::from).collect()
 }
@@ -140,6 +146,11 @@ fn command_loop(
             r.first_failure.get_or_insert(stderr);
         }
         n += 1;
+        // gc now and then, as a user runs it (back to back, every long command beside it
+        // would start over and over).
+        if what == "gc" {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
     }
     n
 }
@@ -179,8 +190,16 @@ fn logger(bin: &Path, store: &Path, k: usize, rate: u64, deadline: Instant) -> (
 }
 
 /// Three (or `loggers`) loggers at `rate` records per second each, and a loop of every other
-/// command, for `secs` seconds, after a `put` loop alone for `secs / 4`.
-pub fn contention(bin: &Path, dir: &Path, secs: f64, loggers: usize, rate: u64) -> Contention {
+/// command (with `gc`: also `rm` of what the put loop wrote, and `gc` every 1.5 s), for `secs`
+/// seconds, after a `put` loop alone for `secs / 4`.
+pub fn contention(
+    bin: &Path,
+    dir: &Path,
+    secs: f64,
+    loggers: usize,
+    rate: u64,
+    gc: bool,
+) -> Contention {
     let store: PathBuf = dir.join("store");
     Archive::create(&store).expect("create");
     let seeded = Command::new(bin)
@@ -209,7 +228,8 @@ pub fn contention(bin: &Path, dir: &Path, secs: f64, loggers: usize, rate: u64) 
     c.solo_puts_per_s = n as f64 / start.elapsed().as_secs_f64();
 
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let cmds = ["put", "get", "query", "ls", "verify", "stats"];
+    let all = ["put", "get", "query", "ls", "verify", "stats", "rm", "gc"];
+    let cmds = if gc { &all[..] } else { &all[..6] };
     let runs: Vec<Arc<Mutex<CmdRuns>>> = cmds.iter().map(|_| Arc::default()).collect();
     let records = AtomicU64::new(0);
     let failed_loggers = AtomicU64::new(0);

@@ -480,7 +480,22 @@ fn a_damaged_sled_index_is_rebuilt_on_open() {
 #[test]
 fn commands_beside_three_loggers_all_succeed_and_nothing_logged_is_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = contention(&archive_bin(), dir.path(), 6.0, 3, 1500);
+    let c = contention(&archive_bin(), dir.path(), 6.0, 3, 1500, false);
+    check_contention(&c);
+}
+
+/// The same with `rm` of what the put loop wrote and a `gc` every 1.5 s beside the loggers.
+/// Known to fail (issue 16 stays open): in some runs a few hundred logged records are lost,
+/// or a `verify` running beside gc reports problems. Run it with `--ignored`.
+#[test]
+#[ignore = "gc beside loggers loses records: issue 16, under investigation"]
+fn gc_beside_three_loggers_loses_nothing_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = contention(&archive_bin(), dir.path(), 6.0, 3, 1500, true);
+    check_contention(&c);
+}
+
+fn check_contention(c: &crate::contention_common::Contention) {
     for (what, runs) in &c.by_cmd {
         assert!(!runs.wall_ms.is_empty(), "{what} never ran");
         assert_eq!(runs.failed, 0, "{what}: {:?}", runs.first_failure);

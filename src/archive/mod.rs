@@ -186,6 +186,23 @@ impl Archive {
         Ok(index)
     }
 
+    /// Run `work`, which may hand the index over at yield points, again if another process
+    /// rebuilt the index meanwhile (a gc, a reindex): what it read before is stale then.
+    fn again_if_rebuilt<T>(&self, work: &dyn Fn() -> Result<T>) -> Result<T> {
+        for _ in 0..3 {
+            self.lease.take_rebuilt();
+            let done = work();
+            if !self.lease.take_rebuilt() {
+                return done;
+            }
+        }
+        Err(crate::error::Error::invalid(
+            self.root.display().to_string(),
+            "the index was rebuilt (by `archive gc` or `reindex`) three times while this ran: run \
+             it again",
+        ))
+    }
+
     /// True if this archive may read and update the index (not opened for logging only).
     fn has_index(&self) -> bool {
         self.lease.indexed()

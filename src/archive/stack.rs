@@ -28,6 +28,15 @@ impl Archive {
         field: Option<&str>,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Tensor> {
+        self.again_if_rebuilt(&|| self.stack_once(query, field, progress))
+    }
+
+    fn stack_once(
+        &self,
+        query: &Query,
+        field: Option<&str>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Tensor> {
         // Runs come newest first: each run's rows are gathered oldest first, and the runs
         // put in order at the end, where rows are checked in logging order.
         let (runs, needs_record) = self.plan(query)?;

@@ -81,6 +81,10 @@ impl Archive {
     /// The figures of [`Archive::stats`] found by walking every object and entry: slow (every
     /// pack is read and every packed object hashed), for checking the totals.
     pub fn recount(&self) -> Result<Stats> {
+        self.again_if_rebuilt(&|| self.recount_once())
+    }
+
+    fn recount_once(&self) -> Result<Stats> {
         let mut s = Stats::default();
         let mut raw_of: HashMap<ObjectHash, u64> = HashMap::new();
         let mut kinds: HashMap<&'static str, u64> = HashMap::new();

@@ -85,6 +85,12 @@ impl Archive {
     /// Re-read every segment: check every frame, decode and re-hash every object, and check
     /// that every indexed object points at a good frame. `progress(done, total)` counts bytes.
     pub fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
+        // The walk hands the index over; a gc that rebuilt it meanwhile moved what the index
+        // says: the walk starts again.
+        self.again_if_rebuilt(&|| self.verify_once(progress))
+    }
+
+    fn verify_once(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let SegmentFiles { files, foreign } = segment_files(&self.segments_dir)?;
         // Segments a gc replaced (its copy of what they held is walked instead).

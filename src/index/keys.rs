@@ -27,6 +27,9 @@ pub const NAME_FIELD: u8 = b'f';
 pub const TOTALS: &[u8] = b"k";
 /// `v`: the index layout version.
 pub const VERSION: &[u8] = b"v";
+/// `G`: how many times this index was cleared for a rebuild (u64): a process that handed the
+/// index over mid-work and finds it changed knows its view is gone.
+pub const GENERATION: &[u8] = b"G";
 /// `n`: how many entries the lookup tables hold in all (u64), so that a missing table is
 /// noticed: merges keep the sum, and every commit adds its new objects.
 pub const TABLE_ENTRIES: &[u8] = b"n";

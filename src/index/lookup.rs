@@ -462,6 +462,33 @@ pub fn drop_all(dir: &Path) -> Result<()> {
     }
 }
 
+impl super::Index {
+    /// The lookup tables as they are now.
+    pub fn tables(&self) -> std::sync::Arc<Tables> {
+        self.tables
+            .read()
+            .map(|t| std::sync::Arc::clone(&t))
+            .unwrap_or_default()
+    }
+
+    /// Table locations whose hash prefix is `hash`'s: candidates the caller checks.
+    pub fn candidates(&self, hash: &ObjectHash) -> Vec<Located> {
+        let p = prefix_of(hash);
+        self.tables
+            .read()
+            .map(|t| t.range(p, p, 16))
+            .unwrap_or_default()
+    }
+
+    /// Table locations whose hash prefix lies in `lo..=hi`, at most `limit`.
+    pub fn table_range(&self, lo: u64, hi: u64, limit: usize) -> Vec<Located> {
+        self.tables
+            .read()
+            .map(|t| t.range(lo, hi, limit))
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

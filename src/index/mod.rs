@@ -442,39 +442,19 @@ impl Index {
         }
     }
 
-    /// The lookup tables as they are now.
-    pub fn tables(&self) -> std::sync::Arc<lookup::Tables> {
-        self.tables
-            .read()
-            .map(|t| std::sync::Arc::clone(&t))
-            .unwrap_or_default()
-    }
-
-    /// Table locations whose hash prefix is `hash`'s: candidates the caller checks.
-    pub fn candidates(&self, hash: &ObjectHash) -> Vec<lookup::Located> {
-        let p = lookup::prefix_of(hash);
-        self.tables
-            .read()
-            .map(|t| t.range(p, p, 16))
-            .unwrap_or_default()
-    }
-
-    /// Table locations whose hash prefix lies in `lo..=hi`, at most `limit`.
-    pub fn table_range(&self, lo: u64, hi: u64, limit: usize) -> Vec<lookup::Located> {
-        self.tables
-            .read()
-            .map(|t| t.range(lo, hi, limit))
-            .unwrap_or_default()
-    }
-
     /// Drop everything (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
+        let generation = self.generation()?.wrapping_add(1);
         lookup::drop_all(&self.lookup)?;
         std::fs::create_dir_all(&self.lookup).map_err(|e| Error::io(&self.lookup, e))?;
         self.db.clear().map_err(|e| self.err(e))?;
-        self.db
-            .insert(keys::VERSION, &INDEX_VERSION.to_be_bytes())
-            .map_err(|e| self.err(e))?;
+        let version = INDEX_VERSION.to_be_bytes();
+        for (k, v) in [
+            (keys::VERSION, &version[..]),
+            (keys::GENERATION, &generation.to_be_bytes()),
+        ] {
+            self.db.insert(k, v).map_err(|e| self.err(e))?;
+        }
         self.segs = Mutex::new(Segs {
             recs: Vec::new(),
             by_name: HashMap::new(),

@@ -157,6 +157,14 @@ impl Index {
         Ok(r)
     }
 
+    /// How many times the index was cleared for a rebuild (0 for one never cleared): a gc
+    /// rebuilds it, and work that handed the index over meanwhile starts again.
+    pub fn generation(&self) -> Result<u64> {
+        let v = self.db.get(keys::GENERATION).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
     /// Where the compaction frames are (segment id, offset): their bodies list the objects
     /// gc dropped, read only when a get misses (a gc may drop millions).
     pub fn compactions(&self) -> Result<Vec<(u32, u64)>> {

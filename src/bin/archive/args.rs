@@ -223,10 +223,11 @@ live record needs. gc walks every segment, then rewrites each one whose garbage 
 --min-dead of its size into one new segment, and deletes the old ones. Entries, live objects and
 removals are copied bit-exact; a content stored twice is kept once.
 
-Safe to run at any time: `archive log` and `put` go on writing meanwhile (gc never touches a
-segment a writer holds), readers' memory maps of old segments stay valid, and a gc that is killed
-leaves the store readable with nothing lost: the next open or gc finishes or undoes its work.
-Afterwards `archive get` of a dropped object says it was removed (exit 7).
+Readers' memory maps of old segments stay valid, gc never touches a segment a writer holds, and a
+gc that is killed leaves the store readable with nothing lost: the next open or gc finishes or
+undoes its work. Run it while no `archive log` is writing: beside busy loggers a stress test has
+lost logged records (being fixed). Afterwards `archive get` of a dropped object says it was
+removed (exit 7).
 
 Examples:
   archive gc --dry-run           # what would be rewritten, and the space it would give back
