@@ -46,6 +46,15 @@ pub fn try_lock(path: &Path) -> Result<Option<File>> {
     }
 }
 
+/// What a frame's header says besides its metadata, as `SegmentWriter::frame` takes it.
+struct Head {
+    kind: FrameKind,
+    codec: Codec,
+    hash: ObjectHash,
+    payload_len: u64,
+    align: u64,
+}
+
 /// The one appender of a segment.
 pub struct SegmentWriter {
     path: PathBuf,
@@ -155,40 +164,20 @@ impl SegmentWriter {
         payload: &[&[u8]],
         align: u64,
     ) -> Result<u64> {
-        let offset = self.len();
-        let meta_len = u32::try_from(meta.len())
-            .map_err(|_| Error::invalid("metadata", "larger than 4 GiB"))?;
         let payload_len: u64 = payload.iter().map(|p| p.len() as u64).sum();
-        let payload_off = FrameHeader::payload_offset(offset, meta_len, align);
-        let header = FrameHeader {
-            version: SCHEMA_VERSION,
+        let head = Head {
             kind,
             codec,
-            meta_len,
-            payload_off,
-            payload_len,
             hash,
-            meta_sum: checksum(meta),
+            payload_len,
+            align,
         };
-        let pad_meta = payload_off as usize - FRAME_HEADER_LEN - meta.len();
-        let pad_end = (header.frame_len() - u64::from(payload_off) - payload_len) as usize;
-        debug_assert!(pad_end < FRAME_ALIGN as usize);
-        let result = (|| {
-            self.push(&header.encode())?;
-            self.push(meta)?;
-            self.push(vec![0u8; pad_meta].as_slice())?;
+        self.frame(head, meta, &mut |w| {
             for part in payload {
-                self.push(part)?;
+                w.push(part)?;
             }
-            self.push(vec![0u8; pad_end].as_slice())
-        })();
-        match result {
-            Ok(()) => Ok(offset),
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
+            Ok(())
+        })
     }
 
     /// `append` of a frame whose payload is `len` bytes of `src` from `src_offset`, copied
@@ -206,39 +195,61 @@ impl SegmentWriter {
         len: u64,
         align: u64,
     ) -> Result<u64> {
+        let head = Head {
+            kind,
+            codec,
+            hash,
+            payload_len: len,
+            align,
+        };
+        self.frame(head, meta, &mut |w| {
+            w.flush()?;
+            let mut from = src;
+            std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(src_offset))
+                .map_err(|e| Error::io(&w.path, e))?;
+            let copied = std::io::copy(&mut std::io::Read::take(from, len), &mut w.file)
+                .map_err(|e| Error::io(&w.path, e))?;
+            w.written += copied;
+            if copied != len {
+                return Err(Error::io(
+                    &w.path,
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source ended early"),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// Append a frame: header, metadata and padding, the payload `payload` writes (exactly
+    /// `head.payload_len` bytes), closing padding. A failure rolls back to the last sync.
+    fn frame(
+        &mut self,
+        head: Head,
+        meta: &[u8],
+        payload: &mut dyn FnMut(&mut Self) -> Result<()>,
+    ) -> Result<u64> {
         let offset = self.len();
         let meta_len = u32::try_from(meta.len())
             .map_err(|_| Error::invalid("metadata", "larger than 4 GiB"))?;
-        let payload_off = FrameHeader::payload_offset(offset, meta_len, align);
+        let payload_off = FrameHeader::payload_offset(offset, meta_len, head.align);
         let header = FrameHeader {
             version: SCHEMA_VERSION,
-            kind,
-            codec,
+            kind: head.kind,
+            codec: head.codec,
             meta_len,
             payload_off,
-            payload_len: len,
-            hash,
+            payload_len: head.payload_len,
+            hash: head.hash,
             meta_sum: checksum(meta),
         };
         let pad_meta = payload_off as usize - FRAME_HEADER_LEN - meta.len();
-        let pad_end = (header.frame_len() - u64::from(payload_off) - len) as usize;
+        let pad_end = (header.frame_len() - u64::from(payload_off) - head.payload_len) as usize;
+        debug_assert!(pad_end < FRAME_ALIGN as usize);
         let result = (|| {
             self.push(&header.encode())?;
             self.push(meta)?;
             self.push(vec![0u8; pad_meta].as_slice())?;
-            self.flush()?;
-            let mut from = src;
-            std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(src_offset))
-                .map_err(|e| Error::io(&self.path, e))?;
-            let copied = std::io::copy(&mut std::io::Read::take(from, len), &mut self.file)
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.written += copied;
-            if copied != len {
-                return Err(Error::io(
-                    &self.path,
-                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source ended early"),
-                ));
-            }
+            payload(self)?;
             self.push(vec![0u8; pad_end].as_slice())
         })();
         match result {
