@@ -370,7 +370,18 @@ fn verify_finds_totals_that_disagree_with_the_store() {
     let right = a.stats().expect("stats");
     drop(a);
     {
-        let db = sled::open(t.path().join("index")).expect("sled");
+        // sled lets go of its lock a moment after the archive dropped it (as Index::open
+        // knows): try again for up to 3 s.
+        let db = (0..300)
+            .find_map(|_| match sled::open(t.path().join("index")) {
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+                other => Some(other),
+            })
+            .expect("sled let go of its lock within 3 s")
+            .expect("sled");
         let bytes = db.get(b"k").expect("get").expect("totals are kept");
         let mut totals: model_archive::totals::Totals =
             rmp_serde::from_slice(&bytes).expect("decode");
