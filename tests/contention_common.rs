@@ -4,7 +4,9 @@
 //! command runs with `ARCHIVE_TRACE_WAITS=1` and says how long it waited for other processes
 //! to hand over the index; the figures are those waits, each command's wall time, its
 //! failures, and `put`'s rate beside the same loop run alone. Afterwards every record a logger
-//! was given must have exactly one entry, and `verify` must pass.
+//! was given must have exactly one entry, and `verify` must pass. With `CONTENTION_KEEP=1`
+//! the ids found per logger and their gaps are printed (and the ignored gc test keeps its
+//! store), for looking into a failure.
 
 #![allow(dead_code)]
 
@@ -88,7 +90,11 @@ fn run_cmd(bin: &Path, store: &Path, args: &[String]) -> (bool, u64, u64, u64, S
         .output()
         .expect("run archive");
     let wall = start.elapsed().as_millis() as u64;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // A failure's report may be on stdout (verify's problems).
+    if !out.status.success() {
+        stderr.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
     // "archive: index waits: N takes, T ms in all, longest L ms"
     let figure = |after: &str, before: &str| {
         stderr
@@ -280,6 +286,29 @@ pub fn contention(
         }
     }
     c.ids_after = ids.len() as u64;
+    if std::env::var_os("CONTENTION_KEEP").is_some() {
+        for k in 0..loggers {
+            let mut nums: Vec<u64> = ids
+                .iter()
+                .filter_map(|i| i.strip_prefix(&format!("{k}-"))?.parse().ok())
+                .collect();
+            nums.sort_unstable();
+            let mut gaps = Vec::new();
+            let mut next = 0;
+            for n in &nums {
+                if *n != next {
+                    gaps.push((next, *n));
+                }
+                next = n + 1;
+            }
+            eprintln!(
+                "logger {k}: {} ids, max {:?}, gaps {:?}",
+                nums.len(),
+                nums.last(),
+                gaps
+            );
+        }
+    }
     c.verify_after = match a.verify(&|_, _| {}) {
         Ok(r) if r.is_ok() => None,
         Ok(r) => Some(format!("{:?}", r.problems)),

@@ -492,6 +492,9 @@ fn commands_beside_three_loggers_all_succeed_and_nothing_logged_is_lost() {
 fn gc_beside_three_loggers_loses_nothing_logged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let c = contention(&archive_bin(), dir.path(), 6.0, 3, 1500, true);
+    if std::env::var_os("CONTENTION_KEEP").is_some() {
+        eprintln!("kept {}", dir.keep().display());
+    }
     check_contention(&c);
 }
 

@@ -54,22 +54,9 @@ impl Archive {
     }
 
     fn catch_up_pass(&self, progress: &dyn Fn(u64, u64)) -> Result<Pass> {
-        let (files, gone) = self.segments()?;
-        if self.indexes_any(&gone)? {
+        let Some(todo) = self.pass_todo()? else {
             return Ok(Pass::Rebuild);
-        }
-        let own = self.own_segment()?;
-        let mut todo = Vec::new();
-        for (name, path) in files {
-            let id = self.index()?.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
-            let from = self.index()?.segment(id)?.indexed_to;
-            let len = std::fs::metadata(&path)
-                .map_err(|e| Error::io(&path, e))?
-                .len();
-            if len > from && Some(&name) != own.as_ref() {
-                todo.push((id, path, from, len));
-            }
-        }
+        };
         let total: u64 = todo.iter().map(|(_, _, from, len)| len - from).sum();
         let mut done = 0;
         for (id, path, from, _) in todo {
@@ -129,6 +116,33 @@ impl Archive {
             progress(done, total);
         }
         Ok(Pass::Done)
+    }
+
+    /// The segments with frames past their high-water mark: (id, path, from, length); None if
+    /// the index holds segments a gc replaced (it must be rebuilt).
+    fn pass_todo(&self) -> Result<Option<Vec<Todo>>> {
+        // Listed with the index held: a list taken before waiting for it could be older than
+        // a gc's output, whose replaced segments would then be indexed into an index another
+        // process rebuilt without them meanwhile. (A gc that renames its output while this
+        // pass runs rebuilds the index itself once it gets it.)
+        drop(self.index()?);
+        let (files, gone) = self.segments()?;
+        if self.indexes_any(&gone)? {
+            return Ok(None);
+        }
+        let own = self.own_segment()?;
+        let mut todo = Vec::new();
+        for (name, path) in files {
+            let id = self.index()?.segment_id(&name, SEGMENT_HEADER_LEN as u64)?;
+            let from = self.index()?.segment(id)?.indexed_to;
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
+            if len > from && Some(&name) != own.as_ref() {
+                todo.push((id, path, from, len));
+            }
+        }
+        Ok(Some(todo))
     }
 
     /// True if the index holds frames of any of `segments`. A segment a gc replaced is never
@@ -232,10 +246,13 @@ impl Archive {
                 m
             });
             let n = match here.get(h) {
-                Some(n) => *n,
+                Some(n) => Some(*n),
                 None => self.raw_len_of(h, &scan.update, &mut scan.sizes),
             };
-            summary.totals.logical_bytes += n;
+            match n {
+                Some(n) => summary.totals.logical_bytes += n,
+                None => scan.update.waiting.push(*h),
+            }
         }
         // Once gathered, the sizes take in each pack after its own entries.
         if let Some(sizes) = scan.sizes.as_mut() {
@@ -299,8 +316,11 @@ impl Archive {
             Some(_) => {}
             // An entry of content stored elsewhere (written by older versions).
             None if frame.meta.entry.is_some() => {
-                let raw = self.raw_len_of(&frame.header.hash, &scan.update, &mut scan.sizes);
-                scan.update.entry_raw.insert(at, raw);
+                let hash = frame.header.hash;
+                match self.raw_len_of(&hash, &scan.update, &mut scan.sizes) {
+                    Some(raw) => _ = scan.update.entry_raw.insert(at, raw),
+                    None => scan.update.waiting.push(hash),
+                }
                 match self.attrs_of(&frame.header.hash, &mut scan.records) {
                     Some(a) => {
                         scan.update.attrs.insert(at, a);
@@ -314,13 +334,14 @@ impl Archive {
         }
     }
 
-    /// The decoded size of content stored before: met earlier in this scan, or indexed.
+    /// The decoded size of content stored before: met earlier in this scan, or indexed. None
+    /// if the index does not hold it (yet: the entry then waits for it, `index/sizes.rs`).
     fn raw_len_of(
         &self,
         hash: &ObjectHash,
         update: &Update,
         sizes: &mut Option<crate::hash::HashMap<u64>>,
-    ) -> u64 {
+    ) -> Option<u64> {
         let sizes = sizes.get_or_insert_with(|| {
             let mut m = crate::hash::HashMap::default();
             for run in &update.runs {
@@ -334,11 +355,11 @@ impl Archive {
             m
         });
         if let Some(n) = sizes.get(hash) {
-            return *n;
+            return Some(*n);
         }
-        let n = self.info(hash).map_or(0, |i| i.raw_len);
+        let n = self.info(hash).ok()?.raw_len;
         sizes.insert(*hash, n);
-        n
+        Some(n)
     }
 
     /// What a pack's records tell the index: their field paths (added to `fields`), the
@@ -464,6 +485,9 @@ impl Archive {
         self.index()?.flush()
     }
 }
+
+/// A segment a catch-up pass indexes: id, path, from where, and its length.
+type Todo = (u32, std::path::PathBuf, u64, u64);
 
 /// How a catch-up pass ended.
 #[derive(PartialEq)]

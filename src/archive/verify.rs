@@ -255,19 +255,38 @@ impl Archive {
         if counts(self.stats()?) != kept {
             return Ok(None);
         }
-        Ok((kept != found).then(|| {
-            format!(
-                "the totals say {} objects, {} entries, {} stored bytes; the store holds {}, \
-                 {}, {}",
-                kept.objects,
-                kept.entries,
-                kept.stored_bytes,
-                found.objects,
-                found.entries,
-                found.stored_bytes
-            )
-        }))
+        Ok((kept != found).then(|| totals_diff(&kept, &found)))
     }
+}
+
+/// "the totals say A; the store holds B", naming each figure that differs.
+fn totals_diff(kept: &super::Stats, found: &super::Stats) -> String {
+    let figures = |s: &super::Stats| {
+        let mut v = vec![
+            ("objects", s.objects.to_string()),
+            ("entries", s.entries.to_string()),
+            ("logical bytes", s.logical_bytes.to_string()),
+            ("raw bytes", s.raw_bytes.to_string()),
+            ("stored bytes", s.stored_bytes.to_string()),
+            ("removed entries", s.removed_entries.to_string()),
+            ("removable bytes", s.removable_bytes.to_string()),
+        ];
+        v.extend(s.by_kind.iter().map(|(k, n)| ("", format!("{n} {k}"))));
+        v
+    };
+    let (a, b) = (figures(kept), figures(found));
+    let differ = |x: &[(&str, String)], y: &[(&str, String)]| {
+        x.iter()
+            .filter(|f| !y.contains(f))
+            .map(|(what, n)| format!("{n} {what}").trim_end().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "the totals say {}; the store holds {}",
+        differ(&a, &b),
+        differ(&b, &a)
+    )
 }
 
 /// Check one segment's bytes `map`: its header, every frame, every object and pack decoded

@@ -34,6 +34,9 @@ impl Index {
             .collect();
         raw_at.extend(update.entry_raw.iter().map(|(k, v)| (*k, *v)));
         let removals = self.stage_removals(&mut staged.batch, &update)?;
+        let mut waiting = super::sizes::WaitingChanges::default();
+        staged.totals.logical_bytes +=
+            self.stage_waiting(&mut staged.batch, &update, &mut waiting)?;
         let own_entries = staged.objects(&update.objects, &update.runs, *next, new_objects_only)?;
         let mut seq = *next;
         for run in update.runs {
@@ -79,6 +82,7 @@ impl Index {
         }
         self.db.apply_batch(batch).map_err(|e| self.err(e))?;
         self.forget_removed_if(removals);
+        self.commit_waiting(waiting);
         let mut segs = self
             .segs
             .lock()

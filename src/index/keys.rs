@@ -47,6 +47,18 @@ pub const SUPERSEDED: u8 = b'u';
 /// `z` + segment id + offset: a compaction frame's counts (entries left out, bytes dropped).
 pub const COMPACTED: u8 = b'z';
 
+/// `w` + hash: entries indexed before their content was (a u64 count, big-endian): their
+/// logical bytes join the totals when it is (`sizes.rs`).
+pub const WAITING: u8 = b'w';
+
+/// Key of the entries waiting for `hash`.
+pub fn waiting(hash: &ObjectHash) -> [u8; 1 + HASH_LEN] {
+    let mut k = [0u8; 1 + HASH_LEN];
+    k[0] = WAITING;
+    k[1..].copy_from_slice(hash.as_bytes());
+    k
+}
+
 /// Key of a compaction frame's counts.
 pub fn compacted(seg: u32, offset: u64) -> [u8; 13] {
     let mut k = pack(seg, offset);

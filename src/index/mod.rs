@@ -12,6 +12,7 @@ mod apply;
 pub mod keys;
 pub mod lookup;
 mod removed;
+mod sizes;
 pub use removed::Removed;
 
 use std::collections::{HashMap, HashSet};
@@ -26,7 +27,7 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
-const INDEX_VERSION: u32 = 5;
+const INDEX_VERSION: u32 = 6;
 
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;
@@ -160,6 +161,9 @@ pub struct Update {
     pub attrs_unknown: HashSet<(u32, u64)>,
     /// Decoded sizes of the content entry frames (no object of their own) log, by frame.
     pub entry_raw: HashMap<(u32, u64), u64>,
+    /// One hash per entry whose content the index did not hold when it was read (its size
+    /// counts once the content is indexed: `sizes.rs`).
+    pub waiting: Vec<ObjectHash>,
     /// Removal frames: segment id, offset, body.
     pub removals: Vec<(u32, u64, crate::format::removal::RemovalBody)>,
     /// Segments compactions replaced.
@@ -197,6 +201,8 @@ pub struct Index {
     next_seq: Mutex<u64>,
     /// The removals, once read (`removed`).
     removed: std::sync::RwLock<Option<std::sync::Arc<Removed>>>,
+    /// Entries waiting for their content, once read (`sizes.rs`).
+    waiting: sizes::Waiting,
 }
 
 /// Most values of one tag key that a run gets a tag key each for. A run with more (records of
@@ -329,6 +335,7 @@ impl Index {
             }),
             next_seq: Mutex::new(0),
             removed: std::sync::RwLock::default(),
+            waiting: sizes::Waiting::default(),
         };
         let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
         let current = INDEX_VERSION.to_be_bytes();
@@ -447,6 +454,9 @@ impl Index {
         let generation = self.generation()?.wrapping_add(1);
         lookup::drop_all(&self.lookup)?;
         std::fs::create_dir_all(&self.lookup).map_err(|e| Error::io(&self.lookup, e))?;
+        // The tables read before must go too: they would find content in segments the
+        // rebuild leaves out (those a gc replaced) or has not read yet.
+        self.reload_tables();
         self.db.clear().map_err(|e| self.err(e))?;
         let version = INDEX_VERSION.to_be_bytes();
         for (k, v) in [
@@ -461,6 +471,7 @@ impl Index {
         });
         self.next_seq = Mutex::new(0);
         self.forget_removed();
+        self.forget_waiting();
         Ok(())
     }
 
