@@ -38,6 +38,7 @@ struct Args {
     contention: u64,
     hostile: u64,
     gc_kills: u64,
+    gc_contention: u64,
     big: usize,
     fuzz_summary: Option<PathBuf>,
 }
@@ -51,6 +52,7 @@ fn parse_args() -> Args {
         contention: 60,
         hostile: 25,
         gc_kills: 150,
+        gc_contention: 20,
         big: 1 << 20,
         fuzz_summary: None,
     };
@@ -74,6 +76,7 @@ fn parse_args() -> Args {
             "--contention" => a.contention = num(),
             "--hostile" => a.hostile = num(),
             "--gc-kills" => a.gc_kills = num(),
+            "--gc-contention" => a.gc_contention = num(),
             "--fuzz-summary" => a.fuzz_summary = Some(PathBuf::from(value())),
             _ => usage(&format!("unknown argument {flag}")),
         }
@@ -84,7 +87,7 @@ fn parse_args() -> Args {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: reliability-report [--kills N] [--corruptions N] [--disk-full N] \
-         [--index-damage N] [--contention SECS] [--hostile N] [--gc-kills N] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
+         [--index-damage N] [--contention SECS] [--hostile N] [--gc-kills N] [--gc-contention ROUNDS] [--big BYTES] [--fuzz-summary fuzz/logs/summary.tsv]"
     );
     std::process::exit(2)
 }
@@ -189,6 +192,10 @@ fn main() {
     if args.contention > 0 {
         eprintln!("contention: {} s …", args.contention);
         bad |= contention_rows(&bin, args.contention, &mut rows);
+    }
+    if args.gc_contention > 0 {
+        eprintln!("gc beside loggers: {} rounds …", args.gc_contention);
+        bad |= gc_contention_rows(&bin, args.gc_contention, &mut rows);
     }
 
     eprintln!("disk full: {} rounds …", args.disk_full);
@@ -302,4 +309,57 @@ fn contention_rows(bin: &std::path::Path, secs: u64, rows: &mut Vec<(String, Str
         ),
     ));
     bad
+}
+
+/// Rows for `rounds` runs of 6 s each of three loggers beside loops of every other command,
+/// `rm` of what the put loop wrote and a `gc` every 1.5 s among them: rounds where nothing
+/// failed and every logged record had one entry, records, and each command's runs and
+/// failures in all. True if something failed or was lost.
+fn gc_contention_rows(
+    bin: &std::path::Path,
+    rounds: u64,
+    rows: &mut Vec<(String, String)>,
+) -> bool {
+    let (mut clean, mut records, mut entries, mut loggers_failed) = (0u64, 0u64, 0u64, 0u32);
+    let mut runs: std::collections::BTreeMap<&str, (usize, u32)> = Default::default();
+    let mut verify_after = None;
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = contention(bin, dir.path(), 6.0, 3, 1500, true);
+        let mut ok = c.loggers_failed == 0
+            && c.entries_after == c.records_in
+            && c.ids_after == c.records_in
+            && c.verify_after.is_none();
+        for (what, r) in &c.by_cmd {
+            let n = runs.entry(what).or_default();
+            n.0 += r.wall_ms.len();
+            n.1 += r.failed;
+            ok &= r.failed == 0;
+            if let Some(why) = &r.first_failure {
+                eprintln!("round {round}: {what} failed: {why}");
+            }
+        }
+        clean += u64::from(ok);
+        records += c.records_in;
+        entries += c.entries_after;
+        loggers_failed += c.loggers_failed;
+        verify_after = verify_after.or(c.verify_after);
+    }
+    let commands: Vec<String> = runs
+        .iter()
+        .map(|(what, (n, failed))| format!("`{what}` {n} ({failed} failed)"))
+        .collect();
+    rows.push((
+        format!(
+            "gc beside 3 loggers (1,500 records/s each), loops of every command with `rm` and \
+             `gc` every 1.5 s (`--gc-contention {rounds}`, 6 s rounds): rounds with nothing \
+             lost or failed; records logged / entries after; commands run"
+        ),
+        format!(
+            "{clean} / {rounds}; {records} / {entries}; {}{}",
+            commands.join(", "),
+            verify_after.map_or(String::new(), |v| format!("; verify after: {v}"))
+        ),
+    ));
+    clean != rounds || loggers_failed != 0 || records != entries
 }

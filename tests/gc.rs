@@ -428,3 +428,37 @@ fn gc_on_a_store_it_cannot_lock_waits_then_names_the_holder() {
     assert!(start.elapsed() >= std::time::Duration::from_millis(500));
     assert_eq!(t.snapshot(), snap);
 }
+
+/// A segment the index holds that is gone (a gc's replaced segment indexed by a process that
+/// listed the segments before gc renamed its output, then deleted by gc; or one removed by
+/// hand): the next open rebuilds the index without it, so no entry points at nothing.
+#[test]
+fn an_indexed_segment_that_is_gone_makes_open_rebuild_the_index() {
+    let t = TempStore::new();
+    let first = t.create();
+    first.put_text("kept", &[("run", "a")]).expect("put");
+    first.release_index();
+    // The first archive keeps its segment: the second writes into one of its own.
+    let second = t.open();
+    let gone = second.put_text("gone", &[("run", "b")]).expect("put");
+    drop(second);
+    drop(first);
+    let a = t.open();
+    assert_eq!(a.stats().expect("stats").entries, 2);
+    let gone_at = a.info(&gone).expect("info").segment;
+    drop(a);
+    std::fs::remove_file(t.path().join("segments").join(&gone_at)).expect("remove");
+    let a = t.open();
+    let runs: Vec<String> = a
+        .entries()
+        .map(|e| e.expect("entry").tags[0].1.clone())
+        .collect();
+    assert_eq!(runs, ["a"]);
+    assert!(
+        a.warnings().iter().any(|w| w.contains("index rebuilt")),
+        "{:?}",
+        a.warnings()
+    );
+    let report = a.verify(&|_, _| {}).expect("verify");
+    assert!(report.is_ok(), "{:?}", report.problems);
+}

@@ -55,8 +55,8 @@ pub(super) struct Lease {
     taken_before: std::sync::atomic::AtomicBool,
     /// The generation of the index when last held (`Index::generation`).
     generation: Mutex<Option<u64>>,
-    /// Set when the index was found rebuilt by another process on a take (a gc, a reindex):
-    /// work that handed it over meanwhile must start again.
+    /// Set when the index was found rebuilt by another process on a take (a gc, a reindex),
+    /// or this one rebuilt it: work under way meanwhile must start again.
     rebuilt: std::sync::atomic::AtomicBool,
 }
 
@@ -236,14 +236,18 @@ impl Lease {
             .and_then(|h| Arc::get_mut(&mut h.index))
             .ok_or_else(|| Error::internal("the index is in use: it cannot be cleared"))?;
         index.clear()?;
-        // This process's own rebuild is no surprise to it.
         if let Ok(mut seen) = self.generation.lock() {
             *seen = Some(index.generation()?);
         }
+        // Work this process had under way when it took the index again (a catch-up then
+        // found it must rebuild) holds segment ids of the old index: it starts again too.
+        self.rebuilt
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
-    /// True (once) if the index was found rebuilt by another process since the last call.
+    /// True (once) if the index was rebuilt, by another process or this one, since the last
+    /// call.
     pub fn take_rebuilt(&self) -> bool {
         self.rebuilt
             .swap(false, std::sync::atomic::Ordering::Relaxed)

@@ -4,7 +4,7 @@
 //! The segments are the single source of truth; everything here only adds to the index.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Archive;
 use crate::error::{Error, Result};
@@ -38,7 +38,8 @@ impl Archive {
                     Pass::Yielded => {}
                     Pass::Rebuild => {
                         self.warn(format!(
-                            "{}: index rebuilt: a gc replaced segments it had indexed",
+                            "{}: index rebuilt: it had indexed segments a gc replaced, or that \
+                             are gone",
                             self.root.join(crate::store_dir::INDEX_DIR).display()
                         ));
                         self.lease.clear()?;
@@ -127,7 +128,7 @@ impl Archive {
         // pass runs rebuilds the index itself once it gets it.)
         drop(self.index()?);
         let (files, gone) = self.segments()?;
-        if self.indexes_any(&gone)? {
+        if self.indexes_any(&gone)? || self.indexes_missing(&files, &gone)? {
             return Ok(None);
         }
         let own = self.own_segment()?;
@@ -145,10 +146,24 @@ impl Archive {
         Ok(Some(todo))
     }
 
+    /// True if the index holds frames of a segment that is no longer there: one a gc replaced
+    /// and deleted, indexed by a process that listed the segments before the gc renamed its
+    /// output (or removed by hand). Its entries would point at nothing.
+    fn indexes_missing(
+        &self,
+        files: &[(String, PathBuf)],
+        gone: &[(String, PathBuf)],
+    ) -> Result<bool> {
+        let present: HashSet<&str> = files.iter().chain(gone).map(|(n, _)| n.as_str()).collect();
+        Ok(self.index()?.segments()?.iter().any(|s| {
+            s.indexed_to > SEGMENT_HEADER_LEN as u64 && !present.contains(s.name.as_str())
+        }))
+    }
+
     /// True if the index holds frames of any of `segments`. A segment a gc replaced is never
     /// indexed; one indexed before the gc's output was (a gc killed between its rename and
     /// its rebuild of the index) means a rebuild.
-    fn indexes_any(&self, segments: &[(String, std::path::PathBuf)]) -> Result<bool> {
+    fn indexes_any(&self, segments: &[(String, PathBuf)]) -> Result<bool> {
         let index = self.index()?;
         for (name, _) in segments {
             if let Some(id) = index.known_segment(name)?

@@ -225,8 +225,8 @@ removals are copied bit-exact; a content stored twice is kept once.
 
 Readers' memory maps of old segments stay valid, gc never touches a segment a writer holds, and a
 gc that is killed leaves the store readable with nothing lost: the next open or gc finishes or
-undoes its work. Run it while no `archive log` is writing: beside busy loggers a stress test has
-lost logged records (being fixed). Afterwards `archive get` of a dropped object says it was
+undoes its work. It runs beside `archive log` and every other command, and leaves a segment a
+writer is appending to for a later gc. Afterwards `archive get` of a dropped object says it was
 removed (exit 7).
 
 Examples:
