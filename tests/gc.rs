@@ -279,7 +279,7 @@ fn a_batch_logging_stored_content_while_gc_runs_stores_it_again() {
 
 /// The points gc can be killed at: after the copy (not renamed), after the rename, after the
 /// index was rebuilt, after the old segments were deleted.
-const CRASH_POINTS: [&str; 4] = ["copied", "renamed", "reindexed", "deleted"];
+const CRASH_POINTS: [&str; 4] = ["copied", "renamed", "cleared", "deleted"];
 
 #[test]
 fn gc_killed_at_each_sync_point_leaves_a_store_the_next_gc_finishes() {

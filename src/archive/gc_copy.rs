@@ -66,6 +66,9 @@ pub(super) struct Output {
 /// Payloads this big are copied file to file by the kernel rather than through the map.
 const COPY_IN_KERNEL: u64 = 1 << 20;
 
+/// Frames asked of the kernel at once ahead of the copy.
+const PREFETCH_FRAMES: usize = 256;
+
 /// What gc does with one item of a pack it copies.
 struct PlannedItem {
     slot: u32,
@@ -158,14 +161,36 @@ impl Output {
         self.collected.extend(seg.collected.iter().copied());
         self.carried.0 += seg.dropped;
         self.carried.1 += seg.freed;
+        // Read at random but for what the copy reads through the map, asked for a few frames
+        // ahead: frames stepped over (dropped tensors) are not read (`gc_mark::prefetch`).
+        let _ = map.advise(memmap2::Advice::Random);
         let found = scan(&map, SEGMENT_HEADER_LEN as u64);
+        let through_map =
+            |f: &Frame| f.header.kind != FrameKind::Object || f.header.payload_len < COPY_IN_KERNEL;
         // The segment opened for the kernel's copies of big payloads (the map otherwise).
         let src = std::fs::File::open(&seg.path).ok();
-        for frame in &found.frames {
+        if let Some(file) = &src {
+            read_at_random(file);
+        }
+        for (n, frame) in found.frames.iter().enumerate() {
+            if n % PREFETCH_FRAMES == 0 {
+                let ahead = found.frames.get(n..).unwrap_or(&[]);
+                let ahead = ahead.get(..PREFETCH_FRAMES).unwrap_or(ahead);
+                super::gc_mark::prefetch(&map, ahead, &through_map);
+            }
             let (f, payload) = read_frame(&map, frame.offset)
                 .map_err(|e| Error::corrupt(&seg.path, frame.offset, e.to_string()))?;
             match f.header.kind {
                 FrameKind::Object => {
+                    // A big live payload, copied by the kernel: read exactly it (the file's
+                    // read-ahead would also read much of the dropped frame that follows).
+                    if f.header.payload_len >= COPY_IN_KERNEL
+                        && !marks.is_garbage(&f.header.hash)
+                        && let Some(file) = &src
+                    {
+                        let at = f.offset + u64::from(f.header.payload_off);
+                        read_ahead(file, at, f.header.payload_len);
+                    }
                     self.copy_object(&f, &map, payload, src.as_ref(), marks, removed)?;
                 }
                 FrameKind::Entry => self.copy_entry(&f, &map, removed)?,
@@ -438,4 +463,16 @@ fn meta_bytes<'m>(map: &'m [u8], f: &Frame) -> Result<&'m [u8]> {
     let start = f.offset as usize + FRAME_HEADER_LEN;
     map.get(start..start + f.header.meta_len as usize)
         .ok_or_else(|| Error::internal("a checked frame's metadata lies outside its segment"))
+}
+
+/// Turn the kernel's read-ahead off for `file`: the copy asks for exactly what it reads
+/// (`read_ahead`), and a read-ahead past a live payload reads the dropped one after it.
+fn read_at_random(file: &std::fs::File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random);
+}
+
+/// Ask the kernel to read `len` bytes of `file` from `at` in the background, in large reads.
+fn read_ahead(file: &std::fs::File, at: u64, len: u64) {
+    let len = std::num::NonZeroU64::new(len);
+    let _ = rustix::fs::fadvise(file, at, len, rustix::fs::Advice::WillNeed);
 }

@@ -179,6 +179,10 @@ impl Archive {
         let mut done = 0;
         for (name, path) in files {
             let Some(map) = map_file(path)? else { continue };
+            // The walk reads frame headers, and whole frames only of packs and records: the
+            // kernel's read-around on each fault (8 MiB on some disks) would otherwise read
+            // most of every big tensor the walk steps over.
+            let _ = map.advise(memmap2::Advice::Random);
             let found = scan(&map, SEGMENT_HEADER_LEN as u64);
             let mut seg = SegMark {
                 name: name.clone(),
@@ -195,6 +199,7 @@ impl Archive {
             // Packs are decoded and hashed on every core, a chunk at a time; what they hold
             // is added in frame order.
             for chunk in found.frames.chunks(PACKS_AT_ONCE) {
+                prefetch(&map, chunk, &decoded_by_mark);
                 let packs: Vec<Option<Result<PackScan>>> = chunk
                     .par_iter()
                     .map(|f| {
@@ -298,6 +303,28 @@ struct PackScan {
 }
 
 /// Decode a pack and hash its objects.
+/// Ask the kernel to read ahead, each in one go, the frames of `frames` that `whole` says are
+/// read whole through `map` (a map advised `Random`, so that only what is asked for is read).
+pub(super) fn prefetch(map: &memmap2::Mmap, frames: &[Frame], whole: &dyn Fn(&Frame) -> bool) {
+    for f in frames.iter().filter(|f| whole(f)) {
+        if let (Ok(at), Ok(len)) = (
+            usize::try_from(f.offset),
+            usize::try_from(f.header.frame_len()),
+        ) {
+            let _ = map.advise_range(memmap2::Advice::WillNeed, at, len);
+        }
+    }
+}
+
+/// True for a pack or a record: what the mark decodes whole.
+fn decoded_by_mark(f: &Frame) -> bool {
+    f.header.kind == FrameKind::Pack
+        || f.meta
+            .object
+            .as_ref()
+            .is_some_and(|o| o.kind == Kind::Record.name())
+}
+
 fn scan_pack(frame: &Frame, map: &[u8], path: &Path, removed: &Removed) -> Result<PackScan> {
     let (f, payload) = read_frame(map, frame.offset)
         .map_err(|e| crate::error::Error::corrupt(path, frame.offset, e.to_string()))?;

@@ -4,13 +4,15 @@
 //! The segments are the single source of truth; everything here only adds to the index.
 
 use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use super::Archive;
 use crate::error::{Error, Result};
 use crate::format::bloom::Bloom;
 use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN, SegmentHeader};
-use crate::format::pack::Pack;
+use crate::format::pack::{Pack, PackSummary};
 use crate::format::version;
 use crate::hash::ObjectHash;
 use crate::index::TAG_VALUES_PER_RUN;
@@ -196,15 +198,33 @@ impl Archive {
         path: &Path,
     ) -> Result<Update> {
         let max = self.index()?.segment(seg)?.indexed_max;
-        let mut scan = Rescan::default();
+        let mut todo = Vec::with_capacity(frames.len());
         for frame in frames {
-            if frame.offset < max
+            let done = frame.offset < max
                 && self
                     .index()?
-                    .frame_indexed(&frame.header.hash, seg, frame.offset)?
-            {
-                continue;
+                    .frame_indexed(&frame.header.hash, seg, frame.offset)?;
+            if !done {
+                todo.push(frame);
             }
+        }
+        // Packs are decoded, checked and hashed on every core; the rest goes in frame order.
+        let mut packs: HashMap<u64, Result<(Pack, PackSummary)>> = todo
+            .par_iter()
+            .filter(|f| f.header.kind == FrameKind::Pack)
+            .map(|frame| {
+                let pack = read_frame(map, frame.offset)
+                    .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
+                    .and_then(|(f, payload)| decode_frame(&f, payload, path))
+                    .map(|pack| {
+                        let summary = pack.summary_untagged();
+                        (pack, summary)
+                    });
+                (frame.offset, pack)
+            })
+            .collect();
+        let mut scan = Rescan::default();
+        for frame in todo {
             if matches!(
                 frame.header.kind,
                 FrameKind::Removal | FrameKind::Compaction
@@ -215,12 +235,12 @@ impl Archive {
             if frame.header.kind == FrameKind::Pack {
                 // A pack whose payload does not check out costs that pack alone, like any
                 // damaged frame.
-                let pack = read_frame(map, frame.offset)
-                    .map_err(|e| Error::corrupt(path, frame.offset, e.to_string()))
-                    .and_then(|(f, payload)| decode_frame(&f, payload, path));
-                match pack {
-                    Ok(pack) => self.add_pack(&mut scan, &pack, seg, frame.offset),
-                    Err(e) => self.warn(format!("damaged pack skipped: {e}")),
+                match packs.remove(&frame.offset) {
+                    Some(Ok((pack, summary))) => {
+                        self.add_pack(&mut scan, &pack, summary, seg, frame.offset)
+                    }
+                    Some(Err(e)) => self.warn(format!("damaged pack skipped: {e}")),
+                    None => {}
                 }
                 continue;
             }
@@ -251,8 +271,14 @@ impl Archive {
     }
 
     /// Add a pack to a rescan: its run, its entries' logged bytes and record fields.
-    fn add_pack(&self, scan: &mut Rescan, pack: &Pack, seg: u32, offset: u64) {
-        let mut summary = pack.summary_untagged();
+    fn add_pack(
+        &self,
+        scan: &mut Rescan,
+        pack: &Pack,
+        mut summary: PackSummary,
+        seg: u32,
+        offset: u64,
+    ) {
         let mut here: Option<crate::hash::HashMap<u64>> = None;
         for h in summary.entries.iter().flatten() {
             let here = here.get_or_insert_with(|| {
