@@ -69,6 +69,64 @@ const COPY_IN_KERNEL: u64 = 1 << 20;
 /// Frames asked of the kernel at once ahead of the copy.
 const PREFETCH_FRAMES: usize = 256;
 
+/// Big live payloads asked of the kernel ahead of the one being copied: the disk always has
+/// the next reads queued.
+const BIG_READS_AHEAD: usize = 4;
+
+/// The big live payloads of a segment, which the kernel copies file to file: each is read
+/// exactly (the file's own read-ahead is off), a few ahead of the copy.
+struct BigReads {
+    /// (frame offset, payload offset, payload length), in frame order.
+    reads: Vec<(u64, u64, u64)>,
+    /// How many have been asked for; how many the copy has passed.
+    asked: usize,
+    passed: usize,
+}
+
+impl BigReads {
+    fn new(frames: &[Frame], marks: &Marks) -> BigReads {
+        let reads = frames
+            .iter()
+            .filter(|f| {
+                f.header.kind == FrameKind::Object
+                    && f.header.payload_len >= COPY_IN_KERNEL
+                    && !marks.is_garbage(&f.header.hash)
+            })
+            .map(|f| {
+                let at = f.offset + u64::from(f.header.payload_off);
+                (f.offset, at, f.header.payload_len)
+            })
+            .collect();
+        BigReads {
+            reads,
+            asked: 0,
+            passed: 0,
+        }
+    }
+
+    /// The copy is at the frame at `offset`: ask for the payloads up to a few past it.
+    fn ask(&mut self, file: &std::fs::File, offset: u64) {
+        // The copy goes in frame order: the payload is at or after the last one passed.
+        let rest = self.reads.get(self.passed..).unwrap_or(&[]);
+        let Some(here) = rest
+            .iter()
+            .position(|r| r.0 >= offset)
+            .map(|i| i + self.passed)
+        else {
+            return;
+        };
+        if self.reads.get(here).is_none_or(|r| r.0 != offset) {
+            return;
+        }
+        self.passed = here + 1;
+        let until = (here + 1 + BIG_READS_AHEAD).min(self.reads.len());
+        for &(_, at, len) in self.reads.get(self.asked.max(here)..until).unwrap_or(&[]) {
+            read_ahead(file, at, len);
+        }
+        self.asked = self.asked.max(until);
+    }
+}
+
 /// What gc does with one item of a pack it copies.
 struct PlannedItem {
     slot: u32,
@@ -172,6 +230,7 @@ impl Output {
         if let Some(file) = &src {
             read_at_random(file);
         }
+        let mut big = BigReads::new(&found.frames, marks);
         for (n, frame) in found.frames.iter().enumerate() {
             if n % PREFETCH_FRAMES == 0 {
                 let ahead = found.frames.get(n..).unwrap_or(&[]);
@@ -184,12 +243,8 @@ impl Output {
                 FrameKind::Object => {
                     // A big live payload, copied by the kernel: read exactly it (the file's
                     // read-ahead would also read much of the dropped frame that follows).
-                    if f.header.payload_len >= COPY_IN_KERNEL
-                        && !marks.is_garbage(&f.header.hash)
-                        && let Some(file) = &src
-                    {
-                        let at = f.offset + u64::from(f.header.payload_off);
-                        read_ahead(file, at, f.header.payload_len);
+                    if let Some(file) = &src {
+                        big.ask(file, frame.offset);
                     }
                     self.copy_object(&f, &map, payload, src.as_ref(), marks, removed)?;
                 }
