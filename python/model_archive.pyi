@@ -181,9 +181,12 @@ class Archive:
         rtol: Optional[float] = None,
         atol: Optional[float] = None,
         top: int = 10,
+        table: bool = True,
     ) -> dict[str, Any]:
         """How two objects differ (b the reference), or with `by`, two queries' entries
-        paired by that key: the figures `archive --json diff` prints."""
+        paired by that key: the figures `archive --json diff` prints, and under `table` a
+        pyarrow.Table with a row per key (key, status, a, b, max_abs, mismatched,
+        argmax_flipped)."""
     def show(self, hash: Hash) -> dict[str, Any]:
         """A tensor's figures as `archive show` gives them: counts of NaN, infinities and
         zeros; numpy's min, max, mean, std, quantiles and 20-bin histogram of the finite

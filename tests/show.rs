@@ -227,6 +227,43 @@ fn diff_by_key_pairs_two_runs() {
         r["most_different"].as_array().map(Vec::len),
         Some(changed.min(10))
     );
+    // The library gives a row per key as well: the same counts, row by row.
+    let archive = t.open();
+    let tol = model_archive::Tolerance::default();
+    let (same, rows) = archive
+        .compare_runs_pairs("run = \"a\"", "run = \"b\"", "id", &tol, 10)
+        .expect("pairs");
+    assert_eq!(same, r);
+    assert_eq!(rows.len(), 121);
+    let count = |s: &str| rows.iter().filter(|p| p.status == s).count();
+    assert_eq!(
+        [
+            count("identical"),
+            count("different"),
+            count("within_tolerance")
+        ],
+        [119 - changed, changed, 0]
+    );
+    let one_side: Vec<(&str, &str, bool, bool)> = rows
+        .iter()
+        .filter(|p| p.status.starts_with("only"))
+        .map(|p| (p.key.as_str(), p.status, p.a.is_some(), p.b.is_some()))
+        .collect();
+    assert_eq!(
+        one_side,
+        [
+            ("img-5", "only_in_a", true, false),
+            ("img-extra", "only_in_b", false, true)
+        ]
+    );
+    let flipped: u64 = rows.iter().map(|p| p.argmax_flipped).sum();
+    assert_eq!(flipped, flips as u64);
+    assert!(
+        rows.iter()
+            .filter(|p| p.status == "different")
+            .all(|p| p.max_abs.is_some_and(|m| m > 0.0) && p.mismatched > 0)
+    );
+    drop(archive);
     let o = t
         .cmd()
         .args(["diff", "run = \"a\"", "run = \"b\"", "--by", "id"])

@@ -5,6 +5,7 @@
 mod buffer;
 mod convert;
 mod error;
+mod table;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -338,8 +339,10 @@ impl PyArchive {
     /// tensors `mismatched`, `nan_changed`, `max_abs`, `max_rel`, `argmax` ...; records
     /// field by field). With `by="id"`, `a` and `b` are queries whose entries are paired by
     /// that tag or record field: `pairs`, `only_in_a`, `only_in_b`, `identical`,
-    /// `within_tolerance`, `different`, `most_different` ... `rtol`/`atol` default per dtype.
-    #[pyo3(signature = (a, b, *, by = None, rtol = None, atol = None, top = 10))]
+    /// `within_tolerance`, `different`, `most_different` ..., and `table`, a pyarrow.Table
+    /// with a row per key (`key`, `status`, `a`, `b`, `max_abs`, `mismatched`,
+    /// `argmax_flipped`; `table=False` leaves it out). `rtol`/`atol` default per dtype.
+    #[pyo3(signature = (a, b, *, by = None, rtol = None, atol = None, top = 10, table = true))]
     #[allow(clippy::too_many_arguments)]
     fn diff(
         &self,
@@ -350,13 +353,22 @@ impl PyArchive {
         rtol: Option<f64>,
         atol: Option<f64>,
         top: usize,
+        table: bool,
     ) -> PyResult<Py<PyAny>> {
         let archive = self.archive()?;
         let tol = archive::Tolerance { rtol, atol };
         let report = match by {
-            Some(key) => py
-                .detach(|| archive.compare_runs(a, b, key, &tol, top))
-                .map_err(to_py)?,
+            Some(key) => {
+                let (report, rows) = py
+                    .detach(|| archive.compare_runs_pairs(a, b, key, &tol, top))
+                    .map_err(to_py)?;
+                let json = py.import("json")?;
+                let out = json.call_method1("loads", (report.to_string(),))?;
+                if table {
+                    out.set_item("table", table::pair_table(py, &rows)?)?;
+                }
+                return Ok(out.unbind());
+            }
             None => {
                 let (ha, hb) = (
                     self.resolve_hash(py, &archive, a)?,

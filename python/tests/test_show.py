@@ -52,3 +52,49 @@ def test_diff_of_two_tensors_and_of_two_runs(archive):
             w.put({"id": f"r{i}", "v": float(i) + (i == 4)}, tags={"id": f"r{i}"})
     r = archive.diff('run = "x"', 'run = "y"', by="id")
     assert (r["pairs"], r["only_in_a"], r["only_in_b"], r["different"], r["identical"]) == (19, 1, 1, 1, 18)
+
+
+def test_diff_by_key_gives_a_pyarrow_table_of_every_pair(archive):
+    import pyarrow as pa
+
+    probs = np.random.default_rng(3).dirichlet(np.ones(4), size=30).astype(np.float32)
+    with archive.writer(tags={"run": "a"}) as w:
+        for i in range(30):
+            w.put({"id": f"k{i}", "p": probs[i]}, tags={"id": f"k{i}"})
+    # k3 moves a little mass (rows stay distributions), k17 is reversed (its argmax moves);
+    # k0 is only in a, k30 only in b.
+    b_rows = {}
+    with archive.writer(tags={"run": "b"}) as w:
+        for i in range(1, 31):
+            p = probs[i % 30].copy()
+            if i == 3:
+                top = int(p.argmax())
+                p[top] -= np.float32(0.01)
+                p[(top + 1) % 4] += np.float32(0.01)
+            if i == 17:
+                p = p[::-1].copy()
+            b_rows[i] = p
+            w.put({"id": f"k{i}", "p": p}, tags={"id": f"k{i}"})
+    r = archive.diff('run = "a"', 'run = "b"', by="id")
+    t = r["table"]
+    assert isinstance(t, pa.Table)
+    assert t.column_names == ["key", "status", "a", "b", "max_abs", "mismatched", "argmax_flipped"]
+    rows = {row["key"]: row for row in t.to_pylist()}
+    assert len(rows) == 31
+    statuses = t.column("status").to_pylist()
+    assert statuses.count("identical") == 27 == r["identical"]
+    assert statuses.count("different") == 2 == r["different"]
+    assert (rows["k0"]["status"], rows["k0"]["b"]) == ("only_in_a", None)
+    assert (rows["k30"]["status"], rows["k30"]["a"]) == ("only_in_b", None)
+    for i in (3, 17):
+        row, a, b = rows[f"k{i}"], probs[i], b_rows[i]
+        assert row["status"] == "different"
+        assert row["max_abs"] == pytest.approx(float(np.abs(a - b).max()), rel=1e-6)
+        assert row["mismatched"] == int((~np.isclose(a, b, rtol=1.3e-6, atol=1e-5)).sum())
+        assert row["argmax_flipped"] == int(np.argmax(a) != np.argmax(b))
+    assert rows["k17"]["argmax_flipped"] == 1
+    assert rows["k1"]["max_abs"] is None and rows["k1"]["a"] == rows["k1"]["b"]
+    assert sum(t.column("argmax_flipped").to_pylist()) == r["argmax"]["flipped"]
+    df = t.to_pandas()
+    assert list(df.sort_values("max_abs", ascending=False)["key"][:2]) == ["k17", "k3"]
+    assert "table" not in archive.diff('run = "a"', 'run = "b"', by="id", table=False)

@@ -51,7 +51,58 @@ impl Archive {
         tol: &Tolerance,
         top: usize,
     ) -> Result<Json> {
+        Ok(runs(self, query_a, query_b, key, tol, top)?.0)
+    }
+
+    /// `compare_runs`, and a row per key found on either side, in the order of `query_a`'s
+    /// entries, then those only `query_b` has.
+    pub fn compare_runs_pairs(
+        &self,
+        query_a: &str,
+        query_b: &str,
+        key: &str,
+        tol: &Tolerance,
+        top: usize,
+    ) -> Result<(Json, Vec<PairRow>)> {
         runs(self, query_a, query_b, key, tol, top)
+    }
+}
+
+/// How one key's entries compare (`Archive::compare_runs_pairs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairRow {
+    /// The value of the key the entries are paired by.
+    pub key: String,
+    /// `identical` (same hash), `within_tolerance`, `different`, `only_in_a` or `only_in_b`.
+    pub status: &'static str,
+    /// The object of `query_a`'s entry, if it has one.
+    pub a: Option<ObjectHash>,
+    /// The object of `query_b`'s entry, if it has one.
+    pub b: Option<ObjectHash>,
+    /// The largest `|a - b|` over the pair's tensors (`None`: no tensor compared).
+    pub max_abs: Option<f64>,
+    /// Elements outside the tolerance.
+    pub mismatched: u64,
+    /// Probability rows whose argmax differs.
+    pub argmax_flipped: u64,
+}
+
+impl PairRow {
+    fn one_side(
+        key: &str,
+        status: &'static str,
+        a: Option<ObjectHash>,
+        b: Option<ObjectHash>,
+    ) -> Self {
+        PairRow {
+            key: key.to_owned(),
+            status,
+            a,
+            b,
+            max_abs: None,
+            mismatched: 0,
+            argmax_flipped: 0,
+        }
     }
 }
 
@@ -235,22 +286,28 @@ fn runs(
     key: &str,
     tol: &Tolerance,
     top: usize,
-) -> Result<Json> {
+) -> Result<(Json, Vec<PairRow>)> {
     let a = side(archive, qa, key)?;
     let b = side(archive, qb, key)?;
     let (mut identical, mut close, mut different) = (0u64, 0u64, 0u64);
     let (mut rows, mut flips) = (0u64, 0u64);
     let mut worst: Vec<(f64, String, Json)> = Vec::new();
+    let mut pairs: Vec<PairRow> = Vec::with_capacity(a.order.len());
     for k in &a.order {
-        let (Some(ha), Some(hb)) = (a.by_key.get(k), b.by_key.get(k)) else {
+        let ha = a.by_key.get(k).copied();
+        let Some(hb) = b.by_key.get(k).copied() else {
+            pairs.push(PairRow::one_side(k, "only_in_a", ha, None));
             continue;
         };
-        if ha == hb {
+        if ha == Some(hb) {
             identical += 1;
+            pairs.push(PairRow::one_side(k, "identical", ha, Some(hb)));
             continue;
         }
-        let r = objects(archive, ha, hb, tol)?;
-        if r["equal"].as_bool().unwrap_or(false) {
+        let Some(ha) = ha else { continue };
+        let r = objects(archive, &ha, &hb, tol)?;
+        let equal = r["equal"].as_bool().unwrap_or(false);
+        if equal {
             close += 1;
         } else {
             different += 1;
@@ -258,6 +315,19 @@ fn runs(
         let t = TensorFigures::of(&r);
         rows += t.rows;
         flips += t.flips;
+        pairs.push(PairRow {
+            key: k.clone(),
+            status: if equal {
+                "within_tolerance"
+            } else {
+                "different"
+            },
+            a: Some(ha),
+            b: Some(hb),
+            max_abs: t.max_abs,
+            mismatched: t.mismatched,
+            argmax_flipped: t.flips,
+        });
         let fallback = if r["equal"] == true {
             0.0
         } else {
@@ -274,11 +344,15 @@ fn runs(
         .iter()
         .filter(|k| !b.by_key.contains_key(*k))
         .count() as u64;
-    let only_b = b
-        .order
-        .iter()
-        .filter(|k| !a.by_key.contains_key(*k))
-        .count() as u64;
+    for k in b.order.iter().filter(|k| !a.by_key.contains_key(*k)) {
+        pairs.push(PairRow::one_side(
+            k,
+            "only_in_b",
+            None,
+            b.by_key.get(k).copied(),
+        ));
+    }
+    let only_b = pairs.iter().filter(|p| p.status == "only_in_b").count() as u64;
     let report = json!({
         "by": key,
         "a": {"query": qa, "entries": a.entries, "without_key": a.missing, "duplicate_keys": a.duplicates},
@@ -291,7 +365,7 @@ fn runs(
             "key": k, "max_abs": v, "a": r["a"], "b": r["b"], "mismatched": r["mismatched"],
         })).collect::<Vec<_>>(),
     });
-    Ok(report)
+    Ok((report, pairs))
 }
 
 /// The tensor figures of a comparison, summed over a record's tensor fields.

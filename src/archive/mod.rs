@@ -45,7 +45,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use crate::info::{EntryInfo, ObjectInfo};
 pub use crate::mapped::MappedObject;
 pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
-pub use compare::Tolerance;
+pub use compare::{PairRow, Tolerance};
 pub use gc::{GcOptions, GcReport};
 pub use gc_copy::CopyCounts;
 pub use lease::IndexWaits;
