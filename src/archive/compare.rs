@@ -289,76 +289,49 @@ fn runs(
 ) -> Result<(Json, Vec<PairRow>)> {
     let a = side(archive, qa, key)?;
     let b = side(archive, qb, key)?;
-    let (mut identical, mut close, mut different) = (0u64, 0u64, 0u64);
-    let (mut rows, mut flips) = (0u64, 0u64);
+    let mut rows = 0u64;
     let mut worst: Vec<(f64, String, Json)> = Vec::new();
     let mut pairs: Vec<PairRow> = Vec::with_capacity(a.order.len());
     for k in &a.order {
-        let ha = a.by_key.get(k).copied();
-        let Some(hb) = b.by_key.get(k).copied() else {
-            pairs.push(PairRow::one_side(k, "only_in_a", ha, None));
+        let (Some(&ha), hb) = (a.by_key.get(k), b.by_key.get(k).copied()) else {
             continue;
         };
-        if ha == Some(hb) {
-            identical += 1;
-            pairs.push(PairRow::one_side(k, "identical", ha, Some(hb)));
-            continue;
+        match hb {
+            None => pairs.push(PairRow::one_side(k, "only_in_a", Some(ha), None)),
+            Some(hb) if hb == ha => {
+                pairs.push(PairRow::one_side(k, "identical", Some(ha), Some(hb)));
+            }
+            Some(hb) => {
+                let (row, argmax_rows, r) = compared(archive, k, ha, hb, tol)?;
+                rows += argmax_rows;
+                let fallback = if row.status == "different" {
+                    f64::INFINITY
+                } else {
+                    0.0
+                };
+                worst.push((row.max_abs.unwrap_or(fallback), k.clone(), r));
+                pairs.push(row);
+            }
         }
-        let Some(ha) = ha else { continue };
-        let r = objects(archive, &ha, &hb, tol)?;
-        let equal = r["equal"].as_bool().unwrap_or(false);
-        if equal {
-            close += 1;
-        } else {
-            different += 1;
-        }
-        let t = TensorFigures::of(&r);
-        rows += t.rows;
-        flips += t.flips;
-        pairs.push(PairRow {
-            key: k.clone(),
-            status: if equal {
-                "within_tolerance"
-            } else {
-                "different"
-            },
-            a: Some(ha),
-            b: Some(hb),
-            max_abs: t.max_abs,
-            mismatched: t.mismatched,
-            argmax_flipped: t.flips,
-        });
-        let fallback = if r["equal"] == true {
-            0.0
-        } else {
-            f64::INFINITY
-        };
-        let size = t.max_abs.unwrap_or(fallback);
-        let mut r = r;
-        r["mismatched"] = json!(t.mismatched);
-        worst.push((size, k.clone(), r));
+    }
+    for k in b.order.iter().filter(|k| !a.by_key.contains_key(*k)) {
+        let hb = b.by_key.get(k).copied();
+        pairs.push(PairRow::one_side(k, "only_in_b", None, hb));
     }
     worst.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
-    let only_a = a
-        .order
-        .iter()
-        .filter(|k| !b.by_key.contains_key(*k))
-        .count() as u64;
-    for k in b.order.iter().filter(|k| !a.by_key.contains_key(*k)) {
-        pairs.push(PairRow::one_side(
-            k,
-            "only_in_b",
-            None,
-            b.by_key.get(k).copied(),
-        ));
-    }
-    let only_b = pairs.iter().filter(|p| p.status == "only_in_b").count() as u64;
+    let count = |s: &str| pairs.iter().filter(|p| p.status == s).count() as u64;
+    let (identical, close, different) = (
+        count("identical"),
+        count("within_tolerance"),
+        count("different"),
+    );
+    let flips: u64 = pairs.iter().map(|p| p.argmax_flipped).sum();
     let report = json!({
         "by": key,
         "a": {"query": qa, "entries": a.entries, "without_key": a.missing, "duplicate_keys": a.duplicates},
         "b": {"query": qb, "entries": b.entries, "without_key": b.missing, "duplicate_keys": b.duplicates},
         "pairs": identical + close + different,
-        "only_in_a": only_a, "only_in_b": only_b,
+        "only_in_a": count("only_in_a"), "only_in_b": count("only_in_b"),
         "identical": identical, "within_tolerance": close, "different": different,
         "argmax": (rows > 0).then(|| json!({"rows": rows, "flipped": flips})),
         "most_different": worst.iter().take(top).filter(|w| w.0 > 0.0).map(|(v, k, r)| json!({
@@ -366,6 +339,35 @@ fn runs(
         })).collect::<Vec<_>>(),
     });
     Ok((report, pairs))
+}
+
+/// Two entries' objects of key `k` that differ by hash, compared: the pair's row, the
+/// probability rows the argmax was compared on, and the comparison (with `mismatched`).
+fn compared(
+    archive: &Archive,
+    k: &str,
+    ha: ObjectHash,
+    hb: ObjectHash,
+    tol: &Tolerance,
+) -> Result<(PairRow, u64, Json)> {
+    let mut r = objects(archive, &ha, &hb, tol)?;
+    let equal = r["equal"].as_bool().unwrap_or(false);
+    let t = TensorFigures::of(&r);
+    r["mismatched"] = json!(t.mismatched);
+    let row = PairRow {
+        key: k.to_owned(),
+        status: if equal {
+            "within_tolerance"
+        } else {
+            "different"
+        },
+        a: Some(ha),
+        b: Some(hb),
+        max_abs: t.max_abs,
+        mismatched: t.mismatched,
+        argmax_flipped: t.flips,
+    };
+    Ok((row, t.rows, r))
 }
 
 /// The tensor figures of a comparison, summed over a record's tensor fields.
