@@ -348,3 +348,74 @@ fn rows_decode_only_the_chunks_that_hold_them() {
         .failure();
     t.cmd().args(["show", &h, "--rows", "5:1"]).assert().code(2);
 }
+
+/// Two tensors over 64 MiB are compared a block of rows at a time: the figures are those of
+/// the whole (mismatches counted, the largest difference and its index in a later block,
+/// argmax flips of probability rows across blocks), and progress comes block by block.
+#[test]
+fn diff_of_big_tensors_goes_a_block_at_a_time_with_the_whole_figures() {
+    use model_archive::{Codec, Dtype, PutOptions, Shape, TensorView};
+    let (rows, classes) = (900_000usize, 10usize);
+    // Probability rows: row r puts its largest share on class r % 10.
+    let mut a = vec![0f64; rows * classes];
+    for (r, row) in a.chunks_mut(classes).enumerate() {
+        for (c, x) in row.iter_mut().enumerate() {
+            *x = if c == r % classes { 0.55 } else { 0.05 };
+        }
+    }
+    let mut b = a.clone();
+    // Two rows change: their top class swaps with another (the rows stay distributions).
+    for r in [1_000usize, 850_123] {
+        let top = r % classes;
+        b.swap(r * classes + top, r * classes + (top + 3) % classes);
+    }
+    let t = TempStore::new();
+    let archive = t.create();
+    let put = |data: &[f64]| {
+        let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let shape = Shape::new(vec![rows as u64, classes as u64]);
+        let view = TensorView::new(Dtype::F64, &shape, &bytes).expect("view");
+        let opts = PutOptions {
+            codec: Some(Codec::Raw),
+            level: None,
+        };
+        archive.put_tensor_with(&view, &[], &opts).expect("put")
+    };
+    let (ha, hb) = (put(&a), put(&b));
+    let calls = std::sync::Mutex::new(Vec::new());
+    let tol = model_archive::Tolerance::default();
+    let r = archive
+        .compare_with_progress(&ha, &hb, &tol, &|done, total| {
+            calls.lock().expect("calls").push((done, total));
+        })
+        .expect("diff");
+    let calls = calls.into_inner().expect("calls");
+    assert!(calls.len() >= 4, "{calls:?}");
+    assert_eq!(calls.last(), Some(&(rows as u64, rows as u64)));
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(r["equal"], false);
+    assert_eq!(r["count"], (rows * classes) as u64);
+    assert_eq!(r["mismatched"], 4);
+    assert_eq!(r["max_abs"]["value"], 0.5);
+    // The first largest difference, as numpy's argmax finds it: row 1000, at its top class.
+    assert_eq!(r["max_abs"]["index"], serde_json::json!([1000, 0]));
+    assert_eq!(r["argmax"], serde_json::json!({"rows": rows, "flipped": 2}));
+    // The whole tensors compared in memory at once give the same figures.
+    let bytes = |d: &[f64]| d.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (ba, bb) = (bytes(&a), bytes(&b));
+    let shape = Shape::new(vec![rows as u64, classes as u64]);
+    let (va, vb) = (
+        TensorView::new(Dtype::F64, &shape, &ba).expect("view"),
+        TensorView::new(Dtype::F64, &shape, &bb).expect("view"),
+    );
+    let (rtol, atol) = model_archive::summary::default_tolerance(Dtype::F64);
+    let whole = model_archive::summary::compare(&va, &vb, rtol, atol);
+    assert_eq!(
+        (whole.mismatched, whole.max_abs, whole.argmax_flips),
+        (
+            4,
+            Some((0.5, 1000 * classes as u64)),
+            Some((rows as u64, 2))
+        )
+    );
+}

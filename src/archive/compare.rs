@@ -39,7 +39,19 @@ pub struct Tolerance {
 impl Archive {
     /// How two objects differ, `b` the reference (see the module's documentation).
     pub fn compare(&self, a: &ObjectHash, b: &ObjectHash, tol: &Tolerance) -> Result<Json> {
-        objects(self, a, b, tol)
+        self.compare_with_progress(a, b, tol, &|_, _| {})
+    }
+
+    /// `compare`; two tensors of one dtype and shape over 64 MiB are read a block of rows at
+    /// a time (memory that of a block), with `progress(rows done, rows)` after each.
+    pub fn compare_with_progress(
+        &self,
+        a: &ObjectHash,
+        b: &ObjectHash,
+        tol: &Tolerance,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Json> {
+        objects_with(self, a, b, tol, progress)
     }
 
     /// How the entries of two queries differ, paired by `key` (see the module's documentation).
@@ -108,10 +120,28 @@ impl PairRow {
 
 /// The comparison of two objects, as JSON; `equal` says whether they agree.
 fn objects(archive: &Archive, a: &ObjectHash, b: &ObjectHash, tol: &Tolerance) -> Result<Json> {
+    objects_with(archive, a, b, tol, &|_, _| {})
+}
+
+/// `objects`, with the progress of a comparison of big tensors (`compare_stream.rs`).
+fn objects_with(
+    archive: &Archive,
+    a: &ObjectHash,
+    b: &ObjectHash,
+    tol: &Tolerance,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Json> {
     if a == b {
         return Ok(
             json!({"equal": true, "identical": true, "a": a.to_string(), "b": b.to_string()}),
         );
+    }
+    let big = super::compare_stream::streamed(archive, a, b, (tol.rtol, tol.atol), progress)?;
+    if let Some(s) = big {
+        let mut out = tensor_json(s.dtype, &s.shape, s.rtol, s.atol, &s.diff);
+        out["a"] = json!(a.to_string());
+        out["b"] = json!(b.to_string());
+        return Ok(out);
     }
     let (x, y) = (archive.get(a)?, archive.get(b)?);
     let mut out = match (&x, &y) {
@@ -180,10 +210,21 @@ fn tensors(x: &Tensor, y: &Tensor, tol: &Tolerance) -> Json {
     let (rtol, atol) = default_tolerance(x.dtype);
     let (rtol, atol) = (tol.rtol.unwrap_or(rtol), tol.atol.unwrap_or(atol));
     let d: TensorDiff = compare(&x.view(), &y.view(), rtol, atol);
-    let index = |i: u64| unravel(i, x.shape.dims());
+    tensor_json(x.dtype, &x.shape, rtol, atol, &d)
+}
+
+/// The figures of a tensor comparison, as `archive --json diff` prints them.
+fn tensor_json(
+    dtype: crate::Dtype,
+    shape: &crate::Shape,
+    rtol: f64,
+    atol: f64,
+    d: &TensorDiff,
+) -> Json {
+    let index = |i: u64| unravel(i, shape.dims());
     json!({
         "kind": "tensor", "equal": d.mismatched == 0,
-        "type": format!("{} {}", x.dtype, x.shape),
+        "type": format!("{dtype} {shape}"),
         "rtol": rtol, "atol": atol,
         "count": d.count, "mismatched": d.mismatched, "nan_changed": d.nan_changed,
         "max_abs": d.max_abs.map(|(v, i)| json!({"value": v, "index": index(i)})),

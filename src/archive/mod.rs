@@ -22,6 +22,7 @@
 
 mod append;
 mod compare;
+mod compare_stream;
 mod entries;
 mod gc;
 mod gc_copy;

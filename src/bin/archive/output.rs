@@ -88,6 +88,12 @@ pub fn progress(what: &str) -> indicatif::ProgressBar {
     on_terminal(indicatif::ProgressBar::new(0), template, what)
 }
 
+/// A progress bar counting `unit`s (rows, records) on stderr when it is a terminal.
+pub fn progress_count(what: &str, unit: &str) -> indicatif::ProgressBar {
+    let template = format!("{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{eta}})");
+    on_terminal(indicatif::ProgressBar::new(0), &template, what)
+}
+
 /// A spinner counting items found so far, for work whose total is not known (a query's
 /// matches); ticking on its own so that a long search shows it is alive. Hidden when stderr is
 /// not a terminal.

@@ -55,7 +55,13 @@ fn compare_objects(ctx: &Ctx, args: &DiffArgs) -> Result<ExitCode> {
     }
     let a = resolve(&archive, &args.a)?;
     let b = resolve(&archive, &args.b)?;
-    let report = archive.compare(&a, &b, &tol)?;
+    // Two big tensors are read a block of rows at a time: a bar counts the rows.
+    let bar = crate::output::progress_count("diff", "rows");
+    let report = archive.compare_with_progress(&a, &b, &tol, &|done, rows| {
+        bar.set_length(rows);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
     let same = report["equal"].as_bool().unwrap_or(false);
     if ctx.json {
         crate::output::json_line(&report)?;
