@@ -85,6 +85,12 @@ impl ArchiveReader {
         self.source(hash)?.map(|f| f.object()).transpose()
     }
 
+    /// What an object is (kind, dtype, shape, sizes), without decoding it; `Ok(None)` if the
+    /// tables do not know it.
+    pub fn info(&self, hash: &ObjectHash) -> Result<Option<crate::ObjectInfo>> {
+        self.source(hash)?.map(|f| f.info()).transpose()
+    }
+
     /// As `Archive::map` (`verify`) or `Archive::map_unchecked`; `Ok(None)` if unknown.
     pub fn map(&self, hash: &ObjectHash, verify: bool) -> Result<Option<MappedObject>> {
         self.source(hash)?.map(|f| f.mapped(verify)).transpose()

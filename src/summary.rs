@@ -7,13 +7,16 @@
 //! linear interpolation over the finite values, and `histogram` with 20 equal bins between
 //! their min and max (the last bin closed).
 
-use crate::object::tensor::{Dtype, TensorView};
+use crate::object::tensor::{Dtype, Shape, TensorView};
 
 /// The quantiles `summarise` reports.
 pub const QUANTILES: [f64; 5] = [0.01, 0.25, 0.5, 0.75, 0.99];
 
 /// Histogram bins.
 pub const BINS: usize = 20;
+
+/// The most classes a last axis may have for its argmax to be counted.
+const MAX_CLASSES: usize = 100_000;
 
 /// A tensor's figures.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -124,99 +127,358 @@ fn f8(byte: u8, exp_bits: u32, bias: i32, ieee: bool) -> f64 {
 
 /// The figures of a tensor.
 pub fn summarise(t: &TensorView<'_>) -> TensorSummary {
-    let dtype = t.dtype();
-    let data = t.data();
-    let n = t.shape().elements().unwrap_or(0) as usize;
+    let mut whole = |visit: &mut dyn FnMut(&TensorView<'_>)| {
+        visit(t);
+        Ok(())
+    };
+    summarise_passes(t.shape(), &mut whole).unwrap_or_default()
+}
+
+/// One walk over a tensor, a block of whole rows at a time and in order: each call gives
+/// `visit` every block once.
+pub type Walk<'a> = dyn FnMut(&mut dyn FnMut(&TensorView<'_>)) -> crate::error::Result<()> + 'a;
+
+/// `summarise` of a tensor of `shape` read by `walk`, a block at a time: memory that of a
+/// block and of the values near each quantile, whatever the tensor's size. The figures are
+/// the same as over the whole: sums in the same order, and each quantile from the exact
+/// values at its ranks, found by counting values in ranges of their ordered bits (three
+/// walks; more only when millions of values share one of 65,536 ranges).
+pub fn summarise_passes(shape: &Shape, walk: &mut Walk<'_>) -> crate::error::Result<TensorSummary> {
+    let n = shape.elements().unwrap_or(0);
     let mut s = TensorSummary {
-        count: n as u64,
+        count: n,
         ..TensorSummary::default()
     };
-    let mut finite = Vec::with_capacity(n);
+    // A vector is one row: read in blocks, it is several, so its argmax is left out when
+    // it is too long to have one anyway.
+    let one_row = shape.dims().len() == 1 && n > MAX_CLASSES as u64;
+    let mut argmax_counts = (!one_row).then(Vec::new);
+    let (mut finite, mut sum) = (0u64, 0.0f64);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    walk(&mut |v| {
+        each_value(v, &mut |x| match x {
+            x if x.is_nan() => s.nan += 1,
+            x if x == f64::INFINITY => s.pos_inf += 1,
+            x if x == f64::NEG_INFINITY => s.neg_inf += 1,
+            x => {
+                s.zeros += u64::from(x == 0.0);
+                finite += 1;
+                sum += x;
+                (lo, hi) = (lo.min(x), hi.max(x));
+            }
+        });
+        argmax_counts = match (argmax_counts.take(), argmax(v)) {
+            (Some(mut all), Some(part)) => {
+                all.resize(all.len().max(part.len()), 0);
+                all.iter_mut().zip(&part).for_each(|(a, p)| *a += p);
+                Some(all)
+            }
+            _ => None,
+        };
+    })?;
+    s.argmax = argmax_counts;
+    if finite == 0 {
+        return Ok(s);
+    }
+    let mean = sum / finite as f64;
+    let hist = Hist::new(lo, hi);
+    let mut counts = vec![0u64; BINS];
+    let mut var = 0.0f64;
+    let mut ranks = Ranks::new(finite, key(lo), key(hi));
+    walk(&mut |v| {
+        each_value(v, &mut |x| {
+            if x.is_finite() {
+                var += (x - mean) * (x - mean);
+                hist.add(&mut counts, x);
+                ranks.count(key(x));
+            }
+        });
+    })?;
+    (s.min, s.max, s.mean) = (Some(lo), Some(hi), Some(mean));
+    s.std = Some((var / finite as f64).sqrt());
+    s.histogram = counts;
+    let values = ranks.resolve(walk)?;
+    s.quantiles = QUANTILES
+        .iter()
+        .map(|q| (*q, quantile_of(&values, finite, *q)))
+        .collect();
+    Ok(s)
+}
+
+/// Call `f` with each element of `v`, as f64, in order.
+fn each_value(v: &TensorView<'_>, f: &mut dyn FnMut(f64)) {
+    let n = v.shape().elements().unwrap_or(0) as usize;
     let mut block = vec![0.0; BLOCK.min(n)];
     for start in (0..n).step_by(BLOCK) {
         let len = BLOCK.min(n - start);
         let xs = block.get_mut(..len).unwrap_or_default();
-        fill(dtype, data, start, xs);
-        for &x in xs.iter() {
-            count_value(&mut s, &mut finite, x);
-        }
+        fill(v.dtype(), v.data(), start, xs);
+        xs.iter().for_each(|x| f(*x));
     }
-    if !finite.is_empty() {
-        moments(&mut s, &finite);
-        finite.sort_unstable_by(f64::total_cmp);
-        s.quantiles = QUANTILES
-            .iter()
-            .map(|q| (*q, quantile(&finite, *q)))
-            .collect();
-    }
-    s.argmax = argmax(t);
-    s
-}
-
-fn count_value(s: &mut TensorSummary, finite: &mut Vec<f64>, x: f64) {
-    match x {
-        x if x.is_nan() => s.nan += 1,
-        x if x == f64::INFINITY => s.pos_inf += 1,
-        x if x == f64::NEG_INFINITY => s.neg_inf += 1,
-        x => {
-            s.zeros += u64::from(x == 0.0);
-            finite.push(x);
-        }
-    }
-}
-
-fn moments(s: &mut TensorSummary, finite: &[f64]) {
-    let len = finite.len() as f64;
-    let mean = finite.iter().sum::<f64>() / len;
-    let var = finite.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / len;
-    let (lo, hi) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(*x), hi.max(*x))
-        });
-    s.mean = Some(mean);
-    s.std = Some(var.sqrt());
-    s.min = Some(lo);
-    s.max = Some(hi);
-    s.histogram = histogram(finite, lo, hi);
 }
 
 /// numpy's `histogram(x, bins=BINS)`: equal bins between the min and the max (half a unit
 /// either side when they are equal), the last bin closed; a value on an edge goes where
 /// numpy puts it (its bin index, then corrected against the `linspace` edges).
-fn histogram(finite: &[f64], lo: f64, hi: f64) -> Vec<u64> {
-    let (lo, hi) = if lo == hi {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (lo, hi)
-    };
-    let step = (hi - lo) / BINS as f64;
-    let edge = |i: usize| if i == BINS { hi } else { lo + i as f64 * step };
-    let norm = BINS as f64 / (hi - lo);
-    let mut counts = vec![0u64; BINS];
-    for x in finite {
-        let mut bin = (((x - lo) * norm) as usize).min(BINS - 1);
-        if *x < edge(bin) {
+struct Hist {
+    lo: f64,
+    hi: f64,
+    step: f64,
+    norm: f64,
+}
+
+impl Hist {
+    fn new(lo: f64, hi: f64) -> Hist {
+        let (lo, hi) = if lo == hi {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        };
+        Hist {
+            lo,
+            hi,
+            step: (hi - lo) / BINS as f64,
+            norm: BINS as f64 / (hi - lo),
+        }
+    }
+
+    fn edge(&self, i: usize) -> f64 {
+        if i == BINS {
+            self.hi
+        } else {
+            self.lo + i as f64 * self.step
+        }
+    }
+
+    fn add(&self, counts: &mut [u64], x: f64) {
+        let mut bin = (((x - self.lo) * self.norm) as usize).min(BINS - 1);
+        if x < self.edge(bin) {
             bin = bin.saturating_sub(1);
-        } else if *x >= edge(bin + 1) && bin != BINS - 1 {
+        } else if x >= self.edge(bin + 1) && bin != BINS - 1 {
             bin += 1;
         }
         if let Some(c) = counts.get_mut(bin) {
             *c += 1;
         }
     }
-    counts
 }
 
-/// numpy's default (`linear`) quantile of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
+/// The bits of `x` as an integer in the order of the values (negatives reversed below the
+/// positives; -0 just below +0, as `total_cmp` has them).
+fn key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 { !b } else { b | 1 << 63 }
+}
+
+fn from_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// numpy's default (`linear`) quantile, from the values at the ranks it needs.
+fn quantile_of(values: &std::collections::HashMap<u64, f64>, finite: u64, q: f64) -> f64 {
+    let pos = q * (finite - 1) as f64;
+    let lo = pos.floor() as u64;
+    let hi = (lo + 1).min(finite - 1);
     let frac = pos - lo as f64;
-    let a = sorted.get(lo).copied().unwrap_or(f64::NAN);
-    let b = sorted.get(hi).copied().unwrap_or(a);
+    let a = values.get(&lo).copied().unwrap_or(f64::NAN);
+    let b = values.get(&hi).copied().unwrap_or(a);
     a + (b - a) * frac
+}
+
+/// Ranges of ordered bits counted in the first walk that counts (`Ranks`): about one per 64
+/// finite values, between these bounds.
+const FIRST_RANGES: (usize, usize) = (1 << 10, 1 << 20);
+/// Ranges a range too full to gather is split into on the next walk.
+const NEXT_RANGES: usize = 1 << 12;
+/// Values near a rank gathered and sorted at most.
+const GATHER: u64 = 1 << 20;
+
+/// The values at the ranks the quantiles need, found without holding the values: each rank
+/// is narrowed to a range of keys (`key`) by counting values in sub-ranges, until a range
+/// holds one value or few enough to gather and sort.
+struct Ranks {
+    /// One per rank: the rank within its range, the range of keys, the values in it.
+    targets: Vec<Target>,
+    /// The split of the range being counted: first key, shift, per sub-range (count, least
+    /// key, greatest key).
+    from: u64,
+    shift: u32,
+    bins: Vec<(u64, u64, u64)>,
+    /// The first split's first key and shift: every later range lies in one of its ranges.
+    first: (u64, u32),
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    rank: u64,
+    within: u64,
+    lo: u64,
+    hi: u64,
+    count: u64,
+    value: Option<f64>,
+}
+
+impl Ranks {
+    fn new(finite: u64, lo: u64, hi: u64) -> Ranks {
+        let mut ranks: Vec<u64> = QUANTILES
+            .iter()
+            .flat_map(|q| {
+                let lo = (q * (finite - 1) as f64).floor() as u64;
+                [lo, (lo + 1).min(finite - 1)]
+            })
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let targets = ranks
+            .into_iter()
+            .map(|rank| Target {
+                rank,
+                within: rank,
+                lo,
+                hi,
+                count: finite,
+                value: None,
+            })
+            .collect();
+        let ranges = usize::try_from(finite / 64)
+            .unwrap_or(usize::MAX)
+            .clamp(FIRST_RANGES.0, FIRST_RANGES.1);
+        let shift = split_shift(hi - lo, ranges);
+        Ranks {
+            targets,
+            from: lo,
+            shift,
+            bins: vec![(0, u64::MAX, 0); ranges],
+            first: (lo, shift),
+        }
+    }
+
+    /// Count a key in the first split (every target's range is the whole one).
+    fn count(&mut self, k: u64) {
+        let i = ((k - self.from) >> self.shift) as usize;
+        if let Some(b) = self.bins.get_mut(i) {
+            *b = (b.0 + 1, b.1.min(k), b.2.max(k));
+        }
+    }
+
+    /// Narrow each target to the sub-range holding its rank.
+    fn narrow(&mut self) {
+        let bins = std::mem::take(&mut self.bins);
+        for t in &mut self.targets {
+            let mut below = 0;
+            for &(count, lo, hi) in &bins {
+                if below + count > t.within {
+                    *t = Target {
+                        within: t.within - below,
+                        lo,
+                        hi,
+                        count,
+                        ..t.clone()
+                    };
+                    break;
+                }
+                below += count;
+            }
+            if t.lo == t.hi {
+                t.value = Some(from_key(t.lo));
+            }
+        }
+    }
+
+    /// The split of one target's range on the next walk (no ranges when it is gathered).
+    fn split_of(&self, t: &Target) -> Ranks {
+        let ranges = if t.count > GATHER { NEXT_RANGES } else { 0 };
+        Ranks {
+            targets: vec![t.clone()],
+            from: t.lo,
+            shift: split_shift(t.hi - t.lo, NEXT_RANGES),
+            bins: vec![(0, u64::MAX, 0); ranges],
+            first: self.first,
+        }
+    }
+
+    /// Walk again until every target has its value; returns them by rank. Each walk gathers
+    /// the values of every target whose range holds few enough, and splits the range of
+    /// every other one.
+    fn resolve(
+        mut self,
+        walk: &mut Walk<'_>,
+    ) -> crate::error::Result<std::collections::HashMap<u64, f64>> {
+        self.narrow();
+        while self.targets.iter().any(|t| t.value.is_none()) {
+            let open: Vec<Target> = self
+                .targets
+                .iter()
+                .filter(|t| t.value.is_none())
+                .cloned()
+                .collect();
+            let mut gathered: Vec<Vec<f64>> = vec![Vec::new(); open.len()];
+            let mut splits: Vec<Ranks> = open.iter().map(|t| self.split_of(t)).collect();
+            // Most values lie in none of the open ranges: one look at the first split's range
+            // they fall in says so.
+            let (from, shift) = self.first;
+            let first_range = |k: u64| ((k - from) >> shift) as usize;
+            let mut wanted =
+                vec![
+                    false;
+                    first_range(self.targets.iter().map(|t| t.hi).max().unwrap_or(from)) + 1
+                ];
+            for t in &open {
+                if let Some(w) = wanted.get_mut(first_range(t.lo)) {
+                    *w = true;
+                }
+            }
+            walk(&mut |v| {
+                each_value(v, &mut |x| {
+                    if !x.is_finite() {
+                        return;
+                    }
+                    let k = key(x);
+                    if !wanted.get(first_range(k)).copied().unwrap_or(false) {
+                        return;
+                    }
+                    for ((t, g), split) in open.iter().zip(&mut gathered).zip(&mut splits) {
+                        if !(t.lo..=t.hi).contains(&k) {
+                            continue;
+                        }
+                        if t.count > GATHER {
+                            split.count(k);
+                        } else {
+                            g.push(x);
+                        }
+                    }
+                });
+            })?;
+            for ((t, mut values), mut split) in open.into_iter().zip(gathered).zip(splits) {
+                let Some(slot) = self.targets.iter_mut().find(|s| s.rank == t.rank) else {
+                    continue;
+                };
+                if t.count > GATHER {
+                    split.narrow();
+                    if let Some(narrowed) = split.targets.pop() {
+                        *slot = narrowed;
+                    }
+                } else {
+                    values.sort_unstable_by(f64::total_cmp);
+                    slot.value = Some(values.get(t.within as usize).copied().unwrap_or(f64::NAN));
+                }
+            }
+        }
+        Ok(self
+            .targets
+            .iter()
+            .map(|t| (t.rank, t.value.unwrap_or(f64::NAN)))
+            .collect())
+    }
+}
+
+/// The shift that splits a span of `span + 1` keys into at most `ranges` sub-ranges.
+fn split_shift(span: u64, ranges: usize) -> u32 {
+    let mut shift = 0;
+    while (span >> shift) >= ranges as u64 {
+        shift += 1;
+    }
+    shift
 }
 
 /// Argmax counts along the last axis, when its rows look like probabilities.
@@ -224,7 +486,7 @@ fn argmax(t: &TensorView<'_>) -> Option<Vec<u64>> {
     let dims = t.shape().dims();
     let classes = usize::try_from(*dims.last()?).ok()?;
     if dims.is_empty()
-        || !(2..=100_000).contains(&classes)
+        || !(2..=MAX_CLASSES).contains(&classes)
         || matches!(t.dtype(), Dtype::C64 | Dtype::C128 | Dtype::Bool)
     {
         return None;
@@ -405,4 +667,83 @@ fn flips(a: &TensorView<'_>, b: &TensorView<'_>) -> Option<(u64, u64)> {
     };
     let flipped = (0..rows).filter(|r| best(a, *r) != best(b, *r)).count();
     Some((rows as u64, flipped as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figures of `data` ([rows, cols] f64) read whole, and in walks of `per` rows.
+    fn both(data: &[f64], cols: usize, per: usize) -> (TensorSummary, TensorSummary) {
+        let rows = data.len() / cols;
+        let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let shape = Shape::new(vec![rows as u64, cols as u64]);
+        let whole = summarise(&TensorView::new(Dtype::F64, &shape, &bytes).expect("view"));
+        let mut walk = |visit: &mut dyn FnMut(&TensorView<'_>)| {
+            for start in (0..rows).step_by(per) {
+                let end = (start + per).min(rows);
+                let part = Shape::new(vec![(end - start) as u64, cols as u64]);
+                let b = &bytes[start * cols * 8..end * cols * 8];
+                visit(&TensorView::new(Dtype::F64, &part, b).expect("view"));
+            }
+            Ok(())
+        };
+        let walked = summarise_passes(&shape, &mut walk).expect("walk");
+        (whole, walked)
+    }
+
+    fn sorted_quantile(values: &[f64], q: f64) -> f64 {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        v.sort_unstable_by(f64::total_cmp);
+        let pos = q * (v.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = (lo + 1).min(v.len() - 1);
+        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    }
+
+    #[test]
+    fn walks_in_blocks_give_the_figures_of_the_whole() {
+        // Probability rows (argmax counted), then the same with NaN and infinities.
+        let mut data: Vec<f64> = (0..7000)
+            .map(|i| if i % 7 == (i / 7) % 7 { 0.4 } else { 0.1 })
+            .collect();
+        let (whole, walked) = both(&data, 7, 37);
+        assert_eq!(whole, walked);
+        assert_eq!(
+            walked.argmax.as_ref().map(|a| a.iter().sum::<u64>()),
+            Some(1000)
+        );
+        for (i, x) in data.iter_mut().enumerate() {
+            *x = match i % 97 {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => f64::NEG_INFINITY,
+                _ => ((i * 7919) % 1013) as f64 / 17.0 - 20.0,
+            };
+        }
+        let (whole, walked) = both(&data, 7, 37);
+        assert_eq!(whole, walked);
+        assert_eq!(walked.argmax, None);
+        for (q, v) in &walked.quantiles {
+            assert_eq!(*v, sorted_quantile(&data, *q), "q {q}");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_values_crowded_into_one_range_are_exact() {
+        // Over a million distinct values within one of the first 65,536 ranges of keys (an
+        // outlier stretches the span): that range is split again before it is gathered.
+        let n = 1_100_000usize;
+        let mut data: Vec<f64> = (0..n)
+            .map(|i| 1.0 + ((i * 7_654_321) % n) as f64 * 2f64.powi(-40))
+            .collect();
+        data[17] = 1e300;
+        data[18] = -1e300;
+        data[19] = 0.0;
+        let (whole, walked) = both(&data, 1, 100_000);
+        assert_eq!(whole.quantiles, walked.quantiles);
+        for (q, v) in &walked.quantiles {
+            assert_eq!(*v, sorted_quantile(&data, *q), "q {q}");
+        }
+    }
 }

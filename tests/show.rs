@@ -352,8 +352,9 @@ fn rows_decode_only_the_chunks_that_hold_them() {
 /// Two tensors over 64 MiB are compared a block of rows at a time: the figures are those of
 /// the whole (mismatches counted, the largest difference and its index in a later block,
 /// argmax flips of probability rows across blocks), and progress comes block by block.
+/// `show` of one reads it in blocks too, and gives the figures of the whole.
 #[test]
-fn diff_of_big_tensors_goes_a_block_at_a_time_with_the_whole_figures() {
+fn big_tensors_are_diffed_and_shown_a_block_at_a_time_with_the_whole_figures() {
     use model_archive::{Codec, Dtype, PutOptions, Shape, TensorView};
     let (rows, classes) = (900_000usize, 10usize);
     // Probability rows: row r puts its largest share on class r % 10.
@@ -418,4 +419,27 @@ fn diff_of_big_tensors_goes_a_block_at_a_time_with_the_whole_figures() {
             Some((rows as u64, 2))
         )
     );
+    // `show` of one of them reads it in blocks too, with the figures of the whole.
+    drop(archive);
+    let o = t
+        .cmd()
+        .args(["--json", "show", &ha.to_string()])
+        .output()
+        .expect("show");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let s = model_archive::summary::summarise(&va);
+    assert_eq!(shown["count"], s.count);
+    assert_eq!(shown["mean"].as_f64(), s.mean);
+    assert_eq!(shown["std"].as_f64(), s.std);
+    assert_eq!(shown["histogram"]["counts"], serde_json::json!(s.histogram));
+    let quantiles: Vec<f64> = s.quantiles.iter().map(|(_, v)| *v).collect();
+    let shown_q: Vec<f64> = shown["quantiles"]
+        .as_array()
+        .expect("quantiles")
+        .iter()
+        .filter_map(|q| q["value"].as_f64())
+        .collect();
+    assert_eq!(shown_q, quantiles);
+    assert_eq!(shown["argmax"], serde_json::json!(s.argmax));
 }

@@ -389,17 +389,20 @@ impl PyArchive {
     fn show<'py>(&self, py: Python<'py>, hash: &str) -> PyResult<Bound<'py, PyDict>> {
         let archive = self.archive()?;
         let h = self.resolve_hash(py, &archive, hash)?;
-        let object = py.detach(|| archive.get(&h)).map_err(to_py)?;
-        let archive::Object::Tensor(t) = object else {
+        let info = py.detach(|| archive.info(&h)).map_err(to_py)?;
+        let (Some(dtype), Some(shape)) = (info.dtype, info.shape) else {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "{h} is {}, not a tensor",
-                object.kind()
+                info.kind.name()
             )));
         };
-        let s = py.detach(|| archive::summary::summarise(&t.view()));
+        // A tensor over 64 MiB is read a block of rows at a time.
+        let s = py
+            .detach(|| archive.summarise(&h, &|_, _, _| {}))
+            .map_err(to_py)?;
         let d = PyDict::new(py);
-        d.set_item("dtype", t.dtype.name())?;
-        d.set_item("shape", t.shape.dims().to_vec())?;
+        d.set_item("dtype", dtype.name())?;
+        d.set_item("shape", shape.dims().to_vec())?;
         for (k, v) in [("count", s.count), ("nan", s.nan), ("pos_inf", s.pos_inf)] {
             d.set_item(k, v)?;
         }

@@ -98,3 +98,19 @@ def test_diff_by_key_gives_a_pyarrow_table_of_every_pair(archive):
     df = t.to_pandas()
     assert list(df.sort_values("max_abs", ascending=False)["key"][:2]) == ["k17", "k3"]
     assert "table" not in archive.diff('run = "a"', 'run = "b"', by="id", table=False)
+
+
+def test_show_of_a_tensor_over_64_mib_reads_it_in_blocks_with_numpys_figures(archive):
+    # 72 MB of float64: read a block of rows at a time, in a few walks, never whole.
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((900_000, 10))
+    a[::1000, 3] = 0.0
+    a[17, 2], a[800_000, 9] = np.nan, np.inf
+    f = archive.show(archive.put(a))
+    fin = a[np.isfinite(a)].astype(np.float64)
+    assert (f["count"], f["nan"], f["pos_inf"], f["zeros"]) == (a.size, 1, 1, 900)
+    for k, v in [("min", fin.min()), ("max", fin.max()), ("mean", fin.mean()), ("std", fin.std())]:
+        assert f[k] == pytest.approx(v, rel=1e-9), k
+    for q, v in f["quantiles"].items():
+        assert v == np.quantile(fin, q), q
+    assert f["histogram"] == np.histogram(fin, bins=20)[0].tolist()

@@ -1,6 +1,6 @@
-//! Comparing two big tensors of one dtype and shape a block of rows at a time (`diff` of two
-//! tensors of a GiB): memory stays that of a block of each, not of the tensors, and progress
-//! is reported as the rows go by. The figures are those of a comparison of the whole tensors:
+//! Big tensors a block of rows at a time. Comparing two of one dtype and shape (`diff` of two
+//! tensors of a GiB), and summarising one (`show`): memory stays that of a block of each, not
+//! of the tensors, and progress is reported as the rows go by. The figures are those of a comparison of the whole tensors:
 //! counts add up, the first largest difference wins (its index offset by the block's first
 //! row), and argmax flips count when every block's rows are probability-like. Blocks are read
 //! as slices (`Archive::get_rows`): each decoded chunk is checked against its declared size,
@@ -93,4 +93,49 @@ fn merge(d: &mut TensorDiff, part: &TensorDiff, offset: u64) {
     };
     d.max_abs = larger(d.max_abs, part.max_abs);
     d.max_rel = larger(d.max_rel, part.max_rel);
+}
+
+impl Archive {
+    /// `summary::summarise` of a stored tensor. One over 64 MiB is read a block of rows at a
+    /// time, in a few walks (`summary::summarise_passes`), with `progress(walk, rows done,
+    /// rows)` after each block: memory is that of a block, not of the tensor.
+    pub fn summarise(
+        &self,
+        hash: &ObjectHash,
+        progress: &dyn Fn(u32, u64, u64),
+    ) -> Result<crate::summary::TensorSummary> {
+        let info = self.info(hash)?;
+        let not_a_tensor = || {
+            crate::error::Error::invalid(
+                hash.to_string(),
+                format!("is {}, not a tensor", info.kind.name()),
+            )
+        };
+        let shape = info.shape.clone().ok_or_else(not_a_tensor)?;
+        let rows = shape.dims().first().copied().unwrap_or(0);
+        if info.kind != Kind::Tensor {
+            return Err(not_a_tensor());
+        }
+        if info.raw_len <= STREAM_ABOVE || rows == 0 {
+            return match self.get(hash)? {
+                crate::Object::Tensor(t) => Ok(crate::summary::summarise(&t.view())),
+                _ => Err(not_a_tensor()),
+            };
+        }
+        let per_block = (BLOCK_BYTES / (info.raw_len / rows).max(1)).max(1);
+        let walks = std::cell::Cell::new(0u32);
+        let mut walk = |visit: &mut dyn FnMut(&crate::TensorView<'_>)| {
+            walks.set(walks.get() + 1);
+            let mut start = 0;
+            while start < rows {
+                let end = (start + per_block).min(rows);
+                let (t, _) = self.get_rows(hash, start..end)?;
+                visit(&t.view());
+                start = end;
+                progress(walks.get(), start, rows);
+            }
+            Ok(())
+        };
+        crate::summary::summarise_passes(&shape, &mut walk)
+    }
 }

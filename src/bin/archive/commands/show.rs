@@ -64,6 +64,9 @@ pub fn run(ctx: &Ctx, prefix: &str, range: Option<&str>) -> Result<ExitCode> {
     if let Some(range) = range {
         return rows(ctx, prefix, range);
     }
+    if let Some(hash) = big_tensor(ctx, prefix)? {
+        return big(ctx, &hash);
+    }
     // Most objects are found through the lookup tables, without the index.
     let (hash, object, labels) = match quick(ctx, prefix, false)? {
         Some((reader, hash, object)) => {
@@ -79,6 +82,53 @@ pub fn run(ctx: &Ctx, prefix: &str, range: Option<&str>) -> Result<ExitCode> {
         }
     };
     let figures = figures(&hash, &object, labels.as_deref());
+    if ctx.json {
+        crate::output::json_line(&figures)?;
+    } else {
+        for line in describe(&figures) {
+            outln!("{line}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A tensor too big to decode whole for its figures (`Archive::summarise` reads it a block
+/// at a time), found through the lookup tables.
+fn big_tensor(ctx: &Ctx, prefix: &str) -> Result<Option<ObjectHash>> {
+    let Some(reader) = model_archive::ArchiveReader::open(ctx.store_path()?)? else {
+        return Ok(None);
+    };
+    let hash = match prefix.trim().parse::<ObjectHash>() {
+        Ok(hash) => Some(hash),
+        Err(_) => reader.resolve(prefix.trim())?,
+    };
+    let Some(hash) = hash else { return Ok(None) };
+    Ok(reader
+        .info(&hash)?
+        .filter(|i| i.kind == model_archive::Kind::Tensor && i.raw_len > BIG)
+        .map(|_| hash))
+}
+
+/// Decoded bytes over which `show` reads a tensor a block at a time.
+const BIG: u64 = 64 << 20;
+
+/// `show` of a big tensor: its figures from walks of blocks of rows, a bar on a terminal.
+fn big(ctx: &Ctx, hash: &ObjectHash) -> Result<ExitCode> {
+    let archive = ctx.open()?;
+    let bar = crate::output::progress_count("show", "rows");
+    let s = archive.summarise(hash, &|walk, done, rows| {
+        bar.set_message(format!("show, walk {walk}"));
+        bar.set_length(rows);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    let info = archive.info(hash)?;
+    let shape = info
+        .shape
+        .unwrap_or_else(|| model_archive::Shape::new(vec![]));
+    let (head, _) = archive.get_rows(hash, 0..3)?;
+    let mut figures = tensor_figures(&s, &shape, &head);
+    figures["hash"] = json!(hash.to_string());
     if ctx.json {
         crate::output::json_line(&figures)?;
     } else {
@@ -158,15 +208,19 @@ fn categorical(c: &Categorical, values: &[String]) -> Json {
 }
 
 fn tensor(t: &Tensor) -> Json {
-    let s: TensorSummary = summarise(&t.view());
-    let cols = t.shape.dims().last().copied().unwrap_or(1).max(1) as usize;
+    tensor_figures(&summarise(&t.view()), &t.shape, t)
+}
+
+/// The figures of a tensor of `shape` summarised as `s`; `head` holds its first rows.
+fn tensor_figures(s: &TensorSummary, shape: &model_archive::Shape, head: &Tensor) -> Json {
+    let cols = shape.dims().last().copied().unwrap_or(1).max(1) as usize;
+    let held = head.shape.elements().unwrap_or(0) as usize;
     let first_rows: Vec<Vec<f64>> = (0..3)
         .map(|r| {
             (0..cols.min(8))
                 .filter_map(|c| {
                     let i = r * cols + c;
-                    (i < s.count as usize)
-                        .then(|| model_archive::summary::element(t.dtype, &t.data, i))
+                    (i < held).then(|| model_archive::summary::element(head.dtype, &head.data, i))
                 })
                 .collect::<Vec<f64>>()
         })
@@ -174,8 +228,8 @@ fn tensor(t: &Tensor) -> Json {
         .collect();
     json!({
         "kind": "tensor",
-        "dtype": t.dtype.name(),
-        "shape": t.shape.dims(),
+        "dtype": head.dtype.name(),
+        "shape": shape.dims(),
         "count": s.count,
         "nan": s.nan, "pos_inf": s.pos_inf, "neg_inf": s.neg_inf, "zeros": s.zeros,
         "min": s.min, "max": s.max, "mean": s.mean, "std": s.std,
