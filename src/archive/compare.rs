@@ -63,7 +63,7 @@ impl Archive {
         tol: &Tolerance,
         top: usize,
     ) -> Result<Json> {
-        Ok(runs(self, query_a, query_b, key, tol, top)?.0)
+        Ok(runs(self, query_a, query_b, key, tol, top, false)?.0)
     }
 
     /// `compare_runs`, and a row per key found on either side, in the order of `query_a`'s
@@ -76,8 +76,22 @@ impl Archive {
         tol: &Tolerance,
         top: usize,
     ) -> Result<(Json, Vec<PairRow>)> {
-        runs(self, query_a, query_b, key, tol, top)
+        runs(self, query_a, query_b, key, tol, top, true)
     }
+}
+
+/// What a key's entries can be to each other (`PairRow::status`).
+const STATUSES: [&str; 5] = [
+    "identical",
+    "within_tolerance",
+    "different",
+    "only_in_a",
+    "only_in_b",
+];
+
+/// Where `status` is among `STATUSES`.
+fn status_at(status: &str) -> usize {
+    STATUSES.iter().position(|s| *s == status).unwrap_or(0)
 }
 
 /// How one key's entries compare (`Archive::compare_runs_pairs`).
@@ -320,6 +334,7 @@ fn key_of(archive: &Archive, e: &EntryInfo, key: &str) -> Result<Option<String>>
     })
 }
 
+/// `with_pairs`: a row per key too (empty otherwise: a million keys cost their rows).
 fn runs(
     archive: &Archive,
     qa: &str,
@@ -327,21 +342,35 @@ fn runs(
     key: &str,
     tol: &Tolerance,
     top: usize,
+    with_pairs: bool,
 ) -> Result<(Json, Vec<PairRow>)> {
     let a = side(archive, qa, key)?;
     let b = side(archive, qb, key)?;
-    let mut rows = 0u64;
+    let (mut rows, mut flips) = (0u64, 0u64);
+    let mut counts = [0u64; STATUSES.len()];
     let mut worst: Vec<(f64, String, Json)> = Vec::new();
-    let mut pairs: Vec<PairRow> = Vec::with_capacity(a.order.len());
+    let mut pairs: Vec<PairRow> = Vec::new();
+    // A row is made only when rows are asked for: most keys are identical pairs.
+    let mut add = |status: &'static str, flipped: u64, row: &dyn Fn() -> PairRow| {
+        if let Some(n) = counts.get_mut(status_at(status)) {
+            *n += 1;
+        }
+        flips += flipped;
+        if with_pairs {
+            pairs.push(row());
+        }
+    };
     for k in &a.order {
         let (Some(&ha), hb) = (a.by_key.get(k), b.by_key.get(k).copied()) else {
             continue;
         };
         match hb {
-            None => pairs.push(PairRow::one_side(k, "only_in_a", Some(ha), None)),
-            Some(hb) if hb == ha => {
-                pairs.push(PairRow::one_side(k, "identical", Some(ha), Some(hb)));
-            }
+            None => add("only_in_a", 0, &|| {
+                PairRow::one_side(k, "only_in_a", Some(ha), None)
+            }),
+            Some(hb) if hb == ha => add("identical", 0, &|| {
+                PairRow::one_side(k, "identical", Some(ha), Some(hb))
+            }),
             Some(hb) => {
                 let (row, argmax_rows, r) = compared(archive, k, ha, hb, tol)?;
                 rows += argmax_rows;
@@ -351,22 +380,23 @@ fn runs(
                     0.0
                 };
                 worst.push((row.max_abs.unwrap_or(fallback), k.clone(), r));
-                pairs.push(row);
+                add(row.status, row.argmax_flipped, &|| row.clone());
             }
         }
     }
     for k in b.order.iter().filter(|k| !a.by_key.contains_key(*k)) {
         let hb = b.by_key.get(k).copied();
-        pairs.push(PairRow::one_side(k, "only_in_b", None, hb));
+        add("only_in_b", 0, &|| {
+            PairRow::one_side(k, "only_in_b", None, hb)
+        });
     }
     worst.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
-    let count = |s: &str| pairs.iter().filter(|p| p.status == s).count() as u64;
+    let count = |s: &str| counts.get(status_at(s)).copied().unwrap_or(0);
     let (identical, close, different) = (
         count("identical"),
         count("within_tolerance"),
         count("different"),
     );
-    let flips: u64 = pairs.iter().map(|p| p.argmax_flipped).sum();
     let report = json!({
         "by": key,
         "a": {"query": qa, "entries": a.entries, "without_key": a.missing, "duplicate_keys": a.duplicates},
