@@ -81,11 +81,15 @@ pub fn run(ctx: &Ctx, prefix: &str, range: Option<&str>) -> Result<ExitCode> {
             (hash, object, labels)
         }
     };
-    let figures = figures(&hash, &object, labels.as_deref());
+    print(ctx, &figures(&hash, &object, labels.as_deref()))
+}
+
+/// The figures as JSON (`--json`) or as text.
+fn print(ctx: &Ctx, figures: &Json) -> Result<ExitCode> {
     if ctx.json {
-        crate::output::json_line(&figures)?;
+        crate::output::json_line(figures)?;
     } else {
-        for line in describe(&figures) {
+        for line in describe(figures) {
             outln!("{line}")?;
         }
     }
@@ -129,14 +133,7 @@ fn big(ctx: &Ctx, hash: &ObjectHash) -> Result<ExitCode> {
     let (head, _) = archive.get_rows(hash, 0..3)?;
     let mut figures = tensor_figures(&s, &shape, &head);
     figures["hash"] = json!(hash.to_string());
-    if ctx.json {
-        crate::output::json_line(&figures)?;
-    } else {
-        for line in describe(&figures) {
-            outln!("{line}")?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    print(ctx, &figures)
 }
 
 fn labels_of(reader: &dyn ReadObject, object: &Object) -> Result<Option<Vec<String>>> {
