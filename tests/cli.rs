@@ -591,3 +591,52 @@ fn every_command_into_a_closed_pipe_ends_quietly() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `get -o x.npy.gz` (and `.zst`, `.zlib`) writes the format of `x.npy`, compressed: Python's
+/// gzip and zlib read it back to the same array, and `put` of any of them is the same object.
+#[test]
+fn get_to_a_compressed_name_writes_the_format_compressed() {
+    let t = TempStore::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    t.cmd().arg("init").arg(t.path()).assert().success();
+    let npy = sample("digits_test_probs.npy");
+    let hash = stdout_of(t.cmd().arg("put").arg(&npy));
+    let hash = hash.split_whitespace().next().expect("hash").to_owned();
+    for name in ["back.npy.gz", "back.npy.zst", "back.npy.zlib"] {
+        let out = dir.path().join(name);
+        t.cmd()
+            .args(["get", &hash, "-o"])
+            .arg(&out)
+            .assert()
+            .success();
+        let bytes = std::fs::read(&out).expect("read");
+        let magic: &[u8] = match name {
+            n if n.ends_with(".gz") => &[0x1f, 0x8b],
+            n if n.ends_with(".zst") => &[0x28, 0xb5, 0x2f, 0xfd],
+            _ => &[0x78],
+        };
+        assert!(bytes.starts_with(magic), "{name}");
+        let again = stdout_of(t.cmd().arg("put").arg(&out));
+        assert_eq!(
+            again.split_whitespace().next(),
+            Some(hash.as_str()),
+            "{name}"
+        );
+    }
+    let script = format!(
+        "import gzip, io, zlib, numpy as np\n\
+         a = np.load({npy:?})\n\
+         g = np.load(gzip.open({gz:?}))\n\
+         z = np.load(io.BytesIO(zlib.decompress(open({zl:?}, 'rb').read())))\n\
+         assert (a == g).all() and (a == z).all() and a.dtype == g.dtype == z.dtype\n\
+         print('ok')\n",
+        npy = npy.display().to_string(),
+        gz = dir.path().join("back.npy.gz").display().to_string(),
+        zl = dir.path().join("back.npy.zlib").display().to_string(),
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -41,19 +41,64 @@ pub fn decompress(input: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// A compression a file name can ask for by its suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// `.gz`
+    Gzip,
+    /// `.zst`, `.zstd`
+    Zstd,
+    /// `.zlib`, `.z` (as Python's `zlib.compress` writes)
+    Zlib,
+}
+
+const SUFFIXES: [(&str, Compression); 5] = [
+    (".gz", Compression::Gzip),
+    (".zst", Compression::Zstd),
+    (".zstd", Compression::Zstd),
+    (".zlib", Compression::Zlib),
+    (".z", Compression::Zlib),
+];
+
 /// The file name without a compression suffix (`.gz`, `.zst`, `.zstd`, `.zlib`, `.z`), so
-/// that `preds.npy.gz` is read as `.npy`.
-pub fn strip_suffix(name: &str) -> &str {
-    for suffix in [".gz", ".zst", ".zstd", ".zlib", ".z"] {
+/// that `preds.npy.gz` is read as `.npy`, and the compression the suffix names.
+pub fn split_suffix(name: &str) -> (&str, Option<Compression>) {
+    for (suffix, c) in SUFFIXES {
         if name.len() > suffix.len()
             && name
                 .get(name.len() - suffix.len()..)
                 .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
         {
-            return name.get(..name.len() - suffix.len()).unwrap_or(name);
+            return (
+                name.get(..name.len() - suffix.len()).unwrap_or(name),
+                Some(c),
+            );
         }
     }
-    name
+    (name, None)
+}
+
+/// The file name without a compression suffix (see `split_suffix`).
+pub fn strip_suffix(name: &str) -> &str {
+    split_suffix(name).0
+}
+
+/// `bytes` compressed as `c`, in a form `decompress` (and gzip, zstd, Python's zlib) reads.
+pub fn compress(bytes: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match c {
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(bytes)?;
+            e.finish()
+        }
+        Compression::Zstd => zstd::encode_all(bytes, 3),
+        Compression::Zlib => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(bytes)?;
+            e.finish()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -365,7 +365,8 @@ pub struct GetArgs {
     /// Hash or unique prefix.
     pub hash: String,
 
-    /// Output file (`-` for stdout; default stdout).
+    /// Output file (`-` for stdout; default stdout). A `.gz`, `.zst` or `.zlib` suffix
+    /// compresses it: `-o preds.npy.gz` writes gzip-compressed npy.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

@@ -4,8 +4,9 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use model_archive::document::get_document;
+use model_archive::interop::compressed::{compress, split_suffix};
 use model_archive::interop::{self, Array, Document, Format, npy, onnx};
 use model_archive::{Archive, ArchiveReader, Categorical, Object, ObjectHash, ReadObject, Value};
 
@@ -248,7 +249,24 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     let out = args.output.as_deref();
     let to_terminal =
         (out.is_none() || out == Some(Path::new("-"))) && std::io::stdout().is_terminal();
-    let (target, explicit) = target(args.format.as_deref(), out)?;
+    // `-o preds.npy.gz`: the format of `preds.npy`, gzip-compressed.
+    let name = out
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let (plain, compression) = match &name {
+        Some(n) => split_suffix(n),
+        None => ("", None),
+    };
+    let plain_out = out.map(|p| p.with_file_name(plain));
+    let (target, explicit) = target(args.format.as_deref(), plain_out.as_deref())?;
+    let finish = |bytes: Vec<u8>| -> Result<Vec<u8>> {
+        let bytes = match compression {
+            Some(c) => compress(&bytes, c)
+                .with_context(|| format!("{}: cannot compress", name.as_deref().unwrap_or("")))?,
+            None => bytes,
+        };
+        Ok(encoded(bytes, args.base64))
+    };
     let render = |hash: ObjectHash| Render {
         hash,
         name: hash.to_string(),
@@ -267,7 +285,7 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         };
         match done {
             Ok(bytes) => {
-                write_output(out, &encoded(bytes, args.base64))?;
+                write_output(out, &finish(bytes)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(object) => pending = Some((hash, object)),
@@ -302,7 +320,7 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
             Err(object) => r.onnx(&archive, object)?,
         },
     };
-    write_output(r.out, &encoded(bytes, args.base64))?;
+    write_output(r.out, &finish(bytes)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
