@@ -22,8 +22,8 @@ pub(super) struct Streamed {
     pub diff: TensorDiff,
 }
 
-/// Tensors over this many decoded bytes are compared a block at a time.
-pub(super) const STREAM_ABOVE: u64 = 64 << 20;
+/// Tensors over this many decoded bytes are compared and summarised a block at a time.
+pub const STREAM_ABOVE: u64 = 64 << 20;
 
 /// About how many decoded bytes of each tensor a block holds.
 const BLOCK_BYTES: u64 = 16 << 20;
@@ -51,7 +51,7 @@ pub(super) fn streamed(
     if !alike || ia.raw_len <= STREAM_ABOVE || rows == 0 {
         return Ok(None);
     }
-    let per_block = (BLOCK_BYTES / (ia.raw_len / rows).max(1)).max(1);
+    let per_block = rows_per_block(ia.raw_len, rows);
     let row_elements = shape.elements().unwrap_or(0) / rows;
     let (rtol, atol) = default_tolerance(dtype);
     let (rtol, atol) = (tol.0.unwrap_or(rtol), tol.1.unwrap_or(atol));
@@ -79,6 +79,12 @@ pub(super) fn streamed(
         atol,
         diff: d,
     }))
+}
+
+/// Rows of a tensor of `raw_len` decoded bytes and `rows` rows in a block of about
+/// `BLOCK_BYTES` (one at least).
+fn rows_per_block(raw_len: u64, rows: u64) -> u64 {
+    (BLOCK_BYTES / (raw_len / rows.max(1)).max(1)).max(1)
 }
 
 /// Add the figures of a block whose first element is element `offset` of the whole.
@@ -122,7 +128,7 @@ impl Archive {
                 _ => Err(not_a_tensor()),
             };
         }
-        let per_block = (BLOCK_BYTES / (info.raw_len / rows).max(1)).max(1);
+        let per_block = rows_per_block(info.raw_len, rows);
         let walks = std::cell::Cell::new(0u32);
         let mut walk = |visit: &mut dyn FnMut(&crate::TensorView<'_>)| {
             walks.set(walks.get() + 1);

@@ -23,6 +23,7 @@
 mod append;
 mod compare;
 mod compare_stream;
+pub use compare_stream::STREAM_ABOVE;
 mod entries;
 mod gc;
 mod gc_copy;

@@ -203,6 +203,20 @@ impl Render<'_> {
     }
 }
 
+/// The lookup tables and the hash `prefix` names in them, without the index lock or sled:
+/// `None` when there are none or they do not know it. A full hash is taken as it is (the
+/// caller's read looks it up).
+pub(super) fn quick_hash(ctx: &Ctx, prefix: &str) -> Result<Option<(ArchiveReader, ObjectHash)>> {
+    let Some(reader) = ArchiveReader::open(ctx.store_path()?)? else {
+        return Ok(None);
+    };
+    let hash = match prefix.trim().parse::<ObjectHash>() {
+        Ok(hash) => Some(hash),
+        Err(_) => reader.resolve(prefix.trim())?,
+    };
+    Ok(hash.map(|h| (reader, h)))
+}
+
 /// The object through the lookup tables, without the index lock or sled: `None` when they
 /// do not know it (then the caller opens the archive, which knows everything).
 pub(super) fn quick(
@@ -210,16 +224,8 @@ pub(super) fn quick(
     prefix: &str,
     no_verify: bool,
 ) -> Result<Option<(ArchiveReader, ObjectHash, Object)>> {
-    let Some(reader) = ArchiveReader::open(ctx.store_path()?)? else {
+    let Some((reader, hash)) = quick_hash(ctx, prefix)? else {
         return Ok(None);
-    };
-    // A full hash is looked up once, by the get itself.
-    let hash = match prefix.trim().parse::<ObjectHash>() {
-        Ok(hash) => hash,
-        Err(_) => match reader.resolve(prefix.trim())? {
-            Some(hash) => hash,
-            None => return Ok(None),
-        },
     };
     let object = if no_verify {
         match reader.map(&hash, false)? {

@@ -99,22 +99,14 @@ fn print(ctx: &Ctx, figures: &Json) -> Result<ExitCode> {
 /// A tensor too big to decode whole for its figures (`Archive::summarise` reads it a block
 /// at a time), found through the lookup tables.
 fn big_tensor(ctx: &Ctx, prefix: &str) -> Result<Option<ObjectHash>> {
-    let Some(reader) = model_archive::ArchiveReader::open(ctx.store_path()?)? else {
+    let Some((reader, hash)) = super::get::quick_hash(ctx, prefix)? else {
         return Ok(None);
     };
-    let hash = match prefix.trim().parse::<ObjectHash>() {
-        Ok(hash) => Some(hash),
-        Err(_) => reader.resolve(prefix.trim())?,
+    let big = |i: &model_archive::ObjectInfo| {
+        i.kind == model_archive::Kind::Tensor && i.raw_len > model_archive::archive::STREAM_ABOVE
     };
-    let Some(hash) = hash else { return Ok(None) };
-    Ok(reader
-        .info(&hash)?
-        .filter(|i| i.kind == model_archive::Kind::Tensor && i.raw_len > BIG)
-        .map(|_| hash))
+    Ok(reader.info(&hash)?.filter(big).map(|_| hash))
 }
-
-/// Decoded bytes over which `show` reads a tensor a block at a time.
-const BIG: u64 = 64 << 20;
 
 /// `show` of a big tensor: its figures from walks of blocks of rows, a bar on a terminal.
 fn big(ctx: &Ctx, hash: &ObjectHash) -> Result<ExitCode> {
