@@ -22,6 +22,7 @@ pub mod reader;
 mod segment;
 pub mod store_dir;
 pub mod summary;
+pub mod table;
 pub mod tags;
 pub mod totals;
 

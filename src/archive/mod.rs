@@ -38,7 +38,9 @@ mod recover;
 mod remove;
 mod stack;
 mod stats;
+mod table;
 mod verify;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

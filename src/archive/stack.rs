@@ -5,9 +5,9 @@
 use std::borrow::Cow;
 
 use super::Archive;
-use super::query::{Hits, PackHit};
+use super::walk::Match;
 use crate::error::{Error, Result};
-use crate::format::pack::{Pack, PackedObject};
+use crate::format::pack::PackedObject;
 use crate::hash::ObjectHash;
 use crate::info::EntryInfo;
 use crate::object::Kind;
@@ -37,66 +37,36 @@ impl Archive {
         field: Option<&str>,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Tensor> {
-        // Runs come newest first: each run's rows are gathered oldest first, and the runs
-        // put in order at the end, where rows are checked in logging order.
-        let (runs, needs_record) = self.plan(query)?;
-        // Listed first, so that the index can be handed to a waiting process between runs.
-        let runs = runs.collect::<Result<Vec<_>>>()?;
-        let mut parts: Vec<Part> = Vec::new();
-        let mut rows = 0u64;
-        for (first_seq, run) in runs {
-            self.lease.yield_to_waiters();
-            let mut part = Part::default();
-            match self.run_hits(first_seq, run, query, needs_record)? {
-                Hits::Listed(v) => {
-                    for e in v.iter().rev() {
-                        let row = self.row(e, field)?;
-                        part.add(row, &|| entry_name(e.seq, &e.hash, field));
-                    }
-                    rows += v.len() as u64;
-                }
-                Hits::Packed { pack, hits } => {
-                    for h in hits.iter().rev() {
-                        let row = self.packed_row(&pack, h, field)?;
-                        part.add(row, &|| {
-                            let hash = pack.item_hash(h.slot).unwrap_or(ObjectHash([0; 32]));
-                            entry_name(h.seq, &hash, field)
-                        });
-                    }
-                    rows += hits.len() as u64;
-                }
-            }
-            parts.push(part);
-            progress(rows, 0);
-        }
         let mut first: Option<(Dtype, Shape, String)> = None;
-        for part in parts.iter().rev() {
-            for (d, s, name) in part.first.iter().chain(&part.odd) {
-                match &first {
-                    None => first = Some((*d, s.clone(), name.clone())),
-                    Some((fd, fs, fname)) if fd != d || fs != s => {
-                        return Err(Error::invalid(
-                            name,
-                            format!(
-                                "is {d} {s}, but the first row ({fname}) is {fd} {fs}: \
-                                 stacked rows need one dtype and shape"
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
+        let mut data = Vec::new();
+        let rows = self.each_match(query, progress, &mut |m| {
+            let (dtype, shape, bytes) = match m {
+                Match::Listed(e) => self.row(e, field)?,
+                Match::Packed { .. } => self.packed_row(m, field)?,
+            };
+            match &first {
+                None => first = Some((dtype, Shape::new(shape.to_vec()), m.name(field))),
+                Some((fd, fs, fname)) if *fd != dtype || fs.dims() != &shape[..] => {
+                    let s = Shape::new(shape.to_vec());
+                    return Err(Error::invalid(
+                        m.name(field),
+                        format!(
+                            "is {dtype} {s}, but the first row ({fname}) is {fd} {fs}: \
+                             stacked rows need one dtype and shape"
+                        ),
+                    ));
                 }
+                Some(_) => {}
             }
-        }
+            data.extend_from_slice(&bytes);
+            Ok(())
+        })?;
         let Some((dtype, shape, _)) = first else {
             return Err(Error::invalid(
                 "query",
                 "no entries match: there is nothing to stack",
             ));
         };
-        let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
-        for part in parts.iter().rev() {
-            data.extend_from_slice(&part.data);
-        }
         progress(rows, rows);
         let mut dims = vec![rows];
         dims.extend_from_slice(shape.dims());
@@ -105,50 +75,35 @@ impl Archive {
 
     /// One row of a pack's entry: read in place from the pack when the record (and the tensor
     /// it refers to, which a logger packs just before it) are there, through the store if not.
-    fn packed_row<'p>(
-        &self,
-        pack: &'p Pack,
-        hit: &PackHit,
-        field: Option<&str>,
-    ) -> Result<Row<'p>> {
-        let slot = hit.slot;
-        let here = pack.object(slot);
+    fn packed_row<'p>(&self, m: &'p Match<'_>, field: Option<&str>) -> Result<Row<'p>> {
+        let here = m.packed_object();
         let target = match (field, &here) {
             (None, Some(o)) if o.kind == Kind::Tensor => return tensor_row(o),
             (Some(f), Some(o)) if o.kind == Kind::Record => {
                 match find_ref(o.data, f).map_err(|why| Error::invalid("record", why))? {
                     Some(h) => h,
                     // Not a reference, or no such field: the general path says which.
-                    None => return self.slow_row(pack, hit, field),
+                    None => return self.slow_row(m, field),
                 }
             }
-            _ => return self.slow_row(pack, hit, field),
+            _ => return self.slow_row(m, field),
         };
-        // The tensor is usually packed a few items before the record that refers to it.
-        for s in (slot.saturating_sub(8).max(1)..slot).rev() {
-            if let Some(o) = pack.object(s)
-                && o.kind == Kind::Tensor
-                && o.hash() == target
-            {
-                return tensor_row(&o);
-            }
+        if let Some(o) = m.packed_before(&target) {
+            return tensor_row(&o);
         }
-        let m = self.map(&target)?;
-        match m.tensor() {
+        let mapped = self.map(&target)?;
+        match mapped.tensor() {
             Some((d, s, b)) => Ok((d, Cow::Owned(s.dims().to_vec()), Cow::Owned(b.to_vec()))),
-            None => self.slow_row(pack, hit, field),
+            None => self.slow_row(m, field),
         }
     }
 
     /// A pack entry's row through the store, with the errors `row` gives.
-    fn slow_row(&self, pack: &Pack, hit: &PackHit, field: Option<&str>) -> Result<Row<'static>> {
-        let hash = pack
-            .item_hash(hit.slot)
-            .ok_or_else(|| Error::internal("a pack entry without a hash"))?;
+    fn slow_row(&self, m: &Match<'_>, field: Option<&str>) -> Result<Row<'static>> {
         let e = EntryInfo {
-            seq: hit.seq,
-            time_ns: hit.time_ns,
-            hash,
+            seq: m.seq(),
+            time_ns: m.time_ns(),
+            hash: m.hash(),
             tags: Vec::new(),
         };
         self.row(&e, field)
@@ -206,28 +161,6 @@ fn tensor_row<'p>(o: &PackedObject<'p>) -> Result<Row<'p>> {
         .parse::<Dtype>()
         .map_err(|_| Error::invalid(o.desc, "not a dtype this program knows"))?;
     Ok((dtype, Cow::Borrowed(o.shape), Cow::Borrowed(o.data)))
-}
-
-/// One run's rows, oldest first: their bytes, the first row's dtype, shape and name, and the
-/// first row that differs from it.
-#[derive(Default)]
-struct Part {
-    data: Vec<u8>,
-    first: Option<(Dtype, Shape, String)>,
-    odd: Option<(Dtype, Shape, String)>,
-}
-
-impl Part {
-    fn add(&mut self, (dtype, shape, bytes): Row<'_>, name: &dyn Fn() -> String) {
-        match &self.first {
-            None => self.first = Some((dtype, Shape::new(shape.to_vec()), name())),
-            Some((d, s, _)) if self.odd.is_none() && (*d != dtype || s.dims() != &shape[..]) => {
-                self.odd = Some((dtype, Shape::new(shape.to_vec()), name()));
-            }
-            Some(_) => {}
-        }
-        self.data.extend_from_slice(&bytes);
-    }
 }
 
 /// How an error names a row: the entry, and the field when there is one.

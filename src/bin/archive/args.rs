@@ -161,16 +161,30 @@ hash (= matches a prefix). Values are \"quoted\" or bare; comparisons are numeri
 sides are numbers. A bare value that is a name of the store compares two fields (label !=
 pred); quote it to mean the word itself.")]
     Query(QueryArgs),
-    /// Write one tensor field of every entry a query matches as one array, a row per entry.
+    /// Write the entries a query matches as a table (Parquet, Arrow), or one tensor field of
+    /// each as one array (npy, npz, safetensors ...).
     #[command(after_help = "\
 Examples:
+  archive export 'run = \"exp1\"' -o preds.parquet               # a row per entry, every field
+  archive export 'run = \"exp1\"' -o preds.arrow --field probs --field label --field id
   archive export 'run = \"exp1\"' --field probs -o probs.npy     # [N, 10], rows oldest first
   archive export 'split = \"test\" and label != pred' --field probs -o wrong.safetensors
   archive export 'run = \"exp1\" and kind = tensor' -o outputs.npz # entries that are tensors
 
-The format follows the extension of --output (npy, npz, safetensors, msgpack, json, pb) or
---format. Every row must have the first row's dtype and shape; the error names the first entry
-that differs or lacks the field. Rows are in logging order, oldest first.")]
+The format follows the extension of --output or --format. Rows are in logging order, oldest
+first.
+
+Tables (.parquet; .arrow or .feather, the Arrow IPC file) have a row per entry: time (UTC),
+hash, then a column per record field (by its path: meta.source) and per tag key, as queries
+name them (a field and a tag of one name are one column, the field's value first); an entry
+that logs a tensor, text or bytes has it in `value`. Tensors are fixed-size lists, nested a
+level per dimension (lists where shapes vary). Columns mix types as far as they can: integers
+with floats become floats, other scalar mixes text; a tensor column keeps one dtype and rank.
+--field (repeatable) picks the columns, in order.
+
+Arrays (npy, npz, safetensors, msgpack, json, pb) stack one tensor field, --field, of every
+entry (or the entries' own tensors without it): every row must have the first row's dtype and
+shape; the error names the first entry that differs or lacks the field.")]
     Export(ExportArgs),
     /// Re-read and re-hash everything; exits 4 if anything is damaged.
     Verify,
@@ -445,16 +459,18 @@ pub struct ExportArgs {
     /// The query, e.g. 'run = "exp1"' (see `archive query --help`).
     pub query: String,
 
-    /// The record field (a path: probs, out.logits) holding each entry's tensor; without it,
-    /// the entries must be tensors themselves.
+    /// For arrays, the record field (a path: probs, out.logits) holding each entry's tensor
+    /// (without it, the entries must be tensors themselves); for tables, a column to write
+    /// (repeatable; without it, every column).
     #[arg(long, value_name = "PATH")]
-    pub field: Option<String>,
+    pub field: Vec<String>,
 
     /// Where to write (`-` for stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
 
-    /// npy, npz, safetensors, msgpack, json or onnx (default: by the extension, else npy).
+    /// parquet, arrow, npy, npz, safetensors, msgpack, json or onnx (default: by the
+    /// extension, else npy).
     #[arg(long)]
     pub format: Option<String>,
 }

@@ -1,55 +1,117 @@
-//! `archive export`: one tensor field of every entry a query matches, stacked into one array
-//! and written in a tensor format, atomically (an interrupted export leaves no file).
+//! `archive export`: the entries a query matches as a table (Parquet, Arrow IPC), or one tensor
+//! field of each stacked into one array in a tensor format; written atomically (an interrupted
+//! export leaves no file).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use model_archive::interop::{self, Array, Document, Format};
 use model_archive::query::Query;
+use model_archive::table::write::{self as table_write, TableFormat};
 
-use super::{Ctx, write_output};
+use super::{Ctx, UsageError, write_output};
 use crate::args::ExportArgs;
 use crate::output::{outln, size, spinner};
+
+/// What to write.
+enum Target {
+    Table(TableFormat),
+    Array(Format),
+}
 
 pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     // Bad input is reported before the store is opened.
     Query::parse(&args.query)?;
-    let format = match &args.format {
-        Some(f) => f.parse::<Format>()?,
-        None => args
-            .output
-            .extension()
-            .and_then(|e| Format::from_extension(&e.to_string_lossy()))
-            .unwrap_or(Format::Npy),
-    };
+    let target = target(&args)?;
     let archive = ctx.open()?;
     let query = archive.parse_query(&args.query)?;
-    let bar = spinner("rows");
-    let tensor = archive.stack(&query, args.field.as_deref(), &|done, _| {
-        bar.set_position(done);
-    })?;
-    bar.finish_and_clear();
-    let (rows, dtype, shape) = (
-        tensor.shape.dims().first().copied().unwrap_or(0),
-        tensor.dtype,
-        tensor.shape.clone(),
-    );
     let name = args.output.display().to_string();
-    let bytes = interop::write(format, &name, &Document::Tensor(Array::from(tensor)))?;
+    let bar = spinner("rows");
+    let progress = |done, _| bar.set_position(done);
+    let (rows, what, bytes, format) = match target {
+        Target::Table(format) => {
+            let columns = (!args.field.is_empty()).then_some(args.field.as_slice());
+            let table = archive.table(&query, columns, &progress)?;
+            bar.finish_and_clear();
+            let bytes = table_write::write(&table, format, &name, Vec::new())?;
+            let names: Vec<&str> = table
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            let what = serde_json::json!({ "columns": names });
+            (table.num_rows() as u64, what, bytes, format.name())
+        }
+        Target::Array(format) => {
+            let field = args.field.first().map(String::as_str);
+            let tensor = archive.stack(&query, field, &progress)?;
+            bar.finish_and_clear();
+            let rows = tensor.shape.dims().first().copied().unwrap_or(0);
+            let what = serde_json::json!({
+                "dtype": tensor.dtype.name(), "shape": tensor.shape.dims(),
+            });
+            let bytes = interop::write(format, &name, &Document::Tensor(Array::from(tensor)))?;
+            (rows, what, bytes, format.name())
+        }
+    };
     write_output(Some(&args.output), &bytes)?;
     if args.output.as_os_str() == "-" {
         return Ok(ExitCode::SUCCESS);
     }
     if ctx.json {
-        crate::output::json_line(&serde_json::json!({
-            "rows": rows, "dtype": dtype.name(), "shape": shape.dims(),
-            "format": format.name(), "output": name, "bytes": bytes.len(),
-        }))?;
+        let mut line = serde_json::json!({
+            "rows": rows, "format": format, "output": name, "bytes": bytes.len(),
+        });
+        if let (Some(l), serde_json::Value::Object(w)) = (line.as_object_mut(), what) {
+            l.extend(w);
+        }
+        crate::output::json_line(&line)?;
     } else {
+        let detail = match (&what["columns"], &what["dtype"]) {
+            (serde_json::Value::Array(c), _) => {
+                let c: Vec<&str> = c.iter().filter_map(|v| v.as_str()).collect();
+                format!("{} columns ({})", c.len(), c.join(", "))
+            }
+            (_, d) => format!("{} {}", d.as_str().unwrap_or(""), what["shape"]),
+        };
         outln!(
-            "{rows} rows, {dtype} {shape}, {} {format} written to {name}",
+            "{rows} rows, {detail}, {} {format} written to {name}",
             size(bytes.len() as u64)
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The format the output's extension or --format names.
+fn target(args: &ExportArgs) -> Result<Target> {
+    let ext = args
+        .output
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned());
+    let target = match &args.format {
+        Some(f) => match TableFormat::parse(f) {
+            Some(t) => Target::Table(t),
+            None => Target::Array(f.parse::<Format>()?),
+        },
+        None => match ext.as_deref() {
+            Some(e) => match TableFormat::from_extension(e) {
+                Some(t) => Target::Table(t),
+                None => Target::Array(Format::from_extension(e).unwrap_or(Format::Npy)),
+            },
+            None => Target::Array(Format::Npy),
+        },
+    };
+    if let Target::Array(f) = target
+        && args.field.len() > 1
+    {
+        return Err(UsageError(format!(
+            "{} stacks one field into one array; --field was given {} times (a table format \
+             such as .parquet takes several)",
+            f.name(),
+            args.field.len()
+        ))
+        .into());
+    }
+    Ok(target)
 }

@@ -1,0 +1,305 @@
+//! A table's cells, the column types they make, and Arrow arrays built of them.
+
+use std::sync::Arc;
+
+use arrow_array::types::Float64Type;
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, StringArray,
+    TimestampNanosecondArray, new_null_array,
+};
+use arrow_schema::{DataType, TimeUnit};
+
+use super::tensor::{self, TensorCell};
+use crate::error::Result;
+use crate::object::tensor::Dtype;
+
+/// One value of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// A time, nanoseconds since the Unix epoch (UTC).
+    Time(i64),
+    /// A tensor.
+    Tensor(TensorCell),
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum ColKind {
+    /// Nothing yet: every row so far is null.
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+    Bytes,
+    Time,
+    /// Tensors of one dtype and rank; `ragged` once their shapes differ (`shape` is then the
+    /// first row's).
+    Tensor {
+        dtype: Dtype,
+        shape: Vec<u64>,
+        ragged: bool,
+    },
+}
+
+impl ColKind {
+    /// The Arrow type of the column.
+    pub(super) fn data_type(&self) -> DataType {
+        match self {
+            ColKind::Null => DataType::Null,
+            ColKind::Bool => DataType::Boolean,
+            ColKind::Int => DataType::Int64,
+            ColKind::Float => DataType::Float64,
+            ColKind::Str => DataType::Utf8,
+            ColKind::Bytes => DataType::Binary,
+            ColKind::Time => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            ColKind::Tensor {
+                dtype,
+                shape,
+                ragged,
+            } => tensor::data_type(*dtype, shape, *ragged),
+        }
+    }
+
+    /// An array of `rows` nulls of this column's type.
+    pub(super) fn nulls(&self, rows: usize) -> Result<ArrayRef> {
+        Ok(new_null_array(&self.data_type(), rows))
+    }
+}
+
+impl Cell {
+    fn kind(&self) -> std::result::Result<ColKind, String> {
+        Ok(match self {
+            Cell::Null => ColKind::Null,
+            Cell::Bool(_) => ColKind::Bool,
+            Cell::Int(_) => ColKind::Int,
+            Cell::Float(_) => ColKind::Float,
+            Cell::Str(_) => ColKind::Str,
+            Cell::Bytes(_) => ColKind::Bytes,
+            Cell::Time(_) => ColKind::Time,
+            Cell::Tensor(t) => {
+                tensor::element_type(t.dtype)?;
+                ColKind::Tensor {
+                    dtype: t.dtype,
+                    shape: t.shape.clone(),
+                    ragged: false,
+                }
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Cell::Null => "null".into(),
+            Cell::Bool(_) => "a boolean".into(),
+            Cell::Int(_) => "an integer".into(),
+            Cell::Float(_) => "a float".into(),
+            Cell::Str(_) => "a string".into(),
+            Cell::Bytes(_) => "bytes".into(),
+            Cell::Time(_) => "a time".into(),
+            Cell::Tensor(t) => format!("a {} tensor of shape {:?}", t.dtype, t.shape),
+        }
+    }
+
+    /// The text a query compares for a scalar.
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Bool(b) => Some(b.to_string()),
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(f.to_string()),
+            Cell::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a column of `kind` once it also holds `cell`, or why it cannot.
+pub(super) fn widen(kind: &ColKind, cell: &Cell) -> std::result::Result<ColKind, String> {
+    use ColKind as K;
+    let new = cell.kind()?;
+    Ok(match (kind, &new) {
+        (_, K::Null) => kind.clone(),
+        (K::Null, _) => new,
+        (
+            K::Tensor {
+                dtype,
+                shape,
+                ragged,
+            },
+            K::Tensor {
+                dtype: d, shape: s, ..
+            },
+        ) => {
+            if d != dtype || s.len() != shape.len() {
+                return Err(format!(
+                    "is {}, but earlier rows hold {dtype} tensors of rank {}: a column's \
+                     tensors need one dtype and rank",
+                    cell.describe(),
+                    shape.len()
+                ));
+            }
+            K::Tensor {
+                dtype: *dtype,
+                shape: shape.clone(),
+                ragged: *ragged || s != shape,
+            }
+        }
+        (K::Tensor { dtype, .. }, _) | (_, K::Tensor { dtype, .. }) => {
+            let earlier = match kind {
+                K::Tensor { .. } => format!("{dtype} tensors"),
+                _ => "no tensors".into(),
+            };
+            return Err(format!(
+                "is {}, but earlier rows hold {earlier}: a tensor column holds only tensors",
+                cell.describe()
+            ));
+        }
+        (a, b) if a == b => new,
+        (K::Bytes, _) | (_, K::Bytes) | (K::Time, _) | (_, K::Time) => {
+            return Err(format!(
+                "is {}, which cannot share a column with the earlier rows' values",
+                cell.describe()
+            ));
+        }
+        (K::Int, K::Float) | (K::Float, K::Int) => K::Float,
+        _ => K::Str,
+    })
+}
+
+/// `array`, built as a column of `from`, as a column of `to` (a kind `widen` gave).
+pub(super) fn convert(
+    array: &ArrayRef,
+    from: &ColKind,
+    to: &ColKind,
+) -> std::result::Result<ArrayRef, String> {
+    let any = array.as_any();
+    Ok(match (from, to) {
+        (ColKind::Int, ColKind::Float) => match any.downcast_ref::<Int64Array>() {
+            Some(a) => Arc::new(a.unary::<_, Float64Type>(|v| v as f64)),
+            None => return Err("an integer column is not Int64".into()),
+        },
+        (_, ColKind::Str) => {
+            let text: StringArray = if let Some(a) = any.downcast_ref::<Int64Array>() {
+                a.iter().map(|v| v.map(|v| v.to_string())).collect()
+            } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+                a.iter().map(|v| v.map(|v| v.to_string())).collect()
+            } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+                a.iter().map(|v| v.map(|v| v.to_string())).collect()
+            } else {
+                return Err(format!("cannot turn {} into text", array.data_type()));
+            };
+            Arc::new(text)
+        }
+        (ColKind::Tensor { .. }, ColKind::Tensor { .. }) => tensor::to_ragged(array)?,
+        _ => return Err(format!("cannot turn {from:?} into {to:?}")),
+    })
+}
+
+/// The most bytes of strings or binary in one batch (Arrow's 32-bit offsets).
+const MAX_BATCH_BYTES: usize = i32::MAX as usize;
+
+/// The column of `kind` holding `cells` (`rows` of them).
+pub(super) fn build(
+    kind: &ColKind,
+    cells: Vec<Cell>,
+    rows: usize,
+) -> std::result::Result<ArrayRef, String> {
+    if cells.len() != rows {
+        return Err(format!("{} cells in a batch of {rows} rows", cells.len()));
+    }
+    let bytes_over = |n: usize| {
+        (n > MAX_BATCH_BYTES).then(|| {
+            format!(
+                "{n} bytes in {rows} rows: over the 2 GiB an Arrow column of strings or bytes \
+                 holds per batch"
+            )
+        })
+    };
+    Ok(match kind {
+        ColKind::Null => new_null_array(&DataType::Null, rows),
+        ColKind::Bool => Arc::new(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Bool(b) => Some(*b),
+                    _ => None,
+                })
+                .collect::<BooleanArray>(),
+        ),
+        ColKind::Int => Arc::new(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Int(i) => Some(*i),
+                    _ => None,
+                })
+                .collect::<Int64Array>(),
+        ),
+        ColKind::Float => Arc::new(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Float(f) => Some(*f),
+                    Cell::Int(i) => Some(*i as f64),
+                    _ => None,
+                })
+                .collect::<Float64Array>(),
+        ),
+        ColKind::Str => {
+            let text: Vec<Option<String>> = cells.iter().map(Cell::text).collect();
+            let total = text.iter().flatten().map(String::len).sum();
+            if let Some(why) = bytes_over(total) {
+                return Err(why);
+            }
+            Arc::new(text.into_iter().collect::<StringArray>())
+        }
+        ColKind::Bytes => {
+            let total = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Bytes(b) => b.len(),
+                    _ => 0,
+                })
+                .sum();
+            if let Some(why) = bytes_over(total) {
+                return Err(why);
+            }
+            Arc::new(
+                cells
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Bytes(b) => Some(b.as_slice()),
+                        _ => None,
+                    })
+                    .collect::<BinaryArray>(),
+            )
+        }
+        ColKind::Time => Arc::new(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Time(t) => Some(*t),
+                    _ => None,
+                })
+                .collect::<TimestampNanosecondArray>()
+                .with_timezone("UTC"),
+        ),
+        ColKind::Tensor {
+            dtype,
+            shape,
+            ragged,
+        } => tensor::build(*dtype, shape, *ragged, &cells)?,
+    })
+}

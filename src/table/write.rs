@@ -1,0 +1,76 @@
+//! A table written as a Parquet file (zstd-compressed columns, as pyarrow writes by default with
+//! `compression="zstd"`) or an Arrow IPC file (`.arrow`, Feather v2; uncompressed, so readers
+//! can map it without copying).
+
+use std::io::Write;
+
+use arrow_ipc::writer::FileWriter;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::Table;
+use crate::error::{Error, Result};
+
+/// A file format for tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// The Arrow IPC file format (Feather v2).
+    Arrow,
+}
+
+impl TableFormat {
+    /// The format a file name's extension names, if it names a table format.
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext.to_ascii_lowercase().as_str() {
+            "parquet" | "pq" => Some(TableFormat::Parquet),
+            "arrow" | "feather" | "ipc" => Some(TableFormat::Arrow),
+            _ => None,
+        }
+    }
+
+    /// The format's name, as `--format` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Arrow => "arrow",
+        }
+    }
+
+    /// Parse a `--format` name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "parquet" => Some(TableFormat::Parquet),
+            "arrow" | "feather" | "ipc" => Some(TableFormat::Arrow),
+            _ => None,
+        }
+    }
+}
+
+/// Write `table` to `out` in `format`; errors name `name` (the output).
+pub fn write<W: Write + Send>(table: &Table, format: TableFormat, name: &str, out: W) -> Result<W> {
+    let fail = |e: &dyn std::fmt::Display| Error::invalid(name, format!("cannot write: {e}"));
+    match format {
+        TableFormat::Parquet => {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let mut w = ArrowWriter::try_new(out, table.schema.clone(), Some(props))
+                .map_err(|e| fail(&e))?;
+            for b in &table.batches {
+                w.write(b).map_err(|e| fail(&e))?;
+            }
+            w.into_inner().map_err(|e| fail(&e))
+        }
+        TableFormat::Arrow => {
+            let mut w = FileWriter::try_new(out, &table.schema).map_err(|e| fail(&e))?;
+            for b in &table.batches {
+                w.write(b).map_err(|e| fail(&e))?;
+            }
+            w.finish().map_err(|e| fail(&e))?;
+            w.into_inner().map_err(|e| fail(&e))
+        }
+    }
+}
