@@ -219,14 +219,6 @@ pub(super) fn build(
     if cells.len() != rows {
         return Err(format!("{} cells in a batch of {rows} rows", cells.len()));
     }
-    let bytes_over = |n: usize| {
-        (n > MAX_BATCH_BYTES).then(|| {
-            format!(
-                "{n} bytes in {rows} rows: over the 2 GiB an Arrow column of strings or bytes \
-                 holds per batch"
-            )
-        })
-    };
     Ok(match kind {
         ColKind::Null => new_null_array(&DataType::Null, rows),
         ColKind::Bool => Arc::new(
@@ -257,35 +249,8 @@ pub(super) fn build(
                 })
                 .collect::<Float64Array>(),
         ),
-        ColKind::Str => {
-            let text: Vec<Option<String>> = cells.iter().map(Cell::text).collect();
-            let total = text.iter().flatten().map(String::len).sum();
-            if let Some(why) = bytes_over(total) {
-                return Err(why);
-            }
-            Arc::new(text.into_iter().collect::<StringArray>())
-        }
-        ColKind::Bytes => {
-            let total = cells
-                .iter()
-                .map(|c| match c {
-                    Cell::Bytes(b) => b.len(),
-                    _ => 0,
-                })
-                .sum();
-            if let Some(why) = bytes_over(total) {
-                return Err(why);
-            }
-            Arc::new(
-                cells
-                    .iter()
-                    .map(|c| match c {
-                        Cell::Bytes(b) => Some(b.as_slice()),
-                        _ => None,
-                    })
-                    .collect::<BinaryArray>(),
-            )
-        }
+        ColKind::Str => text_column(&cells)?,
+        ColKind::Bytes => bytes_column(&cells)?,
         ColKind::Time => Arc::new(
             cells
                 .iter()
@@ -302,4 +267,32 @@ pub(super) fn build(
             ragged,
         } => tensor::build(*dtype, shape, *ragged, &cells)?,
     })
+}
+
+/// Why `n` bytes of strings or binary do not fit one batch's column, if they do not.
+fn bytes_over(n: usize) -> std::result::Result<(), String> {
+    match n > MAX_BATCH_BYTES {
+        true => Err(format!(
+            "{n} bytes in one batch of rows: over the 2 GiB an Arrow column of strings or bytes \
+             holds per batch"
+        )),
+        false => Ok(()),
+    }
+}
+
+fn text_column(cells: &[Cell]) -> std::result::Result<ArrayRef, String> {
+    let text: Vec<Option<String>> = cells.iter().map(Cell::text).collect();
+    bytes_over(text.iter().flatten().map(String::len).sum())?;
+    Ok(Arc::new(text.into_iter().collect::<StringArray>()))
+}
+
+fn bytes_column(cells: &[Cell]) -> std::result::Result<ArrayRef, String> {
+    fn bytes(c: &Cell) -> Option<&[u8]> {
+        match c {
+            Cell::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+    bytes_over(cells.iter().filter_map(bytes).map(<[u8]>::len).sum())?;
+    Ok(Arc::new(cells.iter().map(bytes).collect::<BinaryArray>()))
 }
