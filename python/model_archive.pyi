@@ -204,6 +204,9 @@ class Archive:
     def stack(self, query: str, field: Optional[str] = None) -> np.ndarray:
         """One tensor field (a record field's path; none: the entries' own tensors) of every
         entry the query matches, as one array [N, ...], rows oldest first."""
+    def table(self, query: str, *, columns: Optional[list[str]] = None) -> Any:
+        """The entries the query matches as a pyarrow.Table, a row per entry oldest first:
+        time, hash, then a column per record field and tag key (`columns` picks them)."""
     def entries_of(self, hash: Hash) -> list[Entry]: ...
     def stats(self) -> dict[str, Any]: ...
     def rm(self, query: str, dry_run: bool = False) -> dict[str, Any]:

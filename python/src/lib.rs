@@ -541,6 +541,37 @@ impl PyArchive {
         Ok(convert::owned_ndarray(py, tensor, &what)?.unbind())
     }
 
+    /// The entries `query` matches as a pyarrow.Table, a row per entry in logging order (oldest
+    /// first): `time` (UTC), `hash`, then a column per record field (by its path, nested
+    /// records flattened: `meta.source`) and per tag key, as queries name them; an entry that
+    /// logs a tensor, text or bytes has it in `value`. `columns` picks columns, in order.
+    ///
+    ///     t = a.table('run = "exp1"', columns=["probs", "label", "id"])
+    ///     df = t.to_pandas()            # or polars.from_arrow(t)
+    ///     probs = t["probs"].combine_chunks().flatten().to_numpy().reshape(-1, 10)
+    ///
+    /// Tensors are fixed-size lists of their dtype, nested a level per dimension (lists where
+    /// shapes vary). Integers mixed with floats make a float column, other scalar mixes text.
+    /// The batches are handed over through the Arrow C stream interface, without a copy.
+    /// Raises `InvalidInput` when a column cannot hold a row's value (naming both), or for a
+    /// column asked for twice.
+    #[pyo3(signature = (query, *, columns = None))]
+    fn table<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let archive = self.archive()?;
+        let t = py
+            .detach(|| {
+                let q = archive.parse_query(query)?;
+                archive.table(&q, columns.as_deref(), &|_, _| {})
+            })
+            .map_err(to_py)?;
+        table::to_pyarrow(py, t)
+    }
+
     /// The entries that logged one object, oldest first.
     fn entries_of(&self, py: Python<'_>, hash: &str) -> PyResult<Vec<Entry>> {
         let archive = self.archive()?;

@@ -1,9 +1,35 @@
-//! The per-pair results of `Archive.diff(..., by=...)` as a pyarrow.Table (pyarrow builds it
-//! from Python lists: a row per key, a few columns).
+//! Tables for Python: `Archive.table`'s record batches handed to pyarrow through the Arrow C
+//! stream interface (a PyCapsule, no copy), and the per-pair results of
+//! `Archive.diff(..., by=...)` (pyarrow builds those from Python lists: a row per key).
 
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{RecordBatch, RecordBatchIterator};
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyCapsule, PyDict, PyList};
+
+/// `table` as a pyarrow.Table: its batches are moved to pyarrow through the C stream
+/// interface, their buffers shared, not copied.
+pub fn to_pyarrow<'py>(
+    py: Python<'py>,
+    table: archive::table::Table,
+) -> PyResult<Bound<'py, PyAny>> {
+    let pa = py.import("pyarrow").map_err(|_| {
+        PyImportError::new_err("Archive.table gives a pyarrow.Table: install pyarrow")
+    })?;
+    let reader = RecordBatchIterator::new(
+        table.batches.into_iter().map(Ok::<RecordBatch, _>),
+        table.schema,
+    );
+    let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+    // pyarrow moves the stream out of the capsule; dropping the capsule afterwards releases
+    // nothing (a moved stream's release is null), and releases it if pyarrow never took it.
+    let capsule = PyCapsule::new_with_value(py, stream, c"arrow_array_stream")?;
+    let reader = pa
+        .getattr("RecordBatchReader")?
+        .call_method1("_import_from_c_capsule", (capsule,))?;
+    reader.call_method0("read_all")
+}
 
 /// A pyarrow.Table of `rows`: `key`, `status`, `a`, `b` (hashes, null on a side without the
 /// key), `max_abs` (null where no tensor was compared), `mismatched`, `argmax_flipped`.

@@ -216,3 +216,241 @@ impl TableBuilder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+    use arrow_array::{Array, ListArray};
+    use arrow_schema::DataType;
+
+    use super::*;
+    use crate::object::tensor::Dtype;
+
+    fn tensor(dtype: Dtype, shape: &[u64], values: &[f32]) -> Cell {
+        Cell::Tensor(TensorCell {
+            dtype,
+            shape: shape.to_vec(),
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        })
+    }
+
+    fn column<'t>(t: &'t Table, name: &str) -> Vec<&'t ArrayRef> {
+        let i = t.schema.index_of(name).expect("column");
+        t.batches.iter().map(|b| b.column(i)).collect()
+    }
+
+    #[test]
+    fn integers_turn_float_when_a_float_comes_after_a_whole_batch() {
+        let mut b = TableBuilder::new(None);
+        for i in 0..BATCH_ROWS as i64 + 3 {
+            b.start_row(|| format!("row {i}"));
+            let cell = if i == BATCH_ROWS as i64 + 1 {
+                Cell::Float(0.5)
+            } else {
+                Cell::Int(i)
+            };
+            b.set("x", cell).expect("set");
+            b.end_row().expect("row");
+        }
+        let t = b.finish().expect("table");
+        assert_eq!(t.num_rows(), BATCH_ROWS + 3);
+        assert_eq!(t.schema.field(0).data_type(), &DataType::Float64);
+        let chunks = column(&t, "x");
+        assert_eq!(chunks.len(), 2);
+        let first = chunks[0].as_primitive::<Float64Type>();
+        assert_eq!(first.value(7), 7.0);
+        let second = chunks[1].as_primitive::<Float64Type>();
+        assert_eq!(second.values().to_vec(), vec![65536.0, 0.5, 65538.0]);
+    }
+
+    #[test]
+    fn scalars_of_mixed_types_become_the_text_queries_compare() {
+        let mut b = TableBuilder::new(None);
+        for c in [
+            Cell::Int(3),
+            Cell::Bool(true),
+            Cell::Float(2.5),
+            Cell::Str("x".into()),
+        ] {
+            b.start_row(|| "r".into());
+            b.set("v", c).expect("set");
+            b.end_row().expect("row");
+        }
+        let t = b.finish().expect("table");
+        let v = column(&t, "v")[0].as_string::<i32>();
+        let got: Vec<_> = v.iter().map(|s| s.map(str::to_string)).collect();
+        let want = ["3", "true", "2.5", "x"].map(|s| Some(s.to_string()));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_column_first_seen_late_is_null_before_and_names_keep_first_appearance() {
+        let mut b = TableBuilder::new(None);
+        for i in 0..BATCH_ROWS + 2 {
+            b.start_row(|| "r".into());
+            b.set("a", Cell::Int(1)).expect("set");
+            if i == BATCH_ROWS + 1 {
+                b.set("late", Cell::Str("here".into())).expect("set");
+                // A second value of a name in one row is ignored: the first stays.
+                b.set("late", Cell::Str("again".into())).expect("set");
+            }
+            b.end_row().expect("row");
+        }
+        let t = b.finish().expect("table");
+        let names: Vec<_> = t.schema.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["a", "late"]);
+        let late = column(&t, "late");
+        assert_eq!(late[0].null_count(), BATCH_ROWS);
+        assert_eq!(late[0].data_type(), &DataType::Utf8);
+        let second = late[1].as_string::<i32>();
+        assert!(second.is_null(0));
+        assert_eq!(second.value(1), "here");
+    }
+
+    #[test]
+    fn tensors_are_nested_fixed_size_lists_until_a_shape_differs() {
+        let mut b = TableBuilder::new(None);
+        b.start_row(|| "r0".into());
+        b.set("t", tensor(Dtype::F32, &[2, 3], &[1., 2., 3., 4., 5., 6.]))
+            .expect("set");
+        b.end_row().expect("row");
+        b.start_row(|| "r1".into());
+        b.end_row().expect("row");
+        let fixed = TableBuilder::finish(std::mem::replace(&mut b, TableBuilder::new(None)));
+        let fixed = fixed.expect("table");
+        let dt = fixed.schema.field(0).data_type().clone();
+        let DataType::FixedSizeList(inner, 2) = dt else {
+            panic!("{dt}");
+        };
+        assert!(
+            matches!(inner.data_type(), DataType::FixedSizeList(f, 3) if f.data_type() == &DataType::Float32)
+        );
+        assert_eq!(column(&fixed, "t")[0].null_count(), 1);
+
+        for (i, (shape, v)) in [
+            (vec![2u64, 2], vec![1f32, 2., 3., 4.]),
+            (vec![1, 2], vec![5., 6.]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            b.start_row(|| format!("r{i}"));
+            b.set("t", tensor(Dtype::F32, &shape, &v)).expect("set");
+            b.end_row().expect("row");
+        }
+        b.start_row(|| "null".into());
+        b.end_row().expect("row");
+        let t = b.finish().expect("table");
+        let outer = column(&t, "t")[0]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("list");
+        assert_eq!(outer.value_offsets(), &[0, 2, 3, 3]);
+        assert!(outer.is_null(2));
+        let inner = outer
+            .values()
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("inner");
+        assert_eq!(inner.value_offsets(), &[0, 2, 4, 6]);
+        let flat = inner.values().as_primitive::<Float32Type>();
+        assert_eq!(flat.values().to_vec(), vec![1., 2., 3., 4., 5., 6.]);
+    }
+
+    #[test]
+    fn fixed_tensors_of_a_finished_batch_turn_ragged() {
+        let mut b = TableBuilder::new(None);
+        for i in 0..=BATCH_ROWS {
+            b.start_row(|| "r".into());
+            let cell = match i == BATCH_ROWS {
+                true => tensor(Dtype::F32, &[3], &[7., 8., 9.]),
+                false => tensor(Dtype::F32, &[2], &[i as f32, 1.]),
+            };
+            b.set("t", cell).expect("set");
+            b.end_row().expect("row");
+        }
+        let t = b.finish().expect("table");
+        let chunks = column(&t, "t");
+        let first = chunks[0]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("list");
+        assert_eq!(first.value_offsets()[..3], [0, 2, 4]);
+        assert_eq!(
+            first
+                .value(5)
+                .as_primitive::<Float32Type>()
+                .values()
+                .to_vec(),
+            vec![5., 1.]
+        );
+        let last = chunks[1]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("list");
+        assert_eq!(
+            last.value(0)
+                .as_primitive::<Float32Type>()
+                .values()
+                .to_vec(),
+            vec![7., 8., 9.]
+        );
+    }
+
+    #[test]
+    fn columns_that_cannot_mix_name_the_row_and_column() {
+        let mut b = TableBuilder::new(None);
+        b.start_row(|| "entry 1".into());
+        b.set("t", tensor(Dtype::F32, &[2], &[1., 2.]))
+            .expect("set");
+        b.end_row().expect("row");
+        b.start_row(|| "entry 2".into());
+        let e = b.set("t", Cell::Int(3)).expect_err("mixed").to_string();
+        assert!(
+            e.contains("entry 2") && e.contains("column `t`") && e.contains("tensor"),
+            "{e}"
+        );
+        let e = b
+            .set(
+                "t",
+                Cell::Tensor(TensorCell {
+                    dtype: Dtype::I64,
+                    shape: vec![1],
+                    data: vec![0; 8],
+                }),
+            )
+            .expect_err("dtype")
+            .to_string();
+        assert!(e.contains("i64") || e.contains("I64"), "{e}");
+        let e = b
+            .set(
+                "u",
+                Cell::Tensor(TensorCell {
+                    dtype: Dtype::BF16,
+                    shape: vec![1],
+                    data: vec![0; 2],
+                }),
+            )
+            .expect_err("bf16")
+            .to_string();
+        assert!(e.contains("no Arrow type"), "{e}");
+    }
+
+    #[test]
+    fn chosen_columns_come_in_their_order_and_others_are_left_out() {
+        let cols = ["b".to_string(), "a".to_string(), "missing".to_string()];
+        let mut b = TableBuilder::new(Some(&cols));
+        assert!(b.wants("a") && !b.wants("c"));
+        b.start_row(|| "r".into());
+        b.set("a", Cell::Int(1)).expect("set");
+        b.set("c", Cell::Int(2)).expect("set");
+        b.set("b", Cell::Int(3)).expect("set");
+        b.end_row().expect("row");
+        let t = b.finish().expect("table");
+        let names: Vec<_> = t.schema.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["b", "a", "missing"]);
+        assert_eq!(column(&t, "b")[0].as_primitive::<Int64Type>().value(0), 3);
+        assert_eq!(column(&t, "missing")[0].data_type(), &DataType::Null);
+    }
+}
