@@ -37,3 +37,4 @@ mod reliability;
 mod rm;
 mod roundtrip;
 mod show;
+mod table;
