@@ -29,6 +29,10 @@ printf '\n$ archive log --tag run=digits --tag-field id --tensor-field probs < p
 "$A" log --tag run=digits --tag-field id --tensor-field probs < $S/predictions.ndjson
 run query 'run = "digits" and label != pred' --limit 5
 run export 'run = "digits"' --field probs -o "$work/probs.npy"
+run export 'run = "digits"' -o "$work/predictions.parquet"
+python3 -c 'import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1]); print(t.schema.to_string(show_schema_metadata=False))
+print(t.select(["id", "label", "pred"]).slice(0, 3).to_pandas())' "$work/predictions.parquet"
 
 run ls --limit 12
 run info "${probs:0:8}"

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     let name = args.output.display().to_string();
     let bar = spinner("rows");
     let progress = |done, _| bar.set_position(done);
-    let (rows, what, bytes, format) = match target {
+    let (rows, what, detail, bytes, format) = match target {
         Target::Table(format) => {
             let columns = (!args.field.is_empty()).then_some(args.field.as_slice());
             let table = archive.table(&query, columns, &progress)?;
@@ -40,8 +40,9 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|f| f.name().as_str())
                 .collect();
+            let detail = format!("{} columns ({})", names.len(), names.join(", "));
             let what = serde_json::json!({ "columns": names });
-            (table.num_rows() as u64, what, bytes, format.name())
+            (table.num_rows() as u64, what, detail, bytes, format.name())
         }
         Target::Array(format) => {
             let field = args.field.first().map(String::as_str);
@@ -51,8 +52,9 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
             let what = serde_json::json!({
                 "dtype": tensor.dtype.name(), "shape": tensor.shape.dims(),
             });
+            let detail = format!("{} {}", tensor.dtype, tensor.shape);
             let bytes = interop::write(format, &name, &Document::Tensor(Array::from(tensor)))?;
-            (rows, what, bytes, format.name())
+            (rows, what, detail, bytes, format.name())
         }
     };
     write_output(Some(&args.output), &bytes)?;
@@ -68,13 +70,6 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
         }
         crate::output::json_line(&line)?;
     } else {
-        let detail = match (&what["columns"], &what["dtype"]) {
-            (serde_json::Value::Array(c), _) => {
-                let c: Vec<&str> = c.iter().filter_map(|v| v.as_str()).collect();
-                format!("{} columns ({})", c.len(), c.join(", "))
-            }
-            (_, d) => format!("{} {}", d.as_str().unwrap_or(""), what["shape"]),
-        };
         outln!(
             "{rows} rows, {detail}, {} {format} written to {name}",
             size(bytes.len() as u64)
