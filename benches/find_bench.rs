@@ -126,6 +126,24 @@ fn parquet_peer(stream: &Path, out: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&o.stdout).ok()
 }
 
+/// `tools/parquet_peer.py --read`: Python's stack and table beside pyarrow, if the bindings
+/// and pyarrow are installed.
+fn python_reads(store: &Path, parquet: &Path) -> Option<serde_json::Value> {
+    let script = workspace_root().join("tools/parquet_peer.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("--read")
+        .arg(store)
+        .arg(parquet)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("python reads: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -320,6 +338,42 @@ fn main() {
         ms(wall),
         rss / 1024
     );
+    // The whole table: every record field and tag, beside pyarrow writing the same table.
+    let all = scratch.join("all.parquet");
+    let all_arg = all.display().to_string();
+    let (wall, rss, _) = measure(&bin, &store, &["export", "", "-o", &all_arg]);
+    let pq_write = parquet.as_ref().and_then(|v| v.get("write_s")?.as_f64());
+    println!(
+        "| `archive export '' -o all.parquet` ({n} rows, whole process; {} MiB) | {} ({} MiB) | {} | {} | ≥ 0.5× pyarrow |",
+        std::fs::metadata(&all).map(|m| m.len() >> 20).unwrap_or(0),
+        ms(wall),
+        rss / 1024,
+        pq_write.map_or("(pyarrow not installed)".into(), |w| format!(
+            "{:.1} ms (`pyarrow.parquet.ParquetWriter.write_table` of the table in memory)",
+            w * 1e3
+        )),
+        pq_write.map_or("—".into(), |w| format!("{:.2}×", w / wall.as_secs_f64())),
+    );
+    if let Some(r) = python_reads(&store, &scratch.join("peer.parquet")) {
+        let f = |k: &str| r.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+        let (stack, table, read) = (f("stack_s"), f("table_s"), f("read_s"));
+        println!(
+            "| Python `a.stack('', \"probs\")` ({n} rows, store open) | {:.1} ms | {:.1} ms (`pq.read_table` of the column, same process) | {:.2}× | ≥ 1× |",
+            stack * 1e3,
+            read * 1e3,
+            read / stack
+        );
+        println!(
+            "| Python `a.table('', columns=[\"probs\"])` ({n} rows) | {:.1} ms | {:.1} ms | {:.2}× | — |",
+            table * 1e3,
+            read * 1e3,
+            read / table
+        );
+        println!(
+            "\n(the stacked array equals pyarrow's column: {})",
+            r["equal"]
+        );
+    }
     if let Some(v) = parquet {
         println!(
             "\nParquet peer: {} rows written by pyarrow in {:.2} s; `read_table` of the probs column {:.3} s.",

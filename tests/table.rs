@@ -145,6 +145,48 @@ fn entries_of_tensors_and_text_are_in_value() {
 }
 
 #[test]
+fn lists_are_json_text_and_nested_records_flatten() {
+    let t = TempStore::new();
+    let a = t.create();
+    let topk = Value::List(vec![Value::Str("cat".into()), Value::Int(2)]);
+    let inner = Record::new().with("x", Value::Float(0.5)).expect("inner");
+    let meta = Record::new()
+        .with("deep", Value::Record(inner))
+        .and_then(|r| r.with("tags", Value::List(vec![])))
+        .and_then(|r| r.with("empty", Value::Record(Record::new())))
+        .expect("meta");
+    let r = Record::new()
+        .with("topk", topk)
+        .and_then(|r| r.with("meta", Value::Record(meta)))
+        .and_then(|r| r.with("metadata", Value::Int(7)))
+        .expect("record");
+    a.put_record(&r, &[]).expect("put");
+    let q = a.parse_query("").expect("query");
+    let table = a.table(&q, None, &|_, _| {}).expect("table");
+    let names: Vec<_> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "time",
+            "hash",
+            "meta.deep.x",
+            "metadata",
+            "topk",
+            "meta.tags"
+        ]
+    );
+    let b = arrow_concat(&table);
+    assert_eq!(b[4].as_string::<i32>().value(0), r#"["cat",2]"#);
+    assert_eq!(b[5].as_string::<i32>().value(0), "[]");
+    assert_eq!(b[3].as_primitive::<Int64Type>().value(0), 7);
+}
+
+#[test]
 fn removed_entries_are_not_in_tables_or_stacks() {
     let t = TempStore::new();
     let a = t.create();

@@ -1,11 +1,17 @@
 """The Parquet peer of `find-bench`: the same records as a zstd Parquet file written by pyarrow.
 
     python3 tools/parquet_peer.py STREAM.msgpack OUT.parquet
+    python3 tools/parquet_peer.py --read STORE OUT.parquet
 
 Reads the msgpack-numpy stream `find-bench` logs, writes one table (probs as a fixed-size list of
 10 float32, label and pred as int64, id, run and split as strings) with `compression="zstd"`, a
 row group per 1,000,000 records, then reads the probs column back. Prints JSON: rows, bytes,
 write_s (pyarrow's writing alone), read_probs_s (median of 5).
+
+With --read, in one process, medians of 5: `Archive.stack('', "probs")` and
+`Archive.table('', columns=["probs"])` of the store (opened once, as a notebook would) beside
+`pyarrow.parquet.read_table(OUT, columns=["probs"])`; prints JSON: stack_s, table_s, read_s,
+and whether the arrays are equal.
 """
 
 import json
@@ -36,7 +42,32 @@ def table(cols: dict) -> pa.Table:
     )
 
 
+def median(f, n=5) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[n // 2]
+
+
+def read_side_by_side(store: str, parquet: str) -> None:
+    import model_archive as ma
+
+    a = ma.Archive.open(store)
+    stack_s = median(lambda: a.stack("", "probs"))
+    table_s = median(lambda: a.table("", columns=["probs"]))
+    read_s = median(lambda: pq.read_table(parquet, columns=["probs"]))
+    ours = a.stack("", "probs")
+    theirs = pq.read_table(parquet, columns=["probs"])["probs"].combine_chunks()
+    equal = bool(np.array_equal(ours, theirs.flatten().to_numpy().reshape(ours.shape)))
+    print(json.dumps({"stack_s": stack_s, "table_s": table_s, "read_s": read_s, "equal": equal}))
+
+
 def main() -> None:
+    if sys.argv[1] == "--read":
+        read_side_by_side(sys.argv[2], sys.argv[3])
+        return
     src, out = sys.argv[1], sys.argv[2]
     names = ("probs", "label", "pred", "id", "run", "split")
     cols = {k: [] for k in names}

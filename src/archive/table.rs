@@ -6,7 +6,7 @@ use super::walk::Match;
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 use crate::object::Kind;
-use crate::object::record::{Record, Value};
+use crate::object::record::{Record, Scalar, Value, scan_fields};
 use crate::object::tensor::Dtype;
 use crate::query::Query;
 use crate::table::{Cell, Table, TableBuilder, TensorCell};
@@ -44,75 +44,94 @@ impl Archive {
     }
 
     fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>) -> Result<()> {
-        let hash = m.hash();
-        b.start_row(|| m.name(None));
-        b.set("time", Cell::Time(m.time_ns()))?;
+        let named = |why: String| Error::invalid(m.name(None), why);
+        b.set("time", Cell::Time(m.time_ns())).map_err(named)?;
         if b.wants("hash") {
-            b.set("hash", Cell::Str(hash.to_string()))?;
+            b.set("hash", Cell::Str(m.hash().to_string()))
+                .map_err(named)?;
         }
         match m.packed_object() {
-            Some(o) if o.kind == Kind::Record => {
-                let r = Record::from_msgpack(&hash.to_string(), o.data)?;
-                self.record_cells(b, m, "", &r)?;
-            }
+            Some(o) if o.kind == Kind::Record => self.record_cells(b, m, o.data)?,
             Some(o) => {
                 if b.wants(VALUE_COLUMN) {
-                    let cell = object_cell(o.kind, o.desc, o.shape, o.data, &hash)?;
-                    b.set(VALUE_COLUMN, cell)?;
+                    let cell = object_cell(o.kind, o.desc, o.shape, o.data, &m.hash())?;
+                    b.set(VALUE_COLUMN, cell).map_err(named)?;
                 }
             }
             None => {
+                let hash = m.hash();
                 let mapped = self.map(&hash)?;
                 if mapped.info().kind == Kind::Record {
-                    let r = Record::from_msgpack(&hash.to_string(), mapped.bytes())?;
-                    self.record_cells(b, m, "", &r)?;
+                    self.record_cells(b, m, mapped.bytes())?;
                 } else if b.wants(VALUE_COLUMN) {
-                    b.set(VALUE_COLUMN, self.mapped_cell(&hash)?)?;
+                    b.set(VALUE_COLUMN, self.mapped_cell(&hash)?)
+                        .map_err(named)?;
                 }
             }
         }
         for (k, v) in m.tags() {
-            if b.wants(k) {
-                b.set(k, Cell::Str(v.clone()))?;
+            if b.takes(k) {
+                b.set(k, Cell::Str(v.clone())).map_err(named)?;
             }
         }
         b.end_row()
     }
 
-    /// A record's fields, under `prefix`.
-    fn record_cells(
-        &self,
-        b: &mut TableBuilder,
-        m: &Match<'_>,
-        prefix: &str,
-        r: &Record,
-    ) -> Result<()> {
-        for (name, v) in r.fields() {
-            let path = match prefix {
-                "" => name.clone(),
-                p => format!("{p}.{name}"),
+    /// The fields of a record's canonical bytes, read in place (nested records by their
+    /// paths); a list's cell is its JSON text, from the decoded record.
+    fn record_cells(&self, b: &mut TableBuilder, m: &Match<'_>, bytes: &[u8]) -> Result<()> {
+        let mut failed: Option<Error> = None;
+        // A path without a value is a nested record when its fields follow, else a list.
+        let mut open: Option<String> = None;
+        let mut lists: Vec<String> = Vec::new();
+        let scanned = scan_fields(bytes, &mut |path, value| {
+            if let Some(p) = open.take()
+                && !path
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            {
+                lists.push(p);
+            }
+            let Some(value) = value else {
+                open = Some(path.to_string());
+                return;
             };
-            if let Value::Record(inner) = v {
-                self.record_cells(b, m, &path, inner)?;
-                continue;
+            if failed.is_some() || !b.wants(path) {
+                return;
             }
-            if !b.wants(&path) {
-                continue;
-            }
-            let cell = match v {
-                Value::Null => Cell::Null,
-                Value::Bool(x) => Cell::Bool(*x),
-                Value::Int(x) => Cell::Int(*x),
-                Value::Float(x) => Cell::Float(*x),
-                Value::Str(x) => Cell::Str(x.clone()),
-                Value::List(_) => Cell::Str(v.to_json().to_string()),
-                Value::Ref(h) => match m.packed_before(h) {
-                    Some(o) => object_cell(o.kind, o.desc, o.shape, o.data, h)?,
-                    None => self.mapped_cell(h)?,
+            let cell = match value {
+                Scalar::Null => Ok(Cell::Null),
+                Scalar::Bool(x) => Ok(Cell::Bool(x)),
+                Scalar::Int(x) => Ok(Cell::Int(x)),
+                Scalar::UInt(x) => Ok(i64::try_from(x).map_or(Cell::Float(x as f64), Cell::Int)),
+                Scalar::Float(x) => Ok(Cell::Float(x)),
+                Scalar::Str(x) => Ok(Cell::Str(x.to_string())),
+                Scalar::Ref(h) => match m.packed_before(&h) {
+                    Some(o) => object_cell(o.kind, o.desc, o.shape, o.data, &h),
+                    None => self.mapped_cell(&h),
                 },
-                Value::Record(_) => continue,
             };
-            b.set(&path, cell)?;
+            let set = cell.and_then(|c| {
+                b.set(path, c)
+                    .map_err(|why| Error::invalid(m.name(None), why))
+            });
+            if let Err(e) = set {
+                failed = Some(e);
+            }
+        });
+        scanned.map_err(|why| Error::invalid(m.name(None), why))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        lists.extend(open);
+        if lists.iter().any(|p| b.wants(p)) {
+            let r = Record::from_msgpack(&m.hash().to_string(), bytes)?;
+            for p in lists {
+                if let Some(v @ Value::List(_)) = r.at_path(&p) {
+                    b.set(&p, Cell::Str(v.to_json().to_string()))
+                        .map_err(|why| Error::invalid(m.name(None), why))?;
+                }
+            }
         }
         Ok(())
     }

@@ -1,11 +1,16 @@
 //! Every entry a query matches, oldest first, with its object read in place where its pack
 //! holds it: what `stack` and `table` read back in bulk.
 
+use std::cell::OnceCell;
+
+use rayon::prelude::*;
+
 use super::Archive;
-use super::query::{Hits, PackHit};
+use super::query::{Hits, PackHit, read_ahead};
 use crate::error::Result;
 use crate::format::pack::{Pack, PackedObject};
 use crate::hash::ObjectHash;
+use crate::index::Removed;
 use crate::info::EntryInfo;
 use crate::object::Kind;
 use crate::query::Query;
@@ -20,6 +25,8 @@ pub(super) enum Match<'a> {
         pack: &'a Pack,
         /// The entry.
         hit: &'a PackHit,
+        /// Its item's hash, once hashed.
+        hash: OnceCell<ObjectHash>,
     },
 }
 
@@ -44,15 +51,17 @@ impl Match<'_> {
     pub fn tags(&self) -> &[(String, String)] {
         match self {
             Match::Listed(e) => &e.tags,
-            Match::Packed { pack, hit } => pack.tags(hit.tagset),
+            Match::Packed { pack, hit, .. } => pack.tags(hit.tagset),
         }
     }
 
-    /// The hash of the object it logs (hashed here for a pack's item).
+    /// The hash of the object it logs (hashed here, once, for a pack's item).
     pub fn hash(&self) -> ObjectHash {
         match self {
             Match::Listed(e) => e.hash,
-            Match::Packed { pack, hit } => pack.item_hash(hit.slot).unwrap_or(ObjectHash([0; 32])),
+            Match::Packed { pack, hit, hash } => {
+                *hash.get_or_init(|| pack.item_hash(hit.slot).unwrap_or(ObjectHash([0; 32])))
+            }
         }
     }
 
@@ -60,14 +69,14 @@ impl Match<'_> {
     pub fn packed_object(&self) -> Option<PackedObject<'_>> {
         match self {
             Match::Listed(_) => None,
-            Match::Packed { pack, hit } => pack.object(hit.slot),
+            Match::Packed { pack, hit, .. } => pack.object(hit.slot),
         }
     }
 
     /// A tensor of hash `target` packed just before this entry's item, where a logger puts
     /// the tensors a record refers to.
     pub fn packed_before(&self, target: &ObjectHash) -> Option<PackedObject<'_>> {
-        let Match::Packed { pack, hit } = self else {
+        let Match::Packed { pack, hit, .. } = self else {
             return None;
         };
         let slot = hit.slot;
@@ -101,31 +110,52 @@ impl Archive {
         let runs = runs.collect::<Result<Vec<_>>>()?;
         let removed = self.index()?.removed()?;
         let mut rows = 0u64;
-        // Runs come newest first, and each run's hits newest first.
-        for (first_seq, run) in runs.into_iter().rev() {
+        // Runs come newest first, and each run's hits newest first. Packs are read and
+        // matched on every core, a few runs ahead of `f`.
+        for batch in read_ahead(runs.into_iter().rev()) {
             self.lease.yield_to_waiters();
-            match self.run_hits(first_seq, run, query, needs_record)? {
-                // `run_entries` leaves removed entries out already.
-                Hits::Listed(v) => {
-                    for e in v.iter().rev() {
-                        f(&Match::Listed(e))?;
-                        rows += 1;
-                    }
-                }
-                Hits::Packed { pack, hits } => {
-                    for hit in hits.iter().rev() {
-                        let m = Match::Packed { pack: &pack, hit };
-                        if !removed.is_empty() && removed.contains(&m.hash(), hit.time_ns, m.tags())
-                        {
-                            continue;
-                        }
-                        f(&m)?;
-                        rows += 1;
-                    }
-                }
+            let hits: Vec<Result<Hits>> = batch
+                .into_par_iter()
+                .map(|(first_seq, run)| self.run_hits(first_seq, run, query, needs_record))
+                .collect();
+            for h in hits {
+                rows += each_hit(h?, &removed, f)?;
+                progress(rows, 0);
             }
-            progress(rows, 0);
         }
         Ok(rows)
     }
+}
+
+/// `each_match` for one run's hits, oldest first; returns how many `f` was called with.
+fn each_hit(
+    hits: Hits,
+    removed: &Removed,
+    f: &mut dyn FnMut(&Match<'_>) -> Result<()>,
+) -> Result<u64> {
+    let mut rows = 0u64;
+    match hits {
+        // `run_entries` leaves removed entries out already.
+        Hits::Listed(v) => {
+            for e in v.iter().rev() {
+                f(&Match::Listed(e))?;
+                rows += 1;
+            }
+        }
+        Hits::Packed { pack, hits } => {
+            for hit in hits.iter().rev() {
+                let m = Match::Packed {
+                    pack: &pack,
+                    hit,
+                    hash: OnceCell::new(),
+                };
+                if !removed.is_empty() && removed.contains(&m.hash(), hit.time_ns, m.tags()) {
+                    continue;
+                }
+                f(&m)?;
+                rows += 1;
+            }
+        }
+    }
+    Ok(rows)
 }

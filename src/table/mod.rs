@@ -65,8 +65,8 @@ pub struct TableBuilder {
     batch_rows: usize,
     /// Rows of each finished batch.
     batch_lens: Vec<usize>,
-    /// How errors name the current row.
-    row_name: String,
+    /// The column set last (a guess at the next one is the column after it).
+    last: usize,
 }
 
 impl TableBuilder {
@@ -78,7 +78,7 @@ impl TableBuilder {
             chosen: columns.is_some(),
             batch_rows: 0,
             batch_lens: Vec::new(),
-            row_name: String::new(),
+            last: usize::MAX,
         };
         for name in columns.unwrap_or_default() {
             b.column(name);
@@ -92,31 +92,37 @@ impl TableBuilder {
         !self.chosen || self.by_name.contains_key(name)
     }
 
-    /// Start a row; errors about it name it `name` (built only when needed).
-    pub fn start_row(&mut self, name: impl FnOnce() -> String) {
-        self.row_name.clear();
-        self.row_name.push_str(&name());
+    /// True if `set(name, ..)` would take a value now: the column is wanted and the current
+    /// row has none yet.
+    pub fn takes(&self, name: &str) -> bool {
+        match self.by_name.get(name) {
+            Some(i) => self
+                .columns
+                .get(*i)
+                .is_some_and(|c| c.cur.len() <= self.batch_rows),
+            None => !self.chosen,
+        }
     }
 
-    /// Set `name` in the current row. A name already set in it keeps its first value.
-    pub fn set(&mut self, name: &str, cell: Cell) -> Result<()> {
+    /// Set `name` in the current row. A name already set in it keeps its first value. An
+    /// error (a value the column cannot hold) names the column and says why; the caller names
+    /// the row.
+    pub fn set(&mut self, name: &str, cell: Cell) -> std::result::Result<(), String> {
         let Some(i) = self.column_index(name) else {
             return Ok(());
         };
         let rows = self.batch_rows;
         let Some(col) = self.columns.get_mut(i) else {
-            return Err(Error::internal("a table column out of range"));
+            return Err("a table column out of range".into());
         };
         if col.cur.len() > rows {
             return Ok(());
         }
-        let kind = widen(&col.kind, &cell).map_err(|why| {
-            Error::invalid(format!("{}: column `{}`", self.row_name, col.name), why)
-        })?;
+        let kind = widen(&col.kind, &cell).map_err(|why| format!("column `{}` {why}", col.name))?;
         if kind != col.kind {
             for chunk in col.chunks.iter_mut().flatten() {
                 *chunk = convert(chunk, &col.kind, &kind)
-                    .map_err(|why| Error::invalid(format!("column `{}`", col.name), why))?;
+                    .map_err(|why| format!("column `{}`: {why}", col.name))?;
             }
             col.kind = kind;
         }
@@ -175,7 +181,14 @@ impl TableBuilder {
     }
 
     fn column_index(&mut self, name: &str) -> Option<usize> {
+        // Rows mostly set their names in one order: try the column after the last one first.
+        let guess = self.last.wrapping_add(1);
+        if self.columns.get(guess).is_some_and(|c| c.name == name) {
+            self.last = guess;
+            return Some(guess);
+        }
         if let Some(i) = self.by_name.get(name) {
+            self.last = *i;
             return Some(*i);
         }
         (!self.chosen).then(|| self.column(name))
@@ -196,6 +209,7 @@ impl TableBuilder {
         });
         let i = self.columns.len() - 1;
         self.by_name.insert(name.to_string(), i);
+        self.last = i;
         i
     }
 
@@ -244,7 +258,6 @@ mod tests {
     fn integers_turn_float_when_a_float_comes_after_a_whole_batch() {
         let mut b = TableBuilder::new(None);
         for i in 0..BATCH_ROWS as i64 + 3 {
-            b.start_row(|| format!("row {i}"));
             let cell = if i == BATCH_ROWS as i64 + 1 {
                 Cell::Float(0.5)
             } else {
@@ -273,7 +286,6 @@ mod tests {
             Cell::Float(2.5),
             Cell::Str("x".into()),
         ] {
-            b.start_row(|| "r".into());
             b.set("v", c).expect("set");
             b.end_row().expect("row");
         }
@@ -288,7 +300,6 @@ mod tests {
     fn a_column_first_seen_late_is_null_before_and_names_keep_first_appearance() {
         let mut b = TableBuilder::new(None);
         for i in 0..BATCH_ROWS + 2 {
-            b.start_row(|| "r".into());
             b.set("a", Cell::Int(1)).expect("set");
             if i == BATCH_ROWS + 1 {
                 b.set("late", Cell::Str("here".into())).expect("set");
@@ -311,11 +322,9 @@ mod tests {
     #[test]
     fn tensors_are_nested_fixed_size_lists_until_a_shape_differs() {
         let mut b = TableBuilder::new(None);
-        b.start_row(|| "r0".into());
         b.set("t", tensor(Dtype::F32, &[2, 3], &[1., 2., 3., 4., 5., 6.]))
             .expect("set");
         b.end_row().expect("row");
-        b.start_row(|| "r1".into());
         b.end_row().expect("row");
         let fixed = TableBuilder::finish(std::mem::replace(&mut b, TableBuilder::new(None)));
         let fixed = fixed.expect("table");
@@ -328,18 +337,13 @@ mod tests {
         );
         assert_eq!(column(&fixed, "t")[0].null_count(), 1);
 
-        for (i, (shape, v)) in [
+        for (shape, v) in [
             (vec![2u64, 2], vec![1f32, 2., 3., 4.]),
             (vec![1, 2], vec![5., 6.]),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            b.start_row(|| format!("r{i}"));
+        ] {
             b.set("t", tensor(Dtype::F32, &shape, &v)).expect("set");
             b.end_row().expect("row");
         }
-        b.start_row(|| "null".into());
         b.end_row().expect("row");
         let t = b.finish().expect("table");
         let outer = column(&t, "t")[0]
@@ -362,7 +366,6 @@ mod tests {
     fn fixed_tensors_of_a_finished_batch_turn_ragged() {
         let mut b = TableBuilder::new(None);
         for i in 0..=BATCH_ROWS {
-            b.start_row(|| "r".into());
             let cell = match i == BATCH_ROWS {
                 true => tensor(Dtype::F32, &[3], &[7., 8., 9.]),
                 false => tensor(Dtype::F32, &[2], &[i as f32, 1.]),
@@ -399,16 +402,14 @@ mod tests {
     }
 
     #[test]
-    fn columns_that_cannot_mix_name_the_row_and_column() {
+    fn values_a_column_cannot_hold_name_it_and_say_why() {
         let mut b = TableBuilder::new(None);
-        b.start_row(|| "entry 1".into());
         b.set("t", tensor(Dtype::F32, &[2], &[1., 2.]))
             .expect("set");
         b.end_row().expect("row");
-        b.start_row(|| "entry 2".into());
-        let e = b.set("t", Cell::Int(3)).expect_err("mixed").to_string();
+        let e = b.set("t", Cell::Int(3)).expect_err("mixed");
         assert!(
-            e.contains("entry 2") && e.contains("column `t`") && e.contains("tensor"),
+            e.contains("column `t` is an integer") && e.contains("F32 tensors"),
             "{e}"
         );
         let e = b
@@ -420,8 +421,7 @@ mod tests {
                     data: vec![0; 8],
                 }),
             )
-            .expect_err("dtype")
-            .to_string();
+            .expect_err("dtype");
         assert!(e.contains("i64") || e.contains("I64"), "{e}");
         let e = b
             .set(
@@ -432,8 +432,7 @@ mod tests {
                     data: vec![0; 2],
                 }),
             )
-            .expect_err("bf16")
-            .to_string();
+            .expect_err("bf16");
         assert!(e.contains("no Arrow type"), "{e}");
     }
 
@@ -442,7 +441,6 @@ mod tests {
         let cols = ["b".to_string(), "a".to_string(), "missing".to_string()];
         let mut b = TableBuilder::new(Some(&cols));
         assert!(b.wants("a") && !b.wants("c"));
-        b.start_row(|| "r".into());
         b.set("a", Cell::Int(1)).expect("set");
         b.set("c", Cell::Int(2)).expect("set");
         b.set("b", Cell::Int(3)).expect("set");

@@ -5,7 +5,8 @@
 use std::io::Write;
 
 use arrow_ipc::writer::FileWriter;
-use parquet::arrow::ArrowWriter;
+use arrow_schema::DataType;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -54,9 +55,28 @@ pub fn write<W: Write + Send>(table: &Table, format: TableFormat, name: &str, ou
     let fail = |e: &dyn std::fmt::Display| Error::invalid(name, format!("cannot write: {e}"));
     match format {
         TableFormat::Parquet => {
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .build();
+            let mut props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()));
+            // Dictionaries pay only for repeated values: not for the elements of tensors
+            // (floats, mostly) nor for hashes, which are unique.
+            let leaves = ArrowSchemaConverter::new()
+                .convert(&table.schema)
+                .map_err(|e| fail(&e))?;
+            for leaf in leaves.columns() {
+                let root = leaf.path().parts().first().map(String::as_str);
+                let field = root.and_then(|r| table.schema.field_with_name(r).ok());
+                let plain = field.is_some_and(|f| {
+                    f.name() == "hash"
+                        || matches!(
+                            f.data_type(),
+                            DataType::FixedSizeList(..) | DataType::List(..)
+                        )
+                });
+                if plain {
+                    props = props.set_column_dictionary_enabled(leaf.path().clone(), false);
+                }
+            }
+            let props = props.build();
             let mut w = ArrowWriter::try_new(out, table.schema.clone(), Some(props))
                 .map_err(|e| fail(&e))?;
             for b in &table.batches {

@@ -9,7 +9,7 @@ use model_archive::interop::{self, Array, Document, Format};
 use model_archive::query::Query;
 use model_archive::table::write::{self as table_write, TableFormat};
 
-use super::{Ctx, UsageError, write_output};
+use super::{Ctx, UsageError, write_file, write_output};
 use crate::args::ExportArgs;
 use crate::output::{outln, size, spinner};
 
@@ -33,7 +33,19 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
             let columns = (!args.field.is_empty()).then_some(args.field.as_slice());
             let table = archive.table(&query, columns, &progress)?;
             bar.finish_and_clear();
-            let bytes = table_write::write(&table, format, &name, Vec::new())?;
+            let bytes = if args.output.as_os_str() == "-" {
+                let bytes = table_write::write(&table, format, &name, Vec::new())?;
+                write_output(None, &bytes)?;
+                bytes.len() as u64
+            } else {
+                let mut written = 0;
+                write_file(&args.output, &mut |f| {
+                    let counted = Counted(f, 0);
+                    written = table_write::write(&table, format, &name, counted)?.1;
+                    Ok(())
+                })?;
+                written
+            };
             let names: Vec<&str> = table
                 .schema
                 .fields()
@@ -54,16 +66,16 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
             });
             let detail = format!("{} {}", tensor.dtype, tensor.shape);
             let bytes = interop::write(format, &name, &Document::Tensor(Array::from(tensor)))?;
-            (rows, what, detail, bytes, format.name())
+            write_output(Some(&args.output), &bytes)?;
+            (rows, what, detail, bytes.len() as u64, format.name())
         }
     };
-    write_output(Some(&args.output), &bytes)?;
     if args.output.as_os_str() == "-" {
         return Ok(ExitCode::SUCCESS);
     }
     if ctx.json {
         let mut line = serde_json::json!({
-            "rows": rows, "format": format, "output": name, "bytes": bytes.len(),
+            "rows": rows, "format": format, "output": name, "bytes": bytes,
         });
         if let (Some(l), serde_json::Value::Object(w)) = (line.as_object_mut(), what) {
             l.extend(w);
@@ -72,7 +84,7 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     } else {
         outln!(
             "{rows} rows, {detail}, {} {format} written to {name}",
-            size(bytes.len() as u64)
+            size(bytes)
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -109,4 +121,19 @@ fn target(args: &ExportArgs) -> Result<Target> {
         .into());
     }
     Ok(target)
+}
+
+/// A writer that counts the bytes written through it.
+struct Counted<W>(W, u64);
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

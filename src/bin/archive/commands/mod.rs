@@ -152,20 +152,35 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match path {
         None => to_stdout().map_err(Into::into),
         Some(p) if p == Path::new("-") => to_stdout().map_err(Into::into),
-        Some(p) => {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = p.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes)
-                .and_then(|()| std::fs::rename(&tmp, p))
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&tmp);
-                })
-                .with_context(|| format!("{}: cannot write", p.display()))
-        }
+        Some(p) => write_file(p, &mut |f| f.write_all(bytes).map_err(Into::into)),
     }
+}
+
+/// Write a file atomically: `write` fills a temporary file beside `path` (buffered), which
+/// then takes its name; on an error the temporary file is removed and `path` left as it was.
+pub fn write_file(
+    path: &Path,
+    write: &mut dyn FnMut(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
+        w.flush()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    result
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// Run the parsed command line.
