@@ -52,12 +52,7 @@ fn a_table_holds_every_field_and_tag_of_each_match_oldest_first() {
     let rows = fill(&a, 300);
     let q = a.parse_query("split = \"odd\"").expect("query");
     let table = a.table(&q, None, &|_, _| {}).expect("table");
-    let names: Vec<_> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names = column_names(&table);
     assert_eq!(
         names,
         ["time", "hash", "probs", "label", "id", "meta.cam", "split"]
@@ -127,12 +122,7 @@ fn entries_of_tensors_and_text_are_in_value() {
     let q = a.parse_query("run = \"a\"").expect("query");
     let table = a.table(&q, None, &|_, _| {}).expect("table");
     let b = arrow_concat(&table);
-    let names: Vec<_> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names = column_names(&table);
     assert_eq!(names, ["time", "hash", "value", "run"]);
     let value = b[2]
         .as_any()
@@ -163,12 +153,7 @@ fn lists_are_json_text_and_nested_records_flatten() {
     a.put_record(&r, &[]).expect("put");
     let q = a.parse_query("").expect("query");
     let table = a.table(&q, None, &|_, _| {}).expect("table");
-    let names: Vec<_> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names = column_names(&table);
     assert_eq!(
         names,
         [
@@ -201,6 +186,14 @@ fn removed_entries_are_not_in_tables_or_stacks() {
     assert_eq!(b[3].as_primitive::<Int64Type>().value(0), 50);
     let s = a.stack(&all, Some("probs"), &|_, _| {}).expect("stack");
     assert_eq!(s.shape.dims(), &[150, 3]);
+}
+
+fn column_names(t: &model_archive::table::Table) -> Vec<&str> {
+    t.schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect()
 }
 
 /// Every batch of a table, column by column, as one array each.
