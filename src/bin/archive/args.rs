@@ -172,7 +172,7 @@ Examples:
   archive export 'run = \"exp1\" and kind = tensor' -o outputs.npz # entries that are tensors
 
 The format follows the extension of --output or --format. Rows are in logging order, oldest
-first.
+first. The file appears whole or not at all: an error or Ctrl-C leaves none.
 
 Tables (.parquet; .arrow or .feather, the Arrow IPC file) have a row per entry: time (UTC),
 hash, then a column per record field (by its path: meta.source) and per tag key, as queries

@@ -152,35 +152,64 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match path {
         None => to_stdout().map_err(Into::into),
         Some(p) if p == Path::new("-") => to_stdout().map_err(Into::into),
-        Some(p) => write_file(p, &mut |f| f.write_all(bytes).map_err(Into::into)),
+        Some(p) => write_file(p, &mut |f| {
+            f.write_all(bytes)
+                .with_context(|| format!("{}: cannot write", p.display()))
+        }),
     }
 }
 
 /// Write a file atomically: `write` fills a temporary file beside `path` (buffered), which
-/// then takes its name; on an error the temporary file is removed and `path` left as it was.
+/// then takes its name; on an error, or Ctrl-C (SIGINT, SIGTERM) while it writes, the temporary
+/// file is removed and `path` left as it was.
 pub fn write_file(
     path: &Path,
-    write: &mut dyn FnMut(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+    write: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<()>,
 ) -> Result<()> {
     use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut ids = Vec::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        ids.push(signal_hook::flag::register(signal, Arc::clone(&stop))?);
+    }
+    let cannot = || format!("{}: cannot write", path.display());
     let result = (|| -> Result<()> {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let file = std::fs::File::create(&tmp).with_context(cannot)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, Stoppable(file, Arc::clone(&stop)));
+        // The writer's own errors name the output already.
         write(&mut w)?;
-        w.flush()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+        w.flush().with_context(cannot)?;
+        std::fs::rename(&tmp, path).with_context(cannot)
     })();
-    result
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .with_context(|| format!("{}: cannot write", path.display()))
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    result.inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// A file whose writes fail once `.1` is set (by a signal).
+struct Stoppable(std::fs::File, std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl std::io::Write for Stoppable {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("interrupted: nothing written"));
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Run the parsed command line.
