@@ -1,5 +1,6 @@
 //! A table's cells, the column types they make, and Arrow arrays built of them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::types::Float64Type;
@@ -10,7 +11,6 @@ use arrow_array::{
 use arrow_schema::{DataType, TimeUnit};
 
 use super::tensor::{self, TensorCell};
-use crate::error::Result;
 use crate::object::tensor::Dtype;
 
 /// One value of a row.
@@ -74,13 +74,13 @@ impl ColKind {
     }
 
     /// An array of `rows` nulls of this column's type.
-    pub(super) fn nulls(&self, rows: usize) -> Result<ArrayRef> {
-        Ok(new_null_array(&self.data_type(), rows))
+    pub(super) fn nulls(&self, rows: usize) -> ArrayRef {
+        new_null_array(&self.data_type(), rows)
     }
 }
 
 impl Cell {
-    fn kind(&self) -> std::result::Result<ColKind, String> {
+    fn kind(&self) -> Result<ColKind, String> {
         Ok(match self {
             Cell::Null => ColKind::Null,
             Cell::Bool(_) => ColKind::Bool,
@@ -114,19 +114,19 @@ impl Cell {
     }
 
     /// The text a query compares for a scalar.
-    fn text(&self) -> Option<String> {
+    fn text(&self) -> Option<Cow<'_, str>> {
         match self {
-            Cell::Bool(b) => Some(b.to_string()),
-            Cell::Int(i) => Some(i.to_string()),
-            Cell::Float(f) => Some(f.to_string()),
-            Cell::Str(s) => Some(s.clone()),
+            Cell::Bool(b) => Some(Cow::Owned(b.to_string())),
+            Cell::Int(i) => Some(Cow::Owned(i.to_string())),
+            Cell::Float(f) => Some(Cow::Owned(f.to_string())),
+            Cell::Str(s) => Some(Cow::Borrowed(s)),
             _ => None,
         }
     }
 }
 
 /// The kind of a column of `kind` once it also holds `cell`, or why it cannot.
-pub(super) fn widen(kind: &ColKind, cell: &Cell) -> std::result::Result<ColKind, String> {
+pub(super) fn widen(kind: &ColKind, cell: &Cell) -> Result<ColKind, String> {
     use ColKind as K;
     let new = cell.kind()?;
     Ok(match (kind, &new) {
@@ -179,11 +179,7 @@ pub(super) fn widen(kind: &ColKind, cell: &Cell) -> std::result::Result<ColKind,
 }
 
 /// `array`, built as a column of `from`, as a column of `to` (a kind `widen` gave).
-pub(super) fn convert(
-    array: &ArrayRef,
-    from: &ColKind,
-    to: &ColKind,
-) -> std::result::Result<ArrayRef, String> {
+pub(super) fn convert(array: &ArrayRef, from: &ColKind, to: &ColKind) -> Result<ArrayRef, String> {
     let any = array.as_any();
     Ok(match (from, to) {
         (ColKind::Int, ColKind::Float) => match any.downcast_ref::<Int64Array>() {
@@ -211,11 +207,7 @@ pub(super) fn convert(
 const MAX_BATCH_BYTES: usize = i32::MAX as usize;
 
 /// The column of `kind` holding `cells` (`rows` of them).
-pub(super) fn build(
-    kind: &ColKind,
-    cells: Vec<Cell>,
-    rows: usize,
-) -> std::result::Result<ArrayRef, String> {
+pub(super) fn build(kind: &ColKind, cells: Vec<Cell>, rows: usize) -> Result<ArrayRef, String> {
     if cells.len() != rows {
         return Err(format!("{} cells in a batch of {rows} rows", cells.len()));
     }
@@ -270,7 +262,7 @@ pub(super) fn build(
 }
 
 /// Why `n` bytes of strings or binary do not fit one batch's column, if they do not.
-fn bytes_over(n: usize) -> std::result::Result<(), String> {
+fn bytes_over(n: usize) -> Result<(), String> {
     match n > MAX_BATCH_BYTES {
         true => Err(format!(
             "{n} bytes in one batch of rows: over the 2 GiB an Arrow column of strings or bytes \
@@ -280,13 +272,13 @@ fn bytes_over(n: usize) -> std::result::Result<(), String> {
     }
 }
 
-fn text_column(cells: &[Cell]) -> std::result::Result<ArrayRef, String> {
-    let text: Vec<Option<String>> = cells.iter().map(Cell::text).collect();
-    bytes_over(text.iter().flatten().map(String::len).sum())?;
+fn text_column(cells: &[Cell]) -> Result<ArrayRef, String> {
+    let text: Vec<Option<Cow<'_, str>>> = cells.iter().map(Cell::text).collect();
+    bytes_over(text.iter().flatten().map(|t| t.len()).sum())?;
     Ok(Arc::new(text.into_iter().collect::<StringArray>()))
 }
 
-fn bytes_column(cells: &[Cell]) -> std::result::Result<ArrayRef, String> {
+fn bytes_column(cells: &[Cell]) -> Result<ArrayRef, String> {
     fn bytes(c: &Cell) -> Option<&[u8]> {
         match c {
             Cell::Bytes(b) => Some(b),

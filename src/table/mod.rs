@@ -166,7 +166,7 @@ impl TableBuilder {
             for (kind, chunks) in &mut columns {
                 arrays.push(match chunks.next().flatten() {
                     Some(a) => a,
-                    None => kind.nulls(rows)?,
+                    None => kind.nulls(rows),
                 });
             }
             let options = RecordBatchOptions::new().with_row_count(Some(rows));

@@ -38,13 +38,11 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
                 write_output(None, &bytes)?;
                 bytes.len() as u64
             } else {
-                let mut written = 0;
                 write_file(&args.output, &mut |f| {
-                    let counted = Counted(f, 0);
-                    written = table_write::write(&table, format, &name, counted)?.1;
+                    table_write::write(&table, format, &name, f)?;
                     Ok(())
                 })?;
-                written
+                std::fs::metadata(&args.output).map_or(0, |m| m.len())
             };
             let names: Vec<&str> = table
                 .schema
@@ -121,19 +119,4 @@ fn target(args: &ExportArgs) -> Result<Target> {
         .into());
     }
     Ok(target)
-}
-
-/// A writer that counts the bytes written through it.
-struct Counted<W>(W, u64);
-
-impl<W: std::io::Write> std::io::Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.0.write(buf)?;
-        self.1 += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
 }
