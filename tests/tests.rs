@@ -32,6 +32,7 @@ mod legacy;
 mod log;
 mod merge;
 mod pack;
+mod proto;
 mod query;
 mod reliability;
 mod rm;

@@ -18,6 +18,7 @@ pub mod npy;
 pub mod npz;
 pub mod onnx;
 pub mod pickle;
+pub mod proto;
 pub mod safetensors;
 
 use std::borrow::Cow;

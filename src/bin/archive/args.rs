@@ -59,6 +59,7 @@ Examples:
   archive put preds.npy --labels labels.json      # categorical: codes + label vocabulary
   archive put photo.png --media-type image/png
   cat out.txt | archive put - --kind text
+  archive put output.pb --proto my.proto --message MyArray   # a message of your own schema
 
 What a file holds is told by its extension, or by --format:
   .npy                  one tensor (bfloat16/float8 by their ml_dtypes names)
@@ -71,6 +72,10 @@ What a file holds is told by its extension, or by --format:
   .pkl .pickle          a pickle of numpy arrays and plain values, read without running it;
                         read only
   .txt                  text
+  --proto F --message M a protobuf message of your own schema (a .proto file, compiled here,
+                        or a descriptor set): a record, repeated numbers as 1-D tensors;
+                        `archive get H -o x.pb --proto F --message M` writes it back byte
+                        for byte
 Any of them may be gzip-, zstd- or zlib-compressed (preds.npy.gz): it is inflated first.
 A lone tensor is stored as a tensor, anything else as a record whose tensors are stored beside
 it. Raw bytes need --dtype and --shape; any other file needs --media-type (opaque bytes).
@@ -101,7 +106,8 @@ Examples:
   archive get 5d0e -o outputs.safetensors  # record of tensors as .safetensors (or .npz,
                                            # .msgpack, .json); a tensor as .pb (ONNX)
   archive get 5d0e -o - --format msgpack   # any format to stdout
-  archive get 7b1e                         # text, records (JSON) and bytes to stdout")]
+  archive get 7b1e                         # text, records (JSON) and bytes to stdout
+  archive get 5d0e -o out.pb --proto my.proto --message MyArray   # your message, as put read it")]
     Get(GetArgs),
     /// Print text (or a record as JSON, or categorical labels) to stdout.
     Cat {
@@ -315,6 +321,15 @@ pub struct PutArgs {
     #[arg(long, value_parser = ["npy", "npz", "safetensors", "msgpack", "json", "onnx", "pickle"])]
     pub format: Option<String>,
 
+    /// The files are protobuf messages of this schema: a .proto file (imports beside it) or
+    /// a descriptor set (`protoc --descriptor_set_out`); needs --message.
+    #[arg(long, value_name = "FILE", requires = "message", conflicts_with_all = ["format", "kind", "dtype", "media_type"])]
+    pub proto: Option<PathBuf>,
+
+    /// The message type of --proto's schema (`MyArray`, or `pkg.MyArray`).
+    #[arg(long, value_name = "NAME", requires = "proto")]
+    pub message: Option<String>,
+
     /// Label vocabulary (a JSON list of strings): store the .npy integer codes as categorical.
     #[arg(long, value_name = "FILE.json")]
     pub labels: Option<PathBuf>,
@@ -390,6 +405,20 @@ pub struct GetArgs {
         value_parser = ["npy", "npz", "safetensors", "msgpack", "json", "onnx", "raw"]
     )]
     pub format: Option<String>,
+
+    /// Write a protobuf message of this schema (a .proto file or a descriptor set), as
+    /// `put --proto` read it; needs --message.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "message",
+        conflicts_with = "format"
+    )]
+    pub proto: Option<PathBuf>,
+
+    /// The message type of --proto's schema (`MyArray`, or `pkg.MyArray`).
+    #[arg(long, value_name = "NAME", requires = "proto")]
+    pub message: Option<String>,
 
     /// Skip re-hashing (O(1) for raw tensors); `archive verify` checks everything.
     #[arg(long)]

@@ -273,6 +273,21 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         };
         Ok(encoded(bytes, args.base64))
     };
+    if let (Some(proto), Some(message)) = (&args.proto, &args.message) {
+        let schema = interop::proto::ProtoSchema::load(proto, message)?;
+        let label = name.clone().unwrap_or_else(|| args.hash.clone());
+        let doc = match quick(ctx, &args.hash, args.no_verify)? {
+            Some((reader, hash, _)) => get_document(&reader, &hash)?,
+            None => {
+                let archive = ctx.open()?;
+                let hash = resolve(&archive, &args.hash)?;
+                get_document(&*archive, &hash)?
+            }
+        };
+        let bytes = interop::proto::write(&schema, &label, &doc)?;
+        write_output(out, &finish(bytes)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let render = |hash: ObjectHash| Render {
         hash,
         name: hash.to_string(),

@@ -40,6 +40,8 @@ enum How {
     Bytes,
     Text,
     Doc(Format),
+    /// A message of the --proto schema.
+    Proto,
 }
 
 /// One file, parsed and ready to put.
@@ -208,6 +210,9 @@ fn read_input(file: &Path) -> Result<Vec<u8>> {
 /// Decide how to read a file: flags first, then `--format`/`--kind`, then the extension.
 fn how(file: &Path, args: &PutArgs) -> Result<How> {
     let name = file.display();
+    if args.proto.is_some() {
+        return Ok(How::Proto);
+    }
     if args.dtype.is_some() && args.shape.is_some() {
         return Ok(How::Raw);
     }
@@ -269,6 +274,14 @@ fn parse<'a>(name: &str, how: How, bytes: &'a [u8], args: &PutArgs) -> Result<Pa
             let tag = Some(("name".to_owned(), t.name))
                 .filter(|(_, n)| fits(n) && !args.tags.iter().any(|t| t.starts_with("name=")));
             Parsed::Docs(vec![(name.to_owned(), Document::Tensor(t.array))], tag)
+        }
+        How::Proto => {
+            let (Some(proto), Some(message)) = (&args.proto, &args.message) else {
+                return Err(UsageError("--proto needs --message".into()).into());
+            };
+            let schema = interop::proto::ProtoSchema::load(proto, message)?;
+            let doc = interop::proto::read(&schema, name, bytes)?;
+            Parsed::Docs(vec![(name.to_owned(), doc)], None)
         }
         How::Doc(format) => {
             let docs = interop::read_all(format, name, bytes)?;
