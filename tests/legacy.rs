@@ -1,6 +1,6 @@
 //! Files other people's tools wrote long ago or in odd ways (issue 13): msgpack-numpy written
 //! through msgpack's packer before 1.0, numpy's own test data (a Python 2 header, object
-//! arrays), a structured `.npy`, ONNX sequences and optionals. Each is read as its tool reads it, with one hash per value
+//! arrays), a structured `.npy`, ONNX sequences and optionals (lists of tensors). Each is read as its tool reads it, with one hash per value
 //! whatever the encoding, or refused naming the real reason.
 
 use predicates::prelude::*;
@@ -56,8 +56,6 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
         ("py2-objarr.npy", "pickle"),
         ("py3-objarr.npy", "pickle"),
         ("structured.npy", "structured array"),
-        ("sequence.pb", "SequenceProto"),
-        ("optional.pb", "OptionalProto"),
     ] {
         t.cmd()
             .arg("put")
@@ -66,6 +64,39 @@ fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
             .code(2)
             .stderr(predicate::str::contains(f).and(predicate::str::contains(why)));
     }
+    // ONNX sequences (and an optional, which has a one-tensor sequence's bytes) are lists of
+    // tensors, named by the `name` tag, and come back byte for byte.
+    for (f, name) in [("sequence.pb", "outputs"), ("optional.pb", "maybe")] {
+        let h = put(f);
+        let listed = stdout_of(
+            t.cmd()
+                .args(["query", &format!("name = \"{name}\""), "--hashes"]),
+        );
+        assert_eq!(listed.trim(), h, "{f}");
+        let back = out.join(f);
+        t.cmd()
+            .args(["get", &h, "-o"])
+            .arg(&back)
+            .assert()
+            .success();
+        let (a, b) = (
+            std::fs::read(d.join(f)).expect("in"),
+            std::fs::read(&back).expect("out"),
+        );
+        assert_eq!(a, b, "{f}: not the same bytes");
+    }
+    let seq = stdout_of(
+        t.cmd()
+            .args(["get", &put("sequence.pb"), "--format", "json"]),
+    );
+    let json: serde_json::Value = serde_json::from_str(&seq).expect("json");
+    let dtypes: Vec<_> = json
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["dtype"].clone())
+        .collect();
+    assert_eq!(dtypes, ["float32", "int64", "float32"], "{seq}");
     // The same files gzip-, zstd- and zlib-compressed, named with and without the suffix.
     for plain in ["python3.npy", "record.new.msgpack", "u8.old.msgpack"] {
         let h = put(plain);

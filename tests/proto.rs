@@ -79,7 +79,9 @@ fn user_messages_round_trip_byte_for_byte_and_bad_input_is_refused() {
     let first = hashes.first().copied().unwrap_or_default();
     let info = stdout_of(t.cmd().args(["get", first]));
     assert!(
-        info.contains("\"probs\": {\n    \"shape\": [\n      10\n    ],\n    \"dtype\": \"float32\""),
+        info.contains(
+            "\"probs\": {\n    \"shape\": [\n      10\n    ],\n    \"dtype\": \"float32\""
+        ),
         "{info}"
     );
 

@@ -298,7 +298,12 @@ fn read_plain<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Docume
         Format::Safetensors => safetensors::read(input, bytes)?,
         Format::MsgpackNumpy => msgpack_numpy::read(input, bytes)?,
         Format::JsonB64 => json_b64::read(input, bytes)?,
-        Format::Onnx => Document::Tensor(onnx::read(input, bytes)?.array),
+        Format::Onnx => match onnx::read_value(input, bytes)? {
+            onnx::OnnxValue::Tensor(t) => Document::Tensor(t.array),
+            onnx::OnnxValue::Sequence { tensors, .. } => {
+                Document::List(tensors.into_iter().map(Document::Tensor).collect())
+            }
+        },
         Format::Pickle => pickle::read(input, bytes)?,
     })
 }
@@ -319,6 +324,33 @@ fn read_all_plain<'a>(format: Format, input: &str, bytes: &'a [u8]) -> Result<Ve
     match format {
         Format::MsgpackNumpy => msgpack_numpy::read_stream(input, bytes),
         _ => Ok(vec![read_plain(format, input, bytes)?]),
+    }
+}
+
+/// Write a tensor as an ONNX `TensorProto`, or a list of tensors as a `SequenceProto`, named
+/// `name`. `output` names the destination in errors.
+pub fn onnx_write(output: &str, name: &str, doc: &Document<'_>) -> Result<Vec<u8>> {
+    let tensors: Option<Vec<&Array<'_>>> = match doc {
+        Document::Tensor(a) => return onnx::write(output, name, a),
+        Document::List(items) => items
+            .iter()
+            .map(|d| match d {
+                Document::Tensor(a) => Some(a),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    match tensors {
+        Some(t) => onnx::write_sequence(output, name, &t),
+        None => Err(Error::invalid(
+            output,
+            format!(
+                "ONNX holds a tensor (TensorProto) or a list of tensors (SequenceProto), and \
+                 this is {}; write it as .npz, .safetensors, .json or .msgpack",
+                doc.what()
+            ),
+        )),
     }
 }
 
@@ -345,17 +377,7 @@ pub fn write(format: Format, output: &str, doc: &Document<'_>) -> Result<Vec<u8>
             "pickles are read, never written (loading one can run code); write .npy, .npz, \
              .safetensors, .json or .msgpack",
         )),
-        Format::Onnx => match doc {
-            Document::Tensor(a) => onnx::write(output, "", a),
-            other => Err(Error::invalid(
-                output,
-                format!(
-                    "an ONNX TensorProto holds one tensor, and this is {}; write it as .npz, \
-                     .safetensors, .json or .msgpack",
-                    other.what()
-                ),
-            )),
-        },
+        Format::Onnx => onnx_write(output, "", doc),
     }
 }
 

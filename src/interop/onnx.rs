@@ -8,7 +8,8 @@
 //! (the 8- and 16-bit integers, INT32, BOOL, and the bit patterns of FLOAT16, BFLOAT16 and
 //! the float8 types). Typed values outside their type's range are refused, not wrapped.
 //! Strings, sub-byte types and data kept in external files have no tensor form here and are
-//! refused. Written with `raw_data`, as `from_array` writes.
+//! refused. Written with `raw_data`, as `from_array` writes. A `SequenceProto` of tensors (or an
+//! `OptionalProto` of one) is read as its tensors and written back as one.
 
 use std::borrow::Cow;
 
@@ -143,8 +144,9 @@ fn dtype_of(code: i32) -> std::result::Result<Dtype, String> {
 }
 
 /// onnx.proto's `SequenceProto` and `OptionalProto` as far as they share a layout: a name
-/// (1), an element type (2) and tensors (3). Read only to say what such a file is: their
-/// fields 1 and 3 would otherwise pass for a TensorProto's `dims` and `segment`.
+/// (1), an element type (2) and tensors (3; one for an optional, whose bytes are those of a
+/// one-tensor sequence). Their fields 1 and 3 would otherwise pass for a TensorProto's `dims`
+/// and `segment`.
 #[derive(Clone, PartialEq, Message)]
 struct TensorContainer {
     #[prost(string, optional, tag = "1")]
@@ -164,19 +166,56 @@ fn is_container(bytes: &[u8]) -> bool {
     })
 }
 
-/// Read a `TensorProto`'s bytes. `input` names the file in errors.
-pub fn read(input: &str, bytes: &[u8]) -> Result<OnnxTensor> {
-    let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
+/// What an ONNX `.pb` file holds.
+#[derive(Debug)]
+pub enum OnnxValue {
+    /// A `TensorProto`.
+    Tensor(OnnxTensor),
+    /// A `SequenceProto` of tensors (or an `OptionalProto` holding one, which has the bytes of
+    /// a one-tensor sequence): its name and its tensors, whose own names are not kept.
+    Sequence {
+        /// The sequence's name ("" if none).
+        name: String,
+        /// Its tensors, in order.
+        tensors: Vec<Array<'static>>,
+    },
+}
+
+/// Read a `TensorProto`, or a `SequenceProto` or `OptionalProto` of tensors. `input` names the
+/// file in errors.
+pub fn read_value(input: &str, bytes: &[u8]) -> Result<OnnxValue> {
     let decoded = TensorProto::decode(bytes);
     if decoded.as_ref().map_or(true, |t| t.segment.is_some()) && is_container(bytes) {
-        return Err(Error::invalid(
+        let c = TensorContainer::decode(bytes)
+            .map_err(|e| Error::invalid(input, format!("not a valid ONNX SequenceProto: {e}")))?;
+        let tensors = c
+            .tensors
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| Ok(tensor_of(&format!("{input}[{i}]"), t)?.array))
+            .collect::<Result<Vec<_>>>()?;
+        let name = c.name.unwrap_or_default();
+        return Ok(OnnxValue::Sequence { name, tensors });
+    }
+    let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
+    let t = decoded.map_err(|e| bad(e.to_string()))?;
+    Ok(OnnxValue::Tensor(tensor_of(input, t)?))
+}
+
+/// Read a `TensorProto`'s bytes; a sequence is refused. `input` names the file in errors.
+pub fn read(input: &str, bytes: &[u8]) -> Result<OnnxTensor> {
+    match read_value(input, bytes)? {
+        OnnxValue::Tensor(t) => Ok(t),
+        OnnxValue::Sequence { .. } => Err(Error::invalid(
             input,
             "is an ONNX SequenceProto or OptionalProto (tensors in a container), not a \
-             TensorProto: save each tensor on its own (onnx.numpy_helper.to_array, then \
-             from_array)",
-        ));
+             TensorProto",
+        )),
     }
-    let mut t = decoded.map_err(|e| bad(e.to_string()))?;
+}
+
+fn tensor_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
+    let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
     if t.segment.is_some() {
         return Err(bad("is a segment of a larger tensor".into()));
     }
@@ -305,6 +344,23 @@ fn typed_bytes(t: &TensorProto, dtype: Dtype) -> std::result::Result<Vec<u8>, St
 
 /// Write a tensor as a `TensorProto` with `raw_data`. `output` names the destination in errors.
 pub fn write(output: &str, name: &str, array: &Array<'_>) -> Result<Vec<u8>> {
+    Ok(tensor_proto(output, name, array)?.encode_to_vec())
+}
+
+/// Write tensors as a `SequenceProto` of tensors (`TensorProto`s with `raw_data`, unnamed).
+pub fn write_sequence(output: &str, name: &str, tensors: &[&Array<'_>]) -> Result<Vec<u8>> {
+    let c = TensorContainer {
+        name: Some(name.to_owned()).filter(|n| !n.is_empty()),
+        elem_type: Some(1),
+        tensors: tensors
+            .iter()
+            .map(|a| tensor_proto(output, "", a))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    Ok(c.encode_to_vec())
+}
+
+fn tensor_proto(output: &str, name: &str, array: &Array<'_>) -> Result<TensorProto> {
     let dims = array
         .shape()
         .dims()
@@ -319,7 +375,7 @@ pub fn write(output: &str, name: &str, array: &Array<'_>) -> Result<Vec<u8>> {
         raw_data: Some(array.data().to_vec()),
         ..TensorProto::default()
     };
-    Ok(t.encode_to_vec())
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 """Files written by other people's tools, old and odd: msgpack-numpy through msgpack's packer
 before 1.0 (`use_bin_type=False`: keys and array data as raw strings), numpy's own test data
 files (a header Python 2 wrote, object arrays, a structured dtype), ONNX sequences and
-optionals of tensors.
+optionals of tensors (written by onnx.helper).
 
     legacy_interop.py write DIR         write old/new msgpack pairs, copy numpy's test files
     legacy_interop.py check DIR OUT     compare what `archive get` wrote back under OUT
@@ -42,10 +42,11 @@ def write(d):
     for f in ["python3.npy", "win64python2.npy", "py2-objarr.npy", "py3-objarr.npy"]:
         shutil.copy(os.path.join(data, f), os.path.join(d, f))
     np.save(os.path.join(d, "structured.npy"), np.zeros(3, dtype=[("x", "<f4"), ("y", "<i8")]))
-    # ONNX containers of tensors, which are not TensorProtos.
+    # ONNX containers of tensors, which are not TensorProtos: stored as lists.
     from onnx import OptionalProto, SequenceProto, helper, numpy_helper
     t = numpy_helper.from_array(np.arange(3, dtype=np.float32))
-    seq = helper.make_sequence("outputs", SequenceProto.TENSOR, [t, t])
+    t2 = numpy_helper.from_array(np.arange(4, dtype=np.int64).reshape(2, 2) - 2)
+    seq = helper.make_sequence("outputs", SequenceProto.TENSOR, [t, t2, t])
     open(os.path.join(d, "sequence.pb"), "wb").write(seq.SerializeToString())
     opt = helper.make_optional("maybe", OptionalProto.TENSOR, t)
     open(os.path.join(d, "optional.pb"), "wb").write(opt.SerializeToString())

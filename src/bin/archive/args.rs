@@ -68,7 +68,8 @@ What a file holds is told by its extension, or by --format:
   .msgpack .mpk         msgpack-numpy arrays anywhere in maps and lists; a stream of
                         values is stored as one entry per value
   .json                 JSON; {\"shape\", \"dtype\", \"data_b64\"} objects are tensors
-  .pb                   one ONNX TensorProto (its name becomes the tag name=...)
+  .pb                   one ONNX TensorProto (its name becomes the tag name=...), or a
+                        SequenceProto of tensors (stored as a list)
   .pkl .pickle          a pickle of numpy arrays and plain values, read without running it;
                         read only
   .txt                  text

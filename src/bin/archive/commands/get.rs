@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use model_archive::document::get_document;
 use model_archive::interop::compressed::{compress, split_suffix};
-use model_archive::interop::{self, Array, Document, Format, npy, onnx};
+use model_archive::interop::{self, Array, Document, Format, npy};
 use model_archive::{Archive, ArchiveReader, Categorical, Object, ObjectHash, ReadObject, Value};
 
 use super::{Ctx, UsageError, resolve, write_output};
@@ -159,6 +159,8 @@ impl Render<'_> {
                 Target::Default => {
                     interop::write(Format::JsonB64, name, &get_document(src, &hash)?)?
                 }
+                // A sequence's name is the `name` tag of its entry: that needs the index.
+                Target::Doc(Format::Onnx) => return Ok(Err(object)),
                 Target::Doc(f) => interop::write(f, name, &get_document(src, &hash)?)?,
             },
             Object::Categorical(cat) => match target {
@@ -183,10 +185,13 @@ impl Render<'_> {
         }))
     }
 
-    /// An ONNX tensor: its name came in as the `name` tag of its newest entry.
+    /// An ONNX tensor, or a record of a list of tensors as a sequence: its name came in as
+    /// the `name` tag of its newest entry.
     fn onnx(&self, archive: &Archive, object: Object) -> Result<Vec<u8>> {
-        let Object::Tensor(t) = object else {
-            return Err(UsageError(format!("{}: unknown object kind", self.hash)).into());
+        let doc = match object {
+            Object::Tensor(t) => Document::Tensor(Array::from(t)),
+            Object::Record(_) => get_document(archive, &self.hash)?,
+            _ => return Err(UsageError(format!("{}: unknown object kind", self.hash)).into()),
         };
         let tensor_name = archive
             .entries_of(&self.hash)?
@@ -199,7 +204,7 @@ impl Render<'_> {
                     .map(|(_, v)| v.clone())
             })
             .unwrap_or_default();
-        Ok(onnx::write(&self.name, &tensor_name, &Array::from(t))?)
+        Ok(interop::onnx_write(&self.name, &tensor_name, &doc)?)
     }
 }
 

@@ -269,11 +269,18 @@ fn parse<'a>(name: &str, how: How, bytes: &'a [u8], args: &PutArgs) -> Result<Pa
         How::Doc(Format::Onnx) => {
             // The archive addresses a tensor by its content; an ONNX tensor's name is kept as
             // the entry's `name` tag, unless one was given.
-            let t = onnx::read(name, bytes)?;
+            // A sequence of tensors is a list, its name kept the same way.
+            let (doc, onnx_name) = match onnx::read_value(name, bytes)? {
+                onnx::OnnxValue::Tensor(t) => (Document::Tensor(t.array), t.name),
+                onnx::OnnxValue::Sequence { name, tensors } => (
+                    Document::List(tensors.into_iter().map(Document::Tensor).collect()),
+                    name,
+                ),
+            };
             let fits = |n: &str| !n.is_empty() && validate_tag("name", n).is_ok();
-            let tag = Some(("name".to_owned(), t.name))
+            let tag = Some(("name".to_owned(), onnx_name))
                 .filter(|(_, n)| fits(n) && !args.tags.iter().any(|t| t.starts_with("name=")));
-            Parsed::Docs(vec![(name.to_owned(), Document::Tensor(t.array))], tag)
+            Parsed::Docs(vec![(name.to_owned(), doc)], tag)
         }
         How::Proto => {
             let (Some(proto), Some(message)) = (&args.proto, &args.message) else {
