@@ -346,9 +346,12 @@ pub fn onnx_write(output: &str, name: &str, doc: &Document<'_>) -> Result<Vec<u8
         None => Err(Error::invalid(
             output,
             format!(
-                "ONNX holds a tensor (TensorProto) or a list of tensors (SequenceProto), and \
-                 this is {}; write it as .npz, .safetensors, .json or .msgpack",
-                doc.what()
+                "ONNX holds one tensor (a TensorProto) or a list of tensors (a SequenceProto), \
+                 and this is {}; write it as .npz, .safetensors, .json or .msgpack",
+                match doc {
+                    Document::Map(_) => "a record",
+                    other => other.what(),
+                }
             ),
         )),
     }
