@@ -130,6 +130,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A remote (object storage) failed: `remote` is its URL, or the object's.
+    #[error("{remote}: {reason}")]
+    Remote {
+        /// The remote's URL, or the URL of the object that failed.
+        remote: String,
+        /// Which kind of failure.
+        failure: RemoteFailure,
+        /// What the server said, and what to do.
+        reason: String,
+    },
+
+    /// A remote name this store does not know.
+    #[error("no remote named `{name}` in {}; `archive remote ls` lists them, `archive remote add NAME URL` adds one", store.display())]
+    UnknownRemote {
+        /// The name asked for.
+        name: String,
+        /// The store.
+        store: PathBuf,
+    },
+
     /// The sled index failed; `archive reindex` rebuilds it from the segments.
     #[error("{}: index error: {reason}; `archive reindex` rebuilds it", path.display())]
     Index {
@@ -138,6 +158,23 @@ pub enum Error {
         /// What sled reported.
         reason: String,
     },
+}
+
+/// What went wrong with a remote (`Error::Remote`): each has an exit code of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteFailure {
+    /// The server could not be reached (refused, timed out, name not resolved).
+    Unreachable,
+    /// The server refused the credentials or the access.
+    Denied,
+    /// No bucket, or no archive at the URL.
+    Missing,
+    /// A remote object is truncated or its bytes do not hash to its name.
+    Damaged,
+    /// The remote holds an archive this store cannot share (another schema version), or
+    /// anything else the server answered.
+    Other,
 }
 
 impl From<crate::hash::ParseHashError> for Error {

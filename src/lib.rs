@@ -19,6 +19,8 @@ pub mod migrate;
 pub mod object;
 pub mod query;
 pub mod reader;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod segment;
 pub mod store_dir;
 pub mod summary;

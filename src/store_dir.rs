@@ -30,6 +30,10 @@ pub const LOCK_FILE: &str = "index.lock";
 /// Name of the file whose lock `gc` holds while it rewrites segments; writers hold it shared
 /// while a batch logs entries of content stored before (`archive::pin`).
 pub const GC_LOCK_FILE: &str = "gc.lock";
+/// Segments this store pulled from a remote, one empty file per segment name: no writer of
+/// this store appends to them, and gc leaves them whole, so they stay byte for byte the
+/// remote's (a pull appends what the remote gained since).
+pub const SEALED_DIR: &str = "sealed";
 /// Name of the directory where processes waiting for the index queue: a ticket each, named
 /// by when it was taken and locked by its owner while it waits. The first live ticket's owner
 /// takes the index next, and a holder that sees tickets hands the index over at its next
@@ -265,4 +269,15 @@ pub(crate) fn segment_files(dir: &Path) -> Result<SegmentFiles> {
     files.sort();
     foreign.sort();
     Ok(SegmentFiles { files, foreign })
+}
+
+/// True if segment `name` of the store at `root` was pulled from a remote (`SEALED_DIR`).
+pub(crate) fn is_sealed(root: &Path, name: &str) -> bool {
+    root.join(SEALED_DIR).join(name).exists()
+}
+
+/// Check that `root` holds a store this program reads (its header), as commands that touch no
+/// segment (`remote add`) do before they write anything into it.
+pub fn check_store(root: &Path) -> Result<()> {
+    read_store_header(root).map(|_| ())
 }

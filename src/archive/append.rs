@@ -388,7 +388,8 @@ impl Archive {
                 .len();
             // An empty segment's creator died before writing its header: adopting it would
             // put frames after 64 zero bytes, a segment `verify` reports forever.
-            if len >= limit || len == 0 {
+            // A pulled segment stays the remote's byte for byte: nobody here appends to it.
+            if len >= limit || len == 0 || crate::store_dir::is_sealed(&self.root, &name) {
                 continue;
             }
             let Some(file) = try_lock(&path)? else {

@@ -142,6 +142,7 @@ impl Archive {
         let mut held = HashMap::new();
         for (name, path) in &files {
             if own.as_deref() != Some(name.as_str())
+                && !crate::store_dir::is_sealed(&self.root, name)
                 && let Some(lock) = try_lock(path)?
             {
                 held.insert(name.clone(), lock);

@@ -16,6 +16,7 @@
 //! | `gc.rs` | gc: mark (`gc_mark.rs`), copy the live frames (`gc_copy.rs`), drop the old segments |
 //! | `remove.rs` | rm: a removal frame naming the entries a query matches |
 //! | `stats.rs` | counts and sizes, from the totals the index keeps; `recount` walks |
+//! | `share.rs` | what a push gives a remote: the live segments, as far as they are indexed |
 //!
 //! Byte layouts live in `format`, segment files in `segment`, the index in `index`, object
 //! lookup in `locator`, and the store directory's names in `store_dir`.
@@ -36,6 +37,7 @@ mod put;
 mod query;
 mod recover;
 mod remove;
+mod share;
 mod stack;
 mod stats;
 mod table;
@@ -56,6 +58,7 @@ pub use lease::IndexWaits;
 pub use open::ArchiveBuilder;
 pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
 pub use remove::RmReport;
+pub use share::IndexedSegment;
 pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
 

@@ -276,8 +276,24 @@ fn generation(path: &Path) -> u64 {
 
 /// Write `entries` (sorted by prefix) as a new table after every existing one.
 fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
+    let out = encode_table(entries, &[]);
+    let path = dir.join(format!("{gen_:016x}.tbl"));
+    let tmp = dir.join(format!("{gen_:016x}.tmp"));
+    // No fsync: a table is a cache. A torn one fails its checksum, and the next process that
+    // opens the index rebuilds it.
+    fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&out))
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// The bytes of a table of `entries` (sorted by prefix). Its segment names are those the
+/// entries name and `also` (a remote's table names every piece it covers, also one whose
+/// objects all have entries elsewhere).
+pub(crate) fn encode_table(entries: &[Located], also: &[String]) -> Vec<u8> {
     // Few segments, many entries: name the distinct segments once, then index them by name.
-    let mut names = std::collections::BTreeSet::new();
+    let mut names: std::collections::BTreeSet<&str> = also.iter().map(String::as_str).collect();
     let mut last = "";
     for e in entries {
         if e.segment != last {
@@ -320,15 +336,14 @@ fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
     if let Some(field) = out.get_mut(SUM_OFFSET..SUM_OFFSET + 4) {
         field.copy_from_slice(&sum.to_le_bytes());
     }
-    let path = dir.join(format!("{gen_:016x}.tbl"));
-    let tmp = dir.join(format!("{gen_:016x}.tmp"));
-    // No fsync: a table is a cache. A torn one fails its checksum, and the next process that
-    // opens the index rebuilds it.
-    fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&out))
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|e| Error::io(&path, e))?;
-    Ok(path)
+    out
+}
+
+/// The segment names of the table at `path` if it parses and its checksum holds; `None`
+/// otherwise (a table fetched from a remote is believed only then).
+pub(crate) fn checked_names(path: &Path) -> Option<Vec<String>> {
+    let t = Table::open(path)?;
+    t.intact().then(|| t.segments.clone())
 }
 
 /// Write the merge of two tables as a new one, streamed: entries are copied as they are, their

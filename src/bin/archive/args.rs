@@ -17,7 +17,52 @@ Exit codes:
   4  corrupt data (or `verify` found problems)
   5  the index is locked by another process
   6  schema version: the store is newer than this program, or needs `archive migrate`
-  7  removed: the object was removed (`archive rm`) and dropped by `archive gc`";
+  7  removed: the object was removed (`archive rm`) and dropped by `archive gc`
+  8  a remote's server cannot be reached
+  9  a remote refused the credentials or the access
+ 10  no bucket, or no archive, at a remote's URL";
+
+const REMOTE_HELP: &str = "\
+A remote is an S3 bucket and prefix (AWS, or any server that speaks S3: MinIO, SeaweedFS,
+Ceph; --endpoint names it), or a directory (file:///PATH). Credentials come from the usual
+AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION) or the
+AWS profile files (~/.aws/credentials, AWS_PROFILE).
+
+Nothing on a remote is ever overwritten: each push adds objects under names no other content
+can have, with a conditional create, so many machines push into one remote at once with no
+coordinator, and a push that was cut off is finished by the next. Every byte pulled or read is
+checked against its hash; damage is named and never used.
+
+Examples:
+  archive remote add origin s3://outputs/team-a --endpoint http://127.0.0.1:8333
+  archive remote ls
+  archive push                     # to the only remote, or `origin`
+  archive pull origin
+  archive clone s3://outputs/team-a ./copy.archive --endpoint http://127.0.0.1:8333
+  archive get 3fa2 --remote origin -o x.npy   # one object, read with ranged GETs
+  archive verify --remote origin";
+
+/// `archive remote`.
+#[derive(Subcommand, Debug)]
+pub enum RemoteAction {
+    /// Add a remote by name.
+    Add {
+        /// Its name (`origin`).
+        name: String,
+        /// `s3://BUCKET/PREFIX` or `file:///PATH`.
+        url: String,
+        /// An S3 endpoint other than AWS's, e.g. `http://127.0.0.1:8333`.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+    },
+    /// List the remotes.
+    Ls,
+    /// Forget a remote (nothing on it changes).
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
 
 /// A content-addressed, compressed archive for model outputs: tensors, text, bytes, records.
 #[derive(Parser, Debug)]
@@ -194,7 +239,46 @@ entry (or the entries' own tensors without it): every row must have the first ro
 shape; the error names the first entry that differs or lacks the field.")]
     Export(ExportArgs),
     /// Re-read and re-hash everything; exits 4 if anything is damaged.
-    Verify,
+    #[command(after_help = "\
+Examples:
+  archive verify                   # every frame of this store, and its index
+  archive verify --remote origin   # every object on the remote, re-hashed against its name")]
+    Verify {
+        /// Check a remote instead: every piece re-hashed against its name, every table
+        /// against its checksum and the pieces it names.
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+    },
+    /// Name the object storage this store shares through: add, list, forget.
+    #[command(after_help = REMOTE_HELP)]
+    Remote {
+        /// What to do.
+        #[command(subcommand)]
+        action: RemoteAction,
+    },
+    /// Upload what a remote lacks: new frames of every segment, then a table of their objects.
+    #[command(after_help = REMOTE_HELP)]
+    Push {
+        /// The remote (default: the only one, or `origin`).
+        remote: Option<String>,
+    },
+    /// Download what this store lacks of a remote, check it, and index it.
+    #[command(after_help = REMOTE_HELP)]
+    Pull {
+        /// The remote (default: the only one, or `origin`).
+        remote: Option<String>,
+    },
+    /// Copy the archive at a remote URL into a new store, its remote named `origin`.
+    #[command(after_help = REMOTE_HELP)]
+    Clone {
+        /// `s3://BUCKET/PREFIX` or `file:///PATH`.
+        url: String,
+        /// The new store (must not exist, or be empty).
+        path: PathBuf,
+        /// An S3 endpoint other than AWS's, e.g. `http://127.0.0.1:8333`.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+    },
     /// Rebuild the index from the segments alone.
     Reindex,
     /// Objects, entries, raw and stored bytes, dedup and compression savings.
@@ -429,6 +513,11 @@ pub struct GetArgs {
     /// `base64.b64encode(...)` would.
     #[arg(long)]
     pub base64: bool,
+
+    /// Read the object from this remote, with ranged GETs, instead of from the store (a
+    /// full hash, or a prefix the remote's tables know).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["no_verify", "proto"])]
+    pub remote: Option<String>,
 }
 
 /// `archive diff`.

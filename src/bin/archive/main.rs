@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use model_archive::Error;
+use model_archive::error::RemoteFailure;
 
 /// mimalloc: `archive log` allocates small records on its reading thread and frees them on
 /// the writing one, a pattern glibc's allocator serves slowly (arena locks, trimming).
@@ -70,6 +71,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 Error::Locked { .. } => 5,
                 Error::TooNew { .. } | Error::NeedsMigration { .. } => 6,
                 Error::Removed(_) => 7,
+                Error::UnknownRemote { .. } => 3,
+                Error::Remote { failure, .. } => match failure {
+                    RemoteFailure::Unreachable => 8,
+                    RemoteFailure::Denied => 9,
+                    RemoteFailure::Missing => 10,
+                    RemoteFailure::Damaged => 4,
+                    _ => 1,
+                },
                 _ => 1,
             };
         }

@@ -187,26 +187,63 @@ impl Render<'_> {
 
     /// An ONNX tensor, or a record of a list of tensors as a sequence: its name came in as
     /// the `name` tag of its newest entry.
-    fn onnx(&self, archive: &Archive, object: Object) -> Result<Vec<u8>> {
+    fn onnx(&self, src: &dyn ReadObject, tensor_name: &str, object: Object) -> Result<Vec<u8>> {
         let doc = match object {
             Object::Tensor(t) => Document::Tensor(Array::from(t)),
-            Object::Record(_) => get_document(archive, &self.hash)?,
+            Object::Record(_) => get_document(src, &self.hash)?,
             _ => return Err(UsageError(format!("{}: unknown object kind", self.hash)).into()),
         };
-        let tensor_name = archive
-            .entries_of(&self.hash)?
-            .iter()
-            .rev()
-            .find_map(|e| {
-                e.tags
-                    .iter()
-                    .find(|(k, _)| k == "name")
-                    .map(|(_, v)| v.clone())
-            })
-            .unwrap_or_default();
-        Ok(interop::onnx_write(&self.name, &tensor_name, &doc)?)
+        Ok(interop::onnx_write(&self.name, tensor_name, &doc)?)
     }
 }
+
+/// The `name` tag of the newest entry of `hash`: an ONNX tensor's name.
+fn onnx_name(archive: &Archive, hash: &ObjectHash) -> Result<String> {
+    Ok(archive
+        .entries_of(hash)?
+        .iter()
+        .rev()
+        .find_map(|e| {
+            e.tags
+                .iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap_or_default())
+}
+
+/// `get --remote NAME`: the object read from a remote with ranged GETs. There is no index of
+/// the remote's entries here, so an ONNX tensor is written without a name.
+fn from_remote<'o>(
+    ctx: &Ctx,
+    name: &str,
+    prefix: &str,
+    render: &dyn Fn(ObjectHash) -> Render<'o>,
+) -> Result<Vec<u8>> {
+    let root = ctx.store_path()?;
+    let (_, spec) = model_archive::remote::remote_named(&root, Some(name))?;
+    let reader = model_archive::remote::RemoteReader::open(&root, &spec)?;
+    let hash = reader.resolve(prefix)?;
+    let object = reader.get(&hash)?;
+    let r = render(hash);
+    let bytes = match r.simple(object)? {
+        Ok(bytes) => bytes,
+        Err(object) => match r.with_source(&reader, object)? {
+            Ok(bytes) => bytes,
+            Err(object) => r.onnx(&reader, "", object)?,
+        },
+    };
+    if std::env::var_os("ARCHIVE_TRACE_REMOTE").is_some_and(|v| v == "1") {
+        eprintln!(
+            "archive: {} requests to {}",
+            reader.requests(),
+            reader.url()
+        );
+    }
+    Ok(bytes)
+}
+
+impl Render<'_> {}
 
 /// The lookup tables and the hash `prefix` names in them, without the index lock or sled:
 /// `None` when there are none or they do not know it. A full hash is taken as it is (the
@@ -301,6 +338,11 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         to_terminal,
         out,
     };
+    if let Some(remote) = &args.remote {
+        let bytes = from_remote(ctx, remote, &args.hash, &render)?;
+        write_output(out, &finish(bytes)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // Most gets need no index: try the lookup tables first.
     let mut pending = None;
     if let Some((reader, hash, object)) = quick(ctx, &args.hash, args.no_verify)? {
@@ -343,7 +385,7 @@ pub fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         Ok(bytes) => bytes,
         Err(object) => match r.with_source(&*archive, object)? {
             Ok(bytes) => bytes,
-            Err(object) => r.onnx(&archive, object)?,
+            Err(object) => r.onnx(&*archive, &onnx_name(&archive, &hash)?, object)?,
         },
     };
     write_output(r.out, &finish(bytes)?)?;

@@ -10,6 +10,7 @@ mod log;
 mod ls;
 mod merge;
 mod put;
+mod remote;
 mod rm;
 mod show;
 mod stats;
@@ -233,7 +234,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Info { hash } => info::run(&ctx, &hash),
         Command::Ls(args) => ls::run(&ctx, args),
-        Command::Verify => verify::run(&ctx),
+        Command::Verify { remote: None } => verify::run(&ctx),
+        Command::Verify { remote: Some(name) } => remote::verify(&ctx, &name),
+        Command::Remote { action } => remote::manage(&ctx, action),
+        Command::Push { remote: name } => remote::push(&ctx, name.as_deref()),
+        Command::Pull { remote: name } => remote::pull(&ctx, name.as_deref()),
+        Command::Clone {
+            url,
+            path,
+            endpoint,
+        } => remote::clone(&ctx, url, &path, endpoint),
         Command::Reindex => verify::reindex(&ctx),
         Command::Stats => stats::run(&ctx),
         Command::Merge { others } => merge::run(&ctx, &others),
