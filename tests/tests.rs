@@ -9,6 +9,7 @@
 //!   re-logs), run by `hostile` and, many times, by the report.
 //! - `reliability_common`: the workloads that kill, corrupt, fill and crash-image a store, run
 //!   small by `reliability` and long by the `reliability-report` program (benches/).
+//! - `s3_common`: a real S3 server (SeaweedFS) on loopback, started by the remote tests.
 //! - `fixtures/`: stores frozen at older schema versions, read by `fixtures`.
 //! - `interop/`: the Python scripts `interop` runs to write and read every format with the real
 //!   libraries (numpy, safetensors, msgpack-numpy, onnx; pinned in tools/requirements.txt).
@@ -17,6 +18,7 @@ mod contention_common;
 mod gc_common;
 mod hostile_common;
 mod reliability_common;
+mod s3_common;
 mod util;
 
 mod cli;
@@ -35,6 +37,7 @@ mod pack;
 mod proto;
 mod query;
 mod reliability;
+mod remote;
 mod rm;
 mod roundtrip;
 mod show;

@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use super::pieces::{HEADER, Piece, SEGMENTS, TABLES, by_segment, sum_of};
 use super::{Remote, cache_dir};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteFailure, Result};
 use crate::format::store_header::StoreHeader;
 use crate::index::lookup::checked_names;
 
@@ -45,9 +45,19 @@ pub fn verify_remote(
         ..RemoteVerifyReport::default()
     };
     remote.block_on(async {
-        match remote.get(HEADER).await? {
+        let header = remote.get(HEADER).await?;
+        let listing = remote.list(SEGMENTS).await?;
+        match header {
+            // Nothing at all: no archive here (a push that never got to write).
+            None if listing.is_empty() => {
+                return Err(Error::Remote {
+                    remote: remote.url().to_owned(),
+                    failure: RemoteFailure::Missing,
+                    reason: "no archive here (no ARCHIVE object, no segments)".to_owned(),
+                });
+            }
             None => report.problems.push(format!(
-                "{}: missing (no archive here)",
+                "{}: missing, though segments are there",
                 remote.url_of(HEADER)
             )),
             Some(b) => {
@@ -58,7 +68,6 @@ pub fn verify_remote(
                 }
             }
         }
-        let listing = remote.list(SEGMENTS).await?;
         for meta in &listing {
             if Piece::parse(meta).is_none() {
                 report.problems.push(format!(
