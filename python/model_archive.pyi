@@ -59,6 +59,13 @@ class IoError(ArchiveError):
 class IndexFailed(ArchiveError):
     """The index failed; `archive reindex` rebuilds it from the segments."""
 
+class RemoteError(ArchiveError):
+    """A remote failed. `failure` says why: "unreachable" (the server), "denied" (the
+    credentials), "missing" (no bucket or no archive at the URL), "damaged" (a remote object
+    truncated or not hashing to its name), "unknown" (no remote of that name), "other"."""
+
+    failure: str
+
 class Ref:
     """A reference to another object in the archive, as a record field holds it."""
 
@@ -213,6 +220,20 @@ class Archive:
         """Remove every entry `query` matches: entries, objects, stored_bytes, dry_run."""
     def gc(self, dry_run: bool = False, min_dead: float = 0.1) -> dict[str, Any]:
         """Get back the space of removed entries: segments_replaced, bytes_reclaimed, ..."""
+    @staticmethod
+    def clone(
+        url: str, path: str | os.PathLike[str], *, endpoint: Optional[str] = None, lock_timeout: float = 10.0
+    ) -> Archive:
+        """Clone the archive at `url` (s3://BUCKET/PREFIX or file:///PATH) into `path` and open
+        it; its remote is named `origin`. `endpoint`: an S3 server other than AWS's."""
+    def remote_add(self, name: str, url: str, *, endpoint: Optional[str] = None) -> None:
+        """Add a remote by name, as `archive remote add`."""
+    def remotes(self) -> dict[str, dict[str, Any]]:
+        """The remotes: name to {"url": ..., "endpoint": ...}."""
+    def push(self, remote: Optional[str] = None) -> dict[str, Any]:
+        """Upload what the remote lacks: pieces, bytes, segments, tables, requests, seconds."""
+    def pull(self, remote: Optional[str] = None) -> dict[str, Any]:
+        """Download what this store lacks, check and index it; damaged objects under `damaged`."""
     def verify(self) -> list[str]:
         """Re-read and re-hash everything; the problems found (empty when all is well)."""
     def writer(

@@ -85,6 +85,15 @@ create_exception!(
     "The index failed; `archive reindex` rebuilds it from the segments."
 );
 
+create_exception!(
+    model_archive,
+    RemoteError,
+    ArchiveError,
+    "A remote failed: unreachable, access denied, no archive there, a damaged object, or an \
+     unknown remote name. `failure` says which: unreachable, denied, missing, damaged, \
+     unknown, other."
+);
+
 /// The Python exception for a library error, with the same message.
 pub fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -101,8 +110,30 @@ pub fn to_py(e: Error) -> PyErr {
         Error::AlreadyExists { .. } => AlreadyExists::new_err(msg),
         Error::Io { .. } => IoError::new_err(msg),
         Error::Index { .. } | Error::IndexDamaged { .. } => IndexFailed::new_err(msg),
+        Error::Remote { failure, .. } => remote_error(msg, remote_failure(failure)),
+        Error::UnknownRemote { .. } => remote_error(msg, "unknown"),
         _ => ArchiveError::new_err(msg),
     }
+}
+
+fn remote_failure(f: archive::error::RemoteFailure) -> &'static str {
+    use archive::error::RemoteFailure as F;
+    match f {
+        F::Unreachable => "unreachable",
+        F::Denied => "denied",
+        F::Missing => "missing",
+        F::Damaged => "damaged",
+        _ => "other",
+    }
+}
+
+/// A `RemoteError` whose `failure` attribute says which kind.
+fn remote_error(msg: String, failure: &'static str) -> PyErr {
+    let err = RemoteError::new_err(msg);
+    pyo3::Python::attach(|py| {
+        let _ = err.value(py).setattr("failure", failure);
+    });
+    err
 }
 
 /// An `InvalidInput` raised by the bindings themselves, formatted as the library's are.
@@ -126,5 +157,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AlreadyExists", py.get_type::<AlreadyExists>())?;
     m.add("IoError", py.get_type::<IoError>())?;
     m.add("IndexFailed", py.get_type::<IndexFailed>())?;
+    m.add("RemoteError", py.get_type::<RemoteError>())?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod buffer;
 mod convert;
 mod error;
+mod remote;
 mod table;
 
 use std::path::PathBuf;
@@ -657,6 +658,53 @@ impl PyArchive {
         Ok(d)
     }
 
+    /// Clone the archive at `url` (`s3://BUCKET/PREFIX`, or `file:///PATH`) into `path` (new,
+    /// or an empty directory) and open it; its remote is named `origin`. `endpoint` names an
+    /// S3 server other than AWS's (`http://127.0.0.1:8333`); credentials come from the usual
+    /// AWS variables or profile files. Raises `RemoteError` (its `failure` says why) or
+    /// `AlreadyExists`; a failed clone leaves nothing behind.
+    #[staticmethod]
+    #[pyo3(name = "clone", signature = (url, path, *, endpoint = None, lock_timeout = 10.0))]
+    fn clone_remote(
+        py: Python<'_>,
+        url: String,
+        path: PathBuf,
+        endpoint: Option<String>,
+        lock_timeout: f64,
+    ) -> PyResult<Self> {
+        crate::remote::clone(py, archive::remote::RemoteSpec { url, endpoint }, &path)?;
+        Self::with_builder(py, path, lock_timeout, None, |b, p| b.open(p))
+    }
+
+    /// Add a remote by name (as `archive remote add`).
+    #[pyo3(signature = (name, url, *, endpoint = None))]
+    fn remote_add(&self, name: &str, url: String, endpoint: Option<String>) -> PyResult<()> {
+        crate::remote::add(
+            &*self.archive()?,
+            name,
+            archive::remote::RemoteSpec { url, endpoint },
+        )
+    }
+
+    /// The remotes: name to `{"url": ..., "endpoint": ...}`.
+    fn remotes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        crate::remote::remotes(py, &*self.archive()?)
+    }
+
+    /// Upload what the remote lacks (default: the only remote, or `origin`). Returns the
+    /// report: pieces, bytes, segments, tables, table_entries, requests, seconds, ...
+    #[pyo3(signature = (remote = None))]
+    fn push<'py>(&self, py: Python<'py>, remote: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+        crate::remote::push(py, &*self.archive()?, remote)
+    }
+
+    /// Download what this store lacks of the remote, check it and index it. Returns the
+    /// report; remote objects found damaged are listed under `damaged`, never used.
+    #[pyo3(signature = (remote = None))]
+    fn pull<'py>(&self, py: Python<'py>, remote: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+        crate::remote::pull(py, &*self.archive()?, remote)
+    }
+
     /// Re-read and re-hash everything; returns a list of problems (empty when all is well),
     /// each a string naming the file, byte offset and what is wrong.
     fn verify(&self, py: Python<'_>) -> PyResult<Vec<String>> {
@@ -924,7 +972,8 @@ impl Entry {
 /// records; `get` returns them (arrays zero-copy from the memory map when stored raw);
 /// `entries` lists what was logged; `writer` batches many puts into one fsync. Errors are
 /// `ArchiveError` subclasses mirroring the Rust library's: NotFound, Ambiguous, Corrupt,
-/// NeedsMigration, TooNew, Locked, InvalidInput, NoStore, AlreadyExists, IoError, IndexFailed.
+/// NeedsMigration, TooNew, Locked, InvalidInput, NoStore, AlreadyExists, IoError, IndexFailed,
+/// RemoteError.
 #[pymodule]
 fn model_archive(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyArchive>()?;

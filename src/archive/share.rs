@@ -19,6 +19,12 @@ pub struct IndexedSegment {
 }
 
 impl Archive {
+    /// Index what other processes (or a pull) wrote into the segments since this archive
+    /// last looked.
+    pub fn refresh(&self) -> Result<()> {
+        self.catch_up(&|_, _| {})
+    }
+
     /// The segments no compaction replaced, each with the end of its indexed frames, after
     /// catching the index up with what other processes wrote.
     pub fn indexed_segments(&self) -> Result<Vec<IndexedSegment>> {

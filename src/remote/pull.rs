@@ -53,11 +53,14 @@ struct Job {
     pieces: Vec<Piece>,
 }
 
-/// Pull what the store at `root` lacks of `remote`, then index it. Damaged remote objects are
-/// listed in the report (the caller decides the exit status); everything else is pulled.
-pub fn pull(root: &Path, remote: &Remote, progress: &dyn Fn(u64, u64)) -> Result<PullReport> {
+/// Pull what `archive` lacks of `remote`, then index it. Damaged remote objects are listed in
+/// the report (the caller decides the exit status); everything else is pulled.
+pub fn pull(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> Result<PullReport> {
     let start = Instant::now();
+    let root = archive.path();
     let local = read_store_header(root)?;
+    // The downloads need no index: other processes may use it meanwhile.
+    archive.release_index();
     let segments_dir = root.join(SEGMENTS_DIR);
     remove_temp_files(&segments_dir)?;
     let mut report = remote.block_on(async {
@@ -82,8 +85,7 @@ pub fn pull(root: &Path, remote: &Remote, progress: &dyn Fn(u64, u64)) -> Result
         Ok(report)
     })?;
     sync_dir(&segments_dir)?;
-    // Index what came: the open catches the index up with the segments.
-    drop(Archive::open(root)?);
+    archive.refresh()?;
     report.requests = remote.requests();
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
@@ -119,7 +121,7 @@ pub fn clone_store(
             })
             .map_err(|e| Error::io(&file, e))?;
         add_remote(path, DEFAULT_REMOTE, spec.clone())?;
-        pull(path, &remote, progress)
+        pull(&Archive::open(path)?, &remote, progress)
     })();
     if done.is_err() {
         if created {

@@ -92,12 +92,11 @@ pub fn push(ctx: &Ctx, name: Option<&str>) -> Result<ExitCode> {
 }
 
 pub fn pull(ctx: &Ctx, name: Option<&str>) -> Result<ExitCode> {
-    let root = ctx.store_path()?;
-    model_archive::store_dir::check_store(&root)?;
-    let (_, spec) = remote::remote_named(&root, name)?;
+    let archive = ctx.open()?;
+    let (_, spec) = remote::remote_named(archive.path(), name)?;
     let remote = Remote::connect(&spec)?;
     let bar = progress(&format!("pulling from {}", remote.url()));
-    let report = remote::pull(&root, &remote, &|done, total| {
+    let report = remote::pull(&archive, &remote, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
