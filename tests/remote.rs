@@ -7,8 +7,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::s3_common::{Weed, shared, with_credentials};
+use crate::s3_common::{KEY_ID, SECRET, Weed, shared};
 use crate::util::{TempStore, noise, sample, stdout_of};
+
+/// The archive command with the test credentials (and no AWS profile of the machine's).
+fn with_credentials(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
+    cmd.env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+}
 
 /// The CLI on `t`, with the test credentials.
 fn cli(t: &TempStore) -> assert_cmd::Command {
@@ -229,8 +238,8 @@ fn two_stores_push_into_one_remote_at_once() {
     let spawn = |t: &TempStore| {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("archive"));
         c.arg("--store").arg(t.path()).arg("push");
-        c.env("AWS_ACCESS_KEY_ID", crate::s3_common::KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", crate::s3_common::SECRET);
+        c.env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET);
         c.spawn().expect("push")
     };
     let (mut pa, mut pb) = (spawn(&a), spawn(&b));
@@ -292,8 +301,8 @@ fn a_push_killed_anywhere_is_finished_by_the_next() {
     for delay_ms in [30u64, 120, 250] {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("archive"));
         c.arg("--store").arg(src.path()).arg("push");
-        c.env("AWS_ACCESS_KEY_ID", crate::s3_common::KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", crate::s3_common::SECRET);
+        c.env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET);
         let mut child = c.spawn().expect("push");
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
@@ -319,8 +328,8 @@ fn a_push_cut_off_by_the_server_stopping_is_finished_later() {
     let src = bulky(&url, &weed.endpoint(), 7);
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("archive"));
     c.arg("--store").arg(src.path()).arg("push");
-    c.env("AWS_ACCESS_KEY_ID", crate::s3_common::KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", crate::s3_common::SECRET)
+    c.env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .stderr(std::process::Stdio::piped());
     let started = Instant::now();
     let child = c.spawn().expect("push");

@@ -5,7 +5,7 @@
 //! `shared()` is one server for every test of this binary (each test pushes under a prefix of
 //! its own); `Weed::start()` is a server a test may stop and start again (the server-down
 //! tests). A server outlives no test binary: a watcher shell kills it when the tests' process
-//! is gone.
+//! is gone. The remote benchmark (benches/remote_bench.rs) starts its server with this file too.
 
 #![allow(dead_code)]
 
@@ -172,15 +172,6 @@ impl Drop for Weed {
 pub fn shared() -> &'static Weed {
     static SERVER: OnceLock<Weed> = OnceLock::new();
     SERVER.get_or_init(Weed::start)
-}
-
-/// The archive command with the test credentials.
-pub fn with_credentials(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
-    cmd.env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 }
 
 /// True once the S3 gateway answers HTTP (a 403 to an unsigned request will do).
