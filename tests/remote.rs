@@ -514,3 +514,58 @@ fn a_directory_is_a_remote_too() {
     let h = hashes(&t).into_iter().next().expect("hash");
     assert_eq!(get(&t, &h, Some("disk")), get(&t, &h, None));
 }
+
+#[test]
+fn a_pull_names_a_damaged_piece_and_keeps_what_it_had() {
+    let weed = shared();
+    let url = weed.url("pull-damaged");
+    let prefix = url
+        .trim_start_matches(&format!("s3://{}/", crate::s3_common::BUCKET))
+        .to_owned();
+    let src = filled(&url, &weed.endpoint(), 50, 10);
+    cli(&src).arg("push").assert().success();
+    let copy = clone_of(&url, &weed.endpoint());
+    let before = copy.snapshot();
+    let lengths = |t: &TempStore| -> Vec<(std::path::PathBuf, u64)> {
+        t.segments()
+            .into_iter()
+            .map(|p| {
+                let n = std::fs::metadata(&p).expect("stat").len();
+                (p, n)
+            })
+            .collect()
+    };
+    let old = lengths(&src);
+    let lines: String = (0..40)
+        .map(|i| format!("{{\"id\": \"more-{i}\"}}\n"))
+        .collect();
+    cli(&src).arg("log").write_stdin(lines).assert().success();
+    cli(&src).arg("push").assert().success();
+    // The one new piece: what a segment gained, or a new segment (under 16 MiB: one piece).
+    let (path, from, to) = lengths(&src)
+        .into_iter()
+        .find_map(|(p, n)| {
+            let before = old.iter().find(|(q, _)| *q == p).map_or(0, |(_, m)| *m);
+            (n > before).then_some((p, before, n))
+        })
+        .expect("a segment that grew");
+    let seg = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let all = std::fs::read(&path).expect("read");
+    let sum = blake3::hash(&all[from as usize..to as usize]).to_hex()[..32].to_owned();
+    let key = &format!("{prefix}/segments/{seg}/{from:016x}-{to:016x}-{sum}");
+    let mut bytes = weed.read(key);
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    weed.overwrite(key, &bytes);
+    let out = cli(&copy).arg("pull").assert().code(4);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let leaf = key.rsplit('/').next().expect("leaf");
+    assert!(err.contains(leaf) && err.contains("damaged"), "{err}");
+    // Nothing of the damaged piece was written; what the clone had is as it was.
+    assert_eq!(copy.snapshot(), before);
+    cli(&copy).arg("verify").assert().success();
+}

@@ -65,6 +65,16 @@ done
 "$A" get "${report:0:10}" -o "$work/report.txt"
 cmp "$work/report.txt" $S/texts/classification_report.txt
 
+# Shared through a remote: a directory here; s3://BUCKET/PREFIX (--endpoint URL) the same way.
+run remote add shared "file://$work/remote"
+run push shared
+run clone "file://$work/remote" "$work/copy.archive"
+"$A" --store "$work/copy.archive" get "${probs:0:10}" -o "$work/probs_clone.npy"
+cmp "$work/probs_clone.npy" "$S/digits_test_probs.npy"
+printf '\n$ archive get %s --remote shared -o probs_remote.npy\n' "${probs:0:10}"
+"$A" get "${probs:0:10}" --remote shared -o "$work/probs_remote.npy"
+cmp "$work/probs_remote.npy" "$S/digits_test_probs.npy"
+
 run verify
 run stats
-printf '\nevery output came back bit-exact\n'
+printf '\nevery output came back bit-exact, from the store, its clone and its remote\n'

@@ -97,21 +97,6 @@ fn crash_point(at: &str) {
 }
 
 /// With `ARCHIVE_TRACE_GC=1`, each step's end on stderr, in seconds since gc began.
-struct Trace(Option<std::time::Instant>);
-
-impl Trace {
-    fn new() -> Trace {
-        let on = std::env::var_os("ARCHIVE_TRACE_GC").is_some_and(|v| v == "1");
-        Trace(on.then(std::time::Instant::now))
-    }
-
-    fn step(&self, what: &str) {
-        if let Some(start) = self.0 {
-            eprintln!("gc: {what} done at {:.3} s", start.elapsed().as_secs_f64());
-        }
-    }
-}
-
 /// A segment chosen for replacement, and its lock.
 struct Victim<'m> {
     seg: &'m SegMark,
@@ -129,7 +114,7 @@ impl Archive {
                 format!("{} is not a share between 0 and 1", opts.min_dead),
             ));
         }
-        let trace = Trace::new();
+        let trace = super::Trace::new("ARCHIVE_TRACE_GC", "gc");
         let _gc_lock = self.lock_for_gc(self.lease.timeout())?;
         self.remove_temp_outputs()?;
         self.catch_up(&|_, _| {})?;
@@ -235,7 +220,7 @@ impl Archive {
         garbage: &PrefixSet,
         removed: &crate::index::Removed,
         report: &mut GcReport,
-        trace: &Trace,
+        trace: &super::Trace,
         progress: &dyn Fn(&str, u64, u64),
     ) -> Result<()> {
         let mut replaces: Vec<String> = Vec::new();

@@ -80,6 +80,26 @@ fn files_len(files: &[(String, PathBuf)]) -> u64 {
         .sum()
 }
 
+/// Step times of long work on stderr when the variable `env` is `1` (`ARCHIVE_TRACE_GC`,
+/// `ARCHIVE_TRACE_REMOTE`), for profiling whole processes.
+pub(crate) struct Trace(Option<(std::time::Instant, &'static str)>);
+
+impl Trace {
+    pub(crate) fn new(env: &str, label: &'static str) -> Trace {
+        let on = std::env::var_os(env).is_some_and(|v| v == "1");
+        Trace(on.then(|| (std::time::Instant::now(), label)))
+    }
+
+    pub(crate) fn step(&self, what: &str) {
+        if let Some((start, label)) = self.0 {
+            eprintln!(
+                "{label}: {what} done at {:.3} s",
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
 /// Nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> i64 {
     SystemTime::now()

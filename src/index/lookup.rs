@@ -243,6 +243,27 @@ impl Tables {
         self.tables.iter().map(|t| t.count as u64).sum()
     }
 
+    /// Every location in every table, as prefix, segment name, slot and offset, without
+    /// building a `Located` (and its name) for each.
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(u64, &str, u32, u64)) {
+        for t in &self.tables {
+            for i in 0..t.count {
+                let at = t.entries + i * ENTRY_LEN;
+                let (Some(prefix), Some(seg), Some(slot), Some(offset)) = (
+                    t.prefix_at(i),
+                    le_u32(&t.map, at + 8),
+                    le_u32(&t.map, at + 12),
+                    le_u64(&t.map, at + 16),
+                ) else {
+                    break;
+                };
+                if let Some(name) = t.segments.get(seg as usize) {
+                    f(prefix, name, slot, offset);
+                }
+            }
+        }
+    }
+
     /// Every location in every table (objects stored twice appear twice).
     pub fn all(&self) -> impl Iterator<Item = Located> + '_ {
         self.tables.iter().flat_map(|t| t.all())
@@ -307,28 +328,53 @@ pub(crate) fn encode_table(entries: &[Located], also: &[String]) -> Vec<u8> {
         .enumerate()
         .map(|(i, s)| (*s, i as u32))
         .collect();
+    let mut last: Option<(&str, u32)> = None;
+    let raw: Vec<RawEntry> = entries
+        .iter()
+        .map(|e| {
+            let segment = match last {
+                Some((name, i)) if name == e.segment => i,
+                _ => {
+                    let i = index_of.get(e.segment.as_str()).copied().unwrap_or(0);
+                    last = Some((e.segment.as_str(), i));
+                    i
+                }
+            };
+            RawEntry {
+                prefix: e.prefix,
+                segment,
+                slot: e.slot,
+                offset: e.offset,
+            }
+        })
+        .collect();
+    encode_raw(&segments, &raw)
+}
+
+/// A table entry by the index of its segment's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawEntry {
+    pub prefix: u64,
+    pub segment: u32,
+    pub slot: u32,
+    pub offset: u64,
+}
+
+/// The bytes of a table naming `segments`, of `entries` (sorted by prefix) that index them.
+pub(crate) fn encode_raw(segments: &[&str], entries: &[RawEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + entries.len() * ENTRY_LEN);
     out.extend_from_slice(&TABLE_MAGIC);
     out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for s in &segments {
+    for s in segments {
         out.extend_from_slice(&(s.len() as u16).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
     }
     out.resize(align_up(out.len() as u64, 8).unwrap_or(0) as usize, 0);
-    let mut last: Option<(&str, u32)> = None;
     for e in entries {
-        let idx = match last {
-            Some((name, i)) if name == e.segment => i,
-            _ => {
-                let i = index_of.get(e.segment.as_str()).copied().unwrap_or(0);
-                last = Some((e.segment.as_str(), i));
-                i
-            }
-        };
         out.extend_from_slice(&e.prefix.to_be_bytes());
-        out.extend_from_slice(&idx.to_le_bytes());
+        out.extend_from_slice(&e.segment.to_le_bytes());
         out.extend_from_slice(&e.slot.to_le_bytes());
         out.extend_from_slice(&e.offset.to_le_bytes());
     }

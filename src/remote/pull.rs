@@ -57,6 +57,7 @@ struct Job {
 /// the report (the caller decides the exit status); everything else is pulled.
 pub fn pull(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> Result<PullReport> {
     let start = Instant::now();
+    let trace = crate::archive::Trace::new("ARCHIVE_TRACE_REMOTE", "pull");
     let root = archive.path();
     let local = read_store_header(root)?;
     // The downloads need no index: other processes may use it meanwhile.
@@ -85,7 +86,9 @@ pub fn pull(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> 
         Ok(report)
     })?;
     sync_dir(&segments_dir)?;
+    trace.step("download");
     archive.refresh()?;
+    trace.step("index");
     report.requests = remote.requests();
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)

@@ -14,10 +14,10 @@ use memmap2::Mmap;
 use super::Remote;
 use super::pieces::{HEADER, Piece, SEGMENTS, TABLES, by_segment, cut, remote_end};
 use super::reader::sync_tables;
-use crate::archive::{Archive, IndexedSegment, now_ns};
+use crate::archive::{Archive, IndexedSegment, Trace, now_ns};
 use crate::error::{Error, RemoteFailure, Result};
 use crate::format::store_header::StoreHeader;
-use crate::index::lookup::{Located, Tables, encode_table};
+use crate::index::lookup::{RawEntry, Tables, encode_raw};
 use crate::store_dir::{HEADER_FILE, INDEX_DIR};
 
 /// What a push did.
@@ -69,15 +69,18 @@ struct Job {
 /// Push what the remote lacks of `archive`. `progress(done, total)` is told bytes.
 pub fn push(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> Result<PushReport> {
     let start = Instant::now();
+    let trace = Trace::new("ARCHIVE_TRACE_REMOTE", "push");
     let root = archive.path().to_owned();
     let header =
         std::fs::read(root.join(HEADER_FILE)).map_err(|e| Error::io(root.join(HEADER_FILE), e))?;
     let segments = archive.indexed_segments()?;
     // The uploads need no index: other processes may use it meanwhile.
     archive.release_index();
+    trace.step("catch-up");
     remote.block_on(async {
         ensure_header(remote, &header).await?;
         let listing = remote.list(SEGMENTS).await?;
+        trace.step("header and listing");
         let mut remote_pieces = by_segment(&listing);
         let mut report = PushReport {
             remote: remote.url().to_owned(),
@@ -85,10 +88,12 @@ pub fn push(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> 
         };
         let jobs = plan(&segments, &remote_pieces, &mut report)?;
         let uploaded = upload(remote, jobs, &mut report, progress).await?;
+        trace.step("pieces");
         for p in uploaded {
             remote_pieces.entry(p.segment.clone()).or_default().push(p);
         }
         publish_table(&root, remote, &remote_pieces, &segments, &mut report).await?;
+        trace.step("table");
         report.requests = remote.requests();
         report.seconds = start.elapsed().as_secs_f64();
         Ok(report)
@@ -229,11 +234,11 @@ async fn publish_table(
     if todo.is_empty() {
         return Ok(());
     }
-    let entries = table_entries(root, &todo);
-    let keys: Vec<String> = todo.values().flatten().map(|p| p.key()).collect();
-    let bytes = encode_table(&entries, &keys);
+    let (keys, entries) = table_entries(root, &todo);
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let bytes = Bytes::from(encode_raw(&names, &entries));
     let key = format!("{TABLES}/{:016x}-{:016x}.tbl", writer_id(root), now_ns());
-    remote.create(&key, Bytes::from(bytes.clone())).await?;
+    remote.create(&key, bytes.clone()).await?;
     // Kept in the cache, as if fetched: this store needs not download its own tables.
     let file = cache.join(key.trim_start_matches(&format!("{TABLES}/")));
     let _ = std::fs::create_dir_all(&cache).and_then(|()| std::fs::write(file, &bytes));
@@ -242,30 +247,50 @@ async fn publish_table(
     Ok(())
 }
 
-/// The local lookup tables' entries that fall in `pieces`, as locations in them.
-fn table_entries(root: &std::path::Path, pieces: &HashMap<&str, Vec<&Piece>>) -> Vec<Located> {
+/// The local lookup tables' entries that fall in `pieces`, as locations in them: the pieces'
+/// keys, and entries indexing them (sorted by prefix).
+fn table_entries(
+    root: &std::path::Path,
+    pieces: &HashMap<&str, Vec<&Piece>>,
+) -> (Vec<String>, Vec<RawEntry>) {
+    let mut keys = Vec::new();
+    // By segment: each piece's range and the index of its key, sorted by start.
+    let mut ranges: HashMap<&str, Vec<(u64, u64, u32)>> = HashMap::new();
+    for (seg, list) in pieces {
+        for p in list {
+            ranges
+                .entry(seg)
+                .or_default()
+                .push((p.from, p.to, keys.len() as u32));
+            keys.push(p.key());
+        }
+    }
+    for v in ranges.values_mut() {
+        v.sort_unstable();
+    }
+    let mut out = Vec::new();
     let dir = root.join(INDEX_DIR).join(crate::index::LOOKUP_DIR);
-    let Some(tables) = Tables::open(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Located> = tables
-        .all()
-        .filter_map(|at| {
-            let list = pieces.get(at.segment.as_str())?;
-            let p = list
-                .iter()
-                .find(|p| p.from <= at.offset && at.offset < p.to)?;
-            Some(Located {
-                prefix: at.prefix,
-                segment: p.key(),
-                offset: at.offset - p.from,
-                slot: at.slot,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| (a.prefix, &a.segment, a.offset).cmp(&(b.prefix, &b.segment, b.offset)));
+    if let Some(tables) = Tables::open(&dir) {
+        tables.for_each(&mut |prefix, seg, slot, offset| {
+            let Some(list) = ranges.get(seg) else {
+                return;
+            };
+            let i = list.partition_point(|r| r.0 <= offset);
+            if let Some(&(from, to, segment)) = i.checked_sub(1).and_then(|i| list.get(i))
+                && offset < to
+            {
+                out.push(RawEntry {
+                    prefix,
+                    segment,
+                    slot,
+                    offset: offset - from,
+                });
+            }
+        });
+    }
+    out.sort_unstable_by_key(|e| (e.prefix, e.segment, e.offset, e.slot));
     out.dedup();
-    out
+    (keys, out)
 }
 
 /// A name for this push's table no other push picks: the process, the store and the time.
