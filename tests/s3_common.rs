@@ -119,40 +119,26 @@ impl Weed {
     pub fn overwrite(&self, key: &str, bytes: &[u8]) {
         let file = self.dir.path().join("damage.bin");
         std::fs::write(&file, bytes).expect("write damage");
-        let status = Command::new("curl")
-            .args([
-                "-sf",
-                "--aws-sigv4",
-                "aws:amz:us-east-1:s3",
-                "--user",
-                &format!("{KEY_ID}:{SECRET}"),
-                "-H",
-                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-                "-X",
-                "PUT",
-                "--data-binary",
-                &format!("@{}", file.display()),
-                &format!("{}/{BUCKET}/{key}", self.endpoint()),
-            ])
-            .status()
-            .expect("curl");
-        assert!(status.success(), "curl PUT {key}");
+        let body = format!("@{}", file.display());
+        self.curl(key, &["-X", "PUT", "--data-binary", &body]);
     }
 
     /// The bytes of object `key` (relative to the bucket).
     pub fn read(&self, key: &str) -> Vec<u8> {
+        self.curl(key, &[])
+    }
+
+    /// curl, signed with the test credentials, on object `key`: its output.
+    fn curl(&self, key: &str, args: &[&str]) -> Vec<u8> {
         let out = Command::new("curl")
-            .args([
-                "-sf",
-                "--aws-sigv4",
-                "aws:amz:us-east-1:s3",
-                "--user",
-                &format!("{KEY_ID}:{SECRET}"),
-                &format!("{}/{BUCKET}/{key}", self.endpoint()),
-            ])
+            .args(["-sf", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+            .arg(format!("{KEY_ID}:{SECRET}"))
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(args)
+            .arg(format!("{}/{BUCKET}/{key}", self.endpoint()))
             .output()
             .expect("curl");
-        assert!(out.status.success(), "curl GET {key}");
+        assert!(out.status.success(), "curl {args:?} {key}: {out:?}");
         out.stdout
     }
 

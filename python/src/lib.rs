@@ -695,14 +695,14 @@ impl PyArchive {
     /// report: pieces, bytes, segments, tables, table_entries, requests, seconds, ...
     #[pyo3(signature = (remote = None))]
     fn push<'py>(&self, py: Python<'py>, remote: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
-        crate::remote::push(py, &*self.archive()?, remote)
+        crate::remote::with_remote(py, &*self.archive()?, remote, crate::remote::push)
     }
 
     /// Download what this store lacks of the remote, check it and index it. Returns the
     /// report; remote objects found damaged are listed under `damaged`, never used.
     #[pyo3(signature = (remote = None))]
     fn pull<'py>(&self, py: Python<'py>, remote: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
-        crate::remote::pull(py, &*self.archive()?, remote)
+        crate::remote::with_remote(py, &*self.archive()?, remote, crate::remote::pull)
     }
 
     /// Re-read and re-hash everything; returns a list of problems (empty when all is well),

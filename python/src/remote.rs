@@ -26,34 +26,31 @@ pub fn clone(py: Python<'_>, spec: RemoteSpec, path: &Path) -> PyResult<()> {
         .map_err(to_py)
 }
 
-/// Push to remote `name` (default: the only one, or `origin`).
-pub fn push<'py>(
+/// `what` (push or pull) with remote `name` (default: the only one, or `origin`), its report
+/// as a dict.
+pub fn with_remote<'py, R: Serialize + Send>(
     py: Python<'py>,
     archive: &Archive,
     name: Option<&str>,
+    what: fn(&Archive, &Remote) -> archive::Result<R>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let report = py
         .detach(|| {
             let (_, spec) = remote::remote_named(archive.path(), name)?;
-            remote::push(archive, &Remote::connect(&spec)?, &|_, _| {})
+            what(archive, &Remote::connect(&spec)?)
         })
         .map_err(to_py)?;
     as_dict(py, &report)
 }
 
-/// Pull from remote `name`; damaged remote objects are listed under `damaged`.
-pub fn pull<'py>(
-    py: Python<'py>,
-    archive: &Archive,
-    name: Option<&str>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let report = py
-        .detach(|| {
-            let (_, spec) = remote::remote_named(archive.path(), name)?;
-            remote::pull(archive, &Remote::connect(&spec)?, &|_, _| {})
-        })
-        .map_err(to_py)?;
-    as_dict(py, &report)
+/// Push: what the remote lacks.
+pub fn push(archive: &Archive, r: &Remote) -> archive::Result<remote::PushReport> {
+    remote::push(archive, r, &|_, _| {})
+}
+
+/// Pull: what this store lacks; damaged remote objects are listed under `damaged`.
+pub fn pull(archive: &Archive, r: &Remote) -> archive::Result<remote::PullReport> {
+    remote::pull(archive, r, &|_, _| {})
 }
 
 /// The store's remotes: name to `{"url", "endpoint"}`.

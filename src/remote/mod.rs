@@ -475,6 +475,21 @@ fn unreachable(e: &object_store::Error) -> bool {
     false
 }
 
+/// An error unless the remote's schema version is this store's: stores share a remote only
+/// at one version.
+fn same_version(remote: &Remote, theirs: u16, ours: u16) -> Result<()> {
+    if theirs == ours {
+        return Ok(());
+    }
+    Err(Error::Remote {
+        remote: remote.url().to_owned(),
+        failure: RemoteFailure::Other,
+        reason: format!(
+            "holds an archive of schema v{theirs}, this store is v{ours}: migrate the older one"
+        ),
+    })
+}
+
 /// The directory caching what this store fetched of remote `url` (its tables).
 fn cache_dir(root: &Path, url: &str) -> PathBuf {
     let id = blake3::hash(url.as_bytes()).to_hex();

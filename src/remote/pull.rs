@@ -66,16 +66,7 @@ pub fn pull(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> 
     remove_temp_files(&segments_dir)?;
     let mut report = remote.block_on(async {
         let theirs = remote_header(remote).await?;
-        if theirs.version != local.version {
-            return Err(Error::Remote {
-                remote: remote.url().to_owned(),
-                failure: RemoteFailure::Other,
-                reason: format!(
-                    "holds an archive of schema v{}, this store is v{}: migrate the older one",
-                    theirs.version, local.version
-                ),
-            });
-        }
+        super::same_version(remote, theirs.version, local.version)?;
         let listing = remote.list(SEGMENTS).await?;
         let mut report = PullReport {
             remote: remote.url().to_owned(),
@@ -83,7 +74,7 @@ pub fn pull(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> 
         };
         let jobs = plan(root, &by_segment(&listing), &mut report)?;
         download(root, remote, jobs, &mut report, progress).await?;
-        Ok(report)
+        Ok::<_, Error>(report)
     })?;
     sync_dir(&segments_dir)?;
     trace.step("download");

@@ -114,17 +114,7 @@ pub(super) async fn ensure_header(remote: &Remote, local: &[u8]) -> Result<()> {
         failure: RemoteFailure::Damaged,
         reason: format!("not an archive header: {e}"),
     })?;
-    if theirs.version != ours.version {
-        return Err(Error::Remote {
-            remote: remote.url().to_owned(),
-            failure: RemoteFailure::Other,
-            reason: format!(
-                "holds an archive of schema v{}, this store is v{}: migrate the older one",
-                theirs.version, ours.version
-            ),
-        });
-    }
-    Ok(())
+    super::same_version(remote, theirs.version, ours.version)
 }
 
 /// The pieces to upload: each segment's indexed frames past the remote's end of it.
