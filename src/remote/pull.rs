@@ -64,17 +64,33 @@ pub fn pull(archive: &Archive, remote: &Remote, progress: &dyn Fn(u64, u64)) -> 
     archive.release_index();
     let segments_dir = root.join(SEGMENTS_DIR);
     remove_temp_files(&segments_dir)?;
-    let mut report = remote.block_on(async {
-        let theirs = remote_header(remote).await?;
-        super::same_version(remote, theirs.version, local.version)?;
-        let listing = remote.list(SEGMENTS).await?;
-        let mut report = PullReport {
-            remote: remote.url().to_owned(),
-            ..PullReport::default()
-        };
-        let jobs = plan(root, &by_segment(&listing), &mut report)?;
-        download(root, remote, jobs, &mut report, progress).await?;
-        Ok::<_, Error>(report)
+    let (arrived, arrivals) = std::sync::mpsc::channel::<()>();
+    let mut report = std::thread::scope(|s| {
+        // Segments are indexed as they arrive, beside the downloads still running (a catch-up
+        // reads whole frames only, and never cuts a segment a pull holds locked).
+        s.spawn(move || {
+            while arrivals.recv().is_ok() {
+                while arrivals.try_recv().is_ok() {}
+                let _ = archive.refresh();
+            }
+        });
+        let done = remote.block_on(async {
+            let theirs = remote_header(remote).await?;
+            super::same_version(remote, theirs.version, local.version)?;
+            let listing = remote.list(SEGMENTS).await?;
+            let mut report = PullReport {
+                remote: remote.url().to_owned(),
+                ..PullReport::default()
+            };
+            let jobs = plan(root, &by_segment(&listing), &mut report)?;
+            let segment_done = || {
+                let _ = arrived.send(());
+            };
+            download(root, remote, jobs, &mut report, progress, &segment_done).await?;
+            Ok::<_, Error>(report)
+        });
+        drop(arrived);
+        done
     })?;
     sync_dir(&segments_dir)?;
     trace.step("download");
@@ -224,13 +240,15 @@ fn sealed_end(path: &Path, pieces: &[Piece]) -> Result<Option<(u64, std::fs::Fil
     Ok(Some((boundary, lock)))
 }
 
-/// Download the jobs, four segments at a time and four pieces ahead within each.
+/// Download the jobs, four segments at a time and four pieces ahead within each; `segment_done`
+/// is told when a segment is in place.
 async fn download(
     root: &Path,
     remote: &Remote,
     jobs: Vec<Job>,
     report: &mut PullReport,
     progress: &dyn Fn(u64, u64),
+    segment_done: &dyn Fn(),
 ) -> Result<()> {
     let total: u64 = jobs
         .iter()
@@ -256,6 +274,7 @@ async fn download(
         report.pieces += pieces;
         report.bytes += bytes;
         report.damaged.extend(damaged);
+        segment_done();
     }
     Ok(())
 }
