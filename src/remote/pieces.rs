@@ -105,6 +105,18 @@ pub(super) fn sum_of(bytes: &[u8]) -> String {
     hex.get(..32).unwrap_or_default().to_owned()
 }
 
+/// What is wrong with a piece's bytes against its name (`len` bytes hashing to `sum`).
+pub(super) fn check(bytes: &[u8], len: u64, sum: &str) -> Option<String> {
+    if bytes.len() as u64 != len {
+        return Some(format!(
+            "truncated: {} bytes, its name says {len}",
+            bytes.len()
+        ));
+    }
+    let got = sum_of(bytes);
+    (got != sum).then(|| format!("damaged: its bytes hash to {got}, its name says {sum}"))
+}
+
 /// The pieces of a listing, by segment, each segment's sorted by start.
 pub(super) fn by_segment(listing: &[ObjectMeta]) -> BTreeMap<String, Vec<Piece>> {
     let mut out: BTreeMap<String, Vec<Piece>> = BTreeMap::new();

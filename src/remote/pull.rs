@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::pieces::{HEADER, Piece, SEGMENTS, by_segment, chain, sum_of};
+use super::pieces::{HEADER, Piece, SEGMENTS, by_segment, chain, check};
 use super::{DEFAULT_REMOTE, Remote, RemoteSpec, add_remote};
 use crate::archive::Archive;
 use crate::error::{Error, RemoteFailure, Result};
@@ -295,8 +295,8 @@ async fn pull_segment(
     } else {
         target.clone()
     };
-    let mut file = open_for(&path, job.append, job.from)?;
-    let (mut pieces, mut bytes, mut damaged) = (0, 0, Vec::new());
+    let mut file = Some(open_for(&path, job.append, job.from)?);
+    let (mut pieces, mut bytes, mut damaged) = (0u64, 0u64, Vec::new());
     let mut fetches = futures::stream::iter(job.pieces.iter().map(|p| async move {
         if !p.whole() {
             return Ok((p, None));
@@ -304,38 +304,50 @@ async fn pull_segment(
         Ok::<_, Error>((p, remote.get(&p.key()).await?))
     }))
     .buffered(4);
-    while let Some(next) = fetches.next().await {
+    // Each piece is checked, written and synced on a blocking thread while the next ones
+    // download; the next write waits for it (pieces go in order).
+    let mut pending: Option<Written> = None;
+    loop {
+        let next = fetches.next().await;
+        if let Some(w) = pending.take() {
+            let (f, done) = w.await.map_err(|e| Error::internal(e.to_string()))??;
+            file = Some(f);
+            match done {
+                Ok(n) => {
+                    pieces += 1;
+                    bytes += n;
+                    tick(n);
+                }
+                Err(why) => {
+                    damaged.push(why);
+                    break;
+                }
+            }
+        }
+        let Some(next) = next else { break };
         let (p, got) = next?;
         let url = remote.url_of(&p.key());
-        let problem = match &got {
-            None if !p.whole() => Some(format!(
-                "truncated: {} bytes, its name says {}",
-                p.size,
-                p.to - p.from
-            )),
-            None => Some("gone: listed, then not found".to_owned()),
-            Some(b) if b.len() as u64 != p.to - p.from => Some(format!(
-                "truncated: {} bytes, its name says {}",
-                b.len(),
-                p.to - p.from
-            )),
-            Some(b) if sum_of(b) != p.sum => Some(format!(
-                "damaged: its bytes hash to {}, its name says {}",
-                sum_of(b),
-                p.sum
-            )),
-            Some(_) => None,
-        };
-        if let Some(why) = problem {
-            damaged.push(format!("{url}: {why}"));
+        let Some(got) = got else {
+            damaged.push(format!("{url}: {}", missing(p)));
             break;
-        }
-        let b = got.unwrap_or_default();
-        file.write_all(&b).map_err(|e| Error::io(&path, e))?;
-        pieces += 1;
-        bytes += b.len() as u64;
-        tick(b.len() as u64);
+        };
+        let (Some(mut f), path) = (file.take(), path.clone()) else {
+            break;
+        };
+        let (len, sum) = (p.to - p.from, p.sum.clone());
+        pending = Some(tokio::task::spawn_blocking(move || {
+            if let Some(why) = check(&got, len, &sum) {
+                return Ok((f, Err(format!("{url}: {why}"))));
+            }
+            f.write_all(&got)
+                .and_then(|()| f.sync_data())
+                .map_err(|e| Error::io(&path, e))?;
+            Ok((f, Ok(got.len() as u64)))
+        }));
     }
+    let Some(file) = file else {
+        return Err(Error::internal("a pull lost its segment file"));
+    };
     file.sync_data().map_err(|e| Error::io(&path, e))?;
     drop(file);
     if new {
@@ -347,6 +359,22 @@ async fn pull_segment(
         }
     }
     Ok((pieces, bytes, damaged))
+}
+
+/// A piece being checked and written: the file back, and the bytes written or what is wrong.
+type Written = tokio::task::JoinHandle<Result<(std::fs::File, std::result::Result<u64, String>)>>;
+
+/// What is wrong with a piece the remote listed but did not give.
+fn missing(p: &Piece) -> String {
+    if p.whole() {
+        "gone: listed, then not found".to_owned()
+    } else {
+        format!(
+            "truncated: {} bytes, its name says {}",
+            p.size,
+            p.to - p.from
+        )
+    }
 }
 
 /// The file a segment's pieces are written to (`append`, or a new file at `path`),

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::pieces::{HEADER, Piece, SEGMENTS, TABLES, by_segment, sum_of};
+use super::pieces::{HEADER, Piece, SEGMENTS, TABLES, by_segment, check};
 use super::{Remote, cache_dir};
 use crate::error::{Error, RemoteFailure, Result};
 use crate::format::store_header::StoreHeader;
@@ -124,7 +124,6 @@ async fn check_pieces(
     while let Some(next) = reads.next().await {
         let (p, got) = next?;
         let url = remote.url_of(&p.key());
-        let expected = p.to - p.from;
         let problem = match got {
             None => Some("listed, then not found".to_owned()),
             Some(b) => {
@@ -132,20 +131,7 @@ async fn check_pieces(
                 report.bytes += b.len() as u64;
                 done += b.len() as u64;
                 progress(done, total);
-                if b.len() as u64 != expected {
-                    Some(format!(
-                        "truncated: {} bytes, its name says {expected}",
-                        b.len()
-                    ))
-                } else if sum_of(&b) != p.sum {
-                    Some(format!(
-                        "damaged: its bytes hash to {}, its name says {}",
-                        sum_of(&b),
-                        p.sum
-                    ))
-                } else {
-                    None
-                }
+                check(&b, p.to - p.from, &p.sum)
             }
         };
         if let Some(why) = problem {
