@@ -24,6 +24,7 @@ pub mod remote;
 mod segment;
 pub mod store_dir;
 pub mod summary;
+#[cfg(feature = "table")]
 pub mod table;
 pub mod tags;
 pub mod totals;

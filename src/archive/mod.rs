@@ -40,6 +40,7 @@ mod remove;
 mod share;
 mod stack;
 mod stats;
+#[cfg(feature = "table")]
 mod table;
 mod verify;
 mod walk;

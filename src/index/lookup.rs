@@ -245,6 +245,7 @@ impl Tables {
 
     /// Every location in every table, as prefix, segment name, slot and offset, without
     /// building a `Located` (and its name) for each.
+    #[cfg(feature = "remote")]
     pub(crate) fn for_each(&self, f: &mut dyn FnMut(u64, &str, u32, u64)) {
         for t in &self.tables {
             for i in 0..t.count {
@@ -387,6 +388,7 @@ pub(crate) fn encode_raw(segments: &[&str], entries: &[RawEntry]) -> Vec<u8> {
 
 /// The segment names of the table at `path` if it parses and its checksum holds; `None`
 /// otherwise (a table fetched from a remote is believed only then).
+#[cfg(feature = "remote")]
 pub(crate) fn checked_names(path: &Path) -> Option<Vec<String>> {
     let t = Table::open(path)?;
     t.intact().then(|| t.segments.clone())
