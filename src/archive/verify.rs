@@ -86,8 +86,21 @@ impl Archive {
     /// that every indexed object points at a good frame. `progress(done, total)` counts bytes.
     pub fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
         // The walk hands the index over; a gc that rebuilt it meanwhile moved what the index
-        // says: the walk starts again.
+        // says: the walk starts again. So does a walk that found a listed segment deleted: only
+        // gc deletes one, once its copy is in place, and the walk listed the segments before.
+        for _ in 0..2 {
+            match self.again_if_rebuilt(&|| self.verify_once(progress)) {
+                Err(e) if self.segment_vanished(&e) => continue,
+                done => return done,
+            }
+        }
         self.again_if_rebuilt(&|| self.verify_once(progress))
+    }
+
+    /// True if `e` is a segment of this store not found (deleted by gc under a walk).
+    fn segment_vanished(&self, e: &Error) -> bool {
+        matches!(e, Error::Io { path, source }
+            if source.kind() == std::io::ErrorKind::NotFound && path.starts_with(&self.segments_dir))
     }
 
     fn verify_once(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
