@@ -57,12 +57,9 @@ pub fn push(ctx: &Ctx, name: Option<&str>) -> Result<ExitCode> {
     let archive = ctx.open()?;
     let (_, spec) = remote::remote_named(archive.path(), name)?;
     let remote = Remote::connect(&spec)?;
-    let bar = progress(&format!("pushing to {}", remote.url()));
-    let report = remote::push(&archive, &remote, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
+    let report = with_bar(&format!("pushing to {}", remote.url()), |p| {
+        remote::push(&archive, &remote, p)
     });
-    bar.finish_and_clear();
     let r = report?;
     for d in &r.diverged {
         eprintln!(
@@ -95,23 +92,17 @@ pub fn pull(ctx: &Ctx, name: Option<&str>) -> Result<ExitCode> {
     let archive = ctx.open()?;
     let (_, spec) = remote::remote_named(archive.path(), name)?;
     let remote = Remote::connect(&spec)?;
-    let bar = progress(&format!("pulling from {}", remote.url()));
-    let report = remote::pull(&archive, &remote, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
+    let report = with_bar(&format!("pulling from {}", remote.url()), |p| {
+        remote::pull(&archive, &remote, p)
     });
-    bar.finish_and_clear();
     pull_summary(ctx, &report?, "pulled")
 }
 
 pub fn clone(ctx: &Ctx, url: String, path: &Path, endpoint: Option<String>) -> Result<ExitCode> {
     let spec = RemoteSpec { url, endpoint };
-    let bar = progress(&format!("cloning {}", spec.url));
-    let report = remote::clone_store(&spec, path, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
+    let report = with_bar(&format!("cloning {}", spec.url), |p| {
+        remote::clone_store(&spec, path, p)
     });
-    bar.finish_and_clear();
     pull_summary(ctx, &report?, &format!("cloned into {}:", path.display()))
 }
 
@@ -147,12 +138,9 @@ pub fn verify(ctx: &Ctx, name: &str) -> Result<ExitCode> {
     model_archive::store_dir::check_store(&root)?;
     let (_, spec) = remote::remote_named(&root, Some(name))?;
     let remote = Remote::connect(&spec)?;
-    let bar = progress(&format!("verifying {}", remote.url()));
-    let report = remote::verify_remote(&root, &remote, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
+    let report = with_bar(&format!("verifying {}", remote.url()), |p| {
+        remote::verify_remote(&root, &remote, p)
     });
-    bar.finish_and_clear();
     let r = report?;
     if ctx.json {
         for p in &r.problems {
@@ -180,4 +168,15 @@ pub fn verify(ctx: &Ctx, name: &str) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::from(if r.problems.is_empty() { 0 } else { 4 }))
+}
+
+/// Run `work` with a progress bar of bytes (and rate) named `what`, cleared when it ends.
+fn with_bar<T>(what: &str, work: impl FnOnce(&dyn Fn(u64, u64)) -> T) -> T {
+    let bar = progress(what);
+    let done = work(&|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    done
 }
