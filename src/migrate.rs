@@ -16,6 +16,8 @@ use std::time::Duration;
 mod v1_to_v2;
 #[path = "../migrations/v2_to_v3.rs"]
 mod v2_to_v3;
+#[path = "../migrations/v3_to_v4.rs"]
+mod v3_to_v4;
 
 /// The step of a schema version whose segments are valid in the next one unchanged: under
 /// the index lock, drop the index (the next open rebuilds it from the segments), then write
@@ -28,6 +30,17 @@ pub(crate) fn drop_index_and_bump(root: &Path, header: &StoreHeader) -> Result<S
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&index, e)),
         _ => {}
     }
+    write_next(root, header)
+}
+
+/// The step of a schema version whose store is valid in the next one as it is, index
+/// included: under the index lock, write the store header with the next version.
+pub(crate) fn bump(root: &Path, header: &StoreHeader) -> Result<StoreHeader> {
+    let _lock = lock_index(&root.join(LOCK_FILE), Duration::from_secs(10))?;
+    write_next(root, header)
+}
+
+fn write_next(root: &Path, header: &StoreHeader) -> Result<StoreHeader> {
     let next = StoreHeader {
         version: header.version + 1,
         settings: header.settings.clone(),
@@ -65,6 +78,11 @@ pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
             v2_to_v3::FROM => {
                 let next = v2_to_v3::apply(root, &header)?;
                 steps.push(v2_to_v3::NAME.to_owned());
+                next
+            }
+            v3_to_v4::FROM => {
+                let next = v3_to_v4::apply(root, &header)?;
+                steps.push(v3_to_v4::NAME.to_owned());
                 next
             }
             v => {

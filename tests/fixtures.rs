@@ -19,6 +19,10 @@ fn fixture_dir_v2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2")
 }
 
+fn fixture_dir_v3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v3")
+}
+
 /// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
 const OBJECTS: &[(&str, &str)] = &[
     ("probs", "digits_test_probs.npy shuffle-zstd"),
@@ -83,7 +87,7 @@ fn put_objects(a: &Archive, version: &str) -> Vec<(String, String)> {
 
 /// Schema v2's additions: small records and texts in packs (one pack per batch), a record
 /// referring to a packed tensor, and a duplicate entry in a pack.
-fn put_packed(a: &Archive) -> Vec<(String, String)> {
+fn put_packed(a: &Archive, version: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut w = a.writer();
     let shape = Shape::new(vec![10]);
@@ -100,7 +104,7 @@ fn put_packed(a: &Archive) -> Vec<(String, String)> {
             .expect("field");
         let run = format!("r{}", i % 3);
         let h = w
-            .put_record(&rec, &[("fixture", "v2"), ("run", &run)])
+            .put_record(&rec, &[("fixture", version), ("run", &run)])
             .expect("record");
         out.push((format!("record-{i:03}"), h.to_string()));
         out.push((format!("probs-{i:03}"), probs.to_string()));
@@ -108,7 +112,7 @@ fn put_packed(a: &Archive) -> Vec<(String, String)> {
     w.commit().expect("commit");
     drop(w);
     let text = a
-        .put_text("a packed caption", &[("fixture", "v2")])
+        .put_text("a packed caption", &[("fixture", version)])
         .expect("text");
     a.put_text("a packed caption", &[("again", "yes")])
         .expect("again");
@@ -119,7 +123,7 @@ fn put_packed(a: &Archive) -> Vec<(String, String)> {
 fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
     let a = Archive::create(dir).expect("create fixture");
     let mut out = put_objects(&a, "v2");
-    out.extend(put_packed(&a));
+    out.extend(put_packed(&a, "v2"));
     drop(a);
     std::fs::remove_dir_all(dir.join("index")).expect("drop index");
     std::fs::remove_file(dir.join("index.lock")).expect("drop lock");
@@ -137,7 +141,7 @@ fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
         other => panic!("a v2 store must ask for a migration, got {:?}", other.err()),
     }
     let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (2, 3, 1));
+    assert_eq!((report.from, report.to, report.steps.len()), (2, 4, 2));
     let a = Archive::open(&store).expect("open the migrated v2 fixture");
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     let stats = a.stats().expect("stats");
@@ -184,6 +188,93 @@ fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
             assert_eq!(t.data, sample_tensor(file).2, "{name}");
         }
     }
+}
+
+/// Schema v3's additions on top of v2's: a removal (`rm` of run r0's 34 records) and a
+/// compaction (`gc`, which rewrote the segments without them), then a text put after both.
+fn write_fixture_v3(dir: &Path) -> Vec<(String, String)> {
+    let a = Archive::create(dir).expect("create fixture");
+    let mut out = put_objects(&a, "v3");
+    out.extend(put_packed(&a, "v3"));
+    let q = model_archive::query::Query::parse("run = \"r0\"").expect("q");
+    let rm = a.rm(&q, "run = \"r0\"", false).expect("rm");
+    assert_eq!(rm.entries, 34);
+    let opts = model_archive::GcOptions {
+        dry_run: false,
+        min_dead: 0.0,
+    };
+    a.gc(&opts, &|_, _, _| {}).expect("gc");
+    let after = a
+        .put_text("after the gc", &[("fixture", "v3")])
+        .expect("put");
+    out.push(("after-gc".into(), after.to_string()));
+    drop(a);
+    std::fs::remove_dir_all(dir.join("index")).expect("drop index");
+    std::fs::remove_file(dir.join("index.lock")).expect("drop lock");
+    std::fs::remove_file(dir.join("gc.lock")).expect("drop gc lock");
+    out.sort();
+    out
+}
+
+/// The frozen v3 store (removals and a compaction beside packs and whole frames): it asks for
+/// a migration (v4 added string tensors and msgpack's kept values), then reads back
+/// bit-exact, its removed records still gone.
+#[test]
+fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
+    let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v3(), write_fixture_v3);
+    match Archive::open(&store) {
+        Err(model_archive::Error::NeedsMigration { found: 3, .. }) => {}
+        other => panic!("a v3 store must ask for a migration, got {:?}", other.err()),
+    }
+    let report = model_archive::migrate::migrate(&store).expect("migrate");
+    assert_eq!((report.from, report.to, report.steps.len()), (3, 4, 1));
+    let a = Archive::open(&store).expect("open the migrated v3 fixture");
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+    let by_name: std::collections::HashMap<&str, &str> = hashes
+        .iter()
+        .map(|(n, h)| (n.as_str(), h.as_str()))
+        .collect();
+    let q = |text: &str| {
+        let q = model_archive::query::Query::parse(text).expect("q");
+        a.query(&q).count()
+    };
+    assert_eq!(
+        q("fixture = \"v3\" and run = \"r0\""),
+        0,
+        "removed stay removed"
+    );
+    assert_eq!(q("fixture = \"v3\" and run = \"r1\""), 33);
+    for i in (0..100u32).filter(|i| i % 3 != 0) {
+        let rec_hash = a
+            .resolve(by_name[format!("record-{i:03}").as_str()])
+            .expect("record");
+        let Object::Record(rec) = a.get(&rec_hash).expect("get record") else {
+            panic!("record {i}")
+        };
+        let probs = a
+            .resolve(by_name[format!("probs-{i:03}").as_str()])
+            .expect("probs");
+        assert_eq!(rec.get("probs"), Some(&model_archive::Value::Ref(probs)));
+        let Object::Tensor(t) = a.get(&probs).expect("tensor") else {
+            panic!("tensor {i}")
+        };
+        let want: Vec<u8> = (0..10u32)
+            .flat_map(|j| ((i * 10 + j) as f32 / 1000.0).to_le_bytes())
+            .collect();
+        assert_eq!(t.data, want);
+    }
+    for (name, how) in OBJECTS {
+        let h = a.resolve(by_name[name]).expect("v1-style object");
+        let file = how.split(' ').next().expect("file");
+        if let Object::Tensor(t) = a.get(&h).expect("get") {
+            assert_eq!(t.data, sample_tensor(file).2, "{name}");
+        }
+    }
+    let after = a.resolve(by_name["after-gc"]).expect("after");
+    assert_eq!(
+        a.get(&after).expect("get"),
+        Object::Text("after the gc".into())
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -236,7 +327,7 @@ fn v1_fixture_store_opens_and_reads_back_bit_exact() {
         other => panic!("a v1 store must ask for a migration, got {:?}", other.err()),
     }
     let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (1, 3, 2));
+    assert_eq!((report.from, report.to, report.steps.len()), (1, 4, 3));
     let again = model_archive::migrate::migrate(&store).expect("migrate again");
     assert!(again.steps.is_empty(), "a current store needs no step");
     let a = Archive::open(&store).expect("open the migrated v1 fixture");

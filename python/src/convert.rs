@@ -562,6 +562,20 @@ fn value_py<'py>(
             out.into_any()
         }
         Value::Record(r) => record(py, archive, r, depth + 1, verify)?,
+        Value::F32(f) => PyFloat::new(py, f64::from(*f)).into_any(),
+        Value::Bytes(b) => PyBytes::new(py, b).into_any(),
+        // msgpack's `ExtType(code, data)` is a named tuple of the same two.
+        Value::Ext(t, d) => (*t, PyBytes::new(py, d)).into_pyobject(py)?.into_any(),
+        Value::Map(pairs) => {
+            let out = PyDict::new(py);
+            for (k, v) in pairs {
+                out.set_item(
+                    value_py(py, archive, k, depth + 1, verify)?,
+                    value_py(py, archive, v, depth + 1, verify)?,
+                )?;
+            }
+            out.into_any()
+        }
         Value::Ref(h) => {
             // The kind first: a reference to text or bytes stays a `Ref`, not decoded.
             let info = py.detach(|| archive.info(h)).map_err(to_py)?;

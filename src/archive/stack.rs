@@ -181,5 +181,9 @@ fn describe(v: &Value) -> &'static str {
         Value::List(_) => "a list",
         Value::Record(_) => "a record",
         Value::Ref(_) => "a reference",
+        Value::F32(_) => "a float32",
+        Value::Bytes(_) => "bytes",
+        Value::Ext(..) => "a msgpack extension value",
+        Value::Map(_) => "a map",
     }
 }

@@ -127,10 +127,15 @@ impl Archive {
         if lists.iter().any(|p| b.wants(p)) {
             let r = Record::from_msgpack(&m.hash().to_string(), bytes)?;
             for p in lists {
-                if let Some(v @ Value::List(_)) = r.at_path(&p) {
-                    b.set(&p, Cell::Str(v.to_json().to_string()))
-                        .map_err(|why| Error::invalid(m.name(None), why))?;
-                }
+                let cell = match r.at_path(&p) {
+                    Some(Value::Bytes(v)) => Cell::Bytes(v.clone()),
+                    Some(v @ (Value::List(_) | Value::Map(_) | Value::Ext(..))) => {
+                        Cell::Str(v.to_json().to_string())
+                    }
+                    _ => continue,
+                };
+                b.set(&p, cell)
+                    .map_err(|why| Error::invalid(m.name(None), why))?;
             }
         }
         Ok(())

@@ -6,12 +6,12 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: u16 = 3;
+pub const SCHEMA_VERSION: u16 = 4;
 
 /// The oldest schema version of a store this program opens directly (older stores need
-/// `archive migrate`). Segments and frames of v1 and v2 stay readable in a v3 store: v2 only
-/// adds pack frames, v3 removal and compaction frames.
-pub const OLDEST_READABLE: u16 = 3;
+/// `archive migrate`). Segments and frames of v1 to v3 stay readable in a v4 store: v2 only
+/// adds pack frames, v3 removal and compaction frames, v4 string dtypes and record values.
+pub const OLDEST_READABLE: u16 = 4;
 
 /// Check the version of a segment read from `path`: any version up to this program's.
 pub fn check_segment(path: &Path, found: u16) -> Result<()> {

@@ -32,11 +32,12 @@ enum Node<'a> {
     /// An unsigned integer past `i64::MAX`.
     BigUint(u64),
     Float(f64),
+    F32(f32),
     Str(&'a [u8]),
     Bin(&'a [u8]),
     Array(Vec<Node<'a>>),
     Map(Vec<(Node<'a>, Node<'a>)>),
-    Ext,
+    Ext(i8, &'a [u8]),
 }
 
 struct Parser<'a, 'i> {
@@ -120,7 +121,7 @@ impl<'a> Parser<'a, '_> {
             Marker::I16 => Node::Int(i64::from(i16::from_be_bytes(self.be()?))),
             Marker::I32 => Node::Int(i64::from(i32::from_be_bytes(self.be()?))),
             Marker::I64 => Node::Int(i64::from_be_bytes(self.be()?)),
-            Marker::F32 => Node::Float(f64::from(f32::from_be_bytes(self.be()?))),
+            Marker::F32 => Node::F32(f32::from_be_bytes(self.be()?)),
             Marker::F64 => Node::Float(f64::from_be_bytes(self.be()?)),
             Marker::FixStr(n) => Node::Str(self.take(usize::from(n))?),
             Marker::Str8 => Node::Str(self.len_u8().and_then(|n| self.take(n))?),
@@ -151,8 +152,8 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn ext(&mut self, n: usize) -> Result<Node<'a>> {
-        self.take(n.saturating_add(1))?;
-        Ok(Node::Ext)
+        let ty = self.be::<1>()?[0] as i8;
+        Ok(Node::Ext(ty, self.take(n)?))
     }
 
     fn array(&mut self, n: usize, depth: usize) -> Result<Node<'a>> {
@@ -330,17 +331,8 @@ fn to_document<'a>(
                 .map_err(|_| at("a string is not valid UTF-8".into()))?
                 .to_owned(),
         )),
-        Node::Bin(b) => {
-            return Err(at(format!(
-                "a binary value of {} bytes outside a msgpack-numpy array; records hold no \
-                 raw bytes",
-                b.len()
-            )));
-        }
-        Node::Ext => {
-            return Err(at(
-                "a msgpack extension type, which has no record form".into()
-            ));
+        n @ (Node::F32(_) | Node::Bin(_) | Node::Ext(..)) => {
+            Document::Scalar(node_to_value(input, n, path, depth)?)
         }
         Node::Array(items) => Document::List(list_items(input, items, path, depth)?),
         Node::Map(entries) if bin_key(&entries, "nd") || legacy_array(&entries) => {
@@ -353,8 +345,63 @@ fn to_document<'a>(
             if let [(Node::Str(b"$ref"), Node::Str(hex))] = entries.as_slice() {
                 return reference(input, hex, path);
             }
-            Document::Map(map_fields(input, entries, path, depth)?)
+            if entries.iter().all(|(k, _)| matches!(k, Node::Str(_))) {
+                Document::Map(map_fields(input, entries, path, depth)?)
+            } else {
+                Document::Scalar(node_to_value(input, Node::Map(entries), path, depth)?)
+            }
         }
+    })
+}
+
+/// A value kept as msgpack has it, for what a record's fields cannot say: a map with a key
+/// that is not a string (truss's `{b"__uuid__": true, b"data": ...}`), raw bytes, extension
+/// values and float32s, and whatever those hold. Arrays have no place in it.
+fn node_to_value(input: &str, node: Node<'_>, path: PathFn<'_>, depth: usize) -> Result<Value> {
+    let at = |why: String| error_at(input, path, why);
+    if depth > MAX_DOCUMENT_DEPTH {
+        return Err(at(format!(
+            "nested deeper than {MAX_DOCUMENT_DEPTH} levels"
+        )));
+    }
+    let inner = |n: Node<'_>| node_to_value(input, n, path, depth + 1);
+    Ok(match node {
+        Node::F32(f) => Value::F32(f),
+        Node::Bin(b) => Value::Bytes(b.to_vec()),
+        Node::Ext(t, d) => Value::Ext(t, d.to_vec()),
+        Node::Array(items) => Value::List(items.into_iter().map(inner).collect::<Result<_>>()?),
+        Node::Map(entries)
+            if bin_key(&entries, "nd")
+                || legacy_array(&entries)
+                || bin_key(&entries, "complex") =>
+        {
+            return Err(at(
+                "a msgpack-numpy array inside a map whose keys are not all strings; such maps \
+                 are kept as values, which hold no arrays"
+                    .into(),
+            ));
+        }
+        Node::Map(entries) => {
+            let pairs = entries
+                .into_iter()
+                .map(|(k, v)| Ok((inner(k)?, inner(v)?)))
+                .collect::<Result<Vec<_>>>()?;
+            if pairs.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
+                let mut rec = crate::object::record::Record::new();
+                for (k, v) in pairs {
+                    if let Value::Str(k) = k {
+                        rec.insert(k, v).map_err(|e| at(e.to_string()))?;
+                    }
+                }
+                Value::Record(rec)
+            } else {
+                Value::Map(pairs)
+            }
+        }
+        other => match to_document(input, other, path, depth)? {
+            Document::Scalar(v) => v,
+            _ => return Err(at("an array where a plain value was expected".into())),
+        },
     })
 }
 
@@ -701,6 +748,23 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
             let _ = enc::write_map_len(out, r.len() as u32);
             for (k, v) in r.fields() {
                 let _ = enc::write_str(out, k);
+                write_value(v, out);
+            }
+        }
+        Value::F32(f) => {
+            let _ = enc::write_f32(out, *f);
+        }
+        Value::Bytes(b) => {
+            let _ = enc::write_bin(out, b);
+        }
+        Value::Ext(t, d) => {
+            let _ = enc::write_ext_meta(out, d.len() as u32, *t);
+            out.extend_from_slice(d);
+        }
+        Value::Map(pairs) => {
+            let _ = enc::write_map_len(out, pairs.len() as u32);
+            for (k, v) in pairs {
+                write_value(k, out);
                 write_value(v, out);
             }
         }

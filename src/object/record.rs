@@ -2,21 +2,16 @@
 //! string), list, nested record, or a reference to another object by hash.
 //!
 //! The msgpack encoding is the canonical form that gets hashed: maps keep their field order,
-//! integers take msgpack's shortest form, floats are always float64, and a reference is a
-//! 32-byte `bin` (records have no other binary values, so the two cannot be confused).
-
-use std::fmt;
-
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+//! integers take msgpack's shortest form, a float is float64 unless it came in as float32, and a
+//! reference is a 32-byte `bin`. Values that msgpack has and a plain record would lose (raw
+//! bytes, extension types, maps with keys that are not strings) have canonical forms of their
+//! own that no earlier record used (FORMAT.md, "Canonical encoding"), so old hashes hold.
 
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 
-/// Deepest nesting of lists and records accepted, so that hostile input cannot overflow the
-/// stack while decoding.
-pub const MAX_DEPTH: usize = 64;
+use super::record_scan::{Cursor, count};
+pub use super::record_scan::{MAX_DEPTH, Scalar, find_ref, scan_fields, scan_refs};
 
 /// One value in a record.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,7 +32,23 @@ pub enum Value {
     Record(Record),
     /// A reference to another object in the archive.
     Ref(ObjectHash),
+    /// A 32-bit float, kept at its width (msgpack's float32).
+    F32(f32),
+    /// Raw bytes: a msgpack `bin` outside an array.
+    Bytes(Vec<u8>),
+    /// A msgpack extension value: its type code and its data.
+    Ext(i8, Vec<u8>),
+    /// A map with a key that is not a string (msgpack allows any value as a key), its pairs in
+    /// order. A map whose keys are all strings is a [`Record`]; this never holds one.
+    Map(Vec<(Value, Value)>),
 }
+
+/// Extension type codes of the canonical encoding: raw bytes are `ext 1` (a `bin` is always a
+/// reference), and a msgpack extension value is `ext 2` holding its own type code, then its
+/// data.
+pub const EXT_BYTES: i8 = 1;
+/// See [`EXT_BYTES`].
+pub const EXT_EXT: i8 = 2;
 
 /// An ordered map of field name to value. Field names are unique.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -168,6 +179,10 @@ impl Record {
                 Value::Ref(h) => out.push(*h),
                 Value::List(items) => items.iter().for_each(|i| walk(i, out)),
                 Value::Record(r) => r.fields.iter().for_each(|(_, v)| walk(v, out)),
+                Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                    walk(k, out);
+                    walk(v, out);
+                }),
                 _ => {}
             }
         }
@@ -188,14 +203,21 @@ impl Record {
 
     /// Decode canonical msgpack; `input` names the source in errors.
     pub fn from_msgpack(input: &str, bytes: &[u8]) -> Result<Self> {
-        let mut de = rmp_serde::Deserializer::new(bytes);
-        let rec = Record::deserialize(&mut de)
+        let mut c = Cursor { b: bytes, at: 0 };
+        let rec = c
+            .byte()
+            .and_then(|m| c.value(m, 0))
             .map_err(|e| Error::invalid(input, format!("not a record: {e}")))?;
-        if !de.get_ref().is_empty() {
-            // rmp's reader over a slice advances it; leftover bytes mean trailing garbage.
+        if c.at != bytes.len() {
             return Err(Error::invalid(input, "trailing bytes after the record"));
         }
-        Ok(rec)
+        match rec {
+            Value::Record(r) => Ok(r),
+            _ => Err(Error::invalid(
+                input,
+                "not a record: expected a map of field names",
+            )),
+        }
     }
 
     /// Convert from a JSON object. `{"$ref": "<64 hex digits>"}` is a reference; integers
@@ -258,331 +280,6 @@ fn json_to_value(input: &str, json: &serde_json::Value, depth: usize) -> Result<
     })
 }
 
-/// A scalar field met by [`scan_fields`], borrowed from the record's bytes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Scalar<'r> {
-    /// null
-    Null,
-    /// A boolean.
-    Bool(bool),
-    /// A negative or small integer.
-    Int(i64),
-    /// An unsigned integer.
-    UInt(u64),
-    /// A float.
-    Float(f64),
-    /// A string.
-    Str(&'r str),
-    /// A reference to another object.
-    Ref(ObjectHash),
-}
-
-impl<'r> Scalar<'r> {
-    /// The text queries compare, as [`Value::query_text`] gives it (a reference has none).
-    pub fn query_text(self) -> Option<std::borrow::Cow<'r, str>> {
-        use std::borrow::Cow;
-        Some(match self {
-            Scalar::Null => Cow::Borrowed("null"),
-            Scalar::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
-            Scalar::Int(i) => Cow::Owned(i.to_string()),
-            Scalar::UInt(u) => Cow::Owned(u.to_string()),
-            Scalar::Float(f) => Cow::Owned(f.to_string()),
-            Scalar::Str(s) => Cow::Borrowed(s),
-            Scalar::Ref(_) => return None,
-        })
-    }
-
-    /// The text an index files the value under: strings, booleans and null. Numbers are
-    /// compared as numbers, never looked up as text.
-    pub fn index_text(self) -> Option<&'r str> {
-        match self {
-            Scalar::Null => Some("null"),
-            Scalar::Bool(b) => Some(if b { "true" } else { "false" }),
-            Scalar::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-/// Walk a record's canonical msgpack bytes without decoding it: `f` gets every field's path
-/// (as [`Record::paths`] gives them) and, for a scalar or a reference, its value (strings
-/// borrowed from `bytes`); lists and records give none. What the index reads from every logged
-/// record and queries read from every record they look at, so it allocates nothing per field.
-/// An error says why the bytes are not a record.
-pub fn scan_fields<'r>(
-    bytes: &'r [u8],
-    f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
-) -> std::result::Result<(), String> {
-    let mut c = Cursor { b: bytes, at: 0 };
-    let mut path = String::new();
-    let n = c.map_len()?;
-    c.fields(n, &mut path, f, 0)?;
-    if c.at != bytes.len() {
-        return Err("trailing bytes after the record".into());
-    }
-    Ok(())
-}
-
-/// Every reference in a record's canonical bytes, lists and nested records included, found
-/// without decoding it (what [`Record::refs`] gives, in the same order). An error says why the
-/// bytes are not a record.
-pub fn scan_refs(bytes: &[u8], f: &mut dyn FnMut(ObjectHash)) -> std::result::Result<(), String> {
-    let mut c = Cursor { b: bytes, at: 0 };
-    let m = c.byte()?;
-    let mut bad = false;
-    c.walk_after(m, 0, &mut |b| match ObjectHash::from_slice(b) {
-        Some(h) => f(h),
-        None => bad = true,
-    })?;
-    if bad {
-        return Err("a reference that is not 32 bytes".into());
-    }
-    if c.at != bytes.len() {
-        return Err("trailing bytes after the record".into());
-    }
-    Ok(())
-}
-
-/// The reference at `path` of a record's canonical bytes (`None`: no such field, or not a
-/// reference), found without decoding the record: the walk stops at the field, and what it
-/// skips is not checked. An error says why the bytes are not a record.
-pub fn find_ref(bytes: &[u8], path: &str) -> std::result::Result<Option<ObjectHash>, String> {
-    let mut c = Cursor { b: bytes, at: 0 };
-    let n = c.map_len()?;
-    c.find_ref(n, path, 0)
-}
-
-struct Cursor<'r> {
-    b: &'r [u8],
-    at: usize,
-}
-
-impl<'r> Cursor<'r> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'r [u8], String> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len());
-        let out = end
-            .and_then(|e| self.b.get(self.at..e))
-            .ok_or("truncated record")?;
-        self.at += n;
-        Ok(out)
-    }
-
-    fn byte(&mut self) -> std::result::Result<u8, String> {
-        Ok(self.take(1)?.first().copied().unwrap_or(0))
-    }
-
-    fn be(&mut self, n: usize) -> std::result::Result<usize, String> {
-        let v = self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        usize::try_from(v).map_err(|_| "length out of range".to_owned())
-    }
-
-    fn map_len(&mut self) -> std::result::Result<usize, String> {
-        match self.byte()? {
-            m @ 0x80..=0x8f => Ok(usize::from(m & 0x0f)),
-            0xde => self.be(2),
-            0xdf => self.be(4),
-            m => Err(format!("expected a map, found marker 0x{m:02x}")),
-        }
-    }
-
-    fn str_of(&mut self, len: usize) -> std::result::Result<&'r str, String> {
-        std::str::from_utf8(self.take(len)?).map_err(|_| "a string is not UTF-8".to_owned())
-    }
-
-    /// A field name's bytes, not checked as UTF-8.
-    fn key_bytes(&mut self) -> std::result::Result<&'r [u8], String> {
-        let len = match self.byte()? {
-            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
-            0xd9 => self.be(1)?,
-            0xda => self.be(2)?,
-            0xdb => self.be(4)?,
-            m => return Err(format!("expected a field name, found marker 0x{m:02x}")),
-        };
-        self.take(len)
-    }
-
-    fn key(&mut self) -> std::result::Result<&'r str, String> {
-        std::str::from_utf8(self.key_bytes()?).map_err(|_| "a string is not UTF-8".to_owned())
-    }
-
-    fn fields(
-        &mut self,
-        n: usize,
-        path: &mut String,
-        f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
-        depth: usize,
-    ) -> std::result::Result<(), String> {
-        if depth > MAX_DEPTH {
-            return Err("nested too deep".into());
-        }
-        for _ in 0..n {
-            let name = self.key()?;
-            let len = path.len();
-            if len > 0 {
-                path.push('.');
-            }
-            path.push_str(name);
-            let marker = self.byte()?;
-            let text = match marker {
-                0xc0 => Some(Scalar::Null),
-                0xc2 => Some(Scalar::Bool(false)),
-                0xc3 => Some(Scalar::Bool(true)),
-                m @ 0xa0..=0xbf => Some(Scalar::Str(self.str_of(usize::from(m & 0x1f))?)),
-                0xd9..=0xdb => {
-                    let n = self.be(1 << (marker - 0xd9))?;
-                    Some(Scalar::Str(self.str_of(n)?))
-                }
-                m @ 0x00..=0x7f => Some(Scalar::UInt(u64::from(m))),
-                m @ 0xe0..=0xff => Some(Scalar::Int(i64::from(m as i8))),
-                0xcc..=0xcf => {
-                    let bytes = self.take(1 << (marker - 0xcc))?;
-                    Some(Scalar::UInt(
-                        bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
-                    ))
-                }
-                0xd0..=0xd3 => {
-                    let len = 1usize << (marker - 0xd0);
-                    let bytes = self.take(len)?;
-                    let raw = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
-                    // Sign-extend from the value's width.
-                    let shift = 64 - 8 * len as u32;
-                    Some(Scalar::Int(((raw << shift) as i64) >> shift))
-                }
-                0xca => {
-                    let b = self.take(4)?;
-                    let bits = b.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x));
-                    Some(Scalar::Float(f64::from(f32::from_bits(bits))))
-                }
-                0xcb => {
-                    let b = self.take(8)?;
-                    let bits = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
-                    Some(Scalar::Float(f64::from_bits(bits)))
-                }
-                0xc4..=0xc6 => {
-                    let n = self.be(1 << (marker - 0xc4))?;
-                    ObjectHash::from_slice(self.take(n)?).map(Scalar::Ref)
-                }
-                m @ (0x80..=0x8f | 0xde | 0xdf) => {
-                    f(path, None);
-                    let n = match m {
-                        0xde => self.be(2)?,
-                        0xdf => self.be(4)?,
-                        m => usize::from(m & 0x0f),
-                    };
-                    self.fields(n, path, f, depth + 1)?;
-                    path.truncate(len);
-                    continue;
-                }
-                m => {
-                    self.skip_after(m, depth + 1)?;
-                    None
-                }
-            };
-            f(path, text);
-            path.truncate(len);
-        }
-        Ok(())
-    }
-
-    /// Look for the reference at `path` among `n` fields (see `find_ref`).
-    fn find_ref(
-        &mut self,
-        n: usize,
-        path: &str,
-        depth: usize,
-    ) -> std::result::Result<Option<ObjectHash>, String> {
-        if depth > MAX_DEPTH {
-            return Err("nested too deep".into());
-        }
-        for _ in 0..n {
-            let name = self.key_bytes()?;
-            let marker = self.byte()?;
-            if name == path.as_bytes() {
-                return Ok(match marker {
-                    0xc4..=0xc6 => {
-                        let n = self.be(1 << (marker - 0xc4))?;
-                        ObjectHash::from_slice(self.take(n)?)
-                    }
-                    _ => None,
-                });
-            }
-            let inner = path
-                .as_bytes()
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(b"."));
-            match (inner, marker) {
-                (Some(rest), m @ (0x80..=0x8f | 0xde | 0xdf)) => {
-                    let n = match m {
-                        0xde => self.be(2)?,
-                        0xdf => self.be(4)?,
-                        m => usize::from(m & 0x0f),
-                    };
-                    let rest = std::str::from_utf8(rest).map_err(|e| e.to_string())?;
-                    if let Some(h) = self.find_ref(n, rest, depth + 1)? {
-                        return Ok(Some(h));
-                    }
-                }
-                (_, m) => self.skip_after(m, depth + 1)?,
-            }
-        }
-        Ok(None)
-    }
-
-    /// Skip a value whose marker was read: numbers, lists, references.
-    fn skip_after(&mut self, marker: u8, depth: usize) -> std::result::Result<(), String> {
-        self.walk_after(marker, depth, &mut |_| {})
-    }
-
-    /// Skip the value whose marker was just read, handing `on_bin` every binary in it (in a
-    /// record, binaries are references and nothing else).
-    fn walk_after(
-        &mut self,
-        marker: u8,
-        depth: usize,
-        on_bin: &mut dyn FnMut(&'r [u8]),
-    ) -> std::result::Result<(), String> {
-        if depth > MAX_DEPTH {
-            return Err("nested too deep".into());
-        }
-        let mut items = |c: &mut Self, n: usize, per: usize| -> std::result::Result<(), String> {
-            for _ in 0..n.saturating_mul(per) {
-                let m = c.byte()?;
-                c.walk_after(m, depth + 1, on_bin)?;
-            }
-            Ok(())
-        };
-        match marker {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(()),
-            0xcc | 0xd0 => self.take(1).map(|_| ()),
-            0xcd | 0xd1 => self.take(2).map(|_| ()),
-            0xce | 0xd2 | 0xca => self.take(4).map(|_| ()),
-            0xcf | 0xd3 | 0xcb => self.take(8).map(|_| ()),
-            m @ 0xa0..=0xbf => self.take(usize::from(m & 0x1f)).map(|_| ()),
-            // str8/16/32 and bin8/16/32: a 1-, 2- or 4-byte length, then the bytes.
-            m @ (0xd9..=0xdb | 0xc4..=0xc6) => {
-                let width = 1 << (m - if m >= 0xd9 { 0xd9 } else { 0xc4 });
-                let n = self.be(width)?;
-                let bytes = self.take(n)?;
-                if m <= 0xc6 {
-                    on_bin(bytes);
-                }
-                Ok(())
-            }
-            m @ 0x90..=0x9f => items(self, usize::from(m & 0x0f), 1),
-            m @ 0x80..=0x8f => items(self, usize::from(m & 0x0f), 2),
-            // array16/32 and map16/32: a 2- or 4-byte count of values (pairs for a map).
-            m @ 0xdc..=0xdf => {
-                let n = self.be(if m & 1 == 0 { 2 } else { 4 })?;
-                items(self, n, if m >= 0xde { 2 } else { 1 })
-            }
-            m => Err(format!("unexpected marker 0x{m:02x} in a record")),
-        }
-    }
-}
-
 impl Value {
     /// The value as queries compare it: scalars as text (integers and floats in their shortest
     /// exact decimal form, booleans as `true`/`false`, null as `null`); references, lists and
@@ -595,7 +292,14 @@ impl Value {
             Value::Int(i) => Some(Cow::Owned(i.to_string())),
             Value::Float(f) => Some(Cow::Owned(f.to_string())),
             Value::Str(s) => Some(Cow::Borrowed(s)),
-            Value::Ref(_) | Value::List(_) | Value::Record(_) => None,
+            // As the record scan reads it: widened to f64.
+            Value::F32(f) => Some(Cow::Owned(f64::from(*f).to_string())),
+            Value::Ref(_)
+            | Value::List(_)
+            | Value::Record(_)
+            | Value::Bytes(_)
+            | Value::Ext(..)
+            | Value::Map(_) => None,
         }
     }
 
@@ -623,7 +327,27 @@ fn value_to_json(v: &Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Ref(h) => serde_json::json!({ "$ref": h.to_string() }),
+        Value::F32(f) => serde_json::Number::from_f64(f64::from(*f))
+            .map(J::Number)
+            .unwrap_or_else(|| J::from(f.to_string())),
+        // Readable when the bytes are text (truss's `b"__uuid__"` keys), exact either way.
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(t) => serde_json::json!({ "$bin": t }),
+            Err(_) => serde_json::json!({ "$bin_b64": b64(b) }),
+        },
+        Value::Ext(t, d) => serde_json::json!({ "$ext": t, "$data": b64(d) }),
+        Value::Map(pairs) => serde_json::json!({
+            "$map": pairs
+                .iter()
+                .map(|(k, v)| J::Array(vec![value_to_json(k), value_to_json(v)]))
+                .collect::<Vec<_>>()
+        }),
     }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn write_record(out: &mut Vec<u8>, r: &Record) {
@@ -653,126 +377,107 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
             Ok(())
         }
         Value::Ref(h) => rmp::encode::write_bin(out, h.as_bytes()).map_err(|_| ()),
+        Value::F32(f) => rmp::encode::write_f32(out, *f).map_err(|_| ()),
+        Value::Bytes(b) => {
+            let _ = rmp::encode::write_ext_meta(out, b.len() as u32, EXT_BYTES);
+            out.extend_from_slice(b);
+            Ok(())
+        }
+        Value::Ext(t, d) => {
+            let _ = rmp::encode::write_ext_meta(out, d.len() as u32 + 1, EXT_EXT);
+            out.push(*t as u8);
+            out.extend_from_slice(d);
+            Ok(())
+        }
+        Value::Map(pairs) => {
+            let _ = rmp::encode::write_map_len(out, pairs.len() as u32);
+            for (k, v) in pairs {
+                write_value(out, k);
+                write_value(out, v);
+            }
+            Ok(())
+        }
     };
 }
 
-impl Serialize for Value {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i64(*i),
-            Value::Float(f) => s.serialize_f64(*f),
-            Value::Str(t) => s.serialize_str(t),
-            Value::List(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for i in items {
-                    seq.serialize_element(i)?;
-                }
-                seq.end()
+/// The canonical form's decoder, over the scanner's reader.
+impl Cursor<'_> {
+    /// Decode the value whose marker was just read.
+    fn value(&mut self, marker: u8, depth: usize) -> std::result::Result<Value, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(match marker {
+            0xc0 => Value::Null,
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            m @ 0x00..=0x7f => Value::Int(i64::from(m)),
+            m @ 0xe0..=0xff => Value::Int(i64::from(m as i8)),
+            0xcc..=0xcf => {
+                let u = self.uint(1 << (marker - 0xcc))?;
+                Value::Int(
+                    i64::try_from(u).map_err(|_| format!("integer {u} does not fit in i64"))?,
+                )
             }
-            Value::Record(r) => r.serialize(s),
-            Value::Ref(h) => s.serialize_bytes(h.as_bytes()),
+            0xd0..=0xd3 => {
+                let len = 1usize << (marker - 0xd0);
+                let shift = 64 - 8 * len as u32;
+                Value::Int(((self.uint(len)? << shift) as i64) >> shift)
+            }
+            0xca => Value::F32(f32::from_bits(self.uint(4)? as u32)),
+            0xcb => Value::Float(f64::from_bits(self.uint(8)?)),
+            m @ 0xa0..=0xbf => Value::Str(self.str_of(usize::from(m & 0x1f))?.to_owned()),
+            0xd9..=0xdb => {
+                let n = self.be(1 << (marker - 0xd9))?;
+                Value::Str(self.str_of(n)?.to_owned())
+            }
+            0xc4..=0xc6 => {
+                let n = self.be(1 << (marker - 0xc4))?;
+                Value::Ref(
+                    ObjectHash::from_slice(self.take(n)?)
+                        .ok_or("binary value is not a 32-byte object reference")?,
+                )
+            }
+            0xd4..=0xd8 | 0xc7..=0xc9 => match self.ext(marker)? {
+                (EXT_BYTES, data) => Value::Bytes(data.to_vec()),
+                (EXT_EXT, [t, data @ ..]) => Value::Ext(*t as i8, data.to_vec()),
+                (t, _) => return Err(format!("extension type {t} has no record value")),
+            },
+            m @ (0x90..=0x9f | 0xdc | 0xdd) => {
+                let n = count(self, m)?;
+                // Each item takes a byte at least: a count past the bytes left is refused
+                // before anything is allocated for it.
+                let mut items = Vec::with_capacity(n.min(self.b.len().saturating_sub(self.at)));
+                for _ in 0..n {
+                    let m = self.byte()?;
+                    items.push(self.value(m, depth + 1)?);
+                }
+                Value::List(items)
+            }
+            m @ (0x80..=0x8f | 0xde | 0xdf) => self.map(m, depth)?,
+            m => return Err(format!("unexpected marker 0x{m:02x} in a record")),
+        })
+    }
+
+    /// A map whose marker was read: a record if its keys are all strings, else a `Map`.
+    fn map(&mut self, marker: u8, depth: usize) -> std::result::Result<Value, String> {
+        let n = count(self, marker)?;
+        let mut pairs = Vec::with_capacity(n.min(self.b.len().saturating_sub(self.at) / 2));
+        for _ in 0..n {
+            let k = self.byte().and_then(|m| self.value(m, depth + 1))?;
+            let v = self.byte().and_then(|m| self.value(m, depth + 1))?;
+            pairs.push((k, v));
         }
-    }
-}
-
-impl Serialize for Record {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
-        for (k, v) in &self.fields {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-/// Decodes values while counting depth, so hostile nesting is an error, not a stack overflow.
-struct ValueVisitor {
-    depth: usize,
-}
-
-impl<'de> de::DeserializeSeed<'de> for ValueVisitor {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.depth > MAX_DEPTH {
-            return Err(de::Error::custom(format!(
-                "nested deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a record value")
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
-        Ok(Value::Int(i))
-    }
-    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        i64::try_from(u)
-            .map(Value::Int)
-            .map_err(|_| E::custom(format!("integer {u} does not fit in i64")))
-    }
-    fn visit_f32<E>(self, f: f32) -> Result<Value, E> {
-        Ok(Value::Float(f64::from(f)))
-    }
-    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
-        Ok(Value::Float(f))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::Str(s.to_owned()))
-    }
-    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Value, E> {
-        ObjectHash::from_slice(b)
-            .map(Value::Ref)
-            .ok_or_else(|| E::custom("binary value is not a 32-byte object reference"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(v) = seq.next_element_seed(ValueVisitor {
-            depth: self.depth + 1,
-        })? {
-            items.push(v);
-        }
-        Ok(Value::List(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut rec = Record::new();
-        while let Some(k) = map.next_key::<String>()? {
-            let v = map.next_value_seed(ValueVisitor {
-                depth: self.depth + 1,
-            })?;
-            rec.insert(k, v).map_err(de::Error::custom)?;
-        }
-        Ok(Value::Record(rec))
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        de::DeserializeSeed::deserialize(ValueVisitor { depth: 0 }, d)
-    }
-}
-
-impl<'de> Deserialize<'de> for Record {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Record(r) => Ok(r),
-            _ => Err(de::Error::custom("expected a map")),
+        if pairs.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
+            let mut rec = Record::new();
+            for (k, v) in pairs {
+                if let Value::Str(k) = k {
+                    rec.insert(k, v).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(Value::Record(rec))
+        } else {
+            Ok(Value::Map(pairs))
         }
     }
 }
@@ -780,6 +485,42 @@ impl<'de> Deserialize<'de> for Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+
+    // What records were written with before the hand-written encoder: the encoder must
+    // give the same bytes for every value rmp-serde wrote.
+    impl Serialize for Value {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Value::Null => s.serialize_unit(),
+                Value::Bool(b) => s.serialize_bool(*b),
+                Value::Int(i) => s.serialize_i64(*i),
+                Value::Float(f) => s.serialize_f64(*f),
+                Value::Str(t) => s.serialize_str(t),
+                Value::List(items) => {
+                    let mut seq = s.serialize_seq(Some(items.len()))?;
+                    for i in items {
+                        seq.serialize_element(i)?;
+                    }
+                    seq.end()
+                }
+                Value::Record(r) => r.serialize(s),
+                Value::Ref(h) => s.serialize_bytes(h.as_bytes()),
+                _ => Err(serde::ser::Error::custom("not written by rmp-serde")),
+            }
+        }
+    }
+
+    impl Serialize for Record {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.fields.len()))?;
+            for (k, v) in &self.fields {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
 
     #[test]
     fn hand_written_encoding_is_rmp_serdes() {
@@ -977,5 +718,63 @@ mod tests {
         let mut bytes = sample().to_msgpack();
         bytes.push(0xc0);
         assert!(Record::from_msgpack("t", &bytes).is_err());
+    }
+
+    /// msgpack's values beyond plain records, each with a canonical form of its own.
+    fn kept() -> Record {
+        let map = Value::Map(vec![
+            (Value::Bytes(b"__uuid__".to_vec()), Value::Bool(true)),
+            (Value::Int(7), Value::Str("seven".into())),
+            (
+                Value::Bytes(vec![9; 32]),
+                Value::Ref(crate::hash::ObjectHash([4; 32])),
+            ),
+        ]);
+        Record::new()
+            .with("m", map)
+            .and_then(|r| r.with("b32", Value::Bytes(vec![1; 32])))
+            .and_then(|r| r.with("e", Value::Ext(-1, vec![0, 1, 2, 3])))
+            .and_then(|r| r.with("e1", Value::Ext(1, Vec::new())))
+            .and_then(|r| r.with("f", Value::F32(0.1)))
+            .and_then(|r| r.with("after", Value::Str("x".into())))
+            .expect("record")
+    }
+
+    #[test]
+    fn kept_values_round_trip_and_never_read_as_references() {
+        let r = kept();
+        let bytes = r.to_msgpack();
+        assert_eq!(Record::from_msgpack("t", &bytes).expect("decode"), r);
+        // 32 raw bytes are not a reference; the map's reference is found.
+        assert_eq!(r.refs(), vec![crate::hash::ObjectHash([4; 32])]);
+        let mut scanned = Vec::new();
+        scan_refs(&bytes, &mut |h| scanned.push(h)).expect("scan");
+        assert_eq!(scanned, r.refs());
+        // A map with keys that are not strings has no fields: the scan names it and goes on.
+        let mut paths = Vec::new();
+        scan_fields(&bytes, &mut |p, v| paths.push((p.to_owned(), v.is_some()))).expect("scan");
+        let names: Vec<_> = paths.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["m", "b32", "e", "e1", "f", "after"]);
+        assert_eq!(r.paths(), names);
+        assert_eq!(find_ref(&bytes, "m.x"), Ok(None));
+        assert_eq!(
+            Value::F32(0.1).query_text().as_deref(),
+            Some("0.10000000149011612")
+        );
+        // Every cut is refused, never read as something else.
+        for cut in 0..bytes.len() {
+            assert!(
+                Record::from_msgpack("t", &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // Only the two extension codes of the canonical form are values.
+        let mut odd = Record::new()
+            .with("x", Value::Null)
+            .expect("r")
+            .to_msgpack();
+        odd.truncate(odd.len() - 1);
+        odd.extend([0xd4, 3, 0]);
+        assert!(Record::from_msgpack("t", &odd).is_err());
     }
 }

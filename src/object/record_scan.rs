@@ -1,0 +1,403 @@
+//! Reading a record's canonical msgpack bytes in place: the fields a query names, the
+//! references a record holds, the reference at a path, without decoding the record; and the
+//! decoder of the canonical form itself. Every length is checked against the bytes left
+//! before anything is allocated for it.
+
+/// Deepest nesting of lists and records accepted, so that hostile input cannot overflow the
+/// stack while decoding.
+pub const MAX_DEPTH: usize = 64;
+
+use crate::hash::ObjectHash;
+
+/// A scalar field met by [`scan_fields`], borrowed from the record's bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar<'r> {
+    /// null
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A negative or small integer.
+    Int(i64),
+    /// An unsigned integer.
+    UInt(u64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(&'r str),
+    /// A reference to another object.
+    Ref(ObjectHash),
+}
+
+impl<'r> Scalar<'r> {
+    /// The text queries compare, as [`Value::query_text`] gives it (a reference has none).
+    pub fn query_text(self) -> Option<std::borrow::Cow<'r, str>> {
+        use std::borrow::Cow;
+        Some(match self {
+            Scalar::Null => Cow::Borrowed("null"),
+            Scalar::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Scalar::Int(i) => Cow::Owned(i.to_string()),
+            Scalar::UInt(u) => Cow::Owned(u.to_string()),
+            Scalar::Float(f) => Cow::Owned(f.to_string()),
+            Scalar::Str(s) => Cow::Borrowed(s),
+            Scalar::Ref(_) => return None,
+        })
+    }
+
+    /// The text an index files the value under: strings, booleans and null. Numbers are
+    /// compared as numbers, never looked up as text.
+    pub fn index_text(self) -> Option<&'r str> {
+        match self {
+            Scalar::Null => Some("null"),
+            Scalar::Bool(b) => Some(if b { "true" } else { "false" }),
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Walk a record's canonical msgpack bytes without decoding it: `f` gets every field's path
+/// (as [`Record::paths`] gives them) and, for a scalar or a reference, its value (strings
+/// borrowed from `bytes`); lists and records give none. What the index reads from every logged
+/// record and queries read from every record they look at, so it allocates nothing per field.
+/// An error says why the bytes are not a record.
+pub fn scan_fields<'r>(
+    bytes: &'r [u8],
+    f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
+) -> std::result::Result<(), String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let mut path = String::new();
+    let n = c.map_len()?;
+    c.fields(n, &mut path, f, 0)?;
+    if c.at != bytes.len() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(())
+}
+
+/// Every reference in a record's canonical bytes, lists and nested records included, found
+/// without decoding it (what [`Record::refs`] gives, in the same order). An error says why the
+/// bytes are not a record.
+pub fn scan_refs(bytes: &[u8], f: &mut dyn FnMut(ObjectHash)) -> std::result::Result<(), String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let m = c.byte()?;
+    let mut bad = false;
+    c.walk_after(m, 0, &mut |b| match ObjectHash::from_slice(b) {
+        Some(h) => f(h),
+        None => bad = true,
+    })?;
+    if bad {
+        return Err("a reference that is not 32 bytes".into());
+    }
+    if c.at != bytes.len() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(())
+}
+
+/// The reference at `path` of a record's canonical bytes (`None`: no such field, or not a
+/// reference), found without decoding the record: the walk stops at the field, and what it
+/// skips is not checked. An error says why the bytes are not a record.
+pub fn find_ref(bytes: &[u8], path: &str) -> std::result::Result<Option<ObjectHash>, String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let n = c.map_len()?;
+    c.find_ref(n, path, 0)
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Cursor<'r> {
+    pub(crate) b: &'r [u8],
+    pub(crate) at: usize,
+}
+
+/// The length of a map (`0x80..=0x8f`, `0xde`, `0xdf`) or list (`0x90..=0x9f`, `0xdc`, `0xdd`)
+/// whose marker was read.
+pub(crate) fn count(c: &mut Cursor<'_>, m: u8) -> std::result::Result<usize, String> {
+    match m {
+        0xdc | 0xde => c.be(2),
+        0xdd | 0xdf => c.be(4),
+        m => Ok(usize::from(m & 0x0f)),
+    }
+}
+
+impl<'r> Cursor<'r> {
+    pub(crate) fn take(&mut self, n: usize) -> std::result::Result<&'r [u8], String> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len());
+        let out = end
+            .and_then(|e| self.b.get(self.at..e))
+            .ok_or("truncated record")?;
+        self.at += n;
+        Ok(out)
+    }
+
+    pub(crate) fn byte(&mut self) -> std::result::Result<u8, String> {
+        Ok(self.take(1)?.first().copied().unwrap_or(0))
+    }
+
+    pub(crate) fn be(&mut self, n: usize) -> std::result::Result<usize, String> {
+        let v = self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        usize::try_from(v).map_err(|_| "length out of range".to_owned())
+    }
+
+    fn map_len(&mut self) -> std::result::Result<usize, String> {
+        match self.byte()? {
+            m @ 0x80..=0x8f => Ok(usize::from(m & 0x0f)),
+            0xde => self.be(2),
+            0xdf => self.be(4),
+            m => Err(format!("expected a map, found marker 0x{m:02x}")),
+        }
+    }
+
+    pub(crate) fn uint(&mut self, n: usize) -> std::result::Result<u64, String> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    /// An extension value whose marker (`0xd4..=0xd8`, `0xc7..=0xc9`) was read: its type, data.
+    pub(crate) fn ext(&mut self, marker: u8) -> std::result::Result<(i8, &'r [u8]), String> {
+        let n = match marker {
+            0xd4..=0xd8 => 1usize << (marker - 0xd4),
+            m => self.be(1 << (m - 0xc7))?,
+        };
+        let ty = self.byte()? as i8;
+        Ok((ty, self.take(n)?))
+    }
+
+    /// True if the `n` pairs of the map ahead all have string keys (the map is a record);
+    /// nothing is consumed.
+    pub(crate) fn record_ahead(&self, n: usize, depth: usize) -> std::result::Result<bool, String> {
+        let mut c = *self;
+        for _ in 0..n {
+            let m = c.byte()?;
+            if !matches!(m, 0xa0..=0xbf | 0xd9..=0xdb) {
+                return Ok(false);
+            }
+            c.walk_after(m, depth, &mut |_| {})?;
+            let v = c.byte()?;
+            c.walk_after(v, depth, &mut |_| {})?;
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn str_of(&mut self, len: usize) -> std::result::Result<&'r str, String> {
+        std::str::from_utf8(self.take(len)?).map_err(|_| "a string is not UTF-8".to_owned())
+    }
+
+    /// A field name's bytes, not checked as UTF-8.
+    fn key_bytes(&mut self) -> std::result::Result<&'r [u8], String> {
+        let len = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.be(1)?,
+            0xda => self.be(2)?,
+            0xdb => self.be(4)?,
+            m => return Err(format!("expected a field name, found marker 0x{m:02x}")),
+        };
+        self.take(len)
+    }
+
+    fn key(&mut self) -> std::result::Result<&'r str, String> {
+        std::str::from_utf8(self.key_bytes()?).map_err(|_| "a string is not UTF-8".to_owned())
+    }
+
+    fn fields(
+        &mut self,
+        n: usize,
+        path: &mut String,
+        f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
+        depth: usize,
+    ) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        for _ in 0..n {
+            let name = self.key()?;
+            let len = path.len();
+            if len > 0 {
+                path.push('.');
+            }
+            path.push_str(name);
+            let marker = self.byte()?;
+            let text = match marker {
+                0xc0 => Some(Scalar::Null),
+                0xc2 => Some(Scalar::Bool(false)),
+                0xc3 => Some(Scalar::Bool(true)),
+                m @ 0xa0..=0xbf => Some(Scalar::Str(self.str_of(usize::from(m & 0x1f))?)),
+                0xd9..=0xdb => {
+                    let n = self.be(1 << (marker - 0xd9))?;
+                    Some(Scalar::Str(self.str_of(n)?))
+                }
+                m @ 0x00..=0x7f => Some(Scalar::UInt(u64::from(m))),
+                m @ 0xe0..=0xff => Some(Scalar::Int(i64::from(m as i8))),
+                0xcc..=0xcf => {
+                    let bytes = self.take(1 << (marker - 0xcc))?;
+                    Some(Scalar::UInt(
+                        bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+                    ))
+                }
+                0xd0..=0xd3 => {
+                    let len = 1usize << (marker - 0xd0);
+                    let bytes = self.take(len)?;
+                    let raw = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+                    // Sign-extend from the value's width.
+                    let shift = 64 - 8 * len as u32;
+                    Some(Scalar::Int(((raw << shift) as i64) >> shift))
+                }
+                0xca => {
+                    let b = self.take(4)?;
+                    let bits = b.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x));
+                    Some(Scalar::Float(f64::from(f32::from_bits(bits))))
+                }
+                0xcb => {
+                    let b = self.take(8)?;
+                    let bits = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
+                    Some(Scalar::Float(f64::from_bits(bits)))
+                }
+                0xc4..=0xc6 => {
+                    let n = self.be(1 << (marker - 0xc4))?;
+                    ObjectHash::from_slice(self.take(n)?).map(Scalar::Ref)
+                }
+                m @ (0x80..=0x8f | 0xde | 0xdf) => {
+                    f(path, None);
+                    self.nested(m, path, f, depth)?;
+                    path.truncate(len);
+                    continue;
+                }
+                m => {
+                    self.skip_after(m, depth + 1)?;
+                    None
+                }
+            };
+            f(path, text);
+            path.truncate(len);
+        }
+        Ok(())
+    }
+
+    /// The map whose marker was read, a field at `path`: its fields if it is a record; a map
+    /// with keys that are not strings is a value, with no fields.
+    fn nested(
+        &mut self,
+        marker: u8,
+        path: &mut String,
+        f: &mut dyn FnMut(&str, Option<Scalar<'r>>),
+        depth: usize,
+    ) -> std::result::Result<(), String> {
+        let n = count(self, marker)?;
+        if self.record_ahead(n, depth + 1)? {
+            return self.fields(n, path, f, depth + 1);
+        }
+        self.skip_pairs(n, depth + 1)
+    }
+
+    fn skip_pairs(&mut self, n: usize, depth: usize) -> std::result::Result<(), String> {
+        for _ in 0..n.saturating_mul(2) {
+            let m = self.byte()?;
+            self.skip_after(m, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Look for the reference at `path` among `n` fields (see `find_ref`).
+    fn find_ref(
+        &mut self,
+        n: usize,
+        path: &str,
+        depth: usize,
+    ) -> std::result::Result<Option<ObjectHash>, String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        for _ in 0..n {
+            let name = self.key_bytes()?;
+            let marker = self.byte()?;
+            if name == path.as_bytes() {
+                return Ok(match marker {
+                    0xc4..=0xc6 => {
+                        let n = self.be(1 << (marker - 0xc4))?;
+                        ObjectHash::from_slice(self.take(n)?)
+                    }
+                    _ => None,
+                });
+            }
+            let inner = path
+                .as_bytes()
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"."));
+            match (inner, marker) {
+                (Some(rest), m @ (0x80..=0x8f | 0xde | 0xdf)) => {
+                    let n = count(self, m)?;
+                    let rest = std::str::from_utf8(rest).map_err(|e| e.to_string())?;
+                    if !self.record_ahead(n, depth + 1)? {
+                        // Not a record: no fields to look in.
+                        self.skip_pairs(n, depth + 1)?;
+                    } else if let Some(h) = self.find_ref(n, rest, depth + 1)? {
+                        return Ok(Some(h));
+                    }
+                }
+                (_, m) => self.skip_after(m, depth + 1)?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Skip a value whose marker was read: numbers, lists, references.
+    fn skip_after(&mut self, marker: u8, depth: usize) -> std::result::Result<(), String> {
+        self.walk_after(marker, depth, &mut |_| {})
+    }
+
+    /// Skip the value whose marker was just read, handing `on_bin` every binary in it (in a
+    /// record, binaries are references and nothing else).
+    fn walk_after(
+        &mut self,
+        marker: u8,
+        depth: usize,
+        on_bin: &mut dyn FnMut(&'r [u8]),
+    ) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        let mut items = |c: &mut Self, n: usize, per: usize| -> std::result::Result<(), String> {
+            for _ in 0..n.saturating_mul(per) {
+                let m = c.byte()?;
+                c.walk_after(m, depth + 1, on_bin)?;
+            }
+            Ok(())
+        };
+        match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(()),
+            0xcc | 0xd0 => self.take(1).map(|_| ()),
+            0xcd | 0xd1 => self.take(2).map(|_| ()),
+            0xce | 0xd2 | 0xca => self.take(4).map(|_| ()),
+            0xcf | 0xd3 | 0xcb => self.take(8).map(|_| ()),
+            m @ 0xa0..=0xbf => self.take(usize::from(m & 0x1f)).map(|_| ()),
+            // str8/16/32 and bin8/16/32: a 1-, 2- or 4-byte length, then the bytes.
+            m @ (0xd9..=0xdb | 0xc4..=0xc6) => {
+                let width = 1 << (m - if m >= 0xd9 { 0xd9 } else { 0xc4 });
+                let n = self.be(width)?;
+                let bytes = self.take(n)?;
+                if m <= 0xc6 {
+                    on_bin(bytes);
+                }
+                Ok(())
+            }
+            // fixext 1..16 and ext8/16/32: the type byte, then the data.
+            m @ 0xd4..=0xd8 => self.take(1 + (1usize << (m - 0xd4))).map(|_| ()),
+            m @ 0xc7..=0xc9 => {
+                let n = self.be(1 << (m - 0xc7))?;
+                self.take(n.saturating_add(1)).map(|_| ())
+            }
+            m @ 0x90..=0x9f => items(self, usize::from(m & 0x0f), 1),
+            m @ 0x80..=0x8f => items(self, usize::from(m & 0x0f), 2),
+            // array16/32 and map16/32: a 2- or 4-byte count of values (pairs for a map).
+            m @ 0xdc..=0xdf => {
+                let n = self.be(if m & 1 == 0 { 2 } else { 4 })?;
+                items(self, n, if m >= 0xde { 2 } else { 1 })
+            }
+            m => Err(format!("unexpected marker 0x{m:02x} in a record")),
+        }
+    }
+}
