@@ -10,6 +10,7 @@ root=..
 c=corpus
 mkdir -p "$c"/{frame_header,store_header,frame_meta,codec_decode,store_open}
 mkdir -p "$c"/interop_{npy,npz,safetensors,msgpack,json,onnx,pickle}
+mkdir -p "$c"/record_decode
 
 py_fixtures=$(mktemp -d)
 trap 'rm -rf "$py_fixtures"' EXIT
@@ -82,6 +83,9 @@ for f in files:
                 put(target, line)
         else:
             put(target, f.read_bytes())
+        # msgpack maps are records' shape: bytes, ext types, float32s and odd keys included.
+        if f.suffix == ".msgpack":
+            put("record_decode", f.read_bytes())
 # Small files of the formats with few small fixtures, when the libraries are there.
 try:
     import io, numpy as np, safetensors.numpy
@@ -93,6 +97,11 @@ try:
         buf = io.BytesIO(); compress(buf, **arrays); put("interop_npz", buf.getvalue())
 except ImportError:
     pass
+# Canonical records with every kind of value: a reference, bytes (ext 1), an extension
+# value (ext 2), a float32, a map with an integer key, a nested record.
+put("record_decode", bytes.fromhex(
+    "87a172c420" + "11" * 32 + "a162d40163a165d6020501020fa166ca3dcccccd"
+    "a16d8101a178" "a16e81a178c0" "a16c92c3c0"))
 for d in sorted(corpus.iterdir()):
     print(f"{d.name}: {len(list(d.iterdir()))} seeds")
 PY

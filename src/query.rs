@@ -726,7 +726,7 @@ impl Query {
                 Field::Kind => info.is_some_and(|i| compare_text(*op, i.kind.name(), want)),
                 Field::Dtype => info
                     .and_then(|i| i.dtype)
-                    .is_some_and(|d| compare_text(*op, d.name(), &want.to_ascii_uppercase())),
+                    .is_some_and(|d| compare_text(*op, &d.name(), &want.to_ascii_uppercase())),
                 Field::Rank => info
                     .and_then(|i| i.shape.as_ref())
                     .is_some_and(|s| compare_text(*op, &s.rank().to_string(), want)),

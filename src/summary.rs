@@ -83,6 +83,7 @@ pub fn element(dtype: Dtype, data: &[u8], i: usize) -> f64 {
         Dtype::C128 => f64::from_le_bytes(lo8).hypot(f64::from_le_bytes(hi8)),
         Dtype::F8E4M3 => f8(w[0], 4, 7, false),
         Dtype::F8E5M2 => f8(w[0], 5, 15, true),
+        Dtype::Str(_) | Dtype::Bytes(_) => f64::NAN,
     }
 }
 
@@ -207,6 +208,10 @@ pub fn summarise_passes(shape: &Shape, walk: &mut Walk<'_>) -> crate::error::Res
 
 /// Call `f` with each element of `v`, as f64, in order.
 fn each_value(v: &TensorView<'_>, f: &mut dyn FnMut(f64)) {
+    if v.dtype().is_string() {
+        // Strings have no values to count: a summary of one is its count alone.
+        return;
+    }
     let n = v.shape().elements().unwrap_or(0) as usize;
     let mut block = vec![0.0; BLOCK.min(n)];
     for start in (0..n).step_by(BLOCK) {
@@ -555,6 +560,21 @@ pub struct TensorDiff {
 pub fn compare(a: &TensorView<'_>, b: &TensorView<'_>, rtol: f64, atol: f64) -> TensorDiff {
     use rayon::prelude::*;
     let n = a.shape().elements().unwrap_or(0) as usize;
+    if a.dtype().is_string() {
+        // Strings are equal or not: the elements that differ, and no distances.
+        let w = a.dtype().size().max(1);
+        let mismatched = a
+            .data()
+            .chunks_exact(w)
+            .zip(b.data().chunks_exact(w))
+            .filter(|(x, y)| x != y)
+            .count() as u64;
+        return TensorDiff {
+            count: n as u64,
+            mismatched,
+            ..TensorDiff::default()
+        };
+    }
     // Blocks on every core, merged in order: the first largest difference wins, as numpy's
     // argmax finds it.
     let parts: Vec<TensorDiff> = (0..n.div_ceil(BLOCK))

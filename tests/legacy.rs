@@ -296,3 +296,96 @@ fn truss_payloads_and_msgpack_value_trees_come_back_exactly() {
     let report = python_script(py, TRUSS, "check", &[&d, &out]);
     assert!(report.contains("3 passed, 0 failed"), "{report}");
 }
+
+/// String tensors (issue 13, item 4): numpy's `<U` and `S` arrays, big-endian and Fortran
+/// order, in `.npy`, `.npz`, msgpack-numpy and the JSON form, and ONNX STRING tensors (onnx's
+/// own test data, and `numpy_helper.from_array`). One hash per array whatever the format;
+/// back out as numpy, msgpack-numpy and onnx read them, `.npy` and `.pb` byte for byte.
+/// datetime64 and timedelta64 are refused, saying so, with the store unchanged.
+#[test]
+fn string_tensors_round_trip_in_every_format_that_has_them() {
+    const STRINGS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/strings_interop.py"
+    );
+    let Some(py) = python_with("numpy, msgpack, msgpack_numpy, onnx") else {
+        return;
+    };
+    let (t, d, out) = store_with_dirs("strings");
+    let onnx_files = python_script(py, STRINGS, "write", &[&d]);
+    let onnx_files: Vec<&str> = onnx_files.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        onnx_files.len() >= 10,
+        "onnx's STRING test files: {onnx_files:?}"
+    );
+    let put = |name: &str| {
+        stdout_of(t.cmd().arg("put").arg(d.join(name)))
+            .trim()
+            .to_owned()
+    };
+    let text = put("text.npy");
+    for same in ["text_be.npy", "text_f.npy", "text.msgpack", "text.json"] {
+        assert_eq!(put(same), text, "{same}: one array, one hash");
+    }
+    t.cmd()
+        .args(["info", &text])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("tensor STR4 [2, 3]"));
+    t.cmd()
+        .args(["show", &text])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"é🙂\""));
+    let bytes = put("bytes.npy");
+    assert_eq!(put("bytes.msgpack"), bytes);
+    let mut files: Vec<&str> = vec![
+        "text.npy",
+        "text_be.npy",
+        "text_f.npy",
+        "bytes.npy",
+        "empty.npy",
+        "mixed.npz",
+        "text.msgpack",
+        "bytes.msgpack",
+        "text.json",
+        "from_array.pb",
+    ];
+    files.extend(&onnx_files);
+    for f in files {
+        let h = put(f);
+        t.cmd()
+            .args(["get", &h, "-o"])
+            .arg(out.join(f))
+            .assert()
+            .success();
+    }
+    let report = python_script(py, STRINGS, "check", &[&d, &out]);
+    assert!(
+        report.contains(&format!("{} passed", 9 + 1 + onnx_files.len())),
+        "{report}"
+    );
+    // safetensors has no strings; datetime64 and timedelta64 are not stored.
+    let before = t.snapshot();
+    t.cmd()
+        .args(["get", &text, "-o"])
+        .arg(out.join("x.safetensors"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "STR4, which safetensors cannot hold",
+        ));
+    for (f, why) in [("when.npy", "datetime64"), ("took.npy", "timedelta64")] {
+        t.cmd()
+            .arg("put")
+            .arg(d.join(f))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(f).and(predicate::str::contains(why)));
+    }
+    assert_eq!(
+        t.snapshot(),
+        before,
+        "refused puts leave the store unchanged"
+    );
+}

@@ -304,6 +304,11 @@ fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Dtype> {
             ('f', 8) => Some(Dtype::F64),
             ('c', 8) => Some(Dtype::C64),
             ('c', 16) => Some(Dtype::C128),
+            // Fixed-width text (UTF-32) and bytes; a width past the archive's is refused below.
+            ('U', n) if n > 0 && n % 4 == 0 => {
+                Some(format!("STR{}", n / 4)).and_then(|s| s.parse::<Dtype>().ok())
+            }
+            ('S', n) if n > 0 => Some(format!("BYTES{n}")).and_then(|s| s.parse::<Dtype>().ok()),
             _ => None,
         }
     };
@@ -311,7 +316,13 @@ fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Dtype> {
         return Ok(d);
     }
     let name = name()?;
-    Err(if kind == 'O' {
+    Err(if kind == 'M' || kind == 'm' {
+        invalid(
+            format!("dtype {name}"),
+            "datetime64 and timedelta64 arrays are not stored yet; store them as int64 \
+             (`a.view(np.int64)`) and keep the unit in a tag",
+        )
+    } else if kind == 'O' {
         invalid(
             format!("dtype {name}"),
             "object arrays hold Python objects (they would need pickle, which can run \
@@ -321,7 +332,8 @@ fn dtype_of(dt: &Bound<'_, PyAny>) -> PyResult<Dtype> {
         invalid(
             format!("dtype {name}"),
             "not a tensor dtype the archive stores (bool, u8-u64, i8-i64, f16, f32, f64, \
-             c64, c128, and bfloat16/float8_e4m3fn/float8_e5m2 from ml_dtypes)",
+             c64, c128, fixed-width str and bytes (<U, S), and \
+             bfloat16/float8_e4m3fn/float8_e5m2 from ml_dtypes)",
         )
     })
 }
@@ -389,6 +401,11 @@ fn numpy_dtype<'py>(
     hash: &ObjectHash,
 ) -> PyResult<Bound<'py, PyAny>> {
     static DTYPES: [PyOnceLock<Py<PyAny>>; 17] = [const { PyOnceLock::new() }; 17];
+    if let Dtype::Str(_) | Dtype::Bytes(_) = dtype {
+        // One per width: made each time (`<U7`, `|S7`).
+        let descr = archive::interop::npy::descr(dtype).unwrap_or_default();
+        return numpy(py)?.getattr("dtype")?.call1((descr.as_ref(),));
+    }
     let (slot, module, name) = match dtype {
         Dtype::Bool => (0, "numpy", "bool_"),
         Dtype::U8 => (1, "numpy", "uint8"),

@@ -56,10 +56,10 @@ impl<'a> Prepared<'a> {
     fn tensor(view: &TensorView<'a>) -> Self {
         Prepared {
             kind: Kind::Tensor,
-            desc: Cow::Borrowed(view.dtype().name()),
+            desc: view.dtype().name(),
             shape: Cow::Borrowed(view.shape().dims()),
             payload: Cow::Borrowed(view.data()),
-            elem: view.dtype().size(),
+            elem: view.dtype().shuffle_width(),
             refs: Vec::new(),
             record: None,
         }
@@ -101,10 +101,10 @@ impl<'a> Prepared<'a> {
         match object {
             Object::Tensor(t) => Prepared {
                 kind: Kind::Tensor,
-                desc: Cow::Borrowed(t.dtype.name()),
+                desc: t.dtype.name(),
                 shape: Cow::Borrowed(t.shape.dims()),
                 payload: Cow::Borrowed(&t.data),
-                elem: t.dtype.size(),
+                elem: t.dtype.shuffle_width(),
                 refs: Vec::new(),
                 record: None,
             },

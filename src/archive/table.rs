@@ -147,11 +147,11 @@ impl Archive {
         let info = mapped.info();
         let desc = match (info.dtype, &info.desc) {
             (Some(d), _) => d.name(),
-            (None, Some(d)) => d.as_str(),
-            (None, None) => "",
+            (None, Some(d)) => std::borrow::Cow::Borrowed(d.as_str()),
+            (None, None) => std::borrow::Cow::Borrowed(""),
         };
         let shape = info.shape.as_ref().map(|s| s.dims()).unwrap_or_default();
-        object_cell(info.kind, desc, shape, mapped.bytes(), hash)
+        object_cell(info.kind, &desc, shape, mapped.bytes(), hash)
     }
 }
 

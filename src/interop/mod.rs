@@ -418,7 +418,7 @@ fn prepare<'d, 'a>(
         let v = a.view()?;
         let h = crate::object::canonical::Descriptor {
             kind: crate::object::Kind::Tensor,
-            desc: v.dtype().name(),
+            desc: &v.dtype().name(),
             shape: v.shape().dims(),
         }
         .hash(v.data());

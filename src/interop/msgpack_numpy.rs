@@ -685,7 +685,7 @@ fn write_node(output: &str, doc: &Document<'_>, out: &mut Vec<u8>) -> Result<()>
             let _ = enc::write_bin(out, b"nd");
             let _ = enc::write_bool(out, true);
             let _ = enc::write_bin(out, b"type");
-            let _ = enc::write_str(out, ty);
+            let _ = enc::write_str(out, &ty);
             let _ = enc::write_bin(out, b"kind");
             let _ = enc::write_bin(out, b"");
             let _ = enc::write_bin(out, b"shape");

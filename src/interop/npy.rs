@@ -28,11 +28,13 @@ pub struct NpyArray<'a> {
     pub data: Cow<'a, [u8]>,
 }
 
-/// The numpy `descr` of a dtype: the byte-order form (`<f4`) where numpy has one, the
-/// `ml_dtypes` name for bfloat16 and fp8. `None` for none today; kept an `Option` so that a
-/// dtype numpy cannot name gets a clear error rather than a wrong header.
-pub fn descr(dtype: Dtype) -> Option<&'static str> {
-    Some(match dtype {
+/// The numpy `descr` of a dtype: the byte-order form (`<f4`, `<U7`, `|S7`) where numpy has
+/// one, the `ml_dtypes` name for bfloat16 and fp8. `None` for none today; kept an `Option` so
+/// that a dtype numpy cannot name gets a clear error rather than a wrong header.
+pub fn descr(dtype: Dtype) -> Option<Cow<'static, str>> {
+    Some(Cow::Borrowed(match dtype {
+        Dtype::Str(n) => return Some(Cow::Owned(format!("<U{n}"))),
+        Dtype::Bytes(n) => return Some(Cow::Owned(format!("|S{n}"))),
         Dtype::Bool => "|b1",
         Dtype::U8 => "|u1",
         Dtype::I8 => "|i1",
@@ -50,12 +52,14 @@ pub fn descr(dtype: Dtype) -> Option<&'static str> {
         Dtype::BF16 => "bfloat16",
         Dtype::F8E4M3 => "float8_e4m3fn",
         Dtype::F8E5M2 => "float8_e5m2",
-    })
+    }))
 }
 
-/// The name numpy (with `ml_dtypes` for bfloat16 and fp8) gives a dtype: `dtype.name`.
-pub fn numpy_name(dtype: Dtype) -> &'static str {
-    match dtype {
+/// The name numpy (with `ml_dtypes` for bfloat16 and fp8) gives a dtype: `dtype.name`, or
+/// for strings `str(dtype)` (`<U7`, `|S7`), which says the width.
+pub fn numpy_name(dtype: Dtype) -> Cow<'static, str> {
+    Cow::Borrowed(match dtype {
+        Dtype::Str(_) | Dtype::Bytes(_) => return descr(dtype).unwrap_or_default(),
         Dtype::Bool => "bool",
         Dtype::U8 => "uint8",
         Dtype::U16 => "uint16",
@@ -73,7 +77,7 @@ pub fn numpy_name(dtype: Dtype) -> &'static str {
         Dtype::C128 => "complex128",
         Dtype::F8E4M3 => "float8_e4m3fn",
         Dtype::F8E5M2 => "float8_e5m2",
-    }
+    })
 }
 
 /// What a refused pickle is told: why, and how to convert safely.
@@ -96,6 +100,12 @@ pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
     {
         return Ok((dtype, false));
     }
+    if let Ok(dtype @ (Dtype::Str(_) | Dtype::Bytes(_))) = d.parse::<Dtype>()
+        && !d.starts_with('<')
+        && !d.starts_with('|')
+    {
+        return Ok((dtype, false));
+    }
     if d.contains('O') {
         return Err(bad(pickle_refusal(&format!(
             "holds Python objects (dtype `{d}`)"
@@ -105,6 +115,9 @@ pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
         Some(c @ ('<' | '>' | '|' | '=')) => (c, d.get(1..).unwrap_or_default()),
         _ => ('=', d),
     };
+    if let Some(found) = strings_and_times(input, d, order, rest) {
+        return found;
+    }
     if rest.starts_with('V') {
         return Err(bad(format!(
             "holds void elements (dtype `{d}`): numpy writes ml_dtypes arrays (bfloat16, \
@@ -139,13 +152,44 @@ pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
     Ok((dtype, big && dtype.size() > 1))
 }
 
+/// The string dtypes of a `descr` (`<U7`, `|S7`) and the refusal of datetime64 and
+/// timedelta64; `None` for any other.
+fn strings_and_times(
+    input: &str,
+    d: &str,
+    order: char,
+    rest: &str,
+) -> Option<Result<(Dtype, bool)>> {
+    let bad = |why: String| Error::invalid(input, why);
+    if let Some(width) = rest.strip_prefix('U').or_else(|| rest.strip_prefix('S')) {
+        let text = rest.starts_with('U');
+        let name = format!("{}{width}", if text { "STR" } else { "BYTES" });
+        let Ok(dtype) = name.parse::<Dtype>() else {
+            return Some(Err(bad(format!(
+                "string dtype `{d}` has no width between 1 and 2^24"
+            ))));
+        };
+        let host_big = cfg!(target_endian = "big");
+        let big = order == '>' || (order == '=' && host_big);
+        return Some(Ok((dtype, big && text)));
+    }
+    let what = match rest.chars().next() {
+        Some('M') => "datetime64",
+        Some('m') => "timedelta64",
+        _ => return None,
+    };
+    let unit = rest.get(2..).unwrap_or_default();
+    Some(Err(bad(format!(
+        "holds {what} elements (dtype `{d}`), which the archive does not store yet; store them \
+         as int64 (`a.view(np.int64)`) and keep the unit (`{}`) in a tag",
+        unit.trim_start_matches('[').trim_end_matches(']')
+    ))))
+}
+
 /// Swap big-endian elements to little-endian in place. Complex numbers swap each component,
 /// not the pair.
 pub(crate) fn swap_to_little_endian(dtype: Dtype, data: &mut [u8]) {
-    let unit = match dtype {
-        Dtype::C64 | Dtype::C128 => dtype.size() / 2,
-        _ => dtype.size(),
-    };
+    let unit = dtype.unit();
     if unit > 1 {
         data.chunks_exact_mut(unit).for_each(<[u8]>::reverse);
     }

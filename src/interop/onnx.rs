@@ -7,8 +7,10 @@
 //! (DOUBLE, COMPLEX128), `int64_data` (INT64), `uint64_data` (UINT32, UINT64), `int32_data`
 //! (the 8- and 16-bit integers, INT32, BOOL, and the bit patterns of FLOAT16, BFLOAT16 and
 //! the float8 types). Typed values outside their type's range are refused, not wrapped.
-//! Strings, sub-byte types and data kept in external files have no tensor form here and are
-//! refused. Written with `raw_data`, as `from_array` writes. A `SequenceProto` of tensors (or an
+//! `STRING` tensors (`string_data`, bytes per element) are `BYTES<n>` tensors, `n` the longest
+//! element, zero-padded as numpy's `S` dtype pads. Sub-byte types and data kept in external
+//! files have no tensor form here and are refused. Written with `raw_data`, as `from_array`
+//! writes; string tensors with `string_data` (text as UTF-8). A `SequenceProto` of tensors (or an
 //! `OptionalProto` of one) is read as its tensors and written back as one.
 
 use std::borrow::Cow;
@@ -38,7 +40,7 @@ pub struct TensorProto {
     /// 8-, 16- and 32-bit integers, BOOL, and the bits of FLOAT16, BFLOAT16, FLOAT8*.
     #[prost(int32, repeated, tag = "5")]
     pub int32_data: Vec<i32>,
-    /// STRING values; refused.
+    /// STRING values, one per element.
     #[prost(bytes = "vec", repeated, tag = "6")]
     pub string_data: Vec<Vec<u8>>,
     /// INT64 values.
@@ -115,6 +117,7 @@ pub fn data_type(dtype: Dtype) -> i32 {
         Dtype::BF16 => 16,
         Dtype::F8E4M3 => 17,
         Dtype::F8E5M2 => 19,
+        Dtype::Str(_) | Dtype::Bytes(_) => 8,
     }
 }
 
@@ -226,6 +229,9 @@ fn tensor_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
                 .into(),
         ));
     }
+    if t.data_type == Some(8) {
+        return strings_of(input, t);
+    }
     let dtype = dtype_of(t.data_type.unwrap_or(0)).map_err(bad)?;
     let dims = t
         .dims
@@ -259,6 +265,37 @@ fn tensor_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
             typed_bytes(&t, dtype).map_err(bad)?
         }
     };
+    let name = t.name.take().unwrap_or_default();
+    let array = Array::new(input, dtype, shape, Cow::Owned(data))?;
+    Ok(OnnxTensor { name, array })
+}
+
+/// A `STRING` tensor: its `string_data` as a `BYTES<n>` tensor.
+fn strings_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
+    let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
+    let dims = t
+        .dims
+        .iter()
+        .map(|&d| u64::try_from(d))
+        .collect::<std::result::Result<Vec<u64>, _>>()
+        .map_err(|_| bad(format!("dims {:?} holds a negative dimension", t.dims)))?;
+    let shape = Shape::new(dims);
+    if t.raw_data.is_some() || typed_count(&t) != t.string_data.len() {
+        return Err(bad(
+            "a STRING tensor keeps its elements in string_data only".into(),
+        ));
+    }
+    if shape.elements() != Some(t.string_data.len() as u64) {
+        return Err(bad(format!(
+            "shape {shape} of STRING needs {} elements, but {} were given",
+            shape
+                .elements()
+                .map_or("too many".into(), |n| n.to_string()),
+            t.string_data.len()
+        )));
+    }
+    let elems: Vec<&[u8]> = t.string_data.iter().map(Vec::as_slice).collect();
+    let (dtype, data) = crate::object::tensor::pack_bytes(input, &elems)?;
     let name = t.name.take().unwrap_or_default();
     let array = Array::new(input, dtype, shape, Cow::Owned(data))?;
     Ok(OnnxTensor { name, array })
@@ -368,11 +405,13 @@ fn tensor_proto(output: &str, name: &str, array: &Array<'_>) -> Result<TensorPro
         .map(|&d| i64::try_from(d))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| Error::invalid(output, "a dimension does not fit ONNX's int64 dims"))?;
+    let strings = crate::object::tensor::string_elements(array.dtype(), array.data());
     let t = TensorProto {
         dims,
         data_type: Some(data_type(array.dtype())),
         name: Some(name.to_owned()).filter(|n| !n.is_empty()),
-        raw_data: Some(array.data().to_vec()),
+        raw_data: (!array.dtype().is_string()).then(|| array.data().to_vec()),
+        string_data: strings.into_iter().map(|e| e.into_owned()).collect(),
         ..TensorProto::default()
     };
     Ok(t)
@@ -387,6 +426,30 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn string_tensors_are_fixed_width_bytes_and_come_back_byte_for_byte() {
+        let proto = TensorProto {
+            dims: vec![3],
+            data_type: Some(8),
+            string_data: vec![b"cat".to_vec(), Vec::new(), b"dog food".to_vec()],
+            name: Some("labels".into()),
+            ..TensorProto::default()
+        };
+        let bytes = proto.encode_to_vec();
+        let t = read("t", &bytes).expect("read");
+        assert_eq!(t.array.dtype(), Dtype::Bytes(8));
+        assert_eq!(&t.array.data()[..8], b"cat\0\0\0\0\0");
+        assert_eq!(write("o", "labels", &t.array).expect("write"), bytes);
+        // Text goes out as UTF-8.
+        let text: Vec<u8> = "é\0"
+            .chars()
+            .flat_map(|c| u32::from(c).to_le_bytes())
+            .collect();
+        let a = Array::new("t", Dtype::Str(2), Shape::new(vec![1]), text.into()).expect("a");
+        let back = read("t", &write("o", "", &a).expect("write")).expect("read");
+        assert_eq!(back.array.data(), "é".as_bytes());
     }
 
     #[test]
@@ -456,12 +519,19 @@ mod tests {
         };
         assert!(msg(&overflow.encode_to_vec()).contains("overflows"));
         let strings = TensorProto {
-            dims: vec![1],
+            dims: vec![2],
             data_type: Some(8),
             string_data: vec![b"a".to_vec()],
             ..TensorProto::default()
         };
-        assert!(msg(&strings.encode_to_vec()).contains("STRING"));
+        assert!(msg(&strings.encode_to_vec()).contains("needs 2 elements"));
+        let nul = TensorProto {
+            dims: vec![1],
+            data_type: Some(8),
+            string_data: vec![b"a\0".to_vec()],
+            ..TensorProto::default()
+        };
+        assert!(msg(&nul.encode_to_vec()).contains("ends in a zero byte"));
         let negative = TensorProto {
             dims: vec![-1],
             data_type: Some(1),

@@ -182,7 +182,7 @@ impl Object {
             canonical::Descriptor { kind, desc, shape }.hash(bytes)
         };
         match self {
-            Object::Tensor(t) => hash(Kind::Tensor, t.dtype.name(), t.shape.dims(), &t.data),
+            Object::Tensor(t) => hash(Kind::Tensor, &t.dtype.name(), t.shape.dims(), &t.data),
             Object::Text(s) => hash(Kind::Text, "", &[], s.as_bytes()),
             Object::Bytes { media_type, data } => {
                 hash(Kind::Bytes, media_type.as_deref().unwrap_or(""), &[], data)

@@ -2,6 +2,7 @@
 //! `TensorView` that puts take, and the owned `Tensor` that gets return. Data is always
 //! little-endian, C order.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -46,7 +47,17 @@ pub enum Dtype {
     F8E4M3,
     /// 8-bit float, 5 exponent bits, 2 mantissa bits (OCP FP8).
     F8E5M2,
+    /// Fixed-width text, numpy's `<U<n>`: `n` code points per element, each a UTF-32LE
+    /// scalar value, zero-padded. Named `STR<n>`.
+    Str(u32),
+    /// Fixed-width bytes, numpy's `|S<n>`: `n` bytes per element, zero-padded. Named
+    /// `BYTES<n>`.
+    Bytes(u32),
 }
+
+/// Widest string element accepted (code points or bytes), so that element sizes stay small
+/// numbers whatever a file says.
+pub const MAX_STRING_WIDTH: u32 = 1 << 24;
 
 impl Dtype {
     /// Every dtype, in FORMAT.md's order.
@@ -78,12 +89,43 @@ impl Dtype {
             Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
             Dtype::U64 | Dtype::I64 | Dtype::F64 | Dtype::C64 => 8,
             Dtype::C128 => 16,
+            Dtype::Str(n) => 4 * n as usize,
+            Dtype::Bytes(n) => n as usize,
         }
     }
 
-    /// The name written to disk and shown to people (`F32`, `F8_E4M3` …).
-    pub fn name(self) -> &'static str {
+    /// The size of the units an element is made of, which byte order and byte shuffling work
+    /// on: a complex number's component, a code point of text, a byte of bytes.
+    pub fn unit(self) -> usize {
         match self {
+            Dtype::C64 | Dtype::C128 => self.size() / 2,
+            Dtype::Str(_) => 4,
+            Dtype::Bytes(_) => 1,
+            d => d.size(),
+        }
+    }
+
+    /// The element width byte shuffling groups by: the element's size, except a code point
+    /// of text (4) and a byte of bytes (1). Stored payloads depend on it: never change a
+    /// dtype's.
+    pub fn shuffle_width(self) -> usize {
+        match self {
+            Dtype::Str(_) => 4,
+            Dtype::Bytes(_) => 1,
+            d => d.size(),
+        }
+    }
+
+    /// True for the string dtypes (`STR<n>`, `BYTES<n>`), which hold no numbers.
+    pub fn is_string(self) -> bool {
+        matches!(self, Dtype::Str(_) | Dtype::Bytes(_))
+    }
+
+    /// The name written to disk and shown to people (`F32`, `F8_E4M3`, `STR7` …).
+    pub fn name(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Dtype::Str(n) => return Cow::Owned(format!("STR{n}")),
+            Dtype::Bytes(n) => return Cow::Owned(format!("BYTES{n}")),
             Dtype::Bool => "BOOL",
             Dtype::U8 => "U8",
             Dtype::U16 => "U16",
@@ -101,7 +143,34 @@ impl Dtype {
             Dtype::C128 => "C128",
             Dtype::F8E4M3 => "F8_E4M3",
             Dtype::F8E5M2 => "F8_E5M2",
+        })
+    }
+
+    /// A string dtype from its name: `STR7`, `BYTES7` (any case), or numpy's `<U7`, `|S7`,
+    /// `S7`. A width of 0 or past [`MAX_STRING_WIDTH`] is refused.
+    fn parse_string(s: &str) -> Option<Result<Dtype>> {
+        let upper = s.to_ascii_uppercase();
+        let (make, digits): (fn(u32) -> Dtype, &str) = if let Some(d) = upper.strip_prefix("STR") {
+            (Dtype::Str, d)
+        } else if let Some(d) = upper.strip_prefix("BYTES") {
+            (Dtype::Bytes, d)
+        } else if let Some(d) = s.strip_prefix("<U") {
+            (Dtype::Str, d)
+        } else if let Some(d) = s.strip_prefix("|S").or_else(|| s.strip_prefix('S')) {
+            (Dtype::Bytes, d)
+        } else {
+            return None;
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
         }
+        Some(match digits.parse::<u32>() {
+            Ok(n) if (1..=MAX_STRING_WIDTH).contains(&n) => Ok(make(n)),
+            _ => Err(Error::invalid(
+                s,
+                format!("string width {digits} is not between 1 and {MAX_STRING_WIDTH}"),
+            )),
+        })
     }
 
     /// True for the integer dtypes (signed or unsigned), the ones categorical codes may use.
@@ -122,7 +191,7 @@ impl Dtype {
 
 impl fmt::Display for Dtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -132,6 +201,9 @@ impl FromStr for Dtype {
     /// Accepts the canonical names case-insensitively, plus the common numpy spellings
     /// (`float32`, `int64`, `bool`, `bfloat16`, `float8_e4m3fn` …).
     fn from_str(s: &str) -> Result<Self> {
+        if let Some(d) = Dtype::parse_string(s) {
+            return d;
+        }
         let lower = s.to_ascii_lowercase();
         let found = Dtype::ALL
             .into_iter()
@@ -160,7 +232,8 @@ impl FromStr for Dtype {
             Error::invalid(
                 s,
                 "unknown dtype; expected one of BOOL, U8, U16, U32, U64, I8, I16, I32, I64, \
-                 F16, BF16, F32, F64, C64, C128, F8_E4M3, F8_E5M2 (or a numpy name like float32)",
+                 F16, BF16, F32, F64, C64, C128, F8_E4M3, F8_E5M2, STR<n>, BYTES<n> (or a numpy \
+                 name like float32 or <U7)",
             )
         })
     }
@@ -273,10 +346,95 @@ pub(crate) fn check_len(input: &str, dtype: Dtype, shape: &Shape, len: usize) ->
     Ok(())
 }
 
+/// A UTF-32LE code unit (4 bytes; anything else is no code point).
+fn code_unit(c: &[u8]) -> u32 {
+    <[u8; 4]>::try_from(c).map_or(u32::MAX, u32::from_le_bytes)
+}
+
+/// Check that text elements hold Unicode scalar values (UTF-32LE code points, no
+/// surrogates), as bytes of text must be UTF-8: a `STR<n>` tensor always reads back as text.
+pub(crate) fn check_text(input: &str, dtype: Dtype, data: &[u8]) -> Result<()> {
+    let Dtype::Str(width) = dtype else {
+        return Ok(());
+    };
+    let bad = data
+        .chunks_exact(4)
+        .position(|c| char::from_u32(code_unit(c)).is_none());
+    match bad {
+        None => Ok(()),
+        Some(i) => Err(Error::invalid(
+            input,
+            format!(
+                "element {} of {dtype} holds 0x{:x}, which is not a Unicode code point",
+                i / width as usize,
+                data.get(i * 4..i * 4 + 4).map_or(0, code_unit)
+            ),
+        )),
+    }
+}
+
+/// The elements of a string tensor as numpy gives them, trailing zero padding removed: text
+/// as UTF-8, bytes as they are. Empty for other dtypes.
+pub fn string_elements(dtype: Dtype, data: &[u8]) -> Vec<Cow<'_, [u8]>> {
+    match dtype {
+        Dtype::Str(n) => data
+            .chunks_exact(4 * n as usize)
+            .map(|e| {
+                let text: String = e
+                    .chunks_exact(4)
+                    .map(|c| char::from_u32(code_unit(c)).unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .collect();
+                Cow::Owned(text.trim_end_matches('\0').as_bytes().to_vec())
+            })
+            .collect(),
+        Dtype::Bytes(n) => data
+            .chunks_exact(n as usize)
+            .map(|e| {
+                let end = e.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+                Cow::Borrowed(e.get(..end).unwrap_or_default())
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Byte strings as a `BYTES<n>` tensor's elements, `n` the longest (at least 1), zero-padded
+/// as numpy pads them. An element ending in a zero byte is refused: the padding would take
+/// it. `input` names the source in errors.
+pub fn pack_bytes(input: &str, elems: &[&[u8]]) -> Result<(Dtype, Vec<u8>)> {
+    if let Some(i) = elems.iter().position(|e| e.last() == Some(&0)) {
+        return Err(Error::invalid(
+            input,
+            format!(
+                "string element {i} ends in a zero byte, which a fixed-width string tensor \
+                 (numpy's `S` dtype) cannot keep"
+            ),
+        ));
+    }
+    let longest = elems.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+    let width = u32::try_from(longest)
+        .ok()
+        .filter(|w| *w <= MAX_STRING_WIDTH)
+        .ok_or_else(|| {
+            Error::invalid(
+                input,
+                format!("a string element of {longest} bytes is too long"),
+            )
+        })?;
+    let mut out = Vec::with_capacity(elems.len() * longest);
+    for e in elems {
+        out.extend_from_slice(e);
+        out.resize(out.len() + longest - e.len(), 0);
+    }
+    Ok((Dtype::Bytes(width), out))
+}
+
 impl<'a> TensorView<'a> {
-    /// A view over `data`; fails if the shape's byte length is not `data.len()`.
+    /// A view over `data`; fails if the shape's byte length is not `data.len()`, or if a text
+    /// element is not text.
     pub fn new(dtype: Dtype, shape: &'a Shape, data: &'a [u8]) -> Result<Self> {
         check_len("tensor", dtype, shape, data.len())?;
+        check_text("tensor", dtype, data)?;
         Ok(TensorView { dtype, shape, data })
     }
 
@@ -335,6 +493,23 @@ mod tests {
         }
         assert_eq!("float32".parse::<Dtype>().ok(), Some(Dtype::F32));
         assert!("object".parse::<Dtype>().is_err());
+        for (s, d) in [
+            ("STR7", Dtype::Str(7)),
+            ("str7", Dtype::Str(7)),
+            ("<U7", Dtype::Str(7)),
+            ("BYTES3", Dtype::Bytes(3)),
+            ("|S3", Dtype::Bytes(3)),
+            ("S3", Dtype::Bytes(3)),
+        ] {
+            assert_eq!(s.parse::<Dtype>().ok(), Some(d), "{s}");
+            assert_eq!(d.name().parse::<Dtype>().ok(), Some(d));
+        }
+        assert_eq!(Dtype::Str(7).size(), 28);
+        for bad in ["STR0", "STR", "BYTES-1", "STR99999999999", "<U", "STRx"] {
+            assert!(bad.parse::<Dtype>().is_err(), "{bad}");
+        }
+        // U8 stays uint8.
+        assert_eq!("U8".parse::<Dtype>().ok(), Some(Dtype::U8));
     }
 
     #[test]

@@ -55,7 +55,10 @@ fn descriptor(meta: &ObjectMeta) -> std::result::Result<Descriptor<'_>, String> 
 
 fn elem_size(meta: &ObjectMeta) -> usize {
     if meta.kind == Kind::Tensor.name() {
-        meta.desc.parse::<Dtype>().map(|d| d.size()).unwrap_or(1)
+        meta.desc
+            .parse::<Dtype>()
+            .map(|d| d.shuffle_width())
+            .unwrap_or(1)
     } else {
         1
     }

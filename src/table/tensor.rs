@@ -7,12 +7,15 @@ use arrow_array::types::{
     ArrowPrimitiveType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
     Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, ListArray, PrimitiveArray};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, ListArray, PrimitiveArray,
+    StringArray,
+};
 use arrow_buffer::{BooleanBuffer, Buffer, MutableBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 
 use super::Cell;
-use crate::object::tensor::Dtype;
+use crate::object::tensor::{Dtype, string_elements};
 
 /// A tensor in a row: dtype, shape and little-endian bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,8 @@ pub(super) fn element_type(dtype: Dtype) -> Result<DataType, String> {
         Dtype::F16 => DataType::Float16,
         Dtype::F32 => DataType::Float32,
         Dtype::F64 => DataType::Float64,
+        Dtype::Str(_) => DataType::Utf8,
+        Dtype::Bytes(_) => DataType::Binary,
         Dtype::BF16 | Dtype::C64 | Dtype::C128 | Dtype::F8E4M3 | Dtype::F8E5M2 => {
             return Err(format!(
                 "{dtype} tensors have no Arrow type: export the field with --field to .npy, \
@@ -187,6 +192,29 @@ fn values_array(
         Dtype::F16 => prim::<Float16Type>(bytes, len, nulls),
         Dtype::F32 => prim::<Float32Type>(bytes, len, nulls),
         Dtype::F64 => prim::<Float64Type>(bytes, len, nulls),
+        // Strings as numpy gives them, the padding removed.
+        Dtype::Str(_) => {
+            let elems = string_elements(dtype, &bytes);
+            let all = StringArray::from_iter_values(
+                elems
+                    .iter()
+                    .map(|e| std::str::from_utf8(e).unwrap_or_default()),
+            );
+            Arc::new(StringArray::new(
+                all.offsets().clone(),
+                all.values().clone(),
+                nulls,
+            ))
+        }
+        Dtype::Bytes(_) => {
+            let elems = string_elements(dtype, &bytes);
+            let all = BinaryArray::from_iter_values(elems.iter().map(|e| e.as_ref()));
+            Arc::new(BinaryArray::new(
+                all.offsets().clone(),
+                all.values().clone(),
+                nulls,
+            ))
+        }
         other => return Err(element_type(other).err().unwrap_or_default()),
     })
 }

@@ -231,8 +231,10 @@ def write(d):
     (bad / "void_bf16.msgpack").write_bytes(
         msgpack.packb({"x": ml["bfloat16"].view("V2")}, default=msgpack_numpy.encode))
     np.save(bad / "void_bf16.npy", ml["bfloat16"])
-    (bad / "strings.pb").write_bytes(
-        helper.make_tensor("s", TensorProto.STRING, [2], [b"a", b"b"]).SerializeToString())
+    # A STRING element ending in a zero byte, which numpy's fixed-width `S` would drop.
+    strings = TensorProto(name="s", data_type=TensorProto.STRING, dims=[2])
+    strings.string_data.extend([b"a", b"b\0"])
+    (bad / "strings.pb").write_bytes(strings.SerializeToString())
     # A pickled model: an object of a class, which only running code could rebuild.
     (bad / "model.pkl").write_bytes(b"\x80\x02c__main__\nModel\nq\x00)\x81q\x01.")
 

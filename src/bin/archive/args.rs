@@ -230,7 +230,8 @@ Tables (.parquet; .arrow or .feather, the Arrow IPC file) have a row per entry: 
 hash, then a column per record field (by its path: meta.source) and per tag key, as queries
 name them (a field and a tag of one name are one column, the field's value first); an entry
 that logs a tensor, text or bytes has it in `value`. Tensors are fixed-size lists, nested a
-level per dimension (lists where shapes vary). Columns mix types as far as they can: integers
+level per dimension (lists where shapes vary); string tensors' elements are strings (STR<n>)
+or binary (BYTES<n>). Columns mix types as far as they can: integers
 with floats become floats, other scalar mixes text; a tensor column keeps one dtype and rank.
 --field (repeatable) picks the columns, in order.
 

@@ -136,7 +136,7 @@ fn print_text(s: &Shown) -> Result<()> {
         outln!(
             "codes    {} ({n} codes, {})",
             codes.hash.short(12),
-            codes.dtype.map(|d| d.name()).unwrap_or("?")
+            codes.dtype.map_or("?".into(), |d| d.name())
         )?;
     }
     if !s.fields.is_empty() {

@@ -204,14 +204,18 @@ fn tensor(t: &Tensor) -> Json {
 fn tensor_figures(s: &TensorSummary, shape: &model_archive::Shape, head: &Tensor) -> Json {
     let cols = shape.dims().last().copied().unwrap_or(1).max(1) as usize;
     let held = head.shape.elements().unwrap_or(0) as usize;
-    let first_rows: Vec<Vec<f64>> = (0..3)
+    let strings = model_archive::object::tensor::string_elements(head.dtype, &head.data);
+    let first_rows: Vec<Vec<Json>> = (0..3)
         .map(|r| {
             (0..cols.min(8))
                 .filter_map(|c| {
                     let i = r * cols + c;
-                    (i < held).then(|| model_archive::summary::element(head.dtype, &head.data, i))
+                    (i < held).then(|| match strings.get(i) {
+                        Some(s) => json!(String::from_utf8_lossy(s)),
+                        None => json!(model_archive::summary::element(head.dtype, &head.data, i)),
+                    })
                 })
-                .collect::<Vec<f64>>()
+                .collect::<Vec<Json>>()
         })
         .filter(|row| !row.is_empty())
         .collect();
@@ -220,6 +224,7 @@ fn tensor_figures(s: &TensorSummary, shape: &model_archive::Shape, head: &Tensor
         "dtype": head.dtype.name(),
         "shape": shape.dims(),
         "count": s.count,
+        "strings": head.dtype.is_string(),
         "nan": s.nan, "pos_inf": s.pos_inf, "neg_inf": s.neg_inf, "zeros": s.zeros,
         "min": s.min, "max": s.max, "mean": s.mean, "std": s.std,
         "quantiles": s.quantiles.iter().map(|(q, v)| json!({"q": q, "value": v})).collect::<Vec<_>>(),
@@ -307,25 +312,25 @@ fn describe_tensor(f: &Json, short: &str) -> Vec<String> {
         .flatten()
         .map(|d| d.to_string())
         .collect();
-    let mut out = vec![
-        format!(
-            "{short}  tensor {} [{}]: {} values",
-            f["dtype"].as_str().unwrap_or("?"),
-            dims.join(", "),
-            f["count"]
-        ),
-        format!(
+    let mut out = vec![format!(
+        "{short}  tensor {} [{}]: {} values",
+        f["dtype"].as_str().unwrap_or("?"),
+        dims.join(", "),
+        f["count"]
+    )];
+    if f["strings"] != true {
+        out.push(format!(
             "  min {}  max {}  mean {}  std {}",
             num(&f["min"]),
             num(&f["max"]),
             num(&f["mean"]),
             num(&f["std"])
-        ),
-        format!(
+        ));
+        out.push(format!(
             "  NaN {}  +inf {}  -inf {}  zeros {}",
             f["nan"], f["pos_inf"], f["neg_inf"], f["zeros"]
-        ),
-    ];
+        ));
+    }
     let qs: Vec<String> = f["quantiles"]
         .as_array()
         .into_iter()
@@ -372,7 +377,10 @@ fn describe_tensor(f: &Json, short: &str) -> Vec<String> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|v| format!("{:>8}", num(v)))
+                .map(|v| match v.as_str() {
+                    Some(s) => format!("{:>8}", clip(&format!("{s:?}"), 20)),
+                    None => format!("{:>8}", num(v)),
+                })
                 .collect();
             out.push(format!("   {}", cells.join(" ")));
         }
