@@ -141,6 +141,8 @@ fn pickles_of_every_protocol_are_read_without_running_them_and_malicious_ones_re
         "u8",
         "categories",
         "batch",
+        "labels",
+        "raw_labels",
     ];
     for name in names {
         let h = put(&format!("{name}.msgpack"));

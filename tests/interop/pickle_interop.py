@@ -28,6 +28,8 @@ VALUES = {
     "categories": {"names": ["cat", "dog", "caf\u00e9"], "ids": np.arange(3, dtype=np.int64),
                    "threshold": 0.5, "ok": True, "none": None, "pair": (1, -(2 ** 40))},
     "batch": [np.zeros((2, 2), dtype=np.float16), {"x": np.int32(7)}],
+    "labels": np.array([["cat", "caf\u00e9"], ["", "\U0001f642"]]),
+    "raw_labels": np.array([b"ab", b"", b"x\x00y"]),
 }
 
 
