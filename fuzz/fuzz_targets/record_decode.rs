@@ -14,8 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let mut refs = Vec::new();
     let scanned_refs = scan_refs(data, &mut |h| refs.push(h));
     if let Ok(r) = Record::from_msgpack("fuzz", data) {
+        // Compared as bytes: a NaN is not equal to itself as a value.
         let bytes = r.to_msgpack();
-        assert_eq!(Record::from_msgpack("again", &bytes).ok().as_ref(), Some(&r));
+        let again = Record::from_msgpack("again", &bytes).map(|r| r.to_msgpack());
+        assert_eq!(again.ok().as_ref(), Some(&bytes));
         if scanned.is_ok() {
             assert_eq!(paths, r.paths());
         }
