@@ -149,10 +149,14 @@ impl Dtype {
     /// A string dtype from its name: `STR7`, `BYTES7` (any case), or numpy's `<U7`, `|S7`,
     /// `S7`. A width of 0 or past [`MAX_STRING_WIDTH`] is refused.
     fn parse_string(s: &str) -> Option<Result<Dtype>> {
-        let upper = s.to_ascii_uppercase();
-        let (make, digits): (fn(u32) -> Dtype, &str) = if let Some(d) = upper.strip_prefix("STR") {
+        let prefix = |p: &str| {
+            s.get(..p.len())
+                .filter(|head| head.eq_ignore_ascii_case(p))
+                .and_then(|_| s.get(p.len()..))
+        };
+        let (make, digits): (fn(u32) -> Dtype, &str) = if let Some(d) = prefix("STR") {
             (Dtype::Str, d)
-        } else if let Some(d) = upper.strip_prefix("BYTES") {
+        } else if let Some(d) = prefix("BYTES") {
             (Dtype::Bytes, d)
         } else if let Some(d) = s.strip_prefix("<U") {
             (Dtype::Str, d)
@@ -201,33 +205,37 @@ impl FromStr for Dtype {
     /// Accepts the canonical names case-insensitively, plus the common numpy spellings
     /// (`float32`, `int64`, `bool`, `bfloat16`, `float8_e4m3fn` …).
     fn from_str(s: &str) -> Result<Self> {
+        // Canonical names first, without allocating: every packed tensor read parses one.
+        if let Some(d) = Dtype::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s))
+        {
+            return Ok(d);
+        }
         if let Some(d) = Dtype::parse_string(s) {
             return d;
         }
         let lower = s.to_ascii_lowercase();
-        let found = Dtype::ALL
-            .into_iter()
-            .find(|d| d.name().eq_ignore_ascii_case(s))
-            .or(match lower.as_str() {
-                "bool" => Some(Dtype::Bool),
-                "uint8" => Some(Dtype::U8),
-                "uint16" => Some(Dtype::U16),
-                "uint32" => Some(Dtype::U32),
-                "uint64" => Some(Dtype::U64),
-                "int8" => Some(Dtype::I8),
-                "int16" => Some(Dtype::I16),
-                "int32" => Some(Dtype::I32),
-                "int64" => Some(Dtype::I64),
-                "float16" | "half" => Some(Dtype::F16),
-                "bfloat16" => Some(Dtype::BF16),
-                "float32" | "float" => Some(Dtype::F32),
-                "float64" | "double" => Some(Dtype::F64),
-                "complex64" => Some(Dtype::C64),
-                "complex128" => Some(Dtype::C128),
-                "float8_e4m3fn" | "f8e4m3" => Some(Dtype::F8E4M3),
-                "float8_e5m2" | "f8e5m2" => Some(Dtype::F8E5M2),
-                _ => None,
-            });
+        let found = match lower.as_str() {
+            "bool" => Some(Dtype::Bool),
+            "uint8" => Some(Dtype::U8),
+            "uint16" => Some(Dtype::U16),
+            "uint32" => Some(Dtype::U32),
+            "uint64" => Some(Dtype::U64),
+            "int8" => Some(Dtype::I8),
+            "int16" => Some(Dtype::I16),
+            "int32" => Some(Dtype::I32),
+            "int64" => Some(Dtype::I64),
+            "float16" | "half" => Some(Dtype::F16),
+            "bfloat16" => Some(Dtype::BF16),
+            "float32" | "float" => Some(Dtype::F32),
+            "float64" | "double" => Some(Dtype::F64),
+            "complex64" => Some(Dtype::C64),
+            "complex128" => Some(Dtype::C128),
+            "float8_e4m3fn" | "f8e4m3" => Some(Dtype::F8E4M3),
+            "float8_e5m2" | "f8e5m2" => Some(Dtype::F8E5M2),
+            _ => None,
+        };
         found.ok_or_else(|| {
             Error::invalid(
                 s,
