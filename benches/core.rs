@@ -228,7 +228,7 @@ fn bench_records(c: &mut Criterion, root: &Path, scratch: &Path) {
         b.iter(|| {
             let mut out = BufWriter::new(File::create(&path).expect("create the msgpack stream"));
             for r in &records {
-                rmp_serde::encode::write(&mut out, black_box(r)).expect("msgpack");
+                out.write_all(&black_box(r).to_msgpack()).expect("msgpack");
             }
             out.flush()
                 .and_then(|()| out.get_ref().sync_data())

@@ -580,6 +580,7 @@ fn value_py<'py>(
         }
         Value::Record(r) => record(py, archive, r, depth + 1, verify)?,
         Value::F32(f) => PyFloat::new(py, f64::from(*f)).into_any(),
+        Value::BigUint(u) => u.into_pyobject(py)?.into_any(),
         Value::Bytes(b) => PyBytes::new(py, b).into_any(),
         // msgpack's `ExtType(code, data)` is a named tuple of the same two.
         Value::Ext(t, d) => (*t, PyBytes::new(py, d)).into_pyobject(py)?.into_any(),

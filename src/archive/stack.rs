@@ -182,6 +182,7 @@ fn describe(v: &Value) -> &'static str {
         Value::Record(_) => "a record",
         Value::Ref(_) => "a reference",
         Value::F32(_) => "a float32",
+        Value::BigUint(_) => "an integer",
         Value::Bytes(_) => "bytes",
         Value::Ext(..) => "a msgpack extension value",
         Value::Map(_) => "a map",

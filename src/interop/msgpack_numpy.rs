@@ -324,7 +324,7 @@ fn to_document<'a>(
         Node::Nil => Document::Scalar(Value::Null),
         Node::Bool(b) => Document::Scalar(Value::Bool(b)),
         Node::Int(i) => Document::Scalar(Value::Int(i)),
-        Node::BigUint(u) => return Err(at(format!("integer {u} does not fit in i64"))),
+        Node::BigUint(u) => Document::Scalar(Value::BigUint(u)),
         Node::Float(f) => Document::Scalar(Value::Float(f)),
         Node::Str(s) => Document::Scalar(Value::Str(
             std::str::from_utf8(s)
@@ -753,6 +753,9 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
         }
         Value::F32(f) => {
             let _ = enc::write_f32(out, *f);
+        }
+        Value::BigUint(u) => {
+            let _ = enc::write_u64(out, *u);
         }
         Value::Bytes(b) => {
             let _ = enc::write_bin(out, b);

@@ -41,6 +41,8 @@ pub enum Value {
     /// A map with a key that is not a string (msgpack allows any value as a key), its pairs in
     /// order. A map whose keys are all strings is a [`Record`]; this never holds one.
     Map(Vec<(Value, Value)>),
+    /// An unsigned integer past `i64::MAX` (msgpack's uint64); smaller ones are `Int`.
+    BigUint(u64),
 }
 
 /// Extension type codes of the canonical encoding: raw bytes are `ext 1` (a `bin` is always a
@@ -294,6 +296,7 @@ impl Value {
             Value::Str(s) => Some(Cow::Borrowed(s)),
             // As the record scan reads it: widened to f64.
             Value::F32(f) => Some(Cow::Owned(f64::from(*f).to_string())),
+            Value::BigUint(u) => Some(Cow::Owned(u.to_string())),
             Value::Ref(_)
             | Value::List(_)
             | Value::Record(_)
@@ -327,6 +330,7 @@ fn value_to_json(v: &Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Ref(h) => serde_json::json!({ "$ref": h.to_string() }),
+        Value::BigUint(u) => J::from(*u),
         Value::F32(f) => serde_json::Number::from_f64(f64::from(*f))
             .map(J::Number)
             .unwrap_or_else(|| J::from(f.to_string())),
@@ -378,6 +382,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Ref(h) => rmp::encode::write_bin(out, h.as_bytes()).map_err(|_| ()),
         Value::F32(f) => rmp::encode::write_f32(out, *f).map_err(|_| ()),
+        Value::BigUint(u) => rmp::encode::write_u64(out, *u).map_err(|_| ()),
         Value::Bytes(b) => {
             let _ = rmp::encode::write_ext_meta(out, b.len() as u32, EXT_BYTES);
             out.extend_from_slice(b);
@@ -415,9 +420,7 @@ impl Cursor<'_> {
             m @ 0xe0..=0xff => Value::Int(i64::from(m as i8)),
             0xcc..=0xcf => {
                 let u = self.uint(1 << (marker - 0xcc))?;
-                Value::Int(
-                    i64::try_from(u).map_err(|_| format!("integer {u} does not fit in i64"))?,
-                )
+                i64::try_from(u).map_or(Value::BigUint(u), Value::Int)
             }
             0xd0..=0xd3 => {
                 let len = 1usize << (marker - 0xd0);
@@ -736,6 +739,7 @@ mod tests {
             .and_then(|r| r.with("e", Value::Ext(-1, vec![0, 1, 2, 3])))
             .and_then(|r| r.with("e1", Value::Ext(1, Vec::new())))
             .and_then(|r| r.with("f", Value::F32(0.1)))
+            .and_then(|r| r.with("big", Value::BigUint(u64::MAX)))
             .and_then(|r| r.with("after", Value::Str("x".into())))
             .expect("record")
     }
@@ -754,7 +758,7 @@ mod tests {
         let mut paths = Vec::new();
         scan_fields(&bytes, &mut |p, v| paths.push((p.to_owned(), v.is_some()))).expect("scan");
         let names: Vec<_> = paths.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(names, ["m", "b32", "e", "e1", "f", "after"]);
+        assert_eq!(names, ["m", "b32", "e", "e1", "f", "big", "after"]);
         assert_eq!(r.paths(), names);
         assert_eq!(find_ref(&bytes, "m.x"), Ok(None));
         assert_eq!(

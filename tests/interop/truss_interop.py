@@ -73,6 +73,7 @@ def plain():
         "mixed": {b"bin": 1, "str": 2},
         "nested": [{b"k": msgpack.ExtType(1, b"")}, [], {}],
         "big": 2**63 - 1,
+        "bigger": 2**64 - 1,
         "neg": -(2**63),
     }
     return msgpack.packb(v, use_bin_type=True, use_single_float=True)

@@ -41,6 +41,7 @@ fn fields(archive: &Archive, value: &Object) -> Vec<(String, String)> {
                 Value::List(items) => format!("list of {}", items.len()),
                 Value::Record(r) => format!("record of {} fields", r.len()),
                 Value::F32(f) => format!("{f} (float32)"),
+                Value::BigUint(u) => u.to_string(),
                 Value::Bytes(b) => format!("bytes, {} long", b.len()),
                 Value::Ext(t, d) => format!("msgpack extension type {t}, {} bytes", d.len()),
                 Value::Map(pairs) => format!("map of {} pairs (keys not all strings)", pairs.len()),
