@@ -2,11 +2,16 @@
 # The demo: put and log real model outputs (samples/, made by tools/make_samples.py from
 # scikit-learn classifiers on its bundled digits dataset) into a fresh store, find them by tags
 # and record fields, read a run back as one array, and get every one back bit-exact. Run from
-# anywhere: tools/demo.sh
+# anywhere: tools/demo.sh (ARCHIVE_BIN=path runs that binary instead of building a release one;
+# CI runs the debug binary its tests built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin archive
-A=${CARGO_TARGET_DIR:-$PWD/target}/release/archive   # where cargo just built it
+if [ -n "${ARCHIVE_BIN:-}" ]; then
+    A=$ARCHIVE_BIN
+else
+    cargo build --release --quiet --bin archive
+    A=${CARGO_TARGET_DIR:-$PWD/target}/release/archive   # where cargo just built it
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export ARCHIVE_STORE=$work/demo.archive

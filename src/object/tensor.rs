@@ -205,11 +205,13 @@ impl FromStr for Dtype {
     /// Accepts the canonical names case-insensitively, plus the common numpy spellings
     /// (`float32`, `int64`, `bool`, `bfloat16`, `float8_e4m3fn` …).
     fn from_str(s: &str) -> Result<Self> {
-        // Canonical names first, without allocating: every packed tensor read parses one.
-        if let Some(d) = Dtype::ALL
-            .into_iter()
-            .find(|d| d.name().eq_ignore_ascii_case(s))
-        {
+        // Canonical names first, exactly, then in any case, without allocating: every packed
+        // tensor read parses one.
+        if let Some(d) = Dtype::ALL.into_iter().find(|d| d.name() == s).or_else(|| {
+            Dtype::ALL
+                .into_iter()
+                .find(|d| d.name().eq_ignore_ascii_case(s))
+        }) {
             return Ok(d);
         }
         if let Some(d) = Dtype::parse_string(s) {
