@@ -39,13 +39,21 @@ impl Archive {
     ) -> Result<Tensor> {
         let mut first: Option<(Dtype, Shape, String)> = None;
         let mut data = Vec::new();
-        let rows = self.each_match(query, progress, &mut |m| {
+        let rows = self.each_match(query, progress, &mut |m, bound| {
             let (dtype, shape, bytes) = match m {
                 Match::Listed(e) => self.row(e, field)?,
                 Match::Packed { .. } => self.packed_row(m, field)?,
             };
             match &first {
-                None => first = Some((dtype, Shape::new(shape.to_vec()), m.name(field))),
+                None => {
+                    first = Some((dtype, Shape::new(shape.to_vec()), m.name(field)));
+                    // Room for every row the plan can give: pages are touched only as rows
+                    // land, and the array is never copied to grow.
+                    let most = usize::try_from(bound).unwrap_or(usize::MAX);
+                    let want = bytes.len().saturating_mul(most).min(STACK_RESERVE_MAX);
+                    // Not reserving is only slower: the rows still land.
+                    let _ = data.try_reserve_exact(want);
+                }
                 Some((fd, fs, fname)) if *fd != dtype || fs.dims() != &shape[..] => {
                     let s = Shape::new(shape.to_vec());
                     return Err(Error::invalid(
@@ -150,6 +158,9 @@ impl Archive {
         }
     }
 }
+
+/// The most a stack reserves ahead of its rows (it grows past this as needed).
+const STACK_RESERVE_MAX: usize = 4 << 30;
 
 /// A row: dtype, shape and bytes.
 type Row<'a> = (Dtype, Cow<'a, [u64]>, Cow<'a, [u8]>);

@@ -37,7 +37,7 @@ impl Archive {
         }
         self.again_if_rebuilt(&|| {
             let mut b = TableBuilder::new(columns);
-            let rows = self.each_match(query, progress, &mut |m| self.add_row(&mut b, m))?;
+            let rows = self.each_match(query, progress, &mut |m, _| self.add_row(&mut b, m))?;
             progress(rows, rows);
             b.finish()
         })

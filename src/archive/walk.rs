@@ -97,17 +97,20 @@ impl Match<'_> {
 }
 
 impl Archive {
-    /// Call `f` with every entry `query` matches, oldest first (removed entries left out);
-    /// `progress(done, 0)` after each run. Returns how many there were.
+    /// Call `f` with every entry `query` matches, oldest first (removed entries left out),
+    /// and the most entries there can be (those of every run the plan reads: a bound to
+    /// reserve memory by); `progress(done, 0)` after each run. Returns how many there were.
     pub(super) fn each_match(
         &self,
         query: &Query,
         progress: &dyn Fn(u64, u64),
-        f: &mut dyn FnMut(&Match<'_>) -> Result<()>,
+        f: &mut dyn FnMut(&Match<'_>, u64) -> Result<()>,
     ) -> Result<u64> {
         let (runs, needs_record) = self.plan(query)?;
         // Listed first, so that the index can be handed to a waiting process between runs.
         let runs = runs.collect::<Result<Vec<_>>>()?;
+        let bound: u64 = runs.iter().map(|(_, r)| r.len()).sum();
+        let f = &mut |m: &Match<'_>| f(m, bound);
         let removed = self.index()?.removed()?;
         let mut rows = 0u64;
         // Runs come newest first, and each run's hits newest first. Packs are read and

@@ -6,6 +6,7 @@ pub mod bloom;
 pub mod frame;
 pub mod meta;
 pub mod pack;
+mod pack_body;
 pub mod removal;
 pub mod store_header;
 pub mod version;

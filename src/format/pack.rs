@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::codec::Codec;
@@ -38,33 +37,7 @@ pub const PACK_BYTES: usize = 256 << 10;
 /// Most items in one pack.
 pub const PACK_ITEMS: usize = 8192;
 
-/// One item of a pack: an object stored here, an entry, or both.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PackItem {
-    /// An object stored in this pack: index into `descs`, shape, and its payload's length in
-    /// `data` (payloads follow each other in item order).
-    pub object: Option<(u32, Vec<u64>, u64)>,
-    /// For an entry of content stored elsewhere: that content's hash.
-    pub hash: Option<ByteBuf>,
-    /// The entry this item logs: nanoseconds after `time0`, index into `tagsets`.
-    pub entry: Option<(i64, u32)>,
-}
-
-/// The decoded payload of a pack frame. Encoded positionally (msgpack arrays), so field names
-/// cost nothing per item; later schema versions append fields.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PackBody {
-    /// Distinct (kind code, descriptor) pairs of the objects.
-    pub descs: Vec<(u8, String)>,
-    /// Distinct tag sets of the entries.
-    pub tagsets: Vec<Vec<(String, String)>>,
-    /// Time of the first entry, nanoseconds since the Unix epoch.
-    pub time0: i64,
-    /// The items, in the order they were put.
-    pub items: Vec<PackItem>,
-    /// The objects' payloads, concatenated.
-    pub data: ByteBuf,
-}
+pub use super::pack_body::{PackBody, PackItem};
 
 /// A pack being filled by a writer.
 #[derive(Default)]
@@ -339,7 +312,7 @@ impl Pack {
         stored_len: u64,
     ) -> Result<Pack> {
         let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-        let body: PackBody = rmp_serde::from_slice(bytes)
+        let body = super::pack_body::decode(bytes)
             .map_err(|e| corrupt(format!("pack body does not decode: {e}")))?;
         let mut starts = Vec::with_capacity(body.items.len());
         let mut at = 0usize;

@@ -29,7 +29,7 @@ pub enum Scalar<'r> {
 }
 
 impl<'r> Scalar<'r> {
-    /// The text queries compare, as [`Value::query_text`] gives it (a reference has none).
+    /// The text queries compare, as [`Value::query_text`](crate::object::record::Value::query_text) gives it (a reference has none).
     pub fn query_text(self) -> Option<std::borrow::Cow<'r, str>> {
         use std::borrow::Cow;
         Some(match self {
@@ -56,7 +56,7 @@ impl<'r> Scalar<'r> {
 }
 
 /// Walk a record's canonical msgpack bytes without decoding it: `f` gets every field's path
-/// (as [`Record::paths`] gives them) and, for a scalar or a reference, its value (strings
+/// (as [`Record::paths`](crate::object::record::Record::paths) gives them) and, for a scalar or a reference, its value (strings
 /// borrowed from `bytes`); lists and records give none. What the index reads from every logged
 /// record and queries read from every record they look at, so it allocates nothing per field.
 /// An error says why the bytes are not a record.
@@ -75,7 +75,7 @@ pub fn scan_fields<'r>(
 }
 
 /// Every reference in a record's canonical bytes, lists and nested records included, found
-/// without decoding it (what [`Record::refs`] gives, in the same order). An error says why the
+/// without decoding it (what [`Record::refs`](crate::object::record::Record::refs) gives, in the same order). An error says why the
 /// bytes are not a record.
 pub fn scan_refs(bytes: &[u8], f: &mut dyn FnMut(ObjectHash)) -> std::result::Result<(), String> {
     let mut c = Cursor { b: bytes, at: 0 };

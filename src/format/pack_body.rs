@@ -1,0 +1,282 @@
+//! A pack frame's body (`PackBody`, its items) and its decoder, written by hand over the
+//! decoded bytes: what `rmp_serde` reads from the positional msgpack a body is written as
+//! (FORMAT.md, "Pack frames"), without serde's generic visitors. Every pack a query, a bulk read, a catch-up or gc reads goes
+//! through it. Every count is checked against the bytes left before anything is allocated
+//! for it; an error says what is wrong.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// One item of a pack: an object stored here, an entry, or both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackItem {
+    /// An object stored in this pack: index into `descs`, shape, and its payload's length in
+    /// `data` (payloads follow each other in item order).
+    pub object: Option<(u32, Vec<u64>, u64)>,
+    /// For an entry of content stored elsewhere: that content's hash.
+    pub hash: Option<ByteBuf>,
+    /// The entry this item logs: nanoseconds after `time0`, index into `tagsets`.
+    pub entry: Option<(i64, u32)>,
+}
+
+/// The decoded payload of a pack frame. Encoded positionally (msgpack arrays), so field names
+/// cost nothing per item; later schema versions append fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackBody {
+    /// Distinct (kind code, descriptor) pairs of the objects.
+    pub descs: Vec<(u8, String)>,
+    /// Distinct tag sets of the entries.
+    pub tagsets: Vec<Vec<(String, String)>>,
+    /// Time of the first entry, nanoseconds since the Unix epoch.
+    pub time0: i64,
+    /// The items, in the order they were put.
+    pub items: Vec<PackItem>,
+    /// The objects' payloads, concatenated.
+    pub data: ByteBuf,
+}
+
+type R<T> = std::result::Result<T, String>;
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len());
+        let out = end
+            .and_then(|e| self.b.get(self.at..e))
+            .ok_or_else(|| format!("truncated at byte {}", self.at))?;
+        self.at += n;
+        Ok(out)
+    }
+
+    fn byte(&mut self) -> R<u8> {
+        Ok(self.take(1)?.first().copied().unwrap_or(0))
+    }
+
+    fn be(&mut self, n: usize) -> R<u64> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    fn len(&mut self, n: usize) -> R<usize> {
+        usize::try_from(self.be(n)?).map_err(|_| "a length out of range".to_owned())
+    }
+
+    /// An array's length; at least `min_item` bytes an item must remain.
+    fn array(&mut self, min_item: usize) -> R<usize> {
+        let n = match self.byte()? {
+            m @ 0x90..=0x9f => usize::from(m & 0x0f),
+            0xdc => self.len(2)?,
+            0xdd => self.len(4)?,
+            m => return Err(format!("expected an array, found marker 0x{m:02x}")),
+        };
+        if n.saturating_mul(min_item) > self.b.len() - self.at {
+            return Err(format!("an array of {n} items is longer than the body"));
+        }
+        Ok(n)
+    }
+
+    /// A fixed-length array (a tuple or a struct of `n` fields).
+    fn tuple(&mut self, n: usize) -> R<()> {
+        match self.array(1)? {
+            k if k == n => Ok(()),
+            k => Err(format!("expected {n} fields, found {k}")),
+        }
+    }
+
+    /// Any msgpack integer, widened.
+    fn int(&mut self) -> R<i128> {
+        Ok(match self.byte()? {
+            m @ 0x00..=0x7f => i128::from(m),
+            m @ 0xe0..=0xff => i128::from(m as i8),
+            m @ 0xcc..=0xcf => i128::from(self.be(1 << (m - 0xcc))?),
+            m @ 0xd0..=0xd3 => {
+                let len = 1usize << (m - 0xd0);
+                let shift = 64 - 8 * len as u32;
+                i128::from(((self.be(len)? << shift) as i64) >> shift)
+            }
+            m => return Err(format!("expected an integer, found marker 0x{m:02x}")),
+        })
+    }
+
+    fn int_as<T: TryFrom<i128>>(&mut self, what: &str) -> R<T> {
+        let v = self.int()?;
+        T::try_from(v).map_err(|_| format!("{what} {v} is out of range"))
+    }
+
+    fn str(&mut self) -> R<String> {
+        let n = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.len(1)?,
+            0xda => self.len(2)?,
+            0xdb => self.len(4)?,
+            m => return Err(format!("expected a string, found marker 0x{m:02x}")),
+        };
+        let s = std::str::from_utf8(self.take(n)?).map_err(|_| "a string is not UTF-8")?;
+        Ok(s.to_owned())
+    }
+
+    fn bin(&mut self) -> R<&'a [u8]> {
+        let n = match self.byte()? {
+            0xc4 => self.len(1)?,
+            0xc5 => self.len(2)?,
+            0xc6 => self.len(4)?,
+            m => return Err(format!("expected bytes, found marker 0x{m:02x}")),
+        };
+        self.take(n)
+    }
+
+    /// An array of values `f` reads, each at least `min_item` bytes.
+    fn list<T>(&mut self, min_item: usize, mut f: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+        let n = self.array(min_item)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(f(self)?);
+        }
+        Ok(out)
+    }
+
+    /// `None` for nil; otherwise the value `f` reads.
+    fn option<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
+        if self.b.get(self.at) == Some(&0xc0) {
+            self.at += 1;
+            return Ok(None);
+        }
+        f(self).map(Some)
+    }
+
+    fn item(&mut self) -> R<PackItem> {
+        self.tuple(3)?;
+        let object = self.option(|r| {
+            r.tuple(3)?;
+            let desc = r.int_as::<u32>("a descriptor index")?;
+            let shape = r.list(1, |r| r.int_as::<u64>("a dimension"))?;
+            Ok((desc, shape, r.int_as::<u64>("a payload length")?))
+        })?;
+        let hash = self.option(|r| r.bin().map(|b| ByteBuf::from(b.to_vec())))?;
+        let entry = self.option(|r| {
+            r.tuple(2)?;
+            Ok((
+                r.int_as::<i64>("a time")?,
+                r.int_as::<u32>("a tag set index")?,
+            ))
+        })?;
+        Ok(PackItem {
+            object,
+            hash,
+            entry,
+        })
+    }
+}
+
+/// Decode a pack body (the payload of a pack frame, decompressed); the bytes must hold
+/// exactly one.
+pub(crate) fn decode(bytes: &[u8]) -> R<PackBody> {
+    let mut r = Reader { b: bytes, at: 0 };
+    r.tuple(5)?;
+    let descs = r.list(3, |r| {
+        r.tuple(2)?;
+        Ok((r.int_as::<u8>("a kind")?, r.str()?))
+    })?;
+    let tagsets = r.list(1, |r| {
+        r.list(3, |r| {
+            r.tuple(2)?;
+            Ok((r.str()?, r.str()?))
+        })
+    })?;
+    let time0 = r.int_as::<i64>("the first time")?;
+    let items = r.list(4, Reader::item)?;
+    let data = ByteBuf::from(r.bin()?.to_vec());
+    if r.at != bytes.len() {
+        return Err(format!("{} bytes after the body", bytes.len() - r.at));
+    }
+    Ok(PackBody {
+        descs,
+        tagsets,
+        time0,
+        items,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body with every shape of item, from a seed.
+    fn body(seed: u64) -> PackBody {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = (next() % 40) as usize;
+        let mut data = Vec::new();
+        let items = (0..n)
+            .map(|i| {
+                let object = (next() % 3 != 0).then(|| {
+                    let len = next() % 300;
+                    data.extend((0..len).map(|b| b as u8));
+                    let dims = (0..next() % 3).map(|_| next() % 70_000).collect();
+                    ((next() % 4) as u32, dims, len)
+                });
+                let hash =
+                    (object.is_none() || next() % 5 == 0).then(|| ByteBuf::from(vec![7; 32]));
+                let entry = (next() % 4 != 0).then(|| {
+                    let dt = (next() as i64) >> (next() % 64);
+                    (if i % 2 == 0 { dt } else { -dt }, (next() % 3) as u32)
+                });
+                PackItem {
+                    object,
+                    hash,
+                    entry,
+                }
+            })
+            .collect();
+        PackBody {
+            descs: (0..4)
+                .map(|k| ((k % 4 + 1) as u8, "F32".repeat(k)))
+                .collect(),
+            tagsets: (0..3)
+                .map(|t| {
+                    (0..t)
+                        .map(|k| (format!("k{k}"), "é".repeat((next() % 40) as usize)))
+                        .collect()
+                })
+                .collect(),
+            time0: next() as i64,
+            items,
+            data: ByteBuf::from(data),
+        }
+    }
+
+    #[test]
+    fn reads_what_rmp_serde_writes_and_refuses_every_cut() {
+        for seed in 0..300 {
+            let b = body(seed);
+            let bytes = rmp_serde::to_vec(&b).expect("encode");
+            assert_eq!(decode(&bytes), Ok(b), "seed {seed}");
+            if seed < 20 {
+                for cut in 0..bytes.len() {
+                    assert!(decode(&bytes[..cut]).is_err(), "seed {seed} cut {cut}");
+                }
+            }
+        }
+        let mut long = rmp_serde::to_vec(&body(1)).expect("encode");
+        long.push(0xc0);
+        assert!(
+            decode(&long)
+                .expect_err("trailing")
+                .contains("after the body")
+        );
+        // A count far past the bytes is refused before anything is allocated.
+        assert!(decode(&[0x95, 0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+}
