@@ -154,23 +154,7 @@ impl Archive {
             query.matches_fields(e, info.as_ref(), record)
         };
         let RunRec::Pack(p) = run else {
-            let mut out = Vec::new();
-            for e in self.run_entries(first, run)? {
-                let record = match needs_record {
-                    true => self.record_of(&e.hash)?,
-                    false => None,
-                };
-                let s = Subject {
-                    tags: &e.tags,
-                    time_ns: e.time_ns,
-                    hash: &e.hash,
-                };
-                if matches(&s, record.as_ref().map(|r| r as &dyn RecordFields)) {
-                    out.push(e);
-                }
-            }
-            out.reverse();
-            return Ok(Hits::Listed(out));
+            return self.listed_hits(first, run, needs_record, &matches);
         };
         let names = query.names();
         let seg = self.index()?.segment(p.seg)?;
@@ -178,12 +162,16 @@ impl Archive {
         let by_tags_only = !query.needs_more_than_tags() && !needs_record;
         let needs_hash = query.needs_hash();
         let mut tagset_matches: HashMap<u32, bool> = HashMap::new();
+        // A query that names nothing never looks at tags: they are not even decoded.
+        let needs_tags = !names.is_empty();
         let mut out = Vec::new();
         for (i, (slot, time_ns, tagset)) in pack.entry_items().enumerate() {
-            let tags = pack.tags(tagset);
+            let tags = if needs_tags { pack.tags(tagset) } else { &[] };
             let mut hash = ObjectHash([0; 32]);
             let hit = if by_tags_only {
-                *tagset_matches.entry(tagset).or_insert_with(|| {
+                // Without tags to tell them apart, every entry gets one answer.
+                let key = if needs_tags { tagset } else { 0 };
+                *tagset_matches.entry(key).or_insert_with(|| {
                     let s = Subject {
                         tags,
                         time_ns,
@@ -218,6 +206,33 @@ impl Archive {
         }
         out.reverse();
         Ok(Hits::Packed { pack, hits: out })
+    }
+
+    /// `run_hits` of a run of entries listed in the index.
+    fn listed_hits(
+        &self,
+        first: u64,
+        run: RunRec,
+        needs_record: bool,
+        matches: &dyn Fn(&Subject<'_>, Option<&dyn RecordFields>) -> bool,
+    ) -> Result<Hits> {
+        let mut out = Vec::new();
+        for e in self.run_entries(first, run)? {
+            let record = match needs_record {
+                true => self.record_of(&e.hash)?,
+                false => None,
+            };
+            let s = Subject {
+                tags: &e.tags,
+                time_ns: e.time_ns,
+                hash: &e.hash,
+            };
+            if matches(&s, record.as_ref().map(|r| r as &dyn RecordFields)) {
+                out.push(e);
+            }
+        }
+        out.reverse();
+        Ok(Hits::Listed(out))
     }
 
     /// Entries matching `query`, newest first. Tag equalities and time bounds narrow the runs

@@ -453,7 +453,7 @@ impl Archive {
             }
         }
         // The entries' tags are filed alike, under the same names.
-        for tagset in &pack.body.tagsets {
+        for tagset in pack.tagsets() {
             for (k, v) in tagset {
                 found.add(k, v);
             }

@@ -249,8 +249,11 @@ pub struct PackEntry {
 /// A decoded, checked pack.
 #[derive(Debug)]
 pub struct Pack {
-    /// The body.
+    /// The body. Its `tagsets` are empty: they are decoded when first asked for
+    /// ([`Pack::tagsets`]).
     pub body: PackBody,
+    tagsets: super::pack_body::LazyTagsets,
+    decoded_tagsets: std::sync::OnceLock<Vec<Vec<(String, String)>>>,
     /// Start of each item's payload in `body.data` (its end is the next start for objects).
     starts: Vec<usize>,
     /// The segment and offset it was read from, for errors.
@@ -312,7 +315,7 @@ impl Pack {
         stored_len: u64,
     ) -> Result<Pack> {
         let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-        let body = super::pack_body::decode(bytes)
+        let (body, tagsets) = super::pack_body::decode(bytes)
             .map_err(|e| corrupt(format!("pack body does not decode: {e}")))?;
         let mut starts = Vec::with_capacity(body.items.len());
         let mut at = 0usize;
@@ -341,11 +344,11 @@ impl Pack {
                 )));
             }
             if let Some((_, t)) = item.entry
-                && t as usize >= body.tagsets.len()
+                && t as usize >= tagsets.len()
             {
                 return Err(corrupt(format!(
                     "pack item {i} names tag set {t} of {}",
-                    body.tagsets.len()
+                    tagsets.len()
                 )));
             }
         }
@@ -359,6 +362,8 @@ impl Pack {
         }
         Ok(Pack {
             body,
+            tagsets,
+            decoded_tagsets: std::sync::OnceLock::new(),
             starts,
             path: path.to_owned(),
             offset,
@@ -444,10 +449,14 @@ impl Pack {
 
     /// A tag set by index.
     pub fn tags(&self, tagset: u32) -> &[(String, String)] {
-        self.body
-            .tagsets
+        self.tagsets()
             .get(tagset as usize)
             .map_or(&[], |t| t.as_slice())
+    }
+
+    /// Every tag set of the pack, decoded on the first call.
+    pub fn tagsets(&self) -> &[Vec<(String, String)>] {
+        self.decoded_tagsets.get_or_init(|| self.tagsets.decode())
     }
 
     /// Where the pack was read from.
@@ -458,7 +467,7 @@ impl Pack {
     /// The summary the index takes from this pack (as the writer made it).
     pub fn summary(&self) -> PackSummary {
         let mut s = self.summary_untagged();
-        let mut tags: Vec<(String, String)> = self.body.tagsets.iter().flatten().cloned().collect();
+        let mut tags: Vec<(String, String)> = self.tagsets().iter().flatten().cloned().collect();
         tags.sort();
         tags.dedup();
         s.tags = tags;

@@ -110,15 +110,22 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> R<String> {
-        let n = match self.byte()? {
+        self.str_ref().map(str::to_owned)
+    }
+
+    fn str_len(&mut self) -> R<usize> {
+        Ok(match self.byte()? {
             m @ 0xa0..=0xbf => usize::from(m & 0x1f),
             0xd9 => self.len(1)?,
             0xda => self.len(2)?,
             0xdb => self.len(4)?,
             m => return Err(format!("expected a string, found marker 0x{m:02x}")),
-        };
-        let s = std::str::from_utf8(self.take(n)?).map_err(|_| "a string is not UTF-8")?;
-        Ok(s.to_owned())
+        })
+    }
+
+    fn str_ref(&mut self) -> R<&'a str> {
+        let n = self.str_len()?;
+        Ok(std::str::from_utf8(self.take(n)?).map_err(|_| "a string is not UTF-8")?)
     }
 
     fn bin(&mut self) -> R<&'a [u8]> {
@@ -139,6 +146,28 @@ impl<'a> Reader<'a> {
             out.push(f(self)?);
         }
         Ok(out)
+    }
+
+    fn tagset(&mut self) -> R<Vec<(String, String)>> {
+        self.list(3, |r| {
+            r.tuple(2)?;
+            Ok((r.str()?, r.str()?))
+        })
+    }
+
+    /// Pass over a tag set, checking it as `tagset` would read it (its strings' UTF-8 only
+    /// when `utf8`: the caller knows them ASCII otherwise), allocating nothing.
+    fn skip_tagset(&mut self, utf8: bool) -> R<()> {
+        for _ in 0..self.array(3)? {
+            self.tuple(2)?;
+            for _ in 0..2 {
+                match utf8 {
+                    true => self.str_ref().map(|_| ())?,
+                    false => self.str_len().and_then(|n| self.take(n)).map(|_| ())?,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `None` for nil; otherwise the value `f` reads.
@@ -174,34 +203,72 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A pack's tag sets, kept as their msgpack bytes (checked) until someone asks for them: a bulk
+/// read of unique-id streams never does, and would otherwise build three `String`s an entry.
+#[derive(Debug, Default)]
+pub(crate) struct LazyTagsets {
+    raw: Vec<u8>,
+    count: usize,
+}
+
+impl LazyTagsets {
+    /// How many tag sets there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Decode them (they were checked when the body was read, so this cannot fail; a set
+    /// that somehow does not decode is empty).
+    pub fn decode(&self) -> Vec<Vec<(String, String)>> {
+        let mut r = Reader {
+            b: &self.raw,
+            at: 0,
+        };
+        r.list(1, |r| r.tagset()).unwrap_or_default()
+    }
+}
+
 /// Decode a pack body (the payload of a pack frame, decompressed); the bytes must hold
-/// exactly one.
-pub(crate) fn decode(bytes: &[u8]) -> R<PackBody> {
+/// exactly one. Its `tagsets` are left empty: they come back checked, as [`LazyTagsets`].
+pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
     let mut r = Reader { b: bytes, at: 0 };
     r.tuple(5)?;
     let descs = r.list(3, |r| {
         r.tuple(2)?;
         Ok((r.int_as::<u8>("a kind")?, r.str()?))
     })?;
-    let tagsets = r.list(1, |r| {
-        r.list(3, |r| {
-            r.tuple(2)?;
-            Ok((r.str()?, r.str()?))
-        })
-    })?;
+    let start = r.at;
+    let count = r.array(1)?;
+    for _ in 0..count {
+        r.skip_tagset(false)?;
+    }
+    let raw = bytes.get(start..r.at).unwrap_or_default();
+    // Tags are ASCII almost always: then every string in them is UTF-8, checked at once;
+    // otherwise string by string.
+    if !raw.is_ascii() {
+        let mut check = Reader { b: raw, at: 0 };
+        for _ in 0..check.array(1)? {
+            check.skip_tagset(true)?;
+        }
+    }
+    let tagsets = LazyTagsets {
+        raw: raw.to_vec(),
+        count,
+    };
     let time0 = r.int_as::<i64>("the first time")?;
     let items = r.list(4, Reader::item)?;
     let data = ByteBuf::from(r.bin()?.to_vec());
     if r.at != bytes.len() {
         return Err(format!("{} bytes after the body", bytes.len() - r.at));
     }
-    Ok(PackBody {
+    let body = PackBody {
         descs,
-        tagsets,
+        tagsets: Vec::new(),
         time0,
         items,
         data,
-    })
+    };
+    Ok((body, tagsets))
 }
 
 #[cfg(test)]
@@ -262,7 +329,10 @@ mod tests {
         for seed in 0..300 {
             let b = body(seed);
             let bytes = rmp_serde::to_vec(&b).expect("encode");
-            assert_eq!(decode(&bytes), Ok(b), "seed {seed}");
+            let (mut got, lazy) = decode(&bytes).expect("decode");
+            assert_eq!(lazy.len(), b.tagsets.len());
+            got.tagsets = lazy.decode();
+            assert_eq!(got, b, "seed {seed}");
             if seed < 20 {
                 for cut in 0..bytes.len() {
                     assert!(decode(&bytes[..cut]).is_err(), "seed {seed} cut {cut}");
@@ -278,5 +348,15 @@ mod tests {
         );
         // A count far past the bytes is refused before anything is allocated.
         assert!(decode(&[0x95, 0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+        // A tag that is not UTF-8 is refused when the body is read, not when it is used.
+        let mut b = body(3);
+        b.tagsets = vec![vec![("k".into(), "é".into())]];
+        let mut bytes = rmp_serde::to_vec(&b).expect("encode");
+        let at = bytes
+            .windows(2)
+            .position(|w| w == "é".as_bytes())
+            .expect("é");
+        bytes[at] = 0xff;
+        assert!(decode(&bytes).expect_err("bad utf-8").contains("UTF-8"));
     }
 }

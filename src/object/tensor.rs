@@ -207,7 +207,16 @@ impl FromStr for Dtype {
     fn from_str(s: &str) -> Result<Self> {
         // Canonical names first, exactly, then in any case, without allocating: every packed
         // tensor read parses one.
-        if let Some(d) = Dtype::ALL.into_iter().find(|d| d.name() == s).or_else(|| {
+        let exact = match s {
+            "F32" => Some(Dtype::F32),
+            "F64" => Some(Dtype::F64),
+            "F16" => Some(Dtype::F16),
+            "I64" => Some(Dtype::I64),
+            "I32" => Some(Dtype::I32),
+            "U8" => Some(Dtype::U8),
+            _ => None,
+        };
+        if let Some(d) = exact.or_else(|| {
             Dtype::ALL
                 .into_iter()
                 .find(|d| d.name().eq_ignore_ascii_case(s))
