@@ -36,14 +36,24 @@ impl Archive {
             }
         }
         self.again_if_rebuilt(&|| {
+            // Tags are read only when a column may be one: a pack decodes its tag sets
+            // (an id per entry, say) only for those who ask.
+            let tags = match columns {
+                None => true,
+                Some(c) => {
+                    let names = self.names()?;
+                    c.iter().any(|n| names.tag_keys.contains(n.as_str()))
+                }
+            };
             let mut b = TableBuilder::new(columns);
-            let rows = self.each_match(query, progress, &mut |m, _| self.add_row(&mut b, m))?;
+            let rows =
+                self.each_match(query, progress, &mut |m, _| self.add_row(&mut b, m, tags))?;
             progress(rows, rows);
             b.finish()
         })
     }
 
-    fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>) -> Result<()> {
+    fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>, tags: bool) -> Result<()> {
         let named = |why: String| Error::invalid(m.name(None), why);
         b.set("time", Cell::Time(m.time_ns())).map_err(named)?;
         if b.wants("hash") {
@@ -69,7 +79,8 @@ impl Archive {
                 }
             }
         }
-        for (k, v) in m.tags() {
+        let tags: &[(String, String)] = if tags { m.tags() } else { &[] };
+        for (k, v) in tags {
             if b.takes(k) {
                 b.set(k, Cell::Str(v.clone())).map_err(named)?;
             }
