@@ -45,6 +45,10 @@ def test_table_columns_pandas_and_polars(archive):
     f = pl.from_arrow(t)
     assert f["probs"].dtype == pl.Array(pl.Float32, 4)
     assert np.array_equal(f["probs"].to_numpy(), archive.stack("label = 1", "probs"))
+    # A tag chosen as a column is read; with no tag among the columns none are.
+    t = archive.table("", columns=["run", "label"])
+    assert t["run"].to_pylist() == ["exp1"] * 30 + ["exp2"] * 30
+    assert archive.table("", columns=["label"]).column_names == ["label"]
 
 
 def test_table_errors_name_the_problem(archive):
