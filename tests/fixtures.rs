@@ -155,27 +155,7 @@ fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
         .map(|(n, h)| (n.as_str(), h.as_str()))
         .collect();
     for i in 0..100u32 {
-        let rec_hash = a
-            .resolve(by_name[format!("record-{i:03}").as_str()])
-            .expect("record");
-        let Object::Record(rec) = a.get(&rec_hash).expect("get record") else {
-            panic!("record {i}")
-        };
-        assert_eq!(
-            rec.get("id"),
-            Some(&model_archive::Value::Str(format!("item-{i:03}")))
-        );
-        let probs = a
-            .resolve(by_name[format!("probs-{i:03}").as_str()])
-            .expect("probs");
-        assert_eq!(rec.get("probs"), Some(&model_archive::Value::Ref(probs)));
-        let Object::Tensor(t) = a.get(&probs).expect("tensor") else {
-            panic!("tensor {i}")
-        };
-        let want: Vec<u8> = (0..10u32)
-            .flat_map(|j| ((i * 10 + j) as f32 / 1000.0).to_le_bytes())
-            .collect();
-        assert_eq!(t.data, want);
+        check_packed(&a, &by_name, i);
     }
     let caption = a.resolve(by_name["caption"]).expect("caption");
     assert_eq!(a.entries_of(&caption).expect("entries").len(), 2);
@@ -245,23 +225,7 @@ fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
     );
     assert_eq!(q("fixture = \"v3\" and run = \"r1\""), 33);
     for i in (0..100u32).filter(|i| i % 3 != 0) {
-        let rec_hash = a
-            .resolve(by_name[format!("record-{i:03}").as_str()])
-            .expect("record");
-        let Object::Record(rec) = a.get(&rec_hash).expect("get record") else {
-            panic!("record {i}")
-        };
-        let probs = a
-            .resolve(by_name[format!("probs-{i:03}").as_str()])
-            .expect("probs");
-        assert_eq!(rec.get("probs"), Some(&model_archive::Value::Ref(probs)));
-        let Object::Tensor(t) = a.get(&probs).expect("tensor") else {
-            panic!("tensor {i}")
-        };
-        let want: Vec<u8> = (0..10u32)
-            .flat_map(|j| ((i * 10 + j) as f32 / 1000.0).to_le_bytes())
-            .collect();
-        assert_eq!(t.data, want);
+        check_packed(&a, &by_name, i);
     }
     for (name, how) in OBJECTS {
         let h = a.resolve(by_name[name]).expect("v1-style object");
@@ -275,6 +239,31 @@ fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
         a.get(&after).expect("get"),
         Object::Text("after the gc".into())
     );
+}
+
+/// Record `i` of `put_packed` and the tensor it refers to, read back bit-exact.
+fn check_packed(a: &Archive, by_name: &std::collections::HashMap<&str, &str>, i: u32) {
+    let rec_hash = a
+        .resolve(by_name[format!("record-{i:03}").as_str()])
+        .expect("record");
+    let Object::Record(rec) = a.get(&rec_hash).expect("get record") else {
+        panic!("record {i}")
+    };
+    assert_eq!(
+        rec.get("id"),
+        Some(&model_archive::Value::Str(format!("item-{i:03}")))
+    );
+    let probs = a
+        .resolve(by_name[format!("probs-{i:03}").as_str()])
+        .expect("probs");
+    assert_eq!(rec.get("probs"), Some(&model_archive::Value::Ref(probs)));
+    let Object::Tensor(t) = a.get(&probs).expect("tensor") else {
+        panic!("tensor {i}")
+    };
+    let want: Vec<u8> = (0..10u32)
+        .flat_map(|j| ((i * 10 + j) as f32 / 1000.0).to_le_bytes())
+        .collect();
+    assert_eq!(t.data, want);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -6,7 +6,30 @@
 use predicates::prelude::*;
 
 use crate::interop::python_with;
+use std::path::{Path, PathBuf};
+
 use crate::util::{TempStore, python_script, stdout_of, store_with_dirs};
+
+/// The files `script` writes (`script write DIR`) in a new store's directory, for a test: the
+/// Python that wrote them, the store, the files' directory, a directory for what comes back,
+/// and what the script printed. `None` when Python lacks `modules` (outside CI).
+fn files_from(
+    script: &str,
+    modules: &str,
+    name: &str,
+) -> Option<(&'static str, TempStore, PathBuf, PathBuf, String)> {
+    let py = python_with(modules)?;
+    let (t, d, out) = store_with_dirs(name);
+    let printed = python_script(py, script, "write", &[&d]);
+    Some((py, t, d, out, printed))
+}
+
+/// `archive put` of `name` under `d`: its hash.
+fn put_in(t: &TempStore, d: &Path, name: &str) -> String {
+    stdout_of(t.cmd().arg("put").arg(d.join(name)))
+        .trim()
+        .to_owned()
+}
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -15,16 +38,12 @@ const SCRIPT: &str = concat!(
 
 #[test]
 fn old_msgpack_numpy_and_numpy_own_test_files_read_as_their_tools_read_them() {
-    let Some(py) = python_with("numpy, msgpack, msgpack_numpy, onnx") else {
+    let Some((py, t, d, out, _)) =
+        files_from(SCRIPT, "numpy, msgpack, msgpack_numpy, onnx", "files")
+    else {
         return;
     };
-    let (t, d, out) = store_with_dirs("files");
-    python_script(py, SCRIPT, "write", &[&d]);
-    let put = |name: &str| {
-        stdout_of(t.cmd().arg("put").arg(d.join(name)))
-            .trim()
-            .to_owned()
-    };
+    let put = |name: &str| put_in(&t, &d, name);
     for name in ["f32", "u8", "i64_be", "f64_scalar", "complex", "record"] {
         let h = put(&format!("{name}.old.msgpack"));
         // The old encoding and the new one of the same value: one object.
@@ -122,16 +141,11 @@ fn pickles_of_every_protocol_are_read_without_running_them_and_malicious_ones_re
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/pickle_interop.py"
     );
-    let Some(py) = python_with("numpy, msgpack, msgpack_numpy") else {
+    let Some((py, t, d, out, _)) = files_from(PICKLES, "numpy, msgpack, msgpack_numpy", "pickles")
+    else {
         return;
     };
-    let (t, d, out) = store_with_dirs("pickles");
-    python_script(py, PICKLES, "write", &[&d]);
-    let put = |name: &str| {
-        stdout_of(t.cmd().arg("put").arg(d.join(name)))
-            .trim()
-            .to_owned()
-    };
+    let put = |name: &str| put_in(&t, &d, name);
     let names = [
         "probs",
         "fortran",
@@ -252,15 +266,14 @@ fn truss_payloads_and_msgpack_value_trees_come_back_exactly() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/truss_interop.py"
     );
-    let Some(py) = python_with("numpy, msgpack, msgpack_numpy, pydantic, truss_chains") else {
+    let modules = "numpy, msgpack, msgpack_numpy, pydantic, truss_chains";
+    let Some((py, t, d, out, _)) = files_from(TRUSS, modules, "truss") else {
         return;
     };
-    let (t, d, out) = store_with_dirs("truss");
-    python_script(py, TRUSS, "write", &[&d]);
     let mut refs = Vec::new();
     for f in ["truss_binary.msgpack", "truss.json", "plain.msgpack"] {
-        let h = stdout_of(t.cmd().arg("put").arg(d.join(f)));
-        let h = h.trim();
+        let h = put_in(&t, &d, f);
+        let h = h.as_str();
         t.cmd()
             .args(["get", h, "-o"])
             .arg(out.join(f))
@@ -310,21 +323,16 @@ fn string_tensors_round_trip_in_every_format_that_has_them() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/strings_interop.py"
     );
-    let Some(py) = python_with("numpy, msgpack, msgpack_numpy, onnx") else {
+    let modules = "numpy, msgpack, msgpack_numpy, onnx";
+    let Some((py, t, d, out, onnx_files)) = files_from(STRINGS, modules, "strings") else {
         return;
     };
-    let (t, d, out) = store_with_dirs("strings");
-    let onnx_files = python_script(py, STRINGS, "write", &[&d]);
     let onnx_files: Vec<&str> = onnx_files.lines().filter(|l| !l.is_empty()).collect();
     assert!(
         onnx_files.len() >= 10,
         "onnx's STRING test files: {onnx_files:?}"
     );
-    let put = |name: &str| {
-        stdout_of(t.cmd().arg("put").arg(d.join(name)))
-            .trim()
-            .to_owned()
-    };
+    let put = |name: &str| put_in(&t, &d, name);
     let text = put("text.npy");
     for same in ["text_be.npy", "text_f.npy", "text.msgpack", "text.json"] {
         assert_eq!(put(same), text, "{same}: one array, one hash");
