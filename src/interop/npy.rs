@@ -173,16 +173,26 @@ fn strings_and_times(
         let big = order == '>' || (order == '=' && host_big);
         return Some(Ok((dtype, big && text)));
     }
-    let what = match rest.chars().next() {
-        Some('M') => "datetime64",
-        Some('m') => "timedelta64",
-        _ => return None,
+    // `<M8[ns]` as a descr, `datetime64[ns]` as a name; a pickle's `M8` keeps its unit apart.
+    let (what, unit) = if let Some(u) = rest.strip_prefix("datetime64") {
+        ("datetime64", u)
+    } else if let Some(u) = rest.strip_prefix("timedelta64") {
+        ("timedelta64", u)
+    } else {
+        match rest.chars().next() {
+            Some('M') => ("datetime64", rest.get(2..).unwrap_or_default()),
+            Some('m') => ("timedelta64", rest.get(2..).unwrap_or_default()),
+            _ => return None,
+        }
     };
-    let unit = rest.get(2..).unwrap_or_default();
+    let unit = unit.trim_start_matches('[').trim_end_matches(']');
+    let keep = match unit {
+        "" => "the unit".to_owned(),
+        u => format!("the unit (`{u}`)"),
+    };
     Some(Err(bad(format!(
         "holds {what} elements (dtype `{d}`), which the archive does not store yet; store them \
-         as int64 (`a.view(np.int64)`) and keep the unit (`{}`) in a tag",
-        unit.trim_start_matches('[').trim_end_matches(']')
+         as int64 (`a.view(np.int64)`) and keep {keep} in a tag"
     ))))
 }
 
@@ -406,6 +416,34 @@ pub fn write(input: &str, dtype: Dtype, shape: &Shape, data: &[u8]) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_are_refused_by_every_spelling_saying_what_to_do() {
+        for (d, what, unit) in [
+            ("<M8[ns]", "datetime64", "(`ns`)"),
+            ("datetime64[D]", "datetime64", "(`D`)"),
+            ("timedelta64[s]", "timedelta64", "(`s`)"),
+            ("<m8", "timedelta64", "keep the unit in"),
+        ] {
+            let e = parse_numpy_dtype("x", d).expect_err(d).to_string();
+            assert!(
+                e.contains(what) && e.contains(unit) && e.contains("int64"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            parse_numpy_dtype("x", "<U7").ok(),
+            Some((Dtype::Str(7), false))
+        );
+        assert_eq!(
+            parse_numpy_dtype("x", ">U2").ok(),
+            Some((Dtype::Str(2), true))
+        );
+        assert_eq!(
+            parse_numpy_dtype("x", "|S3").ok(),
+            Some((Dtype::Bytes(3), false))
+        );
+    }
 
     #[test]
     fn write_then_read_round_trips() {
