@@ -386,17 +386,7 @@ fn node_to_value(input: &str, node: Node<'_>, path: PathFn<'_>, depth: usize) ->
                 .into_iter()
                 .map(|(k, v)| Ok((inner(k)?, inner(v)?)))
                 .collect::<Result<Vec<_>>>()?;
-            if pairs.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
-                let mut rec = crate::object::record::Record::new();
-                for (k, v) in pairs {
-                    if let Value::Str(k) = k {
-                        rec.insert(k, v).map_err(|e| at(e.to_string()))?;
-                    }
-                }
-                Value::Record(rec)
-            } else {
-                Value::Map(pairs)
-            }
+            Value::from_pairs(pairs).map_err(|e| at(e.to_string()))?
         }
         other => match to_document(input, other, path, depth)? {
             Document::Scalar(v) => v,

@@ -233,13 +233,7 @@ fn tensor_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
         return strings_of(input, t);
     }
     let dtype = dtype_of(t.data_type.unwrap_or(0)).map_err(bad)?;
-    let dims = t
-        .dims
-        .iter()
-        .map(|&d| u64::try_from(d))
-        .collect::<std::result::Result<Vec<u64>, _>>()
-        .map_err(|_| bad(format!("dims {:?} holds a negative dimension", t.dims)))?;
-    let shape = Shape::new(dims);
+    let shape = shape_of(&t).map_err(bad)?;
     let elements = shape
         .elements()
         .ok_or_else(|| bad(format!("shape {shape} of {dtype} overflows 64 bits")))?;
@@ -270,16 +264,20 @@ fn tensor_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
     Ok(OnnxTensor { name, array })
 }
 
-/// A `STRING` tensor: its `string_data` as a `BYTES<n>` tensor.
-fn strings_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
-    let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
-    let dims = t
-        .dims
+/// A tensor's `dims` as a shape; a negative dimension is refused.
+fn shape_of(t: &TensorProto) -> std::result::Result<Shape, String> {
+    t.dims
         .iter()
         .map(|&d| u64::try_from(d))
         .collect::<std::result::Result<Vec<u64>, _>>()
-        .map_err(|_| bad(format!("dims {:?} holds a negative dimension", t.dims)))?;
-    let shape = Shape::new(dims);
+        .map(Shape::new)
+        .map_err(|_| format!("dims {:?} holds a negative dimension", t.dims))
+}
+
+/// A `STRING` tensor: its `string_data` as a `BYTES<n>` tensor.
+fn strings_of(input: &str, mut t: TensorProto) -> Result<OnnxTensor> {
+    let bad = |why: String| Error::invalid(input, format!("not a valid ONNX TensorProto: {why}"));
+    let shape = shape_of(&t).map_err(bad)?;
     if t.raw_data.is_some() || typed_count(&t) != t.string_data.len() {
         return Err(bad(
             "a STRING tensor keeps its elements in string_data only".into(),

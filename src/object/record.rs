@@ -471,17 +471,24 @@ impl Cursor<'_> {
             let v = self.byte().and_then(|m| self.value(m, depth + 1))?;
             pairs.push((k, v));
         }
-        if pairs.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
-            let mut rec = Record::new();
-            for (k, v) in pairs {
-                if let Value::Str(k) = k {
-                    rec.insert(k, v).map_err(|e| e.to_string())?;
-                }
-            }
-            Ok(Value::Record(rec))
-        } else {
-            Ok(Value::Map(pairs))
+        Value::from_pairs(pairs).map_err(|e| e.to_string())
+    }
+}
+
+impl Value {
+    /// A msgpack map's pairs as a value: a record when every key is a string (each once),
+    /// else a `Map` kept as it is.
+    pub fn from_pairs(pairs: Vec<(Value, Value)>) -> Result<Value> {
+        if !pairs.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
+            return Ok(Value::Map(pairs));
         }
+        let mut rec = Record::new();
+        for (k, v) in pairs {
+            if let Value::Str(k) = k {
+                rec.insert(k, v)?;
+            }
+        }
+        Ok(Value::Record(rec))
     }
 }
 
