@@ -23,6 +23,10 @@ fn fixture_dir_v3() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v3")
 }
 
+fn fixture_dir_v4() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4")
+}
+
 /// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
 const OBJECTS: &[(&str, &str)] = &[
     ("probs", "digits_test_probs.npy shuffle-zstd"),
@@ -239,6 +243,92 @@ fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
         a.get(&after).expect("get"),
         Object::Text("after the gc".into())
     );
+}
+
+/// Schema v4's additions on top of v2's packs: a packed string tensor, and a packed record
+/// holding the msgpack values beyond plain records (bytes, an extension value, a float32, a
+/// map with integer keys, a uint64 past i64), each with a reference to the tensor before it.
+fn write_fixture_v4(dir: &Path) -> Vec<(String, String)> {
+    let a = Archive::create(dir).expect("create fixture");
+    let mut out = put_objects(&a, "v4");
+    out.extend(put_packed(&a, "v4"));
+    let mut w = a.writer();
+    let text: Vec<u8> = "abcxyz"
+        .chars()
+        .flat_map(|c| u32::from(c).to_le_bytes())
+        .collect();
+    let shape = Shape::new(vec![2]);
+    let view = TensorView::new(Dtype::Str(3), &shape, &text).expect("view");
+    let strings = w.put_tensor(&view, &[("fixture", "v4")]).expect("strings");
+    out.push(("strings".into(), strings.to_string()));
+    let kept = kept_record(strings);
+    let h = w.put_record(&kept, &[("fixture", "v4")]).expect("kept");
+    out.push(("kept".into(), h.to_string()));
+    w.commit().expect("commit");
+    drop(w);
+    drop(a);
+    std::fs::remove_dir_all(dir.join("index")).expect("drop index");
+    std::fs::remove_file(dir.join("index.lock")).expect("drop lock");
+    // Not every run leaves one.
+    let _ = std::fs::remove_file(dir.join("gc.lock"));
+    out.sort();
+    out
+}
+
+/// The record of kept msgpack values in the v4 fixture.
+fn kept_record(strings: model_archive::ObjectHash) -> model_archive::Record {
+    use model_archive::Value;
+    let mut r = model_archive::Record::new();
+    let fields = [
+        ("bytes", Value::Bytes(b"__uuid__".to_vec())),
+        ("ext", Value::Ext(5, vec![1, 2, 3])),
+        ("f32", Value::F32(0.25)),
+        ("big", Value::BigUint(u64::MAX)),
+        (
+            "map",
+            Value::Map(vec![(Value::Int(1), Value::Str("one".into()))]),
+        ),
+        ("strings", Value::Ref(strings)),
+    ];
+    for (k, v) in fields {
+        r.insert(k, v).expect("field");
+    }
+    r
+}
+
+/// The frozen v4 store (string tensors and kept msgpack values beside v2's packs): it reads
+/// back bit-exact, its records and the tensors they refer to.
+#[test]
+fn v4_fixture_store_reads_back_bit_exact() {
+    let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v4(), write_fixture_v4);
+    let a = Archive::open(&store).expect("open the v4 fixture");
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+    let by_name: std::collections::HashMap<&str, &str> = hashes
+        .iter()
+        .map(|(n, h)| (n.as_str(), h.as_str()))
+        .collect();
+    for i in 0..100u32 {
+        check_packed(&a, &by_name, i);
+    }
+    let strings = a.resolve(by_name["strings"]).expect("strings");
+    let Object::Tensor(t) = a.get(&strings).expect("get") else {
+        panic!("strings")
+    };
+    assert_eq!((t.dtype, t.shape.dims()), (Dtype::Str(3), &[2u64][..]));
+    let kept = a.resolve(by_name["kept"]).expect("kept");
+    assert_eq!(
+        a.get(&kept).expect("get"),
+        Object::Record(kept_record(strings))
+    );
+    let q = model_archive::query::Query::parse("fixture = \"v4\" and run = \"r1\"").expect("q");
+    assert_eq!(a.query(&q).count(), 33);
+    for (name, how) in OBJECTS {
+        let h = a.resolve(by_name[name]).expect("v1-style object");
+        let file = how.split(' ').next().expect("file");
+        if let Object::Tensor(t) = a.get(&h).expect("get") {
+            assert_eq!(t.data, sample_tensor(file).2, "{name}");
+        }
+    }
 }
 
 /// Record `i` of `put_packed` and the tensor it refers to, read back bit-exact.
