@@ -18,6 +18,8 @@ mod v1_to_v2;
 mod v2_to_v3;
 #[path = "../migrations/v3_to_v4.rs"]
 mod v3_to_v4;
+#[path = "../migrations/v4_to_v5.rs"]
+mod v4_to_v5;
 
 /// The step of a schema version whose segments are valid in the next one unchanged: under
 /// the index lock, drop the index (the next open rebuilds it from the segments), then write
@@ -83,6 +85,11 @@ pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
             v3_to_v4::FROM => {
                 let next = v3_to_v4::apply(root, &header)?;
                 steps.push(v3_to_v4::NAME.to_owned());
+                next
+            }
+            v4_to_v5::FROM => {
+                let next = v4_to_v5::apply(root, &header)?;
+                steps.push(v4_to_v5::NAME.to_owned());
                 next
             }
             v => {

@@ -319,7 +319,9 @@ impl Archive {
         names: &[&str],
         f: &mut dyn FnMut(Option<&dyn RecordFields>) -> bool,
     ) -> Result<bool> {
-        Ok(match pack.object(slot) {
+        // Its stored bytes: a pack-local reference reads as a reference (no text), as the
+        // canonical one would.
+        Ok(match pack.stored_object(slot) {
             Some(o) if o.kind == Kind::Record => f(Some(&ScannedFields::scan(o.data, names)?)),
             Some(_) => f(None),
             None => {
@@ -357,7 +359,8 @@ impl Archive {
     }
 }
 
-/// The fields a query names, read out of a record's canonical bytes without decoding the rest.
+/// The fields a query names, read out of a record's bytes (canonical, or as a pack stores
+/// them) without decoding the rest.
 struct ScannedFields<'q> {
     names: &'q [&'q str],
     /// For each name: `None` if the record has no such field, else its text, if it has one.

@@ -11,7 +11,7 @@ use crate::format::pack::PackedObject;
 use crate::hash::ObjectHash;
 use crate::info::EntryInfo;
 use crate::object::Kind;
-use crate::object::record::{Record, Value, find_ref};
+use crate::object::record::{Record, Target, Value, find_target};
 use crate::object::tensor::{Dtype, Shape, Tensor};
 use crate::query::Query;
 
@@ -84,12 +84,18 @@ impl Archive {
     /// One row of a pack's entry: read in place from the pack when the record (and the tensor
     /// it refers to, which a logger packs just before it) are there, through the store if not.
     fn packed_row<'p>(&self, m: &'p Match<'_>, field: Option<&str>) -> Result<Row<'p>> {
-        let here = m.packed_object();
+        // The record as its pack stores it: a reference to a tensor stored before it in the
+        // pack is local, and leads to that tensor without hashing anything.
+        let here = m.packed_stored();
         let target = match (field, &here) {
             (None, Some(o)) if o.kind == Kind::Tensor => return tensor_row(o),
             (Some(f), Some(o)) if o.kind == Kind::Record => {
-                match find_ref(o.data, f).map_err(|why| Error::invalid("record", why))? {
-                    Some(h) => h,
+                match find_target(o.data, f).map_err(|why| Error::invalid("record", why))? {
+                    Some(Target::Hash(h)) => h,
+                    Some(Target::Local(back)) => match m.packed_back(back) {
+                        Some((o, _)) if o.kind == Kind::Tensor => return tensor_row(&o),
+                        _ => return self.slow_row(m, field),
+                    },
                     // Not a reference, or no such field: the general path says which.
                     None => return self.slow_row(m, field),
                 }

@@ -60,11 +60,11 @@ impl Archive {
             b.set("hash", Cell::Str(m.hash().to_string()))
                 .map_err(named)?;
         }
-        match m.packed_object() {
+        match m.packed_stored() {
             Some(o) if o.kind == Kind::Record => self.record_cells(b, m, o.data)?,
             Some(o) => {
                 if b.wants(VALUE_COLUMN) {
-                    let cell = object_cell(o.kind, o.desc, o.shape, o.data, &m.hash())?;
+                    let cell = object_cell(o.kind, o.desc, o.shape, o.data, &|| m.hash())?;
                     b.set(VALUE_COLUMN, cell).map_err(named)?;
                 }
             }
@@ -88,8 +88,9 @@ impl Archive {
         b.end_row()
     }
 
-    /// The fields of a record's canonical bytes, read in place (nested records by their
-    /// paths); a list's cell is its JSON text, from the decoded record.
+    /// The fields of a record's bytes (canonical, or as its pack stores them), read in place
+    /// (nested records by their paths); a list's cell is its JSON text, from the decoded
+    /// record.
     fn record_cells(&self, b: &mut TableBuilder, m: &Match<'_>, bytes: &[u8]) -> Result<()> {
         let mut failed: Option<Error> = None;
         // A path without a value is a nested record when its fields follow, else a list.
@@ -118,8 +119,12 @@ impl Archive {
                 Scalar::Float(x) => Ok(Cell::Float(x)),
                 Scalar::Str(x) => Ok(Cell::Str(x.to_string())),
                 Scalar::Ref(h) => match m.packed_before(&h) {
-                    Some(o) => object_cell(o.kind, o.desc, o.shape, o.data, &h),
+                    Some(o) => object_cell(o.kind, o.desc, o.shape, o.data, &|| h),
                     None => self.mapped_cell(&h),
+                },
+                Scalar::Local(back) => match m.packed_back(back) {
+                    Some((o, hash)) => object_cell(o.kind, o.desc, o.shape, o.data, &hash),
+                    None => Err(Error::invalid(m.name(None), "a reference out of its pack")),
                 },
             };
             let set = cell.and_then(|c| {
@@ -136,6 +141,9 @@ impl Archive {
         }
         lists.extend(open);
         if lists.iter().any(|p| b.wants(p)) {
+            // The canonical bytes, where the pack stores them otherwise.
+            let canonical = m.packed_object();
+            let bytes = canonical.as_ref().map_or(bytes, |o| o.data);
             let r = Record::from_msgpack(&m.hash().to_string(), bytes)?;
             for p in lists {
                 let cell = match r.at_path(&p) {
@@ -162,7 +170,7 @@ impl Archive {
             (None, None) => std::borrow::Cow::Borrowed(""),
         };
         let shape = info.shape.as_ref().map(|s| s.dims()).unwrap_or_default();
-        object_cell(info.kind, &desc, shape, mapped.bytes(), hash)
+        object_cell(info.kind, &desc, shape, mapped.bytes(), &|| *hash)
     }
 }
 
@@ -172,7 +180,7 @@ fn object_cell(
     desc: &str,
     shape: &[u64],
     data: &[u8],
-    hash: &ObjectHash,
+    hash: &dyn Fn() -> ObjectHash,
 ) -> Result<Cell> {
     Ok(match kind {
         Kind::Tensor => Cell::Tensor(TensorCell {
@@ -184,10 +192,10 @@ fn object_cell(
         }),
         Kind::Text => Cell::Str(
             std::str::from_utf8(data)
-                .map_err(|_| Error::invalid(hash.to_string(), "text that is not UTF-8"))?
+                .map_err(|_| Error::invalid(hash().to_string(), "text that is not UTF-8"))?
                 .to_string(),
         ),
         Kind::Bytes => Cell::Bytes(data.to_vec()),
-        Kind::Record => Cell::Str(hash.to_string()),
+        Kind::Record => Cell::Str(hash().to_string()),
     })
 }

@@ -73,6 +73,25 @@ impl Match<'_> {
         }
     }
 
+    /// The object it logs as its pack stores it (see `Pack::stored_object`).
+    pub fn packed_stored(&self) -> Option<PackedObject<'_>> {
+        match self {
+            Match::Listed(_) => None,
+            Match::Packed { pack, hit, .. } => pack.stored_object(hit.slot),
+        }
+    }
+
+    /// The object `back` items before this entry's in its pack (what a pack-local reference
+    /// of its record names), and a way to its hash.
+    pub fn packed_back(&self, back: u16) -> Option<(PackedObject<'_>, impl Fn() -> ObjectHash)> {
+        let Match::Packed { pack, hit, .. } = self else {
+            return None;
+        };
+        let slot = hit.slot.checked_sub(u32::from(back)).filter(|s| *s > 0)?;
+        let hash = move || pack.item_hash(slot).unwrap_or(ObjectHash([0; 32]));
+        Some((pack.object(slot)?, hash))
+    }
+
     /// A tensor of hash `target` packed just before this entry's item, where a logger puts
     /// the tensors a record refers to.
     pub fn packed_before(&self, target: &ObjectHash) -> Option<PackedObject<'_>> {

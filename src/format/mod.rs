@@ -7,6 +7,7 @@ pub mod frame;
 pub mod meta;
 pub mod pack;
 mod pack_body;
+pub(crate) mod pack_layout;
 pub mod removal;
 pub mod store_header;
 pub mod version;

@@ -38,6 +38,11 @@ pub const PACK_BYTES: usize = 256 << 10;
 pub const PACK_ITEMS: usize = 8192;
 
 pub use super::pack_body::{PackBody, PackItem};
+use super::pack_layout::{LAYOUT_COLUMNS, LAYOUT_ROWS};
+
+/// How many of the objects stored just before a record a writer looks among for the objects
+/// it refers to (a logger stores a record's tensors right before it).
+const LOCAL_WINDOW: usize = 64;
 
 /// A pack being filled by a writer.
 #[derive(Default)]
@@ -58,6 +63,8 @@ pub struct PackBuilder {
     attrs_unknown: bool,
     totals: crate::totals::Totals,
     object_sizes: Vec<u64>,
+    /// Each descriptor's payloads (its group, shuffled at `finish` by the width), in item order.
+    groups: Vec<(usize, Vec<u8>)>,
 }
 
 /// What a written pack adds to the index.
@@ -160,18 +167,27 @@ impl PackBuilder {
             None => {
                 self.approx_len += desc.desc.len() + 4;
                 self.body.descs.push((kind, desc.desc.to_owned()));
+                let width = super::pack_layout::group_width(kind, desc.desc);
+                self.groups.push((width, Vec::new()));
                 self.body.descs.len() as u32 - 1
             }
         };
         let entry = entry.map(|(t, tags)| self.entry(t, tags));
         let i = self.body.items.len() as u32;
+        let local = match desc.kind {
+            Kind::Record => self.localize(i, payload),
+            _ => None,
+        };
+        let stored = local.as_deref().unwrap_or(payload);
         self.body.items.push(PackItem {
-            object: Some((d, desc.shape.to_vec(), payload.len() as u64)),
+            object: Some((d, desc.shape.to_vec(), stored.len() as u64)),
             hash: None,
             entry,
         });
-        self.body.data.extend_from_slice(payload);
-        self.approx_len += payload.len() + 8 + 9 * desc.shape.len();
+        if let Some((_, g)) = self.groups.get_mut(d as usize) {
+            g.extend_from_slice(stored);
+        }
+        self.approx_len += stored.len() + 8 + 9 * desc.shape.len();
         self.objects.push((i, hash));
         self.totals.add_object(kind, payload.len() as u64);
         self.object_sizes.push(payload.len() as u64);
@@ -179,6 +195,18 @@ impl PackBuilder {
             self.entries.push((i, None));
             self.totals.add_entry(payload.len() as u64);
         }
+    }
+
+    /// A record's payload as item `i` stores it: its references to objects stored just
+    /// before it in this pack made local (`None`: it has none).
+    fn localize(&self, i: u32, payload: &[u8]) -> Option<Vec<u8>> {
+        let from = self.objects.len().saturating_sub(LOCAL_WINDOW);
+        let recent = self.objects.get(from..).unwrap_or_default();
+        let back = |h: &ObjectHash| {
+            let (j, _) = recent.iter().rev().find(|(_, o)| o == h)?;
+            Some((i - j) as usize)
+        };
+        super::pack_layout::localize(payload, &back)
     }
 
     /// Add the record (path, value) pairs of the entry just added (`None`: not known).
@@ -211,7 +239,9 @@ impl PackBuilder {
 
     /// The encoded body and what the index learns from it; the builder is left empty.
     pub fn finish(&mut self) -> Result<(Vec<u8>, PackSummary)> {
-        let b = std::mem::take(self);
+        let mut b = std::mem::take(self);
+        b.body.data = ByteBuf::from(super::pack_layout::join_groups(&b.groups));
+        b.body.layout = LAYOUT_COLUMNS;
         let body = rmp_serde::to_vec(&b.body)
             .map_err(|e| Error::internal(format!("a pack body does not encode: {e}")))?;
         let mut tags: Vec<(String, String)> = b.body.tagsets.into_iter().flatten().collect();
@@ -231,6 +261,112 @@ impl PackBuilder {
         };
         Ok((body, summary))
     }
+}
+
+/// Where each item's payload starts in a body's `data`, checking every descriptor index and
+/// that the payloads account for the data exactly: in item order, or (layout 1) grouped by
+/// descriptor.
+fn item_starts(body: &PackBody) -> std::result::Result<Vec<usize>, String> {
+    let lens = body.items.iter().enumerate().map(|(i, item)| {
+        let Some((d, _, len)) = &item.object else {
+            return Ok(None);
+        };
+        if *d as usize >= body.descs.len() {
+            return Err(format!(
+                "pack item {i} names descriptor {d} of {}",
+                body.descs.len()
+            ));
+        }
+        let len = usize::try_from(*len)
+            .ok()
+            .filter(|l| *l <= body.data.len())
+            .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
+        Ok(Some((*d as usize, len)))
+    });
+    let lens = lens.collect::<std::result::Result<Vec<_>, String>>()?;
+    // Each group's first byte (one group, the whole data, before v5).
+    let mut group_at = vec![0usize; body.descs.len().max(1)];
+    match body.layout {
+        LAYOUT_ROWS => {}
+        LAYOUT_COLUMNS => {
+            let mut sizes = vec![0usize; body.descs.len()];
+            for (d, len) in lens.iter().flatten() {
+                if let Some(s) = sizes.get_mut(*d) {
+                    *s = s.saturating_add(*len);
+                }
+            }
+            let mut at = 0usize;
+            for (g, size) in group_at.iter_mut().zip(sizes) {
+                *g = at;
+                at = at.saturating_add(size);
+            }
+        }
+        other => return Err(format!("unknown pack layout {other}")),
+    }
+    let mut starts = Vec::with_capacity(lens.len());
+    let mut end = 0usize;
+    for (i, l) in lens.iter().enumerate() {
+        let group = match (body.layout, l) {
+            (LAYOUT_COLUMNS, Some((d, _))) => *d,
+            _ => 0,
+        };
+        let at = group_at.get_mut(group).ok_or("a group out of range")?;
+        starts.push(*at);
+        if let Some((_, len)) = l {
+            *at = at
+                .checked_add(*len)
+                .filter(|e| *e <= body.data.len())
+                .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
+            end += len;
+        }
+    }
+    if end != body.data.len() {
+        return Err("pack items do not account for all its data".into());
+    }
+    Ok(starts)
+}
+
+/// The local references of a layout-1 body's records (see `Pack::locals`), each checked to
+/// name an object stored before the record.
+fn find_locals(
+    body: &PackBody,
+    starts: &[usize],
+) -> std::result::Result<Vec<(u32, u32, u32)>, String> {
+    let mut out = Vec::new();
+    for (i, item) in body.items.iter().enumerate() {
+        let Some((d, _, len)) = &item.object else {
+            continue;
+        };
+        if body.descs.get(*d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
+            continue;
+        }
+        let start = starts.get(i).copied().unwrap_or(0);
+        let bytes = body
+            .data
+            .get(start..start + *len as usize)
+            .unwrap_or_default();
+        let mut bad = None;
+        let scanned = crate::object::record_scan::scan_locals(bytes, &mut |at, back| {
+            let target = i.checked_sub(usize::from(back)).filter(|_| back > 0);
+            match target.and_then(|t| body.items.get(t)) {
+                Some(t) if t.object.is_some() => {
+                    out.push((i as u32, at as u32, (i - usize::from(back)) as u32));
+                }
+                _ => bad = Some(back),
+            }
+        });
+        // A record that does not scan has no local references to find; reading it as a
+        // record says what is wrong with it.
+        if scanned.is_err() {
+            out.retain(|l| l.0 != i as u32);
+        }
+        if let Some(back) = bad {
+            return Err(format!(
+                "pack item {i} refers to the object {back} items before it, which is not there"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// One entry read out of a pack.
@@ -254,8 +390,14 @@ pub struct Pack {
     pub body: PackBody,
     tagsets: super::pack_body::LazyTagsets,
     decoded_tagsets: std::sync::OnceLock<Vec<Vec<(String, String)>>>,
-    /// Start of each item's payload in `body.data` (its end is the next start for objects).
+    /// Start of each item's payload in `body.data`.
     starts: Vec<usize>,
+    /// The pack-local references of its records (layout 1): (item, offset of the reference in
+    /// the item's stored payload, item it names), in item and offset order.
+    locals: Vec<(u32, u32, u32)>,
+    /// The canonical bytes of the records with local references, and every object's hash,
+    /// made when first asked for.
+    expanded: std::sync::OnceLock<Expanded>,
     /// The segment and offset it was read from, for errors.
     path: PathBuf,
     offset: u64,
@@ -263,6 +405,15 @@ pub struct Pack {
     pub codec: Codec,
     /// Stored payload bytes.
     pub stored_len: u64,
+}
+
+/// What a pack with local references computes once: the canonical bytes of those records
+/// (`spans`: item, start and length in `data`, in item order) and the hash of every object.
+#[derive(Debug, Default)]
+struct Expanded {
+    data: Vec<u8>,
+    spans: Vec<(u32, usize, usize)>,
+    hashes: Vec<Option<ObjectHash>>,
 }
 
 /// An object read out of a pack.
@@ -315,29 +466,21 @@ impl Pack {
         stored_len: u64,
     ) -> Result<Pack> {
         let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-        let (body, tagsets) = super::pack_body::decode(bytes)
+        let (mut body, tagsets) = super::pack_body::decode(bytes)
             .map_err(|e| corrupt(format!("pack body does not decode: {e}")))?;
-        let mut starts = Vec::with_capacity(body.items.len());
-        let mut at = 0usize;
+        for (i, (k, _)) in body.descs.iter().enumerate() {
+            if Kind::from_code(*k).is_none() {
+                return Err(corrupt(format!("pack descriptor {i} has unknown kind {k}")));
+            }
+        }
+        let starts = item_starts(&body).map_err(corrupt)?;
         for (i, item) in body.items.iter().enumerate() {
-            starts.push(at);
-            if let Some((d, _, len)) = &item.object {
-                if *d as usize >= body.descs.len() {
-                    return Err(corrupt(format!(
-                        "pack item {i} names descriptor {d} of {}",
-                        body.descs.len()
-                    )));
-                }
-                at = usize::try_from(*len)
-                    .ok()
-                    .and_then(|l| at.checked_add(l))
-                    .filter(|end| *end <= body.data.len())
-                    .ok_or_else(|| corrupt(format!("pack item {i} runs past the pack's data")))?;
-            } else if item
-                .hash
-                .as_ref()
-                .and_then(|h| ObjectHash::from_slice(h))
-                .is_none()
+            if item.object.is_none()
+                && item
+                    .hash
+                    .as_ref()
+                    .and_then(|h| ObjectHash::from_slice(h))
+                    .is_none()
             {
                 return Err(corrupt(format!(
                     "pack item {i} has neither an object nor a hash"
@@ -352,19 +495,33 @@ impl Pack {
                 )));
             }
         }
-        if at != body.data.len() {
-            return Err(corrupt("pack items do not account for all its data".into()));
-        }
-        for (i, (k, _)) in body.descs.iter().enumerate() {
-            if Kind::from_code(*k).is_none() {
-                return Err(corrupt(format!("pack descriptor {i} has unknown kind {k}")));
-            }
+        let mut locals = Vec::new();
+        if body.layout == LAYOUT_COLUMNS {
+            let groups: Vec<(usize, usize)> = body
+                .descs
+                .iter()
+                .enumerate()
+                .map(|(d, (k, desc))| {
+                    let len = body
+                        .items
+                        .iter()
+                        .filter_map(|it| it.object.as_ref())
+                        .filter(|(od, _, _)| *od as usize == d)
+                        .map(|(_, _, l)| *l as usize)
+                        .sum();
+                    (super::pack_layout::group_width(*k, desc), len)
+                })
+                .collect();
+            body.data = ByteBuf::from(super::pack_layout::split_groups(&body.data, &groups));
+            locals = find_locals(&body, &starts).map_err(corrupt)?;
         }
         Ok(Pack {
             body,
             tagsets,
             decoded_tagsets: std::sync::OnceLock::new(),
             starts,
+            locals,
+            expanded: std::sync::OnceLock::new(),
             path: path.to_owned(),
             offset,
             codec,
@@ -382,8 +539,22 @@ impl Pack {
         self.body.items.is_empty()
     }
 
-    /// The object in `slot` (item index + 1), if that item stores one.
+    /// The object in `slot` (item index + 1), if that item stores one: its canonical bytes.
     pub fn object(&self, slot: u32) -> Option<PackedObject<'_>> {
+        let mut o = self.stored_object(slot)?;
+        if self.has_locals(slot) {
+            let e = self.expanded();
+            let at = e.spans.binary_search_by_key(&(slot - 1), |s| s.0).ok()?;
+            let (_, start, len) = *e.spans.get(at)?;
+            o.data = e.data.get(start..start + len)?;
+        }
+        Some(o)
+    }
+
+    /// The object in `slot` as the pack stores it: a record's references to earlier items of
+    /// the pack may be local ([`Target::Local`](crate::object::record::Target)), which
+    /// [`Pack::object`] would replace by their hashes. For readers that look only at fields.
+    pub fn stored_object(&self, slot: u32) -> Option<PackedObject<'_>> {
         let i = (slot as usize).checked_sub(1)?;
         let item = self.body.items.get(i)?;
         let (d, shape, len) = item.object.as_ref()?;
@@ -401,6 +572,63 @@ impl Pack {
         })
     }
 
+    /// True if the record in `slot` has local references.
+    fn has_locals(&self, slot: u32) -> bool {
+        let item = slot.wrapping_sub(1);
+        !self.locals.is_empty() && self.locals.binary_search_by_key(&item, |l| l.0).is_ok()
+    }
+
+    /// The records with local references in canonical form, and every object's hash.
+    fn expanded(&self) -> &Expanded {
+        self.expanded.get_or_init(|| {
+            let mut e = Expanded {
+                hashes: vec![None; self.len()],
+                ..Expanded::default()
+            };
+            let mut next = 0usize;
+            for slot in 1..=self.len() as u32 {
+                let Some(o) = self.stored_object(slot) else {
+                    continue;
+                };
+                let i = slot as usize - 1;
+                let ours = self.locals.get(next..).unwrap_or_default();
+                let count = ours.iter().take_while(|l| l.0 as usize == i).count();
+                next += count;
+                // Every target is an object before this one (checked when the pack was read):
+                // its hash is known.
+                let mine: Vec<(usize, ObjectHash)> = ours
+                    .iter()
+                    .take(count)
+                    .filter_map(|(_, at, t)| Some((*at as usize, (*e.hashes.get(*t as usize)?)?)))
+                    .collect();
+                let hash = if count == 0 {
+                    o.hash()
+                } else {
+                    let start = e.data.len();
+                    super::pack_layout::expand(o.data, &mine, &mut e.data);
+                    e.spans.push((i as u32, start, e.data.len() - start));
+                    o.descriptor().hash(e.data.get(start..).unwrap_or_default())
+                };
+                if let Some(h) = e.hashes.get_mut(i) {
+                    *h = Some(hash);
+                }
+            }
+            e
+        })
+    }
+
+    /// The address of the object in `slot`, computed once per pack where its records have
+    /// local references.
+    fn object_hash(&self, slot: u32) -> Option<ObjectHash> {
+        if self.locals.is_empty() {
+            return self.object(slot).map(|o| o.hash());
+        }
+        *self
+            .expanded()
+            .hashes
+            .get((slot as usize).checked_sub(1)?)?
+    }
+
     /// Every object stored here, with its slot.
     pub fn objects(&self) -> impl Iterator<Item = (u32, PackedObject<'_>)> + '_ {
         (1..=self.len() as u32).filter_map(|s| self.object(s).map(|o| (s, o)))
@@ -416,7 +644,7 @@ impl Pack {
             let slot = i as u32 + 1;
             let hash = match &item.hash {
                 Some(h) => ObjectHash::from_slice(h),
-                None => self.object(slot).map(|o| o.hash()),
+                None => self.object_hash(slot),
             };
             if let Some(hash) = hash {
                 out.push(PackEntry {
@@ -443,7 +671,7 @@ impl Pack {
         let item = self.body.items.get((slot as usize).checked_sub(1)?)?;
         match &item.hash {
             Some(h) => ObjectHash::from_slice(h),
-            None => self.object(slot).map(|o| o.hash()),
+            None => self.object_hash(slot),
         }
     }
 
@@ -482,7 +710,10 @@ impl Pack {
             ..PackSummary::default()
         };
         for (slot, o) in self.objects() {
-            s.objects.push((o.hash(), slot));
+            let Some(hash) = self.object_hash(slot) else {
+                continue;
+            };
+            s.objects.push((hash, slot));
             s.object_sizes.push(o.data.len() as u64);
             s.totals.add_object(o.kind as u8, o.data.len() as u64);
         }
@@ -603,8 +834,103 @@ mod tests {
                 Some((i64::from(i), &tag("r"))),
             );
         }
+        for i in 0..4u8 {
+            push_prediction(&mut b, i);
+        }
         b.push_entry(ObjectHash([7; 32]), 0, 99, &tag("s"));
         b.finish().expect("encode").0
+    }
+
+    /// A logger's prediction: a float32 tensor, then a record referring to it and to a hash
+    /// stored elsewhere. Returns the two addresses and the record's canonical bytes.
+    fn push_prediction(b: &mut PackBuilder, i: u8) -> (ObjectHash, ObjectHash, Vec<u8>) {
+        use crate::object::record::{Record, Value};
+        let t = Descriptor {
+            kind: Kind::Tensor,
+            desc: "F32",
+            shape: &[2],
+        };
+        let probs: Vec<u8> = [f32::from(i) / 10.0, 1.0 - f32::from(i) / 10.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let th = t.hash(&probs);
+        b.push_object(th, &t, &probs, None);
+        let rec = Record::new()
+            .with("probs", Value::Ref(th))
+            .and_then(|r| r.with("elsewhere", Value::Ref(ObjectHash([9; 32]))))
+            .and_then(|r| r.with("id", Value::Str(format!("img-{i}"))))
+            .expect("record")
+            .to_msgpack();
+        let r = Descriptor {
+            kind: Kind::Record,
+            desc: "",
+            shape: &[],
+        };
+        let rh = r.hash(&rec);
+        b.push_object(rh, &r, &rec, Some((i64::from(i), &tag("p"))));
+        (th, rh, rec)
+    }
+
+    #[test]
+    fn records_refer_to_tensors_before_them_locally_and_read_back_canonical() {
+        let mut b = PackBuilder::default();
+        let made: Vec<_> = (0..50u8).map(|i| push_prediction(&mut b, i)).collect();
+        let (body, summary) = b.finish().expect("encode");
+        let p = Pack::decode(&body, Path::new("s"), 0, Codec::Raw, 0).expect("decode");
+        assert_eq!(p.body.layout, LAYOUT_COLUMNS);
+        // Each record stores 4 bytes for its tensor's 34: the 50 records are 1,500 bytes
+        // shorter than their canonical bytes.
+        let canonical: usize = made.iter().map(|m| m.2.len()).sum();
+        let stored: usize = (1..=100)
+            .filter_map(|s| p.stored_object(s))
+            .map(|o| o.data.len())
+            .sum();
+        assert_eq!(stored, canonical + 50 * 8 - 50 * 30);
+        for (i, (th, rh, rec)) in made.iter().enumerate() {
+            let (ts, rs) = (2 * i as u32 + 1, 2 * i as u32 + 2);
+            assert_eq!(p.object(rs).map(|o| o.data.to_vec()), Some(rec.clone()));
+            assert_eq!((p.item_hash(ts), p.item_hash(rs)), (Some(*th), Some(*rh)));
+            let stored = p.stored_object(rs).expect("stored");
+            assert_eq!(
+                crate::object::record::find_target(stored.data, "probs"),
+                Ok(Some(crate::object::record::Target::Local(1)))
+            );
+            assert_eq!(
+                crate::object::record::find_ref(stored.data, "elsewhere"),
+                Ok(Some(ObjectHash([9; 32])))
+            );
+        }
+        assert_eq!(p.summary().objects, summary.objects);
+        let hashes: Vec<_> = p.entries().iter().map(|e| e.hash).collect();
+        assert_eq!(hashes, made.iter().map(|m| m.1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_local_reference_to_no_object_is_refused() {
+        let mut b = PackBuilder::default();
+        push_prediction(&mut b, 1);
+        let (bytes, _) = b.finish().expect("encode");
+        let (mut body, lazy) = crate::format::pack_body::decode(&bytes).expect("decode");
+        body.tagsets = lazy.decode();
+        // The record now names itself, then an item before the first.
+        for back in [0u8, 2] {
+            let mut bad = body.clone();
+            let at = bad
+                .data
+                .windows(2)
+                .position(|w| w == [0xd5, 3])
+                .expect("a local reference");
+            bad.data[at + 3] = back;
+            let bytes = rmp_serde::to_vec(&bad).expect("encode");
+            let err = Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect_err("bad");
+            assert!(err.to_string().contains("is not there"), "{err}");
+        }
+        // An unknown layout is damage too.
+        body.layout = 9;
+        let bytes = rmp_serde::to_vec(&body).expect("encode");
+        let err = Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect_err("layout");
+        assert!(err.to_string().contains("unknown pack layout"), "{err}");
     }
 
     proptest::proptest! {

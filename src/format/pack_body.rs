@@ -31,8 +31,12 @@ pub struct PackBody {
     pub time0: i64,
     /// The items, in the order they were put.
     pub items: Vec<PackItem>,
-    /// The objects' payloads, concatenated.
+    /// The objects' payloads, concatenated: in item order (layout 0, before v5), or grouped
+    /// by descriptor and shuffled (layout 1, `format::pack_layout`).
     pub data: ByteBuf,
+    /// How `data` and the records in it are laid out (`pack_layout::LAYOUT_*`). Bodies
+    /// written before v5 have no such field: 0.
+    pub layout: u8,
 }
 
 type R<T> = std::result::Result<T, String>;
@@ -232,7 +236,10 @@ impl LazyTagsets {
 /// exactly one. Its `tagsets` are left empty: they come back checked, as [`LazyTagsets`].
 pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
     let mut r = Reader { b: bytes, at: 0 };
-    r.tuple(5)?;
+    let fields = r.array(1)?;
+    if !(5..=6).contains(&fields) {
+        return Err(format!("expected 5 or 6 fields, found {fields}"));
+    }
     let descs = r.list(3, |r| {
         r.tuple(2)?;
         Ok((r.int_as::<u8>("a kind")?, r.str()?))
@@ -258,6 +265,10 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
     let time0 = r.int_as::<i64>("the first time")?;
     let items = r.list(4, Reader::item)?;
     let data = ByteBuf::from(r.bin()?.to_vec());
+    let layout = match fields {
+        5 => 0,
+        _ => r.int_as::<u8>("a layout")?,
+    };
     if r.at != bytes.len() {
         return Err(format!("{} bytes after the body", bytes.len() - r.at));
     }
@@ -267,6 +278,7 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
         time0,
         items,
         data,
+        layout,
     };
     Ok((body, tagsets))
 }
@@ -321,6 +333,7 @@ mod tests {
             time0: next() as i64,
             items,
             data: ByteBuf::from(data),
+            layout: (seed % 2) as u8,
         }
     }
 

@@ -6,12 +6,13 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: u16 = 4;
+pub const SCHEMA_VERSION: u16 = 5;
 
 /// The oldest schema version of a store this program opens directly (older stores need
-/// `archive migrate`). Segments and frames of v1 to v3 stay readable in a v4 store: v2 only
-/// adds pack frames, v3 removal and compaction frames, v4 string dtypes and record values.
-pub const OLDEST_READABLE: u16 = 4;
+/// `archive migrate`). Segments and frames of v1 to v4 stay readable in a v5 store: v2 only
+/// adds pack frames, v3 removal and compaction frames, v4 string dtypes and record values, v5
+/// the columnar pack layout.
+pub const OLDEST_READABLE: u16 = 5;
 
 /// Check the version of a segment read from `path`: any version up to this program's.
 pub fn check_segment(path: &Path, found: u16) -> Result<()> {

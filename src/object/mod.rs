@@ -3,7 +3,7 @@
 
 pub mod canonical;
 pub mod record;
-mod record_scan;
+pub(crate) mod record_scan;
 pub mod tensor;
 
 use std::fmt;

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 
 use super::record_scan::{Cursor, count};
-pub use super::record_scan::{MAX_DEPTH, Scalar, find_ref, scan_fields, scan_refs};
+pub use super::record_scan::{
+    MAX_DEPTH, Scalar, Target, find_ref, find_target, scan_fields, scan_refs,
+};
 
 /// One value in a record.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,6 +9,27 @@ pub const MAX_DEPTH: usize = 64;
 
 use crate::hash::ObjectHash;
 
+/// Extension type of a reference to an earlier item of the same pack, which v5 packs store in
+/// place of a record's 32-byte reference (FORMAT.md, "Pack frames"): `fixext 2`, then how many
+/// items back the object is (u16, big-endian). Never part of a canonical record.
+pub const EXT_LOCAL: i8 = 3;
+
+/// What a reference field holds in a record's stored bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A reference by hash (the canonical form).
+    Hash(ObjectHash),
+    /// An item of the same pack, this many items before the record's (a pack's stored form).
+    Local(u16),
+}
+
+/// A link met while walking a record's bytes: a binary (in a canonical record, a reference),
+/// or a pack-local reference at a byte offset.
+pub(crate) enum Link<'r> {
+    Bin(&'r [u8]),
+    Local(usize, u16),
+}
+
 /// A scalar field met by [`scan_fields`], borrowed from the record's bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scalar<'r> {
@@ -26,6 +47,9 @@ pub enum Scalar<'r> {
     Str(&'r str),
     /// A reference to another object.
     Ref(ObjectHash),
+    /// A reference to an earlier item of the same pack (a record's stored form in a v5 pack):
+    /// how many items back.
+    Local(u16),
 }
 
 impl<'r> Scalar<'r> {
@@ -39,7 +63,7 @@ impl<'r> Scalar<'r> {
             Scalar::UInt(u) => Cow::Owned(u.to_string()),
             Scalar::Float(f) => Cow::Owned(f.to_string()),
             Scalar::Str(s) => Cow::Borrowed(s),
-            Scalar::Ref(_) => return None,
+            Scalar::Ref(_) | Scalar::Local(_) => return None,
         })
     }
 
@@ -81,9 +105,13 @@ pub fn scan_refs(bytes: &[u8], f: &mut dyn FnMut(ObjectHash)) -> std::result::Re
     let mut c = Cursor { b: bytes, at: 0 };
     let m = c.byte()?;
     let mut bad = false;
-    c.walk_after(m, 0, &mut |b| match ObjectHash::from_slice(b) {
-        Some(h) => f(h),
-        None => bad = true,
+    c.walk_after(m, 0, &mut |link| match link {
+        Link::Bin(b) => match ObjectHash::from_slice(b) {
+            Some(h) => f(h),
+            None => bad = true,
+        },
+        // A pack's stored form, never a canonical record's.
+        Link::Local(..) => bad = true,
     })?;
     if bad {
         return Err("a reference that is not 32 bytes".into());
@@ -98,9 +126,64 @@ pub fn scan_refs(bytes: &[u8], f: &mut dyn FnMut(ObjectHash)) -> std::result::Re
 /// reference), found without decoding the record: the walk stops at the field, and what it
 /// skips is not checked. An error says why the bytes are not a record.
 pub fn find_ref(bytes: &[u8], path: &str) -> std::result::Result<Option<ObjectHash>, String> {
+    Ok(match find_target(bytes, path)? {
+        Some(Target::Hash(h)) => Some(h),
+        _ => None,
+    })
+}
+
+/// `find_ref` over a record's bytes as a pack stores them, where a reference may be to an
+/// earlier item of the pack ([`Target::Local`]).
+pub fn find_target(bytes: &[u8], path: &str) -> std::result::Result<Option<Target>, String> {
     let mut c = Cursor { b: bytes, at: 0 };
     let n = c.map_len()?;
     c.find_ref(n, path, 0)
+}
+
+/// Every pack-local reference of a record's stored bytes: the offset of its `fixext 2` marker
+/// and how many items back it points. An error says why the bytes are not a record.
+pub(crate) fn scan_locals(
+    bytes: &[u8],
+    f: &mut dyn FnMut(usize, u16),
+) -> std::result::Result<(), String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let m = c.byte()?;
+    if !matches!(m, 0x80..=0x8f | 0xde | 0xdf) {
+        return Err(format!("expected a map, found marker 0x{m:02x}"));
+    }
+    c.walk_after(m, 0, &mut |link| {
+        if let Link::Local(at, back) = link {
+            f(at, back);
+        }
+    })?;
+    if c.at != bytes.len() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(())
+}
+
+/// Every reference of a record's canonical bytes stored as a `bin 8` of 32 bytes: the offset
+/// of its marker and the hash.
+pub(crate) fn scan_ref_offsets(
+    bytes: &[u8],
+    f: &mut dyn FnMut(usize, ObjectHash),
+) -> std::result::Result<(), String> {
+    let base = bytes.as_ptr() as usize;
+    let mut c = Cursor { b: bytes, at: 0 };
+    let m = c.byte()?;
+    c.walk_after(m, 0, &mut |link| {
+        if let Link::Bin(b) = link
+            && let Some(h) = ObjectHash::from_slice(b)
+            && let Some(at) = (b.as_ptr() as usize - base).checked_sub(2)
+            && bytes.get(at..at + 2) == Some(&[0xc4, 0x20][..])
+        {
+            f(at, h);
+        }
+    })?;
+    if c.at != bytes.len() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -260,6 +343,7 @@ impl<'r> Cursor<'r> {
                     let n = self.be(1 << (marker - 0xc4))?;
                     ObjectHash::from_slice(self.take(n)?).map(Scalar::Ref)
                 }
+                0xd5 => self.local()?.map(Scalar::Local),
                 m @ (0x80..=0x8f | 0xde | 0xdf) => {
                     f(path, None);
                     self.nested(m, path, f, depth)?;
@@ -307,7 +391,7 @@ impl<'r> Cursor<'r> {
         n: usize,
         path: &str,
         depth: usize,
-    ) -> std::result::Result<Option<ObjectHash>, String> {
+    ) -> std::result::Result<Option<Target>, String> {
         if depth > MAX_DEPTH {
             return Err("nested too deep".into());
         }
@@ -318,8 +402,9 @@ impl<'r> Cursor<'r> {
                 return Ok(match marker {
                     0xc4..=0xc6 => {
                         let n = self.be(1 << (marker - 0xc4))?;
-                        ObjectHash::from_slice(self.take(n)?)
+                        ObjectHash::from_slice(self.take(n)?).map(Target::Hash)
                     }
+                    0xd5 => self.local()?.map(Target::Local),
                     _ => None,
                 });
             }
@@ -344,18 +429,28 @@ impl<'r> Cursor<'r> {
         Ok(None)
     }
 
+    /// The `fixext 2` whose marker (`0xd5`) was read: how many items back, if it is a
+    /// pack-local reference; `None` for another extension type.
+    fn local(&mut self) -> std::result::Result<Option<u16>, String> {
+        let (ty, data) = self.ext(0xd5)?;
+        Ok(match (ty, data) {
+            (EXT_LOCAL, [hi, lo]) => Some(u16::from_be_bytes([*hi, *lo])),
+            _ => None,
+        })
+    }
+
     /// Skip a value whose marker was read: numbers, lists, references.
     fn skip_after(&mut self, marker: u8, depth: usize) -> std::result::Result<(), String> {
         self.walk_after(marker, depth, &mut |_| {})
     }
 
-    /// Skip the value whose marker was just read, handing `on_bin` every binary in it (in a
-    /// record, binaries are references and nothing else).
+    /// Skip the value whose marker was just read, handing `on_link` every binary in it (in a
+    /// record, binaries are references and nothing else) and every pack-local reference.
     fn walk_after(
         &mut self,
         marker: u8,
         depth: usize,
-        on_bin: &mut dyn FnMut(&'r [u8]),
+        on_link: &mut dyn FnMut(Link<'r>),
     ) -> std::result::Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("nested too deep".into());
@@ -363,7 +458,7 @@ impl<'r> Cursor<'r> {
         let mut items = |c: &mut Self, n: usize, per: usize| -> std::result::Result<(), String> {
             for _ in 0..n.saturating_mul(per) {
                 let m = c.byte()?;
-                c.walk_after(m, depth + 1, on_bin)?;
+                c.walk_after(m, depth + 1, on_link)?;
             }
             Ok(())
         };
@@ -380,7 +475,14 @@ impl<'r> Cursor<'r> {
                 let n = self.be(width)?;
                 let bytes = self.take(n)?;
                 if m <= 0xc6 {
-                    on_bin(bytes);
+                    on_link(Link::Bin(bytes));
+                }
+                Ok(())
+            }
+            0xd5 => {
+                let at = self.at - 1;
+                if let Some(back) = self.local()? {
+                    on_link(Link::Local(at, back));
                 }
                 Ok(())
             }
