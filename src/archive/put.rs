@@ -470,7 +470,7 @@ impl Writer<'_> {
                 if t.is_some() {
                     self.totals.entries += 1;
                 }
-                self.count_put().map(|()| hash)
+                self.count_put(t.is_some()).map(|()| hash)
             }
             (true, t) => {
                 let encoded = match encoded {
@@ -505,13 +505,15 @@ impl Writer<'_> {
         self.pack.add_attrs(attrs);
         self.totals.entries += 1;
         self.totals.duplicates += u64::from(duplicate);
-        self.count_put()
+        self.count_put(true)
     }
 
-    /// Count a put that went into the pack, and write the pack once it is full.
-    fn count_put(&mut self) -> Result<()> {
+    /// Count a put that went into the pack, and write the pack once it is full: after an
+    /// entry, so that the parts a record refers to (stored just before it, without entries)
+    /// share its pack, unless the parts alone overfill it.
+    fn count_put(&mut self, entry: bool) -> Result<()> {
         self.count += 1;
-        if self.pack.is_full() {
+        if (entry && self.pack.is_full()) || self.pack.is_over() {
             self.flush_pack()?;
         }
         Ok(())
@@ -762,5 +764,62 @@ impl<'b> BodyFrame<'b> {
             align: FrameHeader::payload_align(false, encoded.codec(), body.len() as u64),
             encoded,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::format::frame::{FrameKind, SEGMENT_HEADER_LEN};
+    use crate::object::record::{Record, Target, Value, find_target};
+    use crate::object::tensor::{Dtype, Shape, TensorView};
+    use crate::segment::pack::decode_frame;
+    use crate::segment::scan::{read_frame, scan};
+
+    /// However the pack's bytes fall, a record is packed with the tensor stored just before
+    /// it, and refers to it locally.
+    #[test]
+    fn a_record_shares_its_pack_with_its_parts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = crate::archive::Archive::create(dir.path().join("s")).expect("create");
+        let mut w = a.writer();
+        let shape = Shape::new(vec![10]);
+        for i in 0..12_000u32 {
+            let data: Vec<u8> = (0..10u32)
+                .flat_map(|j| ((i * 10 + j) as f32).to_le_bytes())
+                .collect();
+            let view = TensorView::new(Dtype::F32, &shape, &data).expect("view");
+            let h = w.put_tensor_part(&view).expect("part");
+            // Records of many sizes: a pack fills after a tensor as often as after a record.
+            let rec = Record::new()
+                .with("probs", Value::Ref(h))
+                .and_then(|r| r.with("id", Value::Str("x".repeat((i % 37) as usize))))
+                .expect("record");
+            w.put_record(&rec, &[("n", &i.to_string())])
+                .expect("record");
+        }
+        w.commit().expect("commit");
+        let (mut packs, mut records) = (0, 0);
+        for e in std::fs::read_dir(dir.path().join("s/segments")).expect("segments") {
+            let path = e.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("read");
+            for frame in scan(&bytes, SEGMENT_HEADER_LEN as u64).frames {
+                if frame.header.kind != FrameKind::Pack {
+                    continue;
+                }
+                packs += 1;
+                let (f, payload) = read_frame(&bytes, frame.offset).expect("frame");
+                let pack = decode_frame(&f, payload, &path).expect("pack");
+                for slot in 1..=pack.len() as u32 {
+                    let o = pack.stored_object(slot).expect("object");
+                    if o.kind == crate::object::Kind::Record {
+                        records += 1;
+                        let t = find_target(o.data, "probs").expect("scan");
+                        assert_eq!(t, Some(Target::Local(1)), "slot {slot} of pack {packs}");
+                    }
+                }
+            }
+        }
+        assert!(packs > 3, "{packs} packs");
+        assert_eq!(records, 12_000);
     }
 }

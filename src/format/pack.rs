@@ -102,9 +102,15 @@ impl PackBuilder {
         self.body.items.is_empty()
     }
 
-    /// True once the pack should be written.
+    /// True once the pack should be written (at the next entry).
     pub fn is_full(&self) -> bool {
         self.approx_len >= PACK_BYTES || self.body.items.len() >= PACK_ITEMS
+    }
+
+    /// True once the pack must be written even in the middle of a record's parts: twice
+    /// the bytes of a full pack, or the most items a pack holds.
+    pub fn is_over(&self) -> bool {
+        self.approx_len >= 2 * PACK_BYTES || self.body.items.len() >= PACK_ITEMS
     }
 
     /// Entries added.
