@@ -193,9 +193,20 @@ impl Source {
                 segment,
             } => {
                 let (path, offset) = pack.location();
-                let o = Self::packed(pack, *slot)?;
+                // As the pack stores it: its canonical length and address are computed for
+                // this object alone, without expanding the pack's other records.
+                let (Some(o), Some(hash)) = (pack.stored_object(*slot), pack.object_hash(*slot))
+                else {
+                    return Err(Error::corrupt(
+                        path,
+                        offset,
+                        format!("no object in item {slot}"),
+                    ));
+                };
                 let raw_total = pack.body.data.len().max(1) as u64;
-                let mut info = info_from_meta(o.hash(), &o.meta(), path, offset)?;
+                let mut meta = o.meta();
+                meta.raw_len = pack.canonical_len(*slot).unwrap_or(meta.raw_len);
+                let mut info = info_from_meta(hash, &meta, path, offset)?;
                 // A share of the pack's stored bytes, in proportion to the item's size.
                 info.stored_len =
                     (pack.stored_len as u128 * o.data.len() as u128 / u128::from(raw_total)) as u64;
@@ -295,10 +306,9 @@ impl Locator {
             let (_, header) = header_at(&self.maps, &path, at.offset).ok()?;
             (header.kind == FrameKind::Object).then_some(header.hash)?
         } else {
-            self.pack(&at.segment, at.offset)
-                .ok()?
-                .object(at.slot)?
-                .hash()
+            let pack = self.pack(&at.segment, at.offset).ok()?;
+            pack.stored_object(at.slot)?;
+            pack.object_hash(at.slot)?
         };
         Some(h).filter(|h| prefix_of(h) == at.prefix)
     }
@@ -323,7 +333,8 @@ impl Locator {
                 .map(|f| Some(Source::Frame(Box::new(f))));
         }
         let pack = self.pack(&at.segment, at.offset)?;
-        let found = pack.object(at.slot).is_some_and(|o| o.hash() == *hash);
+        let found =
+            pack.stored_object(at.slot).is_some() && pack.object_hash(at.slot) == Some(*hash);
         Ok(found.then(|| Source::Packed {
             pack,
             slot: at.slot,

@@ -578,6 +578,16 @@ impl Pack {
         })
     }
 
+    /// The length of the canonical bytes of the object in `slot` (its stored length, and 30
+    /// bytes more for each local reference), without expanding it.
+    pub(crate) fn canonical_len(&self, slot: u32) -> Option<u64> {
+        let i = slot.checked_sub(1)?;
+        let from = self.locals.partition_point(|l| l.0 < i);
+        let to = self.locals.partition_point(|l| l.0 <= i);
+        let stored = self.stored_object(slot)?.data.len();
+        Some((stored + 30 * (to - from)) as u64)
+    }
+
     /// True if the record in `slot` has local references.
     fn has_locals(&self, slot: u32) -> bool {
         let item = slot.wrapping_sub(1);
@@ -623,16 +633,41 @@ impl Pack {
         })
     }
 
-    /// The address of the object in `slot`, computed once per pack where its records have
-    /// local references.
-    fn object_hash(&self, slot: u32) -> Option<ObjectHash> {
+    /// The address of the object in `slot`: where its pack has local references, from the
+    /// pack's expansion if it was made, else for this object alone (a query that prints a
+    /// few hits should not hash every item of their packs).
+    pub(crate) fn object_hash(&self, slot: u32) -> Option<ObjectHash> {
+        let i = (slot as usize).checked_sub(1)?;
         if self.locals.is_empty() {
-            return self.object(slot).map(|o| o.hash());
+            return self.stored_object(slot).map(|o| o.hash());
         }
-        *self
-            .expanded()
-            .hashes
-            .get((slot as usize).checked_sub(1)?)?
+        if let Some(e) = self.expanded.get() {
+            return *e.hashes.get(i)?;
+        }
+        self.hash_alone(slot, 0)
+    }
+
+    /// `object_hash` of one object, hashing the objects its local references name (a chain
+    /// too long to follow this way takes the pack's expansion instead).
+    fn hash_alone(&self, slot: u32, depth: usize) -> Option<ObjectHash> {
+        let o = self.stored_object(slot)?;
+        let i = slot - 1;
+        let from = self.locals.partition_point(|l| l.0 < i);
+        let to = self.locals.partition_point(|l| l.0 <= i);
+        let mine = self.locals.get(from..to).unwrap_or_default();
+        if mine.is_empty() {
+            return Some(o.hash());
+        }
+        if depth >= 8 {
+            return *self.expanded().hashes.get(i as usize)?;
+        }
+        let named = mine
+            .iter()
+            .map(|(_, at, t)| Some((*at as usize, self.hash_alone(t + 1, depth + 1)?)))
+            .collect::<Option<Vec<_>>>()?;
+        let mut canonical = Vec::new();
+        super::pack_layout::expand(o.data, &named, &mut canonical);
+        Some(o.descriptor().hash(&canonical))
     }
 
     /// Every object stored here, with its slot.
