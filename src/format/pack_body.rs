@@ -232,6 +232,36 @@ impl LazyTagsets {
     }
 }
 
+/// The end of `count` tag sets starting at `at` if each is a fixarray of fixarray(2) pairs
+/// of strings of at most 255 bytes (`fixstr` or `str 8`), all within `b`; `None` for anything
+/// else, which the general reader then reads (and refuses where it is wrong).
+fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<usize> {
+    for _ in 0..count {
+        let pairs = match *b.get(at)? {
+            m @ 0x90..=0x9f => usize::from(m & 0x0f),
+            _ => return None,
+        };
+        at += 1;
+        for _ in 0..pairs {
+            if *b.get(at)? != 0x92 {
+                return None;
+            }
+            at += 1;
+            for _ in 0..2 {
+                at = match *b.get(at)? {
+                    m @ 0xa0..=0xbf => at + 1 + usize::from(m & 0x1f),
+                    0xd9 => at + 2 + usize::from(*b.get(at + 1)?),
+                    _ => return None,
+                };
+            }
+        }
+        if at > b.len() {
+            return None;
+        }
+    }
+    Some(at)
+}
+
 /// Decode a pack body (the payload of a pack frame, decompressed); the bytes must hold
 /// exactly one. Its `tagsets` are left empty: they come back checked, as [`LazyTagsets`].
 pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
@@ -246,8 +276,16 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
     })?;
     let start = r.at;
     let count = r.array(1)?;
-    for _ in 0..count {
-        r.skip_tagset(false)?;
+    // Tag sets are small arrays of pairs of short strings almost always: passed over by
+    // `skip_short_tagsets`, else (a long string, say) one by one.
+    let fast = skip_short_tagsets(bytes, r.at, count);
+    match fast {
+        Some(end) => r.at = end,
+        None => {
+            for _ in 0..count {
+                r.skip_tagset(false)?;
+            }
+        }
     }
     let raw = bytes.get(start..r.at).unwrap_or_default();
     // Tags are ASCII almost always: then every string in them is UTF-8, checked at once;
