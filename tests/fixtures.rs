@@ -139,25 +139,15 @@ fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
 /// migration (v3 added removals), and then reads back bit-exact, with its entries and tags.
 #[test]
 fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v2(), write_fixture_v2);
-    match Archive::open(&store) {
-        Err(model_archive::Error::NeedsMigration { found: 2, .. }) => {}
-        other => panic!("a v2 store must ask for a migration, got {:?}", other.err()),
-    }
-    let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (2, 5, 3));
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 3);
     let a = Archive::open(&store).expect("open the migrated v2 fixture");
-    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     let stats = a.stats().expect("stats");
     assert_eq!(
         (stats.objects, stats.entries),
         (6 + 201, 6 + 102),
         "v1's objects, 100 records with 100 tensor parts, a caption"
     );
-    let by_name: std::collections::HashMap<&str, &str> = hashes
-        .iter()
-        .map(|(n, h)| (n.as_str(), h.as_str()))
-        .collect();
+    let by_name = by_name(&hashes);
     for i in 0..100u32 {
         check_packed(&a, &by_name, i);
     }
@@ -165,13 +155,7 @@ fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
     assert_eq!(a.entries_of(&caption).expect("entries").len(), 2);
     let q = model_archive::query::Query::parse("fixture = \"v2\" and run = \"r1\"").expect("q");
     assert_eq!(a.query(&q).count(), 33);
-    for (name, how) in OBJECTS {
-        let h = a.resolve(by_name[name]).expect("v1-style object");
-        let file = how.split(' ').next().expect("file");
-        if let Object::Tensor(t) = a.get(&h).expect("get") {
-            assert_eq!(t.data, sample_tensor(file).2, "{name}");
-        }
-    }
+    check_objects(&a, &by_name);
 }
 
 /// Schema v3's additions on top of v2's: a removal (`rm` of run r0's 34 records) and a
@@ -205,19 +189,9 @@ fn write_fixture_v3(dir: &Path) -> Vec<(String, String)> {
 /// bit-exact, its removed records still gone.
 #[test]
 fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v3(), write_fixture_v3);
-    match Archive::open(&store) {
-        Err(model_archive::Error::NeedsMigration { found: 3, .. }) => {}
-        other => panic!("a v3 store must ask for a migration, got {:?}", other.err()),
-    }
-    let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (3, 5, 2));
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 2);
     let a = Archive::open(&store).expect("open the migrated v3 fixture");
-    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
-    let by_name: std::collections::HashMap<&str, &str> = hashes
-        .iter()
-        .map(|(n, h)| (n.as_str(), h.as_str()))
-        .collect();
+    let by_name = by_name(&hashes);
     let q = |text: &str| {
         let q = model_archive::query::Query::parse(text).expect("q");
         a.query(&q).count()
@@ -231,13 +205,7 @@ fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
     for i in (0..100u32).filter(|i| i % 3 != 0) {
         check_packed(&a, &by_name, i);
     }
-    for (name, how) in OBJECTS {
-        let h = a.resolve(by_name[name]).expect("v1-style object");
-        let file = how.split(' ').next().expect("file");
-        if let Object::Tensor(t) = a.get(&h).expect("get") {
-            assert_eq!(t.data, sample_tensor(file).2, "{name}");
-        }
-    }
+    check_objects(&a, &by_name);
     let after = a.resolve(by_name["after-gc"]).expect("after");
     assert_eq!(
         a.get(&after).expect("get"),
@@ -302,19 +270,9 @@ fn kept_record(strings: model_archive::ObjectHash) -> model_archive::Record {
 /// objects.
 #[test]
 fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = fixture_copy(&fixture_dir_v4(), write_fixture_v4);
-    match Archive::open(&store) {
-        Err(model_archive::Error::NeedsMigration { found: 4, .. }) => {}
-        other => panic!("a v4 store must ask for a migration, got {:?}", other.err()),
-    }
-    let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (4, 5, 1));
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 1);
     let a = Archive::open(&store).expect("open the migrated v4 fixture");
-    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
-    let by_name: std::collections::HashMap<&str, &str> = hashes
-        .iter()
-        .map(|(n, h)| (n.as_str(), h.as_str()))
-        .collect();
+    let by_name = by_name(&hashes);
     for i in 0..100u32 {
         check_packed(&a, &by_name, i);
     }
@@ -354,6 +312,47 @@ fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
     }
     let q = model_archive::query::Query::parse("fixture = \"v5\" and run = \"r1\"").expect("q");
     assert_eq!(a.query(&q).count(), 33);
+    check_objects(&a, &by_name);
+}
+
+/// A copy of the frozen store of schema `version` in `dir`, migrated: it asks for a
+/// migration, takes `steps` steps to the current version and verifies. The store and its
+/// (name, hash) list.
+fn migrated_copy(
+    dir: &Path,
+    write: fn(&Path) -> Vec<(String, String)>,
+    version: u16,
+    steps: usize,
+) -> (tempfile::TempDir, PathBuf, Vec<(String, String)>) {
+    let (tmp, store, hashes) = fixture_copy(dir, write);
+    match Archive::open(&store) {
+        Err(model_archive::Error::NeedsMigration { found, .. }) if found == version => {}
+        other => panic!(
+            "a v{version} store must ask for a migration, got {:?}",
+            other.err()
+        ),
+    }
+    let report = model_archive::migrate::migrate(&store).expect("migrate");
+    let current = model_archive::format::version::SCHEMA_VERSION;
+    assert_eq!(
+        (report.from, report.to, report.steps.len()),
+        (version, current, steps)
+    );
+    let a = Archive::open(&store).expect("open the migrated fixture");
+    assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
+    (tmp, store, hashes)
+}
+
+/// A fixture's (name, hash) list as a map.
+fn by_name(hashes: &[(String, String)]) -> std::collections::HashMap<&str, &str> {
+    hashes
+        .iter()
+        .map(|(n, h)| (n.as_str(), h.as_str()))
+        .collect()
+}
+
+/// The v1-style objects of `put_objects`, read back bit-exact.
+fn check_objects(a: &Archive, by_name: &std::collections::HashMap<&str, &str>) {
     for (name, how) in OBJECTS {
         let h = a.resolve(by_name[name]).expect("v1-style object");
         let file = how.split(' ').next().expect("file");
