@@ -269,67 +269,55 @@ impl PackBuilder {
     }
 }
 
-/// Where each item's payload starts in a body's `data`, checking every descriptor index and
-/// that the payloads account for the data exactly: in item order, or (layout 1) grouped by
-/// descriptor.
-fn item_starts(body: &PackBody) -> std::result::Result<Vec<usize>, String> {
-    let lens = body.items.iter().enumerate().map(|(i, item)| {
+/// Where each item's payload starts in a body's `data` (in item order, or, layout 1, grouped
+/// by descriptor), and each descriptor's bytes; every descriptor index is checked, and that
+/// the payloads account for the data exactly.
+fn item_starts(body: &PackBody) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+    // Each descriptor's bytes, every index and length checked.
+    let mut sizes = vec![0usize; body.descs.len()];
+    let mut total = 0usize;
+    for (i, item) in body.items.iter().enumerate() {
         let Some((d, _, len)) = &item.object else {
-            return Ok(None);
+            continue;
         };
-        if *d as usize >= body.descs.len() {
-            return Err(format!(
-                "pack item {i} names descriptor {d} of {}",
-                body.descs.len()
-            ));
-        }
-        let len = usize::try_from(*len)
+        let size = sizes
+            .get_mut(*d as usize)
+            .ok_or_else(|| format!("pack item {i} names descriptor {d} of {}", body.descs.len()))?;
+        total = usize::try_from(*len)
             .ok()
-            .filter(|l| *l <= body.data.len())
+            .and_then(|l| total.checked_add(l))
+            .filter(|t| *t <= body.data.len())
             .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
-        Ok(Some((*d as usize, len)))
-    });
-    let lens = lens.collect::<std::result::Result<Vec<_>, String>>()?;
-    // Each group's first byte (one group, the whole data, before v5).
+        *size += *len as usize;
+    }
+    if total != body.data.len() {
+        return Err("pack items do not account for all its data".into());
+    }
+    // Each group's next byte: one group, the whole data, before v5.
     let mut group_at = vec![0usize; body.descs.len().max(1)];
     match body.layout {
         LAYOUT_ROWS => {}
         LAYOUT_COLUMNS => {
-            let mut sizes = vec![0usize; body.descs.len()];
-            for (d, len) in lens.iter().flatten() {
-                if let Some(s) = sizes.get_mut(*d) {
-                    *s = s.saturating_add(*len);
-                }
-            }
             let mut at = 0usize;
-            for (g, size) in group_at.iter_mut().zip(sizes) {
+            for (g, size) in group_at.iter_mut().zip(&sizes) {
                 *g = at;
-                at = at.saturating_add(size);
+                at += size;
             }
         }
         other => return Err(format!("unknown pack layout {other}")),
     }
-    let mut starts = Vec::with_capacity(lens.len());
-    let mut end = 0usize;
-    for (i, l) in lens.iter().enumerate() {
-        let group = match (body.layout, l) {
-            (LAYOUT_COLUMNS, Some((d, _))) => *d,
-            _ => 0,
+    let columns = body.layout == LAYOUT_COLUMNS;
+    let mut starts = Vec::with_capacity(body.items.len());
+    for item in &body.items {
+        let (group, len) = match &item.object {
+            Some((d, _, len)) => (if columns { *d as usize } else { 0 }, *len as usize),
+            None => (0, 0),
         };
         let at = group_at.get_mut(group).ok_or("a group out of range")?;
         starts.push(*at);
-        if let Some((_, len)) = l {
-            *at = at
-                .checked_add(*len)
-                .filter(|e| *e <= body.data.len())
-                .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
-            end += len;
-        }
+        *at += len;
     }
-    if end != body.data.len() {
-        return Err("pack items do not account for all its data".into());
-    }
-    Ok(starts)
+    Ok((starts, sizes))
 }
 
 /// The local references of a layout-1 body's records (see `Pack::locals`), each checked to
@@ -479,7 +467,7 @@ impl Pack {
                 return Err(corrupt(format!("pack descriptor {i} has unknown kind {k}")));
             }
         }
-        let starts = item_starts(&body).map_err(corrupt)?;
+        let (starts, sizes) = item_starts(&body).map_err(corrupt)?;
         for (i, item) in body.items.iter().enumerate() {
             if item.object.is_none()
                 && item
@@ -506,17 +494,8 @@ impl Pack {
             let groups: Vec<(usize, usize)> = body
                 .descs
                 .iter()
-                .enumerate()
-                .map(|(d, (k, desc))| {
-                    let len = body
-                        .items
-                        .iter()
-                        .filter_map(|it| it.object.as_ref())
-                        .filter(|(od, _, _)| *od as usize == d)
-                        .map(|(_, _, l)| *l as usize)
-                        .sum();
-                    (super::pack_layout::group_width(*k, desc), len)
-                })
+                .zip(&sizes)
+                .map(|((k, desc), len)| (super::pack_layout::group_width(*k, desc), *len))
                 .collect();
             body.data = ByteBuf::from(super::pack_layout::split_groups(&body.data, &groups));
             locals = find_locals(&body, &starts).map_err(corrupt)?;
