@@ -233,9 +233,11 @@ impl LazyTagsets {
 }
 
 /// The end of `count` tag sets starting at `at` if each is a fixarray of fixarray(2) pairs
-/// of strings of at most 255 bytes (`fixstr` or `str 8`), all within `b`; `None` for anything
-/// else, which the general reader then reads (and refuses where it is wrong).
-fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<usize> {
+/// of strings of at most 255 bytes (`fixstr` or `str 8`), all within `b`, and whether every
+/// string is ASCII; `None` for anything else, which the general reader then reads (and
+/// refuses where it is wrong).
+fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<(usize, bool)> {
+    let mut ascii = true;
     for _ in 0..count {
         let pairs = match *b.get(at)? {
             m @ 0x90..=0x9f => usize::from(m & 0x0f),
@@ -248,18 +250,17 @@ fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<usize> {
             }
             at += 1;
             for _ in 0..2 {
-                at = match *b.get(at)? {
-                    m @ 0xa0..=0xbf => at + 1 + usize::from(m & 0x1f),
-                    0xd9 => at + 2 + usize::from(*b.get(at + 1)?),
+                let (from, to) = match *b.get(at)? {
+                    m @ 0xa0..=0xbf => (at + 1, at + 1 + usize::from(m & 0x1f)),
+                    0xd9 => (at + 2, at + 2 + usize::from(*b.get(at + 1)?)),
                     _ => return None,
                 };
+                ascii &= b.get(from..to)?.is_ascii();
+                at = to;
             }
         }
-        if at > b.len() {
-            return None;
-        }
     }
-    Some(at)
+    Some((at, ascii))
 }
 
 /// Decode a pack body (the payload of a pack frame, decompressed); the bytes must hold
@@ -279,18 +280,22 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
     // Tag sets are small arrays of pairs of short strings almost always: passed over by
     // `skip_short_tagsets`, else (a long string, say) one by one.
     let fast = skip_short_tagsets(bytes, r.at, count);
-    match fast {
-        Some(end) => r.at = end,
+    let ascii = match fast {
+        Some((end, ascii)) => {
+            r.at = end;
+            ascii
+        }
         None => {
             for _ in 0..count {
                 r.skip_tagset(false)?;
             }
+            false
         }
-    }
+    };
     let raw = bytes.get(start..r.at).unwrap_or_default();
-    // Tags are ASCII almost always: then every string in them is UTF-8, checked at once;
-    // otherwise string by string.
-    if !raw.is_ascii() {
+    // Tags are ASCII almost always: then every string in them is UTF-8 (seen as they were
+    // passed over); otherwise they are checked string by string.
+    if !ascii {
         let mut check = Reader { b: raw, at: 0 };
         for _ in 0..check.array(1)? {
             check.skip_tagset(true)?;
