@@ -8,6 +8,11 @@
 //! an object's address is recomputed from its descriptor and bytes when the pack is read, as
 //! the index does when it is rebuilt from the segments. An entry of content stored elsewhere
 //! (a duplicate) carries that content's hash.
+//!
+//! Since schema v5 a body is laid out in columns (`format::pack_layout`): payloads grouped by
+//! descriptor, tensor groups byte-shuffled, and a record's references to objects before it
+//! stored as local references. [`Pack::object`] always gives canonical bytes;
+//! [`Pack::stored_object`] gives the stored form to readers that only look at fields.
 
 //!
 //! This module is the byte layout alone, with no I/O: building a body, and decoding and
