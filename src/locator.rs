@@ -306,9 +306,9 @@ impl Locator {
             let (_, header) = header_at(&self.maps, &path, at.offset).ok()?;
             (header.kind == FrameKind::Object).then_some(header.hash)?
         } else {
-            let pack = self.pack(&at.segment, at.offset).ok()?;
-            pack.stored_object(at.slot)?;
-            pack.object_hash(at.slot)?
+            self.pack(&at.segment, at.offset)
+                .ok()?
+                .object_hash(at.slot)?
         };
         Some(h).filter(|h| prefix_of(h) == at.prefix)
     }
@@ -333,8 +333,7 @@ impl Locator {
                 .map(|f| Some(Source::Frame(Box::new(f))));
         }
         let pack = self.pack(&at.segment, at.offset)?;
-        let found =
-            pack.stored_object(at.slot).is_some() && pack.object_hash(at.slot) == Some(*hash);
+        let found = pack.object_hash(at.slot) == Some(*hash);
         Ok(found.then(|| Source::Packed {
             pack,
             slot: at.slot,

@@ -565,17 +565,24 @@ impl Pack {
     /// The length of the canonical bytes of the object in `slot` (its stored length, and 30
     /// bytes more for each local reference), without expanding it.
     pub(crate) fn canonical_len(&self, slot: u32) -> Option<u64> {
-        let i = slot.checked_sub(1)?;
+        let stored = self.stored_object(slot)?.data.len();
+        Some((stored + 30 * self.locals_of(slot).len()) as u64)
+    }
+
+    /// The local references of the record in `slot` (none for any other item).
+    fn locals_of(&self, slot: u32) -> &[(u32, u32, u32)] {
+        if self.locals.is_empty() {
+            return &[];
+        }
+        let i = slot.wrapping_sub(1);
         let from = self.locals.partition_point(|l| l.0 < i);
         let to = self.locals.partition_point(|l| l.0 <= i);
-        let stored = self.stored_object(slot)?.data.len();
-        Some((stored + 30 * (to - from)) as u64)
+        self.locals.get(from..to).unwrap_or_default()
     }
 
     /// True if the record in `slot` has local references.
     fn has_locals(&self, slot: u32) -> bool {
-        let item = slot.wrapping_sub(1);
-        !self.locals.is_empty() && self.locals.binary_search_by_key(&item, |l| l.0).is_ok()
+        !self.locals_of(slot).is_empty()
     }
 
     /// The records with local references in canonical form, and every object's hash.
@@ -585,23 +592,19 @@ impl Pack {
                 hashes: vec![None; self.len()],
                 ..Expanded::default()
             };
-            let mut next = 0usize;
             for slot in 1..=self.len() as u32 {
                 let Some(o) = self.stored_object(slot) else {
                     continue;
                 };
                 let i = slot as usize - 1;
-                let ours = self.locals.get(next..).unwrap_or_default();
-                let count = ours.iter().take_while(|l| l.0 as usize == i).count();
-                next += count;
+                let ours = self.locals_of(slot);
                 // Every target is an object before this one (checked when the pack was read):
                 // its hash is known.
                 let mine: Vec<(usize, ObjectHash)> = ours
                     .iter()
-                    .take(count)
                     .filter_map(|(_, at, t)| Some((*at as usize, (*e.hashes.get(*t as usize)?)?)))
                     .collect();
-                let hash = if count == 0 {
+                let hash = if ours.is_empty() {
                     o.hash()
                 } else {
                     let start = e.data.len();
@@ -617,7 +620,7 @@ impl Pack {
         })
     }
 
-    /// The address of the object in `slot`: where its pack has local references, from the
+    /// The address of the object in `slot` (`None` if the item stores none): where its pack has local references, from the
     /// pack's expansion if it was made, else for this object alone (a query that prints a
     /// few hits should not hash every item of their packs).
     pub(crate) fn object_hash(&self, slot: u32) -> Option<ObjectHash> {
@@ -635,15 +638,12 @@ impl Pack {
     /// too long to follow this way takes the pack's expansion instead).
     fn hash_alone(&self, slot: u32, depth: usize) -> Option<ObjectHash> {
         let o = self.stored_object(slot)?;
-        let i = slot - 1;
-        let from = self.locals.partition_point(|l| l.0 < i);
-        let to = self.locals.partition_point(|l| l.0 <= i);
-        let mine = self.locals.get(from..to).unwrap_or_default();
+        let mine = self.locals_of(slot);
         if mine.is_empty() {
             return Some(o.hash());
         }
         if depth >= 8 {
-            return *self.expanded().hashes.get(i as usize)?;
+            return *self.expanded().hashes.get(slot as usize - 1)?;
         }
         let named = mine
             .iter()
