@@ -479,7 +479,7 @@ fn write_merged(path: &Path, head: &[u8], a: &Table, b: &Table, segments: &[&str
 /// Add a table of `entries` to `dir`, then merge the newest tables while the older of the two
 /// is at most twice the newer's size: a binary counter, so there are O(log n) tables and each
 /// entry is rewritten O(log n) times.
-pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
+pub fn add(dir: &Path, mut entries: Vec<Located>, wrote: &mut dyn FnMut(&Path)) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -487,7 +487,7 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
     entries.sort_by_key(|e| e.prefix);
     let files = table_files(dir).unwrap_or_default();
     let next = files.last().map_or(1, |p| generation(p) + 1);
-    write_table(dir, next, &entries)?;
+    wrote(&write_table(dir, next, &entries)?);
     loop {
         let files = table_files(dir).unwrap_or_default();
         let [.., older, newer] = files.as_slice() else {
@@ -505,7 +505,7 @@ pub fn add(dir: &Path, mut entries: Vec<Located>) -> Result<()> {
             return Ok(());
         }
         let gen_ = generation(newer) + 1;
-        merge_tables(dir, gen_, &a, &b)?;
+        wrote(&merge_tables(dir, gen_, &a, &b)?);
         drop((a, b));
         for p in [older, newer] {
             fs::remove_file(p).map_err(|e| Error::io(p, e))?;
@@ -570,6 +570,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().join("lookup");
         let mut all = Vec::new();
+        let mut wrote = std::collections::HashSet::new();
         for batch in 0..40u64 {
             let entries: Vec<Located> = (0..(batch % 7 + 1))
                 .map(|i| {
@@ -583,10 +584,17 @@ mod tests {
                 })
                 .collect();
             all.extend(entries.clone());
-            add(&d, entries).expect("add");
+            add(&d, entries, &mut |p| {
+                wrote.insert(p.to_owned());
+            })
+            .expect("add");
         }
         let files = table_files(&d).expect("files");
         assert!(files.len() <= 8, "{} tables", files.len());
+        // Every table left was told of when written, merged ones too: its writer remembers
+        // it as checked.
+        assert!(files.iter().all(|f| wrote.contains(f)), "{files:?}");
+        assert!(wrote.len() > 40, "merges are told of too");
         let t = Tables::open(&d).expect("tables");
         for e in &all {
             assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()]);
@@ -600,7 +608,7 @@ mod tests {
     fn damaged_tables_are_skipped_not_trusted() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().join("lookup");
-        add(&d, vec![loc(5, "a", 64)]).expect("add");
+        add(&d, vec![loc(5, "a", 64)], &mut |_| {}).expect("add");
         let file = table_files(&d).expect("files").remove(0);
         let bytes = fs::read(&file).expect("read");
         fs::write(&file, &bytes[..bytes.len() - 3]).expect("cut");

@@ -374,11 +374,7 @@ impl Index {
             live.insert(key.clone());
             self.db.get(&key).ok().flatten().as_deref() == Some(&stamp[..])
         };
-        let mut checked = |p: &Path| {
-            if let (Some(n), Some(stamp)) = (name(p), lookup::file_stamp(p)) {
-                let _ = self.db.insert(keys::checked_table(&n), stamp);
-            }
-        };
+        let mut checked = |p: &Path| self.remember_checked(p);
         let mut failed = lookup::check_tables(&self.lookup, &mut known, &mut checked).err();
         // A table gone missing holds the only index of its packed objects.
         let expected = self.table_entries().unwrap_or(0);
@@ -399,6 +395,14 @@ impl Index {
             }
         }
         failed
+    }
+
+    /// Remember the table at `p` as checked, by its file's identity (`lookup::file_stamp`).
+    pub(super) fn remember_checked(&self, p: &Path) {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let (Some(n), Some(stamp)) = (name, lookup::file_stamp(p)) {
+            let _ = self.db.insert(keys::checked_table(&n), stamp);
+        }
     }
 
     /// How many entries the lookup tables should hold (`keys::TABLE_ENTRIES`).
