@@ -71,8 +71,7 @@ impl Index {
         // packed objects: if they cannot be written, drop them all (the next open rebuilds).
         if !located.is_empty() {
             let added = located.len() as u64;
-            // The tables this process writes need no check at the next open: remembered as
-            // checked (`check_tables`), by their files' identity, as a table that passed is.
+            // Tables written here need no check at the next open (`check_tables`).
             let mut wrote = |p: &std::path::Path| self.remember_checked(p);
             match lookup::add(&self.lookup, located, &mut wrote) {
                 Ok(()) => {
