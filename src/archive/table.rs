@@ -36,24 +36,38 @@ impl Archive {
             }
         }
         self.again_if_rebuilt(&|| {
-            // Tags are read only when a column may be one: a pack decodes its tag sets
-            // (an id per entry, say) only for those who ask.
-            let tags = match columns {
-                None => true,
-                Some(c) => {
-                    let names = self.names()?;
-                    c.iter().any(|n| names.tag_keys.contains(n.as_str()))
-                }
+            // The tag keys a column may take. A row reads its tags only while one of them has
+            // no value (a record field of the same name comes first): a pack decodes its tag
+            // sets (an id per entry, say) only for those who ask.
+            let names = self.names()?;
+            let tags: Vec<String> = match columns {
+                None => names.tag_keys.iter().cloned().collect(),
+                Some(c) => c
+                    .iter()
+                    .filter(|n| names.tag_keys.contains(n.as_str()))
+                    .cloned()
+                    .collect(),
             };
+            // Each run's rows are built on a core of their own, then joined in order.
             let mut b = TableBuilder::new(columns);
+            let part = || (TableBuilder::new(columns), Vec::new());
+            let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), m: &Match<'_>| {
+                seqs.push(m.seq());
+                self.add_row(part, m, &tags)
+            };
+            let seal = |(part, _): &mut (TableBuilder, Vec<u64>)| part.seal();
             let rows =
-                self.each_match(query, progress, &mut |m, _| self.add_row(&mut b, m, tags))?;
+                self.fold_runs(query, progress, &part, &add, &seal, &mut |(part, seqs)| {
+                    let name =
+                        |row: usize| format!("entry {}", seqs.get(row).copied().unwrap_or(0));
+                    b.append(part, &name)
+                })?;
             progress(rows, rows);
             b.finish()
         })
     }
 
-    fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>, tags: bool) -> Result<()> {
+    fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>, tag_keys: &[String]) -> Result<()> {
         let named = |why: String| Error::invalid(m.name(None), why);
         b.set("time", Cell::Time(m.time_ns())).map_err(named)?;
         if b.wants("hash") {
@@ -79,7 +93,8 @@ impl Archive {
                 }
             }
         }
-        let tags: &[(String, String)] = if tags { m.tags() } else { &[] };
+        let open = tag_keys.iter().any(|k| b.takes(k));
+        let tags: &[(String, String)] = if open { m.tags() } else { &[] };
         for (k, v) in tags {
             if b.takes(k) {
                 b.set(k, Cell::Str(v.clone())).map_err(named)?;

@@ -2,6 +2,9 @@
 //! holds it: what `stack` and `table` read back in bulk.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rayon::prelude::*;
 
@@ -10,7 +13,7 @@ use super::query::{Hits, PackHit, read_ahead};
 use crate::error::Result;
 use crate::format::pack::{Pack, PackedObject};
 use crate::hash::ObjectHash;
-use crate::index::Removed;
+use crate::index::{Removed, RunRec};
 use crate::info::EntryInfo;
 use crate::object::Kind;
 use crate::query::Query;
@@ -125,15 +128,12 @@ impl Archive {
         progress: &dyn Fn(u64, u64),
         f: &mut dyn FnMut(&Match<'_>, u64) -> Result<()>,
     ) -> Result<u64> {
-        let (runs, needs_record) = self.plan(query)?;
-        // Listed first, so that the index can be handed to a waiting process between runs.
-        let runs = runs.collect::<Result<Vec<_>>>()?;
+        let (runs, needs_record, removed) = self.runs_to_walk(query)?;
         let bound: u64 = runs.iter().map(|(_, r)| r.len()).sum();
         let f = &mut |m: &Match<'_>| f(m, bound);
-        let removed = self.index()?.removed()?;
         let mut rows = 0u64;
         // Runs come newest first, and each run's hits newest first. Packs are read and
-        // matched on every core, a few runs ahead of `f`.
+        // matched on every core, a few runs ahead of `f` (whose packs wait in memory).
         for batch in read_ahead(runs.into_iter().rev()) {
             self.lease.yield_to_waiters();
             let hits: Vec<Result<Hits>> = batch
@@ -147,6 +147,89 @@ impl Archive {
         }
         Ok(rows)
     }
+
+    /// `each_match` with the work of each run done on every core: `add` takes a run's
+    /// matches, oldest first, into a `T` that `start` makes, `end` finishes it there, and
+    /// `take` gets the `T`s in order, oldest run first, as they come. Returns how many
+    /// entries matched.
+    pub(super) fn fold_runs<T: Send>(
+        &self,
+        query: &Query,
+        progress: &dyn Fn(u64, u64),
+        start: &(dyn Fn() -> T + Sync),
+        add: &(dyn Fn(&mut T, &Match<'_>) -> Result<()> + Sync),
+        end: &(dyn Fn(&mut T) -> Result<()> + Sync),
+        take: &mut dyn FnMut(T) -> Result<()>,
+    ) -> Result<u64> {
+        let (runs, needs_record, removed) = self.runs_to_walk(query)?;
+        let stop = AtomicBool::new(false);
+        let one = |(first_seq, run)| -> Result<(T, u64)> {
+            let hits = self.run_hits(first_seq, run, query, needs_record)?;
+            let mut acc = start();
+            let rows = each_hit(hits, &removed, &mut |m| add(&mut acc, m))?;
+            end(&mut acc)?;
+            Ok((acc, rows))
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            // Every core works through the runs (no pack waits in memory: a `T` holds what
+            // the caller keeps), while this thread takes their `T`s in order.
+            s.spawn(|| {
+                runs.into_par_iter()
+                    .rev()
+                    .enumerate()
+                    .for_each_with(tx, |tx, (i, run)| {
+                        if !stop.load(Ordering::Relaxed) {
+                            let _ = tx.send((i, one(run)));
+                        }
+                    });
+            });
+            let taken = in_order(
+                &rx,
+                &mut |(acc, n)| {
+                    take(acc)?;
+                    self.lease.yield_to_waiters();
+                    Ok(n)
+                },
+                progress,
+            );
+            // After an error the runs not started are left alone.
+            stop.store(true, Ordering::Relaxed);
+            taken
+        })
+    }
+
+    /// The runs `query` reads, newest first, whether matching reads records, and the
+    /// entries removed.
+    fn runs_to_walk(&self, query: &Query) -> Result<ToWalk> {
+        let (runs, needs_record) = self.plan(query)?;
+        // Listed first, so that the index can be handed to a waiting process between runs.
+        let runs = runs.collect::<Result<Vec<_>>>()?;
+        Ok((runs, needs_record, self.index()?.removed()?))
+    }
+}
+
+/// What `runs_to_walk` gives.
+type ToWalk = (Vec<(u64, RunRec)>, bool, Arc<Removed>);
+
+/// Take the numbered results `rx` brings, in any order, by number from 0 (until the sender
+/// is gone); `progress(rows so far, 0)` after each. Returns the rows `take` counted.
+fn in_order<T>(
+    rx: &mpsc::Receiver<(usize, Result<T>)>,
+    take: &mut dyn FnMut(T) -> Result<u64>,
+    progress: &dyn Fn(u64, u64),
+) -> Result<u64> {
+    let mut waiting = BTreeMap::new();
+    let (mut next, mut rows) = (0, 0u64);
+    for (i, r) in rx {
+        waiting.insert(i, r);
+        while let Some(r) = waiting.remove(&next) {
+            rows += take(r?)?;
+            progress(rows, 0);
+            next += 1;
+        }
+    }
+    Ok(rows)
 }
 
 /// `each_match` for one run's hits, oldest first; returns how many `f` was called with.

@@ -100,7 +100,7 @@ impl Cell {
         })
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Cell::Null => "null".into(),
             Cell::Bool(_) => "a boolean".into(),
@@ -127,11 +127,47 @@ impl Cell {
 
 /// The kind of a column of `kind` once it also holds `cell`, or why it cannot.
 pub(super) fn widen(kind: &ColKind, cell: &Cell) -> Result<ColKind, String> {
+    if fits(kind, cell) {
+        return Ok(kind.clone());
+    }
+    widen_kinds(kind, &cell.kind()?, &|| cell.describe())
+}
+
+/// True if a column of `kind` takes `cell` as it is (the common case, checked without
+/// allocating).
+pub(super) fn fits(kind: &ColKind, cell: &Cell) -> bool {
     use ColKind as K;
-    let new = cell.kind()?;
-    Ok(match (kind, &new) {
+    match (kind, cell) {
+        (_, Cell::Null)
+        | (K::Bool, Cell::Bool(_))
+        | (K::Int, Cell::Int(_))
+        | (K::Float, Cell::Float(_) | Cell::Int(_))
+        | (K::Str, Cell::Str(_))
+        | (K::Bytes, Cell::Bytes(_))
+        | (K::Time, Cell::Time(_)) => true,
+        (
+            K::Tensor {
+                dtype,
+                shape,
+                ragged,
+            },
+            Cell::Tensor(t),
+        ) => t.dtype == *dtype && (t.shape == *shape || (*ragged && t.shape.len() == shape.len())),
+        _ => false,
+    }
+}
+
+/// The kind of a column of `kind` once it also holds values of kind `new` (`describe`d as
+/// errors name them), or why it cannot.
+pub(super) fn widen_kinds(
+    kind: &ColKind,
+    new: &ColKind,
+    describe: &dyn Fn() -> String,
+) -> Result<ColKind, String> {
+    use ColKind as K;
+    Ok(match (kind, new) {
         (_, K::Null) => kind.clone(),
-        (K::Null, _) => new,
+        (K::Null, _) => new.clone(),
         (
             K::Tensor {
                 dtype,
@@ -139,21 +175,23 @@ pub(super) fn widen(kind: &ColKind, cell: &Cell) -> Result<ColKind, String> {
                 ragged,
             },
             K::Tensor {
-                dtype: d, shape: s, ..
+                dtype: d,
+                shape: s,
+                ragged: r,
             },
         ) => {
             if d != dtype || s.len() != shape.len() {
                 return Err(format!(
                     "is {}, but earlier rows hold {dtype} tensors of rank {}: a column's \
                      tensors need one dtype and rank",
-                    cell.describe(),
+                    describe(),
                     shape.len()
                 ));
             }
             K::Tensor {
                 dtype: *dtype,
                 shape: shape.clone(),
-                ragged: *ragged || s != shape,
+                ragged: *ragged || *r || s != shape,
             }
         }
         (K::Tensor { dtype, .. }, _) | (_, K::Tensor { dtype, .. }) => {
@@ -163,14 +201,14 @@ pub(super) fn widen(kind: &ColKind, cell: &Cell) -> Result<ColKind, String> {
             };
             return Err(format!(
                 "is {}, but earlier rows hold {earlier}: a tensor column holds only tensors",
-                cell.describe()
+                describe()
             ));
         }
-        (a, b) if a == b => new,
+        (a, b) if a == b => new.clone(),
         (K::Bytes, _) | (_, K::Bytes) | (K::Time, _) | (_, K::Time) => {
             return Err(format!(
                 "is {}, which cannot share a column with the earlier rows' values",
-                cell.describe()
+                describe()
             ));
         }
         (K::Int, K::Float) | (K::Float, K::Int) => K::Float,

@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_select::concat::concat_batches;
+use rayon::prelude::*;
 
 pub use cells::Cell;
-use cells::{ColKind, build, convert, widen};
+use cells::{ColKind, build, convert, fits, widen, widen_kinds};
 pub use tensor::TensorCell;
 
 use crate::error::{Error, Result};
@@ -53,6 +55,8 @@ struct Column {
     chunks: Vec<Option<ArrayRef>>,
     /// The current batch's cells.
     cur: Vec<Cell>,
+    /// The first row with a value, and what it is (for errors).
+    first: Option<(usize, String)>,
 }
 
 /// Builds a [`Table`] a row at a time: `set` each name of the row, then `end_row`.
@@ -84,6 +88,72 @@ impl TableBuilder {
             b.column(name);
         }
         b
+    }
+
+    /// The rows added so far.
+    pub fn rows(&self) -> usize {
+        self.batch_lens.iter().sum::<usize>() + self.batch_rows
+    }
+
+    /// Build a part's arrays, where it was built (on its own core), before it is appended.
+    pub fn seal(&mut self) -> Result<()> {
+        match self.batch_rows {
+            0 => Ok(()),
+            _ => self.finish_batch(),
+        }
+    }
+
+    /// Add the rows of `part` (a builder of the same columns, best [`seal`](Self::seal)ed
+    /// where it was built) after these, its arrays as they are. An error names the part's
+    /// first row of a column here that cannot take its values, by `row_name(its index in the
+    /// part)`.
+    pub fn append(
+        &mut self,
+        mut part: TableBuilder,
+        row_name: &dyn Fn(usize) -> String,
+    ) -> Result<()> {
+        self.seal()?;
+        part.seal()?;
+        let done = self.batch_lens.len();
+        let mut taken = vec![false; self.columns.len()];
+        for col in part.columns {
+            let Some(i) = self.column_index(&col.name) else {
+                continue;
+            };
+            let mine = self
+                .columns
+                .get(i)
+                .map_or(ColKind::Null, |c| c.kind.clone());
+            let (row, what) = col.first.clone().unwrap_or_default();
+            let kind = widen_kinds(&mine, &col.kind, &|| what.clone()).map_err(|why| {
+                Error::invalid(row_name(row), format!("column `{}` {why}", col.name))
+            })?;
+            let named = |why| Error::invalid(format!("column `{}`", col.name), why);
+            self.rekind(i, kind.clone()).map_err(named)?;
+            let mut chunks = col.chunks;
+            if col.kind != kind && col.kind != ColKind::Null {
+                for chunk in chunks.iter_mut().flatten() {
+                    *chunk = convert(chunk, &col.kind, &kind).map_err(named)?;
+                }
+            }
+            if let Some(c) = self.columns.get_mut(i) {
+                c.chunks.truncate(done);
+                c.chunks.extend(chunks);
+            }
+            taken.resize(self.columns.len(), false);
+            if let Some(t) = taken.get_mut(i) {
+                *t = true;
+            }
+        }
+        let batches = part.batch_lens.len();
+        for (col, taken) in self.columns.iter_mut().zip(taken) {
+            if !taken {
+                col.chunks.truncate(done);
+                col.chunks.resize(done + batches, None);
+            }
+        }
+        self.batch_lens.extend(part.batch_lens);
+        Ok(())
     }
 
     /// True if the table has (or would take) a column `name`: what a caller asks before it
@@ -118,15 +188,34 @@ impl TableBuilder {
         if col.cur.len() > rows {
             return Ok(());
         }
-        let kind = widen(&col.kind, &cell).map_err(|why| format!("column `{}` {why}", col.name))?;
+        if col.first.is_none() && !matches!(cell, Cell::Null) {
+            let row = self.batch_lens.iter().sum::<usize>() + rows;
+            col.first = Some((row, cell.describe()));
+        }
+        if !fits(&col.kind, &cell) {
+            let kind =
+                widen(&col.kind, &cell).map_err(|why| format!("column `{}` {why}", col.name))?;
+            let name = col.name.clone();
+            self.rekind(i, kind)
+                .map_err(|why| format!("column `{name}`: {why}"))?;
+        }
+        if let Some(col) = self.columns.get_mut(i) {
+            col.cur.push(cell);
+        }
+        Ok(())
+    }
+
+    /// Make column `i` one of `kind` (a kind `widen` gave it), its finished batches too.
+    fn rekind(&mut self, i: usize, kind: ColKind) -> std::result::Result<(), String> {
+        let Some(col) = self.columns.get_mut(i) else {
+            return Err("a table column out of range".into());
+        };
         if kind != col.kind {
             for chunk in col.chunks.iter_mut().flatten() {
-                *chunk = convert(chunk, &col.kind, &kind)
-                    .map_err(|why| format!("column `{}`: {why}", col.name))?;
+                *chunk = convert(chunk, &col.kind, &kind)?;
             }
             col.kind = kind;
         }
-        col.cur.push(cell);
         Ok(())
     }
 
@@ -175,8 +264,8 @@ impl TableBuilder {
             out.push(batch);
         }
         Ok(Table {
+            batches: coalesce(&schema, out)?,
             schema,
-            batches: out,
         })
     }
 
@@ -206,6 +295,7 @@ impl TableBuilder {
             kind: ColKind::Null,
             chunks: vec![None; done],
             cur,
+            first: None,
         });
         let i = self.columns.len() - 1;
         self.by_name.insert(name.to_string(), i);
@@ -215,20 +305,53 @@ impl TableBuilder {
 
     fn finish_batch(&mut self) -> Result<()> {
         let rows = self.batch_rows;
-        for col in &mut self.columns {
-            let cells = std::mem::take(&mut col.cur);
-            if col.kind == ColKind::Null {
-                col.chunks.push(None);
-                continue;
-            }
-            let array = build(&col.kind, cells, rows)
-                .map_err(|why| Error::invalid(format!("column `{}`", col.name), why))?;
-            col.chunks.push(Some(array));
-        }
+        // Each column's array on a core of its own.
+        self.columns
+            .par_iter_mut()
+            .try_for_each(|col| -> Result<()> {
+                let cells = std::mem::take(&mut col.cur);
+                if col.kind == ColKind::Null {
+                    col.chunks.push(None);
+                    return Ok(());
+                }
+                let array = build(&col.kind, cells, rows)
+                    .map_err(|why| Error::invalid(format!("column `{}`", col.name), why))?;
+                col.chunks.push(Some(array));
+                Ok(())
+            })?;
         self.batch_lens.push(rows);
         self.batch_rows = 0;
         Ok(())
     }
+}
+
+/// `batches` joined where they are small (appended parts: a pack's matches each), in
+/// order, into batches of at most [`BATCH_ROWS`] rows where they fit; on every core.
+fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut rows = 0;
+    for b in batches {
+        match groups.last_mut() {
+            Some(g) if rows + b.num_rows() <= BATCH_ROWS => {
+                rows += b.num_rows();
+                g.push(b);
+            }
+            _ => {
+                rows = b.num_rows();
+                groups.push(vec![b]);
+            }
+        }
+    }
+    groups
+        .into_par_iter()
+        .map(|mut g| match g.len() {
+            1 => g
+                .pop()
+                .ok_or_else(|| Error::internal("an empty group of batches")),
+            _ => concat_batches(schema, &g)
+                .map_err(|e| Error::internal(format!("joining table batches: {e}"))),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -450,5 +573,110 @@ mod tests {
         assert_eq!(names, ["b", "a", "missing"]);
         assert_eq!(column(&t, "b")[0].as_primitive::<Int64Type>().value(0), 3);
         assert_eq!(column(&t, "missing")[0].data_type(), &DataType::Null);
+    }
+
+    /// Row `i` of the rows the part tests use: an integer column that turns float late, a
+    /// tensor column whose shape changes, a column only early rows have, one only late rows
+    /// have.
+    fn row(b: &mut TableBuilder, i: usize) {
+        let x = i as i64;
+        let a = if i == 69_000 {
+            Cell::Float(0.5)
+        } else {
+            Cell::Int(x)
+        };
+        b.set("a", a).expect("a");
+        let shape: &[u64] = if i < 50_000 { &[2] } else { &[3] };
+        let values: Vec<f32> = (0..shape[0]).map(|k| (i + k as usize) as f32).collect();
+        b.set("t", tensor(Dtype::F32, shape, &values)).expect("t");
+        if i < 3 {
+            b.set("gone", Cell::Str(format!("s{i}"))).expect("gone");
+        }
+        if i > 60_000 && i % 2 == 0 {
+            b.set("late", Cell::Bool(true)).expect("late");
+        }
+        b.end_row().expect("row");
+    }
+
+    /// Each column of a table as one array.
+    fn whole(t: &Table) -> Vec<ArrayRef> {
+        (0..t.schema.fields().len())
+            .map(|i| {
+                let parts: Vec<&dyn Array> =
+                    t.batches.iter().map(|b| b.column(i).as_ref()).collect();
+                arrow_select::concat::concat(&parts).expect("concat")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_appended_in_order_make_the_table_rows_set_one_by_one_make() {
+        let rows = 70_001;
+        let mut one = TableBuilder::new(None);
+        for i in 0..rows {
+            row(&mut one, i);
+        }
+        let one = one.finish().expect("table");
+        // Parts of every size: one row, a few, most of a batch, more than a batch.
+        let mut b = TableBuilder::new(None);
+        let mut start = 0;
+        for len in [1, 2, 5, 40_000, 70, BATCH_ROWS + 10] {
+            let mut part = TableBuilder::new(None);
+            for i in start..(start + len).min(rows) {
+                row(&mut part, i);
+            }
+            if len % 2 == 0 {
+                part.seal().expect("seal");
+            }
+            b.append(part, &|r| format!("row {r}")).expect("append");
+            start += len;
+        }
+        let parts = b.finish().expect("table");
+        assert_eq!(parts.schema, one.schema);
+        assert_eq!(parts.num_rows(), rows);
+        assert!(parts.batches.iter().all(|b| b.num_rows() <= BATCH_ROWS));
+        assert_eq!(parts.batches.len(), 2, "small parts are joined");
+        let (got, want) = (whole(&parts), whole(&one));
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.as_ref(), w.as_ref());
+        }
+        // The checks above would pass on two empty tables: look at values.
+        assert_eq!(got[0].as_primitive::<Float64Type>().value(69_000), 0.5);
+        assert_eq!(got[0].as_primitive::<Float64Type>().value(68_999), 68_999.0);
+        assert_eq!(parts.schema.field(3).name(), "late");
+        assert_eq!(got[3].null_count(), 60_001 + 4_999 + 1);
+        let t = got[1].as_list::<i32>();
+        assert_eq!(
+            t.value(50_000)
+                .as_primitive::<Float32Type>()
+                .values()
+                .to_vec(),
+            vec![50_000.0, 50_001.0, 50_002.0]
+        );
+    }
+
+    #[test]
+    fn a_part_the_table_cannot_take_names_its_first_row_that_differs() {
+        let mut b = TableBuilder::new(None);
+        let mut part = TableBuilder::new(None);
+        part.set("v", tensor(Dtype::F32, &[2], &[1.0, 2.0]))
+            .expect("set");
+        part.end_row().expect("row");
+        b.append(part, &|r| format!("entry {r}")).expect("append");
+        let mut part = TableBuilder::new(None);
+        for i in 0..3 {
+            if i > 0 {
+                part.set("v", Cell::Str(format!("x{i}"))).expect("set");
+            }
+            part.end_row().expect("row");
+        }
+        let e = b
+            .append(part, &|r| format!("entry {}", 100 + r))
+            .expect_err("a string where tensors are")
+            .to_string();
+        assert!(
+            e.contains("entry 101") && e.contains("column `v`") && e.contains("a string"),
+            "{e}"
+        );
     }
 }
