@@ -592,7 +592,7 @@ mod tests {
         if i < 3 {
             b.set("gone", Cell::Str(format!("s{i}"))).expect("gone");
         }
-        if i > 60_000 && i % 2 == 0 {
+        if i > 60_000 && i.is_multiple_of(2) {
             b.set("late", Cell::Bool(true)).expect("late");
         }
         b.end_row().expect("row");
@@ -625,7 +625,7 @@ mod tests {
             for i in start..(start + len).min(rows) {
                 row(&mut part, i);
             }
-            if len % 2 == 0 {
+            if len.is_multiple_of(2) {
                 part.seal().expect("seal");
             }
             b.append(part, &|r| format!("row {r}")).expect("append");
