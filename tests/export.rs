@@ -111,6 +111,55 @@ fn stack_names_the_first_entry_that_does_not_fit() {
     assert!(e.contains("not a tensor"), "{e}");
 }
 
+/// Records `{probs: f32[n]}` tagged `k = k`, one per length, in one pack.
+fn put_lengths(a: &Archive, k: &str, lengths: &[u64]) -> Vec<model_archive::ObjectHash> {
+    let mut w = a.writer();
+    let mut out = Vec::new();
+    for n in lengths {
+        let data = vec![0u8; *n as usize * 4];
+        let shape = Shape::new(vec![*n]);
+        let view = TensorView::new(Dtype::F32, &shape, &data).expect("view");
+        let h = w.put_tensor_part(&view).expect("part");
+        let r = Record::new().with("probs", Value::Ref(h)).expect("record");
+        out.push(w.put_record(&r, &[("k", k)]).expect("put"));
+    }
+    w.commit().expect("commit");
+    out
+}
+
+#[test]
+fn stack_names_the_first_row_that_differs_whichever_core_read_it() {
+    // Runs are read on every core: the first row that differs is named, in logging order,
+    // whether it starts its pack or comes inside one, before later rows that differ or fail.
+    let t = TempStore::new();
+    let a = t.create();
+    put_lengths(&a, "a", &[3; 50]);
+    let inside = put_lengths(&a, "b", &[3, 3, 4, 4, 3]);
+    let starts = put_lengths(&a, "c", &[2, 3]);
+    let mut w = a.writer();
+    let r = Record::new().with("probs", Value::Int(1)).expect("record");
+    w.put_record(&r, &[("k", "d")]).expect("put");
+    w.commit().expect("commit");
+    let stack = |src: &str| {
+        let q = a.parse_query(src).expect("query");
+        a.stack(&q, Some("probs"), &|_, _| {})
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = stack("k = a or k = b or k = c or k = d");
+    assert!(e.contains(&inside[2].short(12)), "{e}");
+    assert!(e.contains("is F32 [4], but the first row (entry 0 "), "{e}");
+    // A pack whose first row differs is named by that row.
+    let e = stack("k = a or k = c or k = d");
+    assert!(
+        e.contains(&starts[0].short(12)) && e.contains("is F32 [2]"),
+        "{e}"
+    );
+    // The record whose probs is no tensor is the error once the rows before it agree.
+    let e = stack("k = a or k = d");
+    assert!(e.contains("not a tensor"), "{e}");
+}
+
 #[test]
 fn exported_files_are_read_back_by_numpy_and_safetensors() {
     let t = TempStore::new();

@@ -39,36 +39,48 @@ impl Archive {
     ) -> Result<Tensor> {
         let mut first: Option<(Dtype, Shape, String)> = None;
         let mut data = Vec::new();
-        let rows = self.each_match(query, progress, &mut |m, bound| {
-            let (dtype, shape, bytes) = match m {
-                Match::Listed(e) => self.row(e, field)?,
-                Match::Packed { .. } => self.packed_row(m, field)?,
+        // Each run's rows are gathered on a core of their own, then joined in order.
+        let add = |part: &mut Part, m: &Match<'_>| {
+            if part.problem.is_none() {
+                let row = match m {
+                    Match::Listed(e) => self.row(e, field),
+                    Match::Packed { .. } => self.packed_row(m, field),
+                };
+                part.add(row, &|| m.name(field));
+            }
+            Ok(())
+        };
+        let mut take = |part: Part, bound: u64| -> Result<()> {
+            let Some(head) = &part.first else {
+                return part.problem.map_or(Ok(()), |p| Err(p.error(None)));
             };
             match &first {
                 None => {
-                    first = Some((dtype, Shape::new(shape.to_vec()), m.name(field)));
                     // Room for every row the plan can give: pages are touched only as rows
                     // land, and the array is never copied to grow.
+                    let row = part.data.len() / part.rows.max(1);
                     let most = usize::try_from(bound).unwrap_or(usize::MAX);
-                    let want = bytes.len().saturating_mul(most).min(STACK_RESERVE_MAX);
                     // Not reserving is only slower: the rows still land.
-                    let _ = data.try_reserve_exact(want);
+                    let _ = data.try_reserve_exact(row.saturating_mul(most).min(STACK_RESERVE_MAX));
+                    first = Some(head.clone());
                 }
-                Some((fd, fs, fname)) if *fd != dtype || fs.dims() != &shape[..] => {
-                    let s = Shape::new(shape.to_vec());
-                    return Err(Error::invalid(
-                        m.name(field),
-                        format!(
-                            "is {dtype} {s}, but the first row ({fname}) is {fd} {fs}: \
-                             stacked rows need one dtype and shape"
-                        ),
-                    ));
+                Some(f) if (f.0, &f.1) != (head.0, &head.1) => {
+                    return Err(Problem::Differs(head.clone()).error(Some(f)));
                 }
                 Some(_) => {}
             }
-            data.extend_from_slice(&bytes);
-            Ok(())
-        })?;
+            data.extend_from_slice(&part.data);
+            part.problem
+                .map_or(Ok(()), |p| Err(p.error(first.as_ref())))
+        };
+        let rows = self.fold_runs(
+            query,
+            progress,
+            &Part::default,
+            &add,
+            &|_| Ok(()),
+            &mut take,
+        )?;
         let Some((dtype, shape, _)) = first else {
             return Err(Error::invalid(
                 "query",
@@ -162,6 +174,65 @@ impl Archive {
                 format!("is a {}, not a tensor", m.info().kind.name()),
             )),
         }
+    }
+}
+
+/// A row's dtype, shape, and how errors name it.
+type Head = (Dtype, Shape, String);
+
+/// A run's rows: the first one's dtype and shape, the bytes of all, and what stopped them.
+#[derive(Default)]
+struct Part {
+    first: Option<Head>,
+    data: Vec<u8>,
+    rows: usize,
+    problem: Option<Problem>,
+}
+
+/// Why a run's rows stop.
+enum Problem {
+    /// A row's dtype or shape differs from the first's.
+    Differs(Head),
+    /// A row could not be read.
+    Failed(Error),
+}
+
+impl Problem {
+    /// The error, a row that differs compared with the `first` row of all.
+    fn error(self, first: Option<&Head>) -> Error {
+        match (self, first) {
+            (Problem::Failed(e), _) => e,
+            (Problem::Differs((dtype, s, name)), Some((fd, fs, fname))) => Error::invalid(
+                name,
+                format!(
+                    "is {dtype} {s}, but the first row ({fname}) is {fd} {fs}: stacked rows need \
+                     one dtype and shape"
+                ),
+            ),
+            (Problem::Differs((_, _, name)), None) => {
+                Error::internal(format!("{name}: a row that differs from no first row"))
+            }
+        }
+    }
+}
+
+impl Part {
+    /// Add a row (named by `name` when it is first or differs).
+    fn add(&mut self, row: Result<Row<'_>>, name: &dyn Fn() -> String) {
+        let (dtype, shape, bytes) = match row {
+            Ok(r) => r,
+            Err(e) => return self.problem = Some(Problem::Failed(e)),
+        };
+        match &self.first {
+            None => self.first = Some((dtype, Shape::new(shape.to_vec()), name())),
+            Some((fd, fs, _)) if *fd != dtype || fs.dims() != &shape[..] => {
+                let head = (dtype, Shape::new(shape.to_vec()), name());
+                return self.problem = Some(Problem::Differs(head));
+            }
+            Some(_) => {}
+        }
+        self.data.extend_from_slice(&bytes);
+        self.rows += 1;
     }
 }
 

@@ -56,12 +56,18 @@ impl Archive {
                 self.add_row(part, m, &tags)
             };
             let seal = |(part, _): &mut (TableBuilder, Vec<u64>)| part.seal();
-            let rows =
-                self.fold_runs(query, progress, &part, &add, &seal, &mut |(part, seqs)| {
+            let rows = self.fold_runs(
+                query,
+                progress,
+                &part,
+                &add,
+                &seal,
+                &mut |(part, seqs), _| {
                     let name =
                         |row: usize| format!("entry {}", seqs.get(row).copied().unwrap_or(0));
                     b.append(part, &name)
-                })?;
+                },
+            )?;
             progress(rows, rows);
             b.finish()
         })

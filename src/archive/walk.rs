@@ -9,7 +9,7 @@ use std::sync::{Arc, mpsc};
 use rayon::prelude::*;
 
 use super::Archive;
-use super::query::{Hits, PackHit, read_ahead};
+use super::query::{Hits, PackHit};
 use crate::error::Result;
 use crate::format::pack::{Pack, PackedObject};
 use crate::hash::ObjectHash;
@@ -119,39 +119,11 @@ impl Match<'_> {
 }
 
 impl Archive {
-    /// Call `f` with every entry `query` matches, oldest first (removed entries left out),
-    /// and the most entries there can be (those of every run the plan reads: a bound to
-    /// reserve memory by); `progress(done, 0)` after each run. Returns how many there were.
-    pub(super) fn each_match(
-        &self,
-        query: &Query,
-        progress: &dyn Fn(u64, u64),
-        f: &mut dyn FnMut(&Match<'_>, u64) -> Result<()>,
-    ) -> Result<u64> {
-        let (runs, needs_record, removed) = self.runs_to_walk(query)?;
-        let bound: u64 = runs.iter().map(|(_, r)| r.len()).sum();
-        let f = &mut |m: &Match<'_>| f(m, bound);
-        let mut rows = 0u64;
-        // Runs come newest first, and each run's hits newest first. Packs are read and
-        // matched on every core, a few runs ahead of `f` (whose packs wait in memory).
-        for batch in read_ahead(runs.into_iter().rev()) {
-            self.lease.yield_to_waiters();
-            let hits: Vec<Result<Hits>> = batch
-                .into_par_iter()
-                .map(|(first_seq, run)| self.run_hits(first_seq, run, query, needs_record))
-                .collect();
-            for h in hits {
-                rows += each_hit(h?, &removed, f)?;
-                progress(rows, 0);
-            }
-        }
-        Ok(rows)
-    }
-
-    /// `each_match` with the work of each run done on every core: `add` takes a run's
-    /// matches, oldest first, into a `T` that `start` makes, `end` finishes it there, and
-    /// `take` gets the `T`s in order, oldest run first, as they come. Returns how many
-    /// entries matched.
+    /// Every entry `query` matches, oldest first (removed entries left out), the work of each
+    /// run done on every core: `add` takes a run's matches, oldest first, into a `T` that
+    /// `start` makes, `end` finishes it there, and `take` gets the `T`s in order, oldest run
+    /// first, as they come, with the most entries there can be (a bound to reserve memory
+    /// by); `progress(done, 0)` after each run. Returns how many entries matched.
     pub(super) fn fold_runs<T: Send>(
         &self,
         query: &Query,
@@ -159,9 +131,10 @@ impl Archive {
         start: &(dyn Fn() -> T + Sync),
         add: &(dyn Fn(&mut T, &Match<'_>) -> Result<()> + Sync),
         end: &(dyn Fn(&mut T) -> Result<()> + Sync),
-        take: &mut dyn FnMut(T) -> Result<()>,
+        take: &mut dyn FnMut(T, u64) -> Result<()>,
     ) -> Result<u64> {
         let (runs, needs_record, removed) = self.runs_to_walk(query)?;
+        let bound: u64 = runs.iter().map(|(_, r)| r.len()).sum();
         let stop = AtomicBool::new(false);
         let one = |(first_seq, run)| -> Result<(T, u64)> {
             let hits = self.run_hits(first_seq, run, query, needs_record)?;
@@ -187,7 +160,7 @@ impl Archive {
             let taken = in_order(
                 &rx,
                 &mut |(acc, n)| {
-                    take(acc)?;
+                    take(acc, bound)?;
                     self.lease.yield_to_waiters();
                     Ok(n)
                 },
@@ -232,7 +205,7 @@ fn in_order<T>(
     Ok(rows)
 }
 
-/// `each_match` for one run's hits, oldest first; returns how many `f` was called with.
+/// `fold_runs` for one run's hits, oldest first; returns how many `f` was called with.
 fn each_hit(
     hits: Hits,
     removed: &Removed,
