@@ -23,8 +23,24 @@
 //! | 24 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
 //! | … | 24×N | entries sorted by prefix: hash prefix (u64 BE), segment index (u32), slot (u32), frame offset (u64) |
 //!
+//! A *framed* table (what this program writes where every slot fits 16 bits) names each frame
+//! once and its entries by index, 14 bytes an entry instead of 24: a store's packed objects
+//! share a few thousand frames per million objects.
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 8 | magic `89 'M' 'A' 'F' 0D 0A 1A 0A` |
+//! | 8 | 4 | segment count S |
+//! | 12 | 4 | checksum, as above |
+//! | 16 | 8 | entry count N |
+//! | 24 | 8 | frame count F |
+//! | 32 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
+//! | … | 12×F | frames: segment index (u32), frame offset (u64); zero padding to a multiple of 8 |
+//! | … | 14×N | entries sorted by prefix: hash prefix (u64 BE), frame index (u32), slot (u16) |
+//!
 //! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
-//! pack frame. A content stored twice (by two processes logging at once) may have two entries;
+//! pack frame. Both layouts are read; remotes' tables (`encode_raw`) keep the first, which
+//! every program of this schema reads. A content stored twice (by two processes logging at once) may have two entries;
 //! readers take the first whose frame holds it.
 
 use std::fs;
@@ -38,11 +54,18 @@ use crate::format::{align_up, le_u16, le_u32, le_u64};
 use crate::hash::ObjectHash;
 use crate::segment::reader::map_file;
 
-/// First bytes of every lookup table.
+/// First bytes of a lookup table whose entries name their segment and offset.
 pub const TABLE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'T', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a lookup table whose entries name a frame of its frame list.
+pub const FRAMED_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'F', 0x0d, 0x0a, 0x1a, 0x0a];
 const ENTRY_LEN: usize = 24;
+/// An entry of a framed table: prefix (u64 BE), frame index (u32), slot (u16).
+const FRAMED_LEN: usize = 14;
+/// A frame of a framed table's list: segment index (u32), offset (u64).
+const FRAME_LEN: usize = 12;
 const SUM_OFFSET: usize = 12;
 const NAMES_OFFSET: usize = 24;
+const FRAMED_NAMES_OFFSET: usize = 32;
 
 /// A table's checksum: blake3 over its bytes with the checksum field as zeros. Every open of
 /// the index checks every table (24 MB at a million objects), so the bulk is hashed on every
@@ -81,17 +104,29 @@ struct Table {
     segments: Vec<String>,
     entries: usize,
     count: usize,
+    /// A framed table's frame list: where it starts, and how many frames.
+    frames: Option<(usize, usize)>,
 }
 
 impl Table {
     fn open(path: &Path) -> Option<Table> {
         let map = map_file(path).ok()??;
-        if map.get(..8) != Some(&TABLE_MAGIC[..]) {
-            return None;
-        }
+        let framed = match map.get(..8)? {
+            m if m == TABLE_MAGIC => false,
+            m if m == FRAMED_MAGIC => true,
+            _ => return None,
+        };
         let nsegs = le_u32(&map, 8)? as usize;
         let count = usize::try_from(le_u64(&map, 16)?).ok()?;
-        let mut at = NAMES_OFFSET;
+        let nframes = match framed {
+            true => Some(usize::try_from(le_u64(&map, 24)?).ok()?),
+            false => None,
+        };
+        let mut at = if framed {
+            FRAMED_NAMES_OFFSET
+        } else {
+            NAMES_OFFSET
+        };
         let mut segments = Vec::with_capacity(nsegs.min(1 << 16));
         for _ in 0..nsegs {
             let len = le_u16(&map, at)? as usize;
@@ -99,8 +134,16 @@ impl Table {
             segments.push(String::from_utf8(name.to_vec()).ok()?);
             at += 2 + len;
         }
-        let entries = align_up(at as u64, 8)? as usize;
-        if map.len() != entries.checked_add(count.checked_mul(ENTRY_LEN)?)? {
+        let at = align_up(at as u64, 8)? as usize;
+        let (entries, frames) = match nframes {
+            Some(n) => {
+                let end = at.checked_add(n.checked_mul(FRAME_LEN)?)?;
+                (align_up(end as u64, 8)? as usize, Some((at, n)))
+            }
+            None => (at, None),
+        };
+        let len = if framed { FRAMED_LEN } else { ENTRY_LEN };
+        if map.len() != entries.checked_add(count.checked_mul(len)?)? {
             return None;
         }
         Some(Table {
@@ -108,11 +151,22 @@ impl Table {
             segments,
             entries,
             count,
+            frames,
         })
     }
 
+    /// Where entry `i` starts.
+    fn at(&self, i: usize) -> usize {
+        let len = if self.frames.is_some() {
+            FRAMED_LEN
+        } else {
+            ENTRY_LEN
+        };
+        self.entries + i * len
+    }
+
     fn prefix_at(&self, i: usize) -> Option<u64> {
-        let at = self.entries + i * ENTRY_LEN;
+        let at = self.at(i);
         self.map
             .get(at..at + 8)?
             .try_into()
@@ -120,16 +174,35 @@ impl Table {
             .map(u64::from_be_bytes)
     }
 
+    /// Entry `i`, its segment by index (`None` past the end, or naming no frame).
+    fn raw(&self, i: usize) -> Option<RawEntry> {
+        let at = self.at(i);
+        let prefix = self.prefix_at(i)?;
+        let Some((frames, n)) = self.frames else {
+            return Some(RawEntry {
+                prefix,
+                segment: le_u32(&self.map, at + 8)?,
+                slot: le_u32(&self.map, at + 12)?,
+                offset: le_u64(&self.map, at + 16)?,
+            });
+        };
+        let f = le_u32(&self.map, at + 8)? as usize;
+        let frame = frames + FRAME_LEN * Some(f).filter(|f| *f < n)?;
+        Some(RawEntry {
+            prefix,
+            segment: le_u32(&self.map, frame)?,
+            slot: u32::from(le_u16(&self.map, at + 12)?),
+            offset: le_u64(&self.map, frame + 4)?,
+        })
+    }
+
     fn entry(&self, i: usize) -> Option<Located> {
-        let at = self.entries + i * ENTRY_LEN;
+        let e = self.raw(i)?;
         Some(Located {
-            prefix: self.prefix_at(i)?,
-            segment: self
-                .segments
-                .get(le_u32(&self.map, at + 8)? as usize)?
-                .clone(),
-            offset: le_u64(&self.map, at + 16)?,
-            slot: le_u32(&self.map, at + 12)?,
+            prefix: e.prefix,
+            segment: self.segments.get(e.segment as usize)?.clone(),
+            offset: e.offset,
+            slot: e.slot,
         })
     }
 
@@ -248,18 +321,9 @@ impl Tables {
     #[cfg(feature = "remote")]
     pub(crate) fn for_each(&self, f: &mut dyn FnMut(u64, &str, u32, u64)) {
         for t in &self.tables {
-            for i in 0..t.count {
-                let at = t.entries + i * ENTRY_LEN;
-                let (Some(prefix), Some(seg), Some(slot), Some(offset)) = (
-                    t.prefix_at(i),
-                    le_u32(&t.map, at + 8),
-                    le_u32(&t.map, at + 12),
-                    le_u64(&t.map, at + 16),
-                ) else {
-                    break;
-                };
-                if let Some(name) = t.segments.get(seg as usize) {
-                    f(prefix, name, slot, offset);
+            for e in (0..t.count).map_while(|i| t.raw(i)) {
+                if let Some(name) = t.segments.get(e.segment as usize) {
+                    f(e.prefix, name, e.slot, e.offset);
                 }
             }
         }
@@ -349,7 +413,62 @@ pub(crate) fn encode_table(entries: &[Located], also: &[String]) -> Vec<u8> {
             }
         })
         .collect();
-    encode_raw(&segments, &raw)
+    encode_framed(&segments, &raw).unwrap_or_else(|| encode_raw(&segments, &raw))
+}
+
+/// The header of a table: `magic`, the segment count, a zero checksum, the entry count, a
+/// framed table's frame count, the segment names, padding to a multiple of 8.
+fn header(magic: [u8; 8], segments: &[&str], entries: usize, frames: Option<usize>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(entries as u64).to_le_bytes());
+    if let Some(n) = frames {
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+    for s in segments {
+        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    pad8(&mut out);
+    out
+}
+
+fn pad8(out: &mut Vec<u8>) {
+    out.resize(align_up(out.len() as u64, 8).unwrap_or(0) as usize, 0);
+}
+
+/// Put the checksum of the table `out` in its place.
+fn seal(mut out: Vec<u8>) -> Vec<u8> {
+    let sum = table_sum(&out);
+    if let Some(field) = out.get_mut(SUM_OFFSET..SUM_OFFSET + 4) {
+        field.copy_from_slice(&sum.to_le_bytes());
+    }
+    out
+}
+
+/// The bytes of a framed table of `entries` (sorted by prefix): each distinct frame once in
+/// a list, and a 14-byte entry naming it (10 bytes less than `encode_raw`'s). `None` if a
+/// slot does not fit its 16 bits (a pack of more items than any this program writes).
+fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
+    let mut frames: Vec<(u32, u64)> = entries.iter().map(|e| (e.segment, e.offset)).collect();
+    frames.sort_unstable();
+    frames.dedup();
+    let mut out = header(FRAMED_MAGIC, segments, entries.len(), Some(frames.len()));
+    out.reserve(frames.len() * FRAME_LEN + 8 + entries.len() * FRAMED_LEN);
+    for (segment, offset) in &frames {
+        out.extend_from_slice(&segment.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    pad8(&mut out);
+    for e in entries {
+        let frame = frames.binary_search(&(e.segment, e.offset)).ok()? as u32;
+        out.extend_from_slice(&e.prefix.to_be_bytes());
+        out.extend_from_slice(&frame.to_le_bytes());
+        out.extend_from_slice(&u16::try_from(e.slot).ok()?.to_le_bytes());
+    }
+    Some(seal(out))
 }
 
 /// A table entry by the index of its segment's name.
@@ -363,26 +482,24 @@ pub(crate) struct RawEntry {
 
 /// The bytes of a table naming `segments`, of `entries` (sorted by prefix) that index them.
 pub(crate) fn encode_raw(segments: &[&str], entries: &[RawEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + entries.len() * ENTRY_LEN);
-    out.extend_from_slice(&TABLE_MAGIC);
-    out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for s in segments {
-        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    out.resize(align_up(out.len() as u64, 8).unwrap_or(0) as usize, 0);
+    let mut out = header(TABLE_MAGIC, segments, entries.len(), None);
+    out.reserve(entries.len() * ENTRY_LEN);
     for e in entries {
-        out.extend_from_slice(&e.prefix.to_be_bytes());
-        out.extend_from_slice(&e.segment.to_le_bytes());
-        out.extend_from_slice(&e.slot.to_le_bytes());
-        out.extend_from_slice(&e.offset.to_le_bytes());
+        out.extend_from_slice(&flat(e, e.segment));
     }
-    let sum = table_sum(&out);
-    if let Some(field) = out.get_mut(SUM_OFFSET..SUM_OFFSET + 4) {
-        field.copy_from_slice(&sum.to_le_bytes());
-    }
+    seal(out)
+}
+
+/// The bytes of `e` in a table of segment and offset entries, its segment index `segment`.
+fn flat(e: &RawEntry, segment: u32) -> [u8; ENTRY_LEN] {
+    let mut out = [0; ENTRY_LEN];
+    let (prefix, rest) = out.split_at_mut(8);
+    let (seg, rest) = rest.split_at_mut(4);
+    let (slot, offset) = rest.split_at_mut(4);
+    prefix.copy_from_slice(&e.prefix.to_be_bytes());
+    seg.copy_from_slice(&segment.to_le_bytes());
+    slot.copy_from_slice(&e.slot.to_le_bytes());
+    offset.copy_from_slice(&e.offset.to_le_bytes());
     out
 }
 
@@ -406,19 +523,9 @@ fn merge_tables(dir: &Path, gen_: u64, a: &Table, b: &Table) -> Result<PathBuf> 
         .map(String::as_str)
         .collect();
     let segments: Vec<&str> = names.into_iter().collect();
-    let mut head = Vec::with_capacity(64);
-    head.extend_from_slice(&TABLE_MAGIC);
-    head.extend_from_slice(&(segments.len() as u32).to_le_bytes());
-    head.extend_from_slice(&0u32.to_le_bytes());
-    head.extend_from_slice(&((a.count + b.count) as u64).to_le_bytes());
-    for s in &segments {
-        head.extend_from_slice(&(s.len() as u16).to_le_bytes());
-        head.extend_from_slice(s.as_bytes());
-    }
-    head.resize(align_up(head.len() as u64, 8).unwrap_or(0) as usize, 0);
     let path = dir.join(format!("{gen_:016x}.tbl"));
     let tmp = dir.join(format!("{gen_:016x}.tmp"));
-    let written = write_merged(&tmp, &head, a, b, &segments);
+    let written = write_merged(&tmp, a, b, &segments);
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -429,8 +536,10 @@ fn merge_tables(dir: &Path, gen_: u64, a: &Table, b: &Table) -> Result<PathBuf> 
     Ok(path)
 }
 
-/// The body of `merge_tables`: write the merged table to `path`.
-fn write_merged(path: &Path, head: &[u8], a: &Table, b: &Table, segments: &[&str]) -> Result<()> {
+/// The body of `merge_tables`: write the merged table to `path`. Two framed tables make a
+/// framed one (the second's frames after the first's, its entries' frame indexes moved by as
+/// many); any other pair, a table of segment and offset entries.
+fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<()> {
     use std::io::{Seek, SeekFrom};
     let renumber = |t: &Table| -> Vec<u32> {
         t.segments
@@ -439,18 +548,54 @@ fn write_merged(path: &Path, head: &[u8], a: &Table, b: &Table, segments: &[&str
             .collect()
     };
     let (map_a, map_b) = (renumber(a), renumber(b));
+    let bad = || Error::corrupt(path, 0, "a table entry out of range");
+    let count = a.count + b.count;
+    let framed = match (a.frames, b.frames) {
+        (Some((_, fa)), Some((_, fb))) => Some((fa, fb)),
+        _ => None,
+    };
+    let mut head = match framed {
+        Some((fa, fb)) => header(FRAMED_MAGIC, segments, count, Some(fa + fb)),
+        None => header(TABLE_MAGIC, segments, count, None),
+    };
+    if framed.is_some() {
+        for (t, renum) in [(a, &map_a), (b, &map_b)] {
+            let (start, n) = t.frames.unwrap_or_default();
+            for at in (0..n).map(|f| start + f * FRAME_LEN) {
+                let seg = le_u32(&t.map, at).and_then(|s| renum.get(s as usize).copied());
+                let offset = le_u64(&t.map, at + 4);
+                let (Some(seg), Some(offset)) = (seg, offset) else {
+                    return Err(bad());
+                };
+                head.extend_from_slice(&seg.to_le_bytes());
+                head.extend_from_slice(&offset.to_le_bytes());
+            }
+        }
+        pad8(&mut head);
+    }
+    // Entry `i` of `t` as the merged table holds it, in `buf`: its length.
+    let entry = |t: &Table, renum: &[u32], base: usize, i: usize, buf: &mut [u8; ENTRY_LEN]| {
+        if framed.is_some() {
+            let at = t.at(i);
+            let e = t.map.get(at..at + FRAMED_LEN)?;
+            let frames = t.frames?.1;
+            let frame = Some(le_u32(e, 8)? as usize).filter(|f| *f < frames)?;
+            let frame = u32::try_from(frame + base).ok()?;
+            buf.get_mut(..FRAMED_LEN)?.copy_from_slice(e);
+            buf.get_mut(8..12)?.copy_from_slice(&frame.to_le_bytes());
+            return Some(FRAMED_LEN);
+        }
+        let e = t.raw(i)?;
+        *buf = flat(&e, renum.get(e.segment as usize).copied()?);
+        Some(ENTRY_LEN)
+    };
+    let base_b = framed.map_or(0, |(fa, _)| fa);
     let io = |e: std::io::Error| Error::io(path, e);
     let mut file = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).map_err(io)?);
     let mut hasher = blake3::Hasher::new();
-    file.write_all(head).map_err(io)?;
-    hasher.update(head);
-    let raw = |t: &Table, renum: &[u32], i: usize| -> Option<[u8; ENTRY_LEN]> {
-        let at = t.entries + i * ENTRY_LEN;
-        let mut e: [u8; ENTRY_LEN] = t.map.get(at..at + ENTRY_LEN)?.try_into().ok()?;
-        let seg = renum.get(le_u32(&t.map, at + 8)? as usize).copied()?;
-        e.get_mut(8..12)?.copy_from_slice(&seg.to_le_bytes());
-        Some(e)
-    };
+    file.write_all(&head).map_err(io)?;
+    hasher.update(&head);
+    let mut buf = [0u8; ENTRY_LEN];
     let (mut i, mut j) = (0, 0);
     while i < a.count || j < b.count {
         let take_a = match (a.prefix_at(i), b.prefix_at(j)) {
@@ -458,16 +603,16 @@ fn write_merged(path: &Path, head: &[u8], a: &Table, b: &Table, segments: &[&str
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let e = if take_a {
+        let len = if take_a {
             i += 1;
-            raw(a, &map_a, i - 1)
+            entry(a, &map_a, 0, i - 1, &mut buf)
         } else {
             j += 1;
-            raw(b, &map_b, j - 1)
+            entry(b, &map_b, base_b, j - 1, &mut buf)
         };
-        let e = e.ok_or_else(|| Error::corrupt(path, 0, "a table entry out of range"))?;
-        file.write_all(&e).map_err(io)?;
-        hasher.update(&e);
+        let e = len.and_then(|n| buf.get(..n)).ok_or_else(bad)?;
+        file.write_all(e).map_err(io)?;
+        hasher.update(e);
     }
     let [s0, s1, s2, s3, ..] = *hasher.finalize().as_bytes();
     let mut file = file.into_inner().map_err(|e| io(e.into_error()))?;
@@ -601,6 +746,70 @@ mod tests {
         }
         assert_eq!(t.range(0, u64::MAX, usize::MAX).len(), all.len());
         // Merged tables carry checksums that hold.
+        assert_eq!(check(&d), Ok(()));
+    }
+
+    /// The file of each table in `d`, and whether it is framed.
+    fn layouts(d: &Path) -> Vec<bool> {
+        let files = table_files(d).expect("files");
+        files
+            .iter()
+            .map(|f| Table::open(f).expect("table").frames.is_some())
+            .collect()
+    }
+
+    #[test]
+    fn framed_and_flat_tables_are_read_and_merged_alike() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().join("lookup");
+        fs::create_dir_all(&d).expect("dir");
+        // A flat table, as earlier versions and remotes write them, of many items in a few
+        // packs; one slot is past what a framed entry holds.
+        let mut all: Vec<Located> = (0..5000u64)
+            .map(|i| Located {
+                prefix: i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                segment: ["s1", "s0"][(i % 2) as usize].into(),
+                offset: 4096 * (i % 5),
+                slot: if i == 7 { 70_000 } else { i as u32 + 1 },
+            })
+            .collect();
+        all.sort_by_key(|e| e.prefix);
+        write_table(&d, 1, &all).expect("write");
+        assert_eq!(layouts(&d), [false], "a slot over 16 bits stays flat");
+        // Framed tables: 14 bytes an entry, and the frames once.
+        let framed: Vec<Located> = (0..2000u64)
+            .map(|i| {
+                let seg = ["s2", "s0"][(i % 2) as usize];
+                loc(
+                    (i + 1).wrapping_mul(0x2545_f491_4f6c_dd1d),
+                    seg,
+                    512 * (i % 4),
+                )
+            })
+            .collect();
+        add(&d, framed[..1000].to_vec(), &mut |_| {}).expect("add");
+        let newest = table_files(&d).expect("files").pop().expect("file");
+        let len = fs::metadata(&newest).expect("stat").len();
+        assert!(len < 1000 * 15, "{len} bytes for 1000 entries");
+        assert_eq!(layouts(&d), [false, true]);
+        // Two framed tables merge into a framed one, beside the (bigger) flat one.
+        add(&d, framed[1000..].to_vec(), &mut |_| {}).expect("add");
+        assert_eq!(layouts(&d), [false, true]);
+        // A flat and a framed table merge into a flat one.
+        let files = table_files(&d).expect("files");
+        let (a, b) = (Table::open(&files[0]), Table::open(&files[1]));
+        let merged = merge_tables(&d, 9, &a.expect("a"), &b.expect("b")).expect("merge");
+        for f in &files {
+            fs::remove_file(f).expect("rm");
+        }
+        assert_eq!(table_files(&d).expect("files"), [merged]);
+        assert_eq!(layouts(&d), [false]);
+        all.extend(framed);
+        let t = Tables::open(&d).expect("tables");
+        assert_eq!(t.entries(), all.len() as u64);
+        for e in &all {
+            assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()], "{e:?}");
+        }
         assert_eq!(check(&d), Ok(()));
     }
 
