@@ -560,16 +560,7 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     };
     if framed.is_some() {
         for (t, renum) in [(a, &map_a), (b, &map_b)] {
-            let (start, n) = t.frames.unwrap_or_default();
-            for at in (0..n).map(|f| start + f * FRAME_LEN) {
-                let seg = le_u32(&t.map, at).and_then(|s| renum.get(s as usize).copied());
-                let offset = le_u64(&t.map, at + 4);
-                let (Some(seg), Some(offset)) = (seg, offset) else {
-                    return Err(bad());
-                };
-                head.extend_from_slice(&seg.to_le_bytes());
-                head.extend_from_slice(&offset.to_le_bytes());
-            }
+            push_frames(&mut head, t, renum).ok_or_else(bad)?;
         }
         pad8(&mut head);
     }
@@ -619,6 +610,17 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     file.seek(SeekFrom::Start(SUM_OFFSET as u64))
         .and_then(|_| file.write_all(&[s0, s1, s2, s3]))
         .map_err(io)
+}
+
+/// Add the frames of framed table `t` to `out`, their segments renumbered by `renum`.
+fn push_frames(out: &mut Vec<u8>, t: &Table, renum: &[u32]) -> Option<()> {
+    let (start, n) = t.frames?;
+    for at in (0..n).map(|f| start + f * FRAME_LEN) {
+        let seg = renum.get(le_u32(&t.map, at)? as usize)?;
+        out.extend_from_slice(&seg.to_le_bytes());
+        out.extend_from_slice(&le_u64(&t.map, at + 4)?.to_le_bytes());
+    }
+    Some(())
 }
 
 /// Add a table of `entries` to `dir`, then merge the newest tables while the older of the two
