@@ -145,12 +145,14 @@ impl Archive {
         };
         let (tx, rx) = mpsc::channel();
         std::thread::scope(|s| {
-            // Every core works through the runs (no pack waits in memory: a `T` holds what
-            // the caller keeps), while this thread takes their `T`s in order.
+            // Every core takes the next run, oldest first (so `T`s come about in order, and
+            // few wait), while this thread takes their `T`s in order. No pack waits in
+            // memory: a `T` holds only what the caller keeps.
             s.spawn(|| {
-                runs.into_par_iter()
+                runs.into_iter()
                     .rev()
                     .enumerate()
+                    .par_bridge()
                     .for_each_with(tx, |tx, (i, run)| {
                         if !stop.load(Ordering::Relaxed) {
                             let _ = tx.send((i, one(run)));
