@@ -40,8 +40,8 @@
 //!
 //! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
 //! pack frame. Both layouts are read; remotes' tables (`encode_raw`) keep the first, which
-//! every program of this schema reads. A content stored twice (by two processes logging at once) may have two entries;
-//! readers take the first whose frame holds it.
+//! every program of this schema reads. A content stored twice (by two processes logging at
+//! once) may have two entries; readers take the first whose frame holds it.
 
 use std::fs;
 use std::io::Write;

@@ -56,8 +56,9 @@ impl TableFormat {
 /// Rows per Parquet row group (pyarrow's and the parquet crate's default, 1 Mi).
 const ROW_GROUP_ROWS: usize = DEFAULT_MAX_ROW_GROUP_ROW_COUNT;
 
-/// Write `table` through `w` in row groups of at most `group_rows` (whole batches), each one's columns encoded and compressed on every core
-/// (as the parquet crate's `ArrowColumnWriter` is meant to be used), then appended in order.
+/// Write `table` through `w` in row groups of at most `group_rows` (whole batches), each
+/// group's columns encoded and compressed on every core (as the parquet crate's
+/// `ArrowColumnWriter` is meant to be used), then appended in order.
 fn parquet_columns<W: Write + Send>(
     table: &Table,
     w: ArrowWriter<W>,
