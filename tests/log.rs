@@ -455,3 +455,66 @@ fn totals_count_an_entry_read_before_its_content() {
     }
     panic!("no logger segment sorted before the first writer's in 40 stores");
 }
+
+#[test]
+fn the_index_catches_up_while_logging_goes_on_and_is_not_kept_while_idle() {
+    use std::time::{Duration, Instant};
+    let t = TempStore::new();
+    drop(t.create());
+    let tables = t.path().join("index/lookup");
+    let table_count = || {
+        std::fs::read_dir(&tables)
+            .map(|d| d.filter(|e| e.is_ok()).count())
+            .unwrap_or(0)
+    };
+    let before = table_count();
+    let mut child = logger(&t, &["--batch", "5", "--interval", "60"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    for i in 0..10 {
+        writeln!(stdin, "{{\"i\": {i}}}").expect("write");
+    }
+    stdin.flush().expect("flush");
+    // Nobody else opens the store: a new lookup table can only be the logger's catch-up.
+    let start = Instant::now();
+    while table_count() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no catch-up while logging"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the logger ended early"
+    );
+    // Idle, the logger does not keep the index: an open that does not wait gets it.
+    let start = Instant::now();
+    let a = loop {
+        match Archive::builder()
+            .lock_timeout(Duration::ZERO)
+            .open(t.path())
+        {
+            Ok(a) => break a,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the idle logger keeps the index: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(a.stats().expect("stats").entries, 10);
+    drop(a);
+    for i in 10..20 {
+        writeln!(stdin, "{{\"i\": {i}}}").expect("write");
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("logged 20 records"), "{err}");
+    assert!(
+        !err.contains("indexed when the store is next opened"),
+        "{err}"
+    );
+    assert_eq!(t.open().stats().expect("stats").entries, 20);
+}

@@ -141,8 +141,8 @@ so are the fields named by --tensor-field (nested lists of numbers). msgpack: co
 arrays in msgpack-numpy form. Records become durable every --batch records or --interval
 seconds, and at the end; Ctrl-C commits what was read, then exits 130. A line that does not
 parse ends the run (exit 2, everything before it kept) unless --skip-bad counts and skips it.
-The index learns of the records when the store is next opened (at the end of the run if no
-other process holds it).")]
+The index catches up with the commits while the run goes on and at its end, whenever no other
+process holds it (a logger takes it only for a catch-up); else when the store is next opened.")]
     Log(LogArgs),
     /// Write an object back out (a unique hash prefix is enough).
     #[command(after_help = "\

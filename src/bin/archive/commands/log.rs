@@ -61,6 +61,73 @@ fn free(done: &Receiver<Done>) {
 /// Most records in one hand-over.
 const GROUP: usize = 256;
 
+/// Most hand-overs waiting for the writing thread: enough to keep it busy through a commit,
+/// few enough that a fast reader does not hold the stream in memory.
+const WAITING_GROUPS: usize = 64;
+
+/// The least time between two catch-ups of the index while logging: each one writes a lookup
+/// table (merged with the others) and reopens the index.
+const INDEX_EVERY: Duration = Duration::from_millis(250);
+
+/// Catches the index up with this run's commits on a thread of its own while the run goes on,
+/// so the catch-up at its end (which `ls` and `get` need to see the records) is that of the
+/// last second's commits, not of the whole run. The index is taken only when no other process
+/// holds it, and handed back after each catch-up, so logging never waits for it and other
+/// commands wait at most for one catch-up.
+struct Indexer {
+    commits: Option<std::sync::mpsc::Sender<()>>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Indexer {
+    fn start(store: std::path::PathBuf) -> Indexer {
+        let (commits, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let catch_up = || {
+                Archive::builder()
+                    .lock_timeout(Duration::ZERO)
+                    .open(&store)
+                    .is_ok()
+            };
+            let mut last = Instant::now();
+            loop {
+                // A commit, then no more than one catch-up per INDEX_EVERY; the channel
+                // closes when the run has ended and committed all it read.
+                let mut ended = rx.recv().is_err();
+                while !ended {
+                    match rx.recv_timeout(INDEX_EVERY.saturating_sub(last.elapsed())) {
+                        Ok(()) => {}
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => ended = true,
+                    }
+                }
+                let indexed = catch_up();
+                last = Instant::now();
+                if ended {
+                    return indexed;
+                }
+            }
+        });
+        Indexer {
+            commits: Some(commits),
+            thread,
+        }
+    }
+
+    /// A commit was made.
+    fn committed(&self) {
+        if let Some(c) = &self.commits {
+            let _ = c.send(());
+        }
+    }
+
+    /// After the run's last commit: catch up with it; true if the index has every record.
+    fn finish(mut self) -> bool {
+        drop(self.commits.take());
+        self.thread.join().unwrap_or(false)
+    }
+}
+
 fn read_ndjson(tx: SyncSender<Input>, shaping: &Shaping, done: &Receiver<Done>) {
     let mut lock = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut line = Vec::new();
@@ -319,6 +386,7 @@ struct Logging<'a> {
     batch: usize,
     interval: Duration,
     last_commit: Instant,
+    indexer: &'a Indexer,
 }
 
 impl Logging<'_> {
@@ -399,6 +467,7 @@ impl Logging<'_> {
         }
         self.counts.durable = self.counts.records;
         self.last_commit = Instant::now();
+        self.indexer.committed();
         Ok(())
     }
 
@@ -479,7 +548,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handler")?;
     }
-    let (tx, rx): (SyncSender<Input>, Receiver<Input>) = sync_channel(1024);
+    let (tx, rx): (SyncSender<Input>, Receiver<Input>) = sync_channel(WAITING_GROUPS);
     let msgpack = args.format == "msgpack";
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
     std::thread::spawn(move || {
@@ -493,6 +562,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     let show = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_progress = Instant::now();
+    let indexer = Indexer::start(store.clone());
     let mut run = Logging {
         w: archive.writer(),
         counts: Counts::default(),
@@ -503,6 +573,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
         batch: args.batch,
         interval: Duration::from_secs_f64(args.interval),
         last_commit: Instant::now(),
+        indexer: &indexer,
     };
     let mut failure: Option<anyhow::Error> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -533,11 +604,9 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     if show {
         eprint!("\r\x1b[K");
     }
-    // Let the index catch up now if nobody holds it, so `ls` and `get` see the records at once.
-    let indexed = Archive::builder()
-        .lock_timeout(Duration::ZERO)
-        .open(&store)
-        .is_ok();
+    // The index catches up with the last commits now if nobody holds it, so `ls` and `get`
+    // see the records at once.
+    let indexed = indexer.finish();
     let signalled = stop.load(Ordering::Relaxed);
     summary(ctx, &counts, &totals, started, indexed, signalled)?;
     if let Some(e) = failure {
