@@ -38,17 +38,18 @@ pub fn put_prepared_document(
     validate_tags(tags)?;
     match &doc.what {
         Prepared::Tensor(a) => w.put_tensor(&a.view()?, tags),
-        Prepared::Record { record, parts } => {
+        // The addresses were computed where the document was prepared (on another core, for
+        // a logger), so they are not computed again here.
+        Prepared::Record {
+            record,
+            parts,
+            payload,
+            hash,
+        } => {
             for (a, h) in parts {
-                let stored = w.put_tensor_part(&a.view()?)?;
-                if stored != *h {
-                    return Err(Error::invalid(
-                        "document",
-                        "a tensor's address changed while it was stored",
-                    ));
-                }
+                w.put_tensor_part_hashed(&a.view()?, *h)?;
             }
-            w.put_record(record, tags)
+            w.put_record_encoded(record, payload, *hash, tags)
         }
     }
 }

@@ -13,6 +13,16 @@ pub const MAX_TAG_VALUE: usize = 1024;
 /// control characters.
 pub fn validate_tag(key: &str, value: &str) -> Result<()> {
     let input = || format!("tag {key}={value}");
+    // Printable ASCII, the common case, is checked byte by byte; anything else by chars.
+    let plain_key = key.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+    let plain_value = value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if plain_key
+        && plain_value
+        && (1..=MAX_TAG_KEY).contains(&key.len())
+        && value.len() <= MAX_TAG_VALUE
+    {
+        return Ok(());
+    }
     if key.is_empty() || key.len() > MAX_TAG_KEY {
         return Err(Error::invalid(
             input(),

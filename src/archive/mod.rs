@@ -33,6 +33,7 @@ mod get;
 mod lease;
 mod open;
 mod pin;
+mod prepared;
 mod put;
 mod query;
 mod recover;

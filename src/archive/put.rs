@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use super::append::Batch;
+use super::prepared::Prepared;
 use super::{Archive, now_ns};
 use crate::codec::{self, CHUNK_SIZE, Codec, Encoded};
 use crate::error::{Error, Result};
@@ -18,7 +19,6 @@ use crate::format::meta::{EntryMeta, FrameMeta};
 use crate::format::pack::{PACK_ITEM_MAX, PACK_KIND, PackBuilder};
 use crate::hash::{HashMap, ObjectHash};
 use crate::index::{EntryRec, ObjectLoc, PackUpdate, RunUpdate, Update};
-use crate::object::canonical::Descriptor;
 use crate::object::record::Record;
 use crate::object::tensor::TensorView;
 use crate::object::{CATEGORICAL, Categorical, Kind, Object};
@@ -36,92 +36,6 @@ pub struct PutOptions {
     pub codec: Option<Codec>,
     /// The zstd level; `None` uses the store's setting, else the codec's default.
     pub level: Option<i32>,
-}
-
-/// An object ready to put: descriptor and payload bytes.
-struct Prepared<'a> {
-    kind: Kind,
-    desc: Cow<'a, str>,
-    shape: Cow<'a, [u64]>,
-    payload: Cow<'a, [u8]>,
-    elem: usize,
-    /// Objects this one refers to (records), which must exist.
-    refs: Vec<ObjectHash>,
-    /// A record, whose field paths and (path, value) pairs the index learns from a writer
-    /// that keeps it (a logger leaves them to the index's catch-up).
-    record: Option<Cow<'a, Record>>,
-}
-
-impl<'a> Prepared<'a> {
-    fn tensor(view: &TensorView<'a>) -> Self {
-        Prepared {
-            kind: Kind::Tensor,
-            desc: view.dtype().name(),
-            shape: Cow::Borrowed(view.shape().dims()),
-            payload: Cow::Borrowed(view.data()),
-            elem: view.dtype().shuffle_width(),
-            refs: Vec::new(),
-            record: None,
-        }
-    }
-
-    fn text(text: &'a str) -> Self {
-        Self::plain(Kind::Text, "", text.as_bytes())
-    }
-
-    fn bytes(data: &'a [u8], media_type: Option<&'a str>) -> Self {
-        Self::plain(Kind::Bytes, media_type.unwrap_or(""), data)
-    }
-
-    fn plain(kind: Kind, desc: &'a str, payload: &'a [u8]) -> Self {
-        Prepared {
-            kind,
-            desc: Cow::Borrowed(desc),
-            shape: Cow::Borrowed(&[]),
-            payload: Cow::Borrowed(payload),
-            elem: 1,
-            refs: Vec::new(),
-            record: None,
-        }
-    }
-
-    fn record(record: Cow<'a, Record>, schema: &'a str) -> Self {
-        Prepared {
-            kind: Kind::Record,
-            desc: Cow::Borrowed(schema),
-            shape: Cow::Borrowed(&[]),
-            payload: Cow::Owned(record.to_msgpack()),
-            elem: 1,
-            refs: record.refs(),
-            record: Some(record),
-        }
-    }
-
-    fn object(object: &'a Object) -> Self {
-        match object {
-            Object::Tensor(t) => Prepared {
-                kind: Kind::Tensor,
-                desc: t.dtype.name(),
-                shape: Cow::Borrowed(t.shape.dims()),
-                payload: Cow::Borrowed(&t.data),
-                elem: t.dtype.shuffle_width(),
-                refs: Vec::new(),
-                record: None,
-            },
-            Object::Text(text) => Self::text(text),
-            Object::Bytes { media_type, data } => Self::bytes(data, media_type.as_deref()),
-            Object::Record(r) => Self::record(Cow::Borrowed(r), ""),
-            Object::Categorical(c) => Self::record(Cow::Owned(c.to_record()), CATEGORICAL),
-        }
-    }
-
-    fn descriptor(&self) -> Descriptor<'_> {
-        Descriptor {
-            kind: self.kind,
-            desc: &self.desc,
-            shape: &self.shape,
-        }
-    }
 }
 
 impl Archive {
@@ -271,6 +185,32 @@ impl Writer<'_> {
     pub fn put_tensor_part(&mut self, view: &TensorView<'_>) -> Result<ObjectHash> {
         let opts = self.opts.clone();
         self.put_prepared(Prepared::tensor(view), &[], &opts, None)
+    }
+
+    /// `put_tensor_part` of a tensor whose address `prepare_document` computed.
+    pub(crate) fn put_tensor_part_hashed(
+        &mut self,
+        view: &TensorView<'_>,
+        hash: ObjectHash,
+    ) -> Result<ObjectHash> {
+        let opts = self.opts.clone();
+        let p = Prepared {
+            known: Some(hash),
+            ..Prepared::tensor(view)
+        };
+        self.put_prepared(p, &[], &opts, None)
+    }
+
+    /// `put_record` of a record whose canonical encoding and address `prepare_document`
+    /// computed.
+    pub(crate) fn put_record_encoded(
+        &mut self,
+        record: &Record,
+        payload: &[u8],
+        hash: ObjectHash,
+        tags: &[(&str, &str)],
+    ) -> Result<ObjectHash> {
+        self.put_now(Prepared::record_encoded(record, payload, hash), tags)
     }
 
     /// Put UTF-8 text.
@@ -425,7 +365,9 @@ impl Writer<'_> {
         let desc = p.descriptor();
         // Big payloads: hash and compress at once on every core. Small ones: hash first, so a
         // duplicate costs no compression.
-        let (hash, encoded) = if payload.len() >= CHUNK_SIZE {
+        let (hash, encoded) = if let Some(h) = p.known {
+            (h, None)
+        } else if payload.len() >= CHUNK_SIZE {
             let (h, e) = rayon::join(
                 || desc.hash(payload),
                 || codec::encode(payload, p.elem, opts.codec, level),
@@ -436,7 +378,7 @@ impl Writer<'_> {
         };
         let new = !self.pending.contains_key(&hash) && self.claim(&hash)?;
         // What the index learns of a record: only a writer whose commits it applies.
-        let record = p.record.as_deref().filter(|_| self.archive.index().is_ok());
+        let record = p.record.as_deref().filter(|_| self.archive.has_index());
         if new {
             self.pending.insert(hash, payload.len() as u64);
             if let Some(r) = record {

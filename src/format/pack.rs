@@ -53,7 +53,9 @@ const LOCAL_WINDOW: usize = 64;
 #[derive(Default)]
 pub struct PackBuilder {
     body: PackBody,
-    tagsets: HashMap<Vec<(String, String)>, u32>,
+    /// The tag sets added so far (`body.tagsets`), by a hash of their pairs: a lookup
+    /// copies no tag (every tag set is new when each entry has an id of its own).
+    tagsets: HashMap<u64, u32>,
     /// The tag set of the last entry: consecutive entries usually share one.
     last_tagset: Option<u32>,
     /// Item index (slot - 1) and hash of each object stored, in order.
@@ -131,7 +133,7 @@ impl PackBuilder {
         }
         self.time_min = self.time_min.min(time_ns);
         self.time_max = self.time_max.max(time_ns);
-        let next = self.tagsets.len() as u32;
+        let next = self.body.tagsets.len() as u32;
         let same = |t: &Vec<(String, String)>| {
             t.len() == tags.len() && t.iter().zip(tags).all(|((a, b), (c, d))| a == c && b == d)
         };
@@ -139,20 +141,40 @@ impl PackBuilder {
             .last_tagset
             .and_then(|i| self.body.tagsets.get(i as usize))
             .is_some_and(same);
+        let key = || {
+            use std::hash::Hasher;
+            let mut h = std::hash::DefaultHasher::new();
+            for (k, v) in tags {
+                h.write(k.as_bytes());
+                h.write_u8(0xff);
+                h.write(v.as_bytes());
+                h.write_u8(0xff);
+            }
+            h.finish()
+        };
         let idx = match self.last_tagset.filter(|_| same_as_last) {
             Some(i) => i,
-            None => match self.tagsets.get(&owned_tags(tags)) {
-                Some(i) => *i,
-                None => {
-                    self.tagsets.insert(owned_tags(tags), next);
-                    self.body.tagsets.push(owned_tags(tags));
-                    self.approx_len += tags
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 4)
-                        .sum::<usize>();
-                    next
+            None => {
+                let key = key();
+                let found = self
+                    .tagsets
+                    .get(&key)
+                    .filter(|i| self.body.tagsets.get(**i as usize).is_some_and(same));
+                match found {
+                    Some(i) => *i,
+                    // New (or a hash shared with another tag set: then it is stored twice,
+                    // which readers take as they take any tag set).
+                    None => {
+                        self.tagsets.insert(key, next);
+                        self.body.tagsets.push(owned_tags(tags));
+                        self.approx_len += tags
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 4)
+                            .sum::<usize>();
+                        next
+                    }
                 }
-            },
+            }
         };
         self.last_tagset = Some(idx);
         (time_ns.wrapping_sub(self.body.time0), idx)

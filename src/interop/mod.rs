@@ -400,6 +400,9 @@ pub(crate) enum Prepared<'a> {
     Record {
         record: Record,
         parts: Vec<(Array<'a>, ObjectHash)>,
+        /// The record's canonical encoding and its address.
+        payload: Vec<u8>,
+        hash: ObjectHash,
     },
 }
 
@@ -425,8 +428,20 @@ fn prepare<'d, 'a>(
         parts.push((part(a), h));
         Ok(h)
     })?;
+    let payload = record.to_msgpack();
+    let hash = crate::object::canonical::Descriptor {
+        kind: crate::object::Kind::Record,
+        desc: "",
+        shape: &[],
+    }
+    .hash(&payload);
     Ok(PreparedDocument {
-        what: Prepared::Record { record, parts },
+        what: Prepared::Record {
+            record,
+            parts,
+            payload,
+            hash,
+        },
     })
 }
 

@@ -94,6 +94,15 @@ pub(crate) fn pickle_refusal(what: &str) -> String {
 /// name (`F32`). Returns the dtype and whether its bytes are big-endian.
 pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
     let bad = |why: String| Error::invalid(input, why);
+    // Little-endian numbers (`<f4`, `|u1`) first: a msgpack-numpy stream names a dtype in
+    // every record.
+    if let Some(dtype) = d
+        .strip_prefix('<')
+        .or_else(|| d.strip_prefix('|'))
+        .and_then(numeric_code)
+    {
+        return Ok((dtype, false));
+    }
     if let Some(dtype) = Dtype::ALL
         .into_iter()
         .find(|t| numpy_name(*t) == d || t.name() == d)
@@ -126,7 +135,21 @@ pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
              `float8_e5m2`), or put `a.tobytes()` with --dtype and --shape"
         )));
     }
-    let dtype = match rest {
+    let Some(dtype) = numeric_code(rest) else {
+        return Err(bad(format!("unsupported numpy dtype `{d}`")));
+    };
+    let host_big = cfg!(target_endian = "big");
+    let big = match order {
+        '>' => true,
+        '=' => host_big,
+        _ => false,
+    };
+    Ok((dtype, big && dtype.size() > 1))
+}
+
+/// The numeric type of a `descr` past its byte order (`f4`, `u1`).
+fn numeric_code(code: &str) -> Option<Dtype> {
+    Some(match code {
         "b1" => Dtype::Bool,
         "u1" => Dtype::U8,
         "i1" => Dtype::I8,
@@ -141,15 +164,8 @@ pub fn parse_numpy_dtype(input: &str, d: &str) -> Result<(Dtype, bool)> {
         "f8" => Dtype::F64,
         "c8" => Dtype::C64,
         "c16" => Dtype::C128,
-        _ => return Err(bad(format!("unsupported numpy dtype `{d}`"))),
-    };
-    let host_big = cfg!(target_endian = "big");
-    let big = match order {
-        '>' => true,
-        '=' => host_big,
-        _ => false,
-    };
-    Ok((dtype, big && dtype.size() > 1))
+        _ => return None,
+    })
 }
 
 /// The string dtypes of a `descr` (`<U7`, `|S7`) and the refusal of datetime64 and
