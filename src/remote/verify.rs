@@ -27,6 +27,10 @@ pub struct RemoteVerifyReport {
     pub tables: u64,
     /// What is wrong, one line per object; empty when all is well.
     pub problems: Vec<String>,
+    /// Pieces past a gap in their segment: a push was cut off before the pieces ahead of
+    /// them went up. Readers follow each segment from byte 0 and leave them alone until the
+    /// next push fills the gap; they are checked like any piece, and are not a problem.
+    pub waiting: Vec<String>,
     /// Requests sent.
     pub requests: u64,
     /// Wall time.
@@ -88,7 +92,8 @@ pub fn verify_remote(
     Ok(report)
 }
 
-/// A piece must start at 0 or where another piece of its segment ends.
+/// A piece starts at 0 or where another piece of its segment ends; one that does not waits
+/// for the next push (parallel uploads cut off leave such gaps).
 fn check_chains(
     remote: &Remote,
     segments: &std::collections::BTreeMap<String, Vec<Piece>>,
@@ -97,8 +102,9 @@ fn check_chains(
     for pieces in segments.values() {
         let ends: HashSet<u64> = pieces.iter().map(|p| p.to).chain([0]).collect();
         for p in pieces.iter().filter(|p| !ends.contains(&p.from)) {
-            report.problems.push(format!(
-                "{}: no piece of its segment ends where it starts (byte {}): a gap",
+            report.waiting.push(format!(
+                "{}: no piece of its segment ends where it starts (byte {}): a push was cut off \
+                 before the bytes ahead of it went up; readers skip it until the next push",
                 remote.url_of(&p.key()),
                 p.from
             ));

@@ -146,13 +146,20 @@ pub fn verify(ctx: &Ctx, name: &str) -> Result<ExitCode> {
         for p in &r.problems {
             crate::output::json_line(&serde_json::json!({ "problem": p }))?;
         }
+        for p in &r.waiting {
+            crate::output::json_line(&serde_json::json!({ "waiting": p }))?;
+        }
         crate::output::json_line(&serde_json::json!({
             "ok": r.problems.is_empty(), "remote": r.remote, "pieces": r.pieces,
             "bytes": r.bytes, "tables": r.tables, "problems": r.problems.len(),
+            "waiting": r.waiting.len(),
         }))?;
     } else {
         for p in &r.problems {
             outln!("BAD  {p}")?;
+        }
+        for p in &r.waiting {
+            outln!("WAIT {p}")?;
         }
         outln!(
             "{}: {} pieces ({}) and {} tables re-hashed: {}",
