@@ -101,13 +101,38 @@ fn get(t: &TempStore, hash: &str, remote: Option<&str>) -> Vec<u8> {
 
 fn clone_of(url: &str, endpoint: &str) -> TempStore {
     let c = TempStore::new();
-    cli(&c)
-        .args(["clone", url])
-        .arg(c.path())
-        .args(["--endpoint", endpoint])
+    let mut cmd = cli(&c);
+    cmd.args(["clone", url]).arg(c.path());
+    if !endpoint.is_empty() {
+        cmd.args(["--endpoint", endpoint]);
+    }
+    cmd.assert().success();
+    c
+}
+
+/// Remote `disk`, a directory beside `t`'s store: its path and URL.
+fn add_disk_remote(t: &TempStore) -> (std::path::PathBuf, String) {
+    let dir = t.dir.path().join("remote");
+    let url = format!("file://{}", dir.display());
+    cli(t)
+        .args(["remote", "add", "disk", &url])
         .assert()
         .success();
-    c
+    (dir, url)
+}
+
+/// Put `n` raw tensors of 8 MiB of noise (frames of their own, a piece each on a remote).
+fn put_noise_tensors(t: &TempStore, n: u64, seed: u64) {
+    for k in 0..n {
+        let f = t.dir.path().join(format!("t{k}.bin"));
+        std::fs::write(&f, noise(8 << 20, seed + k)).expect("write");
+        cli(t)
+            .arg("put")
+            .arg(&f)
+            .args(["--dtype", "U8", "--shape", "8388608", "--codec", "raw"])
+            .assert()
+            .success();
+    }
 }
 
 #[test]
@@ -273,23 +298,7 @@ fn two_stores_push_into_one_remote_at_once() {
 /// A store of about 40 MiB in several segments' pieces, for pushes that take a while.
 fn bulky(url: &str, endpoint: &str, seed: u64) -> TempStore {
     let t = filled(url, endpoint, 200, seed);
-    for k in 0..5u64 {
-        let f = t.dir.path().join(format!("t{k}.bin"));
-        std::fs::write(&f, noise(8 << 20, seed * 100 + k)).expect("write");
-        cli(&t)
-            .arg("put")
-            .arg(&f)
-            .args([
-                "--dtype",
-                "U8",
-                "--shape",
-                &(8usize << 20).to_string(),
-                "--codec",
-                "raw",
-            ])
-            .assert()
-            .success();
-    }
+    put_noise_tensors(&t, 5, seed * 100);
     t
 }
 
@@ -497,19 +506,9 @@ fn a_directory_is_a_remote_too() {
         .arg(sample("mlp_logits.npy"))
         .assert()
         .success();
-    let dir = t.dir.path().join("remote");
-    let url = format!("file://{}", dir.display());
-    cli(&t)
-        .args(["remote", "add", "disk", &url])
-        .assert()
-        .success();
+    let (_, url) = add_disk_remote(&t);
     cli(&t).args(["push", "disk"]).assert().success();
-    let c = TempStore::new();
-    cli(&c)
-        .args(["clone", &url])
-        .arg(c.path())
-        .assert()
-        .success();
+    let c = clone_of(&url, "");
     assert_eq!(hashes(&c), hashes(&t));
     let h = hashes(&t).into_iter().next().expect("hash");
     assert_eq!(get(&t, &h, Some("disk")), get(&t, &h, None));
@@ -578,22 +577,8 @@ fn a_gap_left_by_a_cut_off_push_waits_for_the_next() {
     let t = TempStore::new();
     cli(&t).arg("init").arg(t.path()).assert().success();
     // Three raw 8 MiB tensors: a segment of several pieces (16 MiB each at most).
-    for k in 0..3u64 {
-        let f = t.dir.path().join(format!("t{k}.bin"));
-        std::fs::write(&f, noise(8 << 20, 40 + k)).expect("write");
-        cli(&t)
-            .arg("put")
-            .arg(&f)
-            .args(["--dtype", "U8", "--shape", "8388608", "--codec", "raw"])
-            .assert()
-            .success();
-    }
-    let dir = t.dir.path().join("remote");
-    let url = format!("file://{}", dir.display());
-    cli(&t)
-        .args(["remote", "add", "disk", &url])
-        .assert()
-        .success();
+    put_noise_tensors(&t, 3, 40);
+    let (dir, url) = add_disk_remote(&t);
     cli(&t).args(["push", "disk"]).assert().success();
     let mut pieces: Vec<std::path::PathBuf> = walkdir(&dir.join("segments"));
     pieces.sort();
@@ -606,24 +591,13 @@ fn a_gap_left_by_a_cut_off_push_waits_for_the_next() {
     let leaf = pieces[1].file_name().expect("leaf").to_string_lossy();
     assert!(out.contains("WAIT") && out.contains(leaf.as_ref()), "{out}");
     assert!(!out.contains("BAD"), "{out}");
-    let c = TempStore::new();
-    cli(&c)
-        .args(["clone", &url])
-        .arg(c.path())
-        .assert()
-        .success();
+    let c = clone_of(&url, "");
     assert!(hashes(&c).is_empty(), "a reader took bytes past the gap");
     // The next push uploads the missing piece (the other is there already).
     cli(&t).args(["push", "disk"]).assert().success();
     let out = stdout_of(cli(&t).args(["verify", "--remote", "disk"]));
     assert!(!out.contains("WAIT") && out.contains("all good"), "{out}");
-    let c = TempStore::new();
-    cli(&c)
-        .args(["clone", &url])
-        .arg(c.path())
-        .assert()
-        .success();
-    assert_eq!(hashes(&c), hashes(&t));
+    assert_eq!(hashes(&clone_of(&url, "")), hashes(&t));
 }
 
 /// Every file under `dir`.
