@@ -307,3 +307,87 @@ fn bad_table_exports_are_refused_with_no_file() {
         .stderr(predicates::str::contains("--field was given 2 times"));
     assert!(!npy.exists());
 }
+
+/// Every batch of a Parquet file, and its row group count.
+fn parquet_batches(path: &std::path::Path) -> (Vec<arrow_array::RecordBatch>, usize) {
+    let file = std::fs::File::open(path).expect("open");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("read");
+    let groups = reader.metadata().num_row_groups();
+    let batches = reader
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect();
+    (batches, groups)
+}
+
+#[test]
+fn a_table_is_written_a_row_group_at_a_time_and_whole_when_a_later_row_widens_a_column() {
+    let t = TempStore::new();
+    let a = t.create();
+    let rows = fill(&a, 120);
+    drop(a);
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("t.parquet");
+    let export = |out: &std::path::Path| {
+        t.cmd()
+            .args(["export", "", "--row-group-rows", "16", "-o"])
+            .arg(out)
+            .assert()
+            .success();
+    };
+    export(&out);
+    // Written as read: several row groups (the packs come 37 records at a time).
+    let (batches, groups) = parquet_batches(&out);
+    assert!(groups >= 3, "{groups} row groups");
+    let a = t.open();
+    let whole = a
+        .table(&model_archive::query::Query::All, None, &|_, _| {})
+        .expect("table");
+    let hashes = |batches: &[arrow_array::RecordBatch], col: usize| -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let s = b.column(col).as_string::<i32>();
+                (0..s.len())
+                    .map(|i| s.value(i).to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(hashes(&batches, 1), hashes(&whole.batches, 1));
+    let labels: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(3).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let want: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(&labels[..120], &want[..]);
+    // A later record whose label is a float: the column turns float after groups were
+    // written, so the file is written again from the whole table.
+    let r = Record::new()
+        .with("label", Value::Float(1.5))
+        .expect("record");
+    a.put_record(&r, &[("split", "odd")]).expect("put");
+    drop(a);
+    export(&out);
+    let (batches, _) = parquet_batches(&out);
+    let labels: Vec<f64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(3)
+                .as_primitive::<arrow_array::types::Float64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let mut want: Vec<f64> = rows.iter().map(|r| r.1 as f64).collect();
+    want.push(1.5);
+    assert_eq!(labels, want);
+    // Nothing else is left beside the file.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("t.parquet")]);
+}

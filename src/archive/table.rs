@@ -26,51 +26,103 @@ impl Archive {
         columns: Option<&[String]>,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Table> {
-        if let Some(c) = columns {
-            let mut seen = std::collections::HashSet::new();
-            if let Some(dup) = c.iter().find(|n| !seen.insert(n.as_str())) {
-                return Err(Error::invalid(
-                    format!("column `{dup}`"),
-                    "is asked for twice",
-                ));
-            }
-        }
+        check_columns(columns)?;
         self.again_if_rebuilt(&|| {
-            // The tag keys a column may take. A row reads its tags only while one of them has
-            // no value (a record field of the same name comes first): a pack decodes its tag
-            // sets (an id per entry, say) only for those who ask.
-            let names = self.names()?;
-            let tags: Vec<String> = match columns {
-                None => names.tag_keys.iter().cloned().collect(),
-                Some(c) => c
-                    .iter()
-                    .filter(|n| names.tag_keys.contains(n.as_str()))
-                    .cloned()
-                    .collect(),
-            };
-            // Each run's rows are built on a core of their own, then joined in order.
             let mut b = TableBuilder::new(columns);
-            let part = || (TableBuilder::new(columns), Vec::new());
-            let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), m: &Match<'_>| {
-                seqs.push(m.seq());
-                self.add_row(part, m, &tags)
-            };
-            let seal = |(part, _): &mut (TableBuilder, Vec<u64>)| part.seal();
-            let rows = self.fold_runs(
-                query,
-                progress,
-                &part,
-                &add,
-                &seal,
-                &mut |(part, seqs), _| {
-                    let name =
-                        |row: usize| format!("entry {}", seqs.get(row).copied().unwrap_or(0));
-                    b.append(part, &name)
-                },
-            )?;
-            progress(rows, rows);
+            self.table_into(query, columns, progress, &mut b, &mut |_| Ok(true))?;
             b.finish()
         })
+    }
+
+    /// [`table`](Self::table) handed to `sink` in pieces as the rows are read (each at least
+    /// `piece_rows` rows but the last, in order), so that a writer need not hold them all.
+    /// Every piece has the columns and types of the rows so far: a later row can widen a
+    /// type or add a column, and then a later piece's schema differs. `sink` returns false to
+    /// stop. Returns the rows, or `None` when `sink` stopped or the index was rebuilt
+    /// meanwhile (by `archive gc` or `reindex`: the pieces given may be stale, and the
+    /// caller starts again).
+    pub fn table_pieces(
+        &self,
+        query: &Query,
+        columns: Option<&[String]>,
+        progress: &dyn Fn(u64, u64),
+        piece_rows: usize,
+        sink: &mut dyn FnMut(Table) -> Result<bool>,
+    ) -> Result<Option<u64>> {
+        check_columns(columns)?;
+        self.lease.take_rebuilt();
+        let mut b = TableBuilder::new(columns);
+        let mut more = true;
+        let mut after_part = |b: &mut TableBuilder| {
+            if b.finished_rows() >= piece_rows.max(1) {
+                more = sink(b.take_table()?)?;
+            }
+            Ok(more)
+        };
+        let walked = self.table_into(query, columns, progress, &mut b, &mut after_part);
+        let rows = match walked {
+            Ok(Some(rows)) => rows,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !sink(b.finish()?)? || self.lease.take_rebuilt() {
+            return Ok(None);
+        }
+        Ok(Some(rows))
+    }
+
+    /// The rows `query` matches, appended to `b` a run at a time, in order; `after_part`
+    /// is called after each and returns false to stop (then `None`). Returns the rows.
+    fn table_into(
+        &self,
+        query: &Query,
+        columns: Option<&[String]>,
+        progress: &dyn Fn(u64, u64),
+        b: &mut TableBuilder,
+        after_part: &mut dyn FnMut(&mut TableBuilder) -> Result<bool>,
+    ) -> Result<Option<u64>> {
+        // The tag keys a column may take. A row reads its tags only while one of them has no
+        // value (a record field of the same name comes first): a pack decodes its tag sets (an
+        // id per entry, say) only for those who ask.
+        let names = self.names()?;
+        let tags: Vec<String> = match columns {
+            None => names.tag_keys.iter().cloned().collect(),
+            Some(c) => c
+                .iter()
+                .filter(|n| names.tag_keys.contains(n.as_str()))
+                .cloned()
+                .collect(),
+        };
+        // Each run's rows are built on a core of their own, then joined in order.
+        let part = || (TableBuilder::new(columns), Vec::new());
+        let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), m: &Match<'_>| {
+            seqs.push(m.seq());
+            self.add_row(part, m, &tags)
+        };
+        let seal = |(part, _): &mut (TableBuilder, Vec<u64>)| part.seal();
+        let mut stopped = false;
+        let walked = self.fold_runs(
+            query,
+            progress,
+            &part,
+            &add,
+            &seal,
+            &mut |(part, seqs), _| {
+                let name = |row: usize| format!("entry {}", seqs.get(row).copied().unwrap_or(0));
+                b.append(part, &name)?;
+                if !after_part(b)? {
+                    stopped = true;
+                    return Err(Error::internal("stopped"));
+                }
+                Ok(())
+            },
+        );
+        if stopped {
+            return Ok(None);
+        }
+        let rows = walked?;
+        progress(rows, rows);
+        Ok(Some(rows))
     }
 
     fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>, tag_keys: &[String]) -> Result<()> {
@@ -193,6 +245,20 @@ impl Archive {
         let shape = info.shape.as_ref().map(|s| s.dims()).unwrap_or_default();
         object_cell(info.kind, &desc, shape, mapped.bytes(), &|| *hash)
     }
+}
+
+/// An error if `columns` names one twice.
+fn check_columns(columns: Option<&[String]>) -> Result<()> {
+    if let Some(c) = columns {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = c.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::invalid(
+                format!("column `{dup}`"),
+                "is asked for twice",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The cell of an object: a tensor, a string, bytes, or a record's hash.

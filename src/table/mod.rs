@@ -233,24 +233,37 @@ impl TableBuilder {
         Ok(())
     }
 
-    /// The table of the rows added.
+    /// The table of the rows added (less those [`take_table`](Self::take_table) took).
     pub fn finish(mut self) -> Result<Table> {
         if self.batch_rows > 0 || self.batch_lens.is_empty() {
             self.finish_batch()?;
         }
+        self.take_table()
+    }
+
+    /// Rows of finished batches (appended parts, sealed batches) not taken yet.
+    pub fn finished_rows(&self) -> usize {
+        self.batch_lens.iter().sum()
+    }
+
+    /// Take out the finished batches' rows as a table, so a writer can go on with them while
+    /// more rows come. The builder keeps its columns and their kinds; a later row can still
+    /// widen a kind or add a column, so a later table's schema can differ from this one's.
+    pub fn take_table(&mut self) -> Result<Table> {
         let fields: Vec<Field> = self
             .columns
             .iter()
             .map(|c| Field::new(&c.name, c.kind.data_type(), true))
             .collect();
         let schema = Arc::new(Schema::new(fields));
-        let mut out = Vec::with_capacity(self.batch_lens.len());
+        let lens = std::mem::take(&mut self.batch_lens);
+        let mut out = Vec::with_capacity(lens.len());
         let mut columns: Vec<_> = self
             .columns
-            .into_iter()
-            .map(|c| (c.kind, c.chunks.into_iter()))
+            .iter_mut()
+            .map(|c| (c.kind.clone(), std::mem::take(&mut c.chunks).into_iter()))
             .collect();
-        for rows in self.batch_lens {
+        for rows in lens {
             let mut arrays = Vec::with_capacity(columns.len());
             for (kind, chunks) in &mut columns {
                 arrays.push(match chunks.next().flatten() {

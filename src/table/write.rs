@@ -4,13 +4,15 @@
 
 use std::io::Write;
 
+use arrow_array::RecordBatch;
 use arrow_ipc::writer::FileWriter;
-use arrow_schema::DataType;
-use parquet::arrow::arrow_writer::{ArrowLeafColumn, compute_leaves};
+use arrow_schema::{DataType, SchemaRef};
+use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::{ParquetError, Result as ParquetResult};
-use parquet::file::properties::{DEFAULT_MAX_ROW_GROUP_ROW_COUNT, WriterProperties};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 
 use super::Table;
@@ -53,109 +55,208 @@ impl TableFormat {
     }
 }
 
-/// Rows per Parquet row group (pyarrow's and the parquet crate's default, 1 Mi).
-const ROW_GROUP_ROWS: usize = DEFAULT_MAX_ROW_GROUP_ROW_COUNT;
+/// Rows per Parquet row group: four batches. A streamed export writes a group as soon as its
+/// rows are read, so its memory is that of a few groups whatever the rows (pyarrow's default
+/// is 1 Mi; readers take either alike).
+const ROW_GROUP_ROWS: usize = 4 * super::BATCH_ROWS;
 
-/// Write `table` through `w` in row groups of at most `group_rows` (whole batches), each
-/// group's columns encoded and compressed on every core (as the parquet crate's
-/// `ArrowColumnWriter` is meant to be used), then appended in order.
-fn parquet_columns<W: Write + Send>(
-    table: &Table,
-    w: ArrowWriter<W>,
+/// A table file written as its rows come: [`push`](Self::push) tables of one schema, then
+/// [`finish`](Self::finish). Parquet goes in row groups of whole batches, each group's columns
+/// encoded and compressed on every core (as the parquet crate's `ArrowColumnWriter` is meant to
+/// be used), then appended in order; Arrow IPC a batch at a time.
+pub struct TableStream<W: Write + Send> {
+    schema: SchemaRef,
+    name: String,
+    out: Out<W>,
+    /// Parquet: batches waiting for a row group's rows.
+    pending: Vec<RecordBatch>,
     group_rows: usize,
-) -> ParquetResult<W> {
-    let (mut file, columns) = w.into_serialized_writer()?;
-    let mut batches = table.batches.as_slice();
-    let mut group = 0;
-    while !batches.is_empty() {
-        // Whole batches, up to a row group's rows (at least one batch).
-        let mut rows = 0;
-        let take = batches
-            .iter()
-            .take_while(|b| {
-                rows += b.num_rows();
-                rows <= group_rows
-            })
-            .count()
-            .max(1);
-        let (these, rest) = batches.split_at(take.min(batches.len()));
-        batches = rest;
-        // Each leaf column's values, batch by batch, for its own writer.
-        let writers = columns.create_column_writers(group)?;
-        let mut leaves: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
-        for batch in these {
-            let mut at = 0;
-            for (field, array) in table.schema.fields().iter().zip(batch.columns()) {
-                for leaf in compute_leaves(field, array)? {
-                    leaves
-                        .get_mut(at)
-                        .ok_or_else(|| ParquetError::General("more leaves than columns".into()))?
-                        .push(leaf);
-                    at += 1;
+    group: usize,
+}
+
+enum Out<W: Write + Send> {
+    Parquet(SerializedFileWriter<W>, ArrowRowGroupWriterFactory),
+    Arrow(FileWriter<W>),
+}
+
+impl<W: Write + Send> TableStream<W> {
+    /// A file of `schema` in `format` through `out`; errors name `name` (the output).
+    pub fn new(schema: &SchemaRef, format: TableFormat, name: &str, out: W) -> Result<Self> {
+        let fail = |e: &dyn std::fmt::Display| Error::invalid(name, format!("cannot write: {e}"));
+        let out = match format {
+            TableFormat::Parquet => {
+                let props = parquet_properties(schema).map_err(|e| fail(&e))?;
+                let w =
+                    ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| fail(&e))?;
+                let (file, columns) = w.into_serialized_writer().map_err(|e| fail(&e))?;
+                Out::Parquet(file, columns)
+            }
+            TableFormat::Arrow => {
+                Out::Arrow(FileWriter::try_new(out, schema).map_err(|e| fail(&e))?)
+            }
+        };
+        Ok(TableStream {
+            schema: schema.clone(),
+            name: name.to_owned(),
+            out,
+            pending: Vec::new(),
+            group_rows: ROW_GROUP_ROWS,
+            group: 0,
+        })
+    }
+
+    /// Row groups of at most `rows` rows (whole batches; a bigger batch is a group alone).
+    pub fn with_group_rows(mut self, rows: usize) -> Self {
+        self.group_rows = rows.max(1);
+        self
+    }
+
+    /// The schema every table pushed must have.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Write `table`'s rows (its schema must be this stream's), a row group at a time.
+    pub fn push(&mut self, table: Table) -> Result<()> {
+        if table.schema != self.schema {
+            return Err(Error::internal(format!(
+                "{}: a table of another schema pushed",
+                self.name
+            )));
+        }
+        let batches = table.batches.into_iter().filter(|b| b.num_rows() > 0);
+        match &mut self.out {
+            Out::Arrow(w) => {
+                for b in batches {
+                    w.write(&b).map_err(|e| fail(&self.name, &e))?;
+                }
+            }
+            Out::Parquet(..) => {
+                self.pending.extend(batches);
+                while self
+                    .pending
+                    .iter()
+                    .map(RecordBatch::num_rows)
+                    .sum::<usize>()
+                    >= self.group_rows
+                {
+                    self.row_group()?;
                 }
             }
         }
-        let chunks = writers
-            .into_par_iter()
-            .zip(leaves)
-            .map(|(mut w, leaves)| {
-                for leaf in &leaves {
-                    w.write(leaf)?;
-                }
-                w.close()
-            })
-            .collect::<ParquetResult<Vec<_>>>()?;
-        let mut row_group = file.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group)?;
-        }
-        row_group.close()?;
-        group += 1;
+        Ok(())
     }
-    // Writes the footer.
-    file.into_inner()
+
+    /// Write what is left and the footer; the output back.
+    pub fn finish(mut self) -> Result<W> {
+        while !self.pending.is_empty() {
+            self.row_group()?;
+        }
+        match self.out {
+            Out::Parquet(file, _) => file.into_inner().map_err(|e| fail(&self.name, &e)),
+            Out::Arrow(mut w) => {
+                w.finish().map_err(|e| fail(&self.name, &e))?;
+                w.into_inner().map_err(|e| fail(&self.name, &e))
+            }
+        }
+    }
+
+    /// Write the pending batches' first row group: whole batches, up to a group's rows (at
+    /// least one batch).
+    fn row_group(&mut self) -> Result<()> {
+        let Out::Parquet(file, columns) = &mut self.out else {
+            return Ok(());
+        };
+        let mut rows = 0;
+        let take = self
+            .pending
+            .iter()
+            .take_while(|b| {
+                rows += b.num_rows();
+                rows <= self.group_rows
+            })
+            .count()
+            .clamp(1, self.pending.len().max(1));
+        let these: Vec<RecordBatch> = self.pending.drain(..take.min(self.pending.len())).collect();
+        write_row_group(file, columns, self.group, &self.schema, &these)
+            .map_err(|e| fail(&self.name, &e))?;
+        self.group += 1;
+        Ok(())
+    }
+}
+
+fn fail(name: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::invalid(name, format!("cannot write: {e}"))
+}
+
+/// zstd for every column; dictionaries only where values repeat: not for the elements of
+/// tensors (floats, mostly) nor for hashes, which are unique.
+fn parquet_properties(schema: &SchemaRef) -> ParquetResult<WriterProperties> {
+    let mut props =
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    let leaves = ArrowSchemaConverter::new().convert(schema)?;
+    for leaf in leaves.columns() {
+        let root = leaf.path().parts().first().map(String::as_str);
+        let field = root.and_then(|r| schema.field_with_name(r).ok());
+        let plain = field.is_some_and(|f| {
+            f.name() == "hash"
+                || matches!(
+                    f.data_type(),
+                    DataType::FixedSizeList(..) | DataType::List(..)
+                )
+        });
+        if plain {
+            props = props.set_column_dictionary_enabled(leaf.path().clone(), false);
+        }
+    }
+    Ok(props.build())
+}
+
+/// One row group of `batches`: each leaf column's values, batch by batch, encoded by a writer
+/// of its own on every core, then the chunks appended in order.
+fn write_row_group<W: Write + Send>(
+    file: &mut SerializedFileWriter<W>,
+    columns: &ArrowRowGroupWriterFactory,
+    group: usize,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> ParquetResult<()> {
+    let writers = columns.create_column_writers(group)?;
+    let mut leaves: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
+    for batch in batches {
+        let mut at = 0;
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            for leaf in compute_leaves(field, array)? {
+                leaves
+                    .get_mut(at)
+                    .ok_or_else(|| ParquetError::General("more leaves than columns".into()))?
+                    .push(leaf);
+                at += 1;
+            }
+        }
+    }
+    let chunks = writers
+        .into_par_iter()
+        .zip(leaves)
+        .map(|(mut w, leaves)| {
+            for leaf in &leaves {
+                w.write(leaf)?;
+            }
+            w.close()
+        })
+        .collect::<ParquetResult<Vec<_>>>()?;
+    let mut row_group = file.next_row_group()?;
+    for chunk in chunks {
+        chunk.append_to_row_group(&mut row_group)?;
+    }
+    row_group.close().map(|_| ())
 }
 
 /// Write `table` to `out` in `format`; errors name `name` (the output).
 pub fn write<W: Write + Send>(table: &Table, format: TableFormat, name: &str, out: W) -> Result<W> {
-    let fail = |e: &dyn std::fmt::Display| Error::invalid(name, format!("cannot write: {e}"));
-    match format {
-        TableFormat::Parquet => {
-            let mut props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()));
-            // Dictionaries pay only for repeated values: not for the elements of tensors
-            // (floats, mostly) nor for hashes, which are unique.
-            let leaves = ArrowSchemaConverter::new()
-                .convert(&table.schema)
-                .map_err(|e| fail(&e))?;
-            for leaf in leaves.columns() {
-                let root = leaf.path().parts().first().map(String::as_str);
-                let field = root.and_then(|r| table.schema.field_with_name(r).ok());
-                let plain = field.is_some_and(|f| {
-                    f.name() == "hash"
-                        || matches!(
-                            f.data_type(),
-                            DataType::FixedSizeList(..) | DataType::List(..)
-                        )
-                });
-                if plain {
-                    props = props.set_column_dictionary_enabled(leaf.path().clone(), false);
-                }
-            }
-            let props = props.build();
-            let w = ArrowWriter::try_new(out, table.schema.clone(), Some(props))
-                .map_err(|e| fail(&e))?;
-            parquet_columns(table, w, ROW_GROUP_ROWS).map_err(|e| fail(&e))
-        }
-        TableFormat::Arrow => {
-            let mut w = FileWriter::try_new(out, &table.schema).map_err(|e| fail(&e))?;
-            for b in &table.batches {
-                w.write(b).map_err(|e| fail(&e))?;
-            }
-            w.finish().map_err(|e| fail(&e))?;
-            w.into_inner().map_err(|e| fail(&e))
-        }
-    }
+    let mut s = TableStream::new(&table.schema, format, name, out)?;
+    s.push(table.clone())?;
+    s.finish()
 }
 
 #[cfg(test)]
@@ -184,8 +285,11 @@ mod tests {
         let table = b.finish().expect("table");
         let batches = table.batches.len();
         let file = tempfile::tempfile().expect("a file");
-        let w = ArrowWriter::try_new(file, table.schema.clone(), None).expect("writer");
-        let file = parquet_columns(&table, w, 2 * crate::table::BATCH_ROWS).expect("write");
+        let mut w = TableStream::new(&table.schema, TableFormat::Parquet, "t", file)
+            .expect("w")
+            .with_group_rows(2 * crate::table::BATCH_ROWS);
+        w.push(table).expect("push");
+        let file = w.finish().expect("write");
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("read");
         assert_eq!(reader.metadata().num_row_groups(), 2, "{batches} batches");
         let mut next = 0i64;

@@ -593,6 +593,13 @@ pub struct ExportArgs {
     /// extension, else npy).
     #[arg(long)]
     pub format: Option<String>,
+
+    /// Tables: rows per Parquet row group (per piece for Arrow). A table is written to a
+    /// file a group at a time as its rows are read, so the export holds about this many rows
+    /// in memory whatever the total.
+    #[arg(long, value_name = "N", default_value_t = 262_144,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub row_group_rows: u64,
 }
 
 /// `archive query`.

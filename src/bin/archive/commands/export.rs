@@ -5,9 +5,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use arrow_schema::SchemaRef;
 use model_archive::interop::{self, Array, Document, Format};
 use model_archive::query::Query;
-use model_archive::table::write::{self as table_write, TableFormat};
+use model_archive::table::Table;
+use model_archive::table::write::{self as table_write, TableFormat, TableStream};
 
 use super::{Ctx, UsageError, write_file, write_output};
 use crate::args::ExportArgs;
@@ -31,28 +33,39 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     let (rows, what, detail, bytes, format) = match target {
         Target::Table(format) => {
             let columns = (!args.field.is_empty()).then_some(args.field.as_slice());
-            let table = archive.table(&query, columns, &progress)?;
-            bar.finish_and_clear();
-            let bytes = if args.output.as_os_str() == "-" {
-                let bytes = table_write::write(&table, format, &name, Vec::new())?;
-                write_output(None, &bytes)?;
-                bytes.len() as u64
-            } else {
-                write_file(&args.output, &mut |f| {
-                    table_write::write(&table, format, &name, f)?;
-                    Ok(())
-                })?;
-                std::fs::metadata(&args.output).map_or(0, |m| m.len())
+            let to_file = args.output.as_os_str() != "-";
+            let streamed = match to_file {
+                true => {
+                    let group_rows = usize::try_from(args.row_group_rows).unwrap_or(usize::MAX);
+                    let to = (format, args.output.as_path(), group_rows);
+                    stream_table(&archive, &query, columns, to, &progress)?
+                }
+                false => None,
             };
-            let names: Vec<&str> = table
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
+            let (schema, rows) = match streamed {
+                Some(done) => done,
+                None => {
+                    let table = archive.table(&query, columns, &progress)?;
+                    if to_file {
+                        write_file(&args.output, &mut |f| {
+                            table_write::write(&table, format, &name, f)?;
+                            Ok(())
+                        })?;
+                    } else {
+                        write_output(
+                            None,
+                            &table_write::write(&table, format, &name, Vec::new())?,
+                        )?;
+                    }
+                    (table.schema.clone(), table.num_rows() as u64)
+                }
+            };
+            bar.finish_and_clear();
+            let bytes = std::fs::metadata(&args.output).map_or(0, |m| m.len());
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let detail = format!("{} columns ({})", names.len(), names.join(", "));
             let what = serde_json::json!({ "columns": names });
-            (table.num_rows() as u64, what, detail, bytes, format.name())
+            (rows, what, detail, bytes, format.name())
         }
         Target::Array(format) => {
             let field = args.field.first().map(String::as_str);
@@ -86,6 +99,61 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The table written to `path` as its rows are read, a row group at a time, so memory stays
+/// that of a few groups however many rows there are; its schema and rows. `None` when a row
+/// read after some were written changed the columns (a type widened, a column appeared) or
+/// the index was rebuilt meanwhile: the caller writes the file again from the whole table.
+fn stream_table(
+    archive: &model_archive::Archive,
+    query: &Query,
+    columns: Option<&[String]>,
+    (format, path, group_rows): (TableFormat, &std::path::Path, usize),
+    progress: &dyn Fn(u64, u64),
+) -> Result<Option<(SchemaRef, u64)>> {
+    let name = path.display().to_string();
+    let mut again = false;
+    let mut done = None;
+    let written = write_file(path, &mut |f| {
+        let mut out = Some(f);
+        let mut stream: Option<TableStream<_>> = None;
+        let rows = {
+            let mut sink = |t: Table| -> model_archive::Result<bool> {
+                let s = match (&mut stream, out.take()) {
+                    (Some(s), _) => s,
+                    (None, Some(f)) => stream.insert(
+                        TableStream::new(&t.schema, format, &name, f)?.with_group_rows(group_rows),
+                    ),
+                    (None, None) => return Ok(false),
+                };
+                if *s.schema() != t.schema {
+                    return Ok(false);
+                }
+                s.push(t)?;
+                Ok(true)
+            };
+            archive.table_pieces(query, columns, progress, group_rows, &mut sink)?
+        };
+        match (rows, stream) {
+            (Some(rows), Some(s)) => {
+                let schema = s.schema().clone();
+                s.finish()?;
+                done = Some((schema, rows));
+                Ok(())
+            }
+            _ => {
+                again = true;
+                Err(anyhow::anyhow!(
+                    "{name}: written again from the whole table"
+                ))
+            }
+        }
+    });
+    match written {
+        Err(_) if again => Ok(None),
+        other => other.map(|()| done),
+    }
 }
 
 /// The format the output's extension or --format names.
