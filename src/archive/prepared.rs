@@ -60,29 +60,28 @@ impl<'a> Prepared<'a> {
     }
 
     pub(super) fn record(record: Cow<'a, Record>, schema: &'a str) -> Self {
-        Prepared {
-            kind: Kind::Record,
-            desc: Cow::Borrowed(schema),
-            shape: Cow::Borrowed(&[]),
-            payload: Cow::Owned(record.to_msgpack()),
-            elem: 1,
-            refs: record.refs(),
-            record: Some(record),
-            known: None,
-        }
+        let payload = Cow::Owned(record.to_msgpack());
+        Self::record_with(record, schema, payload)
     }
 
     /// A record with its canonical encoding and address, computed where it was prepared.
     pub(super) fn record_encoded(record: &'a Record, payload: &'a [u8], hash: ObjectHash) -> Self {
         Prepared {
+            known: Some(hash),
+            ..Self::record_with(Cow::Borrowed(record), "", Cow::Borrowed(payload))
+        }
+    }
+
+    fn record_with(record: Cow<'a, Record>, schema: &'a str, payload: Cow<'a, [u8]>) -> Self {
+        Prepared {
             kind: Kind::Record,
-            desc: Cow::Borrowed(""),
+            desc: Cow::Borrowed(schema),
             shape: Cow::Borrowed(&[]),
-            payload: Cow::Borrowed(payload),
+            payload,
             elem: 1,
             refs: record.refs(),
-            record: Some(Cow::Borrowed(record)),
-            known: Some(hash),
+            record: Some(record),
+            known: None,
         }
     }
 

@@ -59,11 +59,8 @@ impl Archive {
             }
             Ok(more)
         };
-        let walked = self.table_into(query, columns, progress, &mut b, &mut after_part);
-        let rows = match walked {
-            Ok(Some(rows)) => rows,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(rows) = self.table_into(query, columns, progress, &mut b, &mut after_part)? else {
+            return Ok(None);
         };
         if !sink(b.finish()?)? || self.lease.take_rebuilt() {
             return Ok(None);

@@ -82,17 +82,17 @@ enum Out<W: Write + Send> {
 impl<W: Write + Send> TableStream<W> {
     /// A file of `schema` in `format` through `out`; errors name `name` (the output).
     pub fn new(schema: &SchemaRef, format: TableFormat, name: &str, out: W) -> Result<Self> {
-        let fail = |e: &dyn std::fmt::Display| Error::invalid(name, format!("cannot write: {e}"));
+        let failed = |e: &dyn std::fmt::Display| fail(name, e);
         let out = match format {
             TableFormat::Parquet => {
-                let props = parquet_properties(schema).map_err(|e| fail(&e))?;
-                let w =
-                    ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| fail(&e))?;
-                let (file, columns) = w.into_serialized_writer().map_err(|e| fail(&e))?;
+                let props = parquet_properties(schema).map_err(|e| failed(&e))?;
+                let w = ArrowWriter::try_new(out, schema.clone(), Some(props))
+                    .map_err(|e| failed(&e))?;
+                let (file, columns) = w.into_serialized_writer().map_err(|e| failed(&e))?;
                 Out::Parquet(file, columns)
             }
             TableFormat::Arrow => {
-                Out::Arrow(FileWriter::try_new(out, schema).map_err(|e| fail(&e))?)
+                Out::Arrow(FileWriter::try_new(out, schema).map_err(|e| failed(&e))?)
             }
         };
         Ok(TableStream {
