@@ -161,6 +161,31 @@ fn stack_names_the_first_row_that_differs_whichever_core_read_it() {
 }
 
 #[test]
+fn a_stack_that_fails_early_lets_go_of_the_runs_read_ahead() {
+    // Runs are read a few ahead of the one taken; when an early one fails, those waiting to
+    // hand theirs over are let go (the call returns, naming it), many runs or not.
+    let t = TempStore::new();
+    let a = t.create();
+    let mut second = Vec::new();
+    for i in 0..64 {
+        let len = if i == 1 { 4 } else { 3 };
+        let h = put_lengths(&a, &format!("r{i}"), &[len; 20]);
+        if i == 1 {
+            second = h;
+        }
+    }
+    let q = a.parse_query("").expect("query");
+    let e = a
+        .stack(&q, Some("probs"), &|_, _| {})
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains(&second[0].short(12)) && e.contains("is F32 [4]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn exported_files_are_read_back_by_numpy_and_safetensors() {
     let t = TempStore::new();
     let a = t.create();

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::Archive;
 use super::query::{Hits, PackHit};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::pack::{Pack, PackedObject};
 use crate::hash::ObjectHash;
 use crate::index::{Removed, RunRec};
@@ -143,21 +143,33 @@ impl Archive {
             end(&mut acc)?;
             Ok((acc, rows))
         };
-        let (tx, rx) = mpsc::channel();
+        // Runs are read on a pool of their own, at most a few ahead of the one taken next,
+        // so that parts do not pile up while `take` is slow (a Parquet row group's encode,
+        // which runs on the global pool: were the runs read there, its threads could all be
+        // waiting to send while the encode waits for them).
+        let threads = rayon::current_num_threads();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("archive-walk-{i}"))
+            .build()
+            .map_err(|e| Error::internal(format!("starting the threads that read runs: {e}")))?;
+        let (tx, rx) = mpsc::sync_channel(2 * threads);
         std::thread::scope(|s| {
-            // Every core takes the next run, oldest first (so `T`s come about in order, and
+            // Every thread takes the next run, oldest first (so `T`s come about in order, and
             // few wait), while this thread takes their `T`s in order. No pack waits in
             // memory: a `T` holds only what the caller keeps.
             s.spawn(|| {
-                runs.into_iter()
-                    .rev()
-                    .enumerate()
-                    .par_bridge()
-                    .for_each_with(tx, |tx, (i, run)| {
-                        if !stop.load(Ordering::Relaxed) {
-                            let _ = tx.send((i, one(run)));
-                        }
-                    });
+                pool.install(|| {
+                    runs.into_iter()
+                        .rev()
+                        .enumerate()
+                        .par_bridge()
+                        .for_each_with(tx, |tx, (i, run)| {
+                            if !stop.load(Ordering::Relaxed) {
+                                let _ = tx.send((i, one(run)));
+                            }
+                        })
+                });
             });
             let taken = in_order(
                 &rx,
@@ -168,8 +180,10 @@ impl Archive {
                 },
                 progress,
             );
-            // After an error the runs not started are left alone.
+            // After an error the runs not started are left alone, and those waiting to
+            // send are let go.
             stop.store(true, Ordering::Relaxed);
+            drop(rx);
             taken
         })
     }
