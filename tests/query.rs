@@ -294,3 +294,52 @@ fn record_fields_are_queried_by_name_and_path() {
     assert!(names.record_fields.contains("meta.source"));
     assert!(names.tag_keys.contains("split"));
 }
+
+#[test]
+fn a_unique_id_is_found_through_a_pack_filter_kept_in_the_filter_file_even_when_it_is_lost() {
+    // A pack of 3,000 entries with unique ids: its filter (6 KB) goes to `index/filters`.
+    let t = TempStore::new();
+    let a = t.create();
+    let mut hashes = Vec::new();
+    {
+        let mut w = a.writer();
+        for i in 0..3000 {
+            let r = Record::new().with("i", Value::Int(i)).expect("record");
+            let id = format!("img-{i:06}");
+            hashes.push(
+                w.put_record(&r, &[("id", &id), ("split", "val")])
+                    .expect("put"),
+            );
+        }
+        w.commit().expect("commit");
+    }
+    let found = |a: &Archive, src: &str| -> Vec<model_archive::ObjectHash> {
+        let q = a.parse_query(src).expect("query");
+        a.query(&q).map(|e| e.expect("entry").hash).collect()
+    };
+    let check = |a: &Archive| {
+        for i in [0usize, 1234, 2999] {
+            assert_eq!(found(a, &format!("id = \"img-{i:06}\"")), [hashes[i]]);
+        }
+        assert!(found(a, "id = \"img-003000\"").is_empty());
+        assert_eq!(
+            found(a, "id = \"img-000007\" or id = \"img-000008\"").len(),
+            2
+        );
+    };
+    check(&a);
+    drop(a);
+    let file = t.path().join("index").join("filters");
+    let len = std::fs::metadata(&file).expect("filter file").len();
+    assert!(len >= 6000, "{len} bytes of filters");
+    // Bytes a crash lost (zeros, or a file cut short) answer "may hold": a read, never a miss.
+    std::fs::write(&file, vec![0u8; len as usize]).expect("zero");
+    check(&t.open());
+    std::fs::write(&file, b"").expect("cut");
+    check(&t.open());
+    // A rebuild writes the filters again.
+    let mut a = t.open();
+    a.reindex(&|_, _| {}).expect("reindex");
+    assert_eq!(std::fs::metadata(&file).expect("filter file").len(), len);
+    check(&a);
+}

@@ -1,6 +1,6 @@
 //! Bloom filters over the values a run of entries holds for one tag key or record path, kept
 //! in the value of that key's "many values" key (a run with more values of a key than the
-//! index lists one by one). A lookup of a value the run does not hold then skips the run
+//! index lists one by one), or, when large, in the index's filter file (`index/filters.rs`). A lookup of a value the run does not hold then skips the run
 //! unread: a unique id is found by reading the filters, not every pack.
 //!
 //! Layout: one byte `k` (probes per value), then the bits (a whole number of bytes, at least

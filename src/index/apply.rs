@@ -4,9 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::filters::{Staging, insert_tag_keys};
 use super::{
     EntryRec, FIELDS_UNKNOWN, Index, ObjectLoc, PackRun, PackUpdate, RUN_MAX, RunRec, RunUpdate,
-    SegRec, Update, encode, insert_tag_keys, keys, lookup,
+    SegRec, Update, encode, keys, lookup,
 };
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
@@ -24,7 +25,7 @@ impl Index {
             .next_seq
             .lock()
             .map_err(|_| Error::internal("sequence lock poisoned"))?;
-        let mut staged = Staged::new(self);
+        let mut staged = Staged::new(self, Staging::new(self.filters.len()?));
         staged.names(&update);
         let attrs = (&update.attrs, &update.attrs_unknown);
         let mut raw_at: HashMap<(u32, u64), u64> = update
@@ -60,6 +61,7 @@ impl Index {
             located,
             new_objects,
             totals: delta,
+            filters,
             ..
         } = staged;
         if delta != Totals::default() {
@@ -67,21 +69,10 @@ impl Index {
             totals.merge(&delta);
             batch.insert(keys::TOTALS, encode(&totals)?);
         }
-        // Tables first, so they always cover what sled holds. They are the only index of
-        // packed objects: if they cannot be written, drop them all (the next open rebuilds).
-        if !located.is_empty() {
-            let added = located.len() as u64;
-            // Tables written here need no check at the next open (`check_tables`).
-            let mut wrote = |p: &std::path::Path| self.remember_checked(p);
-            match lookup::add(&self.lookup, located, &mut wrote) {
-                Ok(()) => {
-                    let total = self.table_entries()?.saturating_add(added);
-                    batch.insert(keys::TABLE_ENTRIES, &total.to_be_bytes()[..]);
-                }
-                Err(e) => lookup::drop_all(&self.lookup).map_err(|_| e)?,
-            }
-            self.reload_tables();
-        }
+        self.write_tables(located, &mut batch)?;
+        // The filters the batch names, made durable before it is applied.
+        let (at, bytes) = filters.staged();
+        self.filters.append(at, bytes)?;
         self.db.apply_batch(batch).map_err(|e| self.err(e))?;
         self.forget_removed_if(removals);
         self.commit_waiting(waiting);
@@ -98,6 +89,28 @@ impl Index {
         drop(segs);
         *next = seq;
         Ok(new_objects)
+    }
+
+    /// Write the lookup-table entries of an update's new objects (before its batch, so the
+    /// tables always cover what sled holds), and count them in `batch`. They are the only
+    /// index of packed objects: if they cannot be written, drop them all (the next open
+    /// rebuilds).
+    fn write_tables(&self, located: Vec<lookup::Located>, batch: &mut sled::Batch) -> Result<()> {
+        if located.is_empty() {
+            return Ok(());
+        }
+        let added = located.len() as u64;
+        // Tables written here need no check at the next open (`check_tables`).
+        let mut wrote = |p: &std::path::Path| self.remember_checked(p);
+        match lookup::add(&self.lookup, located, &mut wrote) {
+            Ok(()) => {
+                let total = self.table_entries()?.saturating_add(added);
+                batch.insert(keys::TABLE_ENTRIES, &total.to_be_bytes()[..]);
+            }
+            Err(e) => lookup::drop_all(&self.lookup).map_err(|_| e)?,
+        }
+        self.reload_tables();
+        Ok(())
     }
 }
 
@@ -118,11 +131,14 @@ struct Staged<'a> {
     new_objects: usize,
     /// What the update adds to the store's totals.
     totals: Totals,
+    /// Bloom filters for the filter file.
+    filters: Staging,
 }
 
 impl<'a> Staged<'a> {
-    fn new(index: &'a Index) -> Self {
+    fn new(index: &'a Index, filters: Staging) -> Self {
         Staged {
+            filters,
             index,
             batch: sled::Batch::default(),
             located: Vec::new(),
@@ -206,7 +222,13 @@ impl<'a> Staged<'a> {
             );
             tags.sort();
             tags.dedup();
-            insert_tag_keys(&mut self.batch, &tags, seq, chunk.len(), &[]);
+            insert_tag_keys(
+                &mut self.batch,
+                &mut self.filters,
+                &tags,
+                (seq, chunk.len()),
+                &[],
+            );
             if chunk.iter().any(|e| unknown.contains(&(e.seg, e.offset))) {
                 self.batch
                     .insert(keys::tag(FIELDS_UNKNOWN, "", seq), &[][..]);
@@ -250,9 +272,9 @@ impl<'a> Staged<'a> {
         let tags: Vec<&(String, String)> = p.summary.tags.iter().collect();
         insert_tag_keys(
             &mut self.batch,
+            &mut self.filters,
             &tags,
-            seq,
-            p.summary.entries.len(),
+            (seq, p.summary.entries.len()),
             &p.summary.many,
         );
         if p.summary.attrs_unknown {

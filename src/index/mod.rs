@@ -9,6 +9,7 @@
 //! the pack. Each run has a key per distinct tag (`t`), so a tag query reads only its runs.
 
 mod apply;
+mod filters;
 pub mod keys;
 pub mod lookup;
 mod removed;
@@ -22,12 +23,12 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::format::bloom::{Bloom, Probe, may_hold};
+use crate::format::bloom::Probe;
 use crate::hash::{ObjectHash, parse_hex_nibbles};
 
 /// Layout version of the index. The index is a cache: a mismatch means "rebuild", never
 /// "migrate".
-const INDEX_VERSION: u32 = 6;
+const INDEX_VERSION: u32 = 7;
 
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;
@@ -203,6 +204,8 @@ pub struct Index {
     removed: std::sync::RwLock<Option<std::sync::Arc<Removed>>>,
     /// Entries waiting for their content, once read (`sizes.rs`).
     waiting: sizes::Waiting,
+    /// The bloom filters too large for sled (`filters.rs`).
+    filters: filters::Filters,
 }
 
 /// Most values of one tag key that a run gets a tag key each for. A run with more (records of
@@ -218,45 +221,6 @@ const MANY_VALUES: &str = "\u{1}";
 /// know (a record stored elsewhere): queries on a record field read the run whatever they look
 /// for. Tag keys hold no control characters, so no real key is this.
 const FIELDS_UNKNOWN: &str = "\u{1}";
-
-/// Tag keys of the run starting at `seq`, of `entries` entries, whose distinct tags and record
-/// (path, value) pairs are `tags` (sorted), and `many` the paths whose values were too many to
-/// list, with a filter of them. A key with more than `TAG_VALUES_PER_RUN` values gets one
-/// `MANY_VALUES` key whose value is a bloom filter of them all.
-fn insert_tag_keys(
-    batch: &mut sled::Batch,
-    tags: &[&(String, String)],
-    seq: u64,
-    entries: usize,
-    many: &[(String, Bloom)],
-) {
-    let mut filed: HashSet<&str> = HashSet::new();
-    for group in tags.chunk_by(|a, b| a.0 == b.0) {
-        let Some((k, _)) = group.first() else {
-            continue;
-        };
-        let listed = many.iter().find(|(p, _)| p == k).map(|(_, b)| b);
-        if group.len() > TAG_VALUES_PER_RUN || listed.is_some() {
-            let mut bloom = listed
-                .cloned()
-                .unwrap_or_else(|| Bloom::with_capacity(entries));
-            for (_, v) in group {
-                bloom.insert(v);
-            }
-            batch.insert(keys::tag(k, MANY_VALUES, seq), bloom.into_bytes());
-            filed.insert(k);
-        } else {
-            for (k, v) in group {
-                batch.insert(keys::tag(k, v, seq), &[][..]);
-            }
-        }
-    }
-    for (k, bloom) in many {
-        if !filed.contains(k.as_str()) {
-            batch.insert(keys::tag(k, MANY_VALUES, seq), bloom.clone().into_bytes());
-        }
-    }
-}
 
 /// The names a store knows: tag keys, and field paths of its records.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -278,6 +242,39 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     rmp_serde::to_vec(v).map_err(|e| Error::internal(format!("cannot encode an index value: {e}")))
 }
 
+/// Open the sled database in `path` (its files beside the lookup tables and filters).
+fn open_db(path: &Path) -> Result<sled::Db> {
+    // The caller holds `index.lock`, so a sled lock still held belongs to an index this
+    // process just dropped: sled can let go of its file lock a moment after the drop (seen
+    // as a flaky "could not acquire lock" when a test reopens a store). Wait up to 3 s.
+    let mut waits = 0;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match opened {
+            Err(e) if waits < 300 && e.to_string().contains("could not acquire lock") => {
+                waits += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other,
+        }
+    }
+    .map_err(|e| match e {
+        // Damage (seen after a SIGKILL mid-write) or a layout sled cannot read: the
+        // caller rebuilds. Lock and I/O errors are not damage.
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => Error::IndexDamaged {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+        other => Error::Index {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    })
+}
+
 impl Index {
     fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::Index {
@@ -295,35 +292,7 @@ impl Index {
     /// cleared, and the reason returned: the caller rebuilds it from the segments. A new index
     /// is empty too, with no reason.
     pub fn open(path: &Path) -> Result<(Index, Option<String>)> {
-        // The caller holds `index.lock`, so a sled lock still held belongs to an index this
-        // process just dropped: sled can let go of its file lock a moment after the drop (seen
-        // as a flaky "could not acquire lock" when a test reopens a store). Wait up to 3 s.
-        let mut waits = 0;
-        let db = loop {
-            let opened = sled::Config::new()
-                .path(path)
-                .cache_capacity(CACHE_BYTES)
-                .open();
-            match opened {
-                Err(e) if waits < 300 && e.to_string().contains("could not acquire lock") => {
-                    waits += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => break other,
-            }
-        }
-        .map_err(|e| match e {
-            // Damage (seen after a SIGKILL mid-write) or a layout sled cannot read: the
-            // caller rebuilds. Lock and I/O errors are not damage.
-            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => Error::IndexDamaged {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            },
-            other => Error::Index {
-                path: path.to_owned(),
-                reason: other.to_string(),
-            },
-        })?;
+        let db = open_db(path)?;
         let mut index = Index {
             path: path.to_owned(),
             lookup: path.join(LOOKUP_DIR),
@@ -336,6 +305,7 @@ impl Index {
             next_seq: Mutex::new(0),
             removed: std::sync::RwLock::default(),
             waiting: sizes::Waiting::default(),
+            filters: filters::Filters::new(path),
         };
         let version = index.db.get(keys::VERSION).map_err(|e| index.err(e))?;
         let current = INDEX_VERSION.to_be_bytes();
@@ -453,6 +423,32 @@ impl Index {
         }
     }
 
+    /// Replace the sled database with an empty one. Not sled's `clear`: the pages it frees
+    /// leave free segments in the middle of its file, which sled writes out again (zeroes) at
+    /// every open after: 19 MB, 20 ms a command, once a ten-million-record index is cleared.
+    fn fresh_db(&mut self) -> Result<()> {
+        let stand_in = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|e| self.err(e))?;
+        drop(std::mem::replace(&mut self.db, stand_in));
+        let entries = std::fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let p = entry.path();
+            let gone = match name.as_str() {
+                "blobs" => std::fs::remove_dir_all(&p),
+                "db" | "conf" => std::fs::remove_file(&p),
+                n if n.starts_with("snap.") => std::fs::remove_file(&p),
+                _ => continue,
+            };
+            gone.map_err(|e| Error::io(&p, e))?;
+        }
+        self.db = open_db(&self.path)?;
+        Ok(())
+    }
+
     /// Drop everything (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         let generation = self.generation()?.wrapping_add(1);
@@ -461,7 +457,11 @@ impl Index {
         // The tables read before must go too: they would find content in segments the
         // rebuild leaves out (those a gc replaced) or has not read yet.
         self.reload_tables();
-        self.db.clear().map_err(|e| self.err(e))?;
+        // Before sled: a key left naming bytes past the file's end answers "may hold".
+        self.filters.clear()?;
+        if !self.db.is_empty() {
+            self.fresh_db()?;
+        }
         let version = INDEX_VERSION.to_be_bytes();
         for (k, v) in [
             (keys::VERSION, &version[..]),
@@ -646,7 +646,7 @@ impl Index {
             let filtered = prefix == many;
             for item in self.db.scan_prefix(prefix) {
                 let (k, v) = item.map_err(|e| self.err(e))?;
-                if filtered && !probes.iter().any(|p| may_hold(&v, *p)) {
+                if filtered && !self.filters.may_hold_any(&v, &probes) {
                     continue;
                 }
                 out.push(keys::tag_seq(&k).ok_or_else(|| self.err("bad tag key"))?);

@@ -10,6 +10,10 @@
 //! Lookup tables (`index/lookup/`) are mapped through `map_file` too: each is written whole
 //! under a temporary name and renamed into place, never modified, and only unlinked after a
 //! merge, which leaves existing maps of it valid.
+//!
+//! So is the index's filter file (`index/filters`): only the process holding the index
+//! appends to it, and only that process empties it, in a rebuild, which holds the index
+//! exclusively (`&mut`) and drops its map first; no other process maps it meanwhile.
 
 #![allow(unsafe_code)]
 
