@@ -126,6 +126,22 @@ fn parquet_peer(stream: &Path, out: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&o.stdout).ok()
 }
 
+/// `tools/parquet_peer.py --rewrite`: seconds pyarrow takes to write the table of `table`
+/// again from memory, if pyarrow is installed.
+fn rewrite(table: &Path, out: &Path) -> Option<f64> {
+    let script = workspace_root().join("tools/parquet_peer.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg("--rewrite")
+        .arg(table)
+        .arg(out)
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    v.get("write_s")?.as_f64()
+}
+
 /// `tools/parquet_peer.py --read`: Python's stack and table beside pyarrow, if the bindings
 /// and pyarrow are installed.
 fn python_reads(store: &Path, parquet: &Path) -> Option<serde_json::Value> {
@@ -338,18 +354,36 @@ fn main() {
         ms(wall),
         rss / 1024
     );
-    // The whole table: every record field and tag, beside pyarrow writing the same table.
+    // The whole table: every record field and tag, beside pyarrow writing the same table
+    // (read back from the export into memory), and the peer's columns beside the peer's write.
     let all = scratch.join("all.parquet");
     let all_arg = all.display().to_string();
     let (wall, rss, _) = measure(&bin, &store, &["export", "", "-o", &all_arg]);
-    let pq_write = parquet.as_ref().and_then(|v| v.get("write_s")?.as_f64());
+    let same = rewrite(&all, &scratch.join("rewritten.parquet"));
     println!(
-        "| `archive export '' -o all.parquet` ({n} rows, whole process; {} MiB) | {} ({} MiB) | {} | {} | ≥ 0.5× pyarrow |",
+        "| `archive export '' -o all.parquet` ({n} rows, 8 columns, whole process; {} MiB) | {} ({} MiB) | {} | {} | ≥ 0.5× pyarrow |",
         std::fs::metadata(&all).map(|m| m.len() >> 20).unwrap_or(0),
         ms(wall),
         rss / 1024,
+        same.map_or("(pyarrow not installed)".into(), |w| format!(
+            "{:.1} ms (`pyarrow.parquet.write_table` of the same table, in memory)",
+            w * 1e3
+        )),
+        same.map_or("—".into(), |w| format!("{:.2}×", w / wall.as_secs_f64())),
+    );
+    let peer_columns = ["probs", "label", "pred", "id", "run", "split"];
+    let mut args = vec!["export", "", "-o", &all_arg];
+    for c in &peer_columns {
+        args.extend(["--field", c]);
+    }
+    let (wall, rss, _) = measure(&bin, &store, &args);
+    let pq_write = parquet.as_ref().and_then(|v| v.get("write_s")?.as_f64());
+    println!(
+        "| `archive export '' --field probs ... --field split -o x.parquet` ({n} rows, the peer's 6 columns) | {} ({} MiB) | {} | {} | ≥ 0.5× pyarrow |",
+        ms(wall),
+        rss / 1024,
         pq_write.map_or("(pyarrow not installed)".into(), |w| format!(
-            "{:.1} ms (`pyarrow.parquet.ParquetWriter.write_table` of the table in memory)",
+            "{:.1} ms (`ParquetWriter.write_table` of the peer's table in memory)",
             w * 1e3
         )),
         pq_write.map_or("—".into(), |w| format!("{:.2}×", w / wall.as_secs_f64())),

@@ -2,6 +2,7 @@
 
     python3 tools/parquet_peer.py STREAM.msgpack OUT.parquet
     python3 tools/parquet_peer.py --read STORE OUT.parquet
+    python3 tools/parquet_peer.py --rewrite TABLE.parquet OUT.parquet
 
 Reads the msgpack-numpy stream `find-bench` logs, writes one table (probs as a fixed-size list of
 10 float32, label and pred as int64, id, run and split as strings) with `compression="zstd"`, a
@@ -12,6 +13,10 @@ With --read, in one process, medians of 5: `Archive.stack('', "probs")` and
 `Archive.table('', columns=["probs"])` of the store (opened once, as a notebook would) beside
 `pyarrow.parquet.read_table(OUT, columns=["probs"])`; prints JSON: stack_s, table_s, read_s,
 and whether the arrays are equal.
+
+With --rewrite, the table of TABLE.parquet (an `archive export`) is read into memory and
+written again by pyarrow (zstd, the same row groups), median of 3: the same table beside the
+archive's export of it. Prints JSON: write_s.
 """
 
 import json
@@ -64,9 +69,20 @@ def read_side_by_side(store: str, parquet: str) -> None:
     print(json.dumps({"stack_s": stack_s, "table_s": table_s, "read_s": read_s, "equal": equal}))
 
 
+def rewrite(src: str, out: str) -> None:
+    f = pq.ParquetFile(src)
+    rows = f.metadata.row_group(0).num_rows if f.metadata.num_row_groups else None
+    t = f.read()
+    write_s = median(lambda: pq.write_table(t, out, compression="zstd", row_group_size=rows), 3)
+    print(json.dumps({"write_s": write_s}))
+
+
 def main() -> None:
     if sys.argv[1] == "--read":
         read_side_by_side(sys.argv[2], sys.argv[3])
+        return
+    if sys.argv[1] == "--rewrite":
+        rewrite(sys.argv[2], sys.argv[3])
         return
     src, out = sys.argv[1], sys.argv[2]
     names = ("probs", "label", "pred", "id", "run", "split")
