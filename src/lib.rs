@@ -30,8 +30,8 @@ pub mod tags;
 pub mod totals;
 
 pub use archive::{
-    Archive, ArchiveBuilder, CopyCounts, GcOptions, GcReport, IndexWaits, PairRow, PutOptions,
-    Stats, Tolerance, VerifyReport, Writer, WriterTotals,
+    Archive, ArchiveBuilder, CopyCounts, GcOptions, GcReport, IndexWaits, LoggedBatch, PairRow,
+    PutOptions, Stats, Tolerance, VerifyReport, Writer, WriterTotals,
 };
 pub use codec::Codec;
 pub use error::{Error, Result};

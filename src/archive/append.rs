@@ -86,6 +86,18 @@ pub(super) struct Batch {
     id: Option<u64>,
     /// The slot's failure count when it first appended.
     failures_at_start: Option<u64>,
+    /// The segment its frames went into, and whether some went into another.
+    segment: Option<(String, bool)>,
+}
+
+impl Batch {
+    /// The one segment all its frames went into, if they did.
+    pub(super) fn segment(&self) -> Option<&str> {
+        match &self.segment {
+            Some((name, false)) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// New objects appended by a batch but not yet in the index. A put of the same content
@@ -240,6 +252,10 @@ impl Archive {
             }
         };
         let seg = *seg;
+        match &mut batch.segment {
+            Some((name, mixed)) => *mixed |= name != w.name(),
+            None => batch.segment = Some((w.name().to_owned(), false)),
+        }
         let offset = match w.append(kind, codec, hash, meta, parts, align) {
             Ok(o) => o,
             Err(e) => {

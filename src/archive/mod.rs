@@ -30,6 +30,7 @@ mod gc;
 mod gc_copy;
 mod gc_mark;
 mod get;
+mod handoff;
 mod lease;
 mod open;
 mod pin;
@@ -56,6 +57,7 @@ pub use crate::tags::{MAX_TAG_KEY, MAX_TAG_VALUE};
 pub use compare::{PairRow, Tolerance};
 pub use gc::{GcOptions, GcReport};
 pub use gc_copy::CopyCounts;
+pub use handoff::LoggedBatch;
 pub use lease::IndexWaits;
 pub use open::ArchiveBuilder;
 pub use put::{MAX_DESC, PutOptions, Writer, WriterTotals};
@@ -130,6 +132,10 @@ pub struct Archive {
     warnings: Mutex<Vec<String>>,
     /// True while `catch_up` runs: taking the index again then does not start another.
     catching_up: std::sync::atomic::AtomicBool,
+    /// Batches a logger of this process handed over, for the catch-up (`handoff.rs`).
+    logged: Mutex<Vec<handoff::LoggedBatch>>,
+    /// How many of them the catch-up applied.
+    logged_taken: std::sync::atomic::AtomicU64,
 }
 
 impl Archive {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::handoff::LoggedBatch;
 use super::lease::Lease;
 use super::{Archive, append, now_ns};
 use crate::error::{Error, Result};
@@ -87,10 +88,24 @@ impl ArchiveBuilder {
 
     /// Open the store at `path`, catching the index up with the segments.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Archive> {
+        self.open_with_logged(path, Vec::new())
+    }
+
+    /// `open`, where the catch-up applies `logged`, batches a logger of this process committed
+    /// (`Writer::hand_over`), instead of reading their frames back, where they are the next
+    /// frames to index; the others are read as usual.
+    pub fn open_with_logged(
+        &self,
+        path: impl AsRef<Path>,
+        logged: Vec<LoggedBatch>,
+    ) -> Result<Archive> {
         let root = path.as_ref().to_owned();
         let header = read_store_header(&root)?;
         let (lease, damaged) = Lease::take(&root, self.lock_timeout)?;
         let archive = self.assemble(root, header.settings, lease, None);
+        if let Ok(mut l) = archive.logged.lock() {
+            *l = logged;
+        }
         if let Some(reason) = damaged {
             archive.warn(format!(
                 "{}: damaged index rebuilt from the segments ({reason})",
@@ -98,6 +113,9 @@ impl ArchiveBuilder {
             ));
         }
         archive.catch_up(&|_, _| {})?;
+        if let Ok(mut l) = archive.logged.lock() {
+            l.clear();
+        }
         Ok(archive)
     }
 
@@ -136,6 +154,8 @@ impl ArchiveBuilder {
             segment_size: self.segment_size,
             warnings: Mutex::new(Vec::new()),
             catching_up: std::sync::atomic::AtomicBool::new(false),
+            logged: Mutex::new(Vec::new()),
+            logged_taken: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use super::append::Batch;
+use super::handoff::PackRecords;
 use super::prepared::Prepared;
 use super::{Archive, now_ns};
 use crate::codec::{self, CHUNK_SIZE, Codec, Encoded};
@@ -51,6 +52,9 @@ impl Archive {
             count: 0,
             pack: PackBuilder::default(),
             pinned: false,
+            handed: None,
+            records: PackRecords::default(),
+            packs: Vec::new(),
         }
     }
 
@@ -128,6 +132,9 @@ pub struct WriterTotals {
     pub stored_bytes: u64,
 }
 
+/// The entry a new object logs: time, tags and record (path, value) pairs.
+type NewEntry<'e> = (i64, &'e [(&'e str, &'e str)], &'e [(String, String)]);
+
 /// A batch of puts that become durable together, with one fsync, at `commit`. Dropping an
 /// uncommitted writer commits it; call `commit` to see the error if that fails.
 pub struct Writer<'a> {
@@ -146,6 +153,12 @@ pub struct Writer<'a> {
     /// This batch logs an entry of content stored before and holds the gc lock shared
     /// until its frames are durable (`pin.rs`).
     pinned: bool,
+    /// Opened for logging only, keep what the index learns of each commit for this
+    /// process's catch-up (`hand_over`), here until taken.
+    handed: Option<Vec<super::handoff::LoggedBatch>>,
+    /// Handing over: the records of the pack being filled, and of this batch's packs.
+    records: PackRecords,
+    packs: Vec<(u64, PackRecords)>,
 }
 
 impl Writer<'_> {
@@ -384,7 +397,13 @@ impl Writer<'_> {
             if let Some(r) = record {
                 let fields = &mut self.update.record_fields;
                 r.visit_paths(&mut |path| {
-                    if !fields.contains(path) {
+                    // A batch's records mostly have the same few paths: comparing them is
+                    // cheaper than hashing each.
+                    let known = match fields.len() {
+                        0..=8 => fields.iter().any(|f| f == path),
+                        _ => fields.contains(path),
+                    };
+                    if !known {
                         fields.insert(path.to_owned());
                     }
                 });
@@ -402,17 +421,8 @@ impl Writer<'_> {
             // Small objects go into the batch's pack; a codec asked for (raw, to map a
             // tensor, say) gets a frame of its own.
             (true, t) if payload.len() <= PACK_ITEM_MAX && opts.codec.is_none() => {
-                self.pack
-                    .push_object(hash, &desc, payload, t.map(|t| (t, tags)));
-                if t.is_some() {
-                    self.pack.add_attrs(Some(&attrs));
-                }
-                self.totals.new_objects += 1;
-                self.totals.raw_bytes += payload.len() as u64;
-                if t.is_some() {
-                    self.totals.entries += 1;
-                }
-                self.count_put(t.is_some()).map(|()| hash)
+                let entry = t.map(|t| (t, tags, &attrs[..]));
+                self.pack_new(hash, &desc, payload, entry).map(|()| hash)
             }
             (true, t) => {
                 let encoded = match encoded {
@@ -431,6 +441,28 @@ impl Writer<'_> {
                     .map(|()| hash)
             }
         }
+    }
+
+    /// Add a new object to the pack, with its entry (time, tags, record attrs) if it logs one.
+    fn pack_new(
+        &mut self,
+        hash: ObjectHash,
+        desc: &crate::object::canonical::Descriptor<'_>,
+        payload: &[u8],
+        entry: Option<NewEntry<'_>>,
+    ) -> Result<()> {
+        self.pack
+            .push_object(hash, desc, payload, entry.map(|(t, tags, _)| (t, tags)));
+        if let (Some(_), Kind::Record) = (&self.handed, desc.kind) {
+            self.records.push(payload, entry.is_some());
+        }
+        if let Some((_, _, attrs)) = entry {
+            self.pack.add_attrs(Some(attrs));
+            self.totals.entries += 1;
+        }
+        self.totals.new_objects += 1;
+        self.totals.raw_bytes += payload.len() as u64;
+        self.count_put(entry.is_some())
     }
 
     /// Add an entry of content stored elsewhere to the pack.
@@ -590,7 +622,15 @@ impl Writer<'_> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let (body, mut summary) = self.pack.finish()?;
+        // A summary no index takes needs no tags; one handed over gets them from the catch-up.
+        let (body, mut summary, tagsets) = match self.archive.has_index() {
+            true => {
+                let (body, summary) = self.pack.finish()?;
+                (body, summary, Vec::new())
+            }
+            false => self.pack.finish_untagged()?,
+        };
+        let mut records = std::mem::take(&mut self.records);
         // zstd level 1 unless the store or the writer asks for another: packs are written on
         // the logging path, where level 3 costs ~40 % more time for ~5 % fewer bytes.
         let level = Some(
@@ -602,12 +642,30 @@ impl Writer<'_> {
         let (seg, offset, stored) = self.append_body(FrameKind::Pack, PACK_KIND, &body, level)?;
         self.totals.stored_bytes += stored;
         summary.totals.stored_bytes = stored;
+        if self.handed.is_some() {
+            records.set_tagsets(tagsets);
+            self.packs.push((offset, records));
+        }
         self.update.runs.push(RunUpdate::Pack(PackUpdate {
             seg,
             offset,
             summary,
         }));
         Ok(())
+    }
+
+    /// Keep, from now on, what the index learns of each commit, for a catch-up of this
+    /// process to apply instead of reading the frames back (`take_logged`,
+    /// `ArchiveBuilder::open_with_logged`). Only a writer of an archive opened for logging
+    /// only has anything to hand over.
+    pub fn hand_over(&mut self) -> &mut Self {
+        self.handed.get_or_insert_with(Vec::new);
+        self
+    }
+
+    /// The batches committed since the last call (see `hand_over`), oldest first.
+    pub fn take_logged(&mut self) -> Vec<super::handoff::LoggedBatch> {
+        self.handed.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// What this writer has done so far, across commits.
@@ -625,7 +683,9 @@ impl Writer<'_> {
         if self.count == 0 {
             return Ok(());
         }
+        let mut segment = None;
         let sealed = self.flush_pack().and_then(|()| {
+            segment = self.batch.segment().map(str::to_owned);
             self.archive
                 .seal_batch(&mut self.batch, self.count, &mut self.update.marks)
         });
@@ -637,6 +697,7 @@ impl Writer<'_> {
             }
         };
         let update = std::mem::take(&mut self.update);
+        let packs = std::mem::take(&mut self.packs);
         let claims: Vec<ObjectHash> = self.pending.drain().map(|(h, _)| h).collect();
         self.reset();
         // The claims make the objects this batch stored new to the index: no lookups needed.
@@ -647,6 +708,10 @@ impl Writer<'_> {
                 .index()
                 .and_then(|index| index.apply(update, true).map(|_| ()))
         } else {
+            let batch = segment.and_then(|s| super::handoff::LoggedBatch::of(&s, update, packs));
+            if let (Some(handed), Some(b)) = (self.handed.as_mut(), batch) {
+                handed.push(b);
+            }
             Ok(())
         };
         self.archive.end_batch(sealed);
@@ -668,6 +733,8 @@ impl Writer<'_> {
 
     fn reset(&mut self) {
         self.pack = PackBuilder::default();
+        self.records = PackRecords::default();
+        self.packs.clear();
         self.update = Update::default();
         let claims: Vec<ObjectHash> = self.pending.drain().map(|(h, _)| h).collect();
         self.archive.release(&claims);

@@ -75,9 +75,16 @@ impl Archive {
                 .is_ok_and(|h| (1..=version::SCHEMA_VERSION).contains(&h.version));
             let found = scan(&map, from);
             self.warn_damage(&path, &found.damage);
+            // What a logger of this process handed over is applied as it is.
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let taken = match name {
+                Some(n) if !found.frames.is_empty() => self.apply_logged(id, &n, &found.frames)?,
+                _ => 0,
+            };
+            let rest = found.frames.get(taken..).unwrap_or_default();
             // Indexed a few frames at a time: memory stays that of a few packs, and what is
             // indexed is marked as it goes.
-            let mut chunks = found.frames.chunks(FRAMES_PER_APPLY).peekable();
+            let mut chunks = rest.chunks(FRAMES_PER_APPLY).peekable();
             while let Some(chunk) = chunks.next() {
                 let end = chunks
                     .peek()
@@ -452,19 +459,7 @@ impl Archive {
                 },
             }
         }
-        // The entries' tags are filed alike, under the same names.
-        for tagset in pack.tagsets() {
-            for (k, v) in tagset {
-                found.add(k, v);
-            }
-        }
-        let mut many = Vec::new();
-        for k in found.keys {
-            match k.bloom {
-                Some(b) => many.push((k.path, b)),
-                None => owned.extend(k.values.into_iter().map(|v| (k.path.clone(), v.to_owned()))),
-            }
-        }
+        let many = found.with_tags(pack.tagsets(), &mut owned);
         (owned, many, unknown)
     }
 
@@ -577,6 +572,28 @@ impl<'p> PackFields<'p> {
         .is_ok()
     }
 
+    /// File the entries' tags (`tagsets`) alike, under the same names; then the paths' values
+    /// into `owned`, and the filters of the paths with too many to list returned.
+    fn with_tags(
+        mut self,
+        tagsets: &'p [Vec<(String, String)>],
+        owned: &mut Vec<(String, String)>,
+    ) -> Vec<(String, Bloom)> {
+        for tagset in tagsets {
+            for (k, v) in tagset {
+                self.add(k, v);
+            }
+        }
+        let mut many = Vec::new();
+        for k in self.keys {
+            match k.bloom {
+                Some(b) => many.push((k.path, b)),
+                None => owned.extend(k.values.into_iter().map(|v| (k.path.clone(), v.to_owned()))),
+            }
+        }
+        many
+    }
+
     /// File an entry's tag.
     fn add(&mut self, name: &str, value: &'p str) {
         let at = match self.keys.iter().position(|k| k.path == name) {
@@ -590,6 +607,28 @@ impl<'p> PackFields<'p> {
             k.add(value, self.entries);
         }
     }
+}
+
+/// What the records (canonical bytes, and whether an entry logs each) and tag sets of a pack
+/// of `entries` entries tell the index, as `pack_attrs` finds them in the pack: for a pack a
+/// logger of this process handed over (`handoff.rs`), which logs no content stored elsewhere.
+pub(super) fn logged_attrs<'p>(
+    records: impl Iterator<Item = (&'p [u8], bool)>,
+    tagsets: &'p [Vec<(String, String)>],
+    entries: usize,
+    fields: &mut HashSet<String>,
+) -> PackAttrs {
+    let mut found = PackFields {
+        entries,
+        keys: Vec::new(),
+    };
+    let mut unknown = false;
+    for (data, entry) in records {
+        unknown |= !found.walk(data, entry, fields) && entry;
+    }
+    let mut owned = Vec::new();
+    let many = found.with_tags(tagsets, &mut owned);
+    (owned, many, unknown)
 }
 
 /// A path of a pack's records and the values its entries' records hold there.

@@ -42,7 +42,7 @@ pub const PACK_BYTES: usize = 256 << 10;
 /// Most items in one pack.
 pub const PACK_ITEMS: usize = 8192;
 
-pub use super::pack_body::{PackBody, PackItem};
+pub use super::pack_body::{PackBody, PackItem, TagSets};
 use super::pack_layout::{LAYOUT_COLUMNS, LAYOUT_ROWS};
 
 /// How many of the objects stored just before a record a writer looks among for the objects
@@ -272,27 +272,36 @@ impl PackBuilder {
 
     /// The encoded body and what the index learns from it; the builder is left empty.
     pub fn finish(&mut self) -> Result<(Vec<u8>, PackSummary)> {
+        let attrs = std::mem::take(&mut self.attrs);
+        let (body, mut summary, tagsets) = self.finish_untagged()?;
+        let mut tags: Vec<(String, String)> = tagsets.into_iter().flatten().collect();
+        tags.extend(attrs);
+        tags.sort();
+        tags.dedup();
+        summary.tags = tags;
+        Ok((body, summary))
+    }
+
+    /// `finish`, the summary's `tags` left empty and the pack's tag sets given instead: for a
+    /// writer whose summary goes to no index, or to one that files them itself.
+    pub fn finish_untagged(&mut self) -> Result<(Vec<u8>, PackSummary, TagSets)> {
         let mut b = std::mem::take(self);
         b.body.data = ByteBuf::from(super::pack_layout::join_groups(&b.groups));
         b.body.layout = LAYOUT_COLUMNS;
         let body = rmp_serde::to_vec(&b.body)
             .map_err(|e| Error::internal(format!("a pack body does not encode: {e}")))?;
-        let mut tags: Vec<(String, String)> = b.body.tagsets.into_iter().flatten().collect();
-        tags.extend(b.attrs);
-        tags.sort();
-        tags.dedup();
         let summary = PackSummary {
             objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
             object_sizes: b.object_sizes,
             entries: b.entries.into_iter().map(|(_, h)| h).collect(),
             time_min: b.time_min,
             time_max: b.time_max,
-            tags,
+            tags: Vec::new(),
             attrs_unknown: b.attrs_unknown,
             many: Vec::new(),
             totals: b.totals,
         };
-        Ok((body, summary))
+        Ok((body, summary, b.body.tagsets))
     }
 }
 

@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+/// A pack's tag sets.
+pub type TagSets = Vec<Vec<(String, String)>>;
+
 /// One item of a pack: an object stored here, an entry, or both.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PackItem {

@@ -133,26 +133,31 @@ impl Record {
     /// a value as queries compare it ([`Value::query_text`]) that is not a number, since
     /// numbers are compared as numbers and never looked up as text.
     pub fn query_attrs(&self) -> Vec<(String, String)> {
-        fn walk(r: &Record, prefix: &str, out: &mut Vec<(String, String)>) {
+        fn walk(r: &Record, prefix: &mut String, out: &mut Vec<(String, String)>) {
             for (name, v) in &r.fields {
-                let path = match prefix {
-                    "" => name.clone(),
-                    p => format!("{p}.{name}"),
-                };
+                let len = prefix.len();
+                if len > 0 {
+                    prefix.push('.');
+                }
+                prefix.push_str(name);
                 match v {
-                    Value::Record(inner) => walk(inner, &path, out),
+                    Value::Record(inner) => walk(inner, prefix, out),
+                    // A number's text always reads as a number: never filed (and not
+                    // formatted to find that out).
+                    Value::Int(_) | Value::Float(_) | Value::F32(_) | Value::BigUint(_) => {}
                     v => {
                         if let Some(t) = v.query_text()
                             && t.parse::<f64>().is_err()
                         {
-                            out.push((path, t.into_owned()));
+                            out.push((prefix.clone(), t.into_owned()));
                         }
                     }
                 }
+                prefix.truncate(len);
             }
         }
         let mut out = Vec::new();
-        walk(self, "", &mut out);
+        walk(self, &mut String::new(), &mut out);
         out
     }
 

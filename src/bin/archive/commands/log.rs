@@ -20,7 +20,7 @@ use model_archive::interop::{
     Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
 };
 use model_archive::query::{Field, Op, Query};
-use model_archive::{Archive, Dtype, Error, Shape, Value, Writer, WriterTotals};
+use model_archive::{Archive, Dtype, Error, LoggedBatch, Shape, Value, Writer, WriterTotals};
 
 use super::put::parse_tags;
 use super::{Ctx, UsageError};
@@ -74,34 +74,41 @@ const INDEX_EVERY: Duration = Duration::from_millis(250);
 /// last second's commits, not of the whole run. The index is taken only when no other process
 /// holds it, and handed back after each catch-up, so logging never waits for it and other
 /// commands wait at most for one catch-up.
+///
+/// What the writer would have told the index is handed over with each commit
+/// (`Writer::hand_over`), so the catch-up applies it instead of reading the packs back.
 struct Indexer {
-    commits: Option<std::sync::mpsc::Sender<()>>,
+    commits: Option<std::sync::mpsc::Sender<Vec<LoggedBatch>>>,
     thread: std::thread::JoinHandle<bool>,
 }
 
 impl Indexer {
     fn start(store: std::path::PathBuf) -> Indexer {
-        let (commits, rx) = std::sync::mpsc::channel::<()>();
+        let (commits, rx) = std::sync::mpsc::channel::<Vec<LoggedBatch>>();
         let thread = std::thread::spawn(move || {
-            let catch_up = || {
+            // Batches not taken (the index was busy) are read back by a later catch-up.
+            let catch_up = |logged: Vec<LoggedBatch>| {
                 Archive::builder()
                     .lock_timeout(Duration::ZERO)
-                    .open(&store)
+                    .open_with_logged(&store, logged)
                     .is_ok()
             };
             let mut last = Instant::now();
             loop {
                 // A commit, then no more than one catch-up per INDEX_EVERY; the channel
                 // closes when the run has ended and committed all it read.
-                let mut ended = rx.recv().is_err();
+                let (mut logged, mut ended) = match rx.recv() {
+                    Ok(l) => (l, false),
+                    Err(_) => (Vec::new(), true),
+                };
                 while !ended {
                     match rx.recv_timeout(INDEX_EVERY.saturating_sub(last.elapsed())) {
-                        Ok(()) => {}
+                        Ok(l) => logged.extend(l),
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => ended = true,
                     }
                 }
-                let indexed = catch_up();
+                let indexed = catch_up(logged);
                 last = Instant::now();
                 if ended {
                     return indexed;
@@ -114,10 +121,10 @@ impl Indexer {
         }
     }
 
-    /// A commit was made.
-    fn committed(&self) {
+    /// A commit was made; `logged` is what the index learns of it.
+    fn committed(&self, logged: Vec<LoggedBatch>) {
         if let Some(c) = &self.commits {
-            let _ = c.send(());
+            let _ = c.send(logged);
         }
     }
 
@@ -467,7 +474,7 @@ impl Logging<'_> {
         }
         self.counts.durable = self.counts.records;
         self.last_commit = Instant::now();
-        self.indexer.committed();
+        self.indexer.committed(self.w.take_logged());
         Ok(())
     }
 
@@ -564,7 +571,11 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<ExitCode> {
     let mut last_progress = Instant::now();
     let indexer = Indexer::start(store.clone());
     let mut run = Logging {
-        w: archive.writer(),
+        w: {
+            let mut w = archive.writer();
+            w.hand_over();
+            w
+        },
         counts: Counts::default(),
         tags,
         logged,
