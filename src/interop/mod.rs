@@ -228,6 +228,25 @@ pub enum Document<'a> {
 }
 
 impl Document<'_> {
+    /// A copy whose tensors borrow this one's bytes.
+    fn borrowed(&self) -> Document<'_> {
+        match self {
+            Document::Tensor(a) => Document::Tensor(Array {
+                dtype: a.dtype,
+                shape: a.shape.clone(),
+                data: Cow::Borrowed(&a.data),
+            }),
+            Document::Map(fields) => Document::Map(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.borrowed()))
+                    .collect(),
+            ),
+            Document::List(items) => Document::List(items.iter().map(Document::borrowed).collect()),
+            Document::Scalar(v) => Document::Scalar(v.clone()),
+        }
+    }
+
     /// An owned copy, free of the input's lifetime.
     pub fn into_owned(self) -> Document<'static> {
         match self {
@@ -407,8 +426,8 @@ pub(crate) enum Prepared<'a> {
 }
 
 fn prepare<'d, 'a>(
-    doc: &'d Document<'_>,
-    part: impl Fn(&'d Array<'_>) -> Array<'a>,
+    doc: Document<'d>,
+    part: impl Fn(Array<'d>) -> Array<'a>,
 ) -> Result<PreparedDocument<'a>> {
     if let Document::Tensor(a) = doc {
         a.view()?;
@@ -447,25 +466,22 @@ fn prepare<'d, 'a>(
 
 /// Prepare a document to be stored, borrowing its tensors' bytes.
 pub(crate) fn prepare_borrowed<'d>(doc: &'d Document<'_>) -> Result<PreparedDocument<'d>> {
-    prepare(doc, |a| Array {
-        dtype: a.dtype,
-        shape: a.shape.clone(),
-        data: Cow::Borrowed(&a.data),
-    })
+    prepare(doc.borrowed(), |a| a)
 }
 
-/// Prepare an owned document to be stored (see [`PreparedDocument`]).
-pub fn prepare_document(doc: &Document<'_>) -> Result<PreparedDocument<'static>> {
-    prepare(doc, |a| a.clone().into_owned())
+/// Prepare a document to be stored (see [`PreparedDocument`]), taking its names and values
+/// rather than copying them, and copying its tensors' bytes.
+pub fn prepare_document(doc: Document<'_>) -> Result<PreparedDocument<'static>> {
+    prepare(doc, Array::into_owned)
 }
 
 /// The record a non-tensor document is stored as; `put` stores each tensor and returns its
 /// address.
 fn to_record<'d>(
-    doc: &'d Document<'_>,
-    put: &mut dyn FnMut(&'d Array<'_>) -> Result<ObjectHash>,
+    doc: Document<'d>,
+    put: &mut dyn FnMut(Array<'d>) -> Result<ObjectHash>,
 ) -> Result<Record> {
-    let root_is_plain_map = match doc {
+    let root_is_plain_map = match &doc {
         Document::Map(fields) => !matches!(fields.as_slice(), [(name, _)] if name == ROOT_FIELD),
         _ => false,
     };
@@ -481,8 +497,8 @@ fn to_record<'d>(
 }
 
 fn to_value<'d>(
-    doc: &'d Document<'_>,
-    put: &mut dyn FnMut(&'d Array<'_>) -> Result<ObjectHash>,
+    doc: Document<'d>,
+    put: &mut dyn FnMut(Array<'d>) -> Result<ObjectHash>,
     depth: usize,
 ) -> Result<Value> {
     if depth > MAX_DOCUMENT_DEPTH {
@@ -496,13 +512,13 @@ fn to_value<'d>(
         Document::Map(fields) => {
             let mut r = Record::new();
             for (k, v) in fields {
-                r.insert(k.clone(), to_value(v, put, depth + 1)?)?;
+                r.insert(k, to_value(v, put, depth + 1)?)?;
             }
             Value::Record(r)
         }
         Document::List(items) => Value::List(
             items
-                .iter()
+                .into_iter()
                 .map(|i| to_value(i, put, depth + 1))
                 .collect::<Result<_>>()?,
         ),
@@ -512,7 +528,7 @@ fn to_value<'d>(
                 "a scalar holds a list or record; use Document::List or Document::Map",
             ));
         }
-        Document::Scalar(v) => v.clone(),
+        Document::Scalar(v) => v,
     })
 }
 

@@ -65,6 +65,9 @@ const GROUP: usize = 256;
 /// few enough that a fast reader does not hold the stream in memory.
 const WAITING_GROUPS: usize = 64;
 
+/// The most committed batches kept for one catch-up (`Writer::hand_over`): a few MB each.
+const LOGGED_BATCHES: usize = 64;
+
 /// The least time between two catch-ups of the index while logging: each one writes a lookup
 /// table (merged with the others) and reopens the index.
 const INDEX_EVERY: Duration = Duration::from_millis(250);
@@ -103,7 +106,10 @@ impl Indexer {
                 };
                 while !ended {
                     match rx.recv_timeout(INDEX_EVERY.saturating_sub(last.elapsed())) {
-                        Ok(l) => logged.extend(l),
+                        // Past the cap (the index held elsewhere a while), later batches
+                        // are read back instead of kept.
+                        Ok(l) if logged.len() < LOGGED_BATCHES => logged.extend(l),
+                        Ok(_) => {}
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => ended = true,
                     }
@@ -304,7 +310,7 @@ impl Shaping {
         input: &dyn Fn() -> String,
     ) -> std::result::Result<(PreparedDocument<'static>, Vec<(String, String)>), String> {
         let tags = self.apply(&mut doc);
-        let prepared = prepare_document(&doc).map_err(|e| format!("{}: {e}", input()))?;
+        let prepared = prepare_document(doc).map_err(|e| format!("{}: {e}", input()))?;
         Ok((prepared, tags))
     }
 
