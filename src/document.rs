@@ -40,16 +40,11 @@ pub fn put_prepared_document(
         Prepared::Tensor(a) => w.put_tensor(&a.view()?, tags),
         // The addresses were computed where the document was prepared (on another core, for
         // a logger), so they are not computed again here.
-        Prepared::Record {
-            record,
-            parts,
-            payload,
-            hash,
-        } => {
+        Prepared::Record { parts, record } => {
             for (a, h) in parts {
                 w.put_tensor_part_hashed(&a.view()?, *h)?;
             }
-            w.put_record_encoded(record, payload, *hash, tags)
+            w.put_record_encoded(record, tags)
         }
     }
 }

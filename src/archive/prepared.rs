@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use crate::hash::ObjectHash;
+use crate::interop::EncodedRecord;
 use crate::object::canonical::Descriptor;
 use crate::object::record::Record;
 use crate::object::tensor::TensorView;
@@ -16,7 +17,7 @@ pub(super) struct Prepared<'a> {
     pub(super) payload: Cow<'a, [u8]>,
     pub(super) elem: usize,
     /// Objects this one refers to (records), which must exist.
-    pub(super) refs: Vec<ObjectHash>,
+    pub(super) refs: Cow<'a, [ObjectHash]>,
     /// A record, whose field paths and (path, value) pairs the index learns from a writer
     /// that keeps it (a logger leaves them to the index's catch-up).
     pub(super) record: Option<Cow<'a, Record>>,
@@ -32,7 +33,7 @@ impl<'a> Prepared<'a> {
             shape: Cow::Borrowed(view.shape().dims()),
             payload: Cow::Borrowed(view.data()),
             elem: view.dtype().shuffle_width(),
-            refs: Vec::new(),
+            refs: Cow::Borrowed(&[]),
             record: None,
             known: None,
         }
@@ -53,7 +54,7 @@ impl<'a> Prepared<'a> {
             shape: Cow::Borrowed(&[]),
             payload: Cow::Borrowed(payload),
             elem: 1,
-            refs: Vec::new(),
+            refs: Cow::Borrowed(&[]),
             record: None,
             known: None,
         }
@@ -61,25 +62,36 @@ impl<'a> Prepared<'a> {
 
     pub(super) fn record(record: Cow<'a, Record>, schema: &'a str) -> Self {
         let payload = Cow::Owned(record.to_msgpack());
-        Self::record_with(record, schema, payload)
+        let refs = Cow::Owned(record.refs());
+        Self::record_with(record, schema, payload, refs)
     }
 
     /// A record with its canonical encoding and address, computed where it was prepared.
-    pub(super) fn record_encoded(record: &'a Record, payload: &'a [u8], hash: ObjectHash) -> Self {
+    pub(super) fn record_encoded(r: &'a EncodedRecord) -> Self {
         Prepared {
-            known: Some(hash),
-            ..Self::record_with(Cow::Borrowed(record), "", Cow::Borrowed(payload))
+            known: Some(r.hash),
+            ..Self::record_with(
+                Cow::Borrowed(&r.record),
+                "",
+                Cow::Borrowed(&r.payload),
+                Cow::Borrowed(&r.refs),
+            )
         }
     }
 
-    fn record_with(record: Cow<'a, Record>, schema: &'a str, payload: Cow<'a, [u8]>) -> Self {
+    fn record_with(
+        record: Cow<'a, Record>,
+        schema: &'a str,
+        payload: Cow<'a, [u8]>,
+        refs: Cow<'a, [ObjectHash]>,
+    ) -> Self {
         Prepared {
             kind: Kind::Record,
             desc: Cow::Borrowed(schema),
             shape: Cow::Borrowed(&[]),
             payload,
             elem: 1,
-            refs: record.refs(),
+            refs,
             record: Some(record),
             known: None,
         }
@@ -93,7 +105,7 @@ impl<'a> Prepared<'a> {
                 shape: Cow::Borrowed(t.shape.dims()),
                 payload: Cow::Borrowed(&t.data),
                 elem: t.dtype.shuffle_width(),
-                refs: Vec::new(),
+                refs: Cow::Borrowed(&[]),
                 record: None,
                 known: None,
             },

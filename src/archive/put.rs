@@ -218,12 +218,10 @@ impl Writer<'_> {
     /// computed.
     pub(crate) fn put_record_encoded(
         &mut self,
-        record: &Record,
-        payload: &[u8],
-        hash: ObjectHash,
+        record: &crate::interop::EncodedRecord,
         tags: &[(&str, &str)],
     ) -> Result<ObjectHash> {
-        self.put_now(Prepared::record_encoded(record, payload, hash), tags)
+        self.put_now(Prepared::record_encoded(record), tags)
     }
 
     /// Put UTF-8 text.

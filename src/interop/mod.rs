@@ -417,12 +417,19 @@ pub struct PreparedDocument<'a> {
 pub(crate) enum Prepared<'a> {
     Tensor(Array<'a>),
     Record {
-        record: Record,
         parts: Vec<(Array<'a>, ObjectHash)>,
-        /// The record's canonical encoding and its address.
-        payload: Vec<u8>,
-        hash: ObjectHash,
+        record: EncodedRecord,
     },
+}
+
+/// A record with what storing it takes, computed where it was prepared (the reading thread of
+/// a logger): its canonical encoding, its address and the objects it refers to.
+#[derive(Clone, Debug)]
+pub(crate) struct EncodedRecord {
+    pub record: Record,
+    pub payload: Vec<u8>,
+    pub hash: ObjectHash,
+    pub refs: Vec<ObjectHash>,
 }
 
 fn prepare<'d, 'a>(
@@ -456,10 +463,13 @@ fn prepare<'d, 'a>(
     .hash(&payload);
     Ok(PreparedDocument {
         what: Prepared::Record {
-            record,
             parts,
-            payload,
-            hash,
+            record: EncodedRecord {
+                refs: record.refs(),
+                record,
+                payload,
+                hash,
+            },
         },
     })
 }
