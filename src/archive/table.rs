@@ -126,8 +126,7 @@ impl Archive {
         let named = |why: String| Error::invalid(m.name(None), why);
         b.set("time", Cell::Time(m.time_ns())).map_err(named)?;
         if b.wants("hash") {
-            b.set("hash", Cell::Str(m.hash().to_string()))
-                .map_err(named)?;
+            b.set("hash", Cell::Hash(m.hash())).map_err(named)?;
         }
         match m.packed_stored() {
             Some(o) if o.kind == Kind::Record => self.record_cells(b, m, o.data)?,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::types::Float64Type;
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, StringArray,
-    TimestampNanosecondArray, new_null_array,
+    TimestampNanosecondArray, builder::StringBuilder, new_null_array,
 };
 use arrow_schema::{DataType, TimeUnit};
 
@@ -26,6 +26,9 @@ pub enum Cell {
     Float(f64),
     /// A string.
     Str(String),
+    /// A content address: in a column of strings, its 64 hex digits (written there without
+    /// a string of its own for each row).
+    Hash(crate::hash::ObjectHash),
     /// Bytes.
     Bytes(Vec<u8>),
     /// A time, nanoseconds since the Unix epoch (UTC).
@@ -86,7 +89,7 @@ impl Cell {
             Cell::Bool(_) => ColKind::Bool,
             Cell::Int(_) => ColKind::Int,
             Cell::Float(_) => ColKind::Float,
-            Cell::Str(_) => ColKind::Str,
+            Cell::Str(_) | Cell::Hash(_) => ColKind::Str,
             Cell::Bytes(_) => ColKind::Bytes,
             Cell::Time(_) => ColKind::Time,
             Cell::Tensor(t) => {
@@ -106,7 +109,7 @@ impl Cell {
             Cell::Bool(_) => "a boolean".into(),
             Cell::Int(_) => "an integer".into(),
             Cell::Float(_) => "a float".into(),
-            Cell::Str(_) => "a string".into(),
+            Cell::Str(_) | Cell::Hash(_) => "a string".into(),
             Cell::Bytes(_) => "bytes".into(),
             Cell::Time(_) => "a time".into(),
             Cell::Tensor(t) => format!("a {} tensor of shape {:?}", t.dtype, t.shape),
@@ -120,6 +123,7 @@ impl Cell {
             Cell::Int(i) => Some(Cow::Owned(i.to_string())),
             Cell::Float(f) => Some(Cow::Owned(f.to_string())),
             Cell::Str(s) => Some(Cow::Borrowed(s)),
+            Cell::Hash(h) => Some(Cow::Owned(h.to_string())),
             _ => None,
         }
     }
@@ -142,7 +146,7 @@ pub(super) fn fits(kind: &ColKind, cell: &Cell) -> bool {
         | (K::Bool, Cell::Bool(_))
         | (K::Int, Cell::Int(_))
         | (K::Float, Cell::Float(_) | Cell::Int(_))
-        | (K::Str, Cell::Str(_))
+        | (K::Str, Cell::Str(_) | Cell::Hash(_))
         | (K::Bytes, Cell::Bytes(_))
         | (K::Time, Cell::Time(_)) => true,
         (
@@ -311,9 +315,21 @@ fn bytes_over(n: usize) -> Result<(), String> {
 }
 
 fn text_column(cells: &[Cell]) -> Result<ArrayRef, String> {
-    let text: Vec<Option<Cow<'_, str>>> = cells.iter().map(Cell::text).collect();
-    bytes_over(text.iter().flatten().map(|t| t.len()).sum())?;
-    Ok(Arc::new(text.into_iter().collect::<StringArray>()))
+    let len = |c: &Cell| match c {
+        Cell::Hash(_) => 64,
+        c => c.text().map_or(0, |t| t.len()),
+    };
+    let total = cells.iter().map(len).sum();
+    bytes_over(total)?;
+    let mut b = StringBuilder::with_capacity(cells.len(), total);
+    for c in cells {
+        match c {
+            Cell::Str(s) => b.append_value(s),
+            Cell::Hash(h) => b.append_value(blake3::Hash::from_bytes(h.0).to_hex().as_str()),
+            c => b.append_option(c.text()),
+        }
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 fn bytes_column(cells: &[Cell]) -> Result<ArrayRef, String> {
