@@ -308,7 +308,10 @@ impl PackBuilder {
 /// Where each item's payload starts in a body's `data` (in item order, or, layout 1, grouped
 /// by descriptor), and each descriptor's bytes; every descriptor index is checked, and that
 /// the payloads account for the data exactly.
-fn item_starts(body: &PackBody) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+fn item_starts(
+    body: &PackBody,
+    data_len: usize,
+) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
     // Each descriptor's bytes, every index and length checked.
     let mut sizes = vec![0usize; body.descs.len()];
     let mut total = 0usize;
@@ -322,11 +325,11 @@ fn item_starts(body: &PackBody) -> std::result::Result<(Vec<usize>, Vec<usize>),
         total = usize::try_from(*len)
             .ok()
             .and_then(|l| total.checked_add(l))
-            .filter(|t| *t <= body.data.len())
+            .filter(|t| *t <= data_len)
             .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
         *size += *len as usize;
     }
-    if total != body.data.len() {
+    if total != data_len {
         return Err("pack items do not account for all its data".into());
     }
     // Each group's next byte: one group, the whole data, before v5.
@@ -496,14 +499,14 @@ impl Pack {
         stored_len: u64,
     ) -> Result<Pack> {
         let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-        let (mut body, tagsets) = super::pack_body::decode(bytes)
+        let (mut body, tagsets, data) = super::pack_body::decode(bytes)
             .map_err(|e| corrupt(format!("pack body does not decode: {e}")))?;
         for (i, (k, _)) in body.descs.iter().enumerate() {
             if Kind::from_code(*k).is_none() {
                 return Err(corrupt(format!("pack descriptor {i} has unknown kind {k}")));
             }
         }
-        let (starts, sizes) = item_starts(&body).map_err(corrupt)?;
+        let (starts, sizes) = item_starts(&body, data.len()).map_err(corrupt)?;
         for (i, item) in body.items.iter().enumerate() {
             if item.object.is_none()
                 && item
@@ -533,8 +536,11 @@ impl Pack {
                 .zip(&sizes)
                 .map(|((k, desc), len)| (super::pack_layout::group_width(*k, desc), *len))
                 .collect();
-            body.data = ByteBuf::from(super::pack_layout::split_groups(&body.data, &groups));
+            // Unshuffled straight out of the body: the data is copied once.
+            body.data = ByteBuf::from(super::pack_layout::split_groups(data, &groups));
             locals = find_locals(&body, &starts).map_err(corrupt)?;
+        } else {
+            body.data = ByteBuf::from(data.to_vec());
         }
         Ok(Pack {
             body,
@@ -563,7 +569,8 @@ impl Pack {
     /// The object in `slot` (item index + 1), if that item stores one: its canonical bytes.
     pub fn object(&self, slot: u32) -> Option<PackedObject<'_>> {
         let mut o = self.stored_object(slot)?;
-        if self.has_locals(slot) {
+        // Only records have local references: other objects are read without a search.
+        if o.kind == Kind::Record && self.has_locals(slot) {
             let e = self.expanded();
             let at = e.spans.binary_search_by_key(&(slot - 1), |s| s.0).ok()?;
             let (_, start, len) = *e.spans.get(at)?;
@@ -967,8 +974,9 @@ mod tests {
         let mut b = PackBuilder::default();
         push_prediction(&mut b, 1);
         let (bytes, _) = b.finish().expect("encode");
-        let (mut body, lazy) = crate::format::pack_body::decode(&bytes).expect("decode");
+        let (mut body, lazy, data) = crate::format::pack_body::decode(&bytes).expect("decode");
         body.tagsets = lazy.decode();
+        body.data = ByteBuf::from(data.to_vec());
         // The record now names itself, then an item before the first.
         for back in [0u8, 2] {
             let mut bad = body.clone();

@@ -267,8 +267,10 @@ fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<(usize, b
 }
 
 /// Decode a pack body (the payload of a pack frame, decompressed); the bytes must hold
-/// exactly one. Its `tagsets` are left empty: they come back checked, as [`LazyTagsets`].
-pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
+/// exactly one. Its `tagsets` are left empty: they come back checked, as [`LazyTagsets`]; and
+/// so is its `data`, given as the bytes of `bytes` that hold it (for the caller to copy once,
+/// as it needs it).
+pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets, &[u8])> {
     let mut r = Reader { b: bytes, at: 0 };
     let fields = r.array(1)?;
     if !(5..=6).contains(&fields) {
@@ -310,7 +312,7 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
     };
     let time0 = r.int_as::<i64>("the first time")?;
     let items = r.list(4, Reader::item)?;
-    let data = ByteBuf::from(r.bin()?.to_vec());
+    let data = r.bin()?;
     let layout = match fields {
         5 => 0,
         _ => r.int_as::<u8>("a layout")?,
@@ -323,10 +325,10 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets)> {
         tagsets: Vec::new(),
         time0,
         items,
-        data,
+        data: ByteBuf::new(),
         layout,
     };
-    Ok((body, tagsets))
+    Ok((body, tagsets, data))
 }
 
 #[cfg(test)]
@@ -388,9 +390,10 @@ mod tests {
         for seed in 0..300 {
             let b = body(seed);
             let bytes = rmp_serde::to_vec(&b).expect("encode");
-            let (mut got, lazy) = decode(&bytes).expect("decode");
+            let (mut got, lazy, data) = decode(&bytes).expect("decode");
             assert_eq!(lazy.len(), b.tagsets.len());
             got.tagsets = lazy.decode();
+            got.data = ByteBuf::from(data.to_vec());
             assert_eq!(got, b, "seed {seed}");
             if seed < 20 {
                 for cut in 0..bytes.len() {
