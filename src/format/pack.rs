@@ -359,49 +359,6 @@ fn item_starts(
     Ok((starts, sizes))
 }
 
-/// The local references of a layout-1 body's records (see `Pack::locals`), each checked to
-/// name an object stored before the record.
-fn find_locals(
-    body: &PackBody,
-    starts: &[usize],
-) -> std::result::Result<Vec<(u32, u32, u32)>, String> {
-    let mut out = Vec::new();
-    for (i, item) in body.items.iter().enumerate() {
-        let Some((d, _, len)) = &item.object else {
-            continue;
-        };
-        if body.descs.get(*d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
-            continue;
-        }
-        let start = starts.get(i).copied().unwrap_or(0);
-        let bytes = body
-            .data
-            .get(start..start + *len as usize)
-            .unwrap_or_default();
-        let mut bad = None;
-        let scanned = crate::object::record_scan::scan_locals(bytes, &mut |at, back| {
-            let target = i.checked_sub(usize::from(back)).filter(|_| back > 0);
-            match target.and_then(|t| body.items.get(t)) {
-                Some(t) if t.object.is_some() => {
-                    out.push((i as u32, at as u32, (i - usize::from(back)) as u32));
-                }
-                _ => bad = Some(back),
-            }
-        });
-        // A record that does not scan has no local references to find; reading it as a
-        // record says what is wrong with it.
-        if scanned.is_err() {
-            out.retain(|l| l.0 != i as u32);
-        }
-        if let Some(back) = bad {
-            return Err(format!(
-                "pack item {i} refers to the object {back} items before it, which is not there"
-            ));
-        }
-    }
-    Ok(out)
-}
-
 /// One entry read out of a pack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackEntry {
@@ -538,7 +495,7 @@ impl Pack {
                 .collect();
             // Unshuffled straight out of the body: the data is copied once.
             body.data = ByteBuf::from(super::pack_layout::split_groups(data, &groups));
-            locals = find_locals(&body, &starts).map_err(corrupt)?;
+            locals = super::pack_layout::find_locals(&body, &starts).map_err(corrupt)?;
         } else {
             body.data = ByteBuf::from(data.to_vec());
         }

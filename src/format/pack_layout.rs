@@ -7,6 +7,7 @@
 //! No I/O: encoding a body's data and records, and undoing both when a pack is read.
 
 use crate::codec::shuffle::{shuffle, unshuffle};
+use crate::format::pack_body::PackBody;
 use crate::hash::ObjectHash;
 use crate::object::Kind;
 use crate::object::record_scan::{EXT_LOCAL, scan_ref_offsets};
@@ -99,6 +100,49 @@ pub(crate) fn expand(stored: &[u8], locals: &[(usize, ObjectHash)], out: &mut Ve
         from = at + 4;
     }
     out.extend_from_slice(stored.get(from..).unwrap_or_default());
+}
+
+/// The local references of a layout-1 body's records (see `Pack::locals`), each checked to
+/// name an object stored before the record.
+pub(crate) fn find_locals(
+    body: &PackBody,
+    starts: &[usize],
+) -> std::result::Result<Vec<(u32, u32, u32)>, String> {
+    let mut out = Vec::new();
+    for (i, item) in body.items.iter().enumerate() {
+        let Some((d, _, len)) = &item.object else {
+            continue;
+        };
+        if body.descs.get(*d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
+            continue;
+        }
+        let start = starts.get(i).copied().unwrap_or(0);
+        let bytes = body
+            .data
+            .get(start..start + *len as usize)
+            .unwrap_or_default();
+        let mut bad = None;
+        let scanned = crate::object::record_scan::scan_locals(bytes, &mut |at, back| {
+            let target = i.checked_sub(usize::from(back)).filter(|_| back > 0);
+            match target.and_then(|t| body.items.get(t)) {
+                Some(t) if t.object.is_some() => {
+                    out.push((i as u32, at as u32, (i - usize::from(back)) as u32));
+                }
+                _ => bad = Some(back),
+            }
+        });
+        // A record that does not scan has no local references to find; reading it as a
+        // record says what is wrong with it.
+        if scanned.is_err() {
+            out.retain(|l| l.0 != i as u32);
+        }
+        if let Some(back) = bad {
+            return Err(format!(
+                "pack item {i} refers to the object {back} items before it, which is not there"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
