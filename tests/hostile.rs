@@ -357,6 +357,44 @@ fn verify_names_index_damage_as_index_damage() {
     all_found(&a, &hashes);
 }
 
+/// The store's sled index, opened directly once the archive let go of it (sled lets go of its
+/// lock a moment after the archive dropped it, as Index::open knows: up to 3 s).
+fn index_db(t: &TempStore) -> sled::Db {
+    (0..300)
+        .find_map(|_| match sled::open(t.path().join("index")) {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            }
+            other => Some(other),
+        })
+        .expect("sled let go of its lock within 3 s")
+        .expect("sled")
+}
+
+#[test]
+fn an_index_an_older_version_wrote_is_rebuilt_with_a_warning_that_says_so() {
+    let t = TempStore::new();
+    let a = t.create();
+    let h = a.put_text("kept", &[("run", "a")]).expect("put");
+    drop(a);
+    {
+        let db = index_db(&t);
+        db.insert(b"v", &6u32.to_be_bytes()[..]).expect("insert");
+        db.flush().expect("flush");
+    }
+    let a = Archive::open(t.path()).expect("open");
+    let w = a.warnings().join("\n");
+    assert!(
+        w.contains("index rebuilt from the segments for this version") && w.contains("layout 6"),
+        "{w}"
+    );
+    assert!(!w.contains("damaged"), "{w}");
+    let q = a.parse_query("run = a").expect("query");
+    let found: Vec<_> = a.query(&q).map(|e| e.expect("entry").hash).collect();
+    assert_eq!(found, [h]);
+}
+
 #[test]
 fn verify_finds_totals_that_disagree_with_the_store() {
     // `stats` reads totals the index keeps; a wrong one is index damage, and a rebuild of the
@@ -370,18 +408,7 @@ fn verify_finds_totals_that_disagree_with_the_store() {
     let right = a.stats().expect("stats");
     drop(a);
     {
-        // sled lets go of its lock a moment after the archive dropped it (as Index::open
-        // knows): try again for up to 3 s.
-        let db = (0..300)
-            .find_map(|_| match sled::open(t.path().join("index")) {
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    None
-                }
-                other => Some(other),
-            })
-            .expect("sled let go of its lock within 3 s")
-            .expect("sled");
+        let db = index_db(&t);
         let bytes = db.get(b"k").expect("get").expect("totals are kept");
         let mut totals: model_archive::totals::Totals =
             rmp_serde::from_slice(&bytes).expect("decode");

@@ -198,16 +198,28 @@ impl Archive {
             .partition(|(name, _)| !gone.contains(name)))
     }
 
+    /// What a warning says of an index rebuilt for `reason`: an upgrade, or damage.
+    fn rebuilt_warning(&self, reason: &str) -> String {
+        let dir = self.root.join(crate::store_dir::INDEX_DIR);
+        match reason.starts_with(crate::index::OTHER_LAYOUT) {
+            true => format!(
+                "{}: index rebuilt from the segments for this version of model-archive ({reason})",
+                dir.display()
+            ),
+            false => format!(
+                "{}: damaged index rebuilt from the segments ({reason})",
+                dir.display()
+            ),
+        }
+    }
+
     /// The index, or an error saying this archive was opened for logging only. Taken again
     /// (waiting for another process, caught up with the segments if it had to be rebuilt)
     /// when it was handed back.
     fn index(&self) -> Result<Arc<Index>> {
         let (index, damaged, again) = self.lease.get()?;
         if let Some(reason) = &damaged {
-            self.warn(format!(
-                "{}: damaged index rebuilt from the segments ({reason})",
-                self.root.join(crate::store_dir::INDEX_DIR).display()
-            ));
+            self.warn(self.rebuilt_warning(reason));
         }
         // Taken again after a hand-over: what others wrote meanwhile (a `put` that found the
         // index busy writes without it) is indexed now, unless a catch-up is what handed it

@@ -16,7 +16,7 @@ use crate::format::version;
 use crate::locator::Locator;
 use crate::reader::ArchiveReader;
 use crate::segment::writer::sync_dir;
-use crate::store_dir::{INDEX_DIR, SEGMENTS_DIR, read_store_header, write_store_header};
+use crate::store_dir::{SEGMENTS_DIR, read_store_header, write_store_header};
 
 /// Configures and opens or creates an archive.
 ///
@@ -107,10 +107,7 @@ impl ArchiveBuilder {
             *l = logged;
         }
         if let Some(reason) = damaged {
-            archive.warn(format!(
-                "{}: damaged index rebuilt from the segments ({reason})",
-                archive.root.join(INDEX_DIR).display()
-            ));
+            archive.warn(archive.rebuilt_warning(&reason));
         }
         archive.catch_up(&|_, _| {})?;
         if let Ok(mut l) = archive.logged.lock() {

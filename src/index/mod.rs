@@ -30,6 +30,10 @@ use crate::hash::{ObjectHash, parse_hex_nibbles};
 /// "migrate".
 const INDEX_VERSION: u32 = 7;
 
+/// How the reason an index was cleared starts when another program version wrote it (not
+/// damage: an upgrade).
+pub(crate) const OTHER_LAYOUT: &str = "the index is of layout";
+
 /// Most entries in one run (one sled value), so a run stays a few tens of KiB.
 const RUN_MAX: usize = 512;
 
@@ -313,7 +317,10 @@ impl Index {
         // damaged, rebuild all.
         let stale = match version.as_deref() {
             None => None,
-            Some(v) if v != current => Some("an index of another layout".to_owned()),
+            Some(v) if v != current => Some(format!(
+                "{OTHER_LAYOUT} {}, this program's is {INDEX_VERSION}",
+                <[u8; 4]>::try_from(v.as_ref()).map_or(0, u32::from_be_bytes)
+            )),
             Some(_) if !index.lookup.is_dir() => Some(format!(
                 "{} is missing or not a directory",
                 index.lookup.display()
