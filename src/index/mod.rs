@@ -319,7 +319,7 @@ impl Index {
             None => None,
             Some(v) if v != current => Some(format!(
                 "{OTHER_LAYOUT} {}, this program's is {INDEX_VERSION}",
-                <[u8; 4]>::try_from(v.as_ref()).map_or(0, u32::from_be_bytes)
+                <[u8; 4]>::try_from(v).map_or(0, u32::from_be_bytes)
             )),
             Some(_) if !index.lookup.is_dir() => Some(format!(
                 "{} is missing or not a directory",
