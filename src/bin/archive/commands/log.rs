@@ -65,8 +65,9 @@ const GROUP: usize = 256;
 /// few enough that a fast reader does not hold the stream in memory.
 const WAITING_GROUPS: usize = 64;
 
-/// The most committed batches kept for one catch-up (`Writer::hand_over`): a few MB each.
-const LOGGED_BATCHES: usize = 64;
+/// The most committed batches kept for one catch-up (`Writer::hand_over`), and waiting for
+/// it: a few MB each.
+const LOGGED_BATCHES: usize = 32;
 
 /// The least time between two catch-ups of the index while logging: each one writes a lookup
 /// table (merged with the others) and reopens the index.
@@ -81,13 +82,13 @@ const INDEX_EVERY: Duration = Duration::from_millis(250);
 /// What the writer would have told the index is handed over with each commit
 /// (`Writer::hand_over`), so the catch-up applies it instead of reading the packs back.
 struct Indexer {
-    commits: Option<std::sync::mpsc::Sender<Vec<LoggedBatch>>>,
+    commits: Option<SyncSender<Vec<LoggedBatch>>>,
     thread: std::thread::JoinHandle<bool>,
 }
 
 impl Indexer {
     fn start(store: std::path::PathBuf) -> Indexer {
-        let (commits, rx) = std::sync::mpsc::channel::<Vec<LoggedBatch>>();
+        let (commits, rx) = sync_channel::<Vec<LoggedBatch>>(LOGGED_BATCHES);
         let thread = std::thread::spawn(move || {
             // Batches not taken (the index was busy) are read back by a later catch-up.
             let catch_up = |logged: Vec<LoggedBatch>| {
@@ -128,9 +129,11 @@ impl Indexer {
     }
 
     /// A commit was made; `logged` is what the index learns of it.
+    /// Never waits: while a catch-up runs long (a big merge of lookup tables), commits past
+    /// `LOGGED_BATCHES` are not kept (their frames are read back), so memory stays bounded.
     fn committed(&self, logged: Vec<LoggedBatch>) {
         if let Some(c) = &self.commits {
-            let _ = c.send(logged);
+            let _ = c.try_send(logged);
         }
     }
 
