@@ -111,54 +111,37 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-/// The Parquet peer: bytes of the same records as a zstd Parquet file, as JSON from the script.
-fn parquet_peer(stream: &Path, out: &Path) -> Option<serde_json::Value> {
+/// `tools/parquet_peer.py` with `args`: its JSON, if it ran (pyarrow installed) and succeeded.
+fn peer(args: &[&std::ffi::OsStr]) -> Option<serde_json::Value> {
     let script = workspace_root().join("tools/parquet_peer.py");
     let o = Command::new("python3")
         .arg(script)
-        .arg(stream)
-        .arg(out)
-        .stderr(Stdio::inherit())
+        .args(args)
         .output()
         .ok()?;
     if !o.status.success() {
+        eprintln!("parquet_peer.py: {}", String::from_utf8_lossy(&o.stderr));
         return None;
     }
     serde_json::from_slice(&o.stdout).ok()
 }
 
+/// The Parquet peer: bytes of the same records as a zstd Parquet file, as JSON from the script.
+fn parquet_peer(stream: &Path, out: &Path) -> Option<serde_json::Value> {
+    peer(&[stream.as_os_str(), out.as_os_str()])
+}
+
 /// `tools/parquet_peer.py --rewrite`: seconds pyarrow takes to write the table of `table`
 /// again from memory, if pyarrow is installed.
 fn rewrite(table: &Path, out: &Path) -> Option<f64> {
-    let script = workspace_root().join("tools/parquet_peer.py");
-    let o = Command::new("python3")
-        .arg(script)
-        .arg("--rewrite")
-        .arg(table)
-        .arg(out)
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    let v = peer(&["--rewrite".as_ref(), table.as_os_str(), out.as_os_str()])?;
     v.get("write_s")?.as_f64()
 }
 
 /// `tools/parquet_peer.py --read`: Python's stack and table beside pyarrow, if the bindings
 /// and pyarrow are installed.
 fn python_reads(store: &Path, parquet: &Path) -> Option<serde_json::Value> {
-    let script = workspace_root().join("tools/parquet_peer.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("--read")
-        .arg(store)
-        .arg(parquet)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("python reads: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
+    peer(&["--read".as_ref(), store.as_os_str(), parquet.as_os_str()])
 }
 
 /// One `archive log` of `input` into a new store at `store`, fed through a pipe: its wall
