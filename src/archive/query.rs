@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use rayon::prelude::*;
 
 use super::Archive;
@@ -239,7 +242,18 @@ impl Archive {
     /// read through the index; object fields (kind, dtype, rank, size) are looked up only for
     /// queries that name them.
     pub fn query<'q>(&'q self, query: &'q Query) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
-        self.matches(query, false).map(|r| r.map(|(e, _)| e))
+        self.matches(query, false, usize::MAX)
+            .map(|r| r.map(|(e, _)| e))
+    }
+
+    /// `query`, for a caller that takes at most `first` entries (`ls --limit`): runs are read
+    /// ahead only as far as the hits so far say that many need.
+    pub fn query_first<'q>(
+        &'q self,
+        query: &'q Query,
+        first: usize,
+    ) -> impl Iterator<Item = Result<EntryInfo>> + 'q {
+        self.matches(query, false, first).map(|r| r.map(|(e, _)| e))
     }
 
     /// `query`, each entry with what its object is (as `info` says): for listings that show
@@ -248,7 +262,16 @@ impl Archive {
         &'q self,
         query: &'q Query,
     ) -> impl Iterator<Item = Result<(EntryInfo, Option<ObjectInfo>)>> + 'q {
-        self.matches(query, true).map(move |r| {
+        self.query_detailed_first(query, usize::MAX)
+    }
+
+    /// `query_detailed`, for a caller that takes at most `first` entries (see `query_first`).
+    pub fn query_detailed_first<'q>(
+        &'q self,
+        query: &'q Query,
+        first: usize,
+    ) -> impl Iterator<Item = Result<(EntryInfo, Option<ObjectInfo>)>> + 'q {
+        self.matches(query, true, first).map(move |r| {
             r.map(|(e, info)| {
                 let info = info.or_else(|| self.info(&e.hash).ok());
                 (e, info)
@@ -260,38 +283,68 @@ impl Archive {
         &'q self,
         query: &'q Query,
         detail: bool,
+        first: usize,
     ) -> impl Iterator<Item = Result<(EntryInfo, Option<ObjectInfo>)>> + 'q {
         let (runs, needs_record): (Runs<'q>, bool) = match self.plan(query) {
             Ok(p) => p,
             Err(e) => (Box::new(std::iter::once(Err(e))), false),
         };
         // Runs are matched a batch at a time on every core; batches grow from one run, so a
-        // query that stops early (`--limit 20`) reads little ahead.
-        read_ahead(runs).flat_map(move |batch| {
-            let per_run: Vec<Vec<Result<_>>> = batch
-                .into_par_iter()
-                .map(|r| {
-                    match r.and_then(|(first, run)| {
-                        self.run_matches(first, run, query, needs_record, detail)
-                    }) {
-                        Ok(v) => v.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(e)],
-                    }
-                })
-                .collect();
-            per_run.into_iter().flatten()
+        // query that stops early (`--limit 20`) reads little ahead, and no more than the
+        // matches so far say the first `first` need.
+        let progress = Rc::new(Cell::new((0usize, 0usize)));
+        let counted = Rc::clone(&progress);
+        read_ahead(runs, first, progress).flat_map(move |batch| {
+            let p = Rc::clone(&counted);
+            p.set((p.get().0 + batch.len(), p.get().1));
+            self.match_batch(batch, query, needs_record, detail)
+                .inspect(move |_| p.set((p.get().0, p.get().1 + 1)))
         })
+    }
+
+    /// The matches of a batch of runs, matched on every core, in order.
+    fn match_batch(
+        &self,
+        batch: Vec<Result<(u64, RunRec)>>,
+        query: &Query,
+        needs_record: bool,
+        detail: bool,
+    ) -> impl Iterator<Item = Result<(EntryInfo, Option<ObjectInfo>)>> + use<> {
+        let per_run: Vec<Vec<Result<_>>> = batch
+            .into_par_iter()
+            .map(|r| {
+                match r.and_then(|(first, run)| {
+                    self.run_matches(first, run, query, needs_record, detail)
+                }) {
+                    Ok(v) => v.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                }
+            })
+            .collect();
+        per_run.into_iter().flatten()
     }
 }
 
 /// The most runs matched at once.
 const MAX_BATCH: usize = 32;
 
-/// `runs` in batches of 1, 2, 4 ... up to `MAX_BATCH`, in order.
-pub(super) fn read_ahead<T>(mut runs: impl Iterator<Item = T>) -> impl Iterator<Item = Vec<T>> {
+/// `runs` in batches of 1, 2, 4 ... up to `MAX_BATCH`, in order; for a caller that takes the
+/// first `first` matches, of which `progress` holds (runs matched, matches taken) so far, no
+/// more runs than the matches per run so far say the rest of them needs.
+fn read_ahead<T>(
+    mut runs: impl Iterator<Item = T>,
+    first: usize,
+    progress: Rc<Cell<(usize, usize)>>,
+) -> impl Iterator<Item = Vec<T>> {
     let mut size = 1;
     std::iter::from_fn(move || {
-        let batch: Vec<T> = runs.by_ref().take(size).collect();
+        let (matched, taken) = progress.get();
+        let rest = first.saturating_sub(taken);
+        let n = match (taken, rest) {
+            (0, _) | (_, 0) => size,
+            _ => size.min(rest.saturating_mul(matched).div_ceil(taken)),
+        };
+        let batch: Vec<T> = runs.by_ref().take(n.max(1)).collect();
         size = (size * 2).min(MAX_BATCH);
         (!batch.is_empty()).then_some(batch)
     })
@@ -388,5 +441,33 @@ impl RecordFields for ScannedFields<'_> {
         let i = self.names.iter().position(|n| *n == path)?;
         let found = self.found.get(i)?.as_ref()?;
         Some(found.as_deref().map(std::borrow::Cow::Borrowed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_read_ahead_no_further_than_the_matches_so_far_say_are_needed() {
+        let sizes = |first: usize, per_run: usize| {
+            let progress = Rc::new(Cell::new((0usize, 0usize)));
+            let batches = read_ahead(0..200, first, Rc::clone(&progress));
+            let mut out = Vec::new();
+            for b in batches.take(7) {
+                out.push(b.len());
+                // Every run matched `per_run` entries, all taken.
+                let (runs, taken) = progress.get();
+                progress.set((runs + b.len(), taken + b.len() * per_run));
+            }
+            out
+        };
+        // No limit, or no matches yet: 1, 2, 4 ... up to MAX_BATCH.
+        assert_eq!(sizes(usize::MAX, 10), [1, 2, 4, 8, 16, 32, 32]);
+        assert_eq!(sizes(1000, 0), [1, 2, 4, 8, 16, 32, 32]);
+        // 1,000 wanted at 136 a run: 1 + 2 + 4 runs give 952, then one more (not 8).
+        assert_eq!(sizes(1000, 136)[..4], [1, 2, 4, 1]);
+        // Once that many are taken, a caller that goes on gets the rest as without a limit.
+        assert_eq!(sizes(20, 100)[..3], [1, 2, 4]);
     }
 }

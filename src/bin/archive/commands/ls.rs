@@ -43,10 +43,16 @@ fn print(ctx: &Ctx, archive: &Archive, query: &Query, how: &Listing) -> Result<E
     // A long search shows the matches found so far on a terminal; Ctrl-C ends it.
     let bar = spinner("matches");
     // What each object is, only for listings that show it.
+    // Newest first, only the first `limit` are taken: runs are read ahead no further.
+    let first = if how.reverse { usize::MAX } else { how.limit };
     let found: Box<dyn Iterator<Item = model_archive::Result<_>>> = if how.hashes {
-        Box::new(archive.query(query).map(|r| r.map(|e| (e, None))))
+        Box::new(
+            archive
+                .query_first(query, first)
+                .map(|r| r.map(|e| (e, None))),
+        )
     } else {
-        Box::new(archive.query_detailed(query))
+        Box::new(archive.query_detailed_first(query, first))
     };
     let mut matches = found.inspect(|_| bar.inc(1));
     let entries: Vec<(EntryInfo, Option<ObjectInfo>)> = if how.reverse {
