@@ -176,8 +176,9 @@ impl<W: Write + Send> TableStream<W> {
                 rows <= self.group_rows
             })
             .count()
-            .clamp(1, self.pending.len().max(1));
-        let these: Vec<RecordBatch> = self.pending.drain(..take.min(self.pending.len())).collect();
+            .max(1)
+            .min(self.pending.len());
+        let these: Vec<RecordBatch> = self.pending.drain(..take).collect();
         write_row_group(file, columns, self.group, &self.schema, &these)
             .map_err(|e| fail(&self.name, &e))?;
         self.group += 1;

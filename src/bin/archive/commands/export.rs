@@ -42,26 +42,26 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
                 }
                 false => None,
             };
-            let (schema, rows) = match streamed {
-                Some(done) => done,
+            let file_len = || std::fs::metadata(&args.output).map_or(0, |m| m.len());
+            let (schema, rows, bytes) = match streamed {
+                Some((schema, rows)) => (schema, rows, file_len()),
                 None => {
                     let table = archive.table(&query, columns, &progress)?;
-                    if to_file {
+                    let bytes = if to_file {
                         write_file(&args.output, &mut |f| {
                             table_write::write(&table, format, &name, f)?;
                             Ok(())
                         })?;
+                        file_len()
                     } else {
-                        write_output(
-                            None,
-                            &table_write::write(&table, format, &name, Vec::new())?,
-                        )?;
-                    }
-                    (table.schema.clone(), table.num_rows() as u64)
+                        let bytes = table_write::write(&table, format, &name, Vec::new())?;
+                        write_output(None, &bytes)?;
+                        bytes.len() as u64
+                    };
+                    (table.schema.clone(), table.num_rows() as u64, bytes)
                 }
             };
             bar.finish_and_clear();
-            let bytes = std::fs::metadata(&args.output).map_or(0, |m| m.len());
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             let detail = format!("{} columns ({})", names.len(), names.join(", "));
             let what = serde_json::json!({ "columns": names });
