@@ -165,6 +165,7 @@ impl Archive {
         let by_tags_only = !query.needs_more_than_tags() && !needs_record;
         let needs_hash = query.needs_hash();
         let mut tagset_matches: HashMap<u32, bool> = HashMap::new();
+        let mut last: Option<(u32, bool)> = None;
         // A query that names nothing never looks at tags: they are not even decoded.
         let needs_tags = !names.is_empty();
         let mut out = Vec::new();
@@ -174,14 +175,22 @@ impl Archive {
             let hit = if by_tags_only {
                 // Without tags to tell them apart, every entry gets one answer.
                 let key = if needs_tags { tagset } else { 0 };
-                *tagset_matches.entry(key).or_insert_with(|| {
-                    let s = Subject {
-                        tags,
-                        time_ns,
-                        hash: &hash,
-                    };
-                    matches(&s, None)
-                })
+                match last {
+                    // Consecutive entries share a tag set mostly: no lookup.
+                    Some((k, hit)) if k == key => hit,
+                    _ => {
+                        let hit = *tagset_matches.entry(key).or_insert_with(|| {
+                            let s = Subject {
+                                tags,
+                                time_ns,
+                                hash: &hash,
+                            };
+                            matches(&s, None)
+                        });
+                        last = Some((key, hit));
+                        hit
+                    }
+                }
             } else {
                 if needs_hash {
                     hash = pack.item_hash(slot).unwrap_or(hash);

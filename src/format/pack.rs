@@ -43,7 +43,7 @@ pub const PACK_BYTES: usize = 256 << 10;
 pub const PACK_ITEMS: usize = 8192;
 
 pub use super::pack_body::{PackBody, PackItem, TagSets};
-use super::pack_layout::{LAYOUT_COLUMNS, LAYOUT_ROWS};
+use super::pack_layout::LAYOUT_COLUMNS;
 
 /// How many of the objects stored just before a record a writer looks among for the objects
 /// it refers to (a logger stores a record's tensors right before it).
@@ -305,60 +305,6 @@ impl PackBuilder {
     }
 }
 
-/// Where each item's payload starts in a body's `data` (in item order, or, layout 1, grouped
-/// by descriptor), and each descriptor's bytes; every descriptor index is checked, and that
-/// the payloads account for the data exactly.
-fn item_starts(
-    body: &PackBody,
-    data_len: usize,
-) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
-    // Each descriptor's bytes, every index and length checked.
-    let mut sizes = vec![0usize; body.descs.len()];
-    let mut total = 0usize;
-    for (i, item) in body.items.iter().enumerate() {
-        let Some((d, _, len)) = &item.object else {
-            continue;
-        };
-        let size = sizes
-            .get_mut(*d as usize)
-            .ok_or_else(|| format!("pack item {i} names descriptor {d} of {}", body.descs.len()))?;
-        total = usize::try_from(*len)
-            .ok()
-            .and_then(|l| total.checked_add(l))
-            .filter(|t| *t <= data_len)
-            .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
-        *size += *len as usize;
-    }
-    if total != data_len {
-        return Err("pack items do not account for all its data".into());
-    }
-    // Each group's next byte: one group, the whole data, before v5.
-    let mut group_at = vec![0usize; body.descs.len().max(1)];
-    match body.layout {
-        LAYOUT_ROWS => {}
-        LAYOUT_COLUMNS => {
-            let mut at = 0usize;
-            for (g, size) in group_at.iter_mut().zip(&sizes) {
-                *g = at;
-                at += size;
-            }
-        }
-        other => return Err(format!("unknown pack layout {other}")),
-    }
-    let columns = body.layout == LAYOUT_COLUMNS;
-    let mut starts = Vec::with_capacity(body.items.len());
-    for item in &body.items {
-        let (group, len) = match &item.object {
-            Some((d, _, len)) => (if columns { *d as usize } else { 0 }, *len as usize),
-            None => (0, 0),
-        };
-        let at = group_at.get_mut(group).ok_or("a group out of range")?;
-        starts.push(*at);
-        *at += len;
-    }
-    Ok((starts, sizes))
-}
-
 /// One entry read out of a pack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackEntry {
@@ -372,6 +318,9 @@ pub struct PackEntry {
     pub tagset: u32,
 }
 
+/// A pack's local references: (item, offset in its stored payload, item named).
+type Locals = Vec<(u32, u32, u32)>;
+
 /// A decoded, checked pack.
 #[derive(Debug)]
 pub struct Pack {
@@ -383,8 +332,10 @@ pub struct Pack {
     /// Start of each item's payload in `body.data`.
     starts: Vec<usize>,
     /// The pack-local references of its records (layout 1): (item, offset of the reference in
-    /// the item's stored payload, item it names), in item and offset order.
-    locals: Vec<(u32, u32, u32)>,
+    /// the item's stored payload, item it names), in item and offset order; found when first
+    /// needed (a stack reads a record's fields in their stored form, and needs none of them).
+    /// `Err`: a reference names no object, and the pack is damaged.
+    locals: std::sync::OnceLock<std::result::Result<Locals, String>>,
     /// The canonical bytes of the records with local references, and every object's hash,
     /// made when first asked for.
     expanded: std::sync::OnceLock<Expanded>,
@@ -446,9 +397,25 @@ impl PackedObject<'_> {
 }
 
 impl Pack {
-    /// Decode and check a body read from `path` at `offset`: every index in range and the
-    /// payload lengths adding up to the data.
+    /// Decode and check a body read from `path` at `offset`: every index in range, the
+    /// payload lengths adding up to the data, and every local reference naming an object.
     pub fn decode(
+        bytes: &[u8],
+        path: &Path,
+        offset: u64,
+        codec: Codec,
+        stored_len: u64,
+    ) -> Result<Pack> {
+        let pack = Self::decode_lazy(bytes, path, offset, codec, stored_len)?;
+        pack.check_locals()?;
+        Ok(pack)
+    }
+
+    /// `decode`, its records' local references left to be found when first needed: for a
+    /// pack read through the index, which read it whole when it indexed it. A reference that
+    /// names no object then makes the records of the pack unreadable (`object` gives `None`)
+    /// instead of failing the decode.
+    pub(crate) fn decode_lazy(
         bytes: &[u8],
         path: &Path,
         offset: u64,
@@ -463,7 +430,8 @@ impl Pack {
                 return Err(corrupt(format!("pack descriptor {i} has unknown kind {k}")));
             }
         }
-        let (starts, sizes) = item_starts(&body, data.len()).map_err(corrupt)?;
+        let (starts, sizes) =
+            super::pack_layout::item_starts(&body, data.len()).map_err(corrupt)?;
         for (i, item) in body.items.iter().enumerate() {
             if item.object.is_none()
                 && item
@@ -485,7 +453,7 @@ impl Pack {
                 )));
             }
         }
-        let mut locals = Vec::new();
+        let locals = std::sync::OnceLock::new();
         if body.layout == LAYOUT_COLUMNS {
             let groups: Vec<(usize, usize)> = body
                 .descs
@@ -495,9 +463,10 @@ impl Pack {
                 .collect();
             // Unshuffled straight out of the body: the data is copied once.
             body.data = ByteBuf::from(super::pack_layout::split_groups(data, &groups));
-            locals = super::pack_layout::find_locals(&body, &starts).map_err(corrupt)?;
         } else {
             body.data = ByteBuf::from(data.to_vec());
+            // A row-layout body has none.
+            let _ = locals.set(Ok(Vec::new()));
         }
         Ok(Pack {
             body,
@@ -523,11 +492,35 @@ impl Pack {
         self.body.items.is_empty()
     }
 
+    /// The local references of the pack's records, found on the first call (`None`: one
+    /// names no object).
+    fn locals(&self) -> Option<&[(u32, u32, u32)]> {
+        self.locals
+            .get_or_init(|| super::pack_layout::find_locals(&self.body, &self.starts))
+            .as_deref()
+            .ok()
+    }
+
+    /// Check that every local reference of the pack's records names an object stored
+    /// before it: the error says which does not.
+    pub fn check_locals(&self) -> Result<()> {
+        match self.locals().map(|_| ()) {
+            Some(()) => Ok(()),
+            None => {
+                let why = match self.locals.get() {
+                    Some(Err(e)) => e.clone(),
+                    _ => "a local reference names no object".to_owned(),
+                };
+                Err(Error::corrupt(&self.path, self.offset, why))
+            }
+        }
+    }
+
     /// The object in `slot` (item index + 1), if that item stores one: its canonical bytes.
     pub fn object(&self, slot: u32) -> Option<PackedObject<'_>> {
         let mut o = self.stored_object(slot)?;
         // Only records have local references: other objects are read without a search.
-        if o.kind == Kind::Record && self.has_locals(slot) {
+        if o.kind == Kind::Record && self.has_locals(slot)? {
             let e = self.expanded();
             let at = e.spans.binary_search_by_key(&(slot - 1), |s| s.0).ok()?;
             let (_, start, len) = *e.spans.get(at)?;
@@ -561,23 +554,34 @@ impl Pack {
     /// bytes more for each local reference), without expanding it.
     pub(crate) fn canonical_len(&self, slot: u32) -> Option<u64> {
         let stored = self.stored_object(slot)?.data.len();
-        Some((stored + 30 * self.locals_of(slot).len()) as u64)
+        Some((stored + 30 * self.locals_of(slot)?.len()) as u64)
     }
 
-    /// The local references of the record in `slot` (none for any other item).
-    fn locals_of(&self, slot: u32) -> &[(u32, u32, u32)] {
-        if self.locals.is_empty() {
-            return &[];
-        }
+    /// The local references of the record in `slot` (none for any other item; `None`: the
+    /// pack's are damaged).
+    fn locals_of(&self, slot: u32) -> Option<&[(u32, u32, u32)]> {
+        let all = self.locals()?;
         let i = slot.wrapping_sub(1);
-        let from = self.locals.partition_point(|l| l.0 < i);
-        let to = self.locals.partition_point(|l| l.0 <= i);
-        self.locals.get(from..to).unwrap_or_default()
+        let from = all.partition_point(|l| l.0 < i);
+        let to = all.partition_point(|l| l.0 <= i);
+        all.get(from..to)
     }
 
-    /// True if the record in `slot` has local references.
-    fn has_locals(&self, slot: u32) -> bool {
-        !self.locals_of(slot).is_empty()
+    /// `locals_of`, scanning the record in `slot` alone when the pack's have not been found
+    /// (a query that names a few hits should not scan every record of their packs).
+    fn record_locals(&self, slot: u32) -> Option<std::borrow::Cow<'_, [(u32, u32, u32)]>> {
+        if self.locals.get().is_some() {
+            return self.locals_of(slot).map(std::borrow::Cow::Borrowed);
+        }
+        let mut out = Vec::new();
+        let i = (slot as usize).checked_sub(1)?;
+        super::pack_layout::item_locals(&self.body, &self.starts, i, &mut out).ok()?;
+        Some(std::borrow::Cow::Owned(out))
+    }
+
+    /// True if the record in `slot` has local references (`None`: the pack's are damaged).
+    fn has_locals(&self, slot: u32) -> Option<bool> {
+        Some(!self.locals_of(slot)?.is_empty())
     }
 
     /// The records with local references in canonical form, and every object's hash.
@@ -592,7 +596,8 @@ impl Pack {
                     continue;
                 };
                 let i = slot as usize - 1;
-                let ours = self.locals_of(slot);
+                // Asked for only once the locals are known good.
+                let ours = self.locals_of(slot).unwrap_or_default();
                 // Every target is an object before this one (checked when the pack was read):
                 // its hash is known.
                 let mine: Vec<(usize, ObjectHash)> = ours
@@ -620,9 +625,6 @@ impl Pack {
     /// few hits should not hash every item of their packs).
     pub(crate) fn object_hash(&self, slot: u32) -> Option<ObjectHash> {
         let i = (slot as usize).checked_sub(1)?;
-        if self.locals.is_empty() {
-            return self.stored_object(slot).map(|o| o.hash());
-        }
         if let Some(e) = self.expanded.get() {
             return *e.hashes.get(i)?;
         }
@@ -633,11 +635,13 @@ impl Pack {
     /// too long to follow this way takes the pack's expansion instead).
     fn hash_alone(&self, slot: u32, depth: usize) -> Option<ObjectHash> {
         let o = self.stored_object(slot)?;
-        let mine = self.locals_of(slot);
+        let mine = self.record_locals(slot)?;
         if mine.is_empty() {
             return Some(o.hash());
         }
         if depth >= 8 {
+            // The expansion trusts the pack's references: they are checked first.
+            self.locals()?;
             return *self.expanded().hashes.get(slot as usize - 1)?;
         }
         let named = mine
@@ -893,6 +897,28 @@ mod tests {
     }
 
     #[test]
+    fn a_record_hashed_alone_before_its_pack_is_scanned_hashes_as_after() {
+        let mut b = PackBuilder::default();
+        let made: Vec<_> = (0..5).map(|i| push_prediction(&mut b, i)).collect();
+        let (bytes, _) = b.finish().expect("encode");
+        let p = Pack::decode_lazy(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect("decode");
+        // Slots 2, 4, ...: the records. Asked for one at a time, nothing scanned yet.
+        for (i, (_, rh, _)) in made.iter().enumerate().rev() {
+            assert_eq!(p.item_hash(2 * i as u32 + 2), Some(*rh), "record {i} alone");
+        }
+        assert!(
+            p.locals.get().is_none(),
+            "no pack-wide scan for a few hashes"
+        );
+        for (i, (th, rh, rec)) in made.iter().enumerate() {
+            let o = p.object(2 * i as u32 + 2).expect("record");
+            assert_eq!(o.data, &rec[..], "canonical bytes of record {i}");
+            assert_eq!(p.item_hash(2 * i as u32 + 1), Some(*th));
+            assert_eq!(p.item_hash(2 * i as u32 + 2), Some(*rh));
+        }
+    }
+
+    #[test]
     fn records_refer_to_tensors_before_them_locally_and_read_back_canonical() {
         let mut b = PackBuilder::default();
         let made: Vec<_> = (0..50u8).map(|i| push_prediction(&mut b, i)).collect();
@@ -947,6 +973,26 @@ mod tests {
             let err = Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect_err("bad");
             assert!(err.to_string().contains("is not there"), "{err}");
         }
+        // Read through the index (lazily), the pack decodes; its records are unreadable,
+        // and the check says why.
+        let mut bad = body.clone();
+        let at = bad
+            .data
+            .windows(2)
+            .position(|w| w == [0xd5, 3])
+            .expect("a local reference");
+        bad.data[at + 3] = 0;
+        let bytes = rmp_serde::to_vec(&bad).expect("encode");
+        let lazy = Pack::decode_lazy(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect("lazy");
+        assert!(
+            lazy.stored_object(2).is_some(),
+            "the stored record is there"
+        );
+        assert!(lazy.object(2).is_none(), "but not its canonical bytes");
+        assert!(lazy.item_hash(2).is_none(), "nor its address");
+        assert!(lazy.object(1).is_some(), "the tensor before it reads");
+        let err = lazy.check_locals().expect_err("bad");
+        assert!(err.to_string().contains("is not there"), "{err}");
         // An unknown layout is damage too.
         body.layout = 9;
         let bytes = rmp_serde::to_vec(&body).expect("encode");

@@ -186,7 +186,101 @@ impl<'a> Reader<'a> {
         f(self).map(Some)
     }
 
+    /// An integer of any msgpack width that fits an `i64` (`None`, nothing read: any other
+    /// value, which `int` then reads or refuses).
+    #[inline]
+    fn small_int(&mut self) -> Option<i64> {
+        let b = self.b.get(self.at..)?;
+        let (v, n) = match *b.first()? {
+            m @ 0x00..=0x7f => (i64::from(m), 1),
+            m @ 0xe0..=0xff => (i64::from(m as i8), 1),
+            0xcc => (i64::from(*b.get(1)?), 2),
+            0xcd => (
+                i64::from(u16::from_be_bytes(b.get(1..3)?.try_into().ok()?)),
+                3,
+            ),
+            0xce => (
+                i64::from(u32::from_be_bytes(b.get(1..5)?.try_into().ok()?)),
+                5,
+            ),
+            0xd0 => (i64::from(*b.get(1)? as i8), 2),
+            0xd1 => (
+                i64::from(i16::from_be_bytes(b.get(1..3)?.try_into().ok()?)),
+                3,
+            ),
+            0xd2 => (
+                i64::from(i32::from_be_bytes(b.get(1..5)?.try_into().ok()?)),
+                5,
+            ),
+            0xd3 => (i64::from_be_bytes(b.get(1..9)?.try_into().ok()?), 9),
+            _ => return None,
+        };
+        self.at += n;
+        Some(v)
+    }
+
+    /// An item as a writer of this program encodes it (fixarrays, integers that fit their
+    /// fields, no hash), read without the general path's checks and messages; `None`, with
+    /// nothing read, for anything else, which `item` then reads.
+    #[inline]
+    fn item_fast(&mut self) -> Option<PackItem> {
+        let start = self.at;
+        let item = self.item_fast_inner();
+        if item.is_none() {
+            self.at = start;
+        }
+        item
+    }
+
+    fn item_fast_inner(&mut self) -> Option<PackItem> {
+        let byte = |r: &mut Self| {
+            let m = *r.b.get(r.at)?;
+            r.at += 1;
+            Some(m)
+        };
+        if byte(self)? != 0x93 {
+            return None;
+        }
+        let object = match byte(self)? {
+            0xc0 => None,
+            0x93 => {
+                let d = u32::try_from(self.small_int()?).ok()?;
+                let dims = match byte(self)? {
+                    m @ 0x90..=0x9f => m & 0x0f,
+                    _ => return None,
+                };
+                let mut shape = Vec::with_capacity(usize::from(dims));
+                for _ in 0..dims {
+                    shape.push(u64::try_from(self.small_int()?).ok()?);
+                }
+                let len = u64::try_from(self.small_int()?).ok()?;
+                Some((d, shape, len))
+            }
+            _ => return None,
+        };
+        if byte(self)? != 0xc0 {
+            return None;
+        }
+        let entry = match byte(self)? {
+            0xc0 => None,
+            0x92 => {
+                let dt = self.small_int()?;
+                let tagset = u32::try_from(self.small_int()?).ok()?;
+                Some((dt, tagset))
+            }
+            _ => return None,
+        };
+        Some(PackItem {
+            object,
+            hash: None,
+            entry,
+        })
+    }
+
     fn item(&mut self) -> R<PackItem> {
+        if let Some(item) = self.item_fast() {
+            return Ok(item);
+        }
         self.tuple(3)?;
         let object = self.option(|r| {
             r.tuple(3)?;

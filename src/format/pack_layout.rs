@@ -102,6 +102,60 @@ pub(crate) fn expand(stored: &[u8], locals: &[(usize, ObjectHash)], out: &mut Ve
     out.extend_from_slice(stored.get(from..).unwrap_or_default());
 }
 
+/// Where each item's payload starts in a body's `data` (in item order, or, layout 1, grouped
+/// by descriptor), and each descriptor's bytes; every descriptor index is checked, and that
+/// the payloads account for the data exactly.
+pub(crate) fn item_starts(
+    body: &PackBody,
+    data_len: usize,
+) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+    // Each descriptor's bytes, every index and length checked.
+    let mut sizes = vec![0usize; body.descs.len()];
+    let mut total = 0usize;
+    for (i, item) in body.items.iter().enumerate() {
+        let Some((d, _, len)) = &item.object else {
+            continue;
+        };
+        let size = sizes
+            .get_mut(*d as usize)
+            .ok_or_else(|| format!("pack item {i} names descriptor {d} of {}", body.descs.len()))?;
+        total = usize::try_from(*len)
+            .ok()
+            .and_then(|l| total.checked_add(l))
+            .filter(|t| *t <= data_len)
+            .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
+        *size += *len as usize;
+    }
+    if total != data_len {
+        return Err("pack items do not account for all its data".into());
+    }
+    // Each group's next byte: one group, the whole data, before v5.
+    let mut group_at = vec![0usize; body.descs.len().max(1)];
+    match body.layout {
+        LAYOUT_ROWS => {}
+        LAYOUT_COLUMNS => {
+            let mut at = 0usize;
+            for (g, size) in group_at.iter_mut().zip(&sizes) {
+                *g = at;
+                at += size;
+            }
+        }
+        other => return Err(format!("unknown pack layout {other}")),
+    }
+    let columns = body.layout == LAYOUT_COLUMNS;
+    let mut starts = Vec::with_capacity(body.items.len());
+    for item in &body.items {
+        let (group, len) = match &item.object {
+            Some((d, _, len)) => (if columns { *d as usize } else { 0 }, *len as usize),
+            None => (0, 0),
+        };
+        let at = group_at.get_mut(group).ok_or("a group out of range")?;
+        starts.push(*at);
+        *at += len;
+    }
+    Ok((starts, sizes))
+}
+
 /// The local references of a layout-1 body's records (see `Pack::locals`), each checked to
 /// name an object stored before the record.
 pub(crate) fn find_locals(
@@ -109,40 +163,52 @@ pub(crate) fn find_locals(
     starts: &[usize],
 ) -> std::result::Result<Vec<(u32, u32, u32)>, String> {
     let mut out = Vec::new();
-    for (i, item) in body.items.iter().enumerate() {
-        let Some((d, _, len)) = &item.object else {
-            continue;
-        };
-        if body.descs.get(*d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
-            continue;
-        }
-        let start = starts.get(i).copied().unwrap_or(0);
-        let bytes = body
-            .data
-            .get(start..start + *len as usize)
-            .unwrap_or_default();
-        let mut bad = None;
-        let scanned = crate::object::record_scan::scan_locals(bytes, &mut |at, back| {
-            let target = i.checked_sub(usize::from(back)).filter(|_| back > 0);
-            match target.and_then(|t| body.items.get(t)) {
-                Some(t) if t.object.is_some() => {
-                    out.push((i as u32, at as u32, (i - usize::from(back)) as u32));
-                }
-                _ => bad = Some(back),
-            }
-        });
-        // A record that does not scan has no local references to find; reading it as a
-        // record says what is wrong with it.
-        if scanned.is_err() {
-            out.retain(|l| l.0 != i as u32);
-        }
-        if let Some(back) = bad {
-            return Err(format!(
-                "pack item {i} refers to the object {back} items before it, which is not there"
-            ));
-        }
+    for i in 0..body.items.len() {
+        item_locals(body, starts, i, &mut out)?;
     }
     Ok(out)
+}
+
+/// `find_locals` of item `i` alone, added to `out` (nothing unless it stores a record).
+pub(crate) fn item_locals(
+    body: &PackBody,
+    starts: &[usize],
+    i: usize,
+    out: &mut Vec<(u32, u32, u32)>,
+) -> std::result::Result<(), String> {
+    let Some((d, _, len)) = body.items.get(i).and_then(|item| item.object.as_ref()) else {
+        return Ok(());
+    };
+    if body.descs.get(*d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
+        return Ok(());
+    }
+    let start = starts.get(i).copied().unwrap_or(0);
+    let bytes = body
+        .data
+        .get(start..start + *len as usize)
+        .unwrap_or_default();
+    let mut bad = None;
+    let before = out.len();
+    let scanned = crate::object::record_scan::scan_locals(bytes, &mut |at, back| {
+        let target = i.checked_sub(usize::from(back)).filter(|_| back > 0);
+        match target.and_then(|t| body.items.get(t)) {
+            Some(t) if t.object.is_some() => {
+                out.push((i as u32, at as u32, (i - usize::from(back)) as u32));
+            }
+            _ => bad = Some(back),
+        }
+    });
+    // A record that does not scan has no local references to find; reading it as a
+    // record says what is wrong with it.
+    if scanned.is_err() {
+        out.truncate(before);
+    }
+    match bad {
+        Some(back) => Err(format!(
+            "pack item {i} refers to the object {back} items before it, which is not there"
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

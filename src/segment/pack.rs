@@ -49,10 +49,18 @@ pub fn decode_compaction(frame: &Frame, payload: &[u8], path: &Path) -> Result<C
     CompactionBody::decode(&bytes).map_err(|e| Error::corrupt(path, frame.offset, e))
 }
 
-/// Decode the pack of a scanned frame whose payload is `payload`.
+/// Decode the pack of a scanned frame whose payload is `payload`, checked whole.
 pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
+    let pack = decode_lazy(frame, payload, path)?;
+    pack.check_locals()?;
+    Ok(pack)
+}
+
+/// `decode_frame`, the records' local references checked only when read
+/// (`Pack::decode_lazy`).
+fn decode_lazy(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> {
     let bytes = checked_body(frame, payload, path, PACK_KIND)?;
-    Pack::decode(
+    Pack::decode_lazy(
         &bytes,
         path,
         frame.offset,
@@ -61,7 +69,8 @@ pub fn decode_frame(frame: &Frame, payload: &[u8], path: &Path) -> Result<Pack> 
     )
 }
 
-/// Read, check and decode the pack frame at `offset` of the segment at `path`.
+/// Read, check and decode the pack frame at `offset` of the segment at `path` (the index
+/// points there: its records' local references are checked when read, `Pack::decode_lazy`).
 pub fn read(maps: &Maps, path: &Path, offset: u64) -> Result<Pack> {
     let (_, header) = header_at(maps, path, offset)?;
     if header.kind != FrameKind::Pack {
@@ -72,7 +81,7 @@ pub fn read(maps: &Maps, path: &Path, offset: u64) -> Result<Pack> {
         ));
     }
     let f = frame_at(maps, path, offset, header)?;
-    decode_frame(&f.frame, f.payload(), path)
+    decode_lazy(&f.frame, f.payload(), path)
 }
 
 /// The last few packs read, so that reading several items of one pack decodes it once, also
