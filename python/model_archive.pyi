@@ -87,6 +87,13 @@ class Mapped:
     def __len__(self) -> int: ...
     def __buffer__(self, flags: int) -> memoryview: ...
 
+class OwnedBytes:
+    """The memory behind an array from `stack` and `get(..., rows=...)` (its `base`): the
+    bytes the store made, handed over without a copy. Writable buffer protocol."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
 class Entry:
     """One act of logging: which object, when, with which tags."""
 

@@ -202,6 +202,20 @@ fn exported_files_are_read_back_by_numpy_and_safetensors() {
             .stdout(predicates::str::contains("100 rows, F32 [100, 3]"));
         assert!(out.is_file(), "{name}");
     }
+    // To stdout: the same bytes as the file (the header, then the rows as they are).
+    let piped = t
+        .cmd()
+        .args(["export", "split = \"even\"", "--field", "probs", "-o", "-"])
+        .output()
+        .expect("export to stdout");
+    assert!(piped.status.success());
+    let file = std::fs::read(dir.path().join("probs.npy")).expect("npy");
+    assert_eq!(piped.stdout, file);
+    assert_eq!(
+        file.len() % 64,
+        100 * 3 * 4 % 64,
+        "data after a 64-byte aligned header"
+    );
     // Bad input: exit 2, the reason named, no file left behind.
     let bad = dir.path().join("bad.npy");
     t.cmd()

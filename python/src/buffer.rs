@@ -228,3 +228,100 @@ impl Mapped {
     /// Called by Python with a view this object filled; nothing was allocated for it.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
 }
+
+/// Bytes made for Python (a stacked array), owned here and exported *writable* through the
+/// buffer protocol: the numpy array made from them is a view that keeps this object alive
+/// through its `base`, so a large result is handed over without a copy. Rust never reads or
+/// writes the bytes once the object is made; only the views do.
+#[pyclass(frozen, module = "model_archive")]
+pub struct OwnedBytes {
+    ptr: ptr::NonNull<u8>,
+    len: usize,
+    cap: usize,
+}
+
+// SAFETY: the object owns its allocation alone (taken whole from a `Vec`, freed in `drop`), and
+// no Rust code touches the bytes after `new`: moving it to, or sharing it with, another thread
+// shares only the pointer, as a `bytearray` does. Writes through exported views are Python's,
+// into raw memory no Rust reference covers.
+unsafe impl Send for OwnedBytes {}
+// SAFETY: as above: `&OwnedBytes` gives access to the pointer and lengths only.
+unsafe impl Sync for OwnedBytes {}
+
+impl OwnedBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        let mut bytes = std::mem::ManuallyDrop::new(bytes);
+        OwnedBytes {
+            ptr: ptr::NonNull::from(bytes.as_mut_slice()).cast::<u8>(),
+            len: bytes.len(),
+            cap: bytes.capacity(),
+        }
+    }
+}
+
+impl Drop for OwnedBytes {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`, `len` and `cap` are those of the `Vec` taken apart in `new`, which was
+        // never dropped; Python drops this object only once no view of it is held (each view
+        // holds a strong reference).
+        unsafe { drop(Vec::from_raw_parts(self.ptr.as_ptr(), self.len, self.cap)) }
+    }
+}
+
+#[pymethods]
+impl OwnedBytes {
+    fn __len__(&self) -> usize {
+        self.len
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<model_archive.OwnedBytes {} bytes>", self.len)
+    }
+
+    /// # Safety
+    /// Called by Python with a valid `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("the buffer view is null"));
+        }
+        let (buf, len) = (slf.get().ptr.as_ptr(), slf.get().len);
+        // SAFETY: `view` is non-null and Python's to fill. `buf` is this object's allocation of
+        // `len` bytes, which lives at least as long as the object; the view holds a strong
+        // reference to it in `obj` until it is released. `shape` and `strides` point into the
+        // view itself, as CPython's own `PyBuffer_FillInfo` arranges; `format` is static.
+        unsafe {
+            (*view).obj = slf.into_any().into_ptr();
+            (*view).buf = buf.cast::<c_void>();
+            (*view).len = len as isize;
+            (*view).readonly = 0;
+            (*view).itemsize = 1;
+            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
+                c"B".as_ptr().cast_mut()
+            } else {
+                ptr::null_mut()
+            };
+            (*view).ndim = 1;
+            (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND {
+                &raw mut (*view).len
+            } else {
+                ptr::null_mut()
+            };
+            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
+                &raw mut (*view).itemsize
+            } else {
+                ptr::null_mut()
+            };
+            (*view).suboffsets = ptr::null_mut();
+            (*view).internal = ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// Called by Python with a view this object filled; nothing was allocated for it.
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+}

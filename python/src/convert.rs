@@ -481,7 +481,8 @@ pub fn owned_ndarray<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let dt = numpy_dtype(py, tensor.dtype, what)?;
     let dims = PyTuple::new(py, tensor.shape.dims())?;
-    let buffer = pyo3::types::PyByteArray::new(py, &tensor.data);
+    // Handed over, not copied: the array is a writable view of the tensor's own bytes.
+    let buffer = Bound::new(py, crate::buffer::OwnedBytes::new(tensor.data))?;
     numpy_attr(py, &NDARRAY, "ndarray")?.call1((dims, dt, buffer))
 }
 

@@ -4,6 +4,11 @@
 
 mod buffer;
 mod convert;
+
+/// mimalloc for this library's own allocations (python/Cargo.toml says why).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod error;
 mod remote;
 mod table;
@@ -981,6 +986,7 @@ fn model_archive(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Entry>()?;
     m.add_class::<Ref>()?;
     m.add_class::<buffer::Mapped>()?;
+    m.add_class::<buffer::OwnedBytes>()?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

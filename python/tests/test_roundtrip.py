@@ -194,6 +194,16 @@ def test_stack_gives_one_array_in_logging_order(archive):
     got = archive.stack('run = "exp1"', "probs")
     assert got.shape == (50, 4) and got.dtype == np.float32
     assert np.array_equal(got, np.stack(rows))
+    # Handed over without a copy: a writable view of the bytes the store stacked, which it
+    # keeps alive after the archive and every other reference are gone.
+    assert isinstance(got.base, ma.OwnedBytes) and len(got.base) == got.nbytes
+    assert got.flags.writeable and not got.flags.owndata
+    got[3] += 1
+    assert got[3, 0] == 4.0 and got[2, 0] == 2.0
+    view = archive.stack('run = "exp1"', "probs")[10:12]
+    import gc
+    gc.collect()
+    assert view.tolist() == [[10.0] * 4, [11.0] * 4]
     assert np.array_equal(archive.stack("label = 2", "probs"), np.stack(rows[2::3]))
     with pytest.raises(ma.InvalidInput, match="no entries match"):
         archive.stack('run = "none"', "probs")

@@ -39,6 +39,16 @@ pub(super) enum Hits {
     },
 }
 
+impl Hits {
+    /// How many entries matched.
+    pub fn len(&self) -> usize {
+        match self {
+            Hits::Listed(v) => v.len(),
+            Hits::Packed { hits, .. } => hits.len(),
+        }
+    }
+}
+
 /// A matching entry of a pack.
 pub(super) struct PackHit {
     /// Its sequence number.

@@ -76,7 +76,7 @@ impl Archive {
         let rows = self.fold_runs(
             query,
             progress,
-            &Part::default,
+            &Part::expecting,
             &add,
             &|_| Ok(()),
             &mut take,
@@ -181,11 +181,12 @@ impl Archive {
 type Head = (Dtype, Shape, String);
 
 /// A run's rows: the first one's dtype and shape, the bytes of all, and what stopped them.
-#[derive(Default)]
 struct Part {
     first: Option<Head>,
     data: Vec<u8>,
     rows: usize,
+    /// The most rows the run can give: room for them all is made at the first.
+    expect: usize,
     problem: Option<Problem>,
 }
 
@@ -217,6 +218,17 @@ impl Problem {
 }
 
 impl Part {
+    /// A part of a run of at most `expect` rows.
+    fn expecting(expect: usize) -> Part {
+        Part {
+            first: None,
+            data: Vec::new(),
+            rows: 0,
+            expect,
+            problem: None,
+        }
+    }
+
     /// Add a row (named by `name` when it is first or differs).
     fn add(&mut self, row: Result<Row<'_>>, name: &dyn Fn() -> String) {
         let (dtype, shape, bytes) = match row {
@@ -224,7 +236,13 @@ impl Part {
             Err(e) => return self.problem = Some(Problem::Failed(e)),
         };
         match &self.first {
-            None => self.first = Some((dtype, Shape::new(shape.to_vec()), name())),
+            None => {
+                self.first = Some((dtype, Shape::new(shape.to_vec()), name()));
+                // Not reserving is only slower: the rows still land.
+                let _ = self
+                    .data
+                    .try_reserve_exact(self.expect.saturating_mul(bytes.len()));
+            }
             Some((fd, fs, _)) if *fd != dtype || fs.dims() != &shape[..] => {
                 let head = (dtype, Shape::new(shape.to_vec()), name());
                 return self.problem = Some(Problem::Differs(head));

@@ -91,7 +91,7 @@ impl Archive {
                 .collect(),
         };
         // Each run's rows are built on a core of their own, then joined in order.
-        let part = || (TableBuilder::new(columns), Vec::new());
+        let part = |rows: usize| (TableBuilder::new(columns), Vec::with_capacity(rows));
         let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), m: &Match<'_>| {
             seqs.push(m.seq());
             self.add_row(part, m, &tags)

@@ -121,14 +121,14 @@ impl Match<'_> {
 impl Archive {
     /// Every entry `query` matches, oldest first (removed entries left out), the work of each
     /// run done on every core: `add` takes a run's matches, oldest first, into a `T` that
-    /// `start` makes, `end` finishes it there, and `take` gets the `T`s in order, oldest run
+    /// `start` makes (told how many the run can give at most), `end` finishes it there, and `take` gets the `T`s in order, oldest run
     /// first, as they come, with the most entries there can be (a bound to reserve memory
     /// by); `progress(done, 0)` after each run. Returns how many entries matched.
     pub(super) fn fold_runs<T: Send>(
         &self,
         query: &Query,
         progress: &dyn Fn(u64, u64),
-        start: &(dyn Fn() -> T + Sync),
+        start: &(dyn Fn(usize) -> T + Sync),
         add: &(dyn Fn(&mut T, &Match<'_>) -> Result<()> + Sync),
         end: &(dyn Fn(&mut T) -> Result<()> + Sync),
         take: &mut dyn FnMut(T, u64) -> Result<()>,
@@ -138,7 +138,7 @@ impl Archive {
         let stop = AtomicBool::new(false);
         let one = |(first_seq, run)| -> Result<(T, u64)> {
             let hits = self.run_hits(first_seq, run, query, needs_record)?;
-            let mut acc = start();
+            let mut acc = start(hits.len());
             let rows = each_hit(hits, &removed, &mut |m| add(&mut acc, m))?;
             end(&mut acc)?;
             Ok((acc, rows))

@@ -395,6 +395,14 @@ pub(crate) fn fortran_to_c(src: &[u8], dims: &[u64], size: usize) -> Vec<u8> {
 
 /// Encode a tensor as `.npy` (format 1.0, or 2.0 if the header needs it), C order.
 pub fn write(input: &str, dtype: Dtype, shape: &Shape, data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = header(input, dtype, shape, data.len())?;
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+/// The bytes of a `.npy` file before its data (`write`), with room reserved for `data_len`
+/// bytes more: a large array is written after it as it is, without a copy.
+pub fn header(input: &str, dtype: Dtype, shape: &Shape, data_len: usize) -> Result<Vec<u8>> {
     let d = descr(dtype).ok_or_else(|| {
         Error::invalid(
             input,
@@ -416,7 +424,7 @@ pub fn write(input: &str, dtype: Dtype, shape: &Shape, data: &[u8]) -> Result<Ve
     let total = (prefix + header.len() + 1).div_ceil(64) * 64;
     header.push_str(&" ".repeat(total - prefix - header.len() - 1));
     header.push('\n');
-    let mut out = Vec::with_capacity(total + data.len());
+    let mut out = Vec::with_capacity(total + data_len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[version, 0]);
     if version == 1 {
@@ -425,7 +433,6 @@ pub fn write(input: &str, dtype: Dtype, shape: &Shape, data: &[u8]) -> Result<Ve
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
     Ok(out)
 }
 

@@ -11,7 +11,7 @@ use model_archive::query::Query;
 use model_archive::table::Table;
 use model_archive::table::write::{self as table_write, TableFormat, TableStream};
 
-use super::{Ctx, UsageError, write_file, write_output};
+use super::{Ctx, UsageError, write_file, write_output, write_parts};
 use crate::args::ExportArgs;
 use crate::output::{outln, size, spinner};
 
@@ -76,9 +76,19 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
                 "dtype": tensor.dtype.name(), "shape": tensor.shape.dims(),
             });
             let detail = format!("{} {}", tensor.dtype, tensor.shape);
-            let bytes = interop::write(format, &name, &Document::Tensor(Array::from(tensor)))?;
-            write_output(Some(&args.output), &bytes)?;
-            (rows, what, detail, bytes.len() as u64, format.name())
+            let written = match format {
+                // The header, then the stacked rows as they are: no second copy of them.
+                Format::Npy => {
+                    let head = interop::npy::header(&name, tensor.dtype, &tensor.shape, 0)?;
+                    write_parts(&args.output, &[&head, &tensor.data])?
+                }
+                _ => {
+                    let bytes =
+                        interop::write(format, &name, &Document::Tensor(Array::from(tensor)))?;
+                    write_parts(&args.output, &[&bytes])?
+                }
+            };
+            (rows, what, detail, written, format.name())
         }
     };
     if args.output.as_os_str() == "-" {

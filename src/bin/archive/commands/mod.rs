@@ -142,20 +142,36 @@ pub fn resolve(archive: &Archive, prefix: &str) -> Result<ObjectHash> {
 
 /// Write `bytes` to `path` atomically (temp file, then rename), or to stdout for `-`.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    write_parts_to(path, &[bytes])
+}
+
+/// `write_output` to `path` of `parts`, one after the other; returns how many bytes.
+pub fn write_parts(path: &Path, parts: &[&[u8]]) -> Result<u64> {
+    write_parts_to(Some(path), parts)?;
+    Ok(parts.iter().map(|p| p.len() as u64).sum())
+}
+
+/// `write_output` of `parts`, one after the other.
+fn write_parts_to(path: Option<&Path>, parts: &[&[u8]]) -> Result<()> {
     use std::io::Write;
     // Flushed here, not at exit (where a failed write goes unreported): output that does not
     // end in a newline stays in stdout's line buffer until then.
     let to_stdout = || -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        out.write_all(bytes)?;
+        for p in parts {
+            out.write_all(p)?;
+        }
         out.flush()
     };
     match path {
         None => to_stdout().map_err(Into::into),
         Some(p) if p == Path::new("-") => to_stdout().map_err(Into::into),
         Some(p) => write_file(p, &mut |f| {
-            f.write_all(bytes)
-                .with_context(|| format!("{}: cannot write", p.display()))
+            for part in parts {
+                f.write_all(part)
+                    .with_context(|| format!("{}: cannot write", p.display()))?;
+            }
+            Ok(())
         }),
     }
 }
