@@ -216,6 +216,28 @@ fn exported_files_are_read_back_by_numpy_and_safetensors() {
         100 * 3 * 4 % 64,
         "data after a 64-byte aligned header"
     );
+    // To a named pipe (as to /dev/null): written through, the pipe left a pipe, not
+    // replaced by a file renamed over it.
+    let fifo = dir.path().join("pipe.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).expect("read the pipe"))
+        };
+        t.cmd()
+            .args(["export", "split = \"even\"", "--field", "probs", "-o"])
+            .arg(&fifo)
+            .assert()
+            .success();
+        // Checked first: were it replaced, the reader would wait on it for ever.
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::symlink_metadata(&fifo)
+            .expect("still there")
+            .file_type();
+        assert!(kind.is_fifo(), "the pipe is still a pipe");
+        assert_eq!(reader.join().expect("reader"), file);
+    }
     // Bad input: exit 2, the reason named, no file left behind.
     let bad = dir.path().join("bad.npy");
     t.cmd()

@@ -178,7 +178,9 @@ fn write_parts_to(path: Option<&Path>, parts: &[&[u8]]) -> Result<()> {
 
 /// Write a file atomically: `write` fills a temporary file beside `path` (buffered), which
 /// then takes its name; on an error, or Ctrl-C (SIGINT, SIGTERM) while it writes, the temporary
-/// file is removed and `path` left as it was.
+/// file is removed and `path` left as it was. A `path` that is there and not a regular file
+/// (`/dev/null`, a named pipe, a terminal) is written to as it is: renaming a file over it
+/// would replace the device.
 pub fn write_file(
     path: &Path,
     write: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<()>,
@@ -186,6 +188,16 @@ pub fn write_file(
     use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let cannot = || format!("{}: cannot write", path.display());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(cannot)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut w)?;
+        return w.flush().with_context(cannot);
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
