@@ -181,52 +181,71 @@ impl Mapped {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("the buffer view is null"));
-        }
         if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
             return Err(PyBufferError::new_err(
                 "archived objects are read-only; copy the array to change it",
             ));
         }
         let data = slf.get().object.bytes();
-        let (buf, len) = (data.as_ptr(), data.len());
-        // SAFETY: `view` is non-null and Python's to fill. `buf` points into `slf`'s
+        let (buf, len) = (data.as_ptr().cast_mut(), data.len());
+        // SAFETY: `view` is Python's to fill. `buf` points into `slf`'s
         // `MappedObject` (an `Arc` of the map, or an owned vector), which never changes and
-        // lives at least as long as `slf`; the view holds a strong reference to `slf` in
-        // `obj` until it is released. `shape` and `strides` point into the view itself, as
-        // CPython's own `PyBuffer_FillInfo` arranges; `format` is a static C string.
-        unsafe {
-            (*view).obj = slf.into_any().into_ptr();
-            (*view).buf = buf.cast_mut().cast::<c_void>();
-            (*view).len = len as isize;
-            (*view).readonly = 1;
-            (*view).itemsize = 1;
-            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
-                c"B".as_ptr().cast_mut()
-            } else {
-                ptr::null_mut()
-            };
-            (*view).ndim = 1;
-            (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND {
-                &raw mut (*view).len
-            } else {
-                ptr::null_mut()
-            };
-            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
-                &raw mut (*view).itemsize
-            } else {
-                ptr::null_mut()
-            };
-            (*view).suboffsets = ptr::null_mut();
-            (*view).internal = ptr::null_mut();
-        }
-        Ok(())
+        // lives at least as long as `slf`, and is exported read-only.
+        unsafe { fill_view(view, slf.into_any(), buf, len, true, flags) }
     }
 
     /// # Safety
     /// Called by Python with a view this object filled; nothing was allocated for it.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+}
+
+/// Fill `view` with the `len` bytes at `buf`, exported by `owner` as bytes (format `B`, one
+/// dimension), read-only or not. A null `view` is refused.
+///
+/// # Safety
+/// `view` must be Python's to fill; `buf` must point to `len` bytes that live at
+/// least as long as `owner` and, unless `readonly`, that nothing but the views writes or
+/// reads through a Rust reference. The view takes a strong reference to `owner` in `obj`
+/// until it is released. `shape` and `strides` point into the view itself, as CPython's own
+/// `PyBuffer_FillInfo` arranges; `format` is a static C string.
+unsafe fn fill_view(
+    view: *mut ffi::Py_buffer,
+    owner: Bound<'_, PyAny>,
+    buf: *mut u8,
+    len: usize,
+    readonly: bool,
+    flags: c_int,
+) -> PyResult<()> {
+    if view.is_null() {
+        return Err(PyBufferError::new_err("the buffer view is null"));
+    }
+    // SAFETY: as the caller promises (above), and `view` is not null.
+    unsafe {
+        (*view).obj = owner.into_ptr();
+        (*view).buf = buf.cast::<c_void>();
+        (*view).len = len as isize;
+        (*view).readonly = c_int::from(readonly);
+        (*view).itemsize = 1;
+        (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
+            c"B".as_ptr().cast_mut()
+        } else {
+            ptr::null_mut()
+        };
+        (*view).ndim = 1;
+        (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND {
+            &raw mut (*view).len
+        } else {
+            ptr::null_mut()
+        };
+        (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
+            &raw mut (*view).itemsize
+        } else {
+            ptr::null_mut()
+        };
+        (*view).suboffsets = ptr::null_mut();
+        (*view).internal = ptr::null_mut();
+    }
+    Ok(())
 }
 
 /// Bytes made for Python (a stacked array), owned here and exported *writable* through the
@@ -285,40 +304,10 @@ impl OwnedBytes {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("the buffer view is null"));
-        }
         let (buf, len) = (slf.get().ptr.as_ptr(), slf.get().len);
-        // SAFETY: `view` is non-null and Python's to fill. `buf` is this object's allocation of
-        // `len` bytes, which lives at least as long as the object; the view holds a strong
-        // reference to it in `obj` until it is released. `shape` and `strides` point into the
-        // view itself, as CPython's own `PyBuffer_FillInfo` arranges; `format` is static.
-        unsafe {
-            (*view).obj = slf.into_any().into_ptr();
-            (*view).buf = buf.cast::<c_void>();
-            (*view).len = len as isize;
-            (*view).readonly = 0;
-            (*view).itemsize = 1;
-            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
-                c"B".as_ptr().cast_mut()
-            } else {
-                ptr::null_mut()
-            };
-            (*view).ndim = 1;
-            (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND {
-                &raw mut (*view).len
-            } else {
-                ptr::null_mut()
-            };
-            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
-                &raw mut (*view).itemsize
-            } else {
-                ptr::null_mut()
-            };
-            (*view).suboffsets = ptr::null_mut();
-            (*view).internal = ptr::null_mut();
-        }
-        Ok(())
+        // SAFETY: `view` is Python's to fill. `buf` is this object's allocation
+        // of `len` bytes, which lives at least as long as the object.
+        unsafe { fill_view(view, slf.into_any(), buf, len, false, flags) }
     }
 
     /// # Safety

@@ -960,8 +960,8 @@ mod tests {
         let (mut body, lazy, data) = crate::format::pack_body::decode(&bytes).expect("decode");
         body.tagsets = lazy.decode();
         body.data = ByteBuf::from(data.to_vec());
-        // The record now names itself, then an item before the first.
-        for back in [0u8, 2] {
+        // The body with its record's local reference naming the item `back` before it.
+        let naming = |back: u8| {
             let mut bad = body.clone();
             let at = bad
                 .data
@@ -969,20 +969,17 @@ mod tests {
                 .position(|w| w == [0xd5, 3])
                 .expect("a local reference");
             bad.data[at + 3] = back;
-            let bytes = rmp_serde::to_vec(&bad).expect("encode");
-            let err = Pack::decode(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect_err("bad");
+            rmp_serde::to_vec(&bad).expect("encode")
+        };
+        // The record now names itself, then an item before the first.
+        for back in [0u8, 2] {
+            let err = Pack::decode(&naming(back), Path::new("s"), 0, Codec::Raw, 0);
+            let err = err.expect_err("bad");
             assert!(err.to_string().contains("is not there"), "{err}");
         }
         // Read through the index (lazily), the pack decodes; its records are unreadable,
         // and the check says why.
-        let mut bad = body.clone();
-        let at = bad
-            .data
-            .windows(2)
-            .position(|w| w == [0xd5, 3])
-            .expect("a local reference");
-        bad.data[at + 3] = 0;
-        let bytes = rmp_serde::to_vec(&bad).expect("encode");
+        let bytes = naming(0);
         let lazy = Pack::decode_lazy(&bytes, Path::new("s"), 0, Codec::Raw, 0).expect("lazy");
         assert!(
             lazy.stored_object(2).is_some(),
