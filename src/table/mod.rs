@@ -30,6 +30,8 @@ use crate::error::{Error, Result};
 
 /// Rows per record batch.
 pub const BATCH_ROWS: usize = 65_536;
+/// Up to this many columns a name is found by comparing it with each (`TableBuilder::find`).
+const FEW_COLUMNS: usize = 16;
 
 /// Entries as Arrow record batches sharing one schema.
 #[derive(Debug, Clone)]
@@ -159,16 +161,25 @@ impl TableBuilder {
     /// True if the table has (or would take) a column `name`: what a caller asks before it
     /// reads a value it may not need.
     pub fn wants(&self, name: &str) -> bool {
-        !self.chosen || self.by_name.contains_key(name)
+        !self.chosen || self.find(name).is_some()
+    }
+
+    /// The column named `name`: among a few, by comparing names (a row asks for each of its
+    /// record's fields, and a few string compares cost less than hashing the name).
+    fn find(&self, name: &str) -> Option<usize> {
+        if self.columns.len() <= FEW_COLUMNS {
+            return self.columns.iter().position(|c| c.name == name);
+        }
+        self.by_name.get(name).copied()
     }
 
     /// True if `set(name, ..)` would take a value now: the column is wanted and the current
     /// row has none yet.
     pub fn takes(&self, name: &str) -> bool {
-        match self.by_name.get(name) {
+        match self.find(name) {
             Some(i) => self
                 .columns
-                .get(*i)
+                .get(i)
                 .is_some_and(|c| c.cur.len() <= self.batch_rows),
             None => !self.chosen,
         }
@@ -289,16 +300,16 @@ impl TableBuilder {
             self.last = guess;
             return Some(guess);
         }
-        if let Some(i) = self.by_name.get(name) {
-            self.last = *i;
-            return Some(*i);
+        if let Some(i) = self.find(name) {
+            self.last = i;
+            return Some(i);
         }
         (!self.chosen).then(|| self.column(name))
     }
 
     fn column(&mut self, name: &str) -> usize {
-        if let Some(i) = self.by_name.get(name) {
-            return *i;
+        if let Some(i) = self.find(name) {
+            return i;
         }
         let done = self.batch_lens.len();
         let mut cur = Vec::with_capacity(BATCH_ROWS.min(1024));
