@@ -217,7 +217,8 @@ class Archive:
         """Entries matching a query (`run = "exp1" and split = "test"`), newest first."""
     def stack(self, query: str, field: Optional[str] = None) -> np.ndarray:
         """One tensor field (a record field's path; none: the entries' own tensors) of every
-        entry the query matches, as one array [N, ...], rows oldest first."""
+        entry the query matches, as one array [N, ...], rows oldest first: writable, and a
+        view of the bytes the store stacked (no copy)."""
     def table(self, query: str, *, columns: Optional[list[str]] = None) -> Any:
         """The entries the query matches as a pyarrow.Table, a row per entry oldest first:
         time, hash, then a column per record field and tag key (`columns` picks them)."""

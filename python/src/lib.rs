@@ -530,7 +530,9 @@ impl PyArchive {
     /// One tensor field of every entry `query` matches, stacked into one array of shape
     /// `[N, ...]`, rows in logging order (oldest first): `a.stack('run = "exp1"', "probs")`.
     /// `field` is a record field's path (`probs`, `out.logits`); without it the entries must be
-    /// tensors themselves. Every row must have the first row's dtype and shape.
+    /// tensors themselves. Every row must have the first row's dtype and shape. The array is
+    /// writable, and a view of the bytes the store stacked (its `base`, an `OwnedBytes`): it
+    /// is handed over, not copied.
     ///
     /// Raises `InvalidInput` naming the first entry that differs or lacks the field, or when
     /// nothing matches.
