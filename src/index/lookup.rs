@@ -38,6 +38,11 @@
 //! | … | 12×F | frames: segment index (u32), frame offset (u64); zero padding to a multiple of 8 |
 //! | … | 14×N | entries sorted by prefix: hash prefix (u64 BE), frame index (u32), slot (u16) |
 //!
+//! A *short* framed table (magic `89 'M' 'A' 'S' 0D 0A 1A 0A`, what this program writes where
+//! the frames number at most 65,536) is laid out as a framed one, its entries 12 bytes: hash
+//! prefix (u64 BE), frame index (u16), slot (u16). At ten million logged predictions (two
+//! objects each, a few thousand packs) that is 40 MB of tables less.
+//!
 //! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
 //! pack frame. Both layouts are read; remotes' tables (`encode_raw`) keep the first, which
 //! every program of this schema reads. A content stored twice (by two processes logging at
@@ -58,9 +63,16 @@ use crate::segment::reader::map_file;
 pub const TABLE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'T', 0x0d, 0x0a, 0x1a, 0x0a];
 /// First bytes of a lookup table whose entries name a frame of its frame list.
 pub const FRAMED_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'F', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a lookup table whose entries name a frame of its frame list by a 16-bit
+/// index.
+pub const SHORT_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'S', 0x0d, 0x0a, 0x1a, 0x0a];
 const ENTRY_LEN: usize = 24;
 /// An entry of a framed table: prefix (u64 BE), frame index (u32), slot (u16).
 const FRAMED_LEN: usize = 14;
+/// An entry of a short framed table: prefix (u64 BE), frame index (u16), slot (u16).
+const SHORT_LEN: usize = 12;
+/// Most frames a short framed table names.
+const SHORT_FRAMES: usize = 1 << 16;
 /// A frame of a framed table's list: segment index (u32), offset (u64).
 const FRAME_LEN: usize = 12;
 const SUM_OFFSET: usize = 12;
@@ -106,14 +118,17 @@ struct Table {
     count: usize,
     /// A framed table's frame list: where it starts, and how many frames.
     frames: Option<(usize, usize)>,
+    /// Bytes of an entry's frame index in a framed table: 4, or 2 in a short one.
+    frame_width: usize,
 }
 
 impl Table {
     fn open(path: &Path) -> Option<Table> {
         let map = map_file(path).ok()??;
-        let framed = match map.get(..8)? {
-            m if m == TABLE_MAGIC => false,
-            m if m == FRAMED_MAGIC => true,
+        let (framed, frame_width) = match map.get(..8)? {
+            m if m == TABLE_MAGIC => (false, 0),
+            m if m == FRAMED_MAGIC => (true, 4),
+            m if m == SHORT_MAGIC => (true, 2),
             _ => return None,
         };
         let nsegs = le_u32(&map, 8)? as usize;
@@ -142,27 +157,42 @@ impl Table {
             }
             None => (at, None),
         };
-        let len = if framed { FRAMED_LEN } else { ENTRY_LEN };
-        if map.len() != entries.checked_add(count.checked_mul(len)?)? {
-            return None;
-        }
-        Some(Table {
+        let table = Table {
             map,
             segments,
             entries,
             count,
             frames,
-        })
+            frame_width,
+        };
+        let len = table.entry_len();
+        if table.map.len() != entries.checked_add(count.checked_mul(len)?)? {
+            return None;
+        }
+        Some(table)
+    }
+
+    /// Bytes an entry takes.
+    fn entry_len(&self) -> usize {
+        match self.frame_width {
+            0 => ENTRY_LEN,
+            2 => SHORT_LEN,
+            _ => FRAMED_LEN,
+        }
     }
 
     /// Where entry `i` starts.
     fn at(&self, i: usize) -> usize {
-        let len = if self.frames.is_some() {
-            FRAMED_LEN
-        } else {
-            ENTRY_LEN
-        };
-        self.entries + i * len
+        self.entries + i * self.entry_len()
+    }
+
+    /// The frame index and slot of framed entry `i`.
+    fn framed_at(&self, i: usize) -> Option<(usize, u16)> {
+        let at = self.at(i) + 8;
+        match self.frame_width {
+            2 => Some((le_u16(&self.map, at)? as usize, le_u16(&self.map, at + 2)?)),
+            _ => Some((le_u32(&self.map, at)? as usize, le_u16(&self.map, at + 4)?)),
+        }
     }
 
     fn prefix_at(&self, i: usize) -> Option<u64> {
@@ -186,12 +216,12 @@ impl Table {
                 offset: le_u64(&self.map, at + 16)?,
             });
         };
-        let f = le_u32(&self.map, at + 8)? as usize;
+        let (f, slot) = self.framed_at(i)?;
         let frame = frames + FRAME_LEN * Some(f).filter(|f| *f < n)?;
         Some(RawEntry {
             prefix,
             segment: le_u32(&self.map, frame)?,
-            slot: u32::from(le_u16(&self.map, at + 12)?),
+            slot: u32::from(slot),
             offset: le_u64(&self.map, frame + 4)?,
         })
     }
@@ -449,26 +479,54 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
 }
 
 /// The bytes of a framed table of `entries` (sorted by prefix): each distinct frame once in
-/// a list, and a 14-byte entry naming it (10 bytes less than `encode_raw`'s). `None` if a
-/// slot does not fit its 16 bits (a pack of more items than any this program writes).
+/// a list, and an entry naming it by index, 12 bytes (a short table, up to 65,536 frames) or
+/// 14 (12 and 10 bytes less than `encode_raw`'s). `None` if a slot does not fit its 16 bits
+/// (a pack of more items than any this program writes).
 fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
     let mut frames: Vec<(u32, u64)> = entries.iter().map(|e| (e.segment, e.offset)).collect();
     frames.sort_unstable();
     frames.dedup();
-    let mut out = header(FRAMED_MAGIC, segments, entries.len(), Some(frames.len()));
+    let short = frames.len() <= SHORT_FRAMES;
+    let magic = if short { SHORT_MAGIC } else { FRAMED_MAGIC };
+    let mut out = header(magic, segments, entries.len(), Some(frames.len()));
     out.reserve(frames.len() * FRAME_LEN + 8 + entries.len() * FRAMED_LEN);
     for (segment, offset) in &frames {
         out.extend_from_slice(&segment.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
     }
     pad8(&mut out);
+    let mut buf = [0u8; FRAMED_LEN];
     for e in entries {
-        let frame = frames.binary_search(&(e.segment, e.offset)).ok()? as u32;
-        out.extend_from_slice(&e.prefix.to_be_bytes());
-        out.extend_from_slice(&frame.to_le_bytes());
-        out.extend_from_slice(&u16::try_from(e.slot).ok()?.to_le_bytes());
+        let frame = frames.binary_search(&(e.segment, e.offset)).ok()?;
+        let slot = u16::try_from(e.slot).ok()?;
+        let len = framed_entry(&mut buf, e.prefix, frame, slot, short)?;
+        out.extend_from_slice(buf.get(..len)?);
     }
     Some(seal(out))
+}
+
+/// A framed entry in `buf` (short: a 16-bit frame index); returns its length (`None`: the
+/// frame index does not fit).
+fn framed_entry(
+    buf: &mut [u8; FRAMED_LEN],
+    prefix: u64,
+    frame: usize,
+    slot: u16,
+    short: bool,
+) -> Option<usize> {
+    buf.get_mut(..8)?.copy_from_slice(&prefix.to_be_bytes());
+    let at = if short {
+        buf.get_mut(8..10)?
+            .copy_from_slice(&u16::try_from(frame).ok()?.to_le_bytes());
+        10
+    } else {
+        buf.get_mut(8..12)?
+            .copy_from_slice(&u32::try_from(frame).ok()?.to_le_bytes());
+        12
+    };
+    buf.get_mut(at..at + 2)?
+        .copy_from_slice(&slot.to_le_bytes());
+    Some(at + 2)
 }
 
 /// A table entry by the index of its segment's name.
@@ -538,7 +596,8 @@ fn merge_tables(dir: &Path, gen_: u64, a: &Table, b: &Table) -> Result<PathBuf> 
 
 /// The body of `merge_tables`: write the merged table to `path`. Two framed tables make a
 /// framed one (the second's frames after the first's, its entries' frame indexes moved by as
-/// many); any other pair, a table of segment and offset entries.
+/// many), short if the frames are few enough; any other pair, a table of segment and offset
+/// entries.
 fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<()> {
     use std::io::{Seek, SeekFrom};
     let renumber = |t: &Table| -> Vec<u32> {
@@ -554,7 +613,9 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
         (Some((_, fa)), Some((_, fb))) => Some((fa, fb)),
         _ => None,
     };
+    let short = framed.is_some_and(|(fa, fb)| fa + fb <= SHORT_FRAMES);
     let mut head = match framed {
+        Some((fa, fb)) if short => header(SHORT_MAGIC, segments, count, Some(fa + fb)),
         Some((fa, fb)) => header(FRAMED_MAGIC, segments, count, Some(fa + fb)),
         None => header(TABLE_MAGIC, segments, count, None),
     };
@@ -567,14 +628,13 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     // Entry `i` of `t` as the merged table holds it, in `buf`: its length.
     let entry = |t: &Table, renum: &[u32], base: usize, i: usize, buf: &mut [u8; ENTRY_LEN]| {
         if framed.is_some() {
-            let at = t.at(i);
-            let e = t.map.get(at..at + FRAMED_LEN)?;
+            let (frame, slot) = t.framed_at(i)?;
             let frames = t.frames?.1;
-            let frame = Some(le_u32(e, 8)? as usize).filter(|f| *f < frames)?;
-            let frame = u32::try_from(frame + base).ok()?;
-            buf.get_mut(..FRAMED_LEN)?.copy_from_slice(e);
-            buf.get_mut(8..12)?.copy_from_slice(&frame.to_le_bytes());
-            return Some(FRAMED_LEN);
+            let frame = Some(frame).filter(|f| *f < frames)? + base;
+            let mut e = [0u8; FRAMED_LEN];
+            let len = framed_entry(&mut e, t.prefix_at(i)?, frame, slot, short)?;
+            buf.get_mut(..len)?.copy_from_slice(e.get(..len)?);
+            return Some(len);
         }
         let e = t.raw(i)?;
         *buf = flat(&e, renum.get(e.segment as usize).copied()?);
@@ -792,7 +852,10 @@ mod tests {
         add(&d, framed[..1000].to_vec(), &mut |_| {}).expect("add");
         let newest = table_files(&d).expect("files").pop().expect("file");
         let len = fs::metadata(&newest).expect("stat").len();
-        assert!(len < 1000 * 15, "{len} bytes for 1000 entries");
+        assert!(
+            len < 1000 * 13,
+            "{len} bytes for 1000 entries: short, 12 an entry"
+        );
         assert_eq!(layouts(&d), [false, true]);
         // Two framed tables merge into a framed one, beside the (bigger) flat one.
         add(&d, framed[1000..].to_vec(), &mut |_| {}).expect("add");
@@ -813,6 +876,87 @@ mod tests {
             assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()], "{e:?}");
         }
         assert_eq!(check(&d), Ok(()));
+    }
+
+    /// The magic of each table in `d`.
+    fn magics(d: &Path) -> Vec<[u8; 8]> {
+        let files = table_files(d).expect("files");
+        let magic = |f: &PathBuf| {
+            let b = fs::read(f).expect("read");
+            <[u8; 8]>::try_from(&b[..8]).expect("magic")
+        };
+        files.iter().map(magic).collect()
+    }
+
+    #[test]
+    fn frames_past_what_16_bits_index_make_a_wide_framed_table() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().join("lookup");
+        let spread = |from: u64, n: u64| -> Vec<Located> {
+            (from..from + n)
+                .map(|i| Located {
+                    prefix: (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    segment: "s0".into(),
+                    offset: 64 * i,
+                    slot: 0,
+                })
+                .collect()
+        };
+        // 40,000 frames, then 40,000 more: each table is short, their merge is not.
+        let (a, b) = (spread(0, 40_000), spread(40_000, 40_000));
+        add(&d, a.clone(), &mut |_| {}).expect("add");
+        assert_eq!(magics(&d), [SHORT_MAGIC]);
+        add(&d, b.clone(), &mut |_| {}).expect("add");
+        assert_eq!(
+            magics(&d),
+            [FRAMED_MAGIC],
+            "80,000 frames need 32-bit indexes"
+        );
+        // Written at once, too.
+        let all: Vec<Located> = a.into_iter().chain(b).collect();
+        let other = dir.path().join("other");
+        add(&other, all.clone(), &mut |_| {}).expect("add");
+        assert_eq!(magics(&other), [FRAMED_MAGIC]);
+        // A framed table of 32-bit indexes (as stores written before short tables hold) and a
+        // short one merge into a short one when their frames are few.
+        let older = dir.path().join("older");
+        fs::create_dir_all(&older).expect("dir");
+        let few = spread(80_000, 300);
+        let mut wide = header(FRAMED_MAGIC, &["s0"], few.len(), Some(few.len()));
+        for e in &few {
+            wide.extend_from_slice(&0u32.to_le_bytes());
+            wide.extend_from_slice(&e.offset.to_le_bytes());
+        }
+        pad8(&mut wide);
+        let mut sorted = few.clone();
+        sorted.sort_by_key(|e| (e.offset, e.prefix));
+        let mut by_prefix: Vec<(u64, usize)> = sorted
+            .iter()
+            .enumerate()
+            .map(|(f, e)| (e.prefix, f))
+            .collect();
+        by_prefix.sort_unstable();
+        let mut buf = [0u8; FRAMED_LEN];
+        for (prefix, f) in by_prefix {
+            let len = framed_entry(&mut buf, prefix, f, 0, false).expect("entry");
+            wide.extend_from_slice(&buf[..len]);
+        }
+        fs::write(older.join(format!("{:016x}.tbl", 1)), seal(wide)).expect("write");
+        assert_eq!(magics(&older), [FRAMED_MAGIC]);
+        add(&older, spread(90_000, 200), &mut |_| {}).expect("add");
+        assert_eq!(magics(&older), [SHORT_MAGIC], "merged, short");
+        let t = Tables::open(&older).expect("tables");
+        for e in few.iter().chain(&spread(90_000, 200)) {
+            assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()], "{e:?}");
+        }
+        for dir in [&d, &other] {
+            let t = Tables::open(dir).expect("tables");
+            assert_eq!(t.entries(), all.len() as u64);
+            for e in all.iter().step_by(997) {
+                assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()], "{e:?}");
+            }
+            assert_eq!(check(dir), Ok(()));
+        }
     }
 
     #[test]
