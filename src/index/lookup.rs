@@ -508,7 +508,7 @@ fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
 /// A framed entry in `buf` (short: a 16-bit frame index); returns its length (`None`: the
 /// frame index does not fit).
 fn framed_entry(
-    buf: &mut [u8; FRAMED_LEN],
+    buf: &mut [u8],
     prefix: u64,
     frame: usize,
     slot: u16,
@@ -631,10 +631,7 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
             let (frame, slot) = t.framed_at(i)?;
             let frames = t.frames?.1;
             let frame = Some(frame).filter(|f| *f < frames)? + base;
-            let mut e = [0u8; FRAMED_LEN];
-            let len = framed_entry(&mut e, t.prefix_at(i)?, frame, slot, short)?;
-            buf.get_mut(..len)?.copy_from_slice(e.get(..len)?);
-            return Some(len);
+            return framed_entry(buf, t.prefix_at(i)?, frame, slot, short);
         }
         let e = t.raw(i)?;
         *buf = flat(&e, renum.get(e.segment as usize).copied()?);
