@@ -69,6 +69,7 @@ impl Match<'_> {
     }
 
     /// The object it logs, when its pack holds it.
+    #[cfg(feature = "table")]
     pub fn packed_object(&self) -> Option<PackedObject<'_>> {
         match self {
             Match::Listed(_) => None,

@@ -288,8 +288,7 @@ impl PackBuilder {
         let mut b = std::mem::take(self);
         b.body.data = ByteBuf::from(super::pack_layout::join_groups(&b.groups));
         b.body.layout = LAYOUT_COLUMNS;
-        let body = rmp_serde::to_vec(&b.body)
-            .map_err(|e| Error::internal(format!("a pack body does not encode: {e}")))?;
+        let body = super::pack_body::encode(&b.body);
         let summary = PackSummary {
             objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
             object_sizes: b.object_sizes,

@@ -304,6 +304,72 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Encode a body as `rmp_serde::to_vec` does (the bytes are the same: positional arrays, every
+/// integer and length in its shortest form), written by hand: a logger encodes a pack of
+/// 8,192 items at every commit, and serde's generic path was a tenth of its writing thread.
+pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
+    use rmp::encode as e;
+    // Writes into a `Vec` cannot fail.
+    let mut out = Vec::with_capacity(body.data.len() + 16 * body.items.len() + 256);
+    let w = &mut out;
+    let _ = e::write_array_len(w, 6);
+    let _ = e::write_array_len(w, body.descs.len() as u32);
+    for (kind, desc) in &body.descs {
+        let _ = e::write_array_len(w, 2);
+        let _ = e::write_uint(w, u64::from(*kind));
+        let _ = e::write_str(w, desc);
+    }
+    let _ = e::write_array_len(w, body.tagsets.len() as u32);
+    for set in &body.tagsets {
+        let _ = e::write_array_len(w, set.len() as u32);
+        for (k, v) in set {
+            let _ = e::write_array_len(w, 2);
+            let _ = e::write_str(w, k);
+            let _ = e::write_str(w, v);
+        }
+    }
+    let _ = e::write_sint(w, body.time0);
+    let _ = e::write_array_len(w, body.items.len() as u32);
+    for item in &body.items {
+        let _ = e::write_array_len(w, 3);
+        match &item.object {
+            None => {
+                let _ = e::write_nil(w);
+            }
+            Some((d, shape, len)) => {
+                let _ = e::write_array_len(w, 3);
+                let _ = e::write_uint(w, u64::from(*d));
+                let _ = e::write_array_len(w, shape.len() as u32);
+                for dim in shape {
+                    let _ = e::write_uint(w, *dim);
+                }
+                let _ = e::write_uint(w, *len);
+            }
+        }
+        match &item.hash {
+            None => {
+                let _ = e::write_nil(w);
+            }
+            Some(h) => {
+                let _ = e::write_bin(w, h);
+            }
+        }
+        match item.entry {
+            None => {
+                let _ = e::write_nil(w);
+            }
+            Some((dt, tagset)) => {
+                let _ = e::write_array_len(w, 2);
+                let _ = e::write_sint(w, dt);
+                let _ = e::write_uint(w, u64::from(tagset));
+            }
+        }
+    }
+    let _ = e::write_bin(w, &body.data);
+    let _ = e::write_uint(w, u64::from(body.layout));
+    out
+}
+
 /// A pack's tag sets, kept as their msgpack bytes (checked) until someone asks for them: a bulk
 /// read of unique-id streams never does, and would otherwise build three `String`s an entry.
 #[derive(Debug, Default)]
@@ -477,6 +543,42 @@ mod tests {
             data: ByteBuf::from(data),
             layout: (seed % 2) as u8,
         }
+    }
+
+    #[test]
+    fn the_hand_encoder_writes_what_rmp_serde_writes() {
+        for seed in 0..300 {
+            let b = body(seed);
+            assert_eq!(
+                encode(&b),
+                rmp_serde::to_vec(&b).expect("encode"),
+                "seed {seed}"
+            );
+        }
+        // Lengths and integers at every width's edge.
+        let mut b = body(7);
+        b.time0 = i64::MIN;
+        b.descs.push((4, "x".repeat(300)));
+        b.tagsets.push(vec![("k".into(), "v".repeat(70_000))]);
+        b.data = ByteBuf::from(vec![1u8; 70_000]);
+        for v in [
+            0u64,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
+            b.items.push(PackItem {
+                object: Some((3, vec![v, v / 2], v)),
+                hash: None,
+                entry: Some((-(v as i64 / 3), 1)),
+            });
+        }
+        assert_eq!(encode(&b), rmp_serde::to_vec(&b).expect("encode"));
     }
 
     #[test]
