@@ -102,7 +102,8 @@ impl Index {
         let added = located.len() as u64;
         // Tables written here need no check at the next open (`check_tables`).
         let mut wrote = |p: &std::path::Path| self.remember_checked(p);
-        match lookup::add(&self.lookup, located, &mut wrote) {
+        let mut known = |p: &std::path::Path| self.was_checked(p);
+        match lookup::add(&self.lookup, located, &mut wrote, &mut known) {
             Ok(()) => {
                 let total = self.table_entries()?.saturating_add(added);
                 batch.insert(keys::TABLE_ENTRIES, &total.to_be_bytes()[..]);

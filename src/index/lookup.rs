@@ -73,6 +73,8 @@ const FRAMED_LEN: usize = 14;
 const SHORT_LEN: usize = 12;
 /// Most frames a short framed table names.
 const SHORT_FRAMES: usize = 1 << 16;
+/// Bytes of a merged table hashed and written at once.
+const MERGE_BLOCK: usize = 1 << 20;
 /// A frame of a framed table's list: segment index (u32), offset (u64).
 const FRAME_LEN: usize = 12;
 const SUM_OFFSET: usize = 12;
@@ -639,10 +641,12 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     };
     let base_b = framed.map_or(0, |(fa, _)| fa);
     let io = |e: std::io::Error| Error::io(path, e);
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).map_err(io)?);
+    let mut file = fs::File::create(path).map_err(io)?;
     let mut hasher = blake3::Hasher::new();
-    file.write_all(&head).map_err(io)?;
-    hasher.update(&head);
+    // Entries are gathered into blocks, each hashed and written whole: blake3 hashes a long
+    // input several chunks at a time, an entry at a time it compresses one block per call.
+    let mut out = head;
+    out.reserve(MERGE_BLOCK);
     let mut buf = [0u8; ENTRY_LEN];
     let (mut i, mut j) = (0, 0);
     while i < a.count || j < b.count {
@@ -659,11 +663,16 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
             entry(b, &map_b, base_b, j - 1, &mut buf)
         };
         let e = len.and_then(|n| buf.get(..n)).ok_or_else(bad)?;
-        file.write_all(e).map_err(io)?;
-        hasher.update(e);
+        out.extend_from_slice(e);
+        if out.len() >= MERGE_BLOCK {
+            file.write_all(&out).map_err(io)?;
+            hasher.update(&out);
+            out.clear();
+        }
     }
+    file.write_all(&out).map_err(io)?;
+    hasher.update(&out);
     let [s0, s1, s2, s3, ..] = *hasher.finalize().as_bytes();
-    let mut file = file.into_inner().map_err(|e| io(e.into_error()))?;
     file.seek(SeekFrom::Start(SUM_OFFSET as u64))
         .and_then(|_| file.write_all(&[s0, s1, s2, s3]))
         .map_err(io)
@@ -682,8 +691,14 @@ fn push_frames(out: &mut Vec<u8>, t: &Table, renum: &[u32]) -> Option<()> {
 
 /// Add a table of `entries` to `dir`, then merge the newest tables while the older of the two
 /// is at most twice the newer's size: a binary counter, so there are O(log n) tables and each
-/// entry is rewritten O(log n) times.
-pub fn add(dir: &Path, mut entries: Vec<Located>, wrote: &mut dyn FnMut(&Path)) -> Result<()> {
+/// entry is rewritten O(log n) times. `wrote(path)` is told of each table written; a table
+/// `known(path)` says was checked since it was written is merged without hashing it again.
+pub fn add(
+    dir: &Path,
+    mut entries: Vec<Located>,
+    wrote: &mut dyn FnMut(&Path),
+    known: &mut dyn FnMut(&Path) -> bool,
+) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -705,7 +720,7 @@ pub fn add(dir: &Path, mut entries: Vec<Located>, wrote: &mut dyn FnMut(&Path)) 
         }
         // A damaged table is never merged into one with a good checksum: it stays as it is,
         // and the next open of the index finds it and rebuilds.
-        if !a.intact() || !b.intact() {
+        if !(known(older) || a.intact()) || !(known(newer) || b.intact()) {
             return Ok(());
         }
         let gen_ = generation(newer) + 1;
@@ -774,7 +789,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().join("lookup");
         let mut all = Vec::new();
-        let mut wrote = std::collections::HashSet::new();
+        let wrote = std::cell::RefCell::new(std::collections::HashSet::new());
         for batch in 0..40u64 {
             let entries: Vec<Located> = (0..(batch % 7 + 1))
                 .map(|i| {
@@ -788,15 +803,23 @@ mod tests {
                 })
                 .collect();
             all.extend(entries.clone());
-            add(&d, entries, &mut |p| {
-                wrote.insert(p.to_owned());
-            })
+            // Every other batch trusts the tables written before it, as an index does.
+            let trust = batch % 2 == 0;
+            add(
+                &d,
+                entries,
+                &mut |p| {
+                    wrote.borrow_mut().insert(p.to_owned());
+                },
+                &mut |p| trust && wrote.borrow().contains(p),
+            )
             .expect("add");
         }
         let files = table_files(&d).expect("files");
         assert!(files.len() <= 8, "{} tables", files.len());
         // Every table left was told of when written, merged ones too: its writer remembers
         // it as checked.
+        let wrote = wrote.into_inner();
         assert!(files.iter().all(|f| wrote.contains(f)), "{files:?}");
         assert!(wrote.len() > 40, "merges are told of too");
         let t = Tables::open(&d).expect("tables");
@@ -846,7 +869,7 @@ mod tests {
                 )
             })
             .collect();
-        add(&d, framed[..1000].to_vec(), &mut |_| {}).expect("add");
+        add(&d, framed[..1000].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
         let newest = table_files(&d).expect("files").pop().expect("file");
         let len = fs::metadata(&newest).expect("stat").len();
         assert!(
@@ -855,7 +878,7 @@ mod tests {
         );
         assert_eq!(layouts(&d), [false, true]);
         // Two framed tables merge into a framed one, beside the (bigger) flat one.
-        add(&d, framed[1000..].to_vec(), &mut |_| {}).expect("add");
+        add(&d, framed[1000..].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(layouts(&d), [false, true]);
         // A flat and a framed table merge into a flat one.
         let files = table_files(&d).expect("files");
@@ -901,9 +924,9 @@ mod tests {
         };
         // 40,000 frames, then 40,000 more: each table is short, their merge is not.
         let (a, b) = (spread(0, 40_000), spread(40_000, 40_000));
-        add(&d, a.clone(), &mut |_| {}).expect("add");
+        add(&d, a.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(magics(&d), [SHORT_MAGIC]);
-        add(&d, b.clone(), &mut |_| {}).expect("add");
+        add(&d, b.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(
             magics(&d),
             [FRAMED_MAGIC],
@@ -912,7 +935,7 @@ mod tests {
         // Written at once, too.
         let all: Vec<Located> = a.into_iter().chain(b).collect();
         let other = dir.path().join("other");
-        add(&other, all.clone(), &mut |_| {}).expect("add");
+        add(&other, all.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(magics(&other), [FRAMED_MAGIC]);
         // A framed table of 32-bit indexes (as stores written before short tables hold) and a
         // short one merge into a short one when their frames are few.
@@ -940,7 +963,7 @@ mod tests {
         }
         fs::write(older.join(format!("{:016x}.tbl", 1)), seal(wide)).expect("write");
         assert_eq!(magics(&older), [FRAMED_MAGIC]);
-        add(&older, spread(90_000, 200), &mut |_| {}).expect("add");
+        add(&older, spread(90_000, 200), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(magics(&older), [SHORT_MAGIC], "merged, short");
         let t = Tables::open(&older).expect("tables");
         for e in few.iter().chain(&spread(90_000, 200)) {
@@ -957,10 +980,32 @@ mod tests {
     }
 
     #[test]
+    fn a_table_is_hashed_before_a_merge_unless_known_checked() {
+        for known in [false, true] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let d = dir.path().join("lookup");
+            add(&d, vec![loc(5, "a", 64)], &mut |_| {}, &mut |_| false).expect("add");
+            // A bit flipped in the entry: the checksum no longer holds.
+            let file = table_files(&d).expect("files").remove(0);
+            let mut bytes = fs::read(&file).expect("read");
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            fs::write(&file, &bytes).expect("flip");
+            add(&d, vec![loc(9, "a", 128)], &mut |_| {}, &mut |p| {
+                known && *p == file
+            })
+            .expect("add");
+            // Hashed, the damaged table is left alone; said to be checked, it is merged.
+            let left = table_files(&d).expect("files").len();
+            assert_eq!(left, if known { 1 } else { 2 }, "known: {known}");
+        }
+    }
+
+    #[test]
     fn damaged_tables_are_skipped_not_trusted() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().join("lookup");
-        add(&d, vec![loc(5, "a", 64)], &mut |_| {}).expect("add");
+        add(&d, vec![loc(5, "a", 64)], &mut |_| {}, &mut |_| false).expect("add");
         let file = table_files(&d).expect("files").remove(0);
         let bytes = fs::read(&file).expect("read");
         fs::write(&file, &bytes[..bytes.len() - 3]).expect("cut");

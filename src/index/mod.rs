@@ -344,12 +344,10 @@ impl Index {
         let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
         let mut live = HashSet::new();
         let mut known = |p: &Path| {
-            let (Some(n), Some(stamp)) = (name(p), lookup::file_stamp(p)) else {
-                return false;
-            };
-            let key = keys::checked_table(&n);
-            live.insert(key.clone());
-            self.db.get(&key).ok().flatten().as_deref() == Some(&stamp[..])
+            if let Some(n) = name(p) {
+                live.insert(keys::checked_table(&n));
+            }
+            self.was_checked(p)
         };
         let mut checked = |p: &Path| self.remember_checked(p);
         let mut failed = lookup::check_tables(&self.lookup, &mut known, &mut checked).err();
@@ -372,6 +370,21 @@ impl Index {
             }
         }
         failed
+    }
+
+    /// True if the table at `p` passed its check (or was written by an index) and its file
+    /// has not changed since (`lookup::file_stamp`).
+    pub(super) fn was_checked(&self, p: &Path) -> bool {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let (Some(n), Some(stamp)) = (name, lookup::file_stamp(p)) else {
+            return false;
+        };
+        self.db
+            .get(keys::checked_table(&n))
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(&stamp[..])
     }
 
     /// Remember the table at `p` as checked, by its file's identity (`lookup::file_stamp`).
