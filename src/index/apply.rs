@@ -59,6 +59,7 @@ impl Index {
         let Staged {
             mut batch,
             located,
+            names,
             new_objects,
             totals: delta,
             filters,
@@ -69,7 +70,7 @@ impl Index {
             totals.merge(&delta);
             batch.insert(keys::TOTALS, encode(&totals)?);
         }
-        self.write_tables(located, &mut batch)?;
+        self.write_tables(&names, located, &mut batch)?;
         // The filters the batch names, made durable before it is applied.
         let (at, bytes) = filters.staged();
         self.filters.append(at, bytes)?;
@@ -95,7 +96,12 @@ impl Index {
     /// tables always cover what sled holds), and count them in `batch`. They are the only
     /// index of packed objects: if they cannot be written, drop them all (the next open
     /// rebuilds).
-    fn write_tables(&self, located: Vec<lookup::Located>, batch: &mut sled::Batch) -> Result<()> {
+    fn write_tables(
+        &self,
+        names: &[String],
+        located: Vec<lookup::RawEntry>,
+        batch: &mut sled::Batch,
+    ) -> Result<()> {
         if located.is_empty() {
             return Ok(());
         }
@@ -103,7 +109,7 @@ impl Index {
         // Tables written here need no check at the next open (`check_tables`).
         let mut wrote = |p: &std::path::Path| self.remember_checked(p);
         let mut known = |p: &std::path::Path| self.was_checked(p);
-        match lookup::add(&self.lookup, located, &mut wrote, &mut known) {
+        match lookup::add(&self.lookup, names, located, &mut wrote, &mut known) {
             Ok(()) => {
                 let total = self.table_entries()?.saturating_add(added);
                 batch.insert(keys::TABLE_ENTRIES, &total.to_be_bytes()[..]);
@@ -125,10 +131,13 @@ type Attrs<'a> = (
 struct Staged<'a> {
     index: &'a Index,
     batch: sled::Batch,
-    /// Table entries of the new objects, written before the batch is applied.
-    located: Vec<lookup::Located>,
-    /// Segment names by id, looked up once per update.
-    names: HashMap<u32, String>,
+    /// Table entries of the new objects, written before the batch is applied; their segments
+    /// index `names`.
+    located: Vec<lookup::RawEntry>,
+    /// The names of the segments `located` holds objects of.
+    names: Vec<String>,
+    /// Where each segment id's name is in `names`, looked up once per update.
+    name_at: HashMap<u32, u32>,
     new_objects: usize,
     /// What the update adds to the store's totals.
     totals: Totals,
@@ -143,19 +152,22 @@ impl<'a> Staged<'a> {
             index,
             batch: sled::Batch::default(),
             located: Vec::new(),
-            names: HashMap::new(),
+            names: Vec::new(),
+            name_at: HashMap::new(),
             new_objects: 0,
             totals: Totals::default(),
         }
     }
 
-    fn name_of(&mut self, seg: u32) -> Result<String> {
-        if let Some(n) = self.names.get(&seg) {
-            return Ok(n.clone());
+    /// Where segment `seg`'s name is in `names`.
+    fn name_of(&mut self, seg: u32) -> Result<u32> {
+        if let Some(i) = self.name_at.get(&seg) {
+            return Ok(*i);
         }
-        let n = self.index.segment(seg)?.name;
-        self.names.insert(seg, n.clone());
-        Ok(n)
+        let i = self.names.len() as u32;
+        self.names.push(self.index.segment(seg)?.name);
+        self.name_at.insert(seg, i);
+        Ok(i)
     }
 
     /// Stage the objects in frames of their own; `first` is the sequence number the update's
@@ -191,7 +203,7 @@ impl<'a> Staged<'a> {
             loc.first_entry = seq_at.get(&(loc.seg, loc.offset)).copied();
             own_entries.extend(loc.first_entry);
             let segment = self.name_of(loc.seg)?;
-            self.located.push(lookup::Located {
+            self.located.push(lookup::RawEntry {
                 prefix: lookup::prefix_of(hash),
                 segment,
                 offset: loc.offset,
@@ -253,9 +265,9 @@ impl<'a> Staged<'a> {
     fn pack_run(&mut self, p: &PackUpdate, mut seq: u64) -> Result<u64> {
         let segment = self.name_of(p.seg)?;
         for (hash, slot) in &p.summary.objects {
-            self.located.push(lookup::Located {
+            self.located.push(lookup::RawEntry {
                 prefix: lookup::prefix_of(hash),
-                segment: segment.clone(),
+                segment,
                 offset: p.offset,
                 slot: *slot,
             });

@@ -393,8 +393,13 @@ fn generation(path: &Path) -> u64 {
 }
 
 /// Write `entries` (sorted by prefix) as a new table after every existing one.
-fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
-    let out = encode_table(entries, &[]);
+fn write_table(
+    dir: &Path,
+    gen_: u64,
+    segments: &[String],
+    entries: &[RawEntry],
+) -> Result<PathBuf> {
+    let out = encode_table(segments, entries);
     let path = dir.join(format!("{gen_:016x}.tbl"));
     let tmp = dir.join(format!("{gen_:016x}.tmp"));
     // No fsync: a table is a cache. A torn one fails its checksum, and the next process that
@@ -406,46 +411,29 @@ fn write_table(dir: &Path, gen_: u64, entries: &[Located]) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The bytes of a table of `entries` (sorted by prefix). Its segment names are those the
-/// entries name and `also` (a remote's table names every piece it covers, also one whose
-/// objects all have entries elsewhere).
-pub(crate) fn encode_table(entries: &[Located], also: &[String]) -> Vec<u8> {
-    // Few segments, many entries: name the distinct segments once, then index them by name.
-    let mut names: std::collections::BTreeSet<&str> = also.iter().map(String::as_str).collect();
-    let mut last = "";
-    for e in entries {
-        if e.segment != last {
-            last = e.segment.as_str();
-            names.insert(last);
+/// The bytes of a table of `entries` (sorted by prefix), whose segments index `segments`: the
+/// names are written sorted, the entries renumbered to match.
+fn encode_table(segments: &[String], entries: &[RawEntry]) -> Vec<u8> {
+    let mut order: Vec<usize> = (0..segments.len()).collect();
+    order.sort_by_key(|i| segments.get(*i));
+    let mut renum = vec![0u32; segments.len()];
+    for (new, old) in order.iter().enumerate() {
+        if let Some(r) = renum.get_mut(*old) {
+            *r = new as u32;
         }
     }
-    let segments: Vec<&str> = names.into_iter().collect();
-    let index_of: std::collections::HashMap<&str, u32> = segments
+    let names: Vec<&str> = order
         .iter()
-        .enumerate()
-        .map(|(i, s)| (*s, i as u32))
+        .filter_map(|i| segments.get(*i).map(String::as_str))
         .collect();
-    let mut last: Option<(&str, u32)> = None;
     let raw: Vec<RawEntry> = entries
         .iter()
-        .map(|e| {
-            let segment = match last {
-                Some((name, i)) if name == e.segment => i,
-                _ => {
-                    let i = index_of.get(e.segment.as_str()).copied().unwrap_or(0);
-                    last = Some((e.segment.as_str(), i));
-                    i
-                }
-            };
-            RawEntry {
-                prefix: e.prefix,
-                segment,
-                slot: e.slot,
-                offset: e.offset,
-            }
+        .map(|e| RawEntry {
+            segment: renum.get(e.segment as usize).copied().unwrap_or(0),
+            ..*e
         })
         .collect();
-    encode_framed(&segments, &raw).unwrap_or_else(|| encode_raw(&segments, &raw))
+    encode_framed(&names, &raw).unwrap_or_else(|| encode_raw(&names, &raw))
 }
 
 /// The header of a table: `magic`, the segment count, a zero checksum, the entry count, a
@@ -695,7 +683,8 @@ fn push_frames(out: &mut Vec<u8>, t: &Table, renum: &[u32]) -> Option<()> {
 /// `known(path)` says was checked since it was written is merged without hashing it again.
 pub fn add(
     dir: &Path,
-    mut entries: Vec<Located>,
+    segments: &[String],
+    mut entries: Vec<RawEntry>,
     wrote: &mut dyn FnMut(&Path),
     known: &mut dyn FnMut(&Path) -> bool,
 ) -> Result<()> {
@@ -706,7 +695,7 @@ pub fn add(
     entries.sort_by_key(|e| e.prefix);
     let files = table_files(dir).unwrap_or_default();
     let next = files.last().map_or(1, |p| generation(p) + 1);
-    wrote(&write_table(dir, next, &entries)?);
+    wrote(&write_table(dir, next, segments, &entries)?);
     loop {
         let files = table_files(dir).unwrap_or_default();
         let [.., older, newer] = files.as_slice() else {
@@ -775,6 +764,42 @@ impl super::Index {
 mod tests {
     use super::*;
 
+    /// Entries that name their segments as `add` takes them: the names, and entries that
+    /// index them.
+    fn raw_of(entries: Vec<Located>) -> (Vec<String>, Vec<RawEntry>) {
+        let mut names: Vec<String> = Vec::new();
+        let raw = entries
+            .into_iter()
+            .map(|e| {
+                let segment = match names.iter().position(|n| *n == e.segment) {
+                    Some(i) => i,
+                    None => {
+                        names.push(e.segment.clone());
+                        names.len() - 1
+                    }
+                };
+                RawEntry {
+                    prefix: e.prefix,
+                    segment: segment as u32,
+                    slot: e.slot,
+                    offset: e.offset,
+                }
+            })
+            .collect();
+        (names, raw)
+    }
+
+    /// `add` of entries that name their segments.
+    fn add_located(
+        dir: &Path,
+        entries: Vec<Located>,
+        wrote: &mut dyn FnMut(&Path),
+        known: &mut dyn FnMut(&Path) -> bool,
+    ) -> Result<()> {
+        let (names, raw) = raw_of(entries);
+        add(dir, &names, raw, wrote, known)
+    }
+
     fn loc(prefix: u64, seg: &str, offset: u64) -> Located {
         Located {
             prefix,
@@ -805,7 +830,7 @@ mod tests {
             all.extend(entries.clone());
             // Every other batch trusts the tables written before it, as an index does.
             let trust = batch % 2 == 0;
-            add(
+            add_located(
                 &d,
                 entries,
                 &mut |p| {
@@ -856,7 +881,8 @@ mod tests {
             })
             .collect();
         all.sort_by_key(|e| e.prefix);
-        write_table(&d, 1, &all).expect("write");
+        let (names, raw) = raw_of(all.clone());
+        write_table(&d, 1, &names, &raw).expect("write");
         assert_eq!(layouts(&d), [false], "a slot over 16 bits stays flat");
         // Framed tables: 14 bytes an entry, and the frames once.
         let framed: Vec<Located> = (0..2000u64)
@@ -869,7 +895,7 @@ mod tests {
                 )
             })
             .collect();
-        add(&d, framed[..1000].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, framed[..1000].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
         let newest = table_files(&d).expect("files").pop().expect("file");
         let len = fs::metadata(&newest).expect("stat").len();
         assert!(
@@ -878,7 +904,7 @@ mod tests {
         );
         assert_eq!(layouts(&d), [false, true]);
         // Two framed tables merge into a framed one, beside the (bigger) flat one.
-        add(&d, framed[1000..].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, framed[1000..].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(layouts(&d), [false, true]);
         // A flat and a framed table merge into a flat one.
         let files = table_files(&d).expect("files");
@@ -924,9 +950,9 @@ mod tests {
         };
         // 40,000 frames, then 40,000 more: each table is short, their merge is not.
         let (a, b) = (spread(0, 40_000), spread(40_000, 40_000));
-        add(&d, a.clone(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, a.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(magics(&d), [SHORT_MAGIC]);
-        add(&d, b.clone(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, b.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(
             magics(&d),
             [FRAMED_MAGIC],
@@ -935,7 +961,7 @@ mod tests {
         // Written at once, too.
         let all: Vec<Located> = a.into_iter().chain(b).collect();
         let other = dir.path().join("other");
-        add(&other, all.clone(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&other, all.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(magics(&other), [FRAMED_MAGIC]);
         // A framed table of 32-bit indexes (as stores written before short tables hold) and a
         // short one merge into a short one when their frames are few.
@@ -963,7 +989,7 @@ mod tests {
         }
         fs::write(older.join(format!("{:016x}.tbl", 1)), seal(wide)).expect("write");
         assert_eq!(magics(&older), [FRAMED_MAGIC]);
-        add(&older, spread(90_000, 200), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&older, spread(90_000, 200), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(magics(&older), [SHORT_MAGIC], "merged, short");
         let t = Tables::open(&older).expect("tables");
         for e in few.iter().chain(&spread(90_000, 200)) {
@@ -984,14 +1010,14 @@ mod tests {
         for known in [false, true] {
             let dir = tempfile::tempdir().expect("tmp");
             let d = dir.path().join("lookup");
-            add(&d, vec![loc(5, "a", 64)], &mut |_| {}, &mut |_| false).expect("add");
+            add_located(&d, vec![loc(5, "a", 64)], &mut |_| {}, &mut |_| false).expect("add");
             // A bit flipped in the entry: the checksum no longer holds.
             let file = table_files(&d).expect("files").remove(0);
             let mut bytes = fs::read(&file).expect("read");
             let last = bytes.len() - 1;
             bytes[last] ^= 1;
             fs::write(&file, &bytes).expect("flip");
-            add(&d, vec![loc(9, "a", 128)], &mut |_| {}, &mut |p| {
+            add_located(&d, vec![loc(9, "a", 128)], &mut |_| {}, &mut |p| {
                 known && *p == file
             })
             .expect("add");
@@ -1005,7 +1031,7 @@ mod tests {
     fn damaged_tables_are_skipped_not_trusted() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().join("lookup");
-        add(&d, vec![loc(5, "a", 64)], &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, vec![loc(5, "a", 64)], &mut |_| {}, &mut |_| false).expect("add");
         let file = table_files(&d).expect("files").remove(0);
         let bytes = fs::read(&file).expect("read");
         fs::write(&file, &bytes[..bytes.len() - 3]).expect("cut");
