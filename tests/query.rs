@@ -424,3 +424,37 @@ fn what_a_logger_hands_over_indexes_the_store_as_reading_it_back_does() {
     a.reindex(&|_, _| {}).expect("reindex");
     assert_eq!(handed, answers(&a));
 }
+
+#[test]
+fn a_record_read_in_one_pass_is_indexed_by_its_fields_through_a_writer_holding_the_index() {
+    use model_archive::document::put_prepared_document;
+    use model_archive::interop::msgpack_record::read_record;
+    let t = TempStore::new();
+    let a = t.create();
+    let mut w = a.writer();
+    for (i, (label, split)) in [(3, "val"), (4, "val"), (3, "test")].iter().enumerate() {
+        let mut bytes = Vec::new();
+        rmp::encode::write_map_len(&mut bytes, 3).expect("vec");
+        for (k, v) in [("id", format!("img-{i}")), ("split", (*split).to_owned())] {
+            rmp::encode::write_str(&mut bytes, k).expect("vec");
+            rmp::encode::write_str(&mut bytes, &v).expect("vec");
+        }
+        rmp::encode::write_str(&mut bytes, "label").expect("vec");
+        rmp::encode::write_sint(&mut bytes, *label).expect("vec");
+        let r = read_record(&bytes, &["split".to_owned()]).expect("the usual shape");
+        assert_eq!(r.tags, [("split".to_owned(), (*split).to_owned())]);
+        let tags: Vec<(&str, &str)> = r.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
+        put_prepared_document(&mut w, &r.prepared, &tags).expect("put");
+    }
+    w.commit().expect("commit");
+    let q = a
+        .parse_query("label = 3 and id != \"img-2\"")
+        .expect("query");
+    let found: Vec<EntryInfo> = a.query(&q).map(|e| e.expect("entry")).collect();
+    assert_eq!(found.len(), 1);
+    let Object::Record(r) = a.get(&found[0].hash).expect("get") else {
+        panic!("not a record");
+    };
+    assert_eq!(r.get("id"), Some(&Value::Str("img-0".into())));
+    assert!(a.names().expect("names").record_fields.contains("label"));
+}

@@ -63,7 +63,7 @@ impl<'a> Prepared<'a> {
     pub(super) fn record(record: Cow<'a, Record>, schema: &'a str) -> Self {
         let payload = Cow::Owned(record.to_msgpack());
         let refs = Cow::Owned(record.refs());
-        Self::record_with(record, schema, payload, refs)
+        Self::record_with(Some(record), schema, payload, refs)
     }
 
     /// A record with its canonical encoding and address, computed where it was prepared.
@@ -71,7 +71,7 @@ impl<'a> Prepared<'a> {
         Prepared {
             known: Some(r.hash),
             ..Self::record_with(
-                Cow::Borrowed(&r.record),
+                r.record.as_ref().map(Cow::Borrowed),
                 "",
                 Cow::Borrowed(&r.payload),
                 Cow::Borrowed(&r.refs),
@@ -80,7 +80,7 @@ impl<'a> Prepared<'a> {
     }
 
     fn record_with(
-        record: Cow<'a, Record>,
+        record: Option<Cow<'a, Record>>,
         schema: &'a str,
         payload: Cow<'a, [u8]>,
         refs: Cow<'a, [ObjectHash]>,
@@ -92,7 +92,7 @@ impl<'a> Prepared<'a> {
             payload,
             elem: 1,
             refs,
-            record: Some(record),
+            record,
             known: None,
         }
     }

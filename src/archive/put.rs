@@ -363,6 +363,21 @@ impl Writer<'_> {
         })
     }
 
+    /// The record the index learns of from `p` (its field paths and values): only a writer
+    /// whose commits it applies needs one. A record prepared as bytes only (`msgpack_record`)
+    /// is decoded for it.
+    fn indexed_record<'p>(&self, p: &'p Prepared<'_>) -> Result<Option<Cow<'p, Record>>> {
+        Ok(match (&p.record, self.archive.has_index()) {
+            (_, false) => None,
+            (Some(r), true) => Some(Cow::Borrowed(r.as_ref())),
+            (None, true) if p.kind == Kind::Record => Some(Cow::Owned(Record::from_msgpack(
+                "a prepared record",
+                &p.payload,
+            )?)),
+            (None, true) => None,
+        })
+    }
+
     fn put_prepared(
         &mut self,
         p: Prepared<'_>,
@@ -388,8 +403,8 @@ impl Writer<'_> {
             (desc.hash(payload), None)
         };
         let new = !self.pending.contains_key(&hash) && self.claim(&hash)?;
-        // What the index learns of a record: only a writer whose commits it applies.
-        let record = p.record.as_deref().filter(|_| self.archive.has_index());
+        let record = self.indexed_record(&p)?;
+        let record = record.as_deref();
         if new {
             self.pending.insert(hash, payload.len() as u64);
             if let Some(r) = record {

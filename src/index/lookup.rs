@@ -734,6 +734,29 @@ pub fn drop_all(dir: &Path) -> Result<()> {
 }
 
 impl super::Index {
+    /// True if the table at `p` passed its check (or was written by an index) and its file
+    /// has not changed since (`lookup::file_stamp`).
+    pub(super) fn was_checked(&self, p: &Path) -> bool {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let (Some(n), Some(stamp)) = (name, file_stamp(p)) else {
+            return false;
+        };
+        self.db
+            .get(super::keys::checked_table(&n))
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(&stamp[..])
+    }
+
+    /// Remember the table at `p` as checked, by its file's identity (`lookup::file_stamp`).
+    pub(super) fn remember_checked(&self, p: &Path) {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let (Some(n), Some(stamp)) = (name, file_stamp(p)) {
+            let _ = self.db.insert(super::keys::checked_table(&n), stamp);
+        }
+    }
+
     /// The lookup tables as they are now.
     pub fn tables(&self) -> std::sync::Arc<Tables> {
         self.tables

@@ -372,29 +372,6 @@ impl Index {
         failed
     }
 
-    /// True if the table at `p` passed its check (or was written by an index) and its file
-    /// has not changed since (`lookup::file_stamp`).
-    pub(super) fn was_checked(&self, p: &Path) -> bool {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        let (Some(n), Some(stamp)) = (name, lookup::file_stamp(p)) else {
-            return false;
-        };
-        self.db
-            .get(keys::checked_table(&n))
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some(&stamp[..])
-    }
-
-    /// Remember the table at `p` as checked, by its file's identity (`lookup::file_stamp`).
-    pub(super) fn remember_checked(&self, p: &Path) {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        if let (Some(n), Some(stamp)) = (name, lookup::file_stamp(p)) {
-            let _ = self.db.insert(keys::checked_table(&n), stamp);
-        }
-    }
-
     /// How many entries the lookup tables should hold (`keys::TABLE_ENTRIES`).
     fn table_entries(&self) -> Result<u64> {
         let v = self.db.get(keys::TABLE_ENTRIES).map_err(|e| self.err(e))?;

@@ -14,6 +14,7 @@
 pub mod compressed;
 pub mod json_b64;
 pub mod msgpack_numpy;
+pub mod msgpack_record;
 pub mod npy;
 pub mod npz;
 pub mod onnx;
@@ -426,7 +427,8 @@ pub(crate) enum Prepared<'a> {
 /// a logger): its canonical encoding, its address and the objects it refers to.
 #[derive(Clone, Debug)]
 pub(crate) struct EncodedRecord {
-    pub record: Record,
+    /// The record, if it was built (a record read by `msgpack_record` is only bytes).
+    pub record: Option<Record>,
     pub payload: Vec<u8>,
     pub hash: ObjectHash,
     pub refs: Vec<ObjectHash>,
@@ -444,13 +446,7 @@ fn prepare<'d, 'a>(
     }
     let mut parts = Vec::new();
     let record = to_record(doc, &mut |a| {
-        let v = a.view()?;
-        let h = crate::object::canonical::Descriptor {
-            kind: crate::object::Kind::Tensor,
-            desc: &v.dtype().name(),
-            shape: v.shape().dims(),
-        }
-        .hash(v.data());
+        let h = tensor_address(&a)?;
         parts.push((part(a), h));
         Ok(h)
     })?;
@@ -466,12 +462,35 @@ fn prepare<'d, 'a>(
             parts,
             record: EncodedRecord {
                 refs: record.refs(),
-                record,
+                record: Some(record),
                 payload,
                 hash,
             },
         },
     })
+}
+
+/// The address of an array stored as a tensor (what a put of it computes).
+fn tensor_address(a: &Array<'_>) -> Result<ObjectHash> {
+    let v = a.view()?;
+    Ok(crate::object::canonical::Descriptor {
+        kind: crate::object::Kind::Tensor,
+        desc: &v.dtype().name(),
+        shape: v.shape().dims(),
+    }
+    .hash(v.data()))
+}
+
+/// The text of a tag a logger makes of a record's field (`archive log --tag-field`): a string
+/// as it is, an integer, a float or a boolean as Rust writes it; any other value makes no tag.
+pub fn tag_text(value: Value) -> Option<String> {
+    match value {
+        Value::Str(s) => Some(s),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// Prepare a document to be stored, borrowing its tensors' bytes.

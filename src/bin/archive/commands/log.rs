@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use model_archive::document::put_prepared_document;
 use model_archive::interop::{
-    Array, Document, PreparedDocument, json_b64, msgpack_numpy, prepare_document,
+    Array, Document, PreparedDocument, json_b64, msgpack_numpy, msgpack_record, prepare_document,
+    tag_text,
 };
 use model_archive::query::{Field, Op, Query};
 use model_archive::{Archive, Dtype, Error, LoggedBatch, Shape, Value, Writer, WriterTotals};
@@ -200,6 +201,23 @@ fn read_msgpack(tx: SyncSender<Input>, shaping: &Shaping, done: &Receiver<Done>)
         // found by offset and the buffer is compacted once per read, not once per value.
         let mut pos = 0;
         while let Some(rest) = buf.get(pos..).filter(|r| !r.is_empty()) {
+            // A record of the usual shape is read in one pass; anything else, the general
+            // way (which reads it alike, or says what is wrong with it).
+            if let Some(r) = shaping.fast(rest) {
+                no += 1;
+                group.push(Parsed {
+                    no,
+                    bytes: r.used,
+                    doc: Ok((r.prepared, r.tags)),
+                });
+                pos += r.used;
+                if group.len() >= GROUP
+                    && tx.send(Input::Records(std::mem::take(&mut group))).is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             match msgpack_numpy::read_one("stdin", rest) {
                 Ok(Some((doc, used))) => {
                     no += 1;
@@ -317,6 +335,15 @@ impl Shaping {
         Ok((prepared, tags))
     }
 
+    /// The msgpack record at the start of `bytes` read in one pass
+    /// (`msgpack_record::read_record`), where no field is turned into a tensor.
+    fn fast(&self, bytes: &[u8]) -> Option<msgpack_record::FastRecord> {
+        if self.infer || !self.tensor_fields.is_empty() {
+            return None;
+        }
+        msgpack_record::read_record(bytes, &self.tag_fields)
+    }
+
     /// Turn the chosen fields into tensors; collect the tag fields' values.
     fn apply(&self, doc: &mut Document<'_>) -> Vec<(String, String)> {
         let mut tags = Vec::new();
@@ -331,10 +358,7 @@ impl Shaping {
             }
             if self.tag_fields.contains(name) {
                 let v = match value {
-                    Document::Scalar(Value::Str(s)) => Some(s.clone()),
-                    Document::Scalar(Value::Int(i)) => Some(i.to_string()),
-                    Document::Scalar(Value::Float(f)) => Some(f.to_string()),
-                    Document::Scalar(Value::Bool(b)) => Some(b.to_string()),
+                    Document::Scalar(v) => tag_text(v.clone()),
                     _ => None,
                 };
                 if let Some(v) = v {
