@@ -327,11 +327,16 @@ impl Parser<'_> {
     }
 }
 
+/// Tags as a [`Subject`] holds them.
+pub fn borrowed(tags: &[(String, String)]) -> Vec<(&str, &str)> {
+    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// An entry as a query looks at it: its tags, time and hash, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub struct Subject<'a> {
     /// Tags.
-    pub tags: &'a [(String, String)],
+    pub tags: &'a [(&'a str, &'a str)],
     /// Nanoseconds since the Unix epoch.
     pub time_ns: i64,
     /// The object logged.
@@ -654,8 +659,9 @@ impl Query {
         info: Option<&ObjectInfo>,
         record: Option<&Record>,
     ) -> bool {
+        let tags = borrowed(&e.tags);
         let s = Subject {
-            tags: &e.tags,
+            tags: &tags,
             time_ns: e.time_ns,
             hash: &e.hash,
         };
@@ -674,8 +680,8 @@ impl Query {
             let mut v: Vec<Cow<'_, str>> = e
                 .tags
                 .iter()
-                .filter(|(key, _)| key == name)
-                .map(|(_, v)| Cow::Borrowed(v.as_str()))
+                .filter(|(key, _)| *key == name)
+                .map(|(_, v)| Cow::Borrowed(*v))
                 .collect();
             v.extend(record.and_then(|r| r.field(name)).flatten());
             v

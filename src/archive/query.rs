@@ -178,9 +178,13 @@ impl Archive {
         let mut last: Option<(u32, bool)> = None;
         // A query that names nothing never looks at tags: they are not even decoded.
         let needs_tags = !names.is_empty();
+        let view = match needs_tags {
+            true => pack.tag_view(),
+            false => Default::default(),
+        };
         let mut out = Vec::new();
         for (i, (slot, time_ns, tagset)) in pack.entry_items().enumerate() {
-            let tags = if needs_tags { pack.tags(tagset) } else { &[] };
+            let tags = view.get(tagset);
             let mut hash = ObjectHash([0; 32]);
             let hit = if by_tags_only {
                 // Without tags to tell them apart, every entry gets one answer.
@@ -244,8 +248,9 @@ impl Archive {
                 true => self.record_of(&e.hash)?,
                 false => None,
             };
+            let tags = crate::query::borrowed(&e.tags);
             let s = Subject {
-                tags: &e.tags,
+                tags: &tags,
                 time_ns: e.time_ns,
                 hash: &e.hash,
             };

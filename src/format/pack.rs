@@ -705,6 +705,12 @@ impl Pack {
             .map_or(&[], |t| t.as_slice())
     }
 
+    /// Every tag set of the pack, its strings borrowed: for a scan that only compares them
+    /// (`tags` builds a `String` of each).
+    pub fn tag_view(&self) -> super::pack_body::TagView<'_> {
+        self.tagsets.view()
+    }
+
     /// Every tag set of the pack, decoded on the first call.
     pub fn tagsets(&self) -> &[Vec<(String, String)>] {
         self.decoded_tagsets.get_or_init(|| self.tagsets.decode())

@@ -395,6 +395,54 @@ impl LazyTagsets {
     }
 }
 
+impl LazyTagsets {
+    /// The tag sets as borrowed pairs, no string copied: for a scan that only compares them.
+    /// Empty where `decode` gives nothing (a set that does not decode).
+    pub fn view(&self) -> TagView<'_> {
+        let mut r = Reader {
+            b: &self.raw,
+            at: 0,
+        };
+        let mut view = TagView::default();
+        match view.read(&mut r) {
+            Ok(()) => view,
+            Err(_) => TagView::default(),
+        }
+    }
+}
+
+/// A pack's tag sets, their strings borrowed from the pack (`LazyTagsets::view`).
+#[derive(Debug, Default)]
+pub struct TagView<'p> {
+    pairs: Vec<(&'p str, &'p str)>,
+    /// Where each tag set ends in `pairs`.
+    ends: Vec<u32>,
+}
+
+impl<'p> TagView<'p> {
+    fn read(&mut self, r: &mut Reader<'p>) -> R<()> {
+        let sets = r.array(1)?;
+        self.ends.reserve(sets);
+        for _ in 0..sets {
+            for _ in 0..r.array(3)? {
+                r.tuple(2)?;
+                self.pairs.push((r.str_ref()?, r.str_ref()?));
+            }
+            self.ends.push(self.pairs.len() as u32);
+        }
+        Ok(())
+    }
+
+    /// Tag set `tagset` (empty if there is none).
+    pub fn get(&self, tagset: u32) -> &[(&'p str, &'p str)] {
+        let i = tagset as usize;
+        let start = i.checked_sub(1).and_then(|j| self.ends.get(j));
+        let start = start.map_or(0, |e| *e as usize);
+        let end = self.ends.get(i).map_or(start, |e| *e as usize);
+        self.pairs.get(start..end).unwrap_or_default()
+    }
+}
+
 /// The end of `count` tag sets starting at `at` if each is a fixarray of fixarray(2) pairs
 /// of strings of at most 255 bytes (`fixstr` or `str 8`), all within `b`, and whether every
 /// string is ASCII; `None` for anything else, which the general reader then reads (and
