@@ -821,6 +821,17 @@ mod tests {
             (e[1].hash, e[1].time_ns, p.tags(e[1].tagset)),
             (h, 1_500, &tags("b")[..])
         );
+        // The borrowed view holds the same tag sets, and nothing past them.
+        let view = p.tag_view();
+        for t in 0..3 {
+            let owned: Vec<(&str, &str)> = p
+                .tags(t)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(view.get(t), &owned[..], "tag set {t}");
+        }
+        assert!(view.get(2).is_empty() && !view.get(1).is_empty());
         let s = p.summary();
         assert_eq!(
             (s.objects, s.entries, s.tags.len()),
