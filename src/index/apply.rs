@@ -114,7 +114,7 @@ impl Index {
                 let total = self.table_entries()?.saturating_add(added);
                 batch.insert(keys::TABLE_ENTRIES, &total.to_be_bytes()[..]);
             }
-            Err(e) => lookup::drop_all(&self.lookup).map_err(|_| e)?,
+            Err(e) => super::tables::drop_all(&self.lookup).map_err(|_| e)?,
         }
         self.reload_tables();
         Ok(())

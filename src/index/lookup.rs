@@ -11,37 +11,12 @@
 //! the whole index, tables included, from the segments (sled alone cannot rebuild them: packed
 //! objects have no sled key).
 //!
-//! Layout (little-endian but for the hash prefix, which is big-endian so that numeric order
-//! is hash order):
-//!
-//! | offset | size | field |
-//! |-------:|-----:|-------|
-//! | 0 | 8 | magic `89 'M' 'A' 'T' 0D 0A 1A 0A` |
-//! | 8 | 4 | segment count S |
-//! | 12 | 4 | checksum: the first 4 bytes of blake3 over the whole file, these 4 bytes as zeros |
-//! | 16 | 8 | entry count N |
-//! | 24 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
-//! | … | 24×N | entries sorted by prefix: hash prefix (u64 BE), segment index (u32), slot (u32), frame offset (u64) |
-//!
-//! A *framed* table (what this program writes where every slot fits 16 bits) names each frame
-//! once and its entries by index, 14 bytes an entry instead of 24: a store's packed objects
-//! share a few thousand frames per million objects.
-//!
-//! | offset | size | field |
-//! |-------:|-----:|-------|
-//! | 0 | 8 | magic `89 'M' 'A' 'F' 0D 0A 1A 0A` |
-//! | 8 | 4 | segment count S |
-//! | 12 | 4 | checksum, as above |
-//! | 16 | 8 | entry count N |
-//! | 24 | 8 | frame count F |
-//! | 32 | … | S segment names, each a u16 length and the bytes; zero padding to a multiple of 8 |
-//! | … | 12×F | frames: segment index (u32), frame offset (u64); zero padding to a multiple of 8 |
-//! | … | 14×N | entries sorted by prefix: hash prefix (u64 BE), frame index (u32), slot (u16) |
-//!
-//! A *short* framed table (magic `89 'M' 'A' 'S' 0D 0A 1A 0A`, what this program writes where
-//! the frames number at most 65,536) is laid out as a framed one, its entries 12 bytes: hash
-//! prefix (u64 BE), frame index (u16), slot (u16). At ten million logged predictions (two
-//! objects each, a few thousand packs) that is 40 MB of tables less.
+//! Layouts (FORMAT.md, "Lookup tables", has them byte by byte): entries sorted by hash prefix
+//! (u64 big-endian, so numeric order is hash order), each naming a segment and frame offset
+//! (24 bytes, magic `89 'M' 'A' 'T'`); *framed* tables name each frame once in a list and
+//! their entries a frame by index (`'F'`, 14 bytes; *short*, `'S'`, 12 bytes, up to 65,536
+//! frames); *bucketed* tables (`'B'`, short ones of at least `buckets::MIN_ENTRIES` entries)
+//! keep a directory of the prefix's top 16 bits and 10-byte entries.
 //!
 //! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
 //! pack frame. Both layouts are read; remotes' tables (`encode_raw`) keep the first, which
@@ -66,6 +41,10 @@ pub const FRAMED_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'F', 0x0d, 0x0a, 0x1a, 0x0
 /// First bytes of a lookup table whose entries name a frame of its frame list by a 16-bit
 /// index.
 pub const SHORT_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'S', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a short framed table with a directory of its prefixes' top bits.
+pub const BUCKET_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'B', 0x0d, 0x0a, 0x1a, 0x0a];
+/// An entry of a bucketed table: the prefix's low 48 bits (BE), frame index (u16), slot (u16).
+const BUCKETED_LEN: usize = 10;
 const ENTRY_LEN: usize = 24;
 /// An entry of a framed table: prefix (u64 BE), frame index (u32), slot (u16).
 const FRAMED_LEN: usize = 14;
@@ -122,15 +101,18 @@ struct Table {
     frames: Option<(usize, usize)>,
     /// Bytes of an entry's frame index in a framed table: 4, or 2 in a short one.
     frame_width: usize,
+    /// A bucketed table's directory.
+    dir: Option<super::buckets::Directory>,
 }
 
 impl Table {
     fn open(path: &Path) -> Option<Table> {
         let map = map_file(path).ok()??;
-        let (framed, frame_width) = match map.get(..8)? {
-            m if m == TABLE_MAGIC => (false, 0),
-            m if m == FRAMED_MAGIC => (true, 4),
-            m if m == SHORT_MAGIC => (true, 2),
+        let (framed, frame_width, bucketed) = match map.get(..8)? {
+            m if m == TABLE_MAGIC => (false, 0, false),
+            m if m == FRAMED_MAGIC => (true, 4, false),
+            m if m == SHORT_MAGIC => (true, 2, false),
+            m if m == BUCKET_MAGIC => (true, 2, true),
             _ => return None,
         };
         let nsegs = le_u32(&map, 8)? as usize;
@@ -159,6 +141,13 @@ impl Table {
             }
             None => (at, None),
         };
+        let (dir, entries) = match bucketed {
+            true => (
+                Some(super::buckets::Directory::open(&map, entries, count)?),
+                entries.checked_add(super::buckets::DIR_LEN)?,
+            ),
+            false => (None, entries),
+        };
         let table = Table {
             map,
             segments,
@@ -166,6 +155,7 @@ impl Table {
             count,
             frames,
             frame_width,
+            dir,
         };
         let len = table.entry_len();
         if table.map.len() != entries.checked_add(count.checked_mul(len)?)? {
@@ -176,11 +166,17 @@ impl Table {
 
     /// Bytes an entry takes.
     fn entry_len(&self) -> usize {
-        match self.frame_width {
-            0 => ENTRY_LEN,
-            2 => SHORT_LEN,
+        match (self.frame_width, &self.dir) {
+            (0, _) => ENTRY_LEN,
+            (2, Some(_)) => BUCKETED_LEN,
+            (2, None) => SHORT_LEN,
             _ => FRAMED_LEN,
         }
+    }
+
+    /// Bytes of an entry's prefix.
+    fn prefix_len(&self) -> usize {
+        if self.dir.is_some() { 6 } else { 8 }
     }
 
     /// Where entry `i` starts.
@@ -190,7 +186,7 @@ impl Table {
 
     /// The frame index and slot of framed entry `i`.
     fn framed_at(&self, i: usize) -> Option<(usize, u16)> {
-        let at = self.at(i) + 8;
+        let at = self.at(i) + self.prefix_len();
         match self.frame_width {
             2 => Some((le_u16(&self.map, at)? as usize, le_u16(&self.map, at + 2)?)),
             _ => Some((le_u32(&self.map, at)? as usize, le_u16(&self.map, at + 4)?)),
@@ -199,11 +195,37 @@ impl Table {
 
     fn prefix_at(&self, i: usize) -> Option<u64> {
         let at = self.at(i);
-        self.map
-            .get(at..at + 8)?
-            .try_into()
-            .ok()
-            .map(u64::from_be_bytes)
+        let Some(dir) = &self.dir else {
+            return self
+                .map
+                .get(at..at + 8)?
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes);
+        };
+        let top = dir.bucket_of(&self.map, i)? << (64 - super::buckets::BITS);
+        Some(top | self.low_at(i)?)
+    }
+
+    /// Every entry's prefix, in order (a bucketed table's directory walked alongside).
+    fn prefixes(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut bucket = 0;
+        (0..self.count).map_while(move |i| {
+            let Some(dir) = &self.dir else {
+                return self.prefix_at(i);
+            };
+            while dir.start(&self.map, bucket + 1)? <= i {
+                bucket += 1;
+            }
+            Some(((bucket as u64) << (64 - super::buckets::BITS)) | self.low_at(i)?)
+        })
+    }
+
+    /// The low 48 bits of bucketed entry `i`'s prefix.
+    fn low_at(&self, i: usize) -> Option<u64> {
+        let at = self.at(i);
+        let b = self.map.get(at..at + 6)?;
+        Some(b.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
     }
 
     /// Entry `i`, its segment by index (`None` past the end, or naming no frame).
@@ -240,10 +262,22 @@ impl Table {
 
     /// Index of the first entry whose prefix is at least `p`.
     fn lower_bound(&self, p: u64) -> usize {
-        let (mut lo, mut hi) = (0, self.count);
+        // A bucketed table: within the bucket of `p`, by the low bits.
+        let bucket = self.dir.as_ref().map(|d| d.bucket(&self.map, p));
+        type Key = fn(&Table, usize) -> Option<u64>;
+        let ((mut lo, mut hi), low): (_, Key) = match bucket {
+            Some(Some(range)) => (range, Table::low_at),
+            Some(None) => return self.count,
+            None => ((0, self.count), Table::prefix_at),
+        };
+        let p = if bucket.is_some() {
+            p & super::buckets::LOW
+        } else {
+            p
+        };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.prefix_at(mid) {
+            match low(self, mid) {
                 Some(x) if x < p => lo = mid + 1,
                 _ => hi = mid,
             }
@@ -307,19 +341,6 @@ pub fn check_tables(
         }
     }
     Ok(())
-}
-
-/// What identifies a table file's bytes for `check_tables`'s memo: size, modification time
-/// and inode. Any write to the file changes one of them.
-pub fn file_stamp(path: &Path) -> Option<Vec<u8>> {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::symlink_metadata(path).ok()?;
-    let mut out = Vec::with_capacity(32);
-    out.extend_from_slice(&m.len().to_le_bytes());
-    out.extend_from_slice(&m.mtime().to_le_bytes());
-    out.extend_from_slice(&m.mtime_nsec().to_le_bytes());
-    out.extend_from_slice(&m.ino().to_le_bytes());
-    Some(out)
 }
 
 /// The tables of a store, for reading.
@@ -476,43 +497,88 @@ fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
     let mut frames: Vec<(u32, u64)> = entries.iter().map(|e| (e.segment, e.offset)).collect();
     frames.sort_unstable();
     frames.dedup();
-    let short = frames.len() <= SHORT_FRAMES;
-    let magic = if short { SHORT_MAGIC } else { FRAMED_MAGIC };
-    let mut out = header(magic, segments, entries.len(), Some(frames.len()));
+    let framing = Framing::of(frames.len(), entries.len());
+    let mut out = header(framing.magic(), segments, entries.len(), Some(frames.len()));
     out.reserve(frames.len() * FRAME_LEN + 8 + entries.len() * FRAMED_LEN);
     for (segment, offset) in &frames {
         out.extend_from_slice(&segment.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
     }
     pad8(&mut out);
+    if framing == Framing::Bucketed {
+        let prefixes = entries.iter().map(|e| e.prefix);
+        out.extend_from_slice(&super::buckets::encode(prefixes, entries.len())?);
+    }
     let mut buf = [0u8; FRAMED_LEN];
     for e in entries {
         let frame = frames.binary_search(&(e.segment, e.offset)).ok()?;
         let slot = u16::try_from(e.slot).ok()?;
-        let len = framed_entry(&mut buf, e.prefix, frame, slot, short)?;
+        let len = framed_entry(&mut buf, e.prefix, frame, slot, framing)?;
         out.extend_from_slice(buf.get(..len)?);
     }
     Some(seal(out))
 }
 
-/// A framed entry in `buf` (short: a 16-bit frame index); returns its length (`None`: the
-/// frame index does not fit).
+/// How a framed table names its frames and prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// 32-bit frame indexes.
+    Wide,
+    /// 16-bit frame indexes.
+    Short,
+    /// 16-bit frame indexes, and a directory of the prefixes' top bits.
+    Bucketed,
+}
+
+impl Framing {
+    /// The framing of a table of `frames` frames and `count` entries.
+    fn of(frames: usize, count: usize) -> Framing {
+        match (frames <= SHORT_FRAMES, count >= super::buckets::MIN_ENTRIES) {
+            (false, _) => Framing::Wide,
+            (true, false) => Framing::Short,
+            (true, true) => Framing::Bucketed,
+        }
+    }
+
+    fn magic(self) -> [u8; 8] {
+        match self {
+            Framing::Wide => FRAMED_MAGIC,
+            Framing::Short => SHORT_MAGIC,
+            Framing::Bucketed => BUCKET_MAGIC,
+        }
+    }
+}
+
+/// A framed entry in `buf`; returns its length (`None`: the frame index does not fit).
 fn framed_entry(
     buf: &mut [u8],
     prefix: u64,
     frame: usize,
     slot: u16,
-    short: bool,
+    framing: Framing,
 ) -> Option<usize> {
-    buf.get_mut(..8)?.copy_from_slice(&prefix.to_be_bytes());
-    let at = if short {
-        buf.get_mut(8..10)?
-            .copy_from_slice(&u16::try_from(frame).ok()?.to_le_bytes());
-        10
-    } else {
-        buf.get_mut(8..12)?
-            .copy_from_slice(&u32::try_from(frame).ok()?.to_le_bytes());
-        12
+    let at = match framing {
+        Framing::Bucketed => {
+            buf.get_mut(..6)?
+                .copy_from_slice(prefix.to_be_bytes().get(2..)?);
+            6
+        }
+        _ => {
+            buf.get_mut(..8)?.copy_from_slice(&prefix.to_be_bytes());
+            8
+        }
+    };
+    let at = match framing {
+        Framing::Wide => {
+            buf.get_mut(at..at + 4)?
+                .copy_from_slice(&u32::try_from(frame).ok()?.to_le_bytes());
+            at + 4
+        }
+        _ => {
+            buf.get_mut(at..at + 2)?
+                .copy_from_slice(&u16::try_from(frame).ok()?.to_le_bytes());
+            at + 2
+        }
     };
     buf.get_mut(at..at + 2)?
         .copy_from_slice(&slot.to_le_bytes());
@@ -603,11 +669,10 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
         (Some((_, fa)), Some((_, fb))) => Some((fa, fb)),
         _ => None,
     };
-    let short = framed.is_some_and(|(fa, fb)| fa + fb <= SHORT_FRAMES);
-    let mut head = match framed {
-        Some((fa, fb)) if short => header(SHORT_MAGIC, segments, count, Some(fa + fb)),
-        Some((fa, fb)) => header(FRAMED_MAGIC, segments, count, Some(fa + fb)),
-        None => header(TABLE_MAGIC, segments, count, None),
+    let framing = framed.map(|(fa, fb)| Framing::of(fa + fb, count));
+    let mut head = match (framed, framing) {
+        (Some((fa, fb)), Some(f)) => header(f.magic(), segments, count, Some(fa + fb)),
+        _ => header(TABLE_MAGIC, segments, count, None),
     };
     if framed.is_some() {
         for (t, renum) in [(a, &map_a), (b, &map_b)] {
@@ -615,13 +680,19 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
         }
         pad8(&mut head);
     }
+    if framing == Some(Framing::Bucketed) {
+        let dir = super::buckets::encode(a.prefixes().chain(b.prefixes()), count);
+        head.extend_from_slice(&dir.ok_or_else(bad)?);
+    }
     // Entry `i` of `t` as the merged table holds it, in `buf`: its length.
-    let entry = |t: &Table, renum: &[u32], base: usize, i: usize, buf: &mut [u8; ENTRY_LEN]| {
-        if framed.is_some() {
+    // Entry `i` of `t`, whose prefix is `p`, as the merged table holds it, in `buf`: its
+    // length.
+    let entry = |t: &Table, renum: &[u32], base, i, p: Option<u64>, buf: &mut [u8; ENTRY_LEN]| {
+        if let Some(framing) = framing {
             let (frame, slot) = t.framed_at(i)?;
             let frames = t.frames?.1;
             let frame = Some(frame).filter(|f| *f < frames)? + base;
-            return framed_entry(buf, t.prefix_at(i)?, frame, slot, short);
+            return framed_entry(buf, p?, frame, slot, framing);
         }
         let e = t.raw(i)?;
         *buf = flat(&e, renum.get(e.segment as usize).copied()?);
@@ -637,18 +708,22 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     out.reserve(MERGE_BLOCK);
     let mut buf = [0u8; ENTRY_LEN];
     let (mut i, mut j) = (0, 0);
+    let (mut pa, mut pb) = (a.prefixes(), b.prefixes());
+    let (mut xa, mut xb) = (pa.next(), pb.next());
     while i < a.count || j < b.count {
-        let take_a = match (a.prefix_at(i), b.prefix_at(j)) {
+        let take_a = match (xa, xb) {
             (Some(x), Some(y)) => x <= y,
             (Some(_), None) => true,
             (None, _) => false,
         };
         let len = if take_a {
             i += 1;
-            entry(a, &map_a, 0, i - 1, &mut buf)
+            let p = std::mem::replace(&mut xa, pa.next());
+            entry(a, &map_a, 0, i - 1, p, &mut buf)
         } else {
             j += 1;
-            entry(b, &map_b, base_b, j - 1, &mut buf)
+            let p = std::mem::replace(&mut xb, pb.next());
+            entry(b, &map_b, base_b, j - 1, p, &mut buf)
         };
         let e = len.and_then(|n| buf.get(..n)).ok_or_else(bad)?;
         out.extend_from_slice(e);
@@ -718,68 +793,6 @@ pub fn add(
         for p in [older, newer] {
             fs::remove_file(p).map_err(|e| Error::io(p, e))?;
         }
-    }
-}
-
-/// Remove the table directory (readers then ask sled), or whatever stands in its place.
-pub fn drop_all(dir: &Path) -> Result<()> {
-    let removed = match fs::symlink_metadata(dir) {
-        Ok(m) if !m.is_dir() => fs::remove_file(dir),
-        _ => fs::remove_dir_all(dir),
-    };
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
-        _ => Ok(()),
-    }
-}
-
-impl super::Index {
-    /// True if the table at `p` passed its check (or was written by an index) and its file
-    /// has not changed since (`lookup::file_stamp`).
-    pub(super) fn was_checked(&self, p: &Path) -> bool {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        let (Some(n), Some(stamp)) = (name, file_stamp(p)) else {
-            return false;
-        };
-        self.db
-            .get(super::keys::checked_table(&n))
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some(&stamp[..])
-    }
-
-    /// Remember the table at `p` as checked, by its file's identity (`lookup::file_stamp`).
-    pub(super) fn remember_checked(&self, p: &Path) {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        if let (Some(n), Some(stamp)) = (name, file_stamp(p)) {
-            let _ = self.db.insert(super::keys::checked_table(&n), stamp);
-        }
-    }
-
-    /// The lookup tables as they are now.
-    pub fn tables(&self) -> std::sync::Arc<Tables> {
-        self.tables
-            .read()
-            .map(|t| std::sync::Arc::clone(&t))
-            .unwrap_or_default()
-    }
-
-    /// Table locations whose hash prefix is `hash`'s: candidates the caller checks.
-    pub fn candidates(&self, hash: &ObjectHash) -> Vec<Located> {
-        let p = prefix_of(hash);
-        self.tables
-            .read()
-            .map(|t| t.range(p, p, 16))
-            .unwrap_or_default()
-    }
-
-    /// Table locations whose hash prefix lies in `lo..=hi`, at most `limit`.
-    pub fn table_range(&self, lo: u64, hi: u64, limit: usize) -> Vec<Located> {
-        self.tables
-            .read()
-            .map(|t| t.range(lo, hi, limit))
-            .unwrap_or_default()
     }
 }
 
@@ -974,7 +987,11 @@ mod tests {
         // 40,000 frames, then 40,000 more: each table is short, their merge is not.
         let (a, b) = (spread(0, 40_000), spread(40_000, 40_000));
         add_located(&d, a.clone(), &mut |_| {}, &mut |_| false).expect("add");
-        assert_eq!(magics(&d), [SHORT_MAGIC]);
+        assert_eq!(
+            magics(&d),
+            [BUCKET_MAGIC],
+            "short, and past buckets::MIN_ENTRIES"
+        );
         add_located(&d, b.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(
             magics(&d),
@@ -1007,7 +1024,7 @@ mod tests {
         by_prefix.sort_unstable();
         let mut buf = [0u8; FRAMED_LEN];
         for (prefix, f) in by_prefix {
-            let len = framed_entry(&mut buf, prefix, f, 0, false).expect("entry");
+            let len = framed_entry(&mut buf, prefix, f, 0, Framing::Wide).expect("entry");
             wide.extend_from_slice(&buf[..len]);
         }
         fs::write(older.join(format!("{:016x}.tbl", 1)), seal(wide)).expect("write");
@@ -1026,6 +1043,93 @@ mod tests {
             }
             assert_eq!(check(dir), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_bucketed_table_keeps_every_prefix_whole_and_finds_every_entry() {
+        use super::super::buckets::{DIR_LEN, MIN_ENTRIES};
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().join("lookup");
+        // Prefixes spread, some crowded into a few buckets, at bucket edges, and one object
+        // in two frames.
+        let mut prefixes: Vec<u64> = (1..=MIN_ENTRIES as u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        prefixes.extend((0..300).map(|i| (7 << 48) | (i * 977)));
+        prefixes.extend([0, (1 << 48) - 1, 1 << 48, u64::MAX, u64::MAX - 1, 42]);
+        let entries: Vec<Located> = prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Located {
+                prefix: *p,
+                segment: ["s0", "s1"][i % 2].into(),
+                offset: 64 * (i as u64 % 5000),
+                slot: (i % 7) as u32,
+            })
+            .collect();
+        let n = entries.len();
+        add_located(&d, entries.clone(), &mut |_| {}, &mut |_| false).expect("add");
+        assert_eq!(magics(&d), [BUCKET_MAGIC]);
+        let file = table_files(&d).expect("files").remove(0);
+        let len = fs::metadata(&file).expect("stat").len() as usize;
+        assert!(
+            len < 64 + 5000 * 2 * FRAME_LEN + DIR_LEN + 10 * n + 8,
+            "{len} bytes"
+        );
+        let mut sorted = entries.clone();
+        sorted.sort_by_key(|e| e.prefix);
+        let check_all = |t: &Tables, want: &[Located]| {
+            let all: Vec<Located> = t.all().collect();
+            assert_eq!(all.len(), want.len());
+            let prefixes = |v: &[Located]| v.iter().map(|e| e.prefix).collect::<Vec<_>>();
+            assert_eq!(
+                prefixes(&all),
+                prefixes(want),
+                "every prefix whole, in order"
+            );
+            for e in want.iter().step_by(13).chain(want.iter().rev().take(8)) {
+                assert!(t.range(e.prefix, e.prefix, 4).contains(e), "{e:?}");
+            }
+            // Ranges across buckets, as a short hash asks.
+            for (lo, hi) in [
+                (0, 1 << 48),
+                ((7 << 48) - 3, (9 << 48) + 3),
+                (u64::MAX - 1, u64::MAX),
+            ] {
+                let brute = want
+                    .iter()
+                    .filter(|e| (lo..=hi).contains(&e.prefix))
+                    .count();
+                assert_eq!(t.range(lo, hi, usize::MAX).len(), brute, "{lo:x}..={hi:x}");
+            }
+            assert!(t.range(43, 43, 4).is_empty());
+        };
+        check_all(&Tables::open(&d).expect("tables"), &sorted);
+        // Merged with a table of as many entries: bucketed again, and nothing lost.
+        let more: Vec<Located> = (0..n as u64)
+            .map(|i| Located {
+                prefix: (i + 7).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+                segment: "s2".into(),
+                offset: 64 * (i % 3000),
+                slot: 1,
+            })
+            .collect();
+        add_located(&d, more.clone(), &mut |_| {}, &mut |_| false).expect("add");
+        assert_eq!(magics(&d), [BUCKET_MAGIC], "merged");
+        sorted.extend(more);
+        sorted.sort_by_key(|e| e.prefix);
+        check_all(&Tables::open(&d).expect("tables"), &sorted);
+        assert_eq!(check(&d), Ok(()));
+        // A directory that goes back is refused, checksum or not.
+        let file = table_files(&d).expect("files").remove(0);
+        let mut bytes = fs::read(&file).expect("read");
+        let t = Table::open(&file).expect("table");
+        let at = t.entries - DIR_LEN + 4 * 100;
+        drop(t);
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[SUM_OFFSET..SUM_OFFSET + 4].copy_from_slice(&[0; 4]);
+        fs::write(&file, seal(bytes)).expect("write");
+        assert!(Table::open(&file).is_none());
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! the pack. Each run has a key per distinct tag (`t`), so a tag query reads only its runs.
 
 mod apply;
+mod buckets;
 mod filters;
 pub mod keys;
 pub mod lookup;
 mod removed;
 mod sizes;
+mod tables;
 pub use removed::Removed;
 
 use std::collections::{HashMap, HashSet};
@@ -337,7 +339,7 @@ impl Index {
     }
 
     /// Check the lookup tables against their checksums, each table file once: a table that
-    /// passed is remembered by its file's identity (`lookup::file_stamp`), and hashed again
+    /// passed is remembered by its file's identity (`tables::file_stamp`), and hashed again
     /// only once that changes, so opening a big store does not hash all its tables every time
     /// (`verify` still checks them all). The reason a table failed, if one did.
     fn check_tables(&self) -> Option<String> {
@@ -449,7 +451,7 @@ impl Index {
     /// Drop everything (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         let generation = self.generation()?.wrapping_add(1);
-        lookup::drop_all(&self.lookup)?;
+        tables::drop_all(&self.lookup)?;
         std::fs::create_dir_all(&self.lookup).map_err(|e| Error::io(&self.lookup, e))?;
         // The tables read before must go too: they would find content in segments the
         // rebuild leaves out (those a gc replaced) or has not read yet.

@@ -1,0 +1,107 @@
+//! The bucket directory of a *bucketed* lookup table (FORMAT.md, "Lookup tables"): for each
+//! value of a hash prefix's top 16 bits, the index of its first entry. The entries then keep
+//! only the prefix's other 48 bits, and no bit of it is lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::format::le_u32;
+
+/// Bits of the prefix the directory stands for.
+pub(super) const BITS: u32 = 16;
+/// Buckets; the directory holds one more start, the entry count.
+const BUCKETS: usize = 1 << BITS;
+/// Bytes of the directory: `BUCKETS + 1` u32 (little-endian), zero padding to a multiple of 8.
+pub(super) const DIR_LEN: usize = (BUCKETS + 2) * 4;
+/// The prefix bits an entry keeps.
+pub(super) const LOW: u64 = (1 << (64 - BITS)) - 1;
+/// The fewest entries a table has for a directory (1 MiB of entries at most 0.5 B each of
+/// directory, for 2 B each saved). Tests take small tables, where most buckets are empty.
+pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 19 };
+
+/// The directory of a table of `count` entries with `prefixes` (in any order); `None` if
+/// there are not `count` of them, or more than 32 bits count.
+pub(super) fn encode(prefixes: impl Iterator<Item = u64>, count: usize) -> Option<Vec<u8>> {
+    let mut counts = vec![0u32; BUCKETS];
+    for p in prefixes {
+        if let Some(c) = counts.get_mut((p >> (64 - BITS)) as usize) {
+            *c += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(DIR_LEN);
+    let mut start = 0u32;
+    for c in counts {
+        out.extend_from_slice(&start.to_le_bytes());
+        start = start.checked_add(c)?;
+    }
+    if start as usize != count {
+        return None;
+    }
+    out.extend_from_slice(&start.to_le_bytes());
+    out.resize(DIR_LEN, 0);
+    Some(out)
+}
+
+/// A table's directory, at `at` in its file, and the bucket last asked for (reads are mostly
+/// in order: a merge, a range).
+#[derive(Debug)]
+pub(super) struct Directory {
+    at: usize,
+    hint: AtomicUsize,
+}
+
+impl Directory {
+    /// The directory at `at` in `map`, if it starts at 0, never decreases and ends at
+    /// `count`.
+    pub(super) fn open(map: &[u8], at: usize, count: usize) -> Option<Directory> {
+        let d = Directory {
+            at,
+            hint: AtomicUsize::new(0),
+        };
+        let mut last = 0;
+        for b in 0..=BUCKETS {
+            let s = d.start(map, b)?;
+            if s < last || (b == 0 && s != 0) {
+                return None;
+            }
+            last = s;
+        }
+        (last == count).then_some(d)
+    }
+
+    /// Index of the first entry of bucket `b` (`b == BUCKETS`: the entry count).
+    pub(super) fn start(&self, map: &[u8], b: usize) -> Option<usize> {
+        le_u32(map, self.at + 4 * b).map(|v| v as usize)
+    }
+
+    /// The entries of the bucket of prefix `p`.
+    pub(super) fn bucket(&self, map: &[u8], p: u64) -> Option<(usize, usize)> {
+        let b = (p >> (64 - BITS)) as usize;
+        Some((self.start(map, b)?, self.start(map, b + 1)?))
+    }
+
+    /// The top bits of entry `i`'s prefix: the bucket it is in.
+    pub(super) fn bucket_of(&self, map: &[u8], i: usize) -> Option<u64> {
+        let holds = |b: usize| -> Option<bool> {
+            Some(b < BUCKETS && self.start(map, b)? <= i && i < self.start(map, b + 1)?)
+        };
+        let h = self.hint.load(Ordering::Relaxed);
+        let found = match (holds(h)?, holds(h + 1)?) {
+            (true, _) => h,
+            (_, true) => h + 1,
+            _ => {
+                // The last bucket that starts at or before `i`.
+                let (mut lo, mut hi) = (0, BUCKETS);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    match self.start(map, mid)? <= i {
+                        true => lo = mid,
+                        false => hi = mid,
+                    }
+                }
+                lo
+            }
+        };
+        self.hint.store(found, Ordering::Relaxed);
+        Some(found as u64)
+    }
+}
