@@ -15,7 +15,7 @@
 //! (u64 big-endian, so numeric order is hash order), each naming a segment and frame offset
 //! (24 bytes, magic `89 'M' 'A' 'T'`); *framed* tables name each frame once in a list and
 //! their entries a frame by index (`'F'`, 14 bytes; *short*, `'S'`, 12 bytes, up to 65,536
-//! frames); *bucketed* tables (`'B'`, short ones of at least `buckets::MIN_ENTRIES` entries)
+//! frames); *bucketed* tables (`'B'`, short ones of at least `table_layout::MIN_ENTRIES` entries)
 //! keep a directory of the prefix's top 16 bits and 10-byte entries.
 //!
 //! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
@@ -34,24 +34,15 @@ use crate::format::{align_up, le_u16, le_u32, le_u64};
 use crate::hash::ObjectHash;
 use crate::segment::reader::map_file;
 
-/// First bytes of a lookup table whose entries name their segment and offset.
-pub const TABLE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'T', 0x0d, 0x0a, 0x1a, 0x0a];
-/// First bytes of a lookup table whose entries name a frame of its frame list.
-pub const FRAMED_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'F', 0x0d, 0x0a, 0x1a, 0x0a];
-/// First bytes of a lookup table whose entries name a frame of its frame list by a 16-bit
-/// index.
-pub const SHORT_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'S', 0x0d, 0x0a, 0x1a, 0x0a];
-/// First bytes of a short framed table with a directory of its prefixes' top bits.
-pub const BUCKET_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'B', 0x0d, 0x0a, 0x1a, 0x0a];
-/// An entry of a bucketed table: the prefix's low 48 bits (BE), frame index (u16), slot (u16).
-const BUCKETED_LEN: usize = 10;
+use super::table_layout::{
+    BUCKET_MAGIC, BUCKETED_LEN, FRAMED_MAGIC, Framing, SHORT_MAGIC, TABLE_MAGIC, framed_entry,
+};
+
 const ENTRY_LEN: usize = 24;
 /// An entry of a framed table: prefix (u64 BE), frame index (u32), slot (u16).
 const FRAMED_LEN: usize = 14;
 /// An entry of a short framed table: prefix (u64 BE), frame index (u16), slot (u16).
 const SHORT_LEN: usize = 12;
-/// Most frames a short framed table names.
-const SHORT_FRAMES: usize = 1 << 16;
 /// Bytes of a merged table hashed and written at once.
 const MERGE_BLOCK: usize = 1 << 20;
 /// A frame of a framed table's list: segment index (u32), offset (u64).
@@ -102,7 +93,7 @@ struct Table {
     /// Bytes of an entry's frame index in a framed table: 4, or 2 in a short one.
     frame_width: usize,
     /// A bucketed table's directory.
-    dir: Option<super::buckets::Directory>,
+    dir: Option<super::table_layout::Directory>,
 }
 
 impl Table {
@@ -143,8 +134,8 @@ impl Table {
         };
         let (dir, entries) = match bucketed {
             true => (
-                Some(super::buckets::Directory::open(&map, entries, count)?),
-                entries.checked_add(super::buckets::DIR_LEN)?,
+                Some(super::table_layout::Directory::open(&map, entries, count)?),
+                entries.checked_add(super::table_layout::DIR_LEN)?,
             ),
             false => (None, entries),
         };
@@ -203,7 +194,7 @@ impl Table {
                 .ok()
                 .map(u64::from_be_bytes);
         };
-        let top = dir.bucket_of(&self.map, i)? << (64 - super::buckets::BITS);
+        let top = dir.bucket_of(&self.map, i)? << (64 - super::table_layout::BITS);
         Some(top | self.low_at(i)?)
     }
 
@@ -217,7 +208,7 @@ impl Table {
             while dir.start(&self.map, bucket + 1)? <= i {
                 bucket += 1;
             }
-            Some(((bucket as u64) << (64 - super::buckets::BITS)) | self.low_at(i)?)
+            Some(((bucket as u64) << (64 - super::table_layout::BITS)) | self.low_at(i)?)
         })
     }
 
@@ -271,7 +262,7 @@ impl Table {
             None => ((0, self.count), Table::prefix_at),
         };
         let p = if bucket.is_some() {
-            p & super::buckets::LOW
+            p & super::table_layout::LOW
         } else {
             p
         };
@@ -507,7 +498,7 @@ fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
     pad8(&mut out);
     if framing == Framing::Bucketed {
         let prefixes = entries.iter().map(|e| e.prefix);
-        out.extend_from_slice(&super::buckets::encode(prefixes, entries.len())?);
+        out.extend_from_slice(&super::table_layout::encode(prefixes, entries.len())?);
     }
     let mut buf = [0u8; FRAMED_LEN];
     for e in entries {
@@ -517,72 +508,6 @@ fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
         out.extend_from_slice(buf.get(..len)?);
     }
     Some(seal(out))
-}
-
-/// How a framed table names its frames and prefixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    /// 32-bit frame indexes.
-    Wide,
-    /// 16-bit frame indexes.
-    Short,
-    /// 16-bit frame indexes, and a directory of the prefixes' top bits.
-    Bucketed,
-}
-
-impl Framing {
-    /// The framing of a table of `frames` frames and `count` entries.
-    fn of(frames: usize, count: usize) -> Framing {
-        match (frames <= SHORT_FRAMES, count >= super::buckets::MIN_ENTRIES) {
-            (false, _) => Framing::Wide,
-            (true, false) => Framing::Short,
-            (true, true) => Framing::Bucketed,
-        }
-    }
-
-    fn magic(self) -> [u8; 8] {
-        match self {
-            Framing::Wide => FRAMED_MAGIC,
-            Framing::Short => SHORT_MAGIC,
-            Framing::Bucketed => BUCKET_MAGIC,
-        }
-    }
-}
-
-/// A framed entry in `buf`; returns its length (`None`: the frame index does not fit).
-fn framed_entry(
-    buf: &mut [u8],
-    prefix: u64,
-    frame: usize,
-    slot: u16,
-    framing: Framing,
-) -> Option<usize> {
-    let at = match framing {
-        Framing::Bucketed => {
-            buf.get_mut(..6)?
-                .copy_from_slice(prefix.to_be_bytes().get(2..)?);
-            6
-        }
-        _ => {
-            buf.get_mut(..8)?.copy_from_slice(&prefix.to_be_bytes());
-            8
-        }
-    };
-    let at = match framing {
-        Framing::Wide => {
-            buf.get_mut(at..at + 4)?
-                .copy_from_slice(&u32::try_from(frame).ok()?.to_le_bytes());
-            at + 4
-        }
-        _ => {
-            buf.get_mut(at..at + 2)?
-                .copy_from_slice(&u16::try_from(frame).ok()?.to_le_bytes());
-            at + 2
-        }
-    };
-    buf.get_mut(at..at + 2)?
-        .copy_from_slice(&slot.to_le_bytes());
-    Some(at + 2)
 }
 
 /// A table entry by the index of its segment's name.
@@ -664,27 +589,12 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     };
     let (map_a, map_b) = (renumber(a), renumber(b));
     let bad = || Error::corrupt(path, 0, "a table entry out of range");
-    let count = a.count + b.count;
     let framed = match (a.frames, b.frames) {
         (Some((_, fa)), Some((_, fb))) => Some((fa, fb)),
         _ => None,
     };
-    let framing = framed.map(|(fa, fb)| Framing::of(fa + fb, count));
-    let mut head = match (framed, framing) {
-        (Some((fa, fb)), Some(f)) => header(f.magic(), segments, count, Some(fa + fb)),
-        _ => header(TABLE_MAGIC, segments, count, None),
-    };
-    if framed.is_some() {
-        for (t, renum) in [(a, &map_a), (b, &map_b)] {
-            push_frames(&mut head, t, renum).ok_or_else(bad)?;
-        }
-        pad8(&mut head);
-    }
-    if framing == Some(Framing::Bucketed) {
-        let dir = super::buckets::encode(a.prefixes().chain(b.prefixes()), count);
-        head.extend_from_slice(&dir.ok_or_else(bad)?);
-    }
-    // Entry `i` of `t` as the merged table holds it, in `buf`: its length.
+    let framing = framed.map(|(fa, fb)| Framing::of(fa + fb, a.count + b.count));
+    let head = merged_head([(a, &map_a), (b, &map_b)], segments, framing).ok_or_else(bad)?;
     // Entry `i` of `t`, whose prefix is `p`, as the merged table holds it, in `buf`: its
     // length.
     let entry = |t: &Table, renum: &[u32], base, i, p: Option<u64>, buf: &mut [u8; ENTRY_LEN]| {
@@ -739,6 +649,31 @@ fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<
     file.seek(SeekFrom::Start(SUM_OFFSET as u64))
         .and_then(|_| file.write_all(&[s0, s1, s2, s3]))
         .map_err(io)
+}
+
+/// The head of the merge of `tables` (each with its segments' renumbering) naming
+/// `segments`: the header, then, framed, the frames and a bucketed table's directory.
+fn merged_head(
+    tables: [(&Table, &[u32]); 2],
+    segments: &[&str],
+    framing: Option<Framing>,
+) -> Option<Vec<u8>> {
+    let [(a, _), (b, _)] = tables;
+    let count = a.count + b.count;
+    let Some(framing) = framing else {
+        return Some(header(TABLE_MAGIC, segments, count, None));
+    };
+    let frames = a.frames?.1 + b.frames?.1;
+    let mut head = header(framing.magic(), segments, count, Some(frames));
+    for (t, renum) in tables {
+        push_frames(&mut head, t, renum)?;
+    }
+    pad8(&mut head);
+    if framing == Framing::Bucketed {
+        let dir = super::table_layout::encode(a.prefixes().chain(b.prefixes()), count);
+        head.extend_from_slice(&dir?);
+    }
+    Some(head)
 }
 
 /// Add the frames of framed table `t` to `out`, their segments renumbered by `renum`.
@@ -1047,7 +982,7 @@ mod tests {
 
     #[test]
     fn a_bucketed_table_keeps_every_prefix_whole_and_finds_every_entry() {
-        use super::super::buckets::{DIR_LEN, MIN_ENTRIES};
+        use super::super::table_layout::{DIR_LEN, MIN_ENTRIES};
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path().join("lookup");
         // Prefixes spread, some crowded into a few buckets, at bucket edges, and one object

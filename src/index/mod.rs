@@ -9,12 +9,12 @@
 //! the pack. Each run has a key per distinct tag (`t`), so a tag query reads only its runs.
 
 mod apply;
-mod buckets;
 mod filters;
 pub mod keys;
 pub mod lookup;
 mod removed;
 mod sizes;
+mod table_layout;
 mod tables;
 pub use removed::Removed;
 

@@ -1,10 +1,25 @@
-//! The bucket directory of a *bucketed* lookup table (FORMAT.md, "Lookup tables"): for each
-//! value of a hash prefix's top 16 bits, the index of its first entry. The entries then keep
-//! only the prefix's other 48 bits, and no bit of it is lost.
+//! The bytes of a lookup table's entries (FORMAT.md, "Lookup tables"): the layouts' magics, a
+//! framed entry, and the bucket directory of a *bucketed* table: for each value of a hash
+//! prefix's top 16 bits, the index of its first entry, so that its entries keep only the
+//! prefix's other 48 bits, and no bit of it is lost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::format::le_u32;
+
+/// First bytes of a lookup table whose entries name their segment and offset.
+pub const TABLE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'T', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a lookup table whose entries name a frame of its frame list.
+pub const FRAMED_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'F', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a lookup table whose entries name a frame of its frame list by a 16-bit
+/// index.
+pub const SHORT_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'S', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a short framed table with a directory of its prefixes' top bits.
+pub const BUCKET_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'B', 0x0d, 0x0a, 0x1a, 0x0a];
+/// An entry of a bucketed table: the prefix's low 48 bits (BE), frame index (u16), slot (u16).
+pub(super) const BUCKETED_LEN: usize = 10;
+/// Most frames a short framed table names.
+pub(super) const SHORT_FRAMES: usize = 1 << 16;
 
 /// Bits of the prefix the directory stands for.
 pub(super) const BITS: u32 = 16;
@@ -104,4 +119,70 @@ impl Directory {
         self.hint.store(found, Ordering::Relaxed);
         Some(found as u64)
     }
+}
+
+/// How a framed table names its frames and prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// 32-bit frame indexes.
+    Wide,
+    /// 16-bit frame indexes.
+    Short,
+    /// 16-bit frame indexes, and a directory of the prefixes' top bits.
+    Bucketed,
+}
+
+impl Framing {
+    /// The framing of a table of `frames` frames and `count` entries.
+    pub(super) fn of(frames: usize, count: usize) -> Framing {
+        match (frames <= SHORT_FRAMES, count >= MIN_ENTRIES) {
+            (false, _) => Framing::Wide,
+            (true, false) => Framing::Short,
+            (true, true) => Framing::Bucketed,
+        }
+    }
+
+    pub(super) fn magic(self) -> [u8; 8] {
+        match self {
+            Framing::Wide => FRAMED_MAGIC,
+            Framing::Short => SHORT_MAGIC,
+            Framing::Bucketed => BUCKET_MAGIC,
+        }
+    }
+}
+
+/// A framed entry in `buf`; returns its length (`None`: the frame index does not fit).
+pub(super) fn framed_entry(
+    buf: &mut [u8],
+    prefix: u64,
+    frame: usize,
+    slot: u16,
+    framing: Framing,
+) -> Option<usize> {
+    let at = match framing {
+        Framing::Bucketed => {
+            buf.get_mut(..6)?
+                .copy_from_slice(prefix.to_be_bytes().get(2..)?);
+            6
+        }
+        _ => {
+            buf.get_mut(..8)?.copy_from_slice(&prefix.to_be_bytes());
+            8
+        }
+    };
+    let at = match framing {
+        Framing::Wide => {
+            buf.get_mut(at..at + 4)?
+                .copy_from_slice(&u32::try_from(frame).ok()?.to_le_bytes());
+            at + 4
+        }
+        _ => {
+            buf.get_mut(at..at + 2)?
+                .copy_from_slice(&u16::try_from(frame).ok()?.to_le_bytes());
+            at + 2
+        }
+    };
+    buf.get_mut(at..at + 2)?
+        .copy_from_slice(&slot.to_le_bytes());
+    Some(at + 2)
 }
