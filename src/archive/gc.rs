@@ -124,15 +124,10 @@ impl Archive {
         self.close_segment()?;
         let own = self.own_segment()?;
         let (files, gone) = self.segments()?;
-        let mut held = HashMap::new();
-        for (name, path) in &files {
-            if own.as_deref() != Some(name.as_str())
-                && !crate::store_dir::is_sealed(&self.root, name)
-                && let Some(lock) = try_lock(path)?
-            {
-                held.insert(name.clone(), lock);
-            }
-        }
+        let free = files.iter().filter(|(name, _)| {
+            own.as_deref() != Some(name.as_str()) && !crate::store_dir::is_sealed(&self.root, name)
+        });
+        let held = lock_free(free)?;
         // The walk and the copy need no index: other processes may use it meanwhile.
         self.lease.release();
         let marks = self.mark(&files, &removed, &|d, t| progress("mark", d, t))?;
@@ -325,4 +320,33 @@ fn remove_segment(path: &std::path::Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+/// How long gc waits before it tries a taken segment lock once more.
+const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The locks of the segments of `files` that no writer holds, by name. A lock found taken is
+/// tried once more a little later: a child process shares the file descriptors of the process
+/// that forked it until it runs its program, so a segment this process let go of can look
+/// held for a moment.
+fn lock_free<'f>(
+    files: impl Iterator<Item = &'f (String, PathBuf)>,
+) -> Result<HashMap<String, std::fs::File>> {
+    let mut held = HashMap::new();
+    let mut taken = Vec::new();
+    for (name, path) in files {
+        match try_lock(path)? {
+            Some(lock) => drop(held.insert(name.clone(), lock)),
+            None => taken.push((name, path)),
+        }
+    }
+    if !taken.is_empty() {
+        std::thread::sleep(RELOCK_WAIT);
+        for (name, path) in taken {
+            if let Some(lock) = try_lock(path)? {
+                held.insert(name.clone(), lock);
+            }
+        }
+    }
+    Ok(held)
 }
