@@ -194,8 +194,10 @@ impl Table {
                 .ok()
                 .map(u64::from_be_bytes);
         };
-        let top = dir.bucket_of(&self.map, i)? << (64 - super::table_layout::BITS);
-        Some(top | self.low_at(i)?)
+        Some(super::table_layout::prefix(
+            dir.bucket_of(&self.map, i)?,
+            self.low_at(i)?,
+        ))
     }
 
     /// Every entry's prefix, in order (a bucketed table's directory walked alongside).
@@ -208,7 +210,7 @@ impl Table {
             while dir.start(&self.map, bucket + 1)? <= i {
                 bucket += 1;
             }
-            Some(((bucket as u64) << (64 - super::table_layout::BITS)) | self.low_at(i)?)
+            Some(super::table_layout::prefix(bucket, self.low_at(i)?))
         })
     }
 

@@ -22,13 +22,23 @@ pub(super) const BUCKETED_LEN: usize = 10;
 pub(super) const SHORT_FRAMES: usize = 1 << 16;
 
 /// Bits of the prefix the directory stands for.
-pub(super) const BITS: u32 = 16;
+const BITS: u32 = 16;
 /// Buckets; the directory holds one more start, the entry count.
 const BUCKETS: usize = 1 << BITS;
 /// Bytes of the directory: `BUCKETS + 1` u32 (little-endian), zero padding to a multiple of 8.
 pub(super) const DIR_LEN: usize = (BUCKETS + 2) * 4;
 /// The prefix bits an entry keeps.
 pub(super) const LOW: u64 = (1 << (64 - BITS)) - 1;
+
+/// The bucket of prefix `p`: its top bits.
+fn bucket_of_prefix(p: u64) -> usize {
+    (p >> (64 - BITS)) as usize
+}
+
+/// The prefix of bucket `b` whose low bits are `low`.
+pub(super) fn prefix(b: usize, low: u64) -> u64 {
+    ((b as u64) << (64 - BITS)) | (low & LOW)
+}
 /// The fewest entries a table has for a directory (1 MiB of entries at most 0.5 B each of
 /// directory, for 2 B each saved). Tests take small tables, where most buckets are empty.
 pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 19 };
@@ -38,7 +48,7 @@ pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 19 }
 pub(super) fn encode(prefixes: impl Iterator<Item = u64>, count: usize) -> Option<Vec<u8>> {
     let mut counts = vec![0u32; BUCKETS];
     for p in prefixes {
-        if let Some(c) = counts.get_mut((p >> (64 - BITS)) as usize) {
+        if let Some(c) = counts.get_mut(bucket_of_prefix(p)) {
             *c += 1;
         }
     }
@@ -90,12 +100,12 @@ impl Directory {
 
     /// The entries of the bucket of prefix `p`.
     pub(super) fn bucket(&self, map: &[u8], p: u64) -> Option<(usize, usize)> {
-        let b = (p >> (64 - BITS)) as usize;
+        let b = bucket_of_prefix(p);
         Some((self.start(map, b)?, self.start(map, b + 1)?))
     }
 
     /// The top bits of entry `i`'s prefix: the bucket it is in.
-    pub(super) fn bucket_of(&self, map: &[u8], i: usize) -> Option<u64> {
+    pub(super) fn bucket_of(&self, map: &[u8], i: usize) -> Option<usize> {
         let holds = |b: usize| -> Option<bool> {
             Some(b < BUCKETS && self.start(map, b)? <= i && i < self.start(map, b + 1)?)
         };
@@ -117,7 +127,7 @@ impl Directory {
             }
         };
         self.hint.store(found, Ordering::Relaxed);
-        Some(found as u64)
+        Some(found)
     }
 }
 
