@@ -20,6 +20,8 @@ mod v2_to_v3;
 mod v3_to_v4;
 #[path = "../migrations/v4_to_v5.rs"]
 mod v4_to_v5;
+#[path = "../migrations/v5_to_v6.rs"]
+mod v5_to_v6;
 
 /// The step of a schema version whose segments are valid in the next one unchanged: under
 /// the index lock, drop the index (the next open rebuilds it from the segments), then write
@@ -90,6 +92,11 @@ pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
             v4_to_v5::FROM => {
                 let next = v4_to_v5::apply(root, &header)?;
                 steps.push(v4_to_v5::NAME.to_owned());
+                next
+            }
+            v5_to_v6::FROM => {
+                let next = v5_to_v6::apply(root, &header)?;
+                steps.push(v5_to_v6::NAME.to_owned());
                 next
             }
             v => {

@@ -27,6 +27,10 @@ fn fixture_dir_v4() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4")
 }
 
+fn fixture_dir_v5() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v5")
+}
+
 /// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
 const OBJECTS: &[(&str, &str)] = &[
     ("probs", "digits_test_probs.npy shuffle-zstd"),
@@ -139,7 +143,7 @@ fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
 /// migration (v3 added removals), and then reads back bit-exact, with its entries and tags.
 #[test]
 fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 3);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 4);
     let a = Archive::open(&store).expect("open the migrated v2 fixture");
     let stats = a.stats().expect("stats");
     assert_eq!(
@@ -189,7 +193,7 @@ fn write_fixture_v3(dir: &Path) -> Vec<(String, String)> {
 /// bit-exact, its removed records still gone.
 #[test]
 fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 2);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 3);
     let a = Archive::open(&store).expect("open the migrated v3 fixture");
     let by_name = by_name(&hashes);
     let q = |text: &str| {
@@ -217,9 +221,20 @@ fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
 /// holding the msgpack values beyond plain records (bytes, an extension value, a float32, a
 /// map with integer keys, a uint64 past i64), each with a reference to the tensor before it.
 fn write_fixture_v4(dir: &Path) -> Vec<(String, String)> {
+    write_fixture_of(dir, "v4")
+}
+
+/// The v5 fixture holds what v4's does, written in v5's columnar packs: payloads grouped by
+/// descriptor and shuffled, and records referring to the tensor before them locally.
+fn write_fixture_v5(dir: &Path) -> Vec<(String, String)> {
+    write_fixture_of(dir, "v5")
+}
+
+/// The v4 and v5 fixtures, tagged `fixture=<version>`.
+fn write_fixture_of(dir: &Path, version: &str) -> Vec<(String, String)> {
     let a = Archive::create(dir).expect("create fixture");
-    let mut out = put_objects(&a, "v4");
-    out.extend(put_packed(&a, "v4"));
+    let mut out = put_objects(&a, version);
+    out.extend(put_packed(&a, version));
     let mut w = a.writer();
     let text: Vec<u8> = "abcxyz"
         .chars()
@@ -227,10 +242,12 @@ fn write_fixture_v4(dir: &Path) -> Vec<(String, String)> {
         .collect();
     let shape = Shape::new(vec![2]);
     let view = TensorView::new(Dtype::Str(3), &shape, &text).expect("view");
-    let strings = w.put_tensor(&view, &[("fixture", "v4")]).expect("strings");
+    let strings = w
+        .put_tensor(&view, &[("fixture", version)])
+        .expect("strings");
     out.push(("strings".into(), strings.to_string()));
     let kept = kept_record(strings);
-    let h = w.put_record(&kept, &[("fixture", "v4")]).expect("kept");
+    let h = w.put_record(&kept, &[("fixture", version)]).expect("kept");
     out.push(("kept".into(), h.to_string()));
     w.commit().expect("commit");
     drop(w);
@@ -265,14 +282,58 @@ fn kept_record(strings: model_archive::ObjectHash) -> model_archive::Record {
 }
 
 /// The frozen v4 store (string tensors and kept msgpack values beside v2's packs): it asks for
-/// a migration (v5 writes columnar packs), then reads back bit-exact, its records and the
-/// tensors they refer to, and the same records written again land in v5 packs as the same
-/// objects.
+/// a migration (v5 writes columnar packs, v6 their items as columns), then reads back
+/// bit-exact, its records and the tensors they refer to, and the same records written again
+/// land in the current packs as the same objects.
 #[test]
 fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 1);
-    let a = Archive::open(&store).expect("open the migrated v4 fixture");
-    let by_name = by_name(&hashes);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 2);
+    check_fixture_of(&store, &hashes, "v4");
+}
+
+/// The frozen v5 store (v4's objects in v5's columnar packs, records referring to the tensors
+/// before them locally): it asks for a migration (v6 writes pack items as columns), then
+/// reads back bit-exact, and the same records written again land in v6 packs as the same
+/// objects.
+#[test]
+fn v5_fixture_store_migrates_and_reads_back_bit_exact() {
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v5(), write_fixture_v5, 5, 1);
+    check_fixture_of(&store, &hashes, "v5");
+    // Its packs are v5's (payloads grouped by descriptor, items as arrays: layout 1); those
+    // written since are v6's (items as columns: layout 2).
+    assert_eq!(pack_layouts(&fixture_dir_v5()), vec![1]);
+    assert_eq!(pack_layouts(&store), vec![1, 2]);
+}
+
+/// The layouts of the pack frames of a store's segments (a body's last field, a small
+/// integer: its last byte).
+fn pack_layouts(store: &Path) -> Vec<u8> {
+    use model_archive::format::frame::{FrameHeader, FrameKind, SEGMENT_HEADER_LEN};
+    let mut layouts = std::collections::BTreeSet::new();
+    for seg in std::fs::read_dir(store.join("segments")).expect("segments") {
+        let bytes = std::fs::read(seg.expect("segment").path()).expect("read");
+        let mut at = SEGMENT_HEADER_LEN;
+        while let Some(h) = bytes.get(at..).and_then(|b| FrameHeader::decode(b).ok()) {
+            if h.kind == FrameKind::Pack {
+                let from = at + h.payload_off as usize;
+                let payload = &bytes[from..from + h.payload_len as usize];
+                let body = match h.codec {
+                    Codec::Raw => payload.to_vec(),
+                    _ => zstd::decode_all(payload).expect("zstd"),
+                };
+                layouts.insert(*body.last().expect("a body"));
+            }
+            at += h.frame_len() as usize;
+        }
+    }
+    layouts.into_iter().collect()
+}
+
+/// A migrated v4 or v5 fixture (tagged `fixture=<version>`) read back bit-exact, written to
+/// by this version, and read back again.
+fn check_fixture_of(store: &Path, hashes: &[(String, String)], version: &str) {
+    let a = Archive::open(store).expect("open the migrated fixture");
+    let by_name = by_name(hashes);
     for i in 0..100u32 {
         check_packed(&a, &by_name, i);
     }
@@ -286,18 +347,21 @@ fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
         a.get(&kept).expect("get"),
         Object::Record(kept_record(strings))
     );
-    let q = model_archive::query::Query::parse("fixture = \"v4\" and run = \"r1\"").expect("q");
-    assert_eq!(a.query(&q).count(), 33);
-    // Written again by v5, in its layout: the same addresses, one object each.
+    let q = |q: &str| {
+        let q = model_archive::query::Query::parse(q).expect("q");
+        a.query(&q).count()
+    };
+    assert_eq!(q(&format!("fixture = \"{version}\" and run = \"r1\"")), 33);
+    // Written again by this version, in its layout: the same addresses, one object each.
     let before = a.stats().expect("stats").objects;
     let again: std::collections::HashMap<String, String> =
-        put_packed(&a, "v5").into_iter().collect();
+        put_packed(&a, "now").into_iter().collect();
     for (name, hash) in &again {
         assert_eq!(by_name[name.as_str()], hash, "{name}");
     }
     let mut w = a.writer();
     assert_eq!(
-        w.put_record(&kept_record(strings), &[("fixture", "v5")])
+        w.put_record(&kept_record(strings), &[("fixture", "now")])
             .expect("kept again"),
         kept
     );
@@ -305,12 +369,12 @@ fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
     drop(w);
     assert_eq!(a.stats().expect("stats").objects, before);
     drop(a);
-    let a = Archive::open(&store).expect("reopen");
+    let a = Archive::open(store).expect("reopen");
     assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     for i in 0..100u32 {
         check_packed(&a, &by_name, i);
     }
-    let q = model_archive::query::Query::parse("fixture = \"v5\" and run = \"r1\"").expect("q");
+    let q = model_archive::query::Query::parse("fixture = \"now\" and run = \"r1\"").expect("q");
     assert_eq!(a.query(&q).count(), 33);
     check_objects(&a, &by_name);
 }
@@ -437,7 +501,11 @@ fn v1_fixture_store_opens_and_reads_back_bit_exact() {
         other => panic!("a v1 store must ask for a migration, got {:?}", other.err()),
     }
     let report = model_archive::migrate::migrate(&store).expect("migrate");
-    assert_eq!((report.from, report.to, report.steps.len()), (1, 5, 4));
+    let current = model_archive::format::version::SCHEMA_VERSION;
+    assert_eq!(
+        (report.from, report.to, report.steps.len()),
+        (1, current, 5)
+    );
     let again = model_archive::migrate::migrate(&store).expect("migrate again");
     assert!(again.steps.is_empty(), "a current store needs no step");
     let a = Archive::open(&store).expect("open the migrated v1 fixture");

@@ -7,6 +7,7 @@ pub mod frame;
 pub mod meta;
 pub mod pack;
 mod pack_body;
+mod pack_items;
 pub(crate) mod pack_layout;
 pub mod removal;
 pub mod store_header;

@@ -43,7 +43,7 @@ pub const PACK_BYTES: usize = 256 << 10;
 pub const PACK_ITEMS: usize = 8192;
 
 pub use super::pack_body::{PackBody, PackItem, TagSets};
-use super::pack_layout::LAYOUT_COLUMNS;
+use super::pack_layout::{LAYOUT_ITEM_COLUMNS, grouped};
 
 /// How many of the objects stored just before a record a writer looks among for the objects
 /// it refers to (a logger stores a record's tensors right before it).
@@ -287,7 +287,7 @@ impl PackBuilder {
     pub fn finish_untagged(&mut self) -> Result<(Vec<u8>, PackSummary, TagSets)> {
         let mut b = std::mem::take(self);
         b.body.data = ByteBuf::from(super::pack_layout::join_groups(&b.groups));
-        b.body.layout = LAYOUT_COLUMNS;
+        b.body.layout = LAYOUT_ITEM_COLUMNS;
         let body = super::pack_body::encode(&b.body);
         let summary = PackSummary {
             objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
@@ -453,7 +453,7 @@ impl Pack {
             }
         }
         let locals = std::sync::OnceLock::new();
-        if body.layout == LAYOUT_COLUMNS {
+        if grouped(body.layout) {
             let groups: Vec<(usize, usize)> = body
                 .descs
                 .iter()
@@ -940,7 +940,7 @@ mod tests {
         let made: Vec<_> = (0..50u8).map(|i| push_prediction(&mut b, i)).collect();
         let (body, summary) = b.finish().expect("encode");
         let p = Pack::decode(&body, Path::new("s"), 0, Codec::Raw, 0).expect("decode");
-        assert_eq!(p.body.layout, LAYOUT_COLUMNS);
+        assert_eq!(p.body.layout, LAYOUT_ITEM_COLUMNS);
         // Each record stores 4 bytes for its tensor's 34: the 50 records are 1,500 bytes
         // shorter than their canonical bytes.
         let canonical: usize = made.iter().map(|m| m.2.len()).sum();
@@ -985,7 +985,7 @@ mod tests {
                 .position(|w| w == [0xd5, 3])
                 .expect("a local reference");
             bad.data[at + 3] = back;
-            rmp_serde::to_vec(&bad).expect("encode")
+            crate::format::pack_body::encode(&bad)
         };
         // The record now names itself, then an item before the first.
         for back in [0u8, 2] {

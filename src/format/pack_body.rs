@@ -10,18 +10,6 @@ use serde_bytes::ByteBuf;
 /// A pack's tag sets.
 pub type TagSets = Vec<Vec<(String, String)>>;
 
-/// One item of a pack: an object stored here, an entry, or both.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PackItem {
-    /// An object stored in this pack: index into `descs`, shape, and its payload's length in
-    /// `data` (payloads follow each other in item order).
-    pub object: Option<(u32, Vec<u64>, u64)>,
-    /// For an entry of content stored elsewhere: that content's hash.
-    pub hash: Option<ByteBuf>,
-    /// The entry this item logs: nanoseconds after `time0`, index into `tagsets`.
-    pub entry: Option<(i64, u32)>,
-}
-
 /// The decoded payload of a pack frame. Encoded positionally (msgpack arrays), so field names
 /// cost nothing per item; later schema versions append fields.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +29,16 @@ pub struct PackBody {
     /// written before v5 have no such field: 0.
     pub layout: u8,
 }
+
+pub use super::pack_items::PackItem;
+
+/// Packs written before v5: payloads in item order, records in their canonical bytes.
+pub const LAYOUT_ROWS: u8 = 0;
+/// v5 packs: payloads grouped by descriptor (in descriptor order, item order within each
+/// group), each tensor group byte-shuffled by its dtype's width, and pack-local references.
+pub const LAYOUT_COLUMNS: u8 = 1;
+/// v6 packs: data as in layout 1, and the items as columns (`format::pack_items`).
+pub const LAYOUT_ITEM_COLUMNS: u8 = 2;
 
 type R<T> = std::result::Result<T, String>;
 
@@ -329,8 +327,23 @@ pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
         }
     }
     let _ = e::write_sint(w, body.time0);
-    let _ = e::write_array_len(w, body.items.len() as u32);
-    for item in &body.items {
+    if body.layout == LAYOUT_ITEM_COLUMNS {
+        let mut columns = Vec::with_capacity(6 * body.items.len() + 16);
+        super::pack_items::encode(&body.items, &mut columns);
+        let _ = e::write_bin(w, &columns);
+    } else {
+        encode_item_arrays(w, &body.items);
+    }
+    let _ = e::write_bin(w, &body.data);
+    let _ = e::write_uint(w, u64::from(body.layout));
+    out
+}
+
+/// The items of layouts 0 and 1: an array of positional arrays.
+fn encode_item_arrays(w: &mut Vec<u8>, items: &[PackItem]) {
+    use rmp::encode as e;
+    let _ = e::write_array_len(w, items.len() as u32);
+    for item in items {
         let _ = e::write_array_len(w, 3);
         match &item.object {
             None => {
@@ -365,9 +378,6 @@ pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
             }
         }
     }
-    let _ = e::write_bin(w, &body.data);
-    let _ = e::write_uint(w, u64::from(body.layout));
-    out
 }
 
 /// A pack's tag sets, kept as their msgpack bytes (checked) until someone asks for them: a bulk
@@ -519,12 +529,22 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets, &[u8])> {
         count,
     };
     let time0 = r.int_as::<i64>("the first time")?;
-    let items = r.list(4, Reader::item)?;
+    // Layout 2 writes its items as columns in a `bin`; layouts 0 and 1 as an array.
+    let columns = matches!(bytes.get(r.at), Some(0xc4..=0xc6));
+    let items = match columns {
+        true => super::pack_items::decode(r.bin()?)?,
+        false => r.list(4, Reader::item)?,
+    };
     let data = r.bin()?;
     let layout = match fields {
         5 => 0,
         _ => r.int_as::<u8>("a layout")?,
     };
+    match (columns, layout == LAYOUT_ITEM_COLUMNS) {
+        (true, false) => return Err(format!("items written as columns in layout {layout}")),
+        (false, true) => return Err("items written as arrays in layout 2".into()),
+        _ => {}
+    }
     if r.at != bytes.len() {
         return Err(format!("{} bytes after the body", bytes.len() - r.at));
     }
@@ -645,6 +665,29 @@ mod tests {
                 }
             }
         }
+        // Layout 2, items as columns: what `encode` writes reads back, and no cut of it does.
+        for seed in 0..100 {
+            let mut b = body(seed);
+            b.layout = LAYOUT_ITEM_COLUMNS;
+            let bytes = encode(&b);
+            let (mut got, lazy, data) = decode(&bytes).expect("decode");
+            got.tagsets = lazy.decode();
+            got.data = ByteBuf::from(data.to_vec());
+            assert_eq!(got, b, "seed {seed}");
+            if seed < 10 {
+                for cut in 0..bytes.len() {
+                    assert!(decode(&bytes[..cut]).is_err(), "seed {seed} cut {cut}");
+                }
+            }
+            // Items written one way with the other layout's number are refused.
+            let mut other = bytes.clone();
+            *other.last_mut().expect("layout") = 1;
+            assert!(decode(&other).expect_err("layout").contains("layout"));
+        }
+        let mut b = body(4);
+        b.layout = 2;
+        let bytes = rmp_serde::to_vec(&b).expect("encode");
+        assert!(decode(&bytes).expect_err("arrays").contains("layout"));
         let mut long = rmp_serde::to_vec(&body(1)).expect("encode");
         long.push(0xc0);
         assert!(

@@ -13,11 +13,12 @@ use crate::object::Kind;
 use crate::object::record_scan::{EXT_LOCAL, scan_ref_offsets};
 use crate::object::tensor::Dtype;
 
-/// Packs written before v5: payloads in item order, records in their canonical bytes.
-pub const LAYOUT_ROWS: u8 = 0;
-/// v5 packs: payloads grouped by descriptor (in descriptor order, item order within each
-/// group), each tensor group byte-shuffled by its dtype's width, and pack-local references.
-pub const LAYOUT_COLUMNS: u8 = 1;
+pub use crate::format::pack_body::{LAYOUT_COLUMNS, LAYOUT_ITEM_COLUMNS, LAYOUT_ROWS};
+
+/// Whether a layout groups its data by descriptor (and stores records with local references).
+pub(crate) fn grouped(layout: u8) -> bool {
+    matches!(layout, LAYOUT_COLUMNS | LAYOUT_ITEM_COLUMNS)
+}
 
 /// Most items back a local reference can point (its distance is a u16).
 const LOCAL_MAX: usize = u16::MAX as usize;
@@ -133,7 +134,7 @@ pub(crate) fn item_starts(
     let mut group_at = vec![0usize; body.descs.len().max(1)];
     match body.layout {
         LAYOUT_ROWS => {}
-        LAYOUT_COLUMNS => {
+        LAYOUT_COLUMNS | LAYOUT_ITEM_COLUMNS => {
             let mut at = 0usize;
             for (g, size) in group_at.iter_mut().zip(&sizes) {
                 *g = at;
@@ -142,7 +143,7 @@ pub(crate) fn item_starts(
         }
         other => return Err(format!("unknown pack layout {other}")),
     }
-    let columns = body.layout == LAYOUT_COLUMNS;
+    let columns = grouped(body.layout);
     let mut starts = Vec::with_capacity(body.items.len());
     for item in &body.items {
         let (group, len) = match &item.object {

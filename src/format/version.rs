@@ -6,13 +6,13 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: u16 = 5;
+pub const SCHEMA_VERSION: u16 = 6;
 
 /// The oldest schema version of a store this program opens directly (older stores need
-/// `archive migrate`). Segments and frames of v1 to v4 stay readable in a v5 store: v2 only
+/// `archive migrate`). Segments and frames of v1 to v5 stay readable in a v6 store: v2 only
 /// adds pack frames, v3 removal and compaction frames, v4 string dtypes and record values, v5
-/// the columnar pack layout.
-pub const OLDEST_READABLE: u16 = 5;
+/// the columnar pack layout, v6 pack items as columns.
+pub const OLDEST_READABLE: u16 = 6;
 
 /// Check the version of a segment read from `path`: any version up to this program's.
 pub fn check_segment(path: &Path, found: u16) -> Result<()> {
