@@ -128,7 +128,7 @@ impl Archive {
                             seq: h.seq,
                             time_ns: h.time_ns,
                             hash: pack.item_hash(h.slot)?,
-                            tags: pack.tags(h.tagset).to_vec(),
+                            tags: pack.tags_owned(h.tagset),
                         };
                         if removed.contains(&e.hash, e.time_ns, &e.tags) {
                             return None;

@@ -705,6 +705,15 @@ impl Pack {
             .map_or(&[], |t| t.as_slice())
     }
 
+    /// A tag set by index, as its own strings: decoded alone unless every set of the pack
+    /// has been (a query with a few hits in a pack of thousands of tag sets).
+    pub fn tags_owned(&self, tagset: u32) -> Vec<(String, String)> {
+        match self.decoded_tagsets.get() {
+            Some(all) => all.get(tagset as usize).cloned().unwrap_or_default(),
+            None => self.tagsets.one(tagset),
+        }
+    }
+
     /// Every tag set of the pack, its strings borrowed: for a scan that only compares them
     /// (`tags` builds a `String` of each).
     pub fn tag_view(&self) -> super::pack_body::TagView<'_> {
@@ -811,6 +820,10 @@ mod tests {
         assert_eq!(p.object(1).map(|o| o.hash()), Some(h));
         assert_eq!(p.object(2).map(|o| o.data.to_vec()), Some(b"hi".to_vec()));
         assert!(p.object(3).is_none() && p.object(0).is_none());
+        // One tag set read alone, before any has been decoded, and past the last.
+        assert_eq!(p.tags_owned(1), tags("b"));
+        assert_eq!(p.tags_owned(0), tags("a"));
+        assert!(p.tags_owned(2).is_empty());
         let e = p.entries();
         assert_eq!(e.len(), 2);
         assert_eq!(
@@ -832,6 +845,8 @@ mod tests {
             assert_eq!(view.get(t), &owned[..], "tag set {t}");
         }
         assert!(view.get(2).is_empty() && !view.get(1).is_empty());
+        // Once every set is decoded, one set comes from them.
+        assert_eq!((p.tags_owned(0), p.tags_owned(1)), (tags("a"), tags("b")));
         let s = p.summary();
         assert_eq!(
             (s.objects, s.entries, s.tags.len()),

@@ -386,6 +386,8 @@ fn encode_item_arrays(w: &mut Vec<u8>, items: &[PackItem]) {
 pub(crate) struct LazyTagsets {
     raw: Vec<u8>,
     count: usize,
+    /// Where each tag set starts in `raw`, found on the first `one`.
+    starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl LazyTagsets {
@@ -406,6 +408,33 @@ impl LazyTagsets {
 }
 
 impl LazyTagsets {
+    /// Tag set `t` alone (empty if there is none): for a reader that wants the tags of a
+    /// few entries of a pack, which would otherwise decode every set of it.
+    pub fn one(&self, t: u32) -> Vec<(String, String)> {
+        let starts = self.starts.get_or_init(|| {
+            let mut r = Reader {
+                b: &self.raw,
+                at: 0,
+            };
+            let mut starts = Vec::with_capacity(self.count);
+            // Checked when the body was read: a set that somehow does not pass ends the list.
+            if r.array(1).is_ok() {
+                while starts.len() < self.count {
+                    starts.push(r.at);
+                    if r.skip_tagset(false).is_err() {
+                        break;
+                    }
+                }
+            }
+            starts
+        });
+        let Some(&at) = starts.get(t as usize) else {
+            return Vec::new();
+        };
+        let mut r = Reader { b: &self.raw, at };
+        r.tagset().unwrap_or_default()
+    }
+
     /// The tag sets as borrowed pairs, no string copied: for a scan that only compares them.
     /// Empty where `decode` gives nothing (a set that does not decode).
     pub fn view(&self) -> TagView<'_> {
@@ -527,6 +556,7 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets, &[u8])> {
     let tagsets = LazyTagsets {
         raw: raw.to_vec(),
         count,
+        starts: std::sync::OnceLock::new(),
     };
     let time0 = r.int_as::<i64>("the first time")?;
     // Layout 2 writes its items as columns in a `bin`; layouts 0 and 1 as an array.
