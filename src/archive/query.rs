@@ -438,21 +438,22 @@ impl Archive {
 
 /// The fields a query names, read out of a record's bytes (canonical, or as a pack stores
 /// them) without decoding the rest.
-struct ScannedFields<'q> {
+struct ScannedFields<'q, 'r> {
     names: &'q [&'q str],
-    /// For each name: `None` if the record has no such field, else its text, if it has one.
-    found: Vec<Option<Option<String>>>,
+    /// For each name: `None` if the record has no such field, else its text, if it has one
+    /// (a string borrowed from the record's bytes).
+    found: Vec<Option<Option<std::borrow::Cow<'r, str>>>>,
 }
 
-impl<'q> ScannedFields<'q> {
-    fn scan(bytes: &[u8], names: &'q [&'q str]) -> Result<Self> {
-        let mut found: Vec<Option<Option<String>>> = vec![None; names.len()];
+impl<'q, 'r> ScannedFields<'q, 'r> {
+    fn scan(bytes: &'r [u8], names: &'q [&'q str]) -> Result<Self> {
+        let mut found: Vec<Option<Option<std::borrow::Cow<'r, str>>>> = vec![None; names.len()];
         scan_fields(bytes, &mut |path, value| {
             if let Some(i) = names.iter().position(|n| *n == path)
                 && let Some(slot) = found.get_mut(i)
                 && slot.is_none()
             {
-                *slot = Some(value.and_then(|v| v.query_text()).map(|t| t.into_owned()));
+                *slot = Some(value.and_then(|v| v.query_text()));
             }
         })
         .map_err(|why| crate::error::Error::invalid("record", why))?;
@@ -460,7 +461,7 @@ impl<'q> ScannedFields<'q> {
     }
 }
 
-impl RecordFields for ScannedFields<'_> {
+impl RecordFields for ScannedFields<'_, '_> {
     fn field(&self, path: &str) -> Option<Option<std::borrow::Cow<'_, str>>> {
         let i = self.names.iter().position(|n| *n == path)?;
         let found = self.found.get(i)?.as_ref()?;
