@@ -18,7 +18,7 @@ use crate::hash::ObjectHash;
 use crate::index::{Names, RunRec};
 use crate::info::{EntryInfo, ObjectInfo};
 use crate::locator::Source;
-use crate::object::record::{Record, scan_fields};
+use crate::object::record::{Record, Scalar, scan_fields, scan_top_fields};
 use crate::object::{Kind, Object};
 use crate::query::{Query, RecordFields, Subject};
 use std::sync::Arc;
@@ -448,15 +448,23 @@ struct ScannedFields<'q, 'r> {
 impl<'q, 'r> ScannedFields<'q, 'r> {
     fn scan(bytes: &'r [u8], names: &'q [&'q str]) -> Result<Self> {
         let mut found: Vec<Option<Option<std::borrow::Cow<'r, str>>>> = vec![None; names.len()];
-        scan_fields(bytes, &mut |path, value| {
-            if let Some(i) = names.iter().position(|n| *n == path)
-                && let Some(slot) = found.get_mut(i)
+        let mut keep = |i: usize, value: Option<Scalar<'r>>| {
+            if let Some(slot) = found.get_mut(i)
                 && slot.is_none()
             {
                 *slot = Some(value.and_then(|v| v.query_text()));
             }
-        })
-        .map_err(|why| crate::error::Error::invalid("record", why))?;
+        };
+        // Names of top-level fields (the usual query) are looked for alone.
+        let scanned = match names.iter().any(|n| n.contains('.')) {
+            false => scan_top_fields(bytes, names, &mut keep),
+            true => scan_fields(bytes, &mut |path, value| {
+                if let Some(i) = names.iter().position(|n| *n == path) {
+                    keep(i, value);
+                }
+            }),
+        };
+        scanned.map_err(|why| crate::error::Error::invalid("record", why))?;
         Ok(ScannedFields { names, found })
     }
 }

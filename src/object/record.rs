@@ -12,7 +12,7 @@ use crate::hash::ObjectHash;
 
 use super::record_scan::{Cursor, count};
 pub use super::record_scan::{
-    MAX_DEPTH, Scalar, Target, find_ref, find_target, scan_fields, scan_refs,
+    MAX_DEPTH, Scalar, Target, find_ref, find_target, scan_fields, scan_refs, scan_top_fields,
 };
 
 /// One value in a record.
@@ -715,6 +715,30 @@ mod tests {
             find_ref(&nested, "out.probs"),
             Ok(Some(ObjectHash([9; 32])))
         );
+        // The top-level names alone give what the whole scan gives for them.
+        let names = [
+            "num", "label", "id", "score", "ok", "none", "probs", "list", "meta", "missing",
+        ];
+        let mut top = vec![None; names.len()];
+        scan_top_fields(&bytes, &names, &mut |i, t| {
+            top[i] = Some(t.and_then(|t| t.query_text()).map(|t| t.into_owned()));
+        })
+        .expect("top fields");
+        for (name, got) in names.iter().zip(&top) {
+            let want = all.iter().find(|(p, _)| p == name).map(|(_, t)| t.clone());
+            assert_eq!(got, &want, "{name}");
+        }
+        assert_eq!(
+            (top[1].clone(), top[9].clone()),
+            (Some(Some("3".into())), None)
+        );
+        for cut in 0..bytes.len() {
+            let mut none = |_, _| {};
+            assert!(
+                scan_top_fields(&bytes[..cut], &names, &mut none).is_err(),
+                "cut at {cut}"
+            );
+        }
         assert_eq!(texts, r.query_attrs());
         assert!(texts.contains(&("meta.source".into(), "cam2".into())));
         assert_eq!(r.at_path("meta.n"), Some(&Value::Int(-70000)));

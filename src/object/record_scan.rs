@@ -98,6 +98,31 @@ pub fn scan_fields<'r>(
     Ok(())
 }
 
+/// `scan_fields` for top-level field names only: `f` gets the index in `names` of each one
+/// the record has, and its value as `scan_fields` gives it. Other fields are passed over
+/// without a look inside (their strings are not checked, as `find_ref` leaves what it skips):
+/// a query that names two fields of a record reads just those. An error says why the bytes
+/// are not a record.
+pub fn scan_top_fields<'r>(
+    bytes: &'r [u8],
+    names: &[&str],
+    f: &mut dyn FnMut(usize, Option<Scalar<'r>>),
+) -> std::result::Result<(), String> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    for _ in 0..c.map_len()? {
+        let key = c.key_bytes()?;
+        let marker = c.byte()?;
+        match names.iter().position(|n| n.as_bytes() == key) {
+            Some(i) => {
+                let value = c.scalar_after(marker, 0)?;
+                f(i, value);
+            }
+            None => c.skip_after(marker, 1)?,
+        }
+    }
+    Ok(())
+}
+
 /// Every reference in a record's canonical bytes, lists and nested records included, found
 /// without decoding it (what [`Record::refs`](crate::object::record::Record::refs) gives, in the same order). An error says why the
 /// bytes are not a record.
@@ -304,61 +329,71 @@ impl<'r> Cursor<'r> {
             }
             path.push_str(name);
             let marker = self.byte()?;
-            let text = match marker {
-                0xc0 => Some(Scalar::Null),
-                0xc2 => Some(Scalar::Bool(false)),
-                0xc3 => Some(Scalar::Bool(true)),
-                m @ 0xa0..=0xbf => Some(Scalar::Str(self.str_of(usize::from(m & 0x1f))?)),
-                0xd9..=0xdb => {
-                    let n = self.be(1 << (marker - 0xd9))?;
-                    Some(Scalar::Str(self.str_of(n)?))
-                }
-                m @ 0x00..=0x7f => Some(Scalar::UInt(u64::from(m))),
-                m @ 0xe0..=0xff => Some(Scalar::Int(i64::from(m as i8))),
-                0xcc..=0xcf => {
-                    let bytes = self.take(1 << (marker - 0xcc))?;
-                    Some(Scalar::UInt(
-                        bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
-                    ))
-                }
-                0xd0..=0xd3 => {
-                    let len = 1usize << (marker - 0xd0);
-                    let bytes = self.take(len)?;
-                    let raw = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
-                    // Sign-extend from the value's width.
-                    let shift = 64 - 8 * len as u32;
-                    Some(Scalar::Int(((raw << shift) as i64) >> shift))
-                }
-                0xca => {
-                    let b = self.take(4)?;
-                    let bits = b.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x));
-                    Some(Scalar::Float(f64::from(f32::from_bits(bits))))
-                }
-                0xcb => {
-                    let b = self.take(8)?;
-                    let bits = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
-                    Some(Scalar::Float(f64::from_bits(bits)))
-                }
-                0xc4..=0xc6 => {
-                    let n = self.be(1 << (marker - 0xc4))?;
-                    ObjectHash::from_slice(self.take(n)?).map(Scalar::Ref)
-                }
-                0xd5 => self.local()?.map(Scalar::Local),
-                m @ (0x80..=0x8f | 0xde | 0xdf) => {
-                    f(path, None);
-                    self.nested(m, path, f, depth)?;
-                    path.truncate(len);
-                    continue;
-                }
-                m => {
-                    self.skip_after(m, depth + 1)?;
-                    None
-                }
-            };
+            if let m @ (0x80..=0x8f | 0xde | 0xdf) = marker {
+                f(path, None);
+                self.nested(m, path, f, depth)?;
+                path.truncate(len);
+                continue;
+            }
+            let text = self.scalar_after(marker, depth)?;
             f(path, text);
             path.truncate(len);
         }
         Ok(())
+    }
+
+    /// The scalar whose marker was read (a field's value at `depth`), or `None` for a list, a
+    /// map or an extension value that is no pack-local reference, which is skipped.
+    fn scalar_after(
+        &mut self,
+        marker: u8,
+        depth: usize,
+    ) -> std::result::Result<Option<Scalar<'r>>, String> {
+        Ok(match marker {
+            0xc0 => Some(Scalar::Null),
+            0xc2 => Some(Scalar::Bool(false)),
+            0xc3 => Some(Scalar::Bool(true)),
+            m @ 0xa0..=0xbf => Some(Scalar::Str(self.str_of(usize::from(m & 0x1f))?)),
+            0xd9..=0xdb => {
+                let n = self.be(1 << (marker - 0xd9))?;
+                Some(Scalar::Str(self.str_of(n)?))
+            }
+            m @ 0x00..=0x7f => Some(Scalar::UInt(u64::from(m))),
+            m @ 0xe0..=0xff => Some(Scalar::Int(i64::from(m as i8))),
+            0xcc..=0xcf => {
+                let bytes = self.take(1 << (marker - 0xcc))?;
+                Some(Scalar::UInt(
+                    bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+                ))
+            }
+            0xd0..=0xd3 => {
+                let len = 1usize << (marker - 0xd0);
+                let bytes = self.take(len)?;
+                let raw = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+                // Sign-extend from the value's width.
+                let shift = 64 - 8 * len as u32;
+                Some(Scalar::Int(((raw << shift) as i64) >> shift))
+            }
+            0xca => {
+                let b = self.take(4)?;
+                let bits = b.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x));
+                Some(Scalar::Float(f64::from(f32::from_bits(bits))))
+            }
+            0xcb => {
+                let b = self.take(8)?;
+                let bits = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
+                Some(Scalar::Float(f64::from_bits(bits)))
+            }
+            0xc4..=0xc6 => {
+                let n = self.be(1 << (marker - 0xc4))?;
+                ObjectHash::from_slice(self.take(n)?).map(Scalar::Ref)
+            }
+            0xd5 => self.local()?.map(Scalar::Local),
+            m => {
+                self.skip_after(m, depth + 1)?;
+                None
+            }
+        })
     }
 
     /// The map whose marker was read, a field at `path`: its fields if it is a record; a map
