@@ -97,6 +97,59 @@ fn a_table_holds_every_field_and_tag_of_each_match_oldest_first() {
     );
 }
 
+/// Chosen columns that are all top-level names are read from each record alone: each equals
+/// the whole table's column of that name, lists (as JSON text) and references included, and
+/// a nested record's name takes no value.
+#[test]
+fn chosen_top_level_columns_equal_the_whole_tables() {
+    let t = TempStore::new();
+    let a = t.create();
+    fill(&a, 90);
+    let mut w = a.writer();
+    for i in 0..30i64 {
+        let r = Record::new()
+            .with("label", Value::Int(i))
+            .and_then(|r| r.with("spans", Value::List(vec![Value::Int(i), Value::Null])))
+            .and_then(|r| r.with("id", Value::Str(format!("list-{i}"))))
+            .expect("record");
+        w.put_record(&r, &[("split", "odd")]).expect("put");
+    }
+    w.commit().expect("commit");
+    let q = a.parse_query("split = \"odd\"").expect("query");
+    let whole = a.table(&q, None, &|_, _| {}).expect("table");
+    let by_name = |t: &model_archive::table::Table, name: &str| {
+        let i = column_names(t).iter().position(|n| *n == name).expect(name);
+        arrow_concat(t)[i].to_data()
+    };
+    let cols: Vec<String> = ["spans", "probs", "split", "label", "hash", "id", "time"]
+        .map(String::from)
+        .to_vec();
+    let chosen = a.table(&q, Some(&cols), &|_, _| {}).expect("chosen");
+    assert_eq!(column_names(&chosen), cols);
+    for c in &cols {
+        assert_eq!(by_name(&chosen, c), by_name(&whole, c), "column {c}");
+    }
+    let spans = by_name(&chosen, "spans");
+    assert_eq!(spans.len(), 45 + 30);
+    assert_eq!(
+        spans.null_count(),
+        45,
+        "only the 30 list records have spans"
+    );
+    // A nested record's own name is no column of the whole table, and chosen, it takes no
+    // value, as when a nested path beside it makes every field of each record be read.
+    let meta = ["meta".to_string(), "label".to_string()];
+    let t = a.table(&q, Some(&meta), &|_, _| {}).expect("meta");
+    let all = ["meta".to_string(), "meta.cam".to_string()];
+    let nested = a.table(&q, Some(&all), &|_, _| {}).expect("nested");
+    assert_eq!(by_name(&t, "meta"), by_name(&nested, "meta"));
+    assert_eq!(
+        by_name(&t, "meta").data_type(),
+        &arrow_schema::DataType::Null
+    );
+    assert_eq!(by_name(&nested, "meta.cam").null_count(), 30);
+}
+
 #[test]
 fn entries_of_tensors_and_text_are_in_value() {
     let t = TempStore::new();

@@ -6,7 +6,7 @@ use super::walk::Match;
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 use crate::object::Kind;
-use crate::object::record::{Record, Scalar, Value, scan_fields};
+use crate::object::record::{Record, Scalar, Value, scan_fields, scan_top_fields};
 use crate::object::tensor::Dtype;
 use crate::query::Query;
 use crate::table::{Cell, Table, TableBuilder, TensorCell};
@@ -90,11 +90,15 @@ impl Archive {
                 .cloned()
                 .collect(),
         };
+        // Chosen columns, none a nested path: a row reads just those fields of its record.
+        let top: Option<Vec<&str>> = columns
+            .filter(|c| !c.iter().any(|n| n.contains('.')))
+            .map(|c| c.iter().map(String::as_str).collect());
         // Each run's rows are built on a core of their own, then joined in order.
         let part = |rows: usize| (TableBuilder::new(columns), Vec::with_capacity(rows));
         let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), m: &Match<'_>| {
             seqs.push(m.seq());
-            self.add_row(part, m, &tags)
+            self.add_row(part, m, &tags, top.as_deref())
         };
         let seal = |(part, _): &mut (TableBuilder, Vec<u64>)| part.seal();
         let mut stopped = false;
@@ -122,14 +126,20 @@ impl Archive {
         Ok(Some(rows))
     }
 
-    fn add_row(&self, b: &mut TableBuilder, m: &Match<'_>, tag_keys: &[String]) -> Result<()> {
+    fn add_row(
+        &self,
+        b: &mut TableBuilder,
+        m: &Match<'_>,
+        tag_keys: &[String],
+        top: Option<&[&str]>,
+    ) -> Result<()> {
         let named = |why: String| Error::invalid(m.name(None), why);
         b.set("time", Cell::Time(m.time_ns())).map_err(named)?;
         if b.wants("hash") {
             b.set("hash", Cell::Hash(m.hash())).map_err(named)?;
         }
         match m.packed_stored() {
-            Some(o) if o.kind == Kind::Record => self.record_cells(b, m, o.data)?,
+            Some(o) if o.kind == Kind::Record => self.record_cells(b, m, o.data, top)?,
             Some(o) => {
                 if b.wants(VALUE_COLUMN) {
                     let cell = object_cell(o.kind, o.desc, o.shape, o.data, &|| m.hash())?;
@@ -140,7 +150,7 @@ impl Archive {
                 let hash = m.hash();
                 let mapped = self.map(&hash)?;
                 if mapped.info().kind == Kind::Record {
-                    self.record_cells(b, m, mapped.bytes())?;
+                    self.record_cells(b, m, mapped.bytes(), top)?;
                 } else if b.wants(VALUE_COLUMN) {
                     b.set(VALUE_COLUMN, self.mapped_cell(&hash)?)
                         .map_err(named)?;
@@ -159,72 +169,105 @@ impl Archive {
 
     /// The fields of a record's bytes (canonical, or as its pack stores them), read in place
     /// (nested records by their paths); a list's cell is its JSON text, from the decoded
-    /// record.
-    fn record_cells(&self, b: &mut TableBuilder, m: &Match<'_>, bytes: &[u8]) -> Result<()> {
+    /// record. With `top` (the table's chosen columns, none a path), only those fields are
+    /// read.
+    fn record_cells(
+        &self,
+        b: &mut TableBuilder,
+        m: &Match<'_>,
+        bytes: &[u8],
+        top: Option<&[&str]>,
+    ) -> Result<()> {
         let mut failed: Option<Error> = None;
         // A path without a value is a nested record when its fields follow, else a list.
         let mut open: Option<String> = None;
         let mut lists: Vec<String> = Vec::new();
-        let scanned = scan_fields(bytes, &mut |path, value| {
-            if let Some(p) = open.take()
-                && !path
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-            {
-                lists.push(p);
+        let mut take = |b: &mut TableBuilder, path: &str, value: Scalar<'_>| {
+            if failed.is_none() && b.wants(path) {
+                let cell = self.scalar_cell(m, value);
+                let set = cell.and_then(|c| {
+                    b.set(path, c)
+                        .map_err(|why| Error::invalid(m.name(None), why))
+                });
+                failed = set.err();
             }
-            let Some(value) = value else {
-                open = Some(path.to_string());
-                return;
-            };
-            if failed.is_some() || !b.wants(path) {
-                return;
+        };
+        let scanned = match top {
+            Some(names) => {
+                scan_top_fields(bytes, names, &mut |i, value| match (names.get(i), value) {
+                    (Some(name), Some(value)) => take(b, name, value),
+                    (Some(name), None) => lists.push((*name).to_owned()),
+                    (None, _) => {}
+                })
             }
-            let cell = match value {
-                Scalar::Null => Ok(Cell::Null),
-                Scalar::Bool(x) => Ok(Cell::Bool(x)),
-                Scalar::Int(x) => Ok(Cell::Int(x)),
-                Scalar::UInt(x) => Ok(i64::try_from(x).map_or(Cell::Float(x as f64), Cell::Int)),
-                Scalar::Float(x) => Ok(Cell::Float(x)),
-                Scalar::Str(x) => Ok(Cell::Str(x.to_string())),
-                Scalar::Ref(h) => match m.packed_before(&h) {
-                    Some(o) => object_cell(o.kind, o.desc, o.shape, o.data, &|| h),
-                    None => self.mapped_cell(&h),
-                },
-                Scalar::Local(back) => match m.packed_back(back) {
-                    Some((o, hash)) => object_cell(o.kind, o.desc, o.shape, o.data, &hash),
-                    None => Err(Error::invalid(m.name(None), "a reference out of its pack")),
-                },
-            };
-            let set = cell.and_then(|c| {
-                b.set(path, c)
-                    .map_err(|why| Error::invalid(m.name(None), why))
-            });
-            if let Err(e) = set {
-                failed = Some(e);
-            }
-        });
+            None => scan_fields(bytes, &mut |path, value| {
+                if let Some(p) = open.take()
+                    && !path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+                {
+                    lists.push(p);
+                }
+                match value {
+                    Some(value) => take(b, path, value),
+                    None => open = Some(path.to_string()),
+                }
+            }),
+        };
         scanned.map_err(|why| Error::invalid(m.name(None), why))?;
         if let Some(e) = failed {
             return Err(e);
         }
         lists.extend(open);
-        if lists.iter().any(|p| b.wants(p)) {
-            // The canonical bytes, where the pack stores them otherwise.
-            let canonical = m.packed_object();
-            let bytes = canonical.as_ref().map_or(bytes, |o| o.data);
-            let r = Record::from_msgpack(&m.hash().to_string(), bytes)?;
-            for p in lists {
-                let cell = match r.at_path(&p) {
-                    Some(Value::Bytes(v)) => Cell::Bytes(v.clone()),
-                    Some(v @ (Value::List(_) | Value::Map(_) | Value::Ext(..))) => {
-                        Cell::Str(v.to_json().to_string())
-                    }
-                    _ => continue,
-                };
-                b.set(&p, cell)
-                    .map_err(|why| Error::invalid(m.name(None), why))?;
-            }
+        self.list_cells(b, m, bytes, lists)
+    }
+
+    /// The cell of a record field's scalar: a reference's is the object it names.
+    fn scalar_cell(&self, m: &Match<'_>, value: Scalar<'_>) -> Result<Cell> {
+        match value {
+            Scalar::Null => Ok(Cell::Null),
+            Scalar::Bool(x) => Ok(Cell::Bool(x)),
+            Scalar::Int(x) => Ok(Cell::Int(x)),
+            Scalar::UInt(x) => Ok(i64::try_from(x).map_or(Cell::Float(x as f64), Cell::Int)),
+            Scalar::Float(x) => Ok(Cell::Float(x)),
+            Scalar::Str(x) => Ok(Cell::Str(x.to_string())),
+            Scalar::Ref(h) => match m.packed_before(&h) {
+                Some(o) => object_cell(o.kind, o.desc, o.shape, o.data, &|| h),
+                None => self.mapped_cell(&h),
+            },
+            Scalar::Local(back) => match m.packed_back(back) {
+                Some((o, hash)) => object_cell(o.kind, o.desc, o.shape, o.data, &hash),
+                None => Err(Error::invalid(m.name(None), "a reference out of its pack")),
+            },
+        }
+    }
+
+    /// The cells of the fields at `paths` that hold no scalar (lists, maps, bytes, extension
+    /// values: JSON text or bytes), from the decoded record; a nested record has none.
+    fn list_cells(
+        &self,
+        b: &mut TableBuilder,
+        m: &Match<'_>,
+        bytes: &[u8],
+        paths: Vec<String>,
+    ) -> Result<()> {
+        if !paths.iter().any(|p| b.wants(p)) {
+            return Ok(());
+        }
+        // The canonical bytes, where the pack stores them otherwise.
+        let canonical = m.packed_object();
+        let bytes = canonical.as_ref().map_or(bytes, |o| o.data);
+        let r = Record::from_msgpack(&m.hash().to_string(), bytes)?;
+        for p in paths {
+            let cell = match r.at_path(&p) {
+                Some(Value::Bytes(v)) => Cell::Bytes(v.clone()),
+                Some(v @ (Value::List(_) | Value::Map(_) | Value::Ext(..))) => {
+                    Cell::Str(v.to_json().to_string())
+                }
+                _ => continue,
+            };
+            b.set(&p, cell)
+                .map_err(|why| Error::invalid(m.name(None), why))?;
         }
         Ok(())
     }
