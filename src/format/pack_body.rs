@@ -679,36 +679,30 @@ mod tests {
         assert_eq!(encode(&b), rmp_serde::to_vec(&b).expect("encode"));
     }
 
+    /// `bytes` decode to `b`, and (with `cuts`) none of their prefixes decodes.
+    fn reads_back_and_no_cut_does(b: &PackBody, bytes: &[u8], cuts: bool) {
+        let (mut got, lazy, data) = decode(bytes).expect("decode");
+        assert_eq!(lazy.len(), b.tagsets.len());
+        got.tagsets = lazy.decode();
+        got.data = ByteBuf::from(data.to_vec());
+        assert_eq!(&got, b);
+        for cut in (0..bytes.len()).filter(|_| cuts) {
+            assert!(decode(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
     #[test]
     fn reads_what_rmp_serde_writes_and_refuses_every_cut() {
         for seed in 0..300 {
             let b = body(seed);
-            let bytes = rmp_serde::to_vec(&b).expect("encode");
-            let (mut got, lazy, data) = decode(&bytes).expect("decode");
-            assert_eq!(lazy.len(), b.tagsets.len());
-            got.tagsets = lazy.decode();
-            got.data = ByteBuf::from(data.to_vec());
-            assert_eq!(got, b, "seed {seed}");
-            if seed < 20 {
-                for cut in 0..bytes.len() {
-                    assert!(decode(&bytes[..cut]).is_err(), "seed {seed} cut {cut}");
-                }
-            }
+            reads_back_and_no_cut_does(&b, &rmp_serde::to_vec(&b).expect("encode"), seed < 20);
         }
         // Layout 2, items as columns: what `encode` writes reads back, and no cut of it does.
         for seed in 0..100 {
             let mut b = body(seed);
             b.layout = LAYOUT_ITEM_COLUMNS;
             let bytes = encode(&b);
-            let (mut got, lazy, data) = decode(&bytes).expect("decode");
-            got.tagsets = lazy.decode();
-            got.data = ByteBuf::from(data.to_vec());
-            assert_eq!(got, b, "seed {seed}");
-            if seed < 10 {
-                for cut in 0..bytes.len() {
-                    assert!(decode(&bytes[..cut]).is_err(), "seed {seed} cut {cut}");
-                }
-            }
+            reads_back_and_no_cut_does(&b, &bytes, seed < 10);
             // Items written one way with the other layout's number are refused.
             let mut other = bytes.clone();
             *other.last_mut().expect("layout") = 1;
