@@ -1,11 +1,10 @@
 //! A pack's items (`PackItem`), and how a v6 body writes them: as columns (layout 2, FORMAT.md
-//! "Pack frames", "Item columns"): one flag byte an
-//! item, then each field of every item that has it, field after field, integers as LEB128
-//! varints, and entry times and tag-set indexes as differences from the entry before. A
-//! logger's items are alike from one to the next (the same descriptor and shape, times a few
-//! microseconds apart, a new tag set each): written so, zstd takes them to a fraction of the
-//! msgpack arrays of layouts 0 and 1, which spell each time out as an offset from the pack's
-//! first.
+//! "Pack frames", "Item columns"). One flag byte an item, then each field of every item that
+//! has it, field after field, integers as LEB128 varints, and entry times and tag-set indexes
+//! as differences from the entry before. A logger's items are alike from one to the next (the
+//! same descriptor and shape, times a few microseconds apart, a new tag set each): written so,
+//! zstd takes them to a third of the msgpack arrays of layouts 0 and 1, which spell each time
+//! out as an offset from the pack's first.
 //!
 //! No I/O. Every count is checked against the bytes left before anything is allocated for it.
 
