@@ -399,23 +399,19 @@ impl LazyTagsets {
     /// Decode them (they were checked when the body was read, so this cannot fail; a set
     /// that somehow does not decode is empty).
     pub fn decode(&self) -> Vec<Vec<(String, String)>> {
-        let mut r = Reader {
-            b: &self.raw,
-            at: 0,
-        };
-        r.list(1, |r| r.tagset()).unwrap_or_default()
+        self.reader(0).list(1, |r| r.tagset()).unwrap_or_default()
     }
-}
 
-impl LazyTagsets {
+    /// A reader of the raw tag sets from byte `at`.
+    fn reader(&self, at: usize) -> Reader<'_> {
+        Reader { b: &self.raw, at }
+    }
+
     /// Tag set `t` alone (empty if there is none): for a reader that wants the tags of a
     /// few entries of a pack, which would otherwise decode every set of it.
     pub fn one(&self, t: u32) -> Vec<(String, String)> {
         let starts = self.starts.get_or_init(|| {
-            let mut r = Reader {
-                b: &self.raw,
-                at: 0,
-            };
+            let mut r = self.reader(0);
             let mut starts = Vec::with_capacity(self.count);
             // Checked when the body was read: a set that somehow does not pass ends the list.
             if r.array(1).is_ok() {
@@ -431,19 +427,14 @@ impl LazyTagsets {
         let Some(&at) = starts.get(t as usize) else {
             return Vec::new();
         };
-        let mut r = Reader { b: &self.raw, at };
-        r.tagset().unwrap_or_default()
+        self.reader(at).tagset().unwrap_or_default()
     }
 
     /// The tag sets as borrowed pairs, no string copied: for a scan that only compares them.
     /// Empty where `decode` gives nothing (a set that does not decode).
     pub fn view(&self) -> TagView<'_> {
-        let mut r = Reader {
-            b: &self.raw,
-            at: 0,
-        };
         let mut view = TagView::default();
-        match view.read(&mut r) {
+        match view.read(&mut self.reader(0)) {
             Ok(()) => view,
             Err(_) => TagView::default(),
         }
