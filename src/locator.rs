@@ -17,7 +17,7 @@ use crate::format::frame::{FrameHeader, FrameKind};
 use crate::format::meta::ObjectMeta;
 use crate::format::pack::Pack;
 use crate::hash::ObjectHash;
-use crate::index::lookup::{Located, prefix_of};
+use crate::index::lookup::{ANY_SLOT, Located, prefix_of};
 use crate::info::{ObjectInfo, info_from_meta};
 use crate::mapped::{Data, MappedObject};
 use crate::object::Object;
@@ -299,44 +299,67 @@ impl Locator {
         ObjectFrame::read(&self.maps, &self.segments_dir.join(segment), offset, hash)
     }
 
-    /// The full hash of the object a table entry points at, if it holds one there.
-    pub(crate) fn hash_at(&self, at: &Located) -> Option<ObjectHash> {
-        let h = if at.slot == 0 {
-            let path = self.segments_dir.join(&at.segment);
-            let (_, header) = header_at(&self.maps, &path, at.offset).ok()?;
-            (header.kind == FrameKind::Object).then_some(header.hash)?
-        } else {
-            self.pack(&at.segment, at.offset)
-                .ok()?
-                .object_hash(at.slot)?
+    /// The full hashes of the objects a table entry may name: the object of the frame it
+    /// points at, or of the pack item, or (`ANY_SLOT`) of the frame or of each item whose hash
+    /// starts with the entry's prefix.
+    pub(crate) fn hashes_at(&self, at: &Located) -> Vec<ObjectHash> {
+        let path = self.segments_dir.join(&at.segment);
+        let found = match (at.slot, header_at(&self.maps, &path, at.offset)) {
+            (0 | ANY_SLOT, Ok((_, h))) if h.kind == FrameKind::Object => vec![h.hash],
+            (0, _) | (_, Err(_)) => Vec::new(),
+            (slot, Ok(_)) => match self.pack(&at.segment, at.offset) {
+                Ok(pack) if slot == ANY_SLOT => pack
+                    .object_hashes()
+                    .map(|all| all.iter().flatten().copied().collect())
+                    .unwrap_or_default(),
+                Ok(pack) => pack.object_hash(slot).into_iter().collect(),
+                Err(_) => Vec::new(),
+            },
         };
-        Some(h).filter(|h| prefix_of(h) == at.prefix)
+        found
+            .into_iter()
+            .filter(|h| at.may_hold(prefix_of(h)))
+            .collect()
     }
 
     /// The object `hash` at `at`; `Ok(None)` if it is not there. The frame header is decoded
     /// once. A pack or frame that does not decode is an error: the tables say the object is
     /// in it.
     pub(crate) fn open(&self, at: &Located, hash: &ObjectHash) -> Result<Option<Source>> {
-        if at.prefix != prefix_of(hash) {
+        if !at.may_hold(prefix_of(hash)) {
             return Ok(None);
         }
-        if at.slot == 0 {
+        if at.slot == 0 || at.slot == ANY_SLOT {
             let path = self.segments_dir.join(&at.segment);
             // A header that does not decode holds no object of ours: not there.
             let Ok((_, header)) = header_at(&self.maps, &path, at.offset) else {
                 return Ok(None);
             };
-            if header.kind != FrameKind::Object || header.hash != *hash {
-                return Ok(None);
+            match header.kind {
+                FrameKind::Object if header.hash == *hash => {
+                    return ObjectFrame::with_header(&self.maps, &path, at.offset, header)
+                        .map(|f| Some(Source::Frame(Box::new(f))));
+                }
+                FrameKind::Pack if at.slot == ANY_SLOT => {}
+                _ => return Ok(None),
             }
-            return ObjectFrame::with_header(&self.maps, &path, at.offset, header)
-                .map(|f| Some(Source::Frame(Box::new(f))));
         }
         let pack = self.pack(&at.segment, at.offset)?;
-        let found = pack.object_hash(at.slot) == Some(*hash);
-        Ok(found.then(|| Source::Packed {
+        let slot = match at.slot {
+            ANY_SLOT => match pack.slot_of(hash) {
+                Some(slot) => slot,
+                None => {
+                    // References that name no object: the pack is damaged, not silent.
+                    pack.check_locals()?;
+                    return Ok(None);
+                }
+            },
+            slot if pack.object_hash(slot) == Some(*hash) => slot,
+            _ => return Ok(None),
+        };
+        Ok(Some(Source::Packed {
             pack,
-            slot: at.slot,
+            slot,
             segment: at.segment.clone(),
         }))
     }
@@ -359,12 +382,12 @@ impl Locator {
 }
 
 /// Resolve a full hash or a unique prefix (at least 4 hex digits) among `known` hashes and
-/// the objects at the table locations `range(lo, hi)` gives (checked through `hash_at`).
+/// the objects at the table locations `range(lo, hi)` gives (checked through `hashes_at`).
 pub(crate) fn resolve_prefix(
     prefix: &str,
     known: Vec<ObjectHash>,
     range: &dyn Fn(u64, u64) -> Vec<Located>,
-    hash_at: &dyn Fn(&Located) -> Option<ObjectHash>,
+    hashes_at: &dyn Fn(&Located) -> Vec<ObjectHash>,
 ) -> Result<Option<ObjectHash>> {
     let nibbles = crate::hash::parse_hex_nibbles(prefix)
         .filter(|n| (4..=64).contains(&n.len()))
@@ -388,7 +411,7 @@ pub(crate) fn resolve_prefix(
     found.extend(
         range(lo, hi)
             .iter()
-            .filter_map(hash_at)
+            .flat_map(hashes_at)
             .filter(|h| matches(h)),
     );
     let found: Vec<ObjectHash> = found.into_iter().collect();

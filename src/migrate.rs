@@ -22,6 +22,8 @@ mod v3_to_v4;
 mod v4_to_v5;
 #[path = "../migrations/v5_to_v6.rs"]
 mod v5_to_v6;
+#[path = "../migrations/v6_to_v7.rs"]
+mod v6_to_v7;
 
 /// The step of a schema version whose segments are valid in the next one unchanged: under
 /// the index lock, drop the index (the next open rebuilds it from the segments), then write
@@ -97,6 +99,11 @@ pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
             v5_to_v6::FROM => {
                 let next = v5_to_v6::apply(root, &header)?;
                 steps.push(v5_to_v6::NAME.to_owned());
+                next
+            }
+            v6_to_v7::FROM => {
+                let next = v6_to_v7::apply(root, &header)?;
+                steps.push(v6_to_v7::NAME.to_owned());
                 next
             }
             v => {

@@ -60,7 +60,7 @@ impl ArchiveReader {
             prefix,
             Vec::new(),
             &|lo, hi| self.tables.range(lo, hi, 64),
-            &|at| self.locator.hash_at(at),
+            &|at| self.locator.hashes_at(at),
         )
     }
 

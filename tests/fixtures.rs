@@ -31,6 +31,10 @@ fn fixture_dir_v5() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v5")
 }
 
+fn fixture_dir_v6() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v6")
+}
+
 /// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
 const OBJECTS: &[(&str, &str)] = &[
     ("probs", "digits_test_probs.npy shuffle-zstd"),
@@ -143,7 +147,7 @@ fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
 /// migration (v3 added removals), and then reads back bit-exact, with its entries and tags.
 #[test]
 fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 4);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 5);
     let a = Archive::open(&store).expect("open the migrated v2 fixture");
     let stats = a.stats().expect("stats");
     assert_eq!(
@@ -193,7 +197,7 @@ fn write_fixture_v3(dir: &Path) -> Vec<(String, String)> {
 /// bit-exact, its removed records still gone.
 #[test]
 fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 3);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 4);
     let a = Archive::open(&store).expect("open the migrated v3 fixture");
     let by_name = by_name(&hashes);
     let q = |text: &str| {
@@ -230,7 +234,12 @@ fn write_fixture_v5(dir: &Path) -> Vec<(String, String)> {
     write_fixture_of(dir, "v5")
 }
 
-/// The v4 and v5 fixtures, tagged `fixture=<version>`.
+/// The v6 fixture holds what v5's does, its packs' items written as columns.
+fn write_fixture_v6(dir: &Path) -> Vec<(String, String)> {
+    write_fixture_of(dir, "v6")
+}
+
+/// The v4, v5 and v6 fixtures, tagged `fixture=<version>`.
 fn write_fixture_of(dir: &Path, version: &str) -> Vec<(String, String)> {
     let a = Archive::create(dir).expect("create fixture");
     let mut out = put_objects(&a, version);
@@ -287,7 +296,7 @@ fn kept_record(strings: model_archive::ObjectHash) -> model_archive::Record {
 /// land in the current packs as the same objects.
 #[test]
 fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 2);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 3);
     check_fixture_of(&store, &hashes, "v4");
 }
 
@@ -297,12 +306,23 @@ fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
 /// objects.
 #[test]
 fn v5_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v5(), write_fixture_v5, 5, 1);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v5(), write_fixture_v5, 5, 2);
     check_fixture_of(&store, &hashes, "v5");
     // Its packs are v5's (payloads grouped by descriptor, items as arrays: layout 1); those
     // written since are v6's (items as columns: layout 2).
     assert_eq!(pack_layouts(&fixture_dir_v5()), vec![1]);
     assert_eq!(pack_layouts(&store), vec![1, 2]);
+}
+
+/// The frozen v6 store (v5's objects, its packs' items as columns): it asks for a migration
+/// (v7 writes compact lookup tables), then reads back bit-exact, and the same records written
+/// again land in its packs' layout as the same objects.
+#[test]
+fn v6_fixture_store_migrates_and_reads_back_bit_exact() {
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v6(), write_fixture_v6, 6, 1);
+    check_fixture_of(&store, &hashes, "v6");
+    assert_eq!(pack_layouts(&fixture_dir_v6()), vec![2]);
+    assert_eq!(pack_layouts(&store), vec![2]);
 }
 
 /// The layouts of the pack frames of a store's segments (a body's last field, a small
@@ -329,7 +349,7 @@ fn pack_layouts(store: &Path) -> Vec<u8> {
     layouts.into_iter().collect()
 }
 
-/// A migrated v4 or v5 fixture (tagged `fixture=<version>`) read back bit-exact, written to
+/// A migrated v4, v5 or v6 fixture (tagged `fixture=<version>`) read back bit-exact, written to
 /// by this version, and read back again.
 fn check_fixture_of(store: &Path, hashes: &[(String, String)], version: &str) {
     let a = Archive::open(store).expect("open the migrated fixture");
@@ -504,7 +524,7 @@ fn v1_fixture_store_opens_and_reads_back_bit_exact() {
     let current = model_archive::format::version::SCHEMA_VERSION;
     assert_eq!(
         (report.from, report.to, report.steps.len()),
-        (1, current, 5)
+        (1, current, 6)
     );
     let again = model_archive::migrate::migrate(&store).expect("migrate again");
     assert!(again.steps.is_empty(), "a current store needs no step");

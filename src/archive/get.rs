@@ -29,7 +29,7 @@ impl Archive {
             prefix,
             known,
             &|lo, hi| index.table_range(lo, hi, 64),
-            &|at| self.locator.hash_at(at),
+            &|at| self.locator.hashes_at(at),
         )?
         .map_or_else(
             || match prefix.parse::<ObjectHash>() {
@@ -149,5 +149,88 @@ impl Archive {
 impl ReadObject for Archive {
     fn read_object(&self, hash: &ObjectHash) -> Result<Object> {
         self.get(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::archive::Archive;
+    use crate::hash::ObjectHash;
+    use crate::object::record::{Record, Value};
+    use crate::object::tensor::{Dtype, Shape, TensorView};
+    use crate::reader::ArchiveReader;
+
+    /// Records and their tensors, `n` of each, from `seed`; their hashes.
+    fn put_some(a: &Archive, n: u32, seed: u32) -> Vec<ObjectHash> {
+        let mut w = a.writer();
+        let shape = Shape::new(vec![10]);
+        let mut out = Vec::new();
+        for i in seed..seed + n {
+            let data: Vec<u8> = (0..10u32)
+                .flat_map(|j| ((i * 10 + j) as f32).to_le_bytes())
+                .collect();
+            let view = TensorView::new(Dtype::F32, &shape, &data).expect("view");
+            let t = w.put_tensor_part(&view).expect("part");
+            let rec = Record::new()
+                .with("probs", Value::Ref(t))
+                .and_then(|r| r.with("id", Value::Str(format!("img-{i}"))))
+                .expect("record");
+            out.push(t);
+            out.push(w.put_record(&rec, &[("split", "val")]).expect("record"));
+        }
+        w.commit().expect("commit");
+        out
+    }
+
+    /// A store big enough for compact lookup tables (in tests, 1,024 entries or more), which
+    /// keep an object's frame and 48 bits of its hash, not its pack item: every object is found
+    /// by its hash and by a short one, through the index and without it; a hash that shares
+    /// the 48 bits with one stored is not found; the same content stored again is found
+    /// stored, not stored twice; verify finds the index whole.
+    #[test]
+    fn objects_in_compact_tables_are_found_by_their_hashes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("s");
+        let a = Archive::create(&root).expect("create");
+        let mut hashes = put_some(&a, 3000, 0);
+        // An object in a frame of its own, in the next table.
+        let big: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i ^ 0x5bd1).to_le_bytes())
+            .collect();
+        let shape = Shape::new(vec![50_000]);
+        let view = TensorView::new(Dtype::U32, &shape, &big).expect("view");
+        hashes.push(a.put_tensor(&view, &[("big", "1")]).expect("big"));
+        hashes.extend(put_some(&a, 2000, 3000));
+        let lookup = root.join("index/lookup");
+        let magics: Vec<u8> = std::fs::read_dir(&lookup)
+            .expect("tables")
+            .map(|e| std::fs::read(e.expect("table").path()).expect("read")[3])
+            .collect();
+        assert!(magics.contains(&b'C'), "compact tables: {magics:?}");
+        let r = ArchiveReader::open(&root).expect("open").expect("tables");
+        for h in &hashes {
+            let info = r.info(h).expect("info").expect("found by the tables");
+            assert_eq!(info.hash, *h);
+            assert!(r.get(h).expect("get").is_some());
+            assert!(a.contains(h).expect("contains"));
+        }
+        for h in hashes.iter().step_by(97) {
+            let hex = h.to_string();
+            for digits in [10, 12, 16, 20] {
+                assert_eq!(r.resolve(&hex[..digits]).expect("resolve"), Some(*h));
+                assert_eq!(a.resolve(&hex[..digits]).expect("resolve"), *h);
+            }
+        }
+        // The first 48 bits of a stored object's hash, the rest another's.
+        let mut bytes = *hashes[0].as_bytes();
+        bytes[6..].copy_from_slice(&hashes[1].as_bytes()[6..]);
+        let other = ObjectHash::from_slice(&bytes).expect("hash");
+        assert!(r.get(&other).expect("get").is_none());
+        assert!(!a.contains(&other).expect("contains"));
+        let objects = a.stats().expect("stats").objects;
+        let again = put_some(&a, 3000, 0);
+        assert_eq!(again[..], hashes[..6000]);
+        assert_eq!(a.stats().expect("stats").objects, objects, "stored once");
+        assert!(a.verify(&|_, _| {}).expect("verify").is_ok());
     }
 }

@@ -56,6 +56,30 @@ impl VerifyReport {
     }
 }
 
+/// The locations the lookup tables hold: (segment, offset, slot), and, of compact entries,
+/// (segment, offset, the hash's first 48 bits).
+#[derive(Default)]
+struct InTables {
+    exact: HashSet<(String, u64, u32)>,
+    any: HashSet<(String, u64, u64)>,
+}
+
+impl InTables {
+    fn insert(&mut self, at: &lookup::Located) {
+        match at.slot {
+            lookup::ANY_SLOT => self.any.insert((at.segment.clone(), at.offset, at.prefix)),
+            slot => self.exact.insert((at.segment.clone(), at.offset, slot)),
+        };
+    }
+
+    /// True if the tables hold the object `hash` at `slot` of the frame at `offset`.
+    fn hold(&self, segment: &str, offset: u64, slot: u32, hash: &ObjectHash) -> bool {
+        let key = (segment.to_owned(), offset, slot);
+        let short = lookup::prefix_of(hash) & lookup::COMPACT_PREFIX;
+        self.exact.contains(&key) || self.any.contains(&(key.0, offset, short))
+    }
+}
+
 /// What the scan of the segments found, for checking the index against it.
 #[derive(Default)]
 struct Seen {
@@ -202,7 +226,7 @@ impl Archive {
             let indexed = indexed_to
                 .get(segment.as_str())
                 .is_some_and(|to| offset < to);
-            if !indexed || in_tables.contains(&(segment.clone(), *offset, *slot)) {
+            if !indexed || in_tables.hold(segment, *offset, *slot, h) {
                 continue;
             }
             if !self.contains(h)? {
@@ -223,20 +247,20 @@ impl Archive {
     }
 
     /// Packed objects: their table entries must point at good packs. Returns every table
-    /// location, (segment, offset, slot).
+    /// location.
     fn verify_tables(
         &self,
         seen: &Seen,
         report: &mut VerifyReport,
         damage: &dyn Fn(String, Option<ObjectHash>) -> Problem,
-    ) -> Result<HashSet<(String, u64, u32)>> {
-        let mut in_tables = HashSet::new();
+    ) -> Result<InTables> {
+        let mut in_tables = InTables::default();
         let tables = self.index()?.tables();
         for (n, at) in tables.all().enumerate() {
             if n % YIELD_EVERY == 0 {
                 self.lease.yield_to_waiters();
             }
-            in_tables.insert((at.segment.clone(), at.offset, at.slot));
+            in_tables.insert(&at);
             if at.slot == 0 || !seen.lacks(&self.segments_dir, &at.segment, at.offset) {
                 continue;
             }

@@ -652,6 +652,24 @@ impl Pack {
         Some(o.descriptor().hash(&canonical))
     }
 
+    /// The addresses of every object stored here, by item (`None`: the item stores none, or
+    /// the pack's local references are damaged), computed once for the pack.
+    pub(crate) fn object_hashes(&self) -> Option<&[Option<ObjectHash>]> {
+        // The expansion trusts the pack's references: they are checked first.
+        self.locals()?;
+        Some(&self.expanded().hashes)
+    }
+
+    /// The slot of the object whose address is `hash`, if the pack stores it (a compact
+    /// lookup table names the pack, not the item).
+    pub(crate) fn slot_of(&self, hash: &ObjectHash) -> Option<u32> {
+        let i = self
+            .object_hashes()?
+            .iter()
+            .position(|h| h.as_ref() == Some(hash))?;
+        u32::try_from(i + 1).ok()
+    }
+
     /// Every object stored here, with its slot.
     pub fn objects(&self) -> impl Iterator<Item = (u32, PackedObject<'_>)> + '_ {
         (1..=self.len() as u32).filter_map(|s| self.object(s).map(|o| (s, o)))

@@ -6,13 +6,14 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: u16 = 6;
+pub const SCHEMA_VERSION: u16 = 7;
 
 /// The oldest schema version of a store this program opens directly (older stores need
-/// `archive migrate`). Segments and frames of v1 to v5 stay readable in a v6 store: v2 only
+/// `archive migrate`). Segments and frames of v1 to v6 stay readable in a v7 store: v2 only
 /// adds pack frames, v3 removal and compaction frames, v4 string dtypes and record values, v5
-/// the columnar pack layout, v6 pack items as columns.
-pub const OLDEST_READABLE: u16 = 6;
+/// the columnar pack layout, v6 pack items as columns; v7 changes only the lookup tables
+/// (compact ones).
+pub const OLDEST_READABLE: u16 = 7;
 
 /// Check the version of a segment read from `path`: any version up to this program's.
 pub fn check_segment(path: &Path, found: u16) -> Result<()> {

@@ -15,12 +15,14 @@
 //! (u64 big-endian, so numeric order is hash order), each naming a segment and frame offset
 //! (24 bytes, magic `89 'M' 'A' 'T'`); *framed* tables name each frame once in a list and
 //! their entries a frame by index (`'F'`, 14 bytes; *short*, `'S'`, 12 bytes, up to 65,536
-//! frames); *bucketed* tables (`'B'`, short ones of at least `table_layout::MIN_ENTRIES` entries)
-//! keep a directory of the prefix's top 16 bits and 10-byte entries.
+//! frames); *bucketed* tables (`'B'`, written by schema v6) keep a directory of the prefix's top
+//! 16 bits and 10-byte entries; *compact* tables (`'C'`, `'D'`: every table of at least
+//! `table_layout::MIN_ENTRIES` entries) keep that directory, the prefix's next 32 bits and a
+//! frame index, 6 bytes (8 with 32-bit frame indexes): no slot, and 48 bits of prefix.
 //!
 //! The slot is 0 for an object in a frame of its own, and item index + 1 for an object in a
-//! pack frame. Both layouts are read; remotes' tables (`encode_raw`) keep the first, which
-//! every program of this schema reads. A content stored twice (by two processes logging at
+//! pack frame; a compact entry's is `ANY_SLOT`: the frame's own object or any item of it, found
+//! by its hash. Every layout is read. A content stored twice (by two processes logging at
 //! once) may have two entries; readers take the first whose frame holds it.
 
 use std::fs;
@@ -34,8 +36,13 @@ use crate::format::{align_up, le_u16, le_u32, le_u64};
 use crate::hash::ObjectHash;
 use crate::segment::reader::map_file;
 
+mod merge;
+use merge::merge_tables;
+
+pub use super::table_layout::COMPACT_PREFIX;
 use super::table_layout::{
-    BUCKET_MAGIC, BUCKETED_LEN, FRAMED_MAGIC, Framing, SHORT_MAGIC, TABLE_MAGIC, framed_entry,
+    BUCKET_MAGIC, BUCKETED_LEN, COMPACT_MAGIC, COMPACT_WIDE_MAGIC, FRAMED_MAGIC, Framing,
+    SHORT_MAGIC, TABLE_MAGIC, framed_entry,
 };
 
 const ENTRY_LEN: usize = 24;
@@ -63,17 +70,32 @@ fn table_sum(bytes: &[u8]) -> u32 {
     u32::from_le_bytes([a, b, c, d])
 }
 
+/// The slot of a compact table's entry: the object is the frame's own, or an item of it,
+/// whichever has its hash; the entry's prefix keeps the hash's first 48 bits.
+pub const ANY_SLOT: u32 = u32::MAX;
+
 /// One object's location, by segment name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Located {
-    /// The first 8 bytes of the hash, as a big-endian number.
+    /// The first 8 bytes of the hash, as a big-endian number (of an `ANY_SLOT` entry, the
+    /// first 6, the rest zero).
     pub prefix: u64,
     /// Segment file name.
     pub segment: String,
     /// Frame offset.
     pub offset: u64,
-    /// 0 for a whole frame, item index + 1 in a pack.
+    /// 0 for a whole frame, item index + 1 in a pack, `ANY_SLOT` for either.
     pub slot: u32,
+}
+
+impl Located {
+    /// True if an object whose hash has prefix `p` may be here.
+    pub fn may_hold(&self, p: u64) -> bool {
+        match self.slot {
+            ANY_SLOT => self.prefix == p & COMPACT_PREFIX,
+            _ => self.prefix == p,
+        }
+    }
 }
 
 /// The first 8 bytes of a hash as a big-endian number.
@@ -92,18 +114,22 @@ struct Table {
     frames: Option<(usize, usize)>,
     /// Bytes of an entry's frame index in a framed table: 4, or 2 in a short one.
     frame_width: usize,
-    /// A bucketed table's directory.
+    /// A bucketed or compact table's directory.
     dir: Option<super::table_layout::Directory>,
+    /// True if the entries keep no slot, and 48 bits of prefix.
+    compact: bool,
 }
 
 impl Table {
     fn open(path: &Path) -> Option<Table> {
         let map = map_file(path).ok()??;
-        let (framed, frame_width, bucketed) = match map.get(..8)? {
-            m if m == TABLE_MAGIC => (false, 0, false),
-            m if m == FRAMED_MAGIC => (true, 4, false),
-            m if m == SHORT_MAGIC => (true, 2, false),
-            m if m == BUCKET_MAGIC => (true, 2, true),
+        let (framed, frame_width, bucketed, compact) = match map.get(..8)? {
+            m if m == TABLE_MAGIC => (false, 0, false, false),
+            m if m == FRAMED_MAGIC => (true, 4, false, false),
+            m if m == SHORT_MAGIC => (true, 2, false, false),
+            m if m == BUCKET_MAGIC => (true, 2, true, false),
+            m if m == COMPACT_MAGIC => (true, 2, true, true),
+            m if m == COMPACT_WIDE_MAGIC => (true, 4, true, true),
             _ => return None,
         };
         let nsegs = le_u32(&map, 8)? as usize;
@@ -147,6 +173,7 @@ impl Table {
             frames,
             frame_width,
             dir,
+            compact,
         };
         let len = table.entry_len();
         if table.map.len() != entries.checked_add(count.checked_mul(len)?)? {
@@ -157,6 +184,9 @@ impl Table {
 
     /// Bytes an entry takes.
     fn entry_len(&self) -> usize {
+        if self.compact {
+            return 4 + self.frame_width;
+        }
         match (self.frame_width, &self.dir) {
             (0, _) => ENTRY_LEN,
             (2, Some(_)) => BUCKETED_LEN,
@@ -167,7 +197,11 @@ impl Table {
 
     /// Bytes of an entry's prefix.
     fn prefix_len(&self) -> usize {
-        if self.dir.is_some() { 6 } else { 8 }
+        match (self.compact, &self.dir) {
+            (true, _) => 4,
+            (false, Some(_)) => 6,
+            (false, None) => 8,
+        }
     }
 
     /// Where entry `i` starts.
@@ -175,12 +209,16 @@ impl Table {
         self.entries + i * self.entry_len()
     }
 
-    /// The frame index and slot of framed entry `i`.
-    fn framed_at(&self, i: usize) -> Option<(usize, u16)> {
+    /// The frame index and slot of framed entry `i` (a compact entry's: `ANY_SLOT`).
+    fn framed_at(&self, i: usize) -> Option<(usize, u32)> {
         let at = self.at(i) + self.prefix_len();
-        match self.frame_width {
-            2 => Some((le_u16(&self.map, at)? as usize, le_u16(&self.map, at + 2)?)),
-            _ => Some((le_u32(&self.map, at)? as usize, le_u16(&self.map, at + 4)?)),
+        let (frame, at) = match self.frame_width {
+            2 => (le_u16(&self.map, at)? as usize, at + 2),
+            _ => (le_u32(&self.map, at)? as usize, at + 4),
+        };
+        match self.compact {
+            true => Some((frame, ANY_SLOT)),
+            false => Some((frame, u32::from(le_u16(&self.map, at)?))),
         }
     }
 
@@ -214,11 +252,14 @@ impl Table {
         })
     }
 
-    /// The low 48 bits of bucketed entry `i`'s prefix.
+    /// The low 48 bits of bucketed entry `i`'s prefix (of a compact entry, the 32 it keeps,
+    /// then 16 zero bits).
     fn low_at(&self, i: usize) -> Option<u64> {
         let at = self.at(i);
-        let b = self.map.get(at..at + 6)?;
-        Some(b.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
+        let len = self.prefix_len();
+        let b = self.map.get(at..at + len)?;
+        let low = b.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x));
+        Some(low << (8 * (6 - len)))
     }
 
     /// Entry `i`, its segment by index (`None` past the end, or naming no frame).
@@ -238,7 +279,7 @@ impl Table {
         Some(RawEntry {
             prefix,
             segment: le_u32(&self.map, frame)?,
-            slot: u32::from(slot),
+            slot,
             offset: le_u64(&self.map, frame + 4)?,
         })
     }
@@ -263,10 +304,10 @@ impl Table {
             Some(None) => return self.count,
             None => ((0, self.count), Table::prefix_at),
         };
-        let p = if bucket.is_some() {
-            p & super::table_layout::LOW
-        } else {
-            p
+        let p = match (bucket.is_some(), self.compact) {
+            (true, true) => p & super::table_layout::LOW & COMPACT_PREFIX,
+            (true, false) => p & super::table_layout::LOW,
+            (false, _) => p,
         };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -278,7 +319,8 @@ impl Table {
         lo
     }
 
-    /// Entries with `lo <= prefix <= hi`, at most `limit`.
+    /// Entries with `lo <= prefix <= hi`, at most `limit` (of a compact table, those whose 48
+    /// bits are the first 48 of a prefix in that range).
     fn range(&self, lo: u64, hi: u64, limit: usize, out: &mut Vec<Located>) {
         let mut i = self.lower_bound(lo);
         while i < self.count && out.len() < limit {
@@ -447,7 +489,14 @@ fn encode_table(segments: &[String], entries: &[RawEntry]) -> Vec<u8> {
             ..*e
         })
         .collect();
-    encode_framed(&names, &raw).unwrap_or_else(|| encode_raw(&names, &raw))
+    encode(&names, &raw)
+}
+
+/// The bytes of a table naming `segments`, of `entries` (sorted by prefix) that index them:
+/// framed (compact if large, or if an entry is `ANY_SLOT`), or of segment and offset entries
+/// if a slot does not fit 16 bits.
+pub(crate) fn encode(segments: &[&str], entries: &[RawEntry]) -> Vec<u8> {
+    encode_framed(segments, entries).unwrap_or_else(|| encode_raw(segments, entries))
 }
 
 /// The header of a table: `magic`, the segment count, a zero checksum, the entry count, a
@@ -484,29 +533,41 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
 
 /// The bytes of a framed table of `entries` (sorted by prefix): each distinct frame once in
 /// a list, and an entry naming it by index, 12 bytes (a short table, up to 65,536 frames) or
-/// 14 (12 and 10 bytes less than `encode_raw`'s). `None` if a slot does not fit its 16 bits
-/// (a pack of more items than any this program writes).
+/// 14 (12 and 10 bytes less than `encode_raw`'s); compact, 6 or 8 bytes, for a table of
+/// `table_layout::MIN_ENTRIES` or more, or any entry of `ANY_SLOT`. `None` if a slot does not
+/// fit its 16 bits (a pack of more items than any this program writes).
 fn encode_framed(segments: &[&str], entries: &[RawEntry]) -> Option<Vec<u8>> {
     let mut frames: Vec<(u32, u64)> = entries.iter().map(|e| (e.segment, e.offset)).collect();
     frames.sort_unstable();
     frames.dedup();
-    let framing = Framing::of(frames.len(), entries.len());
+    let lossy = entries.iter().any(|e| e.slot == ANY_SLOT);
+    let framing = Framing::of(frames.len(), entries.len(), lossy);
+    encode_frames(segments, entries, &frames, framing)
+}
+
+/// `encode_framed` of `entries` in the distinct `frames` (sorted) they name, laid out as
+/// `framing` says.
+fn encode_frames(
+    segments: &[&str],
+    entries: &[RawEntry],
+    frames: &[(u32, u64)],
+    framing: Framing,
+) -> Option<Vec<u8>> {
     let mut out = header(framing.magic(), segments, entries.len(), Some(frames.len()));
     out.reserve(frames.len() * FRAME_LEN + 8 + entries.len() * FRAMED_LEN);
-    for (segment, offset) in &frames {
+    for (segment, offset) in frames {
         out.extend_from_slice(&segment.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
     }
     pad8(&mut out);
-    if framing == Framing::Bucketed {
+    if framing.bucketed() {
         let prefixes = entries.iter().map(|e| e.prefix);
         out.extend_from_slice(&super::table_layout::encode(prefixes, entries.len())?);
     }
     let mut buf = [0u8; FRAMED_LEN];
     for e in entries {
         let frame = frames.binary_search(&(e.segment, e.offset)).ok()?;
-        let slot = u16::try_from(e.slot).ok()?;
-        let len = framed_entry(&mut buf, e.prefix, frame, slot, framing)?;
+        let len = framed_entry(&mut buf, e.prefix, frame, e.slot, framing)?;
         out.extend_from_slice(buf.get(..len)?);
     }
     Some(seal(out))
@@ -521,8 +582,9 @@ pub(crate) struct RawEntry {
     pub offset: u64,
 }
 
-/// The bytes of a table naming `segments`, of `entries` (sorted by prefix) that index them.
-pub(crate) fn encode_raw(segments: &[&str], entries: &[RawEntry]) -> Vec<u8> {
+/// The bytes of a table naming `segments`, of `entries` (sorted by prefix) that index them, as
+/// segment and offset entries.
+fn encode_raw(segments: &[&str], entries: &[RawEntry]) -> Vec<u8> {
     let mut out = header(TABLE_MAGIC, segments, entries.len(), None);
     out.reserve(entries.len() * ENTRY_LEN);
     for e in entries {
@@ -550,143 +612,6 @@ fn flat(e: &RawEntry, segment: u32) -> [u8; ENTRY_LEN] {
 pub(crate) fn checked_names(path: &Path) -> Option<Vec<String>> {
     let t = Table::open(path)?;
     t.intact().then(|| t.segments.clone())
-}
-
-/// Write the merge of two tables as a new one, streamed: entries are copied as they are, their
-/// segment indexes renumbered into the union of both tables' segment names, so memory stays a
-/// buffer's whatever the tables' size (a merge of 20 million entries once built them all as
-/// values, 1.6 GB).
-fn merge_tables(dir: &Path, gen_: u64, a: &Table, b: &Table) -> Result<PathBuf> {
-    let names: std::collections::BTreeSet<&str> = a
-        .segments
-        .iter()
-        .chain(&b.segments)
-        .map(String::as_str)
-        .collect();
-    let segments: Vec<&str> = names.into_iter().collect();
-    let path = dir.join(format!("{gen_:016x}.tbl"));
-    let tmp = dir.join(format!("{gen_:016x}.tmp"));
-    let written = write_merged(&tmp, a, b, &segments);
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.and_then(|()| {
-        // No fsync: a table is a cache (see `write_table`).
-        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
-    })?;
-    Ok(path)
-}
-
-/// The body of `merge_tables`: write the merged table to `path`. Two framed tables make a
-/// framed one (the second's frames after the first's, its entries' frame indexes moved by as
-/// many), short if the frames are few enough; any other pair, a table of segment and offset
-/// entries.
-fn write_merged(path: &Path, a: &Table, b: &Table, segments: &[&str]) -> Result<()> {
-    use std::io::{Seek, SeekFrom};
-    let renumber = |t: &Table| -> Vec<u32> {
-        t.segments
-            .iter()
-            .map(|s| segments.binary_search(&s.as_str()).unwrap_or(0) as u32)
-            .collect()
-    };
-    let (map_a, map_b) = (renumber(a), renumber(b));
-    let bad = || Error::corrupt(path, 0, "a table entry out of range");
-    let framed = match (a.frames, b.frames) {
-        (Some((_, fa)), Some((_, fb))) => Some((fa, fb)),
-        _ => None,
-    };
-    let framing = framed.map(|(fa, fb)| Framing::of(fa + fb, a.count + b.count));
-    let head = merged_head([(a, &map_a), (b, &map_b)], segments, framing).ok_or_else(bad)?;
-    // Entry `i` of `t`, whose prefix is `p`, as the merged table holds it, in `buf`: its
-    // length.
-    let entry = |t: &Table, renum: &[u32], base, i, p: Option<u64>, buf: &mut [u8; ENTRY_LEN]| {
-        if let Some(framing) = framing {
-            let (frame, slot) = t.framed_at(i)?;
-            let frames = t.frames?.1;
-            let frame = Some(frame).filter(|f| *f < frames)? + base;
-            return framed_entry(buf, p?, frame, slot, framing);
-        }
-        let e = t.raw(i)?;
-        *buf = flat(&e, renum.get(e.segment as usize).copied()?);
-        Some(ENTRY_LEN)
-    };
-    let base_b = framed.map_or(0, |(fa, _)| fa);
-    let io = |e: std::io::Error| Error::io(path, e);
-    let mut file = fs::File::create(path).map_err(io)?;
-    let mut hasher = blake3::Hasher::new();
-    // Entries are gathered into blocks, each hashed and written whole: blake3 hashes a long
-    // input several chunks at a time, an entry at a time it compresses one block per call.
-    let mut out = head;
-    out.reserve(MERGE_BLOCK);
-    let mut buf = [0u8; ENTRY_LEN];
-    let (mut i, mut j) = (0, 0);
-    let (mut pa, mut pb) = (a.prefixes(), b.prefixes());
-    let (mut xa, mut xb) = (pa.next(), pb.next());
-    while i < a.count || j < b.count {
-        let take_a = match (xa, xb) {
-            (Some(x), Some(y)) => x <= y,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let len = if take_a {
-            i += 1;
-            let p = std::mem::replace(&mut xa, pa.next());
-            entry(a, &map_a, 0, i - 1, p, &mut buf)
-        } else {
-            j += 1;
-            let p = std::mem::replace(&mut xb, pb.next());
-            entry(b, &map_b, base_b, j - 1, p, &mut buf)
-        };
-        let e = len.and_then(|n| buf.get(..n)).ok_or_else(bad)?;
-        out.extend_from_slice(e);
-        if out.len() >= MERGE_BLOCK {
-            file.write_all(&out).map_err(io)?;
-            hasher.update(&out);
-            out.clear();
-        }
-    }
-    file.write_all(&out).map_err(io)?;
-    hasher.update(&out);
-    let [s0, s1, s2, s3, ..] = *hasher.finalize().as_bytes();
-    file.seek(SeekFrom::Start(SUM_OFFSET as u64))
-        .and_then(|_| file.write_all(&[s0, s1, s2, s3]))
-        .map_err(io)
-}
-
-/// The head of the merge of `tables` (each with its segments' renumbering) naming
-/// `segments`: the header, then, framed, the frames and a bucketed table's directory.
-fn merged_head(
-    tables: [(&Table, &[u32]); 2],
-    segments: &[&str],
-    framing: Option<Framing>,
-) -> Option<Vec<u8>> {
-    let [(a, _), (b, _)] = tables;
-    let count = a.count + b.count;
-    let Some(framing) = framing else {
-        return Some(header(TABLE_MAGIC, segments, count, None));
-    };
-    let frames = a.frames?.1 + b.frames?.1;
-    let mut head = header(framing.magic(), segments, count, Some(frames));
-    for (t, renum) in tables {
-        push_frames(&mut head, t, renum)?;
-    }
-    pad8(&mut head);
-    if framing == Framing::Bucketed {
-        let dir = super::table_layout::encode(a.prefixes().chain(b.prefixes()), count);
-        head.extend_from_slice(&dir?);
-    }
-    Some(head)
-}
-
-/// Add the frames of framed table `t` to `out`, their segments renumbered by `renum`.
-fn push_frames(out: &mut Vec<u8>, t: &Table, renum: &[u32]) -> Option<()> {
-    let (start, n) = t.frames?;
-    for at in (0..n).map(|f| start + f * FRAME_LEN) {
-        let seg = renum.get(le_u32(&t.map, at)? as usize)?;
-        out.extend_from_slice(&seg.to_le_bytes());
-        out.extend_from_slice(&le_u64(&t.map, at + 4)?.to_le_bytes());
-    }
-    Some(())
 }
 
 /// Add a table of `entries` to `dir`, then merge the newest tables while the older of the two
@@ -717,6 +642,11 @@ pub fn add(
             return Ok(());
         };
         if a.count > 2 * b.count {
+            return Ok(());
+        }
+        // A compact table's entries fit only a framed table: one is not merged with a table
+        // of segment and offset entries (which no table of this version's writers is).
+        if (a.compact || b.compact) && (a.frames.is_none() || b.frames.is_none()) {
             return Ok(());
         }
         // A damaged table is never merged into one with a good checksum: it stays as it is,
@@ -845,7 +775,7 @@ mod tests {
         fs::create_dir_all(&d).expect("dir");
         // A flat table, as earlier versions and remotes write them, of many items in a few
         // packs; one slot is past what a framed entry holds.
-        let mut all: Vec<Located> = (0..5000u64)
+        let mut all: Vec<Located> = (0..1000u64)
             .map(|i| Located {
                 prefix: i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 segment: ["s1", "s0"][(i % 2) as usize].into(),
@@ -857,8 +787,8 @@ mod tests {
         let (names, raw) = raw_of(all.clone());
         write_table(&d, 1, &names, &raw).expect("write");
         assert_eq!(layouts(&d), [false], "a slot over 16 bits stays flat");
-        // Framed tables: 14 bytes an entry, and the frames once.
-        let framed: Vec<Located> = (0..2000u64)
+        // Framed tables: 12 bytes an entry (short), and the frames once.
+        let framed: Vec<Located> = (0..400u64)
             .map(|i| {
                 let seg = ["s2", "s0"][(i % 2) as usize];
                 loc(
@@ -868,16 +798,17 @@ mod tests {
                 )
             })
             .collect();
-        add_located(&d, framed[..1000].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, framed[..200].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
         let newest = table_files(&d).expect("files").pop().expect("file");
         let len = fs::metadata(&newest).expect("stat").len();
         assert!(
-            len < 1000 * 13,
-            "{len} bytes for 1000 entries: short, 12 an entry"
+            len < 200 * 13,
+            "{len} bytes for 200 entries: short, 12 an entry"
         );
         assert_eq!(layouts(&d), [false, true]);
         // Two framed tables merge into a framed one, beside the (bigger) flat one.
-        add_located(&d, framed[1000..].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
+        add_located(&d, framed[200..].to_vec(), &mut |_| {}, &mut |_| false).expect("add");
+        assert_eq!(magics(&d)[1], SHORT_MAGIC);
         assert_eq!(layouts(&d), [false, true]);
         // A flat and a framed table merge into a flat one.
         let files = table_files(&d).expect("files");
@@ -926,20 +857,20 @@ mod tests {
         add_located(&d, a.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(
             magics(&d),
-            [BUCKET_MAGIC],
-            "short, and past buckets::MIN_ENTRIES"
+            [COMPACT_MAGIC],
+            "few frames, and past table_layout::MIN_ENTRIES"
         );
         add_located(&d, b.clone(), &mut |_| {}, &mut |_| false).expect("add");
         assert_eq!(
             magics(&d),
-            [FRAMED_MAGIC],
+            [COMPACT_WIDE_MAGIC],
             "80,000 frames need 32-bit indexes"
         );
         // Written at once, too.
         let all: Vec<Located> = a.into_iter().chain(b).collect();
         let other = dir.path().join("other");
         add_located(&other, all.clone(), &mut |_| {}, &mut |_| false).expect("add");
-        assert_eq!(magics(&other), [FRAMED_MAGIC]);
+        assert_eq!(magics(&other), [COMPACT_WIDE_MAGIC]);
         // A framed table of 32-bit indexes (as stores written before short tables hold) and a
         // short one merge into a short one when their frames are few.
         let older = dir.path().join("older");
@@ -976,24 +907,48 @@ mod tests {
             let t = Tables::open(dir).expect("tables");
             assert_eq!(t.entries(), all.len() as u64);
             for e in all.iter().step_by(997) {
-                assert_eq!(t.range(e.prefix, e.prefix, 4), vec![e.clone()], "{e:?}");
+                assert_eq!(t.range(e.prefix, e.prefix, 4), vec![compact(e)], "{e:?}");
             }
             assert_eq!(check(dir), Ok(()));
         }
     }
 
+    /// What a compact table keeps of `e`: its prefix's first 48 bits, no slot.
+    fn compact(e: &Located) -> Located {
+        Located {
+            prefix: e.prefix & COMPACT_PREFIX,
+            slot: ANY_SLOT,
+            ..e.clone()
+        }
+    }
+
+    /// Write `entries` in `d` as one table laid out as `framing` says (`add` picks the layout
+    /// itself).
+    fn write_as(d: &Path, entries: &[Located], framing: Framing) {
+        let (names, mut raw) = raw_of(entries.to_vec());
+        raw.sort_by_key(|e| e.prefix);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut frames: Vec<(u32, u64)> = raw.iter().map(|e| (e.segment, e.offset)).collect();
+        frames.sort_unstable();
+        frames.dedup();
+        let bytes = encode_frames(&names, &raw, &frames, framing).expect("encode");
+        fs::create_dir_all(d).expect("dir");
+        fs::write(d.join(format!("{:016x}.tbl", 1)), bytes).expect("write");
+    }
+
+    /// Bucketed tables (written by schema v6) keep every prefix whole; compact ones its first
+    /// 48 bits and no slot. Both find every entry, alone and merged (into a compact table).
     #[test]
-    fn a_bucketed_table_keeps_every_prefix_whole_and_finds_every_entry() {
+    fn bucketed_and_compact_tables_find_every_entry() {
         use super::super::table_layout::{DIR_LEN, MIN_ENTRIES};
         let dir = tempfile::tempdir().expect("tmp");
-        let d = dir.path().join("lookup");
-        // Prefixes spread, some crowded into a few buckets, at bucket edges, and one object
-        // in two frames.
+        // Prefixes spread, some crowded into a few buckets (and sharing 48 bits), at bucket
+        // edges, and one object in two frames.
         let mut prefixes: Vec<u64> = (1..=MIN_ENTRIES as u64)
             .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             .collect();
         prefixes.extend((0..300).map(|i| (7 << 48) | (i * 977)));
-        prefixes.extend([0, (1 << 48) - 1, 1 << 48, u64::MAX, u64::MAX - 1, 42]);
+        prefixes.extend([0, (1 << 48) - 1, 1 << 48, u64::MAX, u64::MAX - 1, 42, 42]);
         let entries: Vec<Located> = prefixes
             .iter()
             .enumerate()
@@ -1005,44 +960,6 @@ mod tests {
             })
             .collect();
         let n = entries.len();
-        add_located(&d, entries.clone(), &mut |_| {}, &mut |_| false).expect("add");
-        assert_eq!(magics(&d), [BUCKET_MAGIC]);
-        let file = table_files(&d).expect("files").remove(0);
-        let len = fs::metadata(&file).expect("stat").len() as usize;
-        assert!(
-            len < 64 + 5000 * 2 * FRAME_LEN + DIR_LEN + 10 * n + 8,
-            "{len} bytes"
-        );
-        let mut sorted = entries.clone();
-        sorted.sort_by_key(|e| e.prefix);
-        let check_all = |t: &Tables, want: &[Located]| {
-            let all: Vec<Located> = t.all().collect();
-            assert_eq!(all.len(), want.len());
-            let prefixes = |v: &[Located]| v.iter().map(|e| e.prefix).collect::<Vec<_>>();
-            assert_eq!(
-                prefixes(&all),
-                prefixes(want),
-                "every prefix whole, in order"
-            );
-            for e in want.iter().step_by(13).chain(want.iter().rev().take(8)) {
-                assert!(t.range(e.prefix, e.prefix, 4).contains(e), "{e:?}");
-            }
-            // Ranges across buckets, as a short hash asks.
-            for (lo, hi) in [
-                (0, 1 << 48),
-                ((7 << 48) - 3, (9 << 48) + 3),
-                (u64::MAX - 1, u64::MAX),
-            ] {
-                let brute = want
-                    .iter()
-                    .filter(|e| (lo..=hi).contains(&e.prefix))
-                    .count();
-                assert_eq!(t.range(lo, hi, usize::MAX).len(), brute, "{lo:x}..={hi:x}");
-            }
-            assert!(t.range(43, 43, 4).is_empty());
-        };
-        check_all(&Tables::open(&d).expect("tables"), &sorted);
-        // Merged with a table of as many entries: bucketed again, and nothing lost.
         let more: Vec<Located> = (0..n as u64)
             .map(|i| Located {
                 prefix: (i + 7).wrapping_mul(0xbf58_476d_1ce4_e5b9),
@@ -1051,22 +968,77 @@ mod tests {
                 slot: 1,
             })
             .collect();
-        add_located(&d, more.clone(), &mut |_| {}, &mut |_| false).expect("add");
-        assert_eq!(magics(&d), [BUCKET_MAGIC], "merged");
-        sorted.extend(more);
-        sorted.sort_by_key(|e| e.prefix);
-        check_all(&Tables::open(&d).expect("tables"), &sorted);
-        assert_eq!(check(&d), Ok(()));
-        // A directory that goes back is refused, checksum or not.
-        let file = table_files(&d).expect("files").remove(0);
-        let mut bytes = fs::read(&file).expect("read");
-        let t = Table::open(&file).expect("table");
-        let at = t.entries - DIR_LEN + 4 * 100;
-        drop(t);
-        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        bytes[SUM_OFFSET..SUM_OFFSET + 4].copy_from_slice(&[0; 4]);
-        fs::write(&file, seal(bytes)).expect("write");
-        assert!(Table::open(&file).is_none());
+        // Every entry found by its whole prefix, as kept; ranges across buckets as a short
+        // hash asks for them give what the entries kept say.
+        let check_all = |t: &Tables, want: &[(Located, Located)], lossy: bool| {
+            let all: Vec<Located> = t.all().collect();
+            assert_eq!(all.len(), want.len());
+            let kept: Vec<u64> = want.iter().map(|(_, k)| k.prefix).collect();
+            let found: Vec<u64> = all.iter().map(|e| e.prefix).collect();
+            assert_eq!(found, kept, "every prefix as kept, in order");
+            for (e, k) in want.iter().step_by(13).chain(want.iter().rev().take(8)) {
+                assert!(t.range(e.prefix, e.prefix, 1000).contains(k), "{e:?}");
+            }
+            let mask = if lossy { COMPACT_PREFIX } else { u64::MAX };
+            for (lo, hi) in [
+                (0, 1 << 48),
+                ((7 << 48) - 3, (9 << 48) + 3),
+                ((7 << 48) + 70_000, (7 << 48) + 140_000),
+                (u64::MAX - 1, u64::MAX),
+                (43, 43),
+                (1 << 20, 1 << 20),
+            ] {
+                let brute = kept
+                    .iter()
+                    .filter(|p| lo & mask <= **p && **p <= hi)
+                    .count();
+                assert_eq!(t.range(lo, hi, usize::MAX).len(), brute, "{lo:x}..={hi:x}");
+            }
+        };
+        for (framing, magic, entry_len) in [
+            (Framing::Bucketed, BUCKET_MAGIC, BUCKETED_LEN),
+            (Framing::Compact(false), COMPACT_MAGIC, 6),
+        ] {
+            let d = dir.path().join(format!("{framing:?}"));
+            let lossy = framing != Framing::Bucketed;
+            match lossy {
+                false => write_as(&d, &entries, framing),
+                true => add_located(&d, entries.clone(), &mut |_| {}, &mut |_| false).expect("add"),
+            }
+            assert_eq!(magics(&d), [magic]);
+            let file = table_files(&d).expect("files").remove(0);
+            let len = fs::metadata(&file).expect("stat").len() as usize;
+            assert!(
+                len < 64 + 5000 * 2 * FRAME_LEN + DIR_LEN + entry_len * n + 8,
+                "{len} bytes"
+            );
+            let keep = |e: &Located| if lossy { compact(e) } else { e.clone() };
+            let mut want: Vec<(Located, Located)> =
+                entries.iter().map(|e| (e.clone(), keep(e))).collect();
+            want.sort_by_key(|(e, _)| e.prefix);
+            check_all(&Tables::open(&d).expect("tables"), &want, lossy);
+            // Merged with a table of as many entries: compact, and nothing lost.
+            add_located(&d, more.clone(), &mut |_| {}, &mut |_| false).expect("add");
+            assert_eq!(magics(&d), [COMPACT_MAGIC], "merged");
+            let mut want: Vec<(Located, Located)> = entries
+                .iter()
+                .chain(&more)
+                .map(|e| (e.clone(), compact(e)))
+                .collect();
+            want.sort_by_key(|(e, _)| e.prefix);
+            check_all(&Tables::open(&d).expect("tables"), &want, true);
+            assert_eq!(check(&d), Ok(()));
+            // A directory that goes back is refused, checksum or not.
+            let file = table_files(&d).expect("files").remove(0);
+            let mut bytes = fs::read(&file).expect("read");
+            let t = Table::open(&file).expect("table");
+            let at = t.entries - DIR_LEN + 4 * 100;
+            drop(t);
+            bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            bytes[SUM_OFFSET..SUM_OFFSET + 4].copy_from_slice(&[0; 4]);
+            fs::write(&file, seal(bytes)).expect("write");
+            assert!(Table::open(&file).is_none());
+        }
     }
 
     #[test]

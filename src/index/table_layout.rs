@@ -1,7 +1,8 @@
 //! The bytes of a lookup table's entries (FORMAT.md, "Lookup tables"): the layouts' magics, a
-//! framed entry, and the bucket directory of a *bucketed* table: for each value of a hash
-//! prefix's top 16 bits, the index of its first entry, so that its entries keep only the
-//! prefix's other 48 bits, and no bit of it is lost.
+//! framed entry, and the bucket directory of *bucketed* and *compact* tables: for each value
+//! of a hash prefix's top 16 bits, the index of its first entry, so that a bucketed table's
+//! entries keep only the prefix's other 48 bits (no bit of it is lost), and a compact table's
+//! the next 32 bits and a frame, no slot.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,8 +17,15 @@ pub const FRAMED_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'F', 0x0d, 0x0a, 0x1a, 0x0
 pub const SHORT_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'S', 0x0d, 0x0a, 0x1a, 0x0a];
 /// First bytes of a short framed table with a directory of its prefixes' top bits.
 pub const BUCKET_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'B', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a compact table: a directory of the prefixes' top bits, and entries of the
+/// next 32 bits and a 16-bit frame index.
+pub const COMPACT_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'C', 0x0d, 0x0a, 0x1a, 0x0a];
+/// First bytes of a compact table whose entries name their frame by a 32-bit index.
+pub const COMPACT_WIDE_MAGIC: [u8; 8] = [0x89, b'M', b'A', b'D', 0x0d, 0x0a, 0x1a, 0x0a];
 /// An entry of a bucketed table: the prefix's low 48 bits (BE), frame index (u16), slot (u16).
 pub(super) const BUCKETED_LEN: usize = 10;
+/// The prefix bits a compact table keeps: the first 48 of the hash.
+pub const COMPACT_PREFIX: u64 = !0xffff;
 /// Most frames a short framed table names.
 pub(super) const SHORT_FRAMES: usize = 1 << 16;
 
@@ -39,9 +47,10 @@ fn bucket_of_prefix(p: u64) -> usize {
 pub(super) fn prefix(b: usize, low: u64) -> u64 {
     ((b as u64) << (64 - BITS)) | (low & LOW)
 }
-/// The fewest entries a table has for a directory (1 MiB of entries at most 0.5 B each of
-/// directory, for 2 B each saved). Tests take small tables, where most buckets are empty.
-pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 19 };
+/// The fewest entries a table has for a directory, and so compact entries: at 2^17 entries
+/// the directory (256 KiB) costs 2 bytes an entry, and an entry is 6 bytes instead of a short
+/// table's 12. Tests take small tables, where most buckets are empty.
+pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 17 };
 
 /// The directory of a table of `count` entries with `prefixes` (in any order); `None` if
 /// there are not `count` of them, or more than 32 bits count.
@@ -138,17 +147,24 @@ pub(super) enum Framing {
     Wide,
     /// 16-bit frame indexes.
     Short,
-    /// 16-bit frame indexes, and a directory of the prefixes' top bits.
+    /// 16-bit frame indexes, and a directory of the prefixes' top bits. Written by earlier
+    /// versions (and tests), read by this one.
+    #[cfg_attr(not(test), allow(dead_code))]
     Bucketed,
+    /// A directory of the prefixes' top bits, entries of 32 more bits and a frame index
+    /// (16 bits, or 32 when `true`), no slot.
+    Compact(bool),
 }
 
 impl Framing {
-    /// The framing of a table of `frames` frames and `count` entries.
-    pub(super) fn of(frames: usize, count: usize) -> Framing {
-        match (frames <= SHORT_FRAMES, count >= MIN_ENTRIES) {
-            (false, _) => Framing::Wide,
-            (true, false) => Framing::Short,
-            (true, true) => Framing::Bucketed,
+    /// The framing of a table of `frames` frames and `count` entries; compact if it has
+    /// enough entries, or if any of them lacks its slot or prefix's last 16 bits (`lossy`).
+    pub(super) fn of(frames: usize, count: usize, lossy: bool) -> Framing {
+        let short = frames <= SHORT_FRAMES;
+        match (lossy || count >= MIN_ENTRIES, short) {
+            (true, short) => Framing::Compact(!short),
+            (false, true) => Framing::Short,
+            (false, false) => Framing::Wide,
         }
     }
 
@@ -157,31 +173,36 @@ impl Framing {
             Framing::Wide => FRAMED_MAGIC,
             Framing::Short => SHORT_MAGIC,
             Framing::Bucketed => BUCKET_MAGIC,
+            Framing::Compact(false) => COMPACT_MAGIC,
+            Framing::Compact(true) => COMPACT_WIDE_MAGIC,
         }
+    }
+
+    /// True if the table has a directory of its prefixes' top bits.
+    pub(super) fn bucketed(self) -> bool {
+        matches!(self, Framing::Bucketed | Framing::Compact(_))
     }
 }
 
-/// A framed entry in `buf`; returns its length (`None`: the frame index does not fit).
+/// A framed entry in `buf`; returns its length (`None`: the frame index or the slot does not
+/// fit). A compact entry keeps no slot, and of the prefix its bits 16 to 48.
 pub(super) fn framed_entry(
     buf: &mut [u8],
     prefix: u64,
     frame: usize,
-    slot: u16,
+    slot: u32,
     framing: Framing,
 ) -> Option<usize> {
-    let at = match framing {
-        Framing::Bucketed => {
-            buf.get_mut(..6)?
-                .copy_from_slice(prefix.to_be_bytes().get(2..)?);
-            6
-        }
-        _ => {
-            buf.get_mut(..8)?.copy_from_slice(&prefix.to_be_bytes());
-            8
-        }
+    let kept = match framing {
+        Framing::Bucketed => 2..8,
+        Framing::Compact(_) => 2..6,
+        _ => 0..8,
     };
+    let at = kept.len();
+    buf.get_mut(..at)?
+        .copy_from_slice(prefix.to_be_bytes().get(kept)?);
     let at = match framing {
-        Framing::Wide => {
+        Framing::Wide | Framing::Compact(true) => {
             buf.get_mut(at..at + 4)?
                 .copy_from_slice(&u32::try_from(frame).ok()?.to_le_bytes());
             at + 4
@@ -192,7 +213,10 @@ pub(super) fn framed_entry(
             at + 2
         }
     };
+    if let Framing::Compact(_) = framing {
+        return Some(at);
+    }
     buf.get_mut(at..at + 2)?
-        .copy_from_slice(&slot.to_le_bytes());
+        .copy_from_slice(&u16::try_from(slot).ok()?.to_le_bytes());
     Some(at + 2)
 }

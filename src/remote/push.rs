@@ -17,7 +17,7 @@ use super::reader::sync_tables;
 use crate::archive::{Archive, IndexedSegment, Trace, now_ns};
 use crate::error::{Error, RemoteFailure, Result};
 use crate::format::store_header::StoreHeader;
-use crate::index::lookup::{RawEntry, Tables, encode_raw};
+use crate::index::lookup::{RawEntry, Tables, encode};
 use crate::store_dir::{HEADER_FILE, INDEX_DIR};
 
 /// What a push did.
@@ -226,7 +226,7 @@ async fn publish_table(
     }
     let (keys, entries) = table_entries(root, &todo);
     let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let bytes = Bytes::from(encode_raw(&names, &entries));
+    let bytes = Bytes::from(encode(&names, &entries));
     let key = format!("{TABLES}/{:016x}-{:016x}.tbl", writer_id(root), now_ns());
     remote.create(&key, bytes.clone()).await?;
     // Kept in the cache, as if fetched: this store needs not download its own tables.

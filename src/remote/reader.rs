@@ -116,9 +116,9 @@ impl RemoteReader {
             prefix.trim(),
             Vec::new(),
             &|lo, hi| self.tables.range(lo, hi, 64),
-            &|at| {
-                self.fetch(at).ok()?;
-                self.locator.hash_at(at)
+            &|at| match self.fetch(at) {
+                Ok(()) => self.locator.hashes_at(at),
+                Err(_) => Vec::new(),
             },
         )?;
         found.ok_or_else(|| self.not_here(prefix))
