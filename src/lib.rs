@@ -36,7 +36,7 @@ pub use archive::{
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use hash::ObjectHash;
-pub use index::Names;
+pub use index::{Names, SLED_SEGMENT};
 pub use info::{EntryInfo, ObjectInfo};
 pub use mapped::MappedObject;
 pub use merge::MergeReport;

@@ -361,12 +361,17 @@ fn verify_names_index_damage_as_index_damage() {
 /// lock a moment after the archive dropped it, as Index::open knows: up to 3 s).
 fn index_db(t: &TempStore) -> sled::Db {
     (0..300)
-        .find_map(|_| match sled::open(t.path().join("index")) {
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                None
+        .find_map(|_| {
+            let config = sled::Config::new()
+                .path(t.path().join("index"))
+                .segment_size(model_archive::SLED_SEGMENT);
+            match config.open() {
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+                other => Some(other),
             }
-            other => Some(other),
         })
         .expect("sled let go of its lock within 3 s")
         .expect("sled")

@@ -644,13 +644,11 @@ impl Writer<'_> {
             false => self.pack.finish_untagged()?,
         };
         let mut records = std::mem::take(&mut self.records);
-        // zstd level 1 unless the store or the writer asks for another: packs are written on
-        // the logging path, where level 3 costs ~40 % more time for ~5 % fewer bytes.
         let level = Some(
             self.opts
                 .level
                 .or(self.archive.settings.zstd_level)
-                .unwrap_or(1),
+                .unwrap_or(PACK_LEVEL),
         );
         let (seg, offset, stored) = self.append_body(FrameKind::Pack, PACK_KIND, &body, level)?;
         self.totals.stored_bytes += stored;
@@ -758,6 +756,12 @@ impl Writer<'_> {
         }
     }
 }
+
+/// The zstd level of a pack unless the store or the writer asks for another. Packs are written
+/// on the logging path; their bodies (byte-shuffled tensors, records, item columns) come out
+/// the same at levels 1 to 3, and 1.4 % smaller at 4 for about 0.13 s more CPU a million
+/// logged predictions (zstd's lazy match search; levels past 5 halve its speed again).
+const PACK_LEVEL: i32 = 4;
 
 impl Drop for Writer<'_> {
     fn drop(&mut self) {

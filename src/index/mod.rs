@@ -248,6 +248,12 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     rmp_serde::to_vec(v).map_err(|e| Error::internal(format!("cannot encode an index value: {e}")))
 }
 
+/// sled's segment size in a store's index: its file grows by whole segments, and what the
+/// index keeps in sled is small (pack runs, postings of few values, totals), so small segments
+/// (sled's default is 512 KiB) keep the file near the data's size. sled refuses to open a
+/// database with another (the index is then rebuilt), so a tool that opens it must pass this.
+pub const SLED_SEGMENT: usize = 64 << 10;
+
 /// Open the sled database in `path` (its files beside the lookup tables and filters).
 fn open_db(path: &Path) -> Result<sled::Db> {
     // The caller holds `index.lock`, so a sled lock still held belongs to an index this
@@ -258,6 +264,7 @@ fn open_db(path: &Path) -> Result<sled::Db> {
         let opened = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
+            .segment_size(SLED_SEGMENT)
             .open();
         match opened {
             Err(e) if waits < 300 && e.to_string().contains("could not acquire lock") => {

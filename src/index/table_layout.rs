@@ -47,10 +47,10 @@ fn bucket_of_prefix(p: u64) -> usize {
 pub(super) fn prefix(b: usize, low: u64) -> u64 {
     ((b as u64) << (64 - BITS)) | (low & LOW)
 }
-/// The fewest entries a table has for a directory, and so compact entries: at 2^17 entries
-/// the directory (256 KiB) costs 2 bytes an entry, and an entry is 6 bytes instead of a short
+/// The fewest entries a table has for a directory, and so compact entries: at 2^16 entries
+/// the directory (256 KiB) costs 4 bytes an entry, and an entry is 6 bytes instead of a short
 /// table's 12. Tests take small tables, where most buckets are empty.
-pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 17 };
+pub(super) const MIN_ENTRIES: usize = if cfg!(test) { 1 << 10 } else { 1 << 16 };
 
 /// The directory of a table of `count` entries with `prefixes` (in any order); `None` if
 /// there are not `count` of them, or more than 32 bits count.
