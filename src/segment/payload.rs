@@ -83,6 +83,11 @@ pub fn decode_payload<'p>(
         return Ok(Cow::Borrowed(payload));
     }
     let parts = chunk_parts(frame, meta, payload, path)?;
+    if let ([only], Codec::Zstd) = (parts.as_slice(), frame.header.codec) {
+        return codec::decode_one(only, meta.raw_len as usize)
+            .map(Cow::Owned)
+            .map_err(corrupt);
+    }
     let mut out = codec::zeroed(meta.raw_len as usize)
         .ok_or_else(|| corrupt(format!("cannot allocate {} bytes to decode", meta.raw_len)))?;
     codec::decode_chunks(frame.header.codec, elem_size(meta), &parts, &mut out).map_err(corrupt)?;
