@@ -635,9 +635,17 @@ fn compact_tables_find_objects_here_on_a_remote_and_in_a_clone() {
         .map(|i| format!("{{\"id\": \"c-{i}\", \"label\": {}}}\n", i % 10))
         .collect();
     cli(&t)
-        // One batch: one table of 70,000 entries (a logger's smaller tables are merged as
-        // they grow).
-        .args(["log", "--tag-field", "id", "--batch", "100000"])
+        // One batch, however long it takes: one table of 70,000 entries (a logger's smaller
+        // tables are merged as they grow).
+        .args([
+            "log",
+            "--tag-field",
+            "id",
+            "--batch",
+            "100000",
+            "--interval",
+            "3600",
+        ])
         .write_stdin(lines)
         .assert()
         .success();

@@ -214,6 +214,11 @@ mod tests {
             assert!(r.get(h).expect("get").is_some());
             assert!(a.contains(h).expect("contains"));
         }
+        // Read by a new reader from the last: each pack's first get searches it item by item.
+        let fresh = ArchiveReader::open(&root).expect("open").expect("tables");
+        for h in hashes.iter().rev().step_by(7) {
+            assert_eq!(fresh.info(h).expect("info").expect("found").hash, *h);
+        }
         for h in hashes.iter().step_by(97) {
             let hex = h.to_string();
             for digits in [10, 12, 16, 20] {

@@ -45,6 +45,8 @@ pub const PACK_ITEMS: usize = 8192;
 pub use super::pack_body::{PackBody, PackItem, TagSets};
 use super::pack_layout::{LAYOUT_ITEM_COLUMNS, grouped};
 
+mod search;
+
 /// How many of the objects stored just before a record a writer looks among for the objects
 /// it refers to (a logger stores a record's tensors right before it).
 const LOCAL_WINDOW: usize = 64;
@@ -338,6 +340,8 @@ pub struct Pack {
     /// The canonical bytes of the records with local references, and every object's hash,
     /// made when first asked for.
     expanded: std::sync::OnceLock<Expanded>,
+    /// Set by the first `slot_of`: a pack asked again has every address computed at once.
+    searched: std::sync::atomic::AtomicBool,
     /// The segment and offset it was read from, for errors.
     path: PathBuf,
     offset: u64,
@@ -474,6 +478,7 @@ impl Pack {
             starts,
             locals,
             expanded: std::sync::OnceLock::new(),
+            searched: std::sync::atomic::AtomicBool::new(false),
             path: path.to_owned(),
             offset,
             codec,
@@ -650,24 +655,6 @@ impl Pack {
         let mut canonical = Vec::new();
         super::pack_layout::expand(o.data, &named, &mut canonical);
         Some(o.descriptor().hash(&canonical))
-    }
-
-    /// The addresses of every object stored here, by item (`None`: the item stores none, or
-    /// the pack's local references are damaged), computed once for the pack.
-    pub(crate) fn object_hashes(&self) -> Option<&[Option<ObjectHash>]> {
-        // The expansion trusts the pack's references: they are checked first.
-        self.locals()?;
-        Some(&self.expanded().hashes)
-    }
-
-    /// The slot of the object whose address is `hash`, if the pack stores it (a compact
-    /// lookup table names the pack, not the item).
-    pub(crate) fn slot_of(&self, hash: &ObjectHash) -> Option<u32> {
-        let i = self
-            .object_hashes()?
-            .iter()
-            .position(|h| h.as_ref() == Some(hash))?;
-        u32::try_from(i + 1).ok()
     }
 
     /// Every object stored here, with its slot.
