@@ -283,10 +283,23 @@ impl Locator {
         self.packs.clear();
     }
 
+    /// The file of segment `segment`; `None` for a name that would lead out of the segments
+    /// directory (absolute, or with a `..` part: a damaged or hostile lookup table).
+    fn path(&self, segment: &str) -> Option<PathBuf> {
+        let name = Path::new(segment);
+        let plain = !segment.is_empty()
+            && name
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        plain.then(|| self.segments_dir.join(name))
+    }
+
     /// The pack frame at `offset` of segment `segment`.
     pub(crate) fn pack(&self, segment: &str, offset: u64) -> Result<Arc<Pack>> {
-        self.packs
-            .get(&self.maps, &self.segments_dir.join(segment), offset)
+        let path = self
+            .path(segment)
+            .ok_or_else(|| Error::invalid(segment, "not a segment name"))?;
+        self.packs.get(&self.maps, &path, offset)
     }
 
     /// The object frame at `offset` of segment `segment`; `hash` must be its object's.
@@ -296,14 +309,19 @@ impl Locator {
         offset: u64,
         hash: &ObjectHash,
     ) -> Result<ObjectFrame> {
-        ObjectFrame::read(&self.maps, &self.segments_dir.join(segment), offset, hash)
+        let path = self
+            .path(segment)
+            .ok_or_else(|| Error::invalid(segment, "not a segment name"))?;
+        ObjectFrame::read(&self.maps, &path, offset, hash)
     }
 
     /// The full hashes of the objects a table entry may name: the object of the frame it
     /// points at, or of the pack item, or (`ANY_SLOT`) of the frame or of each item whose hash
     /// starts with the entry's prefix.
     pub(crate) fn hashes_at(&self, at: &Located) -> Vec<ObjectHash> {
-        let path = self.segments_dir.join(&at.segment);
+        let Some(path) = self.path(&at.segment) else {
+            return Vec::new();
+        };
         let found = match (at.slot, header_at(&self.maps, &path, at.offset)) {
             (0 | ANY_SLOT, Ok((_, h))) if h.kind == FrameKind::Object => vec![h.hash],
             (0, _) | (_, Err(_)) => Vec::new(),
@@ -326,11 +344,13 @@ impl Locator {
     /// once. A pack or frame that does not decode is an error: the tables say the object is
     /// in it.
     pub(crate) fn open(&self, at: &Located, hash: &ObjectHash) -> Result<Option<Source>> {
-        if !at.may_hold(prefix_of(hash)) {
+        let Some(path) = self
+            .path(&at.segment)
+            .filter(|_| at.may_hold(prefix_of(hash)))
+        else {
             return Ok(None);
-        }
+        };
         if at.slot == 0 || at.slot == ANY_SLOT {
-            let path = self.segments_dir.join(&at.segment);
             // A header that does not decode holds no object of ours: not there.
             let Ok((_, header)) = header_at(&self.maps, &path, at.offset) else {
                 return Ok(None);
@@ -448,4 +468,56 @@ pub(crate) fn slice_rows(t: &Tensor, rows: std::ops::Range<u64>) -> Result<Tenso
         *x = end - start;
     }
     Tensor::new(t.dtype, Shape::new(d), bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::Archive;
+    use crate::object::tensor::{Dtype, Shape, TensorView};
+
+    /// A table location naming a segment outside the store's (`..`, or an absolute path) is
+    /// no location, even where a frame holding the object lies there: a damaged or hostile
+    /// table cannot make a store serve another directory's files.
+    #[test]
+    fn a_location_outside_the_segments_directory_holds_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let other = Archive::create(dir.path().join("other")).expect("create");
+        let data: Vec<u8> = (0..20_000u32).flat_map(|i| (i * 7).to_le_bytes()).collect();
+        let shape = Shape::new(vec![20_000]);
+        let view = TensorView::new(Dtype::U32, &shape, &data).expect("view");
+        let h = other.put_tensor(&view, &[]).expect("put");
+        let info = other.info(&h).expect("info");
+        drop(other);
+        let ours = dir.path().join("ours").join("segments");
+        std::fs::create_dir_all(&ours).expect("mkdir");
+        let outside = dir.path().join("other/segments").join(&info.segment);
+        let locator = Locator::new(ours);
+        for segment in [
+            format!("../../other/segments/{}", info.segment),
+            outside.display().to_string(),
+        ] {
+            for slot in [0, crate::index::lookup::ANY_SLOT] {
+                let at = Located {
+                    prefix: prefix_of(&h),
+                    segment: segment.clone(),
+                    offset: info.offset,
+                    slot,
+                };
+                assert!(locator.open(&at, &h).expect("open").is_none(), "{segment}");
+                assert!(locator.hashes_at(&at).is_empty(), "{segment}");
+            }
+            assert!(locator.pack(&segment, info.offset).is_err());
+            assert!(locator.object_frame(&segment, info.offset, &h).is_err());
+        }
+        // The same frame through a plain name is found.
+        let inside = Locator::new(dir.path().join("other/segments"));
+        let at = Located {
+            prefix: prefix_of(&h),
+            segment: info.segment.clone(),
+            offset: info.offset,
+            slot: 0,
+        };
+        assert!(inside.open(&at, &h).expect("open").is_some());
+    }
 }
