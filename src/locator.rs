@@ -294,12 +294,15 @@ impl Locator {
         plain.then(|| self.segments_dir.join(name))
     }
 
+    /// `path`, or the error for a name that is not a segment's.
+    fn named(&self, segment: &str) -> Result<PathBuf> {
+        self.path(segment)
+            .ok_or_else(|| Error::invalid(segment, "not a segment name"))
+    }
+
     /// The pack frame at `offset` of segment `segment`.
     pub(crate) fn pack(&self, segment: &str, offset: u64) -> Result<Arc<Pack>> {
-        let path = self
-            .path(segment)
-            .ok_or_else(|| Error::invalid(segment, "not a segment name"))?;
-        self.packs.get(&self.maps, &path, offset)
+        self.packs.get(&self.maps, &self.named(segment)?, offset)
     }
 
     /// The object frame at `offset` of segment `segment`; `hash` must be its object's.
@@ -309,10 +312,7 @@ impl Locator {
         offset: u64,
         hash: &ObjectHash,
     ) -> Result<ObjectFrame> {
-        let path = self
-            .path(segment)
-            .ok_or_else(|| Error::invalid(segment, "not a segment name"))?;
-        ObjectFrame::read(&self.maps, &path, offset, hash)
+        ObjectFrame::read(&self.maps, &self.named(segment)?, offset, hash)
     }
 
     /// The full hashes of the objects a table entry may name: the object of the frame it
