@@ -203,7 +203,7 @@ impl Source {
                         format!("no object in item {slot}"),
                     ));
                 };
-                let raw_total = pack.body.data.len().max(1) as u64;
+                let raw_total = pack.data().len().max(1) as u64;
                 let mut meta = o.meta();
                 meta.raw_len = pack.canonical_len(*slot).unwrap_or(meta.raw_len);
                 let mut info = info_from_meta(hash, &meta, path, offset)?;

@@ -437,7 +437,7 @@ impl Output {
     /// already in the output), its entry kept or not (removed). Counts what is left out.
     fn plan_pack(&mut self, pack: &Pack, marks: &Marks, removed: &Removed) -> Vec<PlannedItem> {
         let mut plan = Vec::with_capacity(pack.len());
-        for (i, item) in pack.body.items.iter().enumerate() {
+        for (i, item) in pack.items().iter().enumerate() {
             let slot = i as u32 + 1;
             let object = pack.object(slot);
             let Some(hash) = object
@@ -447,9 +447,7 @@ impl Output {
             else {
                 continue;
             };
-            let entry = item
-                .entry
-                .map(|(dt, t)| (pack.body.time0.wrapping_add(dt), t));
+            let entry = item.entry.map(|(dt, t)| (pack.time0().wrapping_add(dt), t));
             let live = entry.filter(|(t, tagset)| !removed.contains(&hash, *t, pack.tags(*tagset)));
             self.counts.entries_dropped += u64::from(entry.is_some() && live.is_none());
             let store = match &object {

@@ -374,6 +374,6 @@ fn record_refs(hash: ObjectHash, bytes: &[u8], out: &mut Vec<(ObjectHash, Object
 
 /// The stored bytes of `len` bytes of a pack's data: their share of the pack's payload.
 pub(super) fn share(pack: &crate::format::pack::Pack, len: usize) -> u64 {
-    let data = pack.body.data.len().max(1) as u64;
+    let data = pack.data().len().max(1) as u64;
     (len as u64 * pack.stored_len / data).max(1)
 }

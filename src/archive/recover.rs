@@ -422,7 +422,7 @@ impl Archive {
         records: &mut RecordAttrs,
     ) -> PackAttrs {
         let mut found = PackFields {
-            entries: pack.body.items.iter().filter(|i| i.entry.is_some()).count(),
+            entries: pack.items().entries().len(),
             keys: Vec::new(),
         };
         let mut owned: Vec<(String, String)> = Vec::new();
@@ -430,7 +430,7 @@ impl Archive {
         let mut slot_of: Option<HashMap<&ObjectHash, u32>> = None;
         let mut walk =
             |data, entry: bool, fields: &mut HashSet<String>| found.walk(data, entry, fields);
-        for (i, item) in pack.body.items.iter().enumerate() {
+        for (i, item) in pack.items().iter().enumerate() {
             let slot = i as u32 + 1;
             let entry = item.entry.is_some();
             if item.object.is_some() {

@@ -3,11 +3,13 @@
 //! `archive export --field` and Python's `Archive.stack` return.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use super::Archive;
-use super::walk::Match;
+use super::query::{Hits, PackHit};
+use super::walk::{Match, RunHits};
 use crate::error::{Error, Result};
-use crate::format::pack::PackedObject;
+use crate::format::pack::{Pack, PackedObject};
 use crate::hash::ObjectHash;
 use crate::info::EntryInfo;
 use crate::object::Kind;
@@ -40,15 +42,22 @@ impl Archive {
         let mut first: Option<(Dtype, Shape, String)> = None;
         let mut data = Vec::new();
         // Each run's rows are gathered on a core of their own, then joined in order.
-        let add = |part: &mut Part, m: &Match<'_>| {
-            if part.problem.is_none() {
-                let row = match m {
-                    Match::Listed(e) => self.row(e, field),
-                    Match::Packed { .. } => self.packed_row(m, field),
-                };
-                part.add(row, &|| m.name(field));
+        let add = |part: &mut Part, run: &RunHits<'_>| {
+            if let (Some(f), Hits::Packed { pack, hits }) = (field, run.hits)
+                && run.removed.is_empty()
+            {
+                return Ok(self.pack_rows(part, pack, hits, f));
             }
-            Ok(())
+            run.each(&mut |m| {
+                if part.problem.is_none() {
+                    let row = match m {
+                        Match::Listed(e) => self.row(e, field),
+                        Match::Packed { .. } => self.packed_row(m, field),
+                    };
+                    part.add(row, &|| m.name(field));
+                }
+                Ok(())
+            })
         };
         let mut take = |part: Part, bound: u64| -> Result<()> {
             let Some(head) = &part.first else {
@@ -91,6 +100,49 @@ impl Archive {
         let mut dims = vec![rows];
         dims.extend_from_slice(shape.dims());
         Tensor::new(dtype, Shape::new(dims), data)
+    }
+
+    /// The rows of `hits` (newest first) of a pack none of whose entries are removed, added
+    /// to `part` oldest first; returns how many. A record whose `field` refers to a tensor of
+    /// the pack by a local reference (as a logger writes them) is read here, straight from
+    /// the pack; any other row through `packed_row`.
+    fn pack_rows(&self, part: &mut Part, pack: &Pack, hits: &[PackHit], field: &str) -> u64 {
+        // Each descriptor's dtype, parsed once for the pack.
+        let dtypes: Vec<Option<Dtype>> = pack
+            .descs()
+            .iter()
+            .map(|(k, d)| match Kind::from_code(*k) {
+                Some(Kind::Tensor) => d.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        let record = |slot: u32| pack.stored_object(slot).filter(|o| o.kind == Kind::Record);
+        let local = |hit: &PackHit| -> Option<Row<'_>> {
+            let Ok(Some(Target::Local(back))) = find_target(record(hit.slot)?.data, field) else {
+                return None;
+            };
+            let (d, shape, bytes) = pack.stored_item(hit.slot.checked_sub(u32::from(back))?)?;
+            let dtype = (*dtypes.get(d as usize)?)?;
+            Some((dtype, Cow::Borrowed(shape), Cow::Borrowed(bytes)))
+        };
+        let mut rows = 0;
+        for hit in hits.iter().rev() {
+            if part.problem.is_some() {
+                break;
+            }
+            let m = Match::Packed {
+                pack,
+                hit,
+                hash: OnceCell::new(),
+            };
+            let row = match local(hit) {
+                Some(row) => Ok(row),
+                None => self.packed_row(&m, Some(field)),
+            };
+            part.add(row, &|| m.name(Some(field)));
+            rows += 1;
+        }
+        rows
     }
 
     /// One row of a pack's entry: read in place from the pack when the record (and the tensor
@@ -243,7 +295,7 @@ impl Part {
                     .data
                     .try_reserve_exact(self.expect.saturating_mul(bytes.len()));
             }
-            Some((fd, fs, _)) if *fd != dtype || fs.dims() != &shape[..] => {
+            Some((fd, fs, _)) if *fd != dtype || !same_dims(fs.dims(), &shape) => {
                 let head = (dtype, Shape::new(shape.to_vec()), name());
                 return self.problem = Some(Problem::Differs(head));
             }
@@ -252,6 +304,13 @@ impl Part {
         self.data.extend_from_slice(&bytes);
         self.rows += 1;
     }
+}
+
+/// `a == b`, inline: a row's shape is a dimension or two, and `==` on slices is a call to
+/// `memcmp` for every row.
+#[inline(always)]
+fn same_dims(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The most a stack reserves ahead of its rows (it grows past this as needed).

@@ -2,7 +2,7 @@
 //! x.parquet`, Python's `Archive.table`): its time, hash, tags and record fields.
 
 use super::Archive;
-use super::walk::Match;
+use super::walk::{Match, RunHits};
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
 use crate::object::Kind;
@@ -96,9 +96,11 @@ impl Archive {
             .map(|c| c.iter().map(String::as_str).collect());
         // Each run's rows are built on a core of their own, then joined in order.
         let part = |rows: usize| (TableBuilder::new(columns), Vec::with_capacity(rows));
-        let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), m: &Match<'_>| {
-            seqs.push(m.seq());
-            self.add_row(part, m, &tags, top.as_deref())
+        let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), run: &RunHits<'_>| {
+            run.each(&mut |m| {
+                seqs.push(m.seq());
+                self.add_row(part, m, &tags, top.as_deref())
+            })
         };
         let seal = |(part, _): &mut (TableBuilder, Vec<u64>)| part.seal();
         let mut stopped = false;

@@ -121,16 +121,18 @@ impl Match<'_> {
 
 impl Archive {
     /// Every entry `query` matches, oldest first (removed entries left out), the work of each
-    /// run done on every core: `add` takes a run's matches, oldest first, into a `T` that
-    /// `start` makes (told how many the run can give at most), `end` finishes it there, and `take` gets the `T`s in order, oldest run
-    /// first, as they come, with the most entries there can be (a bound to reserve memory
-    /// by); `progress(done, 0)` after each run. Returns how many entries matched.
+    /// run done on every core: `add` takes a run's matches (`RunHits::each` gives them,
+    /// oldest first) into a `T` that `start` makes (told how many the run can give at most)
+    /// and says how many it took, `end` finishes it there, and `take` gets the `T`s in
+    /// order, oldest run first, as they come, with the most entries there can be (a bound to
+    /// reserve memory by); `progress(done, 0)` after each run. Returns how many entries
+    /// matched.
     pub(super) fn fold_runs<T: Send>(
         &self,
         query: &Query,
         progress: &dyn Fn(u64, u64),
         start: &(dyn Fn(usize) -> T + Sync),
-        add: &(dyn Fn(&mut T, &Match<'_>) -> Result<()> + Sync),
+        add: &(dyn Fn(&mut T, &RunHits<'_>) -> Result<u64> + Sync),
         end: &(dyn Fn(&mut T) -> Result<()> + Sync),
         take: &mut dyn FnMut(T, u64) -> Result<()>,
     ) -> Result<u64> {
@@ -140,7 +142,13 @@ impl Archive {
         let one = |(first_seq, run)| -> Result<(T, u64)> {
             let hits = self.run_hits(first_seq, run, query, needs_record)?;
             let mut acc = start(hits.len());
-            let rows = each_hit(hits, &removed, &mut |m| add(&mut acc, m))?;
+            let rows = add(
+                &mut acc,
+                &RunHits {
+                    hits: &hits,
+                    removed: &removed,
+                },
+            )?;
             end(&mut acc)?;
             Ok((acc, rows))
         };
@@ -222,35 +230,42 @@ fn in_order<T>(
     Ok(rows)
 }
 
-/// `fold_runs` for one run's hits, oldest first; returns how many `f` was called with.
-fn each_hit(
-    hits: Hits,
-    removed: &Removed,
-    f: &mut dyn FnMut(&Match<'_>) -> Result<()>,
-) -> Result<u64> {
-    let mut rows = 0u64;
-    match hits {
-        // `run_entries` leaves removed entries out already.
-        Hits::Listed(v) => {
-            for e in v.iter().rev() {
-                f(&Match::Listed(e))?;
-                rows += 1;
-            }
-        }
-        Hits::Packed { pack, hits } => {
-            for hit in hits.iter().rev() {
-                let m = Match::Packed {
-                    pack: &pack,
-                    hit,
-                    hash: OnceCell::new(),
-                };
-                if !removed.is_empty() && removed.contains(&m.hash(), hit.time_ns, m.tags()) {
-                    continue;
+/// A run's matching entries, as `fold_runs` hands them to its `add`.
+pub(super) struct RunHits<'a> {
+    /// The entries that match, newest first.
+    pub hits: &'a Hits,
+    /// The entries removed, which `each` leaves out.
+    pub removed: &'a Removed,
+}
+
+impl RunHits<'_> {
+    /// `f` of each matching entry not removed, oldest first; returns how many.
+    pub fn each(&self, f: &mut dyn FnMut(&Match<'_>) -> Result<()>) -> Result<u64> {
+        let removed = self.removed;
+        let mut rows = 0u64;
+        match self.hits {
+            // `run_entries` leaves removed entries out already.
+            Hits::Listed(v) => {
+                for e in v.iter().rev() {
+                    f(&Match::Listed(e))?;
+                    rows += 1;
                 }
-                f(&m)?;
-                rows += 1;
+            }
+            Hits::Packed { pack, hits } => {
+                for hit in hits.iter().rev() {
+                    let m = Match::Packed {
+                        pack,
+                        hit,
+                        hash: OnceCell::new(),
+                    };
+                    if !removed.is_empty() && removed.contains(&m.hash(), hit.time_ns, m.tags()) {
+                        continue;
+                    }
+                    f(&m)?;
+                    rows += 1;
+                }
             }
         }
+        Ok(rows)
     }
-    Ok(rows)
 }

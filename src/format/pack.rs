@@ -42,10 +42,11 @@ pub const PACK_BYTES: usize = 256 << 10;
 /// Most items in one pack.
 pub const PACK_ITEMS: usize = 8192;
 
-pub use super::pack_body::{PackBody, PackItem, TagSets};
+pub use super::pack_body::{ItemRef, Items, PackBody, PackItem, ReadBody, TagSets};
 use super::pack_layout::{LAYOUT_ITEM_COLUMNS, grouped};
 
 mod search;
+mod summary;
 
 /// How many of the objects stored just before a record a writer looks among for the objects
 /// it refers to (a logger stores a record's tensors right before it).
@@ -325,12 +326,14 @@ type Locals = Vec<(u32, u32, u32)>;
 /// A decoded, checked pack.
 #[derive(Debug)]
 pub struct Pack {
-    /// The body. Its `tagsets` are empty: they are decoded when first asked for
-    /// ([`Pack::tagsets`]).
-    pub body: PackBody,
+    /// The body but for its tag sets (decoded when first asked for, [`Pack::tagsets`]) and
+    /// its data.
+    body: ReadBody,
+    /// The objects' payloads (unshuffled, for the columnar layouts).
+    data: Vec<u8>,
     tagsets: super::pack_body::LazyTagsets,
     decoded_tagsets: std::sync::OnceLock<Vec<Vec<(String, String)>>>,
-    /// Start of each item's payload in `body.data`.
+    /// Start of each item's payload in `data`.
     starts: Vec<usize>,
     /// The pack-local references of its records (layout 1): (item, offset of the reference in
     /// the item's stored payload, item it names), in item and offset order; found when first
@@ -426,7 +429,7 @@ impl Pack {
         stored_len: u64,
     ) -> Result<Pack> {
         let corrupt = |reason: String| Error::corrupt(path, offset, reason);
-        let (mut body, tagsets, data) = super::pack_body::decode(bytes)
+        let (body, tagsets, data) = super::pack_body::decode(bytes)
             .map_err(|e| corrupt(format!("pack body does not decode: {e}")))?;
         for (i, (k, _)) in body.descs.iter().enumerate() {
             if Kind::from_code(*k).is_none() {
@@ -435,29 +438,35 @@ impl Pack {
         }
         let (starts, sizes) =
             super::pack_layout::item_starts(&body, data.len()).map_err(corrupt)?;
-        for (i, item) in body.items.iter().enumerate() {
-            if item.object.is_none()
-                && item
-                    .hash
-                    .as_ref()
-                    .and_then(|h| ObjectHash::from_slice(h))
-                    .is_none()
-            {
+        let items = &body.items;
+        // An item names a good hash when it stores no object (hash items are few: found
+        // in order beside the items).
+        let mut hashes = items.hashes().iter().peekable();
+        for i in 0..items.len() {
+            let mut named = None;
+            while let Some((at, h)) = hashes.next_if(|h| h.0 as usize <= i) {
+                if *at as usize == i {
+                    named = ObjectHash::from_slice(h);
+                }
+            }
+            if named.is_none() && items.object(i).is_none() {
                 return Err(corrupt(format!(
                     "pack item {i} has neither an object nor a hash"
                 )));
             }
-            if let Some((_, t)) = item.entry
-                && t as usize >= tagsets.len()
-            {
-                return Err(corrupt(format!(
-                    "pack item {i} names tag set {t} of {}",
-                    tagsets.len()
-                )));
-            }
+        }
+        if let Some((i, _, t)) = items
+            .entries()
+            .iter()
+            .find(|e| e.2 as usize >= tagsets.len())
+        {
+            return Err(corrupt(format!(
+                "pack item {i} names tag set {t} of {}",
+                tagsets.len()
+            )));
         }
         let locals = std::sync::OnceLock::new();
-        if grouped(body.layout) {
+        let data = if grouped(body.layout) {
             let groups: Vec<(usize, usize)> = body
                 .descs
                 .iter()
@@ -465,14 +474,15 @@ impl Pack {
                 .map(|((k, desc), len)| (super::pack_layout::group_width(*k, desc), *len))
                 .collect();
             // Unshuffled straight out of the body: the data is copied once.
-            body.data = ByteBuf::from(super::pack_layout::split_groups(data, &groups));
+            super::pack_layout::split_groups(data, &groups)
         } else {
-            body.data = ByteBuf::from(data.to_vec());
             // A row-layout body has none.
             let _ = locals.set(Ok(Vec::new()));
-        }
+            data.to_vec()
+        };
         Ok(Pack {
             body,
+            data,
             tagsets,
             decoded_tagsets: std::sync::OnceLock::new(),
             starts,
@@ -491,6 +501,26 @@ impl Pack {
         self.body.items.len()
     }
 
+    /// The items, as columns.
+    pub fn items(&self) -> &Items {
+        &self.body.items
+    }
+
+    /// Time of the first entry (entries' times are kept as offsets from it).
+    pub fn time0(&self) -> i64 {
+        self.body.time0
+    }
+
+    /// How the body lays out its data and records (`pack_body::LAYOUT_*`).
+    pub fn layout(&self) -> u8 {
+        self.body.layout
+    }
+
+    /// The objects' payloads, as the layout orders them (unshuffled).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// True if the pack holds no items.
     pub fn is_empty(&self) -> bool {
         self.body.items.is_empty()
@@ -500,7 +530,7 @@ impl Pack {
     /// names no object).
     fn locals(&self) -> Option<&[(u32, u32, u32)]> {
         self.locals
-            .get_or_init(|| super::pack_layout::find_locals(&self.body, &self.starts))
+            .get_or_init(|| super::pack_layout::find_locals(&self.body, &self.data, &self.starts))
             .as_deref()
             .ok()
     }
@@ -537,21 +567,29 @@ impl Pack {
     /// the pack may be local ([`Target::Local`](crate::object::record::Target)), which
     /// [`Pack::object`] would replace by their hashes. For readers that look only at fields.
     pub fn stored_object(&self, slot: u32) -> Option<PackedObject<'_>> {
-        let i = (slot as usize).checked_sub(1)?;
-        let item = self.body.items.get(i)?;
-        let (d, shape, len) = item.object.as_ref()?;
-        let (kind, desc) = self.body.descs.get(*d as usize)?;
-        let start = *self.starts.get(i)?;
-        let data = self
-            .body
-            .data
-            .get(start..start + usize::try_from(*len).ok()?)?;
+        let (d, shape, data) = self.stored_item(slot)?;
+        let (kind, desc) = self.body.descs.get(d as usize)?;
         Some(PackedObject {
             kind: Kind::from_code(*kind)?,
             desc,
             shape,
             data,
         })
+    }
+
+    /// `stored_object` as its descriptor's index (into [`Pack::descs`]), shape and payload.
+    #[inline]
+    pub fn stored_item(&self, slot: u32) -> Option<(u32, &[u64], &[u8])> {
+        let i = (slot as usize).checked_sub(1)?;
+        let (d, shape, len) = self.body.items.object(i)?;
+        let start = *self.starts.get(i)?;
+        let data = self.data.get(start..start + usize::try_from(len).ok()?)?;
+        Some((d, shape, data))
+    }
+
+    /// The distinct (kind code, descriptor) pairs of its objects.
+    pub fn descs(&self) -> &[(u8, String)] {
+        &self.body.descs
     }
 
     /// The length of the canonical bytes of the object in `slot` (its stored length, and 30
@@ -579,7 +617,7 @@ impl Pack {
         }
         let mut out = Vec::new();
         let i = (slot as usize).checked_sub(1)?;
-        super::pack_layout::item_locals(&self.body, &self.starts, i, &mut out).ok()?;
+        super::pack_layout::item_locals(&self.body, &self.data, &self.starts, i, &mut out).ok()?;
         Some(std::borrow::Cow::Owned(out))
     }
 
@@ -665,12 +703,9 @@ impl Pack {
     /// The entries, in order. Hashes of objects stored here are computed.
     pub fn entries(&self) -> Vec<PackEntry> {
         let mut out = Vec::new();
-        for (i, item) in self.body.items.iter().enumerate() {
-            let Some((dt, tagset)) = item.entry else {
-                continue;
-            };
-            let slot = i as u32 + 1;
-            let hash = match &item.hash {
+        for &(i, dt, tagset) in self.body.items.entries() {
+            let slot = i + 1;
+            let hash = match self.body.items.hash(i as usize) {
                 Some(h) => ObjectHash::from_slice(h),
                 None => self.object_hash(slot),
             };
@@ -688,18 +723,21 @@ impl Pack {
 
     /// The entries, in order, as (slot, time, tag set); no hashes are computed.
     pub fn entry_items(&self) -> impl Iterator<Item = (u32, i64, u32)> + '_ {
-        self.body.items.iter().enumerate().filter_map(|(i, item)| {
-            let (dt, tagset) = item.entry?;
-            Some((i as u32 + 1, self.body.time0.wrapping_add(dt), tagset))
-        })
+        let time0 = self.body.time0;
+        self.body
+            .items
+            .entries()
+            .iter()
+            .map(move |&(i, dt, tagset)| (i + 1, time0.wrapping_add(dt), tagset))
     }
 
     /// The address of the object an item stores or logs.
     pub fn item_hash(&self, slot: u32) -> Option<ObjectHash> {
-        let item = self.body.items.get((slot as usize).checked_sub(1)?)?;
-        match &item.hash {
+        let i = (slot as usize).checked_sub(1)?;
+        match self.body.items.hash(i) {
             Some(h) => ObjectHash::from_slice(h),
-            None => self.object_hash(slot),
+            None if i < self.len() => self.object_hash(slot),
+            None => None,
         }
     }
 
@@ -733,54 +771,6 @@ impl Pack {
     /// Where the pack was read from.
     pub fn location(&self) -> (&Path, u64) {
         (&self.path, self.offset)
-    }
-
-    /// The summary the index takes from this pack (as the writer made it).
-    pub fn summary(&self) -> PackSummary {
-        let mut s = self.summary_untagged();
-        let mut tags: Vec<(String, String)> = self.tagsets().iter().flatten().cloned().collect();
-        tags.sort();
-        tags.dedup();
-        s.tags = tags;
-        s
-    }
-
-    /// `summary` without its `tags`, for a reader that files the tags itself.
-    pub fn summary_untagged(&self) -> PackSummary {
-        let mut s = PackSummary {
-            time_min: i64::MAX,
-            time_max: i64::MIN,
-            ..PackSummary::default()
-        };
-        for (slot, o) in self.objects() {
-            let Some(hash) = self.object_hash(slot) else {
-                continue;
-            };
-            s.objects.push((hash, slot));
-            s.object_sizes.push(o.data.len() as u64);
-            s.totals.add_object(o.kind as u8, o.data.len() as u64);
-        }
-        s.totals.stored_bytes = self.stored_len;
-        for (i, item) in self.body.items.iter().enumerate() {
-            let Some((dt, _)) = item.entry else {
-                continue;
-            };
-            let t = self.body.time0.wrapping_add(dt);
-            s.time_min = s.time_min.min(t);
-            s.time_max = s.time_max.max(t);
-            s.entries
-                .push(item.hash.as_ref().and_then(|h| ObjectHash::from_slice(h)));
-            // Content stored elsewhere counts 0 bytes here: the reader adds its size.
-            let own = match item.hash {
-                None => self.object(i as u32 + 1).map_or(0, |o| o.data.len() as u64),
-                Some(_) => 0,
-            };
-            s.totals.add_entry(own);
-        }
-        if s.entries.is_empty() {
-            (s.time_min, s.time_max) = (0, 0);
-        }
-        s
     }
 }
 
@@ -993,9 +983,8 @@ mod tests {
         let mut b = PackBuilder::default();
         push_prediction(&mut b, 1);
         let (bytes, _) = b.finish().expect("encode");
-        let (mut body, lazy, data) = crate::format::pack_body::decode(&bytes).expect("decode");
-        body.tagsets = lazy.decode();
-        body.data = ByteBuf::from(data.to_vec());
+        let (read, lazy, data) = crate::format::pack_body::decode(&bytes).expect("decode");
+        let mut body = read.into_body(lazy.decode(), data.to_vec());
         // The body with its record's local reference naming the item `back` before it.
         let naming = |back: u8| {
             let mut bad = body.clone();

@@ -30,7 +30,35 @@ pub struct PackBody {
     pub layout: u8,
 }
 
-pub use super::pack_items::PackItem;
+pub use super::pack_items::{ItemRef, Items, PackItem};
+
+/// A pack body as [`decode`] reads it, but for its tag sets and data (which come beside it):
+/// the items as columns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReadBody {
+    /// Distinct (kind code, descriptor) pairs of the objects.
+    pub descs: Vec<(u8, String)>,
+    /// Time of the first entry, nanoseconds since the Unix epoch.
+    pub time0: i64,
+    /// The items, in the order they were put.
+    pub items: Items,
+    /// How the data and the records in it are laid out (`LAYOUT_*`).
+    pub layout: u8,
+}
+
+impl ReadBody {
+    /// The body a writer would hold, with its `tagsets` and `data`.
+    pub fn into_body(self, tagsets: TagSets, data: Vec<u8>) -> PackBody {
+        PackBody {
+            descs: self.descs,
+            tagsets,
+            time0: self.time0,
+            items: self.items.to_pack_items(),
+            data: ByteBuf::from(data),
+            layout: self.layout,
+        }
+    }
+}
 
 /// Packs written before v5: payloads in item order, records in their canonical bytes.
 pub const LAYOUT_ROWS: u8 = 0;
@@ -218,19 +246,20 @@ impl<'a> Reader<'a> {
     }
 
     /// An item as a writer of this program encodes it (fixarrays, integers that fit their
-    /// fields, no hash), read without the general path's checks and messages; `None`, with
-    /// nothing read, for anything else, which `item` then reads.
+    /// fields, no hash), read into `items` without the general path's checks and messages;
+    /// `None`, with nothing read or added, for anything else, which `item` then reads.
     #[inline]
-    fn item_fast(&mut self) -> Option<PackItem> {
-        let start = self.at;
-        let item = self.item_fast_inner();
+    fn item_fast(&mut self, items: &mut Items) -> Option<()> {
+        let (start, dims) = (self.at, items.dims_len());
+        let item = self.item_fast_inner(items);
         if item.is_none() {
             self.at = start;
+            items.cut_dims(dims);
         }
         item
     }
 
-    fn item_fast_inner(&mut self) -> Option<PackItem> {
+    fn item_fast_inner(&mut self, items: &mut Items) -> Option<()> {
         let byte = |r: &mut Self| {
             let m = *r.b.get(r.at)?;
             r.at += 1;
@@ -247,12 +276,11 @@ impl<'a> Reader<'a> {
                     m @ 0x90..=0x9f => m & 0x0f,
                     _ => return None,
                 };
-                let mut shape = Vec::with_capacity(usize::from(dims));
                 for _ in 0..dims {
-                    shape.push(u64::try_from(self.small_int()?).ok()?);
+                    items.push_dim(u64::try_from(self.small_int()?).ok()?);
                 }
                 let len = u64::try_from(self.small_int()?).ok()?;
-                Some((d, shape, len))
+                Some((d, len))
             }
             _ => return None,
         };
@@ -268,23 +296,22 @@ impl<'a> Reader<'a> {
             }
             _ => return None,
         };
-        Some(PackItem {
-            object,
-            hash: None,
-            entry,
-        })
+        items.push(object, None, entry).ok()
     }
 
-    fn item(&mut self) -> R<PackItem> {
-        if let Some(item) = self.item_fast() {
-            return Ok(item);
+    /// An item of layouts 0 and 1 (a positional array), read into `items`.
+    fn item(&mut self, items: &mut Items) -> R<()> {
+        if self.item_fast(items).is_some() {
+            return Ok(());
         }
         self.tuple(3)?;
         let object = self.option(|r| {
             r.tuple(3)?;
             let desc = r.int_as::<u32>("a descriptor index")?;
-            let shape = r.list(1, |r| r.int_as::<u64>("a dimension"))?;
-            Ok((desc, shape, r.int_as::<u64>("a payload length")?))
+            for _ in 0..r.array(1)? {
+                items.push_dim(r.int_as::<u64>("a dimension")?);
+            }
+            Ok((desc, r.int_as::<u64>("a payload length")?))
         })?;
         let hash = self.option(|r| r.bin().map(|b| ByteBuf::from(b.to_vec())))?;
         let entry = self.option(|r| {
@@ -294,11 +321,7 @@ impl<'a> Reader<'a> {
                 r.int_as::<u32>("a tag set index")?,
             ))
         })?;
-        Ok(PackItem {
-            object,
-            hash,
-            entry,
-        })
+        items.push(object, hash, entry)
     }
 }
 
@@ -473,6 +496,32 @@ impl<'p> TagView<'p> {
     }
 }
 
+/// Whether `b[from..to]` (within `b`) is ASCII: read 8 bytes at a time, inline, the bytes
+/// past `to` masked off (`is_ascii` is a call a string, and a pack has six strings an entry).
+#[inline(always)]
+fn ascii_within(b: &[u8], from: usize, to: usize) -> bool {
+    let mut acc = 0u64;
+    let mut at = from;
+    while at < to {
+        let left = to - at;
+        match b.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            Some(w) => {
+                let mask = match left {
+                    8.. => u64::MAX,
+                    n => (1u64 << (8 * n)) - 1,
+                };
+                acc |= u64::from_le_bytes(w) & mask;
+            }
+            None => {
+                let tail = b.get(at..to).unwrap_or_default();
+                acc |= u64::from(tail.iter().fold(0u8, |a, x| a | x));
+            }
+        }
+        at += 8;
+    }
+    acc & 0x8080_8080_8080_8080 == 0
+}
+
 /// The end of `count` tag sets starting at `at` if each is a fixarray of fixarray(2) pairs
 /// of strings of at most 255 bytes (`fixstr` or `str 8`), all within `b`, and whether every
 /// string is ASCII; `None` for anything else, which the general reader then reads (and
@@ -496,7 +545,10 @@ fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<(usize, b
                     0xd9 => (at + 2, at + 2 + usize::from(*b.get(at + 1)?)),
                     _ => return None,
                 };
-                ascii &= b.get(from..to)?.is_ascii();
+                if to > b.len() {
+                    return None;
+                }
+                ascii &= ascii_within(b, from, to);
                 at = to;
             }
         }
@@ -508,7 +560,7 @@ fn skip_short_tagsets(b: &[u8], mut at: usize, count: usize) -> Option<(usize, b
 /// exactly one. Its `tagsets` are left empty: they come back checked, as [`LazyTagsets`]; and
 /// so is its `data`, given as the bytes of `bytes` that hold it (for the caller to copy once,
 /// as it needs it).
-pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets, &[u8])> {
+pub(crate) fn decode(bytes: &[u8]) -> R<(ReadBody, LazyTagsets, &[u8])> {
     let mut r = Reader { b: bytes, at: 0 };
     let fields = r.array(1)?;
     if !(5..=6).contains(&fields) {
@@ -554,7 +606,14 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets, &[u8])> {
     let columns = matches!(bytes.get(r.at), Some(0xc4..=0xc6));
     let items = match columns {
         true => super::pack_items::decode(r.bin()?)?,
-        false => r.list(4, Reader::item)?,
+        false => {
+            let n = r.array(4)?;
+            let mut items = Items::with_capacity(n);
+            for _ in 0..n {
+                r.item(&mut items)?;
+            }
+            items
+        }
     };
     let data = r.bin()?;
     let layout = match fields {
@@ -569,12 +628,10 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(PackBody, LazyTagsets, &[u8])> {
     if r.at != bytes.len() {
         return Err(format!("{} bytes after the body", bytes.len() - r.at));
     }
-    let body = PackBody {
+    let body = ReadBody {
         descs,
-        tagsets: Vec::new(),
         time0,
         items,
-        data: ByteBuf::new(),
         layout,
     };
     Ok((body, tagsets, data))
@@ -635,6 +692,28 @@ mod tests {
     }
 
     #[test]
+    fn ascii_within_agrees_with_is_ascii_at_every_offset_and_length() {
+        let mut b: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for high in [None, Some(0), Some(7), Some(8), Some(20), Some(39)] {
+            if let Some(h) = high {
+                b[h] = 0xc3;
+            }
+            for from in 0..b.len() {
+                for to in from..=b.len() {
+                    assert_eq!(
+                        ascii_within(&b, from, to),
+                        b[from..to].is_ascii(),
+                        "{high:?} {from}..{to}"
+                    );
+                }
+            }
+            if let Some(h) = high {
+                b[h] = b'a';
+            }
+        }
+    }
+
+    #[test]
     fn the_hand_encoder_writes_what_rmp_serde_writes() {
         for seed in 0..300 {
             let b = body(seed);
@@ -672,10 +751,9 @@ mod tests {
 
     /// `bytes` decode to `b`, and (with `cuts`) none of their prefixes decodes.
     fn reads_back_and_no_cut_does(b: &PackBody, bytes: &[u8], cuts: bool) {
-        let (mut got, lazy, data) = decode(bytes).expect("decode");
+        let (got, lazy, data) = decode(bytes).expect("decode");
         assert_eq!(lazy.len(), b.tagsets.len());
-        got.tagsets = lazy.decode();
-        got.data = ByteBuf::from(data.to_vec());
+        let got = got.into_body(lazy.decode(), data.to_vec());
         assert_eq!(&got, b);
         for cut in (0..bytes.len()).filter(|_| cuts) {
             assert!(decode(&bytes[..cut]).is_err(), "cut {cut}");

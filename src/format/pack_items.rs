@@ -88,7 +88,19 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn varint(&mut self) -> R<u64> {
+        // One byte, almost always: a logger's descriptors, dimensions, lengths and steps.
+        if let Some(&b) = self.b.get(self.at)
+            && b < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> R<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = *self
@@ -138,21 +150,202 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The items whose flags have `bit`, in order.
-fn flagged<'i>(
-    items: &'i mut [PackItem],
-    flags: &'i [u8],
-    bit: u8,
-) -> impl Iterator<Item = &'i mut PackItem> {
-    let with = items
-        .iter_mut()
-        .zip(flags)
-        .filter(move |(_, f)| **f & bit != 0);
-    with.map(|(item, _)| item)
+/// A read pack's items, held as columns: a few bytes an item and no allocation of its own
+/// (a bulk read decodes millions). What [`decode`] gives, and the item arrays of layouts 0
+/// and 1 are read into.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Items {
+    /// Per item: `HAS_OBJECT`, `HAS_HASH`, `HAS_ENTRY`.
+    flags: Vec<u8>,
+    /// Per item: its object's descriptor index (0 without one).
+    desc: Vec<u32>,
+    /// Per item: its object's payload length (0 without one).
+    len: Vec<u64>,
+    /// Per item: where its object's shape ends in `dims` (it starts where the previous
+    /// item's ends).
+    shape_end: Vec<u32>,
+    dims: Vec<u64>,
+    /// The hashes of the items that name one: (item, hash), in item order.
+    hashes: Vec<(u32, ByteBuf)>,
+    /// The entries: (item, time after `time0`, tag set), in item order.
+    entries: Vec<(u32, i64, u32)>,
+}
+
+/// One item of [`Items`], borrowed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ItemRef<'a> {
+    /// Descriptor index, shape and payload length of the object stored here.
+    pub object: Option<(u32, &'a [u64], u64)>,
+    /// The hash of content stored elsewhere that the item names.
+    pub hash: Option<&'a [u8]>,
+    /// Time after `time0` and tag set of the entry it logs.
+    pub entry: Option<(i64, u32)>,
+}
+
+impl Items {
+    /// Room for `n` items.
+    pub(crate) fn with_capacity(n: usize) -> Items {
+        Items {
+            flags: Vec::with_capacity(n),
+            desc: Vec::with_capacity(n),
+            len: Vec::with_capacity(n),
+            shape_end: Vec::with_capacity(n),
+            ..Items::default()
+        }
+    }
+
+    /// How many items there are.
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    /// Add a dimension of the next item's shape.
+    pub(crate) fn push_dim(&mut self, dim: u64) {
+        self.dims.push(dim);
+    }
+
+    /// Forget the dimensions pushed after the first `n` (an item that did not read).
+    pub(crate) fn cut_dims(&mut self, n: usize) {
+        self.dims.truncate(n);
+    }
+
+    /// How many dimensions have been pushed.
+    pub(crate) fn dims_len(&self) -> usize {
+        self.dims.len()
+    }
+
+    /// Add an item, its shape's dimensions pushed first with `push_dim`.
+    pub(crate) fn push(
+        &mut self,
+        object: Option<(u32, u64)>,
+        hash: Option<ByteBuf>,
+        entry: Option<(i64, u32)>,
+    ) -> R<()> {
+        let i = u32::try_from(self.len()).map_err(|_| "too many items".to_owned())?;
+        let end = u32::try_from(self.dims.len()).map_err(|_| "too many dimensions".to_owned())?;
+        let flag = |b: bool, bit: u8| u8::from(b) * bit;
+        self.flags.push(
+            flag(object.is_some(), HAS_OBJECT)
+                | flag(hash.is_some(), HAS_HASH)
+                | flag(entry.is_some(), HAS_ENTRY),
+        );
+        let (d, len) = object.unwrap_or((0, 0));
+        self.desc.push(d);
+        self.len.push(len);
+        self.shape_end.push(end);
+        if let Some(h) = hash {
+            self.hashes.push((i, h));
+        }
+        if let Some((dt, t)) = entry {
+            self.entries.push((i, dt, t));
+        }
+        Ok(())
+    }
+
+    /// The object item `i` stores: descriptor index, shape and payload length.
+    #[inline]
+    pub fn object(&self, i: usize) -> Option<(u32, &[u64], u64)> {
+        if self.flags.get(i)? & HAS_OBJECT == 0 {
+            return None;
+        }
+        let end = *self.shape_end.get(i)? as usize;
+        let start = match i.checked_sub(1) {
+            Some(j) => *self.shape_end.get(j)? as usize,
+            None => 0,
+        };
+        Some((
+            *self.desc.get(i)?,
+            self.dims.get(start..end)?,
+            *self.len.get(i)?,
+        ))
+    }
+
+    /// The hash item `i` names, if it names one.
+    pub fn hash(&self, i: usize) -> Option<&[u8]> {
+        if self.flags.get(i)? & HAS_HASH == 0 {
+            return None;
+        }
+        let at = self
+            .hashes
+            .binary_search_by_key(&(i as u32), |h| h.0)
+            .ok()?;
+        self.hashes.get(at).map(|h| &h.1[..])
+    }
+
+    /// The entry item `i` logs, if it logs one.
+    pub fn entry(&self, i: usize) -> Option<(i64, u32)> {
+        if self.flags.get(i)? & HAS_ENTRY == 0 {
+            return None;
+        }
+        let at = self
+            .entries
+            .binary_search_by_key(&(i as u32), |e| e.0)
+            .ok()?;
+        self.entries.get(at).map(|e| (e.1, e.2))
+    }
+
+    /// Item `i`.
+    pub fn get(&self, i: usize) -> Option<ItemRef<'_>> {
+        self.flags.get(i)?;
+        Some(ItemRef {
+            object: self.object(i),
+            hash: self.hash(i),
+            entry: self.entry(i),
+        })
+    }
+
+    /// Every item, in order.
+    pub fn iter(&self) -> impl Iterator<Item = ItemRef<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The entries, in item order: (item, time after `time0`, tag set).
+    pub fn entries(&self) -> &[(u32, i64, u32)] {
+        &self.entries
+    }
+
+    /// The items that name a hash, in item order: (item, hash bytes).
+    pub fn hashes(&self) -> &[(u32, ByteBuf)] {
+        &self.hashes
+    }
+
+    /// As the items a writer holds.
+    pub fn to_pack_items(&self) -> Vec<PackItem> {
+        self.iter()
+            .map(|r| PackItem {
+                object: r.object.map(|(d, s, l)| (d, s.to_vec(), l)),
+                hash: r.hash.map(|h| ByteBuf::from(h.to_vec())),
+                entry: r.entry,
+            })
+            .collect()
+    }
+
+    /// The columns of a writer's items (for tests, and readers of bodies built in memory).
+    pub fn from_pack_items(items: &[PackItem]) -> Items {
+        let mut out = Items::with_capacity(items.len());
+        for item in items {
+            if let Some((_, shape, _)) = &item.object {
+                out.dims.extend_from_slice(shape);
+            }
+            // Item counts and dimensions in memory fit a u32 here: a writer's pack holds
+            // at most 8,192 items.
+            let _ = out.push(
+                item.object.as_ref().map(|(d, _, l)| (*d, *l)),
+                item.hash.clone(),
+                item.entry,
+            );
+        }
+        out
+    }
 }
 
 /// The items the columns in `b` hold (all of `b`).
-pub(crate) fn decode(b: &[u8]) -> R<Vec<PackItem>> {
+pub(crate) fn decode(b: &[u8]) -> R<Items> {
     let mut c = Cursor { b, at: 0 };
     let n = c.count("items")?;
     let flags = c.take(n)?;
@@ -162,43 +355,65 @@ pub(crate) fn decode(b: &[u8]) -> R<Vec<PackItem>> {
     {
         return Err(format!("pack item {i} has unknown flags"));
     }
-    let mut items = vec![PackItem::default(); n];
-    for item in flagged(&mut items, flags, HAS_OBJECT) {
-        item.object = Some((c.int_as::<u32>("a descriptor index")?, Vec::new(), 0));
+    let mut items = Items {
+        flags: flags.to_vec(),
+        desc: vec![0; n],
+        len: vec![0; n],
+        shape_end: Vec::with_capacity(n),
+        ..Items::default()
+    };
+    let with = |bit: u8| {
+        flags
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| **f & bit != 0)
+    };
+    for (d, _) in items
+        .desc
+        .iter_mut()
+        .zip(flags)
+        .filter(|(_, f)| **f & HAS_OBJECT != 0)
+    {
+        *d = c.int_as::<u32>("a descriptor index")?;
     }
-    for item in flagged(&mut items, flags, HAS_OBJECT) {
-        let dims = c.count("dimensions")?;
-        if let Some((_, shape, _)) = item.object.as_mut() {
+    for f in flags {
+        if f & HAS_OBJECT != 0 {
+            let dims = c.count("dimensions")?;
+            items.dims.reserve(dims);
             for _ in 0..dims {
-                shape.push(c.varint()?);
+                items.dims.push(c.varint()?);
             }
         }
+        let end = u32::try_from(items.dims.len()).map_err(|_| "too many dimensions")?;
+        items.shape_end.push(end);
     }
-    for item in flagged(&mut items, flags, HAS_OBJECT) {
-        let len = c.varint()?;
-        if let Some(o) = item.object.as_mut() {
-            o.2 = len;
-        }
+    for (l, _) in items
+        .len
+        .iter_mut()
+        .zip(flags)
+        .filter(|(_, f)| **f & HAS_OBJECT != 0)
+    {
+        *l = c.varint()?;
     }
-    for item in flagged(&mut items, flags, HAS_HASH) {
+    for (i, _) in with(HAS_HASH) {
         let len = c.count("hash bytes")?;
-        item.hash = Some(ByteBuf::from(c.take(len)?.to_vec()));
+        items
+            .hashes
+            .push((i as u32, ByteBuf::from(c.take(len)?.to_vec())));
     }
+    let entries = flags.iter().filter(|f| *f & HAS_ENTRY != 0).count();
+    items.entries.reserve_exact(entries);
     let mut time = 0i64;
-    for item in flagged(&mut items, flags, HAS_ENTRY) {
+    for (i, _) in with(HAS_ENTRY) {
         time = time.wrapping_add(c.signed()?);
-        item.entry = Some((time, 0));
+        items.entries.push((i as u32, time, 0));
     }
     let mut tagset = 0i64;
-    for item in flagged(&mut items, flags, HAS_ENTRY) {
+    for e in items.entries.iter_mut() {
         tagset = tagset
             .checked_add(c.signed()?)
             .ok_or("a tag set index out of range")?;
-        let t =
-            u32::try_from(tagset).map_err(|_| format!("tag set index {tagset} out of range"))?;
-        if let Some(e) = item.entry.as_mut() {
-            e.1 = t;
-        }
+        e.2 = u32::try_from(tagset).map_err(|_| format!("tag set index {tagset} out of range"))?;
     }
     if c.at != b.len() {
         return Err(format!("{} bytes after the item columns", b.len() - c.at));
@@ -234,7 +449,7 @@ mod tests {
         ];
         let mut b = Vec::new();
         encode(&items, &mut b);
-        assert_eq!(decode(&b).expect("decode"), items);
+        assert_eq!(decode(&b).expect("decode").to_pack_items(), items);
         for cut in 0..b.len() {
             assert!(decode(&b[..cut]).is_err(), "cut {cut}");
         }
@@ -264,7 +479,7 @@ mod tests {
             .collect();
         let mut b = Vec::new();
         encode(&items, &mut b);
-        assert_eq!(decode(&b).expect("decode"), items);
+        assert_eq!(decode(&b).expect("decode").to_pack_items(), items);
         // Flag, descriptor, shape (2 bytes for the tensor), length: 4 or 5 bytes an item;
         // a time difference (2 bytes) and a tag set step (1) an entry.
         assert!(b.len() <= 2 * 4096 * 5 + 4096 * 3 + 4, "{}", b.len());

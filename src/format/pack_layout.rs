@@ -7,7 +7,7 @@
 //! No I/O: encoding a body's data and records, and undoing both when a pack is read.
 
 use crate::codec::shuffle::{shuffle, unshuffle};
-use crate::format::pack_body::PackBody;
+use crate::format::pack_body::ReadBody;
 use crate::hash::ObjectHash;
 use crate::object::Kind;
 use crate::object::record_scan::{EXT_LOCAL, scan_ref_offsets};
@@ -107,25 +107,25 @@ pub(crate) fn expand(stored: &[u8], locals: &[(usize, ObjectHash)], out: &mut Ve
 /// by descriptor), and each descriptor's bytes; every descriptor index is checked, and that
 /// the payloads account for the data exactly.
 pub(crate) fn item_starts(
-    body: &PackBody,
+    body: &ReadBody,
     data_len: usize,
 ) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
     // Each descriptor's bytes, every index and length checked.
     let mut sizes = vec![0usize; body.descs.len()];
     let mut total = 0usize;
-    for (i, item) in body.items.iter().enumerate() {
-        let Some((d, _, len)) = &item.object else {
+    for i in 0..body.items.len() {
+        let Some((d, _, len)) = body.items.object(i) else {
             continue;
         };
         let size = sizes
-            .get_mut(*d as usize)
+            .get_mut(d as usize)
             .ok_or_else(|| format!("pack item {i} names descriptor {d} of {}", body.descs.len()))?;
-        total = usize::try_from(*len)
+        total = usize::try_from(len)
             .ok()
             .and_then(|l| total.checked_add(l))
             .filter(|t| *t <= data_len)
             .ok_or_else(|| format!("pack item {i} runs past the pack's data"))?;
-        *size += *len as usize;
+        *size += len as usize;
     }
     if total != data_len {
         return Err("pack items do not account for all its data".into());
@@ -145,9 +145,9 @@ pub(crate) fn item_starts(
     }
     let columns = grouped(body.layout);
     let mut starts = Vec::with_capacity(body.items.len());
-    for item in &body.items {
-        let (group, len) = match &item.object {
-            Some((d, _, len)) => (if columns { *d as usize } else { 0 }, *len as usize),
+    for i in 0..body.items.len() {
+        let (group, len) = match body.items.object(i) {
+            Some((d, _, len)) => (if columns { d as usize } else { 0 }, len as usize),
             None => (0, 0),
         };
         let at = group_at.get_mut(group).ok_or("a group out of range")?;
@@ -160,40 +160,39 @@ pub(crate) fn item_starts(
 /// The local references of a layout-1 body's records (see `Pack::locals`), each checked to
 /// name an object stored before the record.
 pub(crate) fn find_locals(
-    body: &PackBody,
+    body: &ReadBody,
+    data: &[u8],
     starts: &[usize],
 ) -> std::result::Result<Vec<(u32, u32, u32)>, String> {
     let mut out = Vec::new();
     for i in 0..body.items.len() {
-        item_locals(body, starts, i, &mut out)?;
+        item_locals(body, data, starts, i, &mut out)?;
     }
     Ok(out)
 }
 
 /// `find_locals` of item `i` alone, added to `out` (nothing unless it stores a record).
 pub(crate) fn item_locals(
-    body: &PackBody,
+    body: &ReadBody,
+    data: &[u8],
     starts: &[usize],
     i: usize,
     out: &mut Vec<(u32, u32, u32)>,
 ) -> std::result::Result<(), String> {
-    let Some((d, _, len)) = body.items.get(i).and_then(|item| item.object.as_ref()) else {
+    let Some((d, _, len)) = body.items.object(i) else {
         return Ok(());
     };
-    if body.descs.get(*d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
+    if body.descs.get(d as usize).map(|d| d.0) != Some(Kind::Record as u8) {
         return Ok(());
     }
     let start = starts.get(i).copied().unwrap_or(0);
-    let bytes = body
-        .data
-        .get(start..start + *len as usize)
-        .unwrap_or_default();
+    let bytes = data.get(start..start + len as usize).unwrap_or_default();
     let mut bad = None;
     let before = out.len();
     let scanned = crate::object::record_scan::scan_locals(bytes, &mut |at, back| {
         let target = i.checked_sub(usize::from(back)).filter(|_| back > 0);
-        match target.and_then(|t| body.items.get(t)) {
-            Some(t) if t.object.is_some() => {
+        match target.and_then(|t| body.items.object(t)) {
+            Some(_) => {
                 out.push((i as u32, at as u32, (i - usize::from(back)) as u32));
             }
             _ => bad = Some(back),

@@ -443,12 +443,14 @@ impl<'r> Cursor<'r> {
                     _ => None,
                 });
             }
-            let inner = path
-                .as_bytes()
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(b"."));
-            match (inner, marker) {
-                (Some(rest), m @ (0x80..=0x8f | 0xde | 0xdf)) => {
+            // Only a record is looked into: the path's prefix is compared for those alone.
+            let inner = || {
+                path.as_bytes()
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(b"."))
+            };
+            match marker {
+                m @ (0x80..=0x8f | 0xde | 0xdf) if let Some(rest) = inner() => {
                     let n = count(self, m)?;
                     let rest = std::str::from_utf8(rest).map_err(|e| e.to_string())?;
                     if !self.record_ahead(n, depth + 1)? {
@@ -458,7 +460,7 @@ impl<'r> Cursor<'r> {
                         return Ok(Some(h));
                     }
                 }
-                (_, m) => self.skip_after(m, depth + 1)?,
+                m => self.skip_after(m, depth + 1)?,
             }
         }
         Ok(None)
