@@ -24,6 +24,8 @@ mod v4_to_v5;
 mod v5_to_v6;
 #[path = "../migrations/v6_to_v7.rs"]
 mod v6_to_v7;
+#[path = "../migrations/v7_to_v8.rs"]
+mod v7_to_v8;
 
 /// The step of a schema version whose segments are valid in the next one unchanged: under
 /// the index lock, drop the index (the next open rebuilds it from the segments), then write
@@ -104,6 +106,11 @@ pub fn migrate(path: impl AsRef<Path>) -> Result<MigrationReport> {
             v6_to_v7::FROM => {
                 let next = v6_to_v7::apply(root, &header)?;
                 steps.push(v6_to_v7::NAME.to_owned());
+                next
+            }
+            v7_to_v8::FROM => {
+                let next = v7_to_v8::apply(root, &header)?;
+                steps.push(v7_to_v8::NAME.to_owned());
                 next
             }
             v => {

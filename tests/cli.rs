@@ -398,7 +398,7 @@ fn migrate_reports_a_current_store_and_refuses_a_newer_one() {
         .arg("migrate")
         .assert()
         .success()
-        .stdout(predicate::str::contains("v7 is current"));
+        .stdout(predicate::str::contains("v8 is current"));
     let header = t.path().join("ARCHIVE");
     let mut bytes = std::fs::read(&header).expect("read");
     bytes[8] = model_archive::format::version::SCHEMA_VERSION as u8 + 1;

@@ -35,6 +35,10 @@ fn fixture_dir_v6() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v6")
 }
 
+fn fixture_dir_v7() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v7")
+}
+
 /// What the v1 fixture holds: (expected hash, how to rebuild the object from the samples).
 const OBJECTS: &[(&str, &str)] = &[
     ("probs", "digits_test_probs.npy shuffle-zstd"),
@@ -147,7 +151,7 @@ fn write_fixture_v2(dir: &Path) -> Vec<(String, String)> {
 /// migration (v3 added removals), and then reads back bit-exact, with its entries and tags.
 #[test]
 fn v2_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 5);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v2(), write_fixture_v2, 2, 6);
     let a = Archive::open(&store).expect("open the migrated v2 fixture");
     let stats = a.stats().expect("stats");
     assert_eq!(
@@ -197,7 +201,7 @@ fn write_fixture_v3(dir: &Path) -> Vec<(String, String)> {
 /// bit-exact, its removed records still gone.
 #[test]
 fn v3_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 4);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v3(), write_fixture_v3, 3, 5);
     let a = Archive::open(&store).expect("open the migrated v3 fixture");
     let by_name = by_name(&hashes);
     let q = |text: &str| {
@@ -239,7 +243,13 @@ fn write_fixture_v6(dir: &Path) -> Vec<(String, String)> {
     write_fixture_of(dir, "v6")
 }
 
-/// The v4, v5 and v6 fixtures, tagged `fixture=<version>`.
+/// The v7 fixture holds what v6's does (v7 changed the index alone), its frames' hashes
+/// those of their decoded bodies and its tag sets arrays: what v8 reads without a rewrite.
+fn write_fixture_v7(dir: &Path) -> Vec<(String, String)> {
+    write_fixture_of(dir, "v7")
+}
+
+/// The v4 to v7 fixtures, tagged `fixture=<version>`.
 fn write_fixture_of(dir: &Path, version: &str) -> Vec<(String, String)> {
     let a = Archive::create(dir).expect("create fixture");
     let mut out = put_objects(&a, version);
@@ -296,7 +306,7 @@ fn kept_record(strings: model_archive::ObjectHash) -> model_archive::Record {
 /// land in the current packs as the same objects.
 #[test]
 fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 3);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v4(), write_fixture_v4, 4, 4);
     check_fixture_of(&store, &hashes, "v4");
 }
 
@@ -306,23 +316,37 @@ fn v4_fixture_store_migrates_and_reads_back_bit_exact() {
 /// objects.
 #[test]
 fn v5_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v5(), write_fixture_v5, 5, 2);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v5(), write_fixture_v5, 5, 3);
     check_fixture_of(&store, &hashes, "v5");
     // Its packs are v5's (payloads grouped by descriptor, items as arrays: layout 1); those
-    // written since are v6's (items as columns: layout 2).
+    // written since are this version's (items as columns, tag sets as bytes: layout 3).
     assert_eq!(pack_layouts(&fixture_dir_v5()), vec![1]);
-    assert_eq!(pack_layouts(&store), vec![1, 2]);
+    assert_eq!(pack_layouts(&store), vec![1, 3]);
 }
 
 /// The frozen v6 store (v5's objects, its packs' items as columns): it asks for a migration
-/// (v7 writes compact lookup tables), then reads back bit-exact, and the same records written
-/// again land in its packs' layout as the same objects.
+/// (v7 writes compact lookup tables, v8 tag sets as bytes), then reads back bit-exact, and the
+/// same records written again land in this version's packs as the same objects.
 #[test]
 fn v6_fixture_store_migrates_and_reads_back_bit_exact() {
-    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v6(), write_fixture_v6, 6, 1);
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v6(), write_fixture_v6, 6, 2);
     check_fixture_of(&store, &hashes, "v6");
     assert_eq!(pack_layouts(&fixture_dir_v6()), vec![2]);
-    assert_eq!(pack_layouts(&store), vec![2]);
+    assert_eq!(pack_layouts(&store), vec![2, 3]);
+}
+
+/// The frozen v7 store (v6's objects, packs of layout 2 whose header hashes their decoded
+/// bodies): it asks for a migration (v8 writes tag sets as bytes and hashes the stored
+/// payloads of its packs), then reads back bit-exact, is verified, and the same records
+/// written again are found as the same objects.
+#[test]
+fn v7_fixture_store_migrates_and_reads_back_bit_exact() {
+    let (_tmp, store, hashes) = migrated_copy(&fixture_dir_v7(), write_fixture_v7, 7, 1);
+    check_fixture_of(&store, &hashes, "v7");
+    // Its packs are v7's (layout 2, hashed decoded); those written since are v8's (layout 3,
+    // hashed as stored), and `check_fixture_of` verified both.
+    assert_eq!(pack_layouts(&fixture_dir_v7()), vec![2]);
+    assert_eq!(pack_layouts(&store), vec![2, 3]);
 }
 
 /// The layouts of the pack frames of a store's segments (a body's last field, a small
@@ -524,7 +548,7 @@ fn v1_fixture_store_opens_and_reads_back_bit_exact() {
     let current = model_archive::format::version::SCHEMA_VERSION;
     assert_eq!(
         (report.from, report.to, report.steps.len()),
-        (1, current, 6)
+        (1, current, 7)
     );
     let again = model_archive::migrate::migrate(&store).expect("migrate again");
     assert!(again.steps.is_empty(), "a current store needs no step");

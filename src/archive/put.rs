@@ -769,8 +769,8 @@ impl Drop for Writer<'_> {
     }
 }
 
-/// A frame whose payload is a body of `kind` (a pack, a removal, a compaction), compressed at
-/// `level` (raw where that saves little), its header's hash blake3 of the body.
+/// A frame whose payload is a body of `kind` (a pack, a removal, a compaction) compressed at
+/// `level` (raw where that saves little), its header's hash blake3 of the payload as stored.
 pub(super) struct BodyFrame<'b> {
     pub meta: FrameMeta,
     pub hash: ObjectHash,
@@ -781,12 +781,16 @@ pub(super) struct BodyFrame<'b> {
 impl<'b> BodyFrame<'b> {
     pub(super) fn new(kind: &str, body: &'b [u8], level: Option<i32>) -> Result<BodyFrame<'b>> {
         let encoded = codec::encode(body, 1, None, level)?;
+        let mut stored = blake3::Hasher::new();
+        for part in encoded.parts() {
+            stored.update(part);
+        }
         Ok(BodyFrame {
             meta: FrameMeta {
                 object: Some(payload_meta(kind, "", &[], body.len(), &encoded, level)),
                 entry: None,
             },
-            hash: ObjectHash::from(blake3::hash(body)),
+            hash: ObjectHash::from(stored.finalize()),
             align: FrameHeader::payload_align(false, encoded.codec(), body.len() as u64),
             encoded,
         })

@@ -125,6 +125,19 @@ impl Archive {
             let dtype = (*dtypes.get(d as usize)?)?;
             Some((dtype, Cow::Borrowed(shape), Cow::Borrowed(bytes)))
         };
+        // Rows whose bytes follow each other in the pack's data (a tensor group holds a run's
+        // tensors in order) are copied as one: (start, end, rows).
+        let data = pack.data();
+        let at = |b: &[u8]| {
+            let start = (b.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+            (start.checked_add(b.len())? <= data.len()).then_some(start)
+        };
+        let mut span: Option<(usize, usize, usize)> = None;
+        let flush = |part: &mut Part, span: &mut Option<(usize, usize, usize)>| {
+            if let Some((start, end, n)) = span.take() {
+                part.add_same(data.get(start..end).unwrap_or_default(), n);
+            }
+        };
         let mut rows = 0;
         for hit in hits.iter().rev() {
             if part.problem.is_some() {
@@ -135,13 +148,31 @@ impl Archive {
                 hit,
                 hash: OnceCell::new(),
             };
-            let row = match local(hit) {
-                Some(row) => Ok(row),
-                None => self.packed_row(&m, Some(field)),
-            };
-            part.add(row, &|| m.name(Some(field)));
+            match local(hit) {
+                Some((dtype, shape, bytes))
+                    if part.is_like_first(dtype, &shape)
+                        && let Some(start) = at(&bytes) =>
+                {
+                    match &mut span {
+                        Some((_, end, n)) if *end == start => {
+                            *end += bytes.len();
+                            *n += 1;
+                        }
+                        _ => {
+                            flush(part, &mut span);
+                            span = Some((start, start + bytes.len(), 1));
+                        }
+                    }
+                }
+                row => {
+                    flush(part, &mut span);
+                    let row = row.map_or_else(|| self.packed_row(&m, Some(field)), Ok);
+                    part.add(row, &|| m.name(Some(field)));
+                }
+            }
             rows += 1;
         }
+        flush(part, &mut span);
         rows
     }
 
@@ -279,6 +310,18 @@ impl Part {
             expect,
             problem: None,
         }
+    }
+
+    /// True if a row of `dtype` and `shape` is like the first row (there is one).
+    #[inline]
+    fn is_like_first(&self, dtype: Dtype, shape: &[u64]) -> bool {
+        matches!(&self.first, Some((fd, fs, _)) if *fd == dtype && same_dims(fs.dims(), shape))
+    }
+
+    /// Add `n` rows like the first (`is_like_first`), their bytes one after the other.
+    fn add_same(&mut self, bytes: &[u8], n: usize) {
+        self.data.extend_from_slice(bytes);
+        self.rows += n;
     }
 
     /// Add a row (named by `name` when it is first or differs).

@@ -43,7 +43,7 @@ pub const PACK_BYTES: usize = 256 << 10;
 pub const PACK_ITEMS: usize = 8192;
 
 pub use super::pack_body::{ItemRef, Items, PackBody, PackItem, ReadBody, TagSets};
-use super::pack_layout::{LAYOUT_ITEM_COLUMNS, grouped};
+use super::pack_layout::{LAYOUT_TAG_BYTES, grouped};
 
 mod search;
 mod summary;
@@ -290,7 +290,7 @@ impl PackBuilder {
     pub fn finish_untagged(&mut self) -> Result<(Vec<u8>, PackSummary, TagSets)> {
         let mut b = std::mem::take(self);
         b.body.data = ByteBuf::from(super::pack_layout::join_groups(&b.groups));
-        b.body.layout = LAYOUT_ITEM_COLUMNS;
+        b.body.layout = LAYOUT_TAG_BYTES;
         let body = super::pack_body::encode(&b.body);
         let summary = PackSummary {
             objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
@@ -413,7 +413,7 @@ impl Pack {
         stored_len: u64,
     ) -> Result<Pack> {
         let pack = Self::decode_lazy(bytes, path, offset, codec, stored_len)?;
-        pack.check_locals()?;
+        pack.check()?;
         Ok(pack)
     }
 
@@ -533,6 +533,17 @@ impl Pack {
             .get_or_init(|| super::pack_layout::find_locals(&self.body, &self.data, &self.starts))
             .as_deref()
             .ok()
+    }
+
+    /// Check what `decode_lazy` leaves to be checked when first needed: every local
+    /// reference of the records names an object before it, and the tag sets (of layout 3)
+    /// are an array of pairs of UTF-8 strings. For a pack read whole (a scan, a catch-up,
+    /// `verify`); one read through the index was checked so when it was indexed.
+    pub fn check(&self) -> Result<()> {
+        self.check_locals()?;
+        self.tagsets
+            .check()
+            .map_err(|e| Error::corrupt(&self.path, self.offset, format!("pack tag sets: {e}")))
     }
 
     /// Check that every local reference of the pack's records names an object stored
@@ -950,7 +961,7 @@ mod tests {
         let made: Vec<_> = (0..50u8).map(|i| push_prediction(&mut b, i)).collect();
         let (body, summary) = b.finish().expect("encode");
         let p = Pack::decode(&body, Path::new("s"), 0, Codec::Raw, 0).expect("decode");
-        assert_eq!(p.body.layout, LAYOUT_ITEM_COLUMNS);
+        assert_eq!(p.body.layout, LAYOUT_TAG_BYTES);
         // Each record stores 4 bytes for its tensor's 34: the 50 records are 1,500 bytes
         // shorter than their canonical bytes.
         let canonical: usize = made.iter().map(|m| m.2.len()).sum();

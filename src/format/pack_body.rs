@@ -67,6 +67,10 @@ pub const LAYOUT_ROWS: u8 = 0;
 pub const LAYOUT_COLUMNS: u8 = 1;
 /// v6 packs: data as in layout 1, and the items as columns (`format::pack_items`).
 pub const LAYOUT_ITEM_COLUMNS: u8 = 2;
+/// v8 packs: as layout 2, and the tag sets written as a `bin` holding their array, so that a
+/// reader of the items steps over them at once (their strings are checked when the pack is
+/// checked whole, and when they are read).
+pub const LAYOUT_TAG_BYTES: u8 = 3;
 
 type R<T> = std::result::Result<T, String>;
 
@@ -201,6 +205,42 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The tag sets of layouts 0 to 2, an array: passed over and checked (every string
+    /// UTF-8), kept as their bytes.
+    fn tagset_array(&mut self) -> R<LazyTagsets> {
+        let start = self.at;
+        let count = self.array(1)?;
+        // Tag sets are small arrays of pairs of short strings almost always: passed over by
+        // `skip_short_tagsets`, else (a long string, say) one by one.
+        let ascii = match skip_short_tagsets(self.b, self.at, count) {
+            Some((end, ascii)) => {
+                self.at = end;
+                ascii
+            }
+            None => {
+                for _ in 0..count {
+                    self.skip_tagset(false)?;
+                }
+                false
+            }
+        };
+        let raw = self.b.get(start..self.at).unwrap_or_default();
+        // Tags are ASCII almost always: then every string in them is UTF-8 (seen as they
+        // were passed over); otherwise they are checked string by string.
+        if !ascii {
+            let mut check = Reader { b: raw, at: 0 };
+            for _ in 0..check.array(1)? {
+                check.skip_tagset(true)?;
+            }
+        }
+        Ok(LazyTagsets {
+            raw: raw.to_vec(),
+            count,
+            checked: true,
+            starts: std::sync::OnceLock::new(),
+        })
     }
 
     /// `None` for nil; otherwise the value `f` reads.
@@ -340,17 +380,15 @@ pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
         let _ = e::write_uint(w, u64::from(*kind));
         let _ = e::write_str(w, desc);
     }
-    let _ = e::write_array_len(w, body.tagsets.len() as u32);
-    for set in &body.tagsets {
-        let _ = e::write_array_len(w, set.len() as u32);
-        for (k, v) in set {
-            let _ = e::write_array_len(w, 2);
-            let _ = e::write_str(w, k);
-            let _ = e::write_str(w, v);
-        }
+    if body.layout >= LAYOUT_TAG_BYTES {
+        let mut sets = Vec::with_capacity(32 * body.tagsets.len() + 8);
+        encode_tagsets(&mut sets, &body.tagsets);
+        let _ = e::write_bin(w, &sets);
+    } else {
+        encode_tagsets(w, &body.tagsets);
     }
     let _ = e::write_sint(w, body.time0);
-    if body.layout == LAYOUT_ITEM_COLUMNS {
+    if body.layout >= LAYOUT_ITEM_COLUMNS {
         let mut columns = Vec::with_capacity(6 * body.items.len() + 16);
         super::pack_items::encode(&body.items, &mut columns);
         let _ = e::write_bin(w, &columns);
@@ -360,6 +398,20 @@ pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
     let _ = e::write_bin(w, &body.data);
     let _ = e::write_uint(w, u64::from(body.layout));
     out
+}
+
+/// Tag sets as a msgpack array of arrays of pairs.
+fn encode_tagsets(w: &mut Vec<u8>, tagsets: &[Vec<(String, String)>]) {
+    use rmp::encode as e;
+    let _ = e::write_array_len(w, tagsets.len() as u32);
+    for set in tagsets {
+        let _ = e::write_array_len(w, set.len() as u32);
+        for (k, v) in set {
+            let _ = e::write_array_len(w, 2);
+            let _ = e::write_str(w, k);
+            let _ = e::write_str(w, v);
+        }
+    }
 }
 
 /// The items of layouts 0 and 1: an array of positional arrays.
@@ -409,6 +461,8 @@ fn encode_item_arrays(w: &mut Vec<u8>, items: &[PackItem]) {
 pub(crate) struct LazyTagsets {
     raw: Vec<u8>,
     count: usize,
+    /// Checked as they were read (an array, layouts 0 to 2).
+    checked: bool,
     /// Where each tag set starts in `raw`, found on the first `one`.
     starts: std::sync::OnceLock<Vec<usize>>,
 }
@@ -419,8 +473,35 @@ impl LazyTagsets {
         self.count
     }
 
-    /// Decode them (they were checked when the body was read, so this cannot fail; a set
-    /// that somehow does not decode is empty).
+    /// Check them whole: the array of `len` sets of pairs of UTF-8 strings, and nothing
+    /// after it. (Sets read from a body of layouts 0 to 2 were checked as it was read; those
+    /// of layout 3 are checked here, when a pack is checked whole.)
+    pub fn check(&self) -> R<()> {
+        if self.checked {
+            return Ok(());
+        }
+        let mut r = self.reader(0);
+        let count = r.array(1)?;
+        if count != self.count {
+            return Err(format!(
+                "{count} tag sets, where the body said {}",
+                self.count
+            ));
+        }
+        for _ in 0..count {
+            r.skip_tagset(true)?;
+        }
+        match r.at == self.raw.len() {
+            true => Ok(()),
+            false => Err(format!(
+                "{} bytes after the tag sets",
+                self.raw.len() - r.at
+            )),
+        }
+    }
+
+    /// Decode them (they were checked when the body was read, or when its pack was checked
+    /// whole, so this cannot fail; a set that somehow does not decode is empty).
     pub fn decode(&self) -> Vec<Vec<(String, String)>> {
         self.reader(0).list(1, |r| r.tagset()).unwrap_or_default()
     }
@@ -570,39 +651,24 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(ReadBody, LazyTagsets, &[u8])> {
         r.tuple(2)?;
         Ok((r.int_as::<u8>("a kind")?, r.str()?))
     })?;
-    let start = r.at;
-    let count = r.array(1)?;
-    // Tag sets are small arrays of pairs of short strings almost always: passed over by
-    // `skip_short_tagsets`, else (a long string, say) one by one.
-    let fast = skip_short_tagsets(bytes, r.at, count);
-    let ascii = match fast {
-        Some((end, ascii)) => {
-            r.at = end;
-            ascii
-        }
-        None => {
-            for _ in 0..count {
-                r.skip_tagset(false)?;
+    // Layout 3 writes its tag sets as a `bin` (checked by `LazyTagsets::check`); layouts 0
+    // to 2 as an array, checked here.
+    let tags_as_bytes = matches!(bytes.get(r.at), Some(0xc4..=0xc6));
+    let tagsets = match tags_as_bytes {
+        true => {
+            let raw = r.bin()?;
+            let count = Reader { b: raw, at: 0 }.array(1)?;
+            LazyTagsets {
+                raw: raw.to_vec(),
+                count,
+                checked: false,
+                starts: std::sync::OnceLock::new(),
             }
-            false
         }
-    };
-    let raw = bytes.get(start..r.at).unwrap_or_default();
-    // Tags are ASCII almost always: then every string in them is UTF-8 (seen as they were
-    // passed over); otherwise they are checked string by string.
-    if !ascii {
-        let mut check = Reader { b: raw, at: 0 };
-        for _ in 0..check.array(1)? {
-            check.skip_tagset(true)?;
-        }
-    }
-    let tagsets = LazyTagsets {
-        raw: raw.to_vec(),
-        count,
-        starts: std::sync::OnceLock::new(),
+        false => r.tagset_array()?,
     };
     let time0 = r.int_as::<i64>("the first time")?;
-    // Layout 2 writes its items as columns in a `bin`; layouts 0 and 1 as an array.
+    // Layouts 2 and 3 write their items as columns in a `bin`; layouts 0 and 1 as an array.
     let columns = matches!(bytes.get(r.at), Some(0xc4..=0xc6));
     let items = match columns {
         true => super::pack_items::decode(r.bin()?)?,
@@ -620,9 +686,17 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(ReadBody, LazyTagsets, &[u8])> {
         5 => 0,
         _ => r.int_as::<u8>("a layout")?,
     };
-    match (columns, layout == LAYOUT_ITEM_COLUMNS) {
+    if layout > LAYOUT_TAG_BYTES {
+        return Err(format!("unknown pack layout {layout}"));
+    }
+    match (columns, layout >= LAYOUT_ITEM_COLUMNS) {
         (true, false) => return Err(format!("items written as columns in layout {layout}")),
-        (false, true) => return Err("items written as arrays in layout 2".into()),
+        (false, true) => return Err(format!("items written as arrays in layout {layout}")),
+        _ => {}
+    }
+    match (tags_as_bytes, layout >= LAYOUT_TAG_BYTES) {
+        (true, false) => return Err(format!("tag sets written as bytes in layout {layout}")),
+        (false, true) => return Err(format!("tag sets written as an array in layout {layout}")),
         _ => {}
     }
     if r.at != bytes.len() {
@@ -753,6 +827,7 @@ mod tests {
     fn reads_back_and_no_cut_does(b: &PackBody, bytes: &[u8], cuts: bool) {
         let (got, lazy, data) = decode(bytes).expect("decode");
         assert_eq!(lazy.len(), b.tagsets.len());
+        assert_eq!(lazy.check(), Ok(()));
         let got = got.into_body(lazy.decode(), data.to_vec());
         assert_eq!(&got, b);
         for cut in (0..bytes.len()).filter(|_| cuts) {
@@ -766,16 +841,19 @@ mod tests {
             let b = body(seed);
             reads_back_and_no_cut_does(&b, &rmp_serde::to_vec(&b).expect("encode"), seed < 20);
         }
-        // Layout 2, items as columns: what `encode` writes reads back, and no cut of it does.
-        for seed in 0..100 {
+        // Layouts 2 (items as columns) and 3 (tag sets as bytes too): what `encode` writes
+        // reads back, and no cut of it does.
+        for seed in 0..200 {
             let mut b = body(seed);
-            b.layout = LAYOUT_ITEM_COLUMNS;
+            b.layout = [LAYOUT_ITEM_COLUMNS, LAYOUT_TAG_BYTES][seed as usize % 2];
             let bytes = encode(&b);
-            reads_back_and_no_cut_does(&b, &bytes, seed < 10);
-            // Items written one way with the other layout's number are refused.
-            let mut other = bytes.clone();
-            *other.last_mut().expect("layout") = 1;
-            assert!(decode(&other).expect_err("layout").contains("layout"));
+            reads_back_and_no_cut_does(&b, &bytes, seed < 20);
+            // Items or tag sets written one way with another layout's number are refused.
+            for other_layout in [1, 2, 3].into_iter().filter(|l| *l != b.layout) {
+                let mut other = bytes.clone();
+                *other.last_mut().expect("layout") = other_layout;
+                assert!(decode(&other).expect_err("layout").contains("layout"));
+            }
         }
         let mut b = body(4);
         b.layout = 2;
@@ -800,5 +878,39 @@ mod tests {
             .expect("é");
         bytes[at] = 0xff;
         assert!(decode(&bytes).expect_err("bad utf-8").contains("UTF-8"));
+        // Layout 3 steps over its tag sets: the same tag is refused when they are checked
+        // (a pack read whole), and reads as no tags before (a pack read through the index,
+        // checked when it was indexed).
+        b.layout = LAYOUT_TAG_BYTES;
+        let mut bytes = encode(&b);
+        let at = bytes
+            .windows(2)
+            .position(|w| w == "é".as_bytes())
+            .expect("é");
+        bytes[at] = 0xff;
+        let (_, lazy, _) = decode(&bytes).expect("stepped over");
+        assert!(lazy.check().expect_err("bad utf-8").contains("UTF-8"));
+        assert_eq!(lazy.one(0), Vec::new());
+        // Tag sets that say more sets than their bytes hold, or hold bytes after them.
+        for sets in [
+            vec![0x91, 0x90, 0x90],
+            vec![0x92, 0x90],
+            vec![0x91, 0x90, 0xc0],
+        ] {
+            let mut good = encode(&b);
+            let raw = rmp_serde::to_vec(&b.tagsets).expect("sets");
+            let at = good
+                .windows(raw.len())
+                .position(|w| w == raw)
+                .expect("sets");
+            good.splice(
+                at - 2..at + raw.len(),
+                [&[0xc4, sets.len() as u8][..], &sets].concat(),
+            );
+            match decode(&good) {
+                Ok((_, lazy, _)) => assert!(lazy.check().is_err(), "{sets:?}"),
+                Err(e) => assert!(e.contains("array"), "{sets:?}: {e}"),
+            }
+        }
     }
 }

@@ -100,6 +100,22 @@ impl<'a> Cursor<'a> {
         self.varint_long()
     }
 
+    /// `n` varints, each handed to `put` in order: read straight as bytes when none of the
+    /// next `n` bytes has its high bit set (a column of small values: the usual case).
+    fn varints(&mut self, n: usize, mut put: impl FnMut(u64) -> R<()>) -> R<()> {
+        let end = self.at.checked_add(n);
+        if let Some(bytes) = end.and_then(|e| self.b.get(self.at..e))
+            && bytes.iter().fold(0u8, |a, b| a | b) < 0x80
+        {
+            self.at += n;
+            return bytes.iter().try_for_each(|b| put(u64::from(*b)));
+        }
+        (0..n).try_for_each(|_| {
+            let v = self.varint()?;
+            put(v)
+        })
+    }
+
     fn varint_long(&mut self) -> R<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -142,11 +158,6 @@ impl<'a> Cursor<'a> {
             .ok_or_else(|| format!("item columns cut short at byte {}", self.at))?;
         self.at += n;
         Ok(out)
-    }
-
-    fn int_as<T: TryFrom<u64>>(&mut self, what: &str) -> R<T> {
-        let v = self.varint()?;
-        T::try_from(v).map_err(|_| format!("{what} {v} is out of range"))
     }
 }
 
@@ -265,6 +276,13 @@ impl Items {
         ))
     }
 
+    /// The descriptor index and payload length of each item's object (`None`: it stores
+    /// none), in order: `object` without the shapes.
+    pub(crate) fn payloads(&self) -> impl Iterator<Item = Option<(u32, u64)>> + '_ {
+        let columns = self.flags.iter().zip(&self.desc).zip(&self.len);
+        columns.map(|((f, d), l)| (f & HAS_OBJECT != 0).then_some((*d, *l)))
+    }
+
     /// The hash item `i` names, if it names one.
     pub fn hash(&self, i: usize) -> Option<&[u8]> {
         if self.flags.get(i)? & HAS_HASH == 0 {
@@ -344,6 +362,12 @@ impl Items {
     }
 }
 
+/// The fields of `column` (one an item) of the items that store an object, in order.
+fn object_slots<'c, T>(column: &'c mut [T], flags: &'c [u8]) -> impl Iterator<Item = &'c mut T> {
+    let with = column.iter_mut().zip(flags);
+    with.filter(|(_, f)| **f & HAS_OBJECT != 0).map(|(x, _)| x)
+}
+
 /// The items the columns in `b` hold (all of `b`).
 pub(crate) fn decode(b: &[u8]) -> R<Items> {
     let mut c = Cursor { b, at: 0 };
@@ -362,40 +386,39 @@ pub(crate) fn decode(b: &[u8]) -> R<Items> {
         shape_end: Vec::with_capacity(n),
         ..Items::default()
     };
-    let with = |bit: u8| {
-        flags
-            .iter()
-            .enumerate()
-            .filter(move |(_, f)| **f & bit != 0)
-    };
-    for (d, _) in items
-        .desc
-        .iter_mut()
-        .zip(flags)
-        .filter(|(_, f)| **f & HAS_OBJECT != 0)
-    {
-        *d = c.int_as::<u32>("a descriptor index")?;
-    }
+    let objects = flags.iter().filter(|f| *f & HAS_OBJECT != 0).count();
+    let mut descs = object_slots(&mut items.desc, flags);
+    c.varints(objects, |v| {
+        let d = u32::try_from(v).map_err(|_| format!("a descriptor index {v} is out of range"))?;
+        if let Some(slot) = descs.next() {
+            *slot = d;
+        }
+        Ok(())
+    })?;
+    drop(descs);
+    items.dims.reserve(objects);
     for f in flags {
         if f & HAS_OBJECT != 0 {
-            let dims = c.count("dimensions")?;
-            items.dims.reserve(dims);
-            for _ in 0..dims {
+            for _ in 0..c.count("dimensions")? {
                 items.dims.push(c.varint()?);
             }
         }
         let end = u32::try_from(items.dims.len()).map_err(|_| "too many dimensions")?;
         items.shape_end.push(end);
     }
-    for (l, _) in items
-        .len
-        .iter_mut()
-        .zip(flags)
-        .filter(|(_, f)| **f & HAS_OBJECT != 0)
+    let mut lens = object_slots(&mut items.len, flags);
+    c.varints(objects, |v| {
+        if let Some(slot) = lens.next() {
+            *slot = v;
+        }
+        Ok(())
+    })?;
+    drop(lens);
+    for (i, _) in flags
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| **f & HAS_HASH != 0)
     {
-        *l = c.varint()?;
-    }
-    for (i, _) in with(HAS_HASH) {
         let len = c.count("hash bytes")?;
         items
             .hashes
@@ -404,17 +427,29 @@ pub(crate) fn decode(b: &[u8]) -> R<Items> {
     let entries = flags.iter().filter(|f| *f & HAS_ENTRY != 0).count();
     items.entries.reserve_exact(entries);
     let mut time = 0i64;
-    for (i, _) in with(HAS_ENTRY) {
+    for (i, _) in flags
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| **f & HAS_ENTRY != 0)
+    {
         time = time.wrapping_add(c.signed()?);
         items.entries.push((i as u32, time, 0));
     }
     let mut tagset = 0i64;
-    for e in items.entries.iter_mut() {
+    let mut sets = items.entries.iter_mut();
+    c.varints(entries, |z| {
+        let step = (z >> 1) as i64 ^ -((z & 1) as i64);
         tagset = tagset
-            .checked_add(c.signed()?)
+            .checked_add(step)
             .ok_or("a tag set index out of range")?;
-        e.2 = u32::try_from(tagset).map_err(|_| format!("tag set index {tagset} out of range"))?;
-    }
+        let t =
+            u32::try_from(tagset).map_err(|_| format!("tag set index {tagset} out of range"))?;
+        if let Some(e) = sets.next() {
+            e.2 = t;
+        }
+        Ok(())
+    })?;
+    drop(sets);
     if c.at != b.len() {
         return Err(format!("{} bytes after the item columns", b.len() - c.at));
     }

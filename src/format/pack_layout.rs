@@ -13,11 +13,16 @@ use crate::object::Kind;
 use crate::object::record_scan::{EXT_LOCAL, scan_ref_offsets};
 use crate::object::tensor::Dtype;
 
-pub use crate::format::pack_body::{LAYOUT_COLUMNS, LAYOUT_ITEM_COLUMNS, LAYOUT_ROWS};
+pub use crate::format::pack_body::{
+    LAYOUT_COLUMNS, LAYOUT_ITEM_COLUMNS, LAYOUT_ROWS, LAYOUT_TAG_BYTES,
+};
 
 /// Whether a layout groups its data by descriptor (and stores records with local references).
 pub(crate) fn grouped(layout: u8) -> bool {
-    matches!(layout, LAYOUT_COLUMNS | LAYOUT_ITEM_COLUMNS)
+    matches!(
+        layout,
+        LAYOUT_COLUMNS | LAYOUT_ITEM_COLUMNS | LAYOUT_TAG_BYTES
+    )
 }
 
 /// Most items back a local reference can point (its distance is a u16).
@@ -113,8 +118,8 @@ pub(crate) fn item_starts(
     // Each descriptor's bytes, every index and length checked.
     let mut sizes = vec![0usize; body.descs.len()];
     let mut total = 0usize;
-    for i in 0..body.items.len() {
-        let Some((d, _, len)) = body.items.object(i) else {
+    for (i, payload) in body.items.payloads().enumerate() {
+        let Some((d, len)) = payload else {
             continue;
         };
         let size = sizes
@@ -134,7 +139,7 @@ pub(crate) fn item_starts(
     let mut group_at = vec![0usize; body.descs.len().max(1)];
     match body.layout {
         LAYOUT_ROWS => {}
-        LAYOUT_COLUMNS | LAYOUT_ITEM_COLUMNS => {
+        LAYOUT_COLUMNS | LAYOUT_ITEM_COLUMNS | LAYOUT_TAG_BYTES => {
             let mut at = 0usize;
             for (g, size) in group_at.iter_mut().zip(&sizes) {
                 *g = at;
@@ -145,9 +150,9 @@ pub(crate) fn item_starts(
     }
     let columns = grouped(body.layout);
     let mut starts = Vec::with_capacity(body.items.len());
-    for i in 0..body.items.len() {
-        let (group, len) = match body.items.object(i) {
-            Some((d, _, len)) => (if columns { d as usize } else { 0 }, len as usize),
+    for payload in body.items.payloads() {
+        let (group, len) = match payload {
+            Some((d, len)) => (if columns { d as usize } else { 0 }, len as usize),
             None => (0, 0),
         };
         let at = group_at.get_mut(group).ok_or("a group out of range")?;
