@@ -155,6 +155,11 @@ fn zstd_compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// `data` as one zstd frame at `level` (this thread's compressor).
+pub fn compress_one(data: &[u8], level: i32) -> std::result::Result<Vec<u8>, String> {
+    zstd_compress(data, level).map_err(|e| format!("zstd failed: {e}"))
+}
+
 /// `f` with this thread's zstd decompressor.
 fn with_decompressor<T>(
     f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,

@@ -291,7 +291,8 @@ impl PackBuilder {
         let mut b = std::mem::take(self);
         b.body.data = ByteBuf::from(super::pack_layout::join_groups(&b.groups));
         b.body.layout = LAYOUT_TAG_BYTES;
-        let body = super::pack_body::encode(&b.body);
+        let body = super::pack_body::encode(&b.body)
+            .map_err(|e| Error::internal(format!("encoding a pack: {e}")))?;
         let summary = PackSummary {
             objects: b.objects.into_iter().map(|(i, h)| (h, i + 1)).collect(),
             object_sizes: b.object_sizes,
@@ -1005,7 +1006,7 @@ mod tests {
                 .position(|w| w == [0xd5, 3])
                 .expect("a local reference");
             bad.data[at + 3] = back;
-            crate::format::pack_body::encode(&bad)
+            crate::format::pack_body::encode(&bad).expect("encode")
         };
         // The record now names itself, then an item before the first.
         for back in [0u8, 2] {

@@ -67,10 +67,14 @@ pub const LAYOUT_ROWS: u8 = 0;
 pub const LAYOUT_COLUMNS: u8 = 1;
 /// v6 packs: data as in layout 1, and the items as columns (`format::pack_items`).
 pub const LAYOUT_ITEM_COLUMNS: u8 = 2;
-/// v8 packs: as layout 2, and the tag sets written as a `bin` holding their array, so that a
-/// reader of the items steps over them at once (their strings are checked when the pack is
-/// checked whole, and when they are read).
+/// v8 packs: as layout 2, and the tag sets compressed on their own into a `bin` (FORMAT.md,
+/// "Pack frames", layout 3), so that a reader of the items steps over them at once and
+/// decompresses them only to read tags; they are checked when the pack is checked whole.
 pub const LAYOUT_TAG_BYTES: u8 = 3;
+
+/// The zstd level of a layout-3 pack's tag sets: level 1 keeps a logger's tags (keys again and
+/// again, ids that count up) smaller than 4 does, and is faster.
+const TAGS_LEVEL: i32 = 1;
 
 type R<T> = std::result::Result<T, String>;
 
@@ -236,7 +240,8 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(LazyTagsets {
-            raw: raw.to_vec(),
+            raw: std::sync::OnceLock::from(raw.to_vec()),
+            packed: None,
             count,
             checked: true,
             starts: std::sync::OnceLock::new(),
@@ -368,7 +373,31 @@ impl<'a> Reader<'a> {
 /// Encode a body as `rmp_serde::to_vec` does (the bytes are the same: positional arrays, every
 /// integer and length in its shortest form), written by hand: a logger encodes a pack of
 /// 8,192 items at every commit, and serde's generic path was a tenth of its writing thread.
-pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
+pub(crate) fn encode(body: &PackBody) -> R<Vec<u8>> {
+    let packed = match body.layout >= LAYOUT_TAG_BYTES {
+        true => {
+            let mut sets = Vec::with_capacity(32 * body.tagsets.len() + 8);
+            encode_tagsets(&mut sets, &body.tagsets);
+            Some(pack_tag_bytes(body.tagsets.len() as u64, &sets)?)
+        }
+        false => None,
+    };
+    Ok(encode_with(body, packed.as_deref()))
+}
+
+/// Layout 3's tag-set field: how many sets, the length of their array `sets`, and the array
+/// compressed.
+fn pack_tag_bytes(count: u64, sets: &[u8]) -> R<Vec<u8>> {
+    let frame = crate::codec::compress_one(sets, TAGS_LEVEL)?;
+    let mut packed = Vec::with_capacity(frame.len() + 20);
+    super::pack_items::put_varint(&mut packed, count);
+    super::pack_items::put_varint(&mut packed, sets.len() as u64);
+    packed.extend_from_slice(&frame);
+    Ok(packed)
+}
+
+/// `encode`, the tag sets given as layout 3's `bin` (`packed`) or, without it, as an array.
+fn encode_with(body: &PackBody, packed: Option<&[u8]>) -> Vec<u8> {
     use rmp::encode as e;
     // Writes into a `Vec` cannot fail.
     let mut out = Vec::with_capacity(body.data.len() + 16 * body.items.len() + 256);
@@ -380,12 +409,11 @@ pub(crate) fn encode(body: &PackBody) -> Vec<u8> {
         let _ = e::write_uint(w, u64::from(*kind));
         let _ = e::write_str(w, desc);
     }
-    if body.layout >= LAYOUT_TAG_BYTES {
-        let mut sets = Vec::with_capacity(32 * body.tagsets.len() + 8);
-        encode_tagsets(&mut sets, &body.tagsets);
-        let _ = e::write_bin(w, &sets);
-    } else {
-        encode_tagsets(w, &body.tagsets);
+    match packed {
+        Some(p) => {
+            let _ = e::write_bin(w, p);
+        }
+        None => encode_tagsets(w, &body.tagsets),
     }
     let _ = e::write_sint(w, body.time0);
     if body.layout >= LAYOUT_ITEM_COLUMNS {
@@ -457,9 +485,13 @@ fn encode_item_arrays(w: &mut Vec<u8>, items: &[PackItem]) {
 
 /// A pack's tag sets, kept as their msgpack bytes (checked) until someone asks for them: a bulk
 /// read of unique-id streams never does, and would otherwise build three `String`s an entry.
+/// Those of layout 3 stay compressed until then.
 #[derive(Debug, Default)]
 pub(crate) struct LazyTagsets {
-    raw: Vec<u8>,
+    /// The array's bytes: as read (layouts 0 to 2), or decompressed when first asked for.
+    raw: std::sync::OnceLock<Vec<u8>>,
+    /// Layout 3: the zstd frame holding them, and their length decompressed.
+    packed: Option<(Vec<u8>, usize)>,
     count: usize,
     /// Checked as they were read (an array, layouts 0 to 2).
     checked: bool,
@@ -480,6 +512,10 @@ impl LazyTagsets {
         if self.checked {
             return Ok(());
         }
+        if let Some((frame, len)) = &self.packed {
+            let raw = crate::codec::decode_one(frame, *len)?;
+            let _ = self.raw.set(raw);
+        }
         let mut r = self.reader(0);
         let count = r.array(1)?;
         if count != self.count {
@@ -491,12 +527,10 @@ impl LazyTagsets {
         for _ in 0..count {
             r.skip_tagset(true)?;
         }
-        match r.at == self.raw.len() {
+        let len = self.raw().len();
+        match r.at == len {
             true => Ok(()),
-            false => Err(format!(
-                "{} bytes after the tag sets",
-                self.raw.len() - r.at
-            )),
+            false => Err(format!("{} bytes after the tag sets", len - r.at)),
         }
     }
 
@@ -506,9 +540,18 @@ impl LazyTagsets {
         self.reader(0).list(1, |r| r.tagset()).unwrap_or_default()
     }
 
+    /// The array's bytes, decompressed on the first call (layout 3; empty if they do not
+    /// decompress, which `check` reports).
+    fn raw(&self) -> &[u8] {
+        self.raw.get_or_init(|| match &self.packed {
+            Some((frame, len)) => crate::codec::decode_one(frame, *len).unwrap_or_default(),
+            None => Vec::new(),
+        })
+    }
+
     /// A reader of the raw tag sets from byte `at`.
     fn reader(&self, at: usize) -> Reader<'_> {
-        Reader { b: &self.raw, at }
+        Reader { b: self.raw(), at }
     }
 
     /// Tag set `t` alone (empty if there is none): for a reader that wants the tags of a
@@ -656,10 +699,19 @@ pub(crate) fn decode(bytes: &[u8]) -> R<(ReadBody, LazyTagsets, &[u8])> {
     let tags_as_bytes = matches!(bytes.get(r.at), Some(0xc4..=0xc6));
     let tagsets = match tags_as_bytes {
         true => {
-            let raw = r.bin()?;
-            let count = Reader { b: raw, at: 0 }.array(1)?;
+            let packed = r.bin()?;
+            let mut at = 0;
+            let count = super::pack_items::varint_at(packed, &mut at)?;
+            let len = super::pack_items::varint_at(packed, &mut at)?;
+            // Each set is a byte at least; the frame is checked when they are decompressed.
+            let (count, len) = usize::try_from(count)
+                .ok()
+                .zip(usize::try_from(len).ok())
+                .filter(|(c, l)| c <= l)
+                .ok_or_else(|| format!("tag sets of {len} bytes cannot hold {count}"))?;
             LazyTagsets {
-                raw: raw.to_vec(),
+                raw: std::sync::OnceLock::new(),
+                packed: Some((packed.get(at..).unwrap_or_default().to_vec(), len)),
                 count,
                 checked: false,
                 starts: std::sync::OnceLock::new(),
@@ -792,7 +844,7 @@ mod tests {
         for seed in 0..300 {
             let b = body(seed);
             assert_eq!(
-                encode(&b),
+                encode(&b).expect("encode"),
                 rmp_serde::to_vec(&b).expect("encode"),
                 "seed {seed}"
             );
@@ -820,7 +872,10 @@ mod tests {
                 entry: Some((-(v as i64 / 3), 1)),
             });
         }
-        assert_eq!(encode(&b), rmp_serde::to_vec(&b).expect("encode"));
+        assert_eq!(
+            encode(&b).expect("encode"),
+            rmp_serde::to_vec(&b).expect("encode")
+        );
     }
 
     /// `bytes` decode to `b`, and (with `cuts`) none of their prefixes decodes.
@@ -846,7 +901,7 @@ mod tests {
         for seed in 0..200 {
             let mut b = body(seed);
             b.layout = [LAYOUT_ITEM_COLUMNS, LAYOUT_TAG_BYTES][seed as usize % 2];
-            let bytes = encode(&b);
+            let bytes = encode(&b).expect("encode");
             reads_back_and_no_cut_does(&b, &bytes, seed < 20);
             // Items or tag sets written one way with another layout's number are refused.
             for other_layout in [1, 2, 3].into_iter().filter(|l| *l != b.layout) {
@@ -878,39 +933,44 @@ mod tests {
             .expect("é");
         bytes[at] = 0xff;
         assert!(decode(&bytes).expect_err("bad utf-8").contains("UTF-8"));
-        // Layout 3 steps over its tag sets: the same tag is refused when they are checked
-        // (a pack read whole), and reads as no tags before (a pack read through the index,
-        // checked when it was indexed).
+        // Layout 3 keeps its tag sets compressed apart: a tag that is not UTF-8 is refused
+        // when they are checked (a pack read whole), and reads as no tags before (a pack read
+        // through the index, checked when it was indexed).
         b.layout = LAYOUT_TAG_BYTES;
-        let mut bytes = encode(&b);
-        let at = bytes
+        let mut sets = rmp_serde::to_vec(&b.tagsets).expect("sets");
+        let at = sets
             .windows(2)
             .position(|w| w == "é".as_bytes())
             .expect("é");
-        bytes[at] = 0xff;
-        let (_, lazy, _) = decode(&bytes).expect("stepped over");
+        sets[at] = 0xff;
+        let bad = |count: u64, sets: &[u8]| {
+            encode_with(&b, Some(&pack_tag_bytes(count, sets).expect("pack")))
+        };
+        let (_, lazy, _) = decode(&bad(1, &sets)).expect("stepped over");
         assert!(lazy.check().expect_err("bad utf-8").contains("UTF-8"));
         assert_eq!(lazy.one(0), Vec::new());
-        // Tag sets that say more sets than their bytes hold, or hold bytes after them.
-        for sets in [
-            vec![0x91, 0x90, 0x90],
-            vec![0x92, 0x90],
-            vec![0x91, 0x90, 0xc0],
+        // Tag sets that hold more or fewer sets than they say, or bytes after them.
+        for (count, sets) in [
+            (1, vec![0x91, 0x90, 0x90]),
+            (2, vec![0x91, 0x90]),
+            (1, vec![0x92, 0x90]),
         ] {
-            let mut good = encode(&b);
-            let raw = rmp_serde::to_vec(&b.tagsets).expect("sets");
-            let at = good
-                .windows(raw.len())
-                .position(|w| w == raw)
-                .expect("sets");
-            good.splice(
-                at - 2..at + raw.len(),
-                [&[0xc4, sets.len() as u8][..], &sets].concat(),
-            );
-            match decode(&good) {
-                Ok((_, lazy, _)) => assert!(lazy.check().is_err(), "{sets:?}"),
-                Err(e) => assert!(e.contains("array"), "{sets:?}: {e}"),
-            }
+            let (_, lazy, _) = decode(&bad(count, &sets)).expect("stepped over");
+            assert!(lazy.check().is_err(), "{count} {sets:?}");
         }
+        // A frame that is not zstd, or says another length, is refused when checked.
+        let good = pack_tag_bytes(1, &[0x91, 0x90]).expect("pack");
+        let mut garbled = good.clone();
+        *garbled.last_mut().expect("frame") ^= 0xff;
+        let mut longer = good.clone();
+        longer[1] = 3;
+        for packed in [garbled, longer] {
+            let (_, lazy, _) = decode(&encode_with(&b, Some(&packed))).expect("stepped over");
+            assert!(lazy.check().is_err(), "{packed:?}");
+        }
+        // More sets than bytes to hold them is refused when the body is read.
+        let mut many = good.clone();
+        many[0] = 5;
+        assert!(decode(&encode_with(&b, Some(&many))).is_err());
     }
 }

@@ -30,7 +30,7 @@ const HAS_ENTRY: u8 = 4;
 
 type R<T> = std::result::Result<T, String>;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -90,12 +90,18 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     #[inline]
     fn varint(&mut self) -> R<u64> {
-        // One byte, almost always: a logger's descriptors, dimensions, lengths and steps.
-        if let Some(&b) = self.b.get(self.at)
-            && b < 0x80
-        {
-            self.at += 1;
-            return Ok(u64::from(b));
+        // One byte, almost always: a logger's descriptors, dimensions, lengths and steps;
+        // two for its time steps (microseconds).
+        match self.b.get(self.at..self.at + 2) {
+            Some(&[b, _]) if b < 0x80 => {
+                self.at += 1;
+                return Ok(u64::from(b));
+            }
+            Some(&[b, c]) if c < 0x80 => {
+                self.at += 2;
+                return Ok(u64::from(b & 0x7f) | (u64::from(c) << 7));
+            }
+            _ => {}
         }
         self.varint_long()
     }
@@ -159,6 +165,14 @@ impl<'a> Cursor<'a> {
         self.at += n;
         Ok(out)
     }
+}
+
+/// The varint at `*at` of `b`, `*at` moved past it.
+pub(crate) fn varint_at(b: &[u8], at: &mut usize) -> R<u64> {
+    let mut c = Cursor { b, at: *at };
+    let v = c.varint()?;
+    *at = c.at;
+    Ok(v)
 }
 
 /// A read pack's items, held as columns: a few bytes an item and no allocation of its own
@@ -424,6 +438,16 @@ pub(crate) fn decode(b: &[u8]) -> R<Items> {
             .hashes
             .push((i as u32, ByteBuf::from(c.take(len)?.to_vec())));
     }
+    decode_entries(&mut c, flags, &mut items)?;
+    if c.at != b.len() {
+        return Err(format!("{} bytes after the item columns", b.len() - c.at));
+    }
+    Ok(items)
+}
+
+/// The entry columns (times, then tag-set indexes, each a step from the entry before) of the
+/// items whose `flags` say they log one, into `items.entries`.
+fn decode_entries(c: &mut Cursor<'_>, flags: &[u8], items: &mut Items) -> R<()> {
     let entries = flags.iter().filter(|f| *f & HAS_ENTRY != 0).count();
     items.entries.reserve_exact(entries);
     let mut time = 0i64;
@@ -450,10 +474,7 @@ pub(crate) fn decode(b: &[u8]) -> R<Items> {
         Ok(())
     })?;
     drop(sets);
-    if c.at != b.len() {
-        return Err(format!("{} bytes after the item columns", b.len() - c.at));
-    }
-    Ok(items)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -157,6 +157,12 @@ pub fn find_ref(bytes: &[u8], path: &str) -> std::result::Result<Option<ObjectHa
     })
 }
 
+/// `a == b` inline: a field name is a few bytes, and `==` on slices calls `memcmp`.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// `find_ref` over a record's bytes as a pack stores them, where a reference may be to an
 /// earlier item of the pack ([`Target::Local`]).
 pub fn find_target(bytes: &[u8], path: &str) -> std::result::Result<Option<Target>, String> {
@@ -433,7 +439,7 @@ impl<'r> Cursor<'r> {
         for _ in 0..n {
             let name = self.key_bytes()?;
             let marker = self.byte()?;
-            if name == path.as_bytes() {
+            if same_bytes(name, path.as_bytes()) {
                 return Ok(match marker {
                     0xc4..=0xc6 => {
                         let n = self.be(1 << (marker - 0xc4))?;
@@ -460,7 +466,11 @@ impl<'r> Cursor<'r> {
                         return Ok(Some(h));
                     }
                 }
-                m => self.skip_after(m, depth + 1)?,
+                // Scalars, the most fields of a record, stepped over here; the rest walked.
+                m => match self.skip_scalar(m) {
+                    Some(skipped) => skipped?,
+                    None => self.skip_after(m, depth + 1)?,
+                },
             }
         }
         Ok(None)
@@ -474,6 +484,22 @@ impl<'r> Cursor<'r> {
             (EXT_LOCAL, [hi, lo]) => Some(u16::from_be_bytes([*hi, *lo])),
             _ => None,
         })
+    }
+
+    /// Step over the scalar whose marker `m` was read (a number, nil, a boolean, a short
+    /// string); `None` if `m` is no such scalar's.
+    #[inline]
+    fn skip_scalar(&mut self, m: u8) -> Option<std::result::Result<(), String>> {
+        let n = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
+            0xa0..=0xbf => usize::from(m & 0x1f),
+            0xcc | 0xd0 => 1,
+            0xcd | 0xd1 => 2,
+            0xce | 0xd2 | 0xca => 4,
+            0xcf | 0xd3 | 0xcb => 8,
+            _ => return None,
+        };
+        Some(self.take(n).map(|_| ()))
     }
 
     /// Skip a value whose marker was read: numbers, lists, references.
@@ -499,13 +525,10 @@ impl<'r> Cursor<'r> {
             }
             Ok(())
         };
+        if let Some(skipped) = self.skip_scalar(marker) {
+            return skipped;
+        }
         match marker {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(()),
-            0xcc | 0xd0 => self.take(1).map(|_| ()),
-            0xcd | 0xd1 => self.take(2).map(|_| ()),
-            0xce | 0xd2 | 0xca => self.take(4).map(|_| ()),
-            0xcf | 0xd3 | 0xcb => self.take(8).map(|_| ()),
-            m @ 0xa0..=0xbf => self.take(usize::from(m & 0x1f)).map(|_| ()),
             // str8/16/32 and bin8/16/32: a 1-, 2- or 4-byte length, then the bytes.
             m @ (0xd9..=0xdb | 0xc4..=0xc6) => {
                 let width = 1 << (m - if m >= 0xd9 { 0xd9 } else { 0xc4 });
