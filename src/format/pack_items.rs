@@ -143,8 +143,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn signed(&mut self) -> R<i64> {
-        let z = self.varint()?;
-        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
+        self.varint().map(unzigzag)
     }
 
     /// A count of things each at least one byte long: never more than the bytes left.
@@ -165,6 +164,11 @@ impl<'a> Cursor<'a> {
         self.at += n;
         Ok(out)
     }
+}
+
+/// A zigzag-coded signed value (`put_signed`).
+fn unzigzag(z: u64) -> i64 {
+    (z >> 1) as i64 ^ -((z & 1) as i64)
 }
 
 /// The varint at `*at` of `b`, `*at` moved past it.
@@ -299,26 +303,30 @@ impl Items {
 
     /// The hash item `i` names, if it names one.
     pub fn hash(&self, i: usize) -> Option<&[u8]> {
-        if self.flags.get(i)? & HAS_HASH == 0 {
-            return None;
-        }
-        let at = self
-            .hashes
-            .binary_search_by_key(&(i as u32), |h| h.0)
-            .ok()?;
-        self.hashes.get(at).map(|h| &h.1[..])
+        let h = self.flagged(i, HAS_HASH, &self.hashes, |h| h.0)?;
+        Some(&h.1[..])
     }
 
     /// The entry item `i` logs, if it logs one.
     pub fn entry(&self, i: usize) -> Option<(i64, u32)> {
-        if self.flags.get(i)? & HAS_ENTRY == 0 {
+        let e = self.flagged(i, HAS_ENTRY, &self.entries, |e| e.0)?;
+        Some((e.1, e.2))
+    }
+
+    /// Item `i`'s element of `column` (one an item whose flags have `bit`, in item order,
+    /// `item` telling whose), if its flags have `bit`.
+    fn flagged<'c, T>(
+        &self,
+        i: usize,
+        bit: u8,
+        column: &'c [T],
+        item: impl Fn(&T) -> u32,
+    ) -> Option<&'c T> {
+        if self.flags.get(i)? & bit == 0 {
             return None;
         }
-        let at = self
-            .entries
-            .binary_search_by_key(&(i as u32), |e| e.0)
-            .ok()?;
-        self.entries.get(at).map(|e| (e.1, e.2))
+        let at = column.binary_search_by_key(&(i as u32), item).ok()?;
+        column.get(at)
     }
 
     /// Item `i`.
@@ -355,24 +363,6 @@ impl Items {
                 entry: r.entry,
             })
             .collect()
-    }
-
-    /// The columns of a writer's items (for tests, and readers of bodies built in memory).
-    pub fn from_pack_items(items: &[PackItem]) -> Items {
-        let mut out = Items::with_capacity(items.len());
-        for item in items {
-            if let Some((_, shape, _)) = &item.object {
-                out.dims.extend_from_slice(shape);
-            }
-            // Item counts and dimensions in memory fit a u32 here: a writer's pack holds
-            // at most 8,192 items.
-            let _ = out.push(
-                item.object.as_ref().map(|(d, _, l)| (*d, *l)),
-                item.hash.clone(),
-                item.entry,
-            );
-        }
-        out
     }
 }
 
@@ -462,9 +452,8 @@ fn decode_entries(c: &mut Cursor<'_>, flags: &[u8], items: &mut Items) -> R<()> 
     let mut tagset = 0i64;
     let mut sets = items.entries.iter_mut();
     c.varints(entries, |z| {
-        let step = (z >> 1) as i64 ^ -((z & 1) as i64);
         tagset = tagset
-            .checked_add(step)
+            .checked_add(unzigzag(z))
             .ok_or("a tag set index out of range")?;
         let t =
             u32::try_from(tagset).map_err(|_| format!("tag set index {tagset} out of range"))?;
