@@ -32,7 +32,7 @@ pub struct PackBody {
 
 pub use super::pack_items::{ItemRef, Items, PackItem};
 
-/// A pack body as [`decode`] reads it, but for its tag sets and data (which come beside it):
+/// A pack body as it is read, but for its tag sets and data (which come beside it):
 /// the items as columns.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReadBody {

@@ -180,8 +180,8 @@ pub(crate) fn varint_at(b: &[u8], at: &mut usize) -> R<u64> {
 }
 
 /// A read pack's items, held as columns: a few bytes an item and no allocation of its own
-/// (a bulk read decodes millions). What [`decode`] gives, and the item arrays of layouts 0
-/// and 1 are read into.
+/// (a bulk read decodes millions). What the item columns of layouts 2 and 3 decode to, and
+/// the item arrays of layouts 0 and 1 are read into.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Items {
     /// Per item: `HAS_OBJECT`, `HAS_HASH`, `HAS_ENTRY`.
