@@ -193,6 +193,31 @@ pub fn decode_one(chunk: &[u8], len: usize) -> std::result::Result<Vec<u8>, Stri
     Ok(out)
 }
 
+/// One zstd frame said to decode to `len` bytes, where `len` comes from the input: memory
+/// grows with what the frame decodes to and never past `len`, so a lying length allocates
+/// nothing for it (`decode_one` reserves `len` at once, for lengths checked before).
+pub fn decode_at_most(frame: &[u8], len: usize) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let first = len.min(frame.len().saturating_mul(64).saturating_add(1 << 16));
+    out.try_reserve_exact(first)
+        .map_err(|_| format!("cannot allocate {first} bytes to decode"))?;
+    let decoder = zstd::stream::read::Decoder::with_buffer(frame)
+        .map_err(|e| format!("zstd frame does not decode: {e}"))?;
+    decoder
+        .single_frame()
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("zstd frame does not decode: {e}"))?;
+    match out.len() == len {
+        true => Ok(out),
+        false => Err(format!(
+            "frame decodes to {} bytes, expected {len}",
+            out.len()
+        )),
+    }
+}
+
 fn compress_chunk(codec: Codec, level: i32, elem: usize, chunk: &[u8]) -> Result<Vec<u8>> {
     let fail = |e: std::io::Error| Error::invalid("payload", format!("zstd failed: {e}"));
     match codec {

@@ -513,7 +513,7 @@ impl LazyTagsets {
             return Ok(());
         }
         if let Some((frame, len)) = &self.packed {
-            let raw = crate::codec::decode_one(frame, *len)?;
+            let raw = crate::codec::decode_at_most(frame, *len)?;
             let _ = self.raw.set(raw);
         }
         let mut r = self.reader(0);
@@ -544,7 +544,7 @@ impl LazyTagsets {
     /// decompress, which `check` reports).
     fn raw(&self) -> &[u8] {
         self.raw.get_or_init(|| match &self.packed {
-            Some((frame, len)) => crate::codec::decode_one(frame, *len).unwrap_or_default(),
+            Some((frame, len)) => crate::codec::decode_at_most(frame, *len).unwrap_or_default(),
             None => Vec::new(),
         })
     }
@@ -968,6 +968,13 @@ mod tests {
             let (_, lazy, _) = decode(&encode_with(&b, Some(&packed))).expect("stepped over");
             assert!(lazy.check().is_err(), "{packed:?}");
         }
+        // A length far past what the frame holds is refused when checked, nothing allocated
+        // for it.
+        let mut lying = vec![1];
+        super::super::pack_items::put_varint(&mut lying, 1 << 40);
+        lying.extend_from_slice(&good[2..]);
+        let (_, lazy, _) = decode(&encode_with(&b, Some(&lying))).expect("stepped over");
+        assert!(lazy.check().expect_err("lying").contains("expected"));
         // More sets than bytes to hold them is refused when the body is read.
         let mut many = good.clone();
         many[0] = 5;
