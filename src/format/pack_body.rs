@@ -559,14 +559,15 @@ impl LazyTagsets {
     pub fn one(&self, t: u32) -> Vec<(String, String)> {
         let starts = self.starts.get_or_init(|| {
             let mut r = self.reader(0);
-            let mut starts = Vec::with_capacity(self.count);
-            // Checked when the body was read: a set that somehow does not pass ends the list.
-            if r.array(1).is_ok() {
-                while starts.len() < self.count {
-                    starts.push(r.at);
-                    if r.skip_tagset(false).is_err() {
-                        break;
-                    }
+            // As many as the array says, which its bytes bound (the count a layout-3 body
+            // gives is checked against them only when its pack is checked whole).
+            let count = r.array(1).unwrap_or(0).min(self.count);
+            let mut starts = Vec::with_capacity(count);
+            // Checked before: a set that somehow does not pass ends the list.
+            while starts.len() < count {
+                starts.push(r.at);
+                if r.skip_tagset(false).is_err() {
+                    break;
                 }
             }
             starts
