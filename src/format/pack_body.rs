@@ -971,11 +971,15 @@ mod tests {
         }
         // A length far past what the frame holds is refused when checked, nothing allocated
         // for it.
-        let mut lying = vec![1];
-        super::super::pack_items::put_varint(&mut lying, 1 << 40);
-        lying.extend_from_slice(&good[2..]);
-        let (_, lazy, _) = decode(&encode_with(&b, Some(&lying))).expect("stepped over");
-        assert!(lazy.check().expect_err("lying").contains("expected"));
+        for count in [1, 1 << 40] {
+            let mut lying = Vec::new();
+            super::super::pack_items::put_varint(&mut lying, count);
+            super::super::pack_items::put_varint(&mut lying, 1 << 40);
+            lying.extend_from_slice(&good[2..]);
+            let (_, lazy, _) = decode(&encode_with(&b, Some(&lying))).expect("stepped over");
+            assert!(lazy.check().expect_err("lying").contains("expected"));
+            assert_eq!(lazy.one(0), Vec::new());
+        }
         // More sets than bytes to hold them is refused when the body is read.
         let mut many = good.clone();
         many[0] = 5;
