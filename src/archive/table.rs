@@ -2,6 +2,7 @@
 //! x.parquet`, Python's `Archive.table`): its time, hash, tags and record fields.
 
 use super::Archive;
+use super::query::Hits;
 use super::walk::{Match, RunHits};
 use crate::error::{Error, Result};
 use crate::hash::ObjectHash;
@@ -97,6 +98,14 @@ impl Archive {
         // Each run's rows are built on a core of their own, then joined in order.
         let part = |rows: usize| (TableBuilder::new(columns), Vec::with_capacity(rows));
         let add = |(part, seqs): &mut (TableBuilder, Vec<u64>), run: &RunHits<'_>| {
+            // A pack's rows with their hashes: every address of the pack computed at once,
+            // into one buffer, not row by row.
+            if let Hits::Packed { pack, hits } = run.hits
+                && hits.len() > 1
+                && part.wants("hash")
+            {
+                let _ = pack.object_hashes();
+            }
             run.each(&mut |m| {
                 seqs.push(m.seq());
                 self.add_row(part, m, &tags, top.as_deref())
